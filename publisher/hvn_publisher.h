@@ -1,0 +1,85 @@
+/*  hvn_publisher.h — the publisher a hypervisor host embeds.
+
+        hvn_publisher_opts_t opts = { .endpoint = "tcp://broker:5561", .host = "cmp-017" };
+        hvn_publisher_t *pub = hvn_publisher_new (&opts);
+        hvn_publisher_report (pub, &node);      //  as often as you like
+        hvn_publisher_remove (pub, node.uuid);  //  node gone
+        hvn_publisher_destroy (&pub);           //  flushes, bounded
+
+    report() only touches memory: it compares the node with the last state
+    sent and, when the seed's rules say so, queues a create or an update for
+    the publisher's background actor, which owns the socket. The socket is an
+    XPUB connected to the broker's frontend; nothing is sent until the
+    broker's subscription has arrived, so nothing goes into the void, and
+    while the broker is away the latest state of every node waits.
+
+    Threading: one publisher may be used from one thread at a time (report,
+    remove and flush are serialized internally, so several threads may share
+    it, but they then contend on one lock).
+*/
+#ifndef HVN_PUBLISHER_H_INCLUDED
+#define HVN_PUBLISHER_H_INCLUDED
+
+#include "hvn_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *endpoint;   //  Broker frontend(s), comma-separated; required
+    const char *host;       //  This host's name, as in topics; required
+    const char *service;    //  publisher_id prefix; NULL = "nova-compute"
+    const char *state_dir;  //  Keep last-sent state here; NULL = none
+    int heartbeat_ms;       //  Heartbeat interval; 0 = 10000
+    int linger_ms;          //  Longest destroy() waits to flush; 0 = 5000
+    const char *curve_secret;  //  Client certificate file; NULL = plain
+    const char *curve_server;  //  Broker's public certificate file
+} hvn_publisher_opts_t;
+
+typedef struct _hvn_publisher_t hvn_publisher_t;
+
+//  Creates a publisher and starts its actor. Returns NULL (logged) when the
+//  options are invalid or the socket cannot be set up. The options are
+//  copied; the caller keeps ownership of its strings.
+hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts);
+
+//  Flushes what is pending (at most linger_ms), stops the actor, frees.
+//  NULL-safe and idempotent; sets *self_p to NULL.
+void hvn_publisher_destroy(hvn_publisher_t **self_p);
+
+//  Reports the current state of a node (copied). Queues compute_node.create
+//  the first time a uuid is seen, compute_node.update when an update-
+//  triggering field changed since the last state queued, nothing otherwise.
+//  Never blocks on the network. Returns 0, or -1 when the node is invalid
+//  (see hvn_node_validate).
+int hvn_publisher_report(hvn_publisher_t *self, const hvn_node_t *node);
+
+//  Queues compute_node.delete for a node and forgets it. Returns 0, or -1
+//  when the uuid is not a node this publisher holds.
+int hvn_publisher_remove(hvn_publisher_t *self, const char *uuid);
+
+//  Waits until everything queued has been sent to a broker, at most
+//  timeout_ms (-1 = forever). Returns 0 when flushed, -1 on timeout.
+int hvn_publisher_flush(hvn_publisher_t *self, int timeout_ms);
+
+//  Counters of a publisher
+typedef struct {
+    uint64_t reports;        //  report() calls
+    uint64_t sent;           //  Notifications sent (last seq)
+    uint64_t creates;        //  compute_node.create sent
+    uint64_t updates;        //  compute_node.update sent
+    uint64_t deletes;        //  compute_node.delete sent
+    uint64_t syncs;          //  Kind-3 resends
+    uint64_t heartbeats;     //  Heartbeats sent
+    uint64_t coalesced;      //  Queued states replaced before they were sent
+    uint64_t nodes;          //  Nodes currently held
+} hvn_publisher_stats_t;
+
+//  Copies the publisher's counters into *out.
+void hvn_publisher_stats(hvn_publisher_t *self, hvn_publisher_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

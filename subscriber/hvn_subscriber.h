@@ -1,0 +1,64 @@
+/*  hvn_subscriber.h — the client library for consumers.
+
+        const char *topics[] = { "compute_node." };
+        hvn_subscriber_opts_t opts = { .endpoint = "tcp://broker:5562",
+                                       .topics = topics, .topic_count = 1 };
+        hvn_subscriber_t *sub = hvn_subscriber_new (&opts);
+        hvn_msg_t msg;
+        while (hvn_subscriber_recv (sub, &msg, 1000) == 1) { ... }
+        hvn_subscriber_destroy (&sub);
+
+    A SUB socket on the broker's backend, subscribed to topic prefixes.
+    Every message is validated again; a bad one, from anywhere, is a counted,
+    rate-limited skip, never an error returned to the caller.
+*/
+#ifndef HVN_SUBSCRIBER_H_INCLUDED
+#define HVN_SUBSCRIBER_H_INCLUDED
+
+#include "hvn_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *endpoint;      //  Broker backend(s), comma-separated; required
+    const char *service;       //  Broker service endpoint; NULL = none
+    const char *const *topics; //  Topic prefixes; none = everything
+    size_t topic_count;
+    const char *host;          //  Only this host's messages (exact); NULL = all
+    const char *curve_secret;  //  Client certificate file; NULL = plain
+    const char *curve_server;  //  Broker's public certificate file
+} hvn_subscriber_opts_t;
+
+typedef struct _hvn_subscriber_t hvn_subscriber_t;
+
+//  Connects and subscribes. Returns NULL (logged) on invalid options or
+//  when the socket cannot be set up. Options are copied.
+hvn_subscriber_t *hvn_subscriber_new(const hvn_subscriber_opts_t *opts);
+
+//  Closes the sockets and frees. NULL-safe; sets *self_p to NULL.
+void hvn_subscriber_destroy(hvn_subscriber_t **self_p);
+
+//  Waits up to timeout_ms (-1 = forever) for the next valid message
+//  (notifications and heartbeats; msg->header.kind tells which).
+//  Returns 1 with *msg filled, 0 on timeout, -1 when interrupted.
+//  msg->nodes stays valid until the next call.
+int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms);
+
+//  The SUB socket, for a caller's own poller (then call recv with 0).
+void *hvn_subscriber_socket(hvn_subscriber_t *self);
+
+typedef struct {
+    uint64_t received;                 //  Valid messages delivered
+    uint64_t skipped[HVN_R_COUNT];     //  Refused, by reason
+    uint64_t skipped_total;            //  Sum of skipped
+} hvn_subscriber_stats_t;
+
+//  Copies the counters into *out.
+void hvn_subscriber_stats(hvn_subscriber_t *self, hvn_subscriber_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

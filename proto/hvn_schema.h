@@ -140,6 +140,9 @@ bool hvn_node_equal(const hvn_node_t *a, const hvn_node_t *b);
 //  not NULL) or 0.
 int hvn_node_validate(const hvn_node_t *node, hvn_field_id_t *bad_field);
 
+//  Returns true when `len` bytes at s are well-formed UTF-8 without a NUL.
+bool hvn_utf8_valid(const char *s, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,945 @@
+/*  hvn_codec.c — the HVN/1 message: three frames, encoded and decoded.
+
+    The encoder packs into one reused msgpack_sbuffer, so a warm encoder
+    does not allocate. The decoder unpacks into one reused msgpack_zone and
+    then walks only the depth it knows (envelope, payload, data), checking
+    every object's type before reading it and bounding every string by its
+    destination. Both walk hvn_schema_fields[] for the payload fields.
+
+    One guard sits in front of msgpack_unpack(): msgpack-c allocates a whole
+    array or map as soon as it reads its header, so six hostile bytes can
+    ask for 100 GB. s_msgpack_bounded() first checks, without recursion, that
+    every container's count fits in the bytes that remain.
+*/
+#include "hvn_codec.h"
+#include "hvn_ids.h"
+
+#include <assert.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#define S_STR_(x)            #x
+#define S_STR(x)             S_STR_(x)
+#define S_PAYLOAD_VERSION    S_STR(HVN_PAYLOAD_MAJOR) "." S_STR(HVN_PAYLOAD_MINOR)
+#define S_DELETE_VERSION     S_STR(HVN_DELETE_PAYLOAD_MAJOR) "." S_STR(HVN_DELETE_PAYLOAD_MINOR)
+#define S_PRIORITY           "INFO"
+#define S_ZONE_CHUNK_SIZE    8192 //  Decoder zone chunk; a notification fits
+#define S_DETAIL_MAX         96   //  Longest detail path
+#define S_DATA_PATH          "payload.nova_object.data."
+
+// --------------------------------------------------------------------------
+//  Names
+
+static const char *const s_reason_names[HVN_R_COUNT] = {
+    [HVN_OK] = "ok",
+    [HVN_R_FRAMES] = "frames",
+    [HVN_R_TOPIC] = "topic",
+    [HVN_R_HEADER_SIZE] = "header_size",
+    [HVN_R_HEADER_VERSION] = "header_version",
+    [HVN_R_HEADER_KIND] = "header_kind",
+    [HVN_R_TOO_BIG] = "too_big",
+    [HVN_R_MSGPACK] = "msgpack",
+    [HVN_R_NOT_MAP] = "not_map",
+    [HVN_R_MISSING_KEY] = "missing_key",
+    [HVN_R_WRONG_TYPE] = "wrong_type",
+    [HVN_R_BAD_VALUE] = "bad_value",
+    [HVN_R_UNKNOWN_EVENT] = "unknown_event",
+    [HVN_R_PAYLOAD_VERSION] = "payload_version",
+    [HVN_R_TOPIC_MISMATCH] = "topic_mismatch",
+    [HVN_R_NOT_AUTHORIZED] = "not_authorized",
+};
+
+//  Returns the snake_case name of reason, or "unknown" when out of range.
+const char *hvn_reason_str(hvn_reason_t reason)
+{
+    if ((int)reason < 0 || reason >= HVN_R_COUNT || !s_reason_names[reason])
+        return "unknown";
+    return s_reason_names[reason];
+}
+
+static const char *const s_event_names[] = {
+    [HVN_EVENT_NONE] = NULL,
+    [HVN_EVENT_CREATE] = HVN_EVENT_CREATE_NAME,
+    [HVN_EVENT_UPDATE] = HVN_EVENT_UPDATE_NAME,
+    [HVN_EVENT_DELETE] = HVN_EVENT_DELETE_NAME,
+    [HVN_EVENT_HEARTBEAT] = HVN_EVENT_HEARTBEAT_NAME,
+    [HVN_EVENT_BROKER] = HVN_EVENT_BROKER_NAME,
+};
+#define S_EVENT_COUNT (sizeof(s_event_names) / sizeof(s_event_names[0]))
+
+//  Returns the event type name, or NULL for HVN_EVENT_NONE or out of range.
+const char *hvn_event_name(hvn_event_t event)
+{
+    if ((unsigned)event >= S_EVENT_COUNT)
+        return NULL;
+    return s_event_names[event];
+}
+
+//  Returns true for the three notification events.
+static bool s_is_notification(hvn_event_t event)
+{
+    return event == HVN_EVENT_CREATE || event == HVN_EVENT_UPDATE || event == HVN_EVENT_DELETE;
+}
+
+// --------------------------------------------------------------------------
+//  Header and topic
+
+//  Returns nothing; out holds the header's 26 wire bytes.
+void hvn_header_pack(const hvn_header_t *header, uint8_t out[HVN_HEADER_SIZE])
+{
+    out[0] = header->version;
+    out[1] = header->kind;
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)(header->seq >> (56 - 8 * i));
+    memcpy(out + 10, header->instance, 16);
+}
+
+//  Returns HVN_OK with *out filled, or HVN_R_HEADER_SIZE/_VERSION/_KIND.
+hvn_reason_t hvn_header_unpack(const void *data, size_t size, hvn_header_t *out)
+{
+    const uint8_t *bytes = data;
+    if (size != HVN_HEADER_SIZE || !data)
+        return HVN_R_HEADER_SIZE;
+    if (bytes[0] != HVN_WIRE_VERSION)
+        return HVN_R_HEADER_VERSION;
+    if (bytes[1] < HVN_KIND_NOTIFICATION || bytes[1] > HVN_KIND_SYNC)
+        return HVN_R_HEADER_KIND;
+    out->version = bytes[0];
+    out->kind = bytes[1];
+    out->seq = 0;
+    for (int i = 0; i < 8; i++)
+        out->seq = (out->seq << 8) | bytes[2 + i];
+    memcpy(out->instance, bytes + 10, 16);
+    return HVN_OK;
+}
+
+//  Returns the event whose name is len bytes at name, or HVN_EVENT_NONE.
+static hvn_event_t s_event_find(const char *name, size_t len)
+{
+    for (size_t e = 1; e < S_EVENT_COUNT; e++)
+        if (strlen(s_event_names[e]) == len && memcmp(s_event_names[e], name, len) == 0)
+            return (hvn_event_t)e;
+    return HVN_EVENT_NONE;
+}
+
+//  Returns HVN_OK (an unknown event gives *event = HVN_EVENT_NONE) or
+//  HVN_R_TOPIC when the topic is not "<event>@<host>" in 1..255 bytes of
+//  UTF-8 with exactly one '@' and no NUL.
+hvn_reason_t hvn_topic_parse(const void *topic, size_t size, hvn_event_t *event,
+                             char host_out[HVN_TOPIC_MAX + 1])
+{
+    const char *text = topic;
+    if (!topic || size == 0 || size > HVN_TOPIC_MAX || !hvn_utf8_valid(text, size))
+        return HVN_R_TOPIC;
+    const char *at = memchr(text, '@', size);
+    if (!at || at == text || at == text + size - 1)
+        return HVN_R_TOPIC;
+    size_t event_len = (size_t)(at - text);
+    size_t host_len = size - event_len - 1;
+    if (memchr(at + 1, '@', host_len))
+        return HVN_R_TOPIC;
+    if (event)
+        *event = s_event_find(text, event_len);
+    if (host_out) {
+        memcpy(host_out, at + 1, host_len);
+        host_out[host_len] = '\0';
+    }
+    return HVN_OK;
+}
+
+//  Returns true when len bytes at s are "YYYY-MM-DD HH:MM:SS.ffffff" with
+//  plausible ranges.
+static bool s_timestamp_valid(const char *s, size_t len)
+{
+    static const char shape[] = "dddd-dd-dd dd:dd:dd.dddddd";
+    if (len != HVN_TIMESTAMP_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+            return false;
+    }
+    int month = (s[5] - '0') * 10 + (s[6] - '0');
+    int day = (s[8] - '0') * 10 + (s[9] - '0');
+    int hour = (s[11] - '0') * 10 + (s[12] - '0');
+    int minute = (s[14] - '0') * 10 + (s[15] - '0');
+    int second = (s[17] - '0') * 10 + (s[18] - '0');
+    return month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 &&
+           second <= 60;
+}
+
+//  Returns true when len bytes at s are a UUID in canonical text; raw (when
+//  not NULL) receives its 16 bytes.
+static bool s_uuid_valid(const char *s, size_t len, uint8_t *raw)
+{
+    char text[HVN_UUID_STR_LEN + 1];
+    uuid_t bytes;
+    if (len != HVN_UUID_STR_LEN)
+        return false;
+    memcpy(text, s, len);
+    text[len] = '\0';
+    if (uuid_parse(text, bytes) != 0)
+        return false;
+    if (raw)
+        memcpy(raw, bytes, 16);
+    return true;
+}
+
+// --------------------------------------------------------------------------
+//  Encoder
+
+struct _hvn_encoder_t {
+    msgpack_sbuffer sbuf; //  Body, reused: cleared, never freed, between messages
+    msgpack_packer pk;    //  Packs into sbuf
+};
+
+//  Returns a new encoder, or NULL when out of memory.
+hvn_encoder_t *hvn_encoder_new(void)
+{
+    hvn_encoder_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    msgpack_sbuffer_init(&self->sbuf);
+    msgpack_packer_init(&self->pk, &self->sbuf, msgpack_sbuffer_write);
+    return self;
+}
+
+//  Returns nothing; frees the encoder and nulls *self_p. NULL-safe.
+void hvn_encoder_destroy(hvn_encoder_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    msgpack_sbuffer_destroy(&(*self_p)->sbuf);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+//  Returns the packer's status (0 = ok) after packing a C string.
+static int s_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen(s);
+    int rc = msgpack_pack_str(pk, len);
+    return rc | msgpack_pack_str_body(pk, s, len);
+}
+
+//  Returns true when name is a usable host or broker name: 1..HVN_STR_MAX
+//  bytes of UTF-8 without '@'.
+static bool s_name_valid(const char *name)
+{
+    if (!name)
+        return false;
+    size_t len = strnlen(name, HVN_STR_MAX + 1);
+    return len >= 1 && len <= HVN_STR_MAX && !strchr(name, '@') && hvn_utf8_valid(name, len);
+}
+
+//  Returns 0 with the topic "<event>@<host>" in out, or -1 when too long.
+static int s_topic_build(hvn_frames_t *out, const char *event_name, const char *host)
+{
+    size_t elen = strlen(event_name);
+    size_t hlen = strlen(host);
+    if (elen + 1 + hlen > HVN_TOPIC_MAX)
+        return -1;
+    memcpy(out->topic, event_name, elen);
+    out->topic[elen] = '@';
+    memcpy(out->topic + elen + 1, host, hlen + 1);
+    out->topic_size = elen + 1 + hlen;
+    return 0;
+}
+
+//  Returns 0 when env is usable for a message, with *service set and the
+//  timestamp to send in ts; -1 otherwise.
+static int s_envelope_check(const hvn_envelope_t *env, const char **service,
+                            char ts[HVN_TIMESTAMP_LEN + 1])
+{
+    if (!env || !s_name_valid(env->host))
+        return -1;
+    *service = env->service ? env->service : HVN_DEFAULT_SERVICE;
+    size_t slen = strnlen(*service, HVN_STR_MAX + 1);
+    if (slen == 0 || strchr(*service, ':') || !hvn_utf8_valid(*service, slen) ||
+        slen + 1 + strlen(env->host) > HVN_STR_MAX)
+        return -1;
+    if (env->timestamp) {
+        size_t tlen = strnlen(env->timestamp, HVN_TIMESTAMP_LEN + 1);
+        if (!s_timestamp_valid(env->timestamp, tlen))
+            return -1;
+        memcpy(ts, env->timestamp, HVN_TIMESTAMP_LEN + 1);
+    } else
+        hvn_timestamp_now(ts);
+    if (env->message_id &&
+        !s_uuid_valid(env->message_id, strnlen(env->message_id, HVN_UUID_STR_LEN + 1), NULL))
+        return -1;
+    return 0;
+}
+
+//  Returns the packer's status after packing "<service>:<host>".
+static int s_pack_publisher_id(msgpack_packer *pk, const char *service, const char *host)
+{
+    size_t slen = strlen(service);
+    size_t hlen = strlen(host);
+    int rc = msgpack_pack_str(pk, slen + 1 + hlen);
+    rc |= msgpack_pack_str_body(pk, service, slen);
+    rc |= msgpack_pack_str_body(pk, ":", 1);
+    return rc | msgpack_pack_str_body(pk, host, hlen);
+}
+
+//  Returns the packer's status after packing nova_object.data for node.
+static int s_pack_data(msgpack_packer *pk, const hvn_node_t *node, bool delete_payload)
+{
+    size_t count = 0;
+    for (int f = 0; f < HVN_F_COUNT; f++)
+        if (!delete_payload || hvn_schema_fields[f].in_delete)
+            count++;
+    int rc = msgpack_pack_map(pk, count);
+    for (int f = 0; f < HVN_F_COUNT; f++) {
+        const hvn_field_t *field = &hvn_schema_fields[f];
+        if (delete_payload && !field->in_delete)
+            continue;
+        rc |= s_pack_cstr(pk, field->name);
+        const char *value = (const char *)node + field->offset;
+        if (hvn_node_is_null(node, f))
+            rc |= msgpack_pack_nil(pk);
+        else if (field->type == HVN_TYPE_INT)
+            rc |= msgpack_pack_int64(pk, *(const int64_t *)value);
+        else
+            rc |= s_pack_cstr(pk, value);
+    }
+    return rc;
+}
+
+//  Returns 0 with out->body pointing at the encoder's buffer, or -1 when
+//  packing failed (out of memory).
+static int s_finish(hvn_encoder_t *self, int rc, const hvn_header_t *header, uint8_t kind,
+                    hvn_frames_t *out)
+{
+    if (rc != 0)
+        return -1;
+    hvn_header_t h = *header;
+    h.version = HVN_WIRE_VERSION;
+    h.kind = kind;
+    hvn_header_pack(&h, out->header);
+    out->body = (const uint8_t *)self->sbuf.data;
+    out->body_size = self->sbuf.size;
+    return 0;
+}
+
+//  Returns 0 with the notification's frames in out, or -1 when the event,
+//  kind (must be notification or sync), envelope or node is invalid.
+int hvn_encoder_notification(hvn_encoder_t *self, hvn_event_t event, const hvn_envelope_t *env,
+                             const hvn_node_t *node, const hvn_header_t *header,
+                             hvn_frames_t *out)
+{
+    assert(self && node && header && out);
+    const char *service;
+    char ts[HVN_TIMESTAMP_LEN + 1];
+    char message_id[HVN_UUID_STR_LEN + 1];
+    if (!s_is_notification(event) || s_envelope_check(env, &service, ts) != 0)
+        return -1;
+    if (header->kind != HVN_KIND_NOTIFICATION && header->kind != HVN_KIND_SYNC)
+        return -1;
+    bool is_delete = event == HVN_EVENT_DELETE;
+    if (is_delete) {
+        //  Only id and uuid go out, so only they need to be valid
+        hvn_node_t key;
+        hvn_node_init(&key);
+        key.id = node->id;
+        memcpy(key.uuid, node->uuid, sizeof(key.uuid));
+        key.nulls = key.nulls | (node->nulls & ((1u << HVN_F_ID) | (1u << HVN_F_UUID)));
+        if (hvn_node_validate(&key, NULL) != 0)
+            return -1;
+    } else if (hvn_node_validate(node, NULL) != 0)
+        return -1;
+    if (s_topic_build(out, hvn_event_name(event), env->host) != 0)
+        return -1;
+    if (env->message_id)
+        memcpy(message_id, env->message_id, sizeof(message_id));
+    else
+        hvn_uuid4_str(message_id);
+
+    msgpack_packer *pk = &self->pk;
+    msgpack_sbuffer_clear(&self->sbuf);
+    int rc = msgpack_pack_map(pk, 6);
+    rc |= s_pack_cstr(pk, "priority");
+    rc |= s_pack_cstr(pk, S_PRIORITY);
+    rc |= s_pack_cstr(pk, "event_type");
+    rc |= s_pack_cstr(pk, hvn_event_name(event));
+    rc |= s_pack_cstr(pk, "timestamp");
+    rc |= s_pack_cstr(pk, ts);
+    rc |= s_pack_cstr(pk, "publisher_id");
+    rc |= s_pack_publisher_id(pk, service, env->host);
+    rc |= s_pack_cstr(pk, "message_id");
+    rc |= s_pack_cstr(pk, message_id);
+    rc |= s_pack_cstr(pk, "payload");
+    rc |= msgpack_pack_map(pk, 4);
+    rc |= s_pack_cstr(pk, "nova_object.name");
+    rc |= s_pack_cstr(pk, is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME);
+    rc |= s_pack_cstr(pk, "nova_object.namespace");
+    rc |= s_pack_cstr(pk, HVN_PAYLOAD_NAMESPACE);
+    rc |= s_pack_cstr(pk, "nova_object.version");
+    rc |= s_pack_cstr(pk, is_delete ? S_DELETE_VERSION : S_PAYLOAD_VERSION);
+    rc |= s_pack_cstr(pk, "nova_object.data");
+    rc |= s_pack_data(pk, node, is_delete);
+    return s_finish(self, rc, header, header->kind, out);
+}
+
+//  Returns 0 with a publisher heartbeat's frames in out (kind is always
+//  heartbeat, whatever header->kind says), or -1 on invalid input.
+int hvn_encoder_heartbeat(hvn_encoder_t *self, const hvn_envelope_t *env, int64_t interval_ms,
+                          const char *const *uuids, size_t count, const hvn_header_t *header,
+                          hvn_frames_t *out)
+{
+    assert(self && header && out);
+    const char *service;
+    char ts[HVN_TIMESTAMP_LEN + 1];
+    if (interval_ms < 0 || (count > 0 && !uuids) || s_envelope_check(env, &service, ts) != 0)
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        if (!uuids[i] || !s_uuid_valid(uuids[i], strnlen(uuids[i], HVN_UUID_STR_LEN + 1), NULL))
+            return -1;
+    if (s_topic_build(out, HVN_EVENT_HEARTBEAT_NAME, env->host) != 0)
+        return -1;
+
+    msgpack_packer *pk = &self->pk;
+    msgpack_sbuffer_clear(&self->sbuf);
+    int rc = msgpack_pack_map(pk, 4);
+    rc |= s_pack_cstr(pk, "publisher_id");
+    rc |= s_pack_publisher_id(pk, service, env->host);
+    rc |= s_pack_cstr(pk, "timestamp");
+    rc |= s_pack_cstr(pk, ts);
+    rc |= s_pack_cstr(pk, "interval_ms");
+    rc |= msgpack_pack_int64(pk, interval_ms);
+    rc |= s_pack_cstr(pk, "nodes");
+    rc |= msgpack_pack_array(pk, count);
+    for (size_t i = 0; i < count; i++)
+        rc |= s_pack_cstr(pk, uuids[i]);
+    return s_finish(self, rc, header, HVN_KIND_HEARTBEAT, out);
+}
+
+//  Returns 0 with a broker heartbeat's frames in out (kind heartbeat), or
+//  -1 on invalid input.
+int hvn_encoder_broker_heartbeat(hvn_encoder_t *self, const char *name, const char *broker_id,
+                                 int64_t interval_ms, const hvn_header_t *header,
+                                 hvn_frames_t *out)
+{
+    assert(self && header && out);
+    char ts[HVN_TIMESTAMP_LEN + 1];
+    if (interval_ms < 0 || !s_name_valid(name) || !broker_id)
+        return -1;
+    size_t blen = strnlen(broker_id, HVN_STR_MAX + 1);
+    if (blen == 0 || blen > HVN_STR_MAX || !hvn_utf8_valid(broker_id, blen))
+        return -1;
+    if (s_topic_build(out, HVN_EVENT_BROKER_NAME, name) != 0)
+        return -1;
+    hvn_timestamp_now(ts);
+
+    msgpack_packer *pk = &self->pk;
+    msgpack_sbuffer_clear(&self->sbuf);
+    int rc = msgpack_pack_map(pk, 3);
+    rc |= s_pack_cstr(pk, "broker_id");
+    rc |= s_pack_cstr(pk, broker_id);
+    rc |= s_pack_cstr(pk, "timestamp");
+    rc |= s_pack_cstr(pk, ts);
+    rc |= s_pack_cstr(pk, "interval_ms");
+    rc |= msgpack_pack_int64(pk, interval_ms);
+    return s_finish(self, rc, header, HVN_KIND_HEARTBEAT, out);
+}
+
+// --------------------------------------------------------------------------
+//  Decoder
+
+struct _hvn_decoder_t {
+    size_t max_size;        //  Largest body accepted, bytes
+    msgpack_zone zone;      //  Unpacked objects; cleared, not freed, per decode
+    char detail[S_DETAIL_MAX]; //  Where the last refusal was found
+    uint8_t (*nodes)[16];   //  Publisher heartbeat uuids, grown on demand
+    size_t nodes_cap;       //  Entries allocated in nodes
+};
+
+//  Returns a new decoder with the default body limit, or NULL.
+hvn_decoder_t *hvn_decoder_new(void)
+{
+    hvn_decoder_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    if (!msgpack_zone_init(&self->zone, S_ZONE_CHUNK_SIZE)) {
+        free(self);
+        return NULL;
+    }
+    self->max_size = HVN_MAX_MSG_SIZE;
+    return self;
+}
+
+//  Returns nothing; frees the decoder and nulls *self_p. NULL-safe.
+void hvn_decoder_destroy(hvn_decoder_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hvn_decoder_t *self = *self_p;
+    msgpack_zone_destroy(&self->zone);
+    free(self->nodes);
+    free(self);
+    *self_p = NULL;
+}
+
+//  Returns nothing; bodies over max_size bytes are refused from now on.
+void hvn_decoder_set_max_size(hvn_decoder_t *self, size_t max_size)
+{
+    assert(self);
+    self->max_size = max_size;
+}
+
+//  Returns the path of what the last refusal found wrong ("" after HVN_OK).
+const char *hvn_decoder_detail(const hvn_decoder_t *self)
+{
+    assert(self);
+    return self->detail;
+}
+
+//  Returns reason, after recording prefix+name as the refusal's detail.
+static hvn_reason_t s_fail(hvn_decoder_t *self, hvn_reason_t reason, const char *prefix,
+                           const char *name)
+{
+    snprintf(self->detail, sizeof(self->detail), "%s%s", prefix, name ? name : "");
+    return reason;
+}
+
+//  Returns the big-endian unsigned integer of n bytes at p.
+static uint64_t s_be(const uint8_t *p, size_t n)
+{
+    uint64_t value = 0;
+    for (size_t i = 0; i < n; i++)
+        value = (value << 8) | p[i];
+    return value;
+}
+
+//  Returns true when the first msgpack object in data is complete and no
+//  array or map in it claims more elements than bytes remain (each element
+//  takes at least one byte). Walks without recursion: `pending` counts the
+//  objects still to read. Bytes after the object are msgpack_unpack's call.
+static bool s_msgpack_bounded(const uint8_t *data, size_t size)
+{
+    size_t pos = 0;
+    uint64_t pending = 1;
+    while (pending > 0) {
+        if (pos >= size)
+            return false;
+        uint8_t c = data[pos++];
+        pending--;
+        uint64_t skip = 0;     //  Payload bytes after the header
+        uint64_t children = 0; //  Objects that follow as elements
+        size_t len_bytes = 0;  //  Bytes of a length field
+        if (c <= 0x7F || c >= 0xE0 || (c >= 0xC0 && c <= 0xC3))
+            ;
+        else if (c <= 0x8F)
+            children = 2 * (uint64_t)(c & 0x0F);
+        else if (c <= 0x9F)
+            children = c & 0x0F;
+        else if (c <= 0xBF)
+            skip = c & 0x1F;
+        else {
+            switch (c) {
+            case 0xC4: case 0xD9: len_bytes = 1; break; //  bin8, str8
+            case 0xC5: case 0xDA: len_bytes = 2; break; //  bin16, str16
+            case 0xC6: case 0xDB: len_bytes = 4; break; //  bin32, str32
+            case 0xC7: len_bytes = 1; skip = 1; break;  //  ext8: + type byte
+            case 0xC8: len_bytes = 2; skip = 1; break;  //  ext16
+            case 0xC9: len_bytes = 4; skip = 1; break;  //  ext32
+            case 0xCA: case 0xCE: case 0xD2: skip = 4; break;
+            case 0xCB: case 0xCF: case 0xD3: skip = 8; break;
+            case 0xCC: case 0xD0: skip = 1; break;
+            case 0xCD: case 0xD1: skip = 2; break;
+            case 0xD4: skip = 2; break; //  fixext 1..16: type + data
+            case 0xD5: skip = 3; break;
+            case 0xD6: skip = 5; break;
+            case 0xD7: skip = 9; break;
+            case 0xD8: skip = 17; break;
+            case 0xDC: case 0xDE: len_bytes = 2; break; //  array16, map16
+            case 0xDD: case 0xDF: len_bytes = 4; break; //  array32, map32
+            default: return false; //  0xC1, never used
+            }
+            if (len_bytes > size - pos)
+                return false;
+            uint64_t n = s_be(data + pos, len_bytes);
+            pos += len_bytes;
+            if (c == 0xDC || c == 0xDD)
+                children = n;
+            else if (c == 0xDE || c == 0xDF)
+                children = 2 * n;
+            else
+                skip += n;
+        }
+        if (skip > size - pos)
+            return false;
+        pos += (size_t)skip;
+        pending += children;
+        if (pending > size - pos)
+            return false;
+    }
+    return true;
+}
+
+//  Returns 1 and *value when map holds key exactly once, 0 when it holds
+//  it not at all, -1 when more than once (ambiguous: refused). Keys that are
+//  not strings are ignored like any unknown key.
+static int s_map_get(const msgpack_object *map, const char *key, const msgpack_object **value)
+{
+    size_t klen = strlen(key);
+    int found = 0;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+            memcmp(k->via.str.ptr, key, klen) == 0) {
+            if (found)
+                return -1;
+            *value = &map->via.map.ptr[i].val;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+//  Returns HVN_OK with *value set to the required key's value in map, or
+//  HVN_R_MISSING_KEY / HVN_R_BAD_VALUE (duplicate key), detail prefix+key.
+static hvn_reason_t s_require(hvn_decoder_t *self, const msgpack_object *map, const char *key,
+                              const char *prefix, const msgpack_object **value)
+{
+    int found = s_map_get(map, key, value);
+    if (found == 1)
+        return HVN_OK;
+    return s_fail(self, found == 0 ? HVN_R_MISSING_KEY : HVN_R_BAD_VALUE, prefix, key);
+}
+
+//  Returns HVN_OK with the string copied (NUL-terminated) into dest, or
+//  HVN_R_WRONG_TYPE (not a str) or HVN_R_BAD_VALUE (does not fit, holds a
+//  NUL or is not UTF-8). Detail is prefix+name.
+static hvn_reason_t s_copy_str(hvn_decoder_t *self, const msgpack_object *obj, char *dest,
+                               size_t dest_size, const char *prefix, const char *name)
+{
+    if (obj->type != MSGPACK_OBJECT_STR)
+        return s_fail(self, HVN_R_WRONG_TYPE, prefix, name);
+    size_t len = obj->via.str.size;
+    if (len >= dest_size || !hvn_utf8_valid(obj->via.str.ptr, len))
+        return s_fail(self, HVN_R_BAD_VALUE, prefix, name);
+    memcpy(dest, obj->via.str.ptr, len);
+    dest[len] = '\0';
+    return HVN_OK;
+}
+
+//  Returns HVN_OK with *value, or HVN_R_WRONG_TYPE (not an int) or
+//  HVN_R_BAD_VALUE (above INT64_MAX). Detail is prefix+name.
+static hvn_reason_t s_get_int(hvn_decoder_t *self, const msgpack_object *obj, int64_t *value,
+                              const char *prefix, const char *name)
+{
+    if (obj->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *value = obj->via.i64;
+        return HVN_OK;
+    }
+    if (obj->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return s_fail(self, HVN_R_WRONG_TYPE, prefix, name);
+    if (obj->via.u64 > (uint64_t)INT64_MAX)
+        return s_fail(self, HVN_R_BAD_VALUE, prefix, name);
+    *value = (int64_t)obj->via.u64;
+    return HVN_OK;
+}
+
+//  Returns HVN_OK when map[key] is the string `expected`, else the reason
+//  (missing, wrong type, or `mismatch` when a string of another value).
+static hvn_reason_t s_expect_str(hvn_decoder_t *self, const msgpack_object *map, const char *key,
+                                 const char *prefix, const char *expected, hvn_reason_t mismatch)
+{
+    const msgpack_object *value;
+    hvn_reason_t rc = s_require(self, map, key, prefix, &value);
+    if (rc != HVN_OK)
+        return rc;
+    if (value->type != MSGPACK_OBJECT_STR)
+        return s_fail(self, HVN_R_WRONG_TYPE, prefix, key);
+    size_t len = strlen(expected);
+    if (value->via.str.size != len || memcmp(value->via.str.ptr, expected, len) != 0)
+        return s_fail(self, mismatch, prefix, key);
+    return HVN_OK;
+}
+
+//  Returns HVN_OK with out->timestamp filled from map["timestamp"].
+static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const msgpack_object *map,
+                                     hvn_msg_t *out)
+{
+    const msgpack_object *value;
+    hvn_reason_t rc = s_require(self, map, "timestamp", "", &value);
+    if (rc == HVN_OK)
+        rc = s_copy_str(self, value, out->timestamp, sizeof(out->timestamp), "", "timestamp");
+    if (rc == HVN_OK && !s_timestamp_valid(out->timestamp, strlen(out->timestamp)))
+        rc = s_fail(self, HVN_R_BAD_VALUE, "", "timestamp");
+    return rc;
+}
+
+//  Returns HVN_OK with out->publisher_id filled from map["publisher_id"],
+//  whose host part (after the first ':') must be the topic's host.
+static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const msgpack_object *map,
+                                        hvn_msg_t *out)
+{
+    const msgpack_object *value;
+    hvn_reason_t rc = s_require(self, map, "publisher_id", "", &value);
+    if (rc == HVN_OK)
+        rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "",
+                        "publisher_id");
+    if (rc != HVN_OK)
+        return rc;
+    const char *colon = strchr(out->publisher_id, ':');
+    if (!colon)
+        return s_fail(self, HVN_R_BAD_VALUE, "", "publisher_id");
+    if (strcmp(colon + 1, out->host) != 0)
+        return s_fail(self, HVN_R_TOPIC_MISMATCH, "", "publisher_id");
+    return HVN_OK;
+}
+
+//  Returns HVN_OK with out->interval_ms from map["interval_ms"] (>= 0).
+static hvn_reason_t s_read_interval(hvn_decoder_t *self, const msgpack_object *map,
+                                    hvn_msg_t *out)
+{
+    const msgpack_object *value;
+    hvn_reason_t rc = s_require(self, map, "interval_ms", "", &value);
+    if (rc == HVN_OK)
+        rc = s_get_int(self, value, &out->interval_ms, "", "interval_ms");
+    if (rc == HVN_OK && out->interval_ms < 0)
+        rc = s_fail(self, HVN_R_BAD_VALUE, "", "interval_ms");
+    return rc;
+}
+
+//  Returns HVN_OK with out->payload_major/minor from a "M.m" version, or
+//  HVN_R_BAD_VALUE (malformed) / HVN_R_PAYLOAD_VERSION (major not known).
+static hvn_reason_t s_read_version(hvn_decoder_t *self, const msgpack_object *payload,
+                                   int known_major, hvn_msg_t *out)
+{
+    static const char *const prefix = "payload.";
+    const msgpack_object *value;
+    hvn_reason_t rc = s_require(self, payload, "nova_object.version", prefix, &value);
+    if (rc != HVN_OK)
+        return rc;
+    if (value->type != MSGPACK_OBJECT_STR)
+        return s_fail(self, HVN_R_WRONG_TYPE, prefix, "nova_object.version");
+    const char *p = value->via.str.ptr;
+    size_t len = value->via.str.size;
+    long parts[2] = {0, 0};
+    size_t pos = 0;
+    for (int part = 0; part < 2; part++) {
+        size_t start = pos;
+        while (pos < len && p[pos] >= '0' && p[pos] <= '9' && pos - start < 6)
+            parts[part] = parts[part] * 10 + (p[pos++] - '0');
+        if (pos == start || (part == 0 && (pos >= len || p[pos++] != '.')))
+            return s_fail(self, HVN_R_BAD_VALUE, prefix, "nova_object.version");
+    }
+    if (pos != len)
+        return s_fail(self, HVN_R_BAD_VALUE, prefix, "nova_object.version");
+    if (parts[0] != known_major)
+        return s_fail(self, HVN_R_PAYLOAD_VERSION, prefix, "nova_object.version");
+    out->payload_major = (int)parts[0];
+    out->payload_minor = (int)parts[1];
+    return HVN_OK;
+}
+
+//  Returns HVN_OK with out->node filled from nova_object.data (every field
+//  of the payload, or only the in_delete ones), checked against the schema.
+static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
+                                bool delete_payload, hvn_msg_t *out)
+{
+    const msgpack_object *slots[HVN_F_COUNT] = {NULL};
+    for (uint32_t i = 0; i < data->via.map.size; i++) {
+        const msgpack_object *key = &data->via.map.ptr[i].key;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        int f = hvn_schema_find(key->via.str.ptr, key->via.str.size);
+        if (f < 0 || (delete_payload && !hvn_schema_fields[f].in_delete))
+            continue;
+        if (slots[f])
+            return s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, hvn_schema_fields[f].name);
+        slots[f] = &data->via.map.ptr[i].val;
+    }
+    hvn_node_t *node = &out->node;
+    for (int f = 0; f < HVN_F_COUNT; f++) {
+        const hvn_field_t *field = &hvn_schema_fields[f];
+        if (delete_payload && !field->in_delete)
+            continue;
+        const msgpack_object *value = slots[f];
+        hvn_reason_t rc = HVN_OK;
+        if (!value)
+            return s_fail(self, HVN_R_MISSING_KEY, S_DATA_PATH, field->name);
+        if (value->type == MSGPACK_OBJECT_NIL) {
+            if (!field->nullable)
+                return s_fail(self, HVN_R_WRONG_TYPE, S_DATA_PATH, field->name);
+            node->nulls |= 1u << f;
+            continue;
+        }
+        if (field->type == HVN_TYPE_INT)
+            rc = s_get_int(self, value, hvn_node_int(node, f), S_DATA_PATH, field->name);
+        else
+            rc = s_copy_str(self, value, hvn_node_str(node, f), field->size, S_DATA_PATH,
+                            field->name);
+        if (rc != HVN_OK)
+            return rc;
+        node->nulls &= ~(1u << f);
+    }
+    hvn_field_id_t bad;
+    if (hvn_node_validate(node, &bad) != 0)
+        return s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, hvn_schema_fields[bad].name);
+    return HVN_OK;
+}
+
+//  Returns HVN_OK with a create/update/delete notification body in out.
+static hvn_reason_t s_read_notification(hvn_decoder_t *self, const msgpack_object *root,
+                                        hvn_msg_t *out)
+{
+    bool is_delete = out->event == HVN_EVENT_DELETE;
+    const msgpack_object *value;
+    hvn_reason_t rc = s_expect_str(self, root, "priority", "", S_PRIORITY, HVN_R_BAD_VALUE);
+    if (rc == HVN_OK)
+        rc = s_expect_str(self, root, "event_type", "", hvn_event_name(out->event),
+                          HVN_R_TOPIC_MISMATCH);
+    if (rc == HVN_OK)
+        rc = s_read_timestamp(self, root, out);
+    if (rc == HVN_OK)
+        rc = s_read_publisher_id(self, root, out);
+    if (rc == HVN_OK)
+        rc = s_require(self, root, "message_id", "", &value);
+    if (rc == HVN_OK)
+        rc = s_copy_str(self, value, out->message_id, sizeof(out->message_id), "", "message_id");
+    if (rc == HVN_OK && !s_uuid_valid(out->message_id, strlen(out->message_id), NULL))
+        rc = s_fail(self, HVN_R_BAD_VALUE, "", "message_id");
+    if (rc != HVN_OK)
+        return rc;
+
+    const msgpack_object *payload;
+    if ((rc = s_require(self, root, "payload", "", &payload)) != HVN_OK)
+        return rc;
+    if (payload->type != MSGPACK_OBJECT_MAP)
+        return s_fail(self, HVN_R_NOT_MAP, "", "payload");
+    rc = s_read_version(self, payload,
+                        is_delete ? HVN_DELETE_PAYLOAD_MAJOR : HVN_PAYLOAD_MAJOR, out);
+    if (rc == HVN_OK)
+        rc = s_expect_str(self, payload, "nova_object.name", "payload.",
+                          is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME,
+                          HVN_R_BAD_VALUE);
+    if (rc == HVN_OK)
+        rc = s_expect_str(self, payload, "nova_object.namespace", "payload.",
+                          HVN_PAYLOAD_NAMESPACE, HVN_R_BAD_VALUE);
+    if (rc == HVN_OK)
+        rc = s_require(self, payload, "nova_object.data", "payload.", &value);
+    if (rc != HVN_OK)
+        return rc;
+    if (value->type != MSGPACK_OBJECT_MAP)
+        return s_fail(self, HVN_R_NOT_MAP, "payload.", "nova_object.data");
+    return s_read_data(self, value, is_delete, out);
+}
+
+//  Returns HVN_OK with a publisher heartbeat in out; the node uuids land in
+//  the decoder's array, grown (doubling) when too small.
+static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const msgpack_object *root,
+                                     hvn_msg_t *out)
+{
+    const msgpack_object *nodes;
+    hvn_reason_t rc = s_read_publisher_id(self, root, out);
+    if (rc == HVN_OK)
+        rc = s_read_timestamp(self, root, out);
+    if (rc == HVN_OK)
+        rc = s_read_interval(self, root, out);
+    if (rc == HVN_OK)
+        rc = s_require(self, root, "nodes", "", &nodes);
+    if (rc != HVN_OK)
+        return rc;
+    if (nodes->type != MSGPACK_OBJECT_ARRAY)
+        return s_fail(self, HVN_R_WRONG_TYPE, "", "nodes");
+    size_t count = nodes->via.array.size;
+    if (count > self->nodes_cap) {
+        size_t cap = self->nodes_cap ? self->nodes_cap : 64;
+        while (cap < count)
+            cap *= 2;
+        uint8_t(*grown)[16] = realloc(self->nodes, cap * sizeof(*grown));
+        if (!grown)
+            return s_fail(self, HVN_R_MSGPACK, "", "nodes (out of memory)");
+        self->nodes = grown;
+        self->nodes_cap = cap;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const msgpack_object *item = &nodes->via.array.ptr[i];
+        if (item->type != MSGPACK_OBJECT_STR)
+            return s_fail(self, HVN_R_WRONG_TYPE, "", "nodes");
+        if (!s_uuid_valid(item->via.str.ptr, item->via.str.size, self->nodes[i]))
+            return s_fail(self, HVN_R_BAD_VALUE, "", "nodes");
+    }
+    out->nodes = (const uint8_t(*)[16])self->nodes;
+    out->node_count = count;
+    return HVN_OK;
+}
+
+//  Returns HVN_OK with a broker heartbeat in out (broker_id in publisher_id).
+static hvn_reason_t s_read_broker(hvn_decoder_t *self, const msgpack_object *root,
+                                  hvn_msg_t *out)
+{
+    const msgpack_object *value;
+    hvn_reason_t rc = s_require(self, root, "broker_id", "", &value);
+    if (rc == HVN_OK)
+        rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "",
+                        "broker_id");
+    if (rc == HVN_OK && out->publisher_id[0] == '\0')
+        rc = s_fail(self, HVN_R_BAD_VALUE, "", "broker_id");
+    if (rc == HVN_OK)
+        rc = s_read_timestamp(self, root, out);
+    if (rc == HVN_OK)
+        rc = s_read_interval(self, root, out);
+    return rc;
+}
+
+//  Returns HVN_OK or HVN_R_HEADER_KIND: notifications travel as kind 1 or
+//  3, heartbeats as kind 2.
+static hvn_reason_t s_kind_matches(hvn_event_t event, uint8_t kind)
+{
+    if (s_is_notification(event))
+        return kind == HVN_KIND_NOTIFICATION || kind == HVN_KIND_SYNC ? HVN_OK
+                                                                      : HVN_R_HEADER_KIND;
+    return kind == HVN_KIND_HEARTBEAT ? HVN_OK : HVN_R_HEADER_KIND;
+}
+
+//  Returns HVN_OK with *out filled, or the first reason to refuse the
+//  message, checked in order: header, topic, kind, size, msgpack, body.
+hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t topic_size,
+                                const void *header, size_t header_size, const void *body,
+                                size_t body_size, hvn_msg_t *out)
+{
+    assert(self && out);
+    memset(out, 0, offsetof(hvn_msg_t, node));
+    hvn_node_init(&out->node);
+    out->interval_ms = 0;
+    out->node_count = 0;
+    out->nodes = NULL;
+    self->detail[0] = '\0';
+
+    hvn_reason_t rc = hvn_header_unpack(header, header_size, &out->header);
+    if (rc != HVN_OK)
+        return s_fail(self, rc, "header", NULL);
+    if (hvn_topic_parse(topic, topic_size, &out->event, out->host) != HVN_OK)
+        return s_fail(self, HVN_R_TOPIC, "topic", NULL);
+    memcpy(out->topic, topic, topic_size);
+    out->topic[topic_size] = '\0';
+    if (out->event == HVN_EVENT_NONE)
+        return s_fail(self, HVN_R_UNKNOWN_EVENT, "topic", NULL);
+    if (s_kind_matches(out->event, out->header.kind) != HVN_OK)
+        return s_fail(self, HVN_R_HEADER_KIND, "header", NULL);
+    if (body_size > self->max_size)
+        return s_fail(self, HVN_R_TOO_BIG, "body", NULL);
+    if (!body || body_size == 0 || !s_msgpack_bounded(body, body_size))
+        return s_fail(self, HVN_R_MSGPACK, "body", NULL);
+
+    msgpack_zone_clear(&self->zone);
+    msgpack_object root;
+    size_t offset = 0;
+    if (msgpack_unpack(body, body_size, &offset, &self->zone, &root) != MSGPACK_UNPACK_SUCCESS)
+        return s_fail(self, HVN_R_MSGPACK, "body", NULL);
+    if (root.type != MSGPACK_OBJECT_MAP)
+        return s_fail(self, HVN_R_NOT_MAP, "body", NULL);
+
+    if (s_is_notification(out->event))
+        return s_read_notification(self, &root, out);
+    if (out->event == HVN_EVENT_HEARTBEAT)
+        return s_read_heartbeat(self, &root, out);
+    return s_read_broker(self, &root, out);
+}

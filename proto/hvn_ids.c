@@ -1,0 +1,128 @@
+/*  hvn_ids.c — message ids, instance ids and timestamps.
+
+    A UUID4 is 16 random bytes with the version and variant bits set. The
+    bytes come from a per-thread pool refilled by one getrandom() call every
+    256 ids, because a syscall per id costs more than encoding and decoding
+    a notification together. A forked child drops its inherited pool, so
+    parent and child never hand out the same ids.
+*/
+#include "hvn_ids.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#define S_POOL_SIZE 4096 //  Random bytes per refill
+
+static __thread uint8_t s_pool[S_POOL_SIZE];        //  Random bytes of this thread
+static __thread size_t s_pool_used = S_POOL_SIZE;   //  Bytes handed out; full = refill
+static __thread time_t s_ts_second = (time_t)-1;    //  Second cached in s_ts_prefix
+static __thread char s_ts_prefix[20];               //  "YYYY-MM-DD HH:MM:SS"
+static pthread_once_t s_atfork_once = PTHREAD_ONCE_INIT;
+
+//  Returns nothing; the forked child's pool is stale and must be refilled.
+static void s_atfork_child(void)
+{
+    s_pool_used = S_POOL_SIZE;
+}
+
+static void s_atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, s_atfork_child);
+}
+
+//  Returns nothing; fills len bytes at buf from the kernel or aborts (an id
+//  that is not random would be worse than no process at all).
+static void s_random_fill(uint8_t *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t rc = getrandom(buf + done, len - done, 0);
+        if (rc > 0)
+            done += (size_t)rc;
+        else if (rc < 0 && errno != EINTR)
+            break;
+    }
+    if (done == len)
+        return;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    while (fd >= 0 && done < len) {
+        ssize_t rc = read(fd, buf + done, len - done);
+        if (rc > 0)
+            done += (size_t)rc;
+        else if (rc < 0 && errno != EINTR)
+            break;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (done < len) {
+        fprintf(stderr, "hvn: no source of random bytes\n");
+        abort();
+    }
+}
+
+//  Returns nothing; out holds 16 random bytes with UUID4 version/variant.
+void hvn_uuid4_raw(uint8_t out[16])
+{
+    if (s_pool_used + 16 > S_POOL_SIZE) {
+        pthread_once(&s_atfork_once, s_atfork_register);
+        s_random_fill(s_pool, S_POOL_SIZE);
+        s_pool_used = 0;
+    }
+    memcpy(out, s_pool + s_pool_used, 16);
+    memset(s_pool + s_pool_used, 0, 16);
+    s_pool_used += 16;
+    out[6] = (uint8_t)((out[6] & 0x0F) | 0x40);
+    out[8] = (uint8_t)((out[8] & 0x3F) | 0x80);
+}
+
+//  Returns nothing; out holds a fresh UUID4 as lowercase text and a NUL.
+void hvn_uuid4_str(char out[37])
+{
+    uuid_t raw;
+    hvn_uuid4_raw(raw);
+    uuid_unparse_lower(raw, out);
+}
+
+//  Returns nothing; writes value as `width` decimal digits at out.
+static void s_digits(char *out, long value, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + value % 10);
+        value /= 10;
+    }
+}
+
+//  Returns nothing; out holds "YYYY-MM-DD HH:MM:SS.ffffff" (UTC) and a NUL.
+void hvn_timestamp_now(char out[27])
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (now.tv_sec != s_ts_second) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        s_digits(s_ts_prefix, (tm.tm_year + 1900L) % 10000, 4);
+        s_ts_prefix[4] = '-';
+        s_digits(s_ts_prefix + 5, tm.tm_mon + 1L, 2);
+        s_ts_prefix[7] = '-';
+        s_digits(s_ts_prefix + 8, tm.tm_mday, 2);
+        s_ts_prefix[10] = ' ';
+        s_digits(s_ts_prefix + 11, tm.tm_hour, 2);
+        s_ts_prefix[13] = ':';
+        s_digits(s_ts_prefix + 14, tm.tm_min, 2);
+        s_ts_prefix[16] = ':';
+        s_digits(s_ts_prefix + 17, tm.tm_sec, 2);
+        s_ts_second = now.tv_sec;
+    }
+    memcpy(out, s_ts_prefix, 19);
+    out[19] = '.';
+    s_digits(out + 20, now.tv_nsec / 1000, 6);
+    out[26] = '\0';
+}

@@ -208,7 +208,7 @@ int hvn_json_parse_node(const char *text, size_t size, hvn_node_t *node, bool *d
 {
     json_error_t jerr;
     bool is_deleted = false;
-    json_t *obj = json_loadb(text, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    json_t *obj = json_loadb(text, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!obj)
         return s_error(err, err_size, "invalid JSON: %s (column %d)", jerr.text, jerr.column);
     int rc = 0;

@@ -21,14 +21,14 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#define S_STR_(x)            #x
-#define S_STR(x)             S_STR_(x)
-#define S_PAYLOAD_VERSION    S_STR(HVN_PAYLOAD_MAJOR) "." S_STR(HVN_PAYLOAD_MINOR)
-#define S_DELETE_VERSION     S_STR(HVN_DELETE_PAYLOAD_MAJOR) "." S_STR(HVN_DELETE_PAYLOAD_MINOR)
-#define S_PRIORITY           "INFO"
-#define S_ZONE_CHUNK_SIZE    8192 //  Decoder zone chunk; a notification fits
-#define S_DETAIL_MAX         96   //  Longest detail path
-#define S_DATA_PATH          "payload.nova_object.data."
+#define S_STR_(x) #x
+#define S_STR(x) S_STR_(x)
+#define S_PAYLOAD_VERSION S_STR(HVN_PAYLOAD_MAJOR) "." S_STR(HVN_PAYLOAD_MINOR)
+#define S_DELETE_VERSION S_STR(HVN_DELETE_PAYLOAD_MAJOR) "." S_STR(HVN_DELETE_PAYLOAD_MINOR)
+#define S_PRIORITY "INFO"
+#define S_ZONE_CHUNK_SIZE 8192 //  Decoder zone chunk; a notification fits
+#define S_DETAIL_MAX 96        //  Longest detail path
+#define S_DATA_PATH "payload.nova_object.data."
 
 // --------------------------------------------------------------------------
 //  Names
@@ -327,8 +327,7 @@ static int s_finish(hvn_encoder_t *self, int rc, const hvn_header_t *header, uin
 //  Returns 0 with the notification's frames in out, or -1 when the event,
 //  kind (must be notification or sync), envelope or node is invalid.
 int hvn_encoder_notification(hvn_encoder_t *self, hvn_event_t event, const hvn_envelope_t *env,
-                             const hvn_node_t *node, const hvn_header_t *header,
-                             hvn_frames_t *out)
+                             const hvn_node_t *node, const hvn_header_t *header, hvn_frames_t *out)
 {
     assert(self && node && header && out);
     const char *service;
@@ -419,8 +418,7 @@ int hvn_encoder_heartbeat(hvn_encoder_t *self, const hvn_envelope_t *env, int64_
 //  Returns 0 with a broker heartbeat's frames in out (kind heartbeat), or
 //  -1 on invalid input.
 int hvn_encoder_broker_heartbeat(hvn_encoder_t *self, const char *name, const char *broker_id,
-                                 int64_t interval_ms, const hvn_header_t *header,
-                                 hvn_frames_t *out)
+                                 int64_t interval_ms, const hvn_header_t *header, hvn_frames_t *out)
 {
     assert(self && header && out);
     char ts[HVN_TIMESTAMP_LEN + 1];
@@ -449,11 +447,11 @@ int hvn_encoder_broker_heartbeat(hvn_encoder_t *self, const char *name, const ch
 //  Decoder
 
 struct _hvn_decoder_t {
-    size_t max_size;        //  Largest body accepted, bytes
-    msgpack_zone zone;      //  Unpacked objects; cleared, not freed, per decode
+    size_t max_size;           //  Largest body accepted, bytes
+    msgpack_zone zone;         //  Unpacked objects; cleared, not freed, per decode
     char detail[S_DETAIL_MAX]; //  Where the last refusal was found
-    uint8_t (*nodes)[16];   //  Publisher heartbeat uuids, grown on demand
-    size_t nodes_cap;       //  Entries allocated in nodes
+    uint8_t (*nodes)[16];      //  Publisher heartbeat uuids, grown on demand
+    size_t nodes_cap;          //  Entries allocated in nodes
 };
 
 //  Returns a new decoder with the default body limit, or NULL.
@@ -538,6 +536,7 @@ static bool s_msgpack_bounded(const uint8_t *data, size_t size)
         else if (c <= 0xBF)
             skip = c & 0x1F;
         else {
+            // clang-format off
             switch (c) {
             case 0xC4: case 0xD9: len_bytes = 1; break; //  bin8, str8
             case 0xC5: case 0xDA: len_bytes = 2; break; //  bin16, str16
@@ -558,6 +557,7 @@ static bool s_msgpack_bounded(const uint8_t *data, size_t size)
             case 0xDD: case 0xDF: len_bytes = 4; break; //  array32, map32
             default: return false; //  0xC1, never used
             }
+            // clang-format on
             if (len_bytes > size - pos)
                 return false;
             uint64_t n = s_be(data + pos, len_bytes);
@@ -661,8 +661,7 @@ static hvn_reason_t s_expect_str(hvn_decoder_t *self, const msgpack_object *map,
 }
 
 //  Returns HVN_OK with out->timestamp filled from map["timestamp"].
-static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const msgpack_object *map,
-                                     hvn_msg_t *out)
+static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const msgpack_object *map, hvn_msg_t *out)
 {
     const msgpack_object *value;
     hvn_reason_t rc = s_require(self, map, "timestamp", "", &value);
@@ -694,8 +693,7 @@ static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const msgpack_objec
 }
 
 //  Returns HVN_OK with out->interval_ms from map["interval_ms"] (>= 0).
-static hvn_reason_t s_read_interval(hvn_decoder_t *self, const msgpack_object *map,
-                                    hvn_msg_t *out)
+static hvn_reason_t s_read_interval(hvn_decoder_t *self, const msgpack_object *map, hvn_msg_t *out)
 {
     const msgpack_object *value;
     hvn_reason_t rc = s_require(self, map, "interval_ms", "", &value);
@@ -813,15 +811,14 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const msgpack_objec
         return rc;
     if (payload->type != MSGPACK_OBJECT_MAP)
         return s_fail(self, HVN_R_NOT_MAP, "", "payload");
-    rc = s_read_version(self, payload,
-                        is_delete ? HVN_DELETE_PAYLOAD_MAJOR : HVN_PAYLOAD_MAJOR, out);
+    rc = s_read_version(self, payload, is_delete ? HVN_DELETE_PAYLOAD_MAJOR : HVN_PAYLOAD_MAJOR,
+                        out);
     if (rc == HVN_OK)
         rc = s_expect_str(self, payload, "nova_object.name", "payload.",
-                          is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME,
-                          HVN_R_BAD_VALUE);
+                          is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME, HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
-        rc = s_expect_str(self, payload, "nova_object.namespace", "payload.",
-                          HVN_PAYLOAD_NAMESPACE, HVN_R_BAD_VALUE);
+        rc = s_expect_str(self, payload, "nova_object.namespace", "payload.", HVN_PAYLOAD_NAMESPACE,
+                          HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
         rc = s_require(self, payload, "nova_object.data", "payload.", &value);
     if (rc != HVN_OK)
@@ -872,14 +869,12 @@ static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const msgpack_object *
 }
 
 //  Returns HVN_OK with a broker heartbeat in out (broker_id in publisher_id).
-static hvn_reason_t s_read_broker(hvn_decoder_t *self, const msgpack_object *root,
-                                  hvn_msg_t *out)
+static hvn_reason_t s_read_broker(hvn_decoder_t *self, const msgpack_object *root, hvn_msg_t *out)
 {
     const msgpack_object *value;
     hvn_reason_t rc = s_require(self, root, "broker_id", "", &value);
     if (rc == HVN_OK)
-        rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "",
-                        "broker_id");
+        rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "", "broker_id");
     if (rc == HVN_OK && out->publisher_id[0] == '\0')
         rc = s_fail(self, HVN_R_BAD_VALUE, "", "broker_id");
     if (rc == HVN_OK)
@@ -894,8 +889,7 @@ static hvn_reason_t s_read_broker(hvn_decoder_t *self, const msgpack_object *roo
 static hvn_reason_t s_kind_matches(hvn_event_t event, uint8_t kind)
 {
     if (s_is_notification(event))
-        return kind == HVN_KIND_NOTIFICATION || kind == HVN_KIND_SYNC ? HVN_OK
-                                                                      : HVN_R_HEADER_KIND;
+        return kind == HVN_KIND_NOTIFICATION || kind == HVN_KIND_SYNC ? HVN_OK : HVN_R_HEADER_KIND;
     return kind == HVN_KIND_HEARTBEAT ? HVN_OK : HVN_R_HEADER_KIND;
 }
 

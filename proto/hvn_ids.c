@@ -21,10 +21,10 @@
 
 #define S_POOL_SIZE 4096 //  Random bytes per refill
 
-static __thread uint8_t s_pool[S_POOL_SIZE];        //  Random bytes of this thread
-static __thread size_t s_pool_used = S_POOL_SIZE;   //  Bytes handed out; full = refill
-static __thread time_t s_ts_second = (time_t)-1;    //  Second cached in s_ts_prefix
-static __thread char s_ts_prefix[20];               //  "YYYY-MM-DD HH:MM:SS"
+static __thread uint8_t s_pool[S_POOL_SIZE];      //  Random bytes of this thread
+static __thread size_t s_pool_used = S_POOL_SIZE; //  Bytes handed out; full = refill
+static __thread time_t s_ts_second = (time_t)-1;  //  Second cached in s_ts_prefix
+static __thread char s_ts_prefix[20];             //  "YYYY-MM-DD HH:MM:SS"
 static pthread_once_t s_atfork_once = PTHREAD_ONCE_INIT;
 
 //  Returns nothing; the forked child's pool is stale and must be refilled.

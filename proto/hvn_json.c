@@ -91,8 +91,7 @@ static json_t *s_render_heartbeat(const hvn_msg_t *msg)
     if (failed)
         return NULL;
     s_set(root, "event_type", json_string(hvn_event_name(msg->event)), &failed);
-    s_set(root, is_broker ? "broker_id" : "publisher_id", json_string(msg->publisher_id),
-          &failed);
+    s_set(root, is_broker ? "broker_id" : "publisher_id", json_string(msg->publisher_id), &failed);
     s_set(root, "timestamp", json_string(msg->timestamp), &failed);
     s_set(root, "interval_ms", json_integer(msg->interval_ms), &failed);
     if (!is_broker) {
@@ -203,12 +202,13 @@ static int s_parse_keys(json_t *obj, bool *deleted, char *err, size_t err_size)
 
 //  Returns 0 with node (and *deleted) filled from one JSON object, or -1
 //  with a one-line reason naming the field in err.
-int hvn_json_parse_node(const char *text, size_t size, hvn_node_t *node, bool *deleted,
-                        char *err, size_t err_size)
+int hvn_json_parse_node(const char *text, size_t size, hvn_node_t *node, bool *deleted, char *err,
+                        size_t err_size)
 {
     json_error_t jerr;
     bool is_deleted = false;
-    json_t *obj = json_loadb(text, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    json_t *obj =
+        json_loadb(text, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!obj)
         return s_error(err, err_size, "invalid JSON: %s (column %d)", jerr.text, jerr.column);
     int rc = 0;

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define S_LOG_INTERVAL_MS 1000 //  At most one line per reason per interval
-#define S_LOG_TEXT_MAX    160  //  Longest detail or topic quoted in a line
+#define S_LOG_TEXT_MAX 160     //  Longest detail or topic quoted in a line
 
 //  Returns nothing; dest holds src (at most S_LOG_TEXT_MAX bytes) with every
 //  control byte replaced by '?', so a peer cannot forge or split log lines.
@@ -55,8 +55,8 @@ void hvn_rejects_add(hvn_rejects_t *self, hvn_reason_t reason, const char *detai
     zsys_warning("%s: refused a message: %s%s%s%s%s%s (%" PRIu64 " total, %" PRIu64
                  " suppressed since last line)",
                  self->who, hvn_reason_str(reason), detail ? " at '" : "", clean_detail,
-                 detail ? "'" : "", topic ? " topic " : "", clean_topic,
-                 self->count[reason], self->suppressed[reason]);
+                 detail ? "'" : "", topic ? " topic " : "", clean_topic, self->count[reason],
+                 self->suppressed[reason]);
     self->last_log_ms[reason] = now;
     self->suppressed[reason] = 0;
 }

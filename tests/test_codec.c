@@ -14,11 +14,11 @@
 
 #include "hvn_proto.h"
 
-#define S_UUID  "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
+#define S_UUID "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
 #define S_UUID2 "0d9a1b6c-3e2f-4a5b-8c7d-6e5f4a3b2c1d"
 #define S_MSGID "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
-#define S_TS    "2024-05-06 07:08:09.123456"
-#define S_HOST  "cmp-017"
+#define S_TS "2024-05-06 07:08:09.123456"
+#define S_HOST "cmp-017"
 
 static hvn_encoder_t *encoder;
 static hvn_decoder_t *decoder;
@@ -74,10 +74,10 @@ static hvn_reason_t s_decode_frames(const hvn_frames_t *fr, hvn_msg_t *msg)
 //  Body surgery
 
 typedef struct {
-    msgpack_zone zone;     //  Holds the tree
-    msgpack_object root;   //  The body as objects
-    msgpack_sbuffer sbuf;  //  Repacked body
-    hvn_frames_t frames;   //  Frames of the original message
+    msgpack_zone zone;    //  Holds the tree
+    msgpack_object root;  //  The body as objects
+    msgpack_sbuffer sbuf; //  Repacked body
+    hvn_frames_t frames;  //  Frames of the original message
 } body_t;
 
 static body_t *s_body_of(hvn_frames_t frames)
@@ -222,8 +222,7 @@ static hvn_reason_t s_decode_raw(const void *data, size_t size)
     hvn_header_pack(&header, wire);
     const char *topic = HVN_EVENT_UPDATE_NAME "@" S_HOST;
     hvn_msg_t msg;
-    return hvn_decoder_decode(decoder, topic, strlen(topic), wire, sizeof(wire), data, size,
-                              &msg);
+    return hvn_decoder_decode(decoder, topic, strlen(topic), wire, sizeof(wire), data, size, &msg);
 }
 
 //  Decodes body after replacing the value at path; returns the reason.
@@ -340,9 +339,16 @@ Test(codec, create_carries_all_eighteen_fields_and_the_envelope)
 {
     body_t *body = s_body(HVN_EVENT_CREATE);
     cr_assert_eq(body->root.via.map.size, 6);
-    const char *keys[] = {"priority", "event_type", "timestamp", "publisher_id", "message_id",
-                          "payload", "payload/nova_object.name", "payload/nova_object.namespace",
-                          "payload/nova_object.version", "payload/nova_object.data"};
+    const char *keys[] = {"priority",
+                          "event_type",
+                          "timestamp",
+                          "publisher_id",
+                          "message_id",
+                          "payload",
+                          "payload/nova_object.name",
+                          "payload/nova_object.namespace",
+                          "payload/nova_object.version",
+                          "payload/nova_object.data"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         cr_assert(s_find(body, keys[i]), "missing %s", keys[i]);
     cr_assert_eq(s_map_at(body, "payload/nova_object.data")->via.map.size, HVN_F_COUNT);
@@ -359,8 +365,7 @@ Test(codec, fresh_timestamp_and_message_id_when_envelope_leaves_them_null)
     hvn_envelope_t env = {.service = "svc", .host = S_HOST};
     hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = 1};
     hvn_frames_t fr;
-    cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &env, &node, &header, &fr),
-                 0);
+    cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &env, &node, &header, &fr), 0);
     hvn_msg_t msg;
     cr_assert_eq(s_decode_frames(&fr, &msg), HVN_OK, "%s", hvn_decoder_detail(decoder));
     cr_assert_str_eq(msg.publisher_id, "svc:cmp-017");
@@ -412,8 +417,7 @@ Test(codec, round_trips_broker_heartbeat)
 {
     hvn_header_t header = {.kind = HVN_KIND_HEARTBEAT};
     hvn_frames_t fr;
-    cr_assert_eq(hvn_encoder_broker_heartbeat(encoder, "b1", "broker-id-7", 250, &header, &fr),
-                 0);
+    cr_assert_eq(hvn_encoder_broker_heartbeat(encoder, "b1", "broker-id-7", 250, &header, &fr), 0);
     cr_assert_str_eq(fr.topic, "hvn.broker@b1");
     hvn_msg_t msg;
     cr_assert_eq(s_decode_frames(&fr, &msg), HVN_OK, "%s", hvn_decoder_detail(decoder));
@@ -440,9 +444,8 @@ Test(codec, encoder_refuses_invalid_input)
     env.timestamp = "yesterday";
     cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &env, &node, &header, &fr),
                  -1);
-    cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_HEARTBEAT, &s_env, &node, &header,
-                                          &fr),
-                 -1);
+    cr_assert_eq(
+        hvn_encoder_notification(encoder, HVN_EVENT_HEARTBEAT, &s_env, &node, &header, &fr), -1);
     header.kind = HVN_KIND_HEARTBEAT;
     cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &s_env, &node, &header, &fr),
                  -1);
@@ -549,8 +552,8 @@ Test(codec, malformed_topics_are_refused)
         uint8_t wire[HVN_HEADER_SIZE];
         hvn_header_t header = {.version = 1, .kind = 2};
         hvn_header_pack(&header, wire);
-        cr_assert_eq(hvn_decoder_decode(decoder, cases[i].topic, cases[i].size, wire,
-                                        sizeof(wire), "\x80", 1, &msg),
+        cr_assert_eq(hvn_decoder_decode(decoder, cases[i].topic, cases[i].size, wire, sizeof(wire),
+                                        "\x80", 1, &msg),
                      HVN_R_TOPIC, "case %zu", i);
         cr_assert_str_eq(hvn_decoder_detail(decoder), "topic");
     }
@@ -630,9 +633,15 @@ Test(codec, body_or_nested_object_not_a_map_is_refused)
 
 Test(codec, every_missing_envelope_key_is_refused)
 {
-    const char *keys[] = {"priority", "event_type", "timestamp", "publisher_id", "message_id",
-                          "payload", "payload/nova_object.name",
-                          "payload/nova_object.namespace", "payload/nova_object.version",
+    const char *keys[] = {"priority",
+                          "event_type",
+                          "timestamp",
+                          "publisher_id",
+                          "message_id",
+                          "payload",
+                          "payload/nova_object.name",
+                          "payload/nova_object.namespace",
+                          "payload/nova_object.version",
                           "payload/nova_object.data"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         cr_assert_eq(s_without(HVN_EVENT_UPDATE, keys[i]), HVN_R_MISSING_KEY, "%s", keys[i]);
@@ -644,8 +653,7 @@ Test(codec, every_missing_data_field_is_refused_and_named)
         char path[128], detail[128];
         snprintf(path, sizeof(path), S_DATA "%s", hvn_schema_fields[f].name);
         cr_assert_eq(s_without(HVN_EVENT_UPDATE, path), HVN_R_MISSING_KEY, "%s", path);
-        snprintf(detail, sizeof(detail), "payload.nova_object.data.%s",
-                 hvn_schema_fields[f].name);
+        snprintf(detail, sizeof(detail), "payload.nova_object.data.%s", hvn_schema_fields[f].name);
         cr_assert_str_eq(hvn_decoder_detail(decoder), detail);
         if (hvn_schema_fields[f].in_delete)
             cr_assert_eq(s_without(HVN_EVENT_DELETE, path), HVN_R_MISSING_KEY, "%s", path);
@@ -665,8 +673,13 @@ Test(codec, wrong_types_and_nil_where_not_nullable_are_refused)
         cr_assert_eq(s_with_value(HVN_EVENT_UPDATE, path, s_nil()),
                      field->nullable ? HVN_OK : HVN_R_WRONG_TYPE, "%s", path);
     }
-    const char *strs[] = {"priority", "event_type", "timestamp", "publisher_id", "message_id",
-                          "payload/nova_object.name", "payload/nova_object.namespace",
+    const char *strs[] = {"priority",
+                          "event_type",
+                          "timestamp",
+                          "publisher_id",
+                          "message_id",
+                          "payload/nova_object.name",
+                          "payload/nova_object.namespace",
                           "payload/nova_object.version"};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         cr_assert_eq(s_with_value(HVN_EVENT_UPDATE, strs[i], s_uint(1)), HVN_R_WRONG_TYPE, "%s",
@@ -704,11 +717,12 @@ Test(codec, malformed_values_are_refused)
         {"payload/nova_object.namespace", s_str("neutron")},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        cr_assert_eq(s_with_value(HVN_EVENT_UPDATE, cases[i].path, cases[i].value),
-                     HVN_R_BAD_VALUE, "case %zu: %s", i, cases[i].path);
+        cr_assert_eq(s_with_value(HVN_EVENT_UPDATE, cases[i].path, cases[i].value), HVN_R_BAD_VALUE,
+                     "case %zu: %s", i, cases[i].path);
     cr_assert_eq(s_with_value(HVN_EVENT_UPDATE, S_DATA "vcpus", s_uint(INT64_MAX)), HVN_OK);
-    cr_assert_eq(s_with_value(HVN_EVENT_DELETE, "payload/nova_object.name", s_str(HVN_PAYLOAD_NAME)),
-                 HVN_R_BAD_VALUE);
+    cr_assert_eq(
+        s_with_value(HVN_EVENT_DELETE, "payload/nova_object.name", s_str(HVN_PAYLOAD_NAME)),
+        HVN_R_BAD_VALUE);
 }
 
 Test(codec, duplicate_keys_are_refused)
@@ -775,8 +789,8 @@ Test(codec, event_type_or_host_disagreeing_with_topic_is_refused)
     hvn_frames_t fr;
     cr_assert_eq(hvn_encoder_heartbeat(encoder, &s_env, 10, uuids, 1, &header, &fr), 0);
     hvn_msg_t msg;
-    cr_assert_eq(hvn_decoder_decode(decoder, "hvn.heartbeat@other", 19, fr.header,
-                                    HVN_HEADER_SIZE, fr.body, fr.body_size, &msg),
+    cr_assert_eq(hvn_decoder_decode(decoder, "hvn.heartbeat@other", 19, fr.header, HVN_HEADER_SIZE,
+                                    fr.body, fr.body_size, &msg),
                  HVN_R_TOPIC_MISMATCH);
 }
 

@@ -6,9 +6,9 @@
 
 #include "hvn_proto.h"
 
-#define S_UUID  "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
+#define S_UUID "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
 #define S_MSGID "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
-#define S_TS    "2024-05-06 07:08:09.123456"
+#define S_TS "2024-05-06 07:08:09.123456"
 
 static hvn_encoder_t *encoder;
 static hvn_decoder_t *decoder;
@@ -48,8 +48,8 @@ static json_t *s_rendered(hvn_event_t event, const hvn_node_t *node, char **text
     hvn_frames_t fr;
     cr_assert_eq(hvn_encoder_notification(encoder, event, &env, node, &header, &fr), 0);
     hvn_msg_t msg;
-    cr_assert_eq(hvn_decoder_decode(decoder, fr.topic, fr.topic_size, fr.header,
-                                    HVN_HEADER_SIZE, fr.body, fr.body_size, &msg),
+    cr_assert_eq(hvn_decoder_decode(decoder, fr.topic, fr.topic_size, fr.header, HVN_HEADER_SIZE,
+                                    fr.body, fr.body_size, &msg),
                  HVN_OK);
     char *text = hvn_json_render(&msg);
     cr_assert_not_null(text);
@@ -131,8 +131,8 @@ Test(json, renders_heartbeats)
     hvn_frames_t fr;
     hvn_msg_t msg;
     cr_assert_eq(hvn_encoder_heartbeat(encoder, &env, 10000, uuids, 1, &header, &fr), 0);
-    cr_assert_eq(hvn_decoder_decode(decoder, fr.topic, fr.topic_size, fr.header,
-                                    HVN_HEADER_SIZE, fr.body, fr.body_size, &msg),
+    cr_assert_eq(hvn_decoder_decode(decoder, fr.topic, fr.topic_size, fr.header, HVN_HEADER_SIZE,
+                                    fr.body, fr.body_size, &msg),
                  HVN_OK);
     char *text = hvn_json_render(&msg);
     json_t *root = json_loads(text, 0, NULL);
@@ -148,8 +148,8 @@ Test(json, renders_heartbeats)
     free(text);
 
     cr_assert_eq(hvn_encoder_broker_heartbeat(encoder, "b1", "bid", 500, &header, &fr), 0);
-    cr_assert_eq(hvn_decoder_decode(decoder, fr.topic, fr.topic_size, fr.header,
-                                    HVN_HEADER_SIZE, fr.body, fr.body_size, &msg),
+    cr_assert_eq(hvn_decoder_decode(decoder, fr.topic, fr.topic_size, fr.header, HVN_HEADER_SIZE,
+                                    fr.body, fr.body_size, &msg),
                  HVN_OK);
     text = hvn_json_render(&msg);
     root = json_loads(text, 0, NULL);
@@ -220,14 +220,14 @@ Test(json, a_delete_line_needs_only_the_uuid)
     hvn_node_t node;
     bool deleted = false;
     char err[256] = "";
-    cr_assert_eq(s_parse("{\"uuid\": \"" S_UUID "\", \"deleted\": true}", &node, &deleted, err),
-                 0, "%s", err);
+    cr_assert_eq(s_parse("{\"uuid\": \"" S_UUID "\", \"deleted\": true}", &node, &deleted, err), 0,
+                 "%s", err);
     cr_assert(deleted);
     cr_assert_str_eq(node.uuid, S_UUID);
     cr_assert_eq(node.id, 0);
-    cr_assert_eq(s_parse("{\"id\": 4, \"uuid\": \"" S_UUID "\", \"deleted\": true}", &node,
-                         &deleted, err),
-                 0, "%s", err);
+    cr_assert_eq(
+        s_parse("{\"id\": 4, \"uuid\": \"" S_UUID "\", \"deleted\": true}", &node, &deleted, err),
+        0, "%s", err);
     cr_assert_eq(node.id, 4);
     cr_assert_eq(s_parse("{\"deleted\": true}", &node, &deleted, err), -1);
     cr_assert_str_eq(err, "missing required field 'uuid'");

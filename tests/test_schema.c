@@ -96,8 +96,8 @@ Test(schema, each_trigger_field_alone_triggers_an_update_and_no_other_does)
         s_change(&b, f);
         cr_assert_not(hvn_node_field_equal(&a, &b, f), "%s", hvn_schema_fields[f].name);
         cr_assert_not(hvn_node_equal(&a, &b));
-        cr_assert_eq(hvn_node_triggers_update(&a, &b), hvn_schema_fields[f].triggers_update,
-                     "%s", hvn_schema_fields[f].name);
+        cr_assert_eq(hvn_node_triggers_update(&a, &b), hvn_schema_fields[f].triggers_update, "%s",
+                     hvn_schema_fields[f].name);
         if (hvn_schema_fields[f].nullable) {
             b = a;
             hvn_node_set_null(&b, f);

@@ -224,6 +224,16 @@ static int s_pack_cstr(msgpack_packer *pk, const char *s)
     return rc | msgpack_pack_str_body(pk, s, len);
 }
 
+//  Returns the packer's status after packing a string literal.
+#define S_PACK_LIT(pk, lit) s_pack_mem(pk, lit, sizeof(lit) - 1)
+
+//  Returns the packer's status (0 = ok) after packing len bytes as a str.
+static int s_pack_mem(msgpack_packer *pk, const char *s, size_t len)
+{
+    int rc = msgpack_pack_str(pk, len);
+    return rc | msgpack_pack_str_body(pk, s, len);
+}
+
 //  Returns true when name is a usable host or broker name: 1..HVN_STR_MAX
 //  bytes of UTF-8 without '@'.
 static bool s_name_valid(const char *name)
@@ -359,25 +369,25 @@ int hvn_encoder_notification(hvn_encoder_t *self, hvn_event_t event, const hvn_e
     msgpack_packer *pk = &self->pk;
     msgpack_sbuffer_clear(&self->sbuf);
     int rc = msgpack_pack_map(pk, 6);
-    rc |= s_pack_cstr(pk, "priority");
+    rc |= S_PACK_LIT(pk, "priority");
     rc |= s_pack_cstr(pk, S_PRIORITY);
-    rc |= s_pack_cstr(pk, "event_type");
+    rc |= S_PACK_LIT(pk, "event_type");
     rc |= s_pack_cstr(pk, hvn_event_name(event));
-    rc |= s_pack_cstr(pk, "timestamp");
+    rc |= S_PACK_LIT(pk, "timestamp");
     rc |= s_pack_cstr(pk, ts);
-    rc |= s_pack_cstr(pk, "publisher_id");
+    rc |= S_PACK_LIT(pk, "publisher_id");
     rc |= s_pack_publisher_id(pk, service, env->host);
-    rc |= s_pack_cstr(pk, "message_id");
+    rc |= S_PACK_LIT(pk, "message_id");
     rc |= s_pack_cstr(pk, message_id);
-    rc |= s_pack_cstr(pk, "payload");
+    rc |= S_PACK_LIT(pk, "payload");
     rc |= msgpack_pack_map(pk, 4);
-    rc |= s_pack_cstr(pk, "nova_object.name");
+    rc |= S_PACK_LIT(pk, "nova_object.name");
     rc |= s_pack_cstr(pk, is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME);
-    rc |= s_pack_cstr(pk, "nova_object.namespace");
+    rc |= S_PACK_LIT(pk, "nova_object.namespace");
     rc |= s_pack_cstr(pk, HVN_PAYLOAD_NAMESPACE);
-    rc |= s_pack_cstr(pk, "nova_object.version");
+    rc |= S_PACK_LIT(pk, "nova_object.version");
     rc |= s_pack_cstr(pk, is_delete ? S_DELETE_VERSION : S_PAYLOAD_VERSION);
-    rc |= s_pack_cstr(pk, "nova_object.data");
+    rc |= S_PACK_LIT(pk, "nova_object.data");
     rc |= s_pack_data(pk, node, is_delete);
     return s_finish(self, rc, header, header->kind, out);
 }
@@ -402,13 +412,13 @@ int hvn_encoder_heartbeat(hvn_encoder_t *self, const hvn_envelope_t *env, int64_
     msgpack_packer *pk = &self->pk;
     msgpack_sbuffer_clear(&self->sbuf);
     int rc = msgpack_pack_map(pk, 4);
-    rc |= s_pack_cstr(pk, "publisher_id");
+    rc |= S_PACK_LIT(pk, "publisher_id");
     rc |= s_pack_publisher_id(pk, service, env->host);
-    rc |= s_pack_cstr(pk, "timestamp");
+    rc |= S_PACK_LIT(pk, "timestamp");
     rc |= s_pack_cstr(pk, ts);
-    rc |= s_pack_cstr(pk, "interval_ms");
+    rc |= S_PACK_LIT(pk, "interval_ms");
     rc |= msgpack_pack_int64(pk, interval_ms);
-    rc |= s_pack_cstr(pk, "nodes");
+    rc |= S_PACK_LIT(pk, "nodes");
     rc |= msgpack_pack_array(pk, count);
     for (size_t i = 0; i < count; i++)
         rc |= s_pack_cstr(pk, uuids[i]);
@@ -434,11 +444,11 @@ int hvn_encoder_broker_heartbeat(hvn_encoder_t *self, const char *name, const ch
     msgpack_packer *pk = &self->pk;
     msgpack_sbuffer_clear(&self->sbuf);
     int rc = msgpack_pack_map(pk, 3);
-    rc |= s_pack_cstr(pk, "broker_id");
+    rc |= S_PACK_LIT(pk, "broker_id");
     rc |= s_pack_cstr(pk, broker_id);
-    rc |= s_pack_cstr(pk, "timestamp");
+    rc |= S_PACK_LIT(pk, "timestamp");
     rc |= s_pack_cstr(pk, ts);
-    rc |= s_pack_cstr(pk, "interval_ms");
+    rc |= S_PACK_LIT(pk, "interval_ms");
     rc |= msgpack_pack_int64(pk, interval_ms);
     return s_finish(self, rc, header, HVN_KIND_HEARTBEAT, out);
 }
@@ -742,11 +752,19 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
                                 bool delete_payload, hvn_msg_t *out)
 {
     const msgpack_object *slots[HVN_F_COUNT] = {NULL};
+    int hint = 0;
     for (uint32_t i = 0; i < data->via.map.size; i++) {
         const msgpack_object *key = &data->via.map.ptr[i].key;
         if (key->type != MSGPACK_OBJECT_STR)
             continue;
-        int f = hvn_schema_find(key->via.str.ptr, key->via.str.size);
+        //  A writer like ours sends the fields in table order: try the next
+        //  one before searching the table
+        int f = hint;
+        const char *name = hint < HVN_F_COUNT ? hvn_schema_fields[hint].name : "";
+        size_t nlen = strlen(name);
+        if (nlen != key->via.str.size || memcmp(name, key->via.str.ptr, nlen) != 0)
+            f = hvn_schema_find(key->via.str.ptr, key->via.str.size);
+        hint = f + 1;
         if (f < 0 || (delete_payload && !hvn_schema_fields[f].in_delete))
             continue;
         if (slots[f])
@@ -766,6 +784,8 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
             if (!field->nullable)
                 return s_fail(self, HVN_R_WRONG_TYPE, S_DATA_PATH, field->name);
             node->nulls |= 1u << f;
+            if (field->type != HVN_TYPE_INT)
+                hvn_node_str(node, f)[0] = '\0';
             continue;
         }
         if (field->type == HVN_TYPE_INT)
@@ -900,8 +920,12 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
                                 size_t body_size, hvn_msg_t *out)
 {
     assert(self && out);
-    memset(out, 0, offsetof(hvn_msg_t, node));
-    hvn_node_init(&out->node);
+    //  Clear what a refusal or another event leaves unset; create/update
+    //  write every field of the node, so only the others pay for its init
+    out->event = HVN_EVENT_NONE;
+    out->topic[0] = out->host[0] = '\0';
+    out->timestamp[0] = out->publisher_id[0] = out->message_id[0] = '\0';
+    out->payload_major = out->payload_minor = 0;
     out->interval_ms = 0;
     out->node_count = 0;
     out->nodes = NULL;
@@ -931,6 +955,10 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
     if (root.type != MSGPACK_OBJECT_MAP)
         return s_fail(self, HVN_R_NOT_MAP, "body", NULL);
 
+    if (out->event == HVN_EVENT_CREATE || out->event == HVN_EVENT_UPDATE)
+        out->node.nulls = 0;
+    else
+        hvn_node_init(&out->node);
     if (s_is_notification(out->event))
         return s_read_notification(self, &root, out);
     if (out->event == HVN_EVENT_HEARTBEAT)

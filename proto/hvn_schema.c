@@ -57,7 +57,7 @@ int hvn_schema_find(const char *name, size_t len)
 {
     for (int f = 0; f < HVN_F_COUNT; f++) {
         const char *fname = hvn_schema_fields[f].name;
-        if (strncmp(fname, name, len) == 0 && fname[len] == '\0')
+        if (len > 0 && fname[0] == name[0] && strlen(fname) == len && memcmp(fname, name, len) == 0)
             return f;
     }
     return -1;
@@ -207,6 +207,15 @@ bool hvn_utf8_valid(const char *s, size_t len)
 {
     const uint8_t *p = (const uint8_t *)s;
     size_t i = 0;
+    //  Fast path: eight ASCII bytes, none zero, at a time
+    while (i + 8 <= len) {
+        uint64_t word;
+        memcpy(&word, p + i, 8);
+        if ((word & 0x8080808080808080ULL) ||
+            ((word - 0x0101010101010101ULL) & ~word & 0x8080808080808080ULL))
+            break;
+        i += 8;
+    }
     while (i < len) {
         uint8_t c = p[i];
         if (c == 0)

@@ -143,13 +143,15 @@ int hvn_encoder_notification(hvn_encoder_t *self, hvn_event_t event,
                              const hvn_header_t *header, hvn_frames_t *out);
 
 //  Encodes a publisher heartbeat listing `count` node uuids (canonical text).
+//  The header's kind is set to HVN_KIND_HEARTBEAT here.
 //  Returns 0, or -1 on invalid input.
 int hvn_encoder_heartbeat(hvn_encoder_t *self, const hvn_envelope_t *env,
                           int64_t interval_ms, const char *const *uuids,
                           size_t count, const hvn_header_t *header,
                           hvn_frames_t *out);
 
-//  Encodes a broker heartbeat: topic hvn.broker@<name>.
+//  Encodes a broker heartbeat: topic hvn.broker@<name>. The header's kind
+//  is set to HVN_KIND_HEARTBEAT here.
 //  Returns 0, or -1 on invalid input.
 int hvn_encoder_broker_heartbeat(hvn_encoder_t *self, const char *name,
                                  const char *broker_id, int64_t interval_ms,

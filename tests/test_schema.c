@@ -115,6 +115,8 @@ Test(schema, find_matches_whole_names_only)
     cr_assert_eq(hvn_schema_find("vcpu", 4), -1);
     cr_assert_eq(hvn_schema_find("", 0), -1);
     cr_assert_eq(hvn_schema_find("numa_topology", 13), -1);
+    cr_assert_eq(hvn_schema_find("id\0xyz", 6), -1);
+    cr_assert_eq(hvn_schema_find("id\0", 3), -1);
 }
 
 Test(schema, init_makes_every_nullable_field_nil)

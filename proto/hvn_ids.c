@@ -33,6 +33,7 @@ static void s_atfork_child(void)
     s_pool_used = S_POOL_SIZE;
 }
 
+//  Returns nothing; registers s_atfork_child once per process.
 static void s_atfork_register(void)
 {
     pthread_atfork(NULL, NULL, s_atfork_child);

@@ -120,12 +120,13 @@ char *hvn_node_str(hvn_node_t *node, hvn_field_id_t f)
     return (char *)node + hvn_schema_fields[f].offset;
 }
 
-//  Read-only twins of the accessors, for const nodes.
+//  Returns a read-only pointer to int field f of node.
 static const int64_t *s_cint(const hvn_node_t *node, int f)
 {
     return (const int64_t *)((const char *)node + hvn_schema_fields[f].offset);
 }
 
+//  Returns a read-only pointer to string field f of node.
 static const char *s_cstr(const hvn_node_t *node, int f)
 {
     return (const char *)node + hvn_schema_fields[f].offset;

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The main job on a local default: installs what is missing, builds, then runs
+# a broker on loopback, this host's publisher and a subscriber that prints
+# every notification as one JSON line. Ctrl-C stops all three.
+#   HVN_DEMO_SECONDS=N   stop by itself after N seconds
+#   HVN_DEMO_INTERVAL=S  how often the host is measured (default 5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+cmake -S . -B build >/dev/null
+cmake --build build -j "$(nproc)" >/dev/null
+bin=build/bin
+interval=${HVN_DEMO_INTERVAL:-5}
+state=$(mktemp -d /tmp/hvn-demo-XXXXXX)
+pids=()
+
+cleanup() {
+  trap - EXIT INT TERM
+  # Publisher first (it flushes), then subscriber and broker
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$state"
+}
+trap cleanup EXIT INT TERM
+
+"$bin/hvn-broker" --heartbeat-ms 5000 &
+pids+=($!)
+
+sub_args=(--connect tcp://127.0.0.1:5562)
+if "$bin/hvn-sub" --help | grep -q -- --snapshot; then
+  sub_args+=(--service tcp://127.0.0.1:5563 --snapshot)
+fi
+"$bin/hvn-sub" "${sub_args[@]}" &
+pids+=($!)
+
+if [ -x "$bin/hvn-agent" ]; then
+  echo "demo: hvn-agent reports this host every ${interval}s (state in $state)" >&2
+  "$bin/hvn-agent" --connect tcp://127.0.0.1:5561 --state-dir "$state" \
+                   --interval "$interval" &
+  pids+=($!)
+else
+  # A scripted feed of this host's memory through hvn-pub
+  echo "demo: hvn-pub feeds this host's memory every ${interval}s" >&2
+  host=$(hostname -s)
+  uuid=$(cat /proc/sys/kernel/random/uuid)
+  (
+    vms=0
+    while true; do
+      total=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)
+      avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
+      used=$((total - avail))
+      vms=$(( (vms + 1) % 4 ))
+      printf '{"id": 1, "uuid": "%s", "host": "%s", "vcpus": %d, "memory_mb": %d, "local_gb": 0, "vcpus_used": %d, "memory_mb_used": %d, "local_gb_used": 0, "hypervisor_type": "host", "hypervisor_version": 0, "hypervisor_hostname": "%s", "free_ram_mb": %d, "free_disk_gb": null, "current_workload": 0, "running_vms": %d, "disk_available_least": null, "host_ip": null}\n' \
+        "$uuid" "$host" "$(nproc)" "$total" "$vms" "$used" "$(hostname -f 2>/dev/null || hostname)" "$avail" "$vms"
+      sleep "$interval"
+    done
+  ) | "$bin/hvn-pub" --connect tcp://127.0.0.1:5561 --host "$host" &
+  pids+=($!)
+fi
+
+if [ -n "${HVN_DEMO_SECONDS:-}" ]; then
+  sleep "$HVN_DEMO_SECONDS"
+else
+  wait -n
+fi

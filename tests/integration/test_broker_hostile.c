@@ -1,0 +1,316 @@
+/*  test_broker_hostile.c — the broker against a raw ZeroMQ peer.
+
+    A publisher that is not hvnotify's sends every malformed message of
+    PROTOCOL.md section 6, each followed by a valid one: the broker stays up,
+    counts each refusal by reason, and a subscriber receives exactly the
+    valid messages, in order. And SIGTERM stops the broker under full load.
+*/
+#include "support.h"
+
+#include "hvn_proto.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <jansson.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static it_env_t env;
+
+static void s_setup(void)
+{
+    it_env_init(&env);
+    it_broker_start(&env, NULL);
+}
+
+static void s_teardown(void)
+{
+    it_env_fini(&env);
+}
+
+TestSuite(hostile, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+//  A raw XPUB on the broker's frontend, returned once the broker's
+//  subscription has arrived (so nothing sent is lost to the slow joiner).
+static zsock_t *s_raw_publisher(void)
+{
+    zsock_t *pub = zsock_new(ZMQ_XPUB);
+    cr_assert_not_null(pub);
+    zsock_set_sndhwm(pub, 0);
+    zsock_set_linger(pub, 2000);
+    cr_assert_eq(zsock_connect(pub, "%s", env.frontend), 0);
+    zsock_set_rcvtimeo(pub, 10000);
+    zframe_t *sub = zframe_recv(pub);
+    cr_assert_not_null(sub, "no subscription from the broker");
+    cr_assert_eq(zframe_data(sub)[0], 1);
+    zframe_destroy(&sub);
+    return pub;
+}
+
+//  A valid create for node `n` with the given seq.
+static void s_valid(hvn_encoder_t *enc, uint64_t seq, hvn_frames_t *out)
+{
+    hvn_node_t node;
+    hvn_node_init(&node);
+    node.id = (int64_t)seq;
+    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012llu",
+             (unsigned long long)seq);
+    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    node.vcpus = 8;
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
+    hvn_envelope_t envelope = {.host = "cmp-017"};
+    cr_assert_eq(hvn_encoder_notification(enc, HVN_EVENT_CREATE, &envelope, &node, &header, out),
+                 0);
+}
+
+//  Sends frames (count of them) as one multipart message.
+static void s_send(zsock_t *pub, const void *const data[], const size_t sizes[], size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        int flags = i + 1 < count ? ZMQ_SNDMORE : 0;
+        cr_assert(zmq_send(zsock_resolve(pub), data[i], sizes[i], flags) >= 0);
+    }
+}
+
+//  Sends a well-formed message from encoded frames, with the topic, header
+//  and body replaceable.
+static void s_send3(zsock_t *pub, const void *topic, size_t tsize, const void *header,
+                    size_t hsize, const void *body, size_t bsize)
+{
+    const void *data[] = {topic, header, body};
+    size_t sizes[] = {tsize, hsize, bsize};
+    s_send(pub, data, sizes, 3);
+}
+
+//  Finds the value of `key` in a msgpack map object, or NULL.
+static msgpack_object *s_get(msgpack_object *map, const char *key)
+{
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
+            memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
+typedef enum { MUT_DROP_PAYLOAD, MUT_VCPUS_STRING, MUT_MAJOR_2 } s_mutation_t;
+
+//  Re-packs a valid body with one defect into sbuf.
+static void s_mutate(const hvn_frames_t *frames, s_mutation_t mutation, msgpack_sbuffer *sbuf)
+{
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    cr_assert_eq(msgpack_unpack_next(&result, (const char *)frames->body, frames->body_size, NULL),
+                 MSGPACK_UNPACK_SUCCESS);
+    msgpack_object *root = &result.data;
+    msgpack_object *payload = s_get(root, "payload");
+    cr_assert_not_null(payload);
+    if (mutation == MUT_DROP_PAYLOAD) {
+        for (uint32_t i = 0; i < root->via.map.size; i++)
+            if (&root->via.map.ptr[i].val == payload) {
+                root->via.map.ptr[i] = root->via.map.ptr[root->via.map.size - 1];
+                root->via.map.size--;
+                break;
+            }
+    }
+    else if (mutation == MUT_VCPUS_STRING) {
+        msgpack_object *vcpus = s_get(s_get(payload, "nova_object.data"), "vcpus");
+        cr_assert_not_null(vcpus);
+        vcpus->type = MSGPACK_OBJECT_STR;
+        vcpus->via.str.ptr = "many";
+        vcpus->via.str.size = 4;
+    }
+    else {
+        msgpack_object *version = s_get(payload, "nova_object.version");
+        cr_assert_not_null(version);
+        version->via.str.ptr = "2.0";
+        version->via.str.size = 3;
+    }
+    msgpack_sbuffer_init(sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *root);
+    msgpack_unpacked_destroy(&result);
+}
+
+Test(hostile, every_malformed_message_is_refused_and_every_valid_one_arrives)
+{
+    //  Each defect, with the reason it must be counted under
+    const char *reasons[] = {"frames", "frames", "frames", "topic", "topic", "topic",
+                             "header_size", "header_version", "header_kind", "too_big",
+                             "msgpack", "not_map", "msgpack", "missing_key", "wrong_type",
+                             "payload_version", "topic_mismatch", "topic_mismatch"};
+    const size_t defects = sizeof(reasons) / sizeof(reasons[0]);
+    const size_t valid = defects + 1;
+
+    char count[16];
+    snprintf(count, sizeof(count), "%zu", valid);
+    const char *argv[] = {"hvn-sub", "--connect", env.backend, "--count", count,
+                          "--timeout", "20", NULL};
+    it_proc_t *sub = it_spawn(argv, false, true, false);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0);
+
+    zsock_t *pub = s_raw_publisher();
+    hvn_encoder_t *enc = hvn_encoder_new();
+    char ids[64][HVN_UUID_STR_LEN + 1];
+    hvn_frames_t f;
+    uint64_t seq = 0;
+    char *big = calloc(1, 70000);
+    char long_topic[300];
+    memset(long_topic, 'x', sizeof(long_topic));
+    memcpy(long_topic, "compute_node.create@", 20);
+
+    for (size_t d = 0; d <= defects; d++) {
+        //  The defect (built from a fresh valid message)
+        s_valid(enc, 1000 + d, &f);
+        uint8_t header[HVN_HEADER_SIZE];
+        memcpy(header, f.header, sizeof(header));
+        msgpack_sbuffer sbuf = {0};
+        switch (d) {
+        case 0: {
+            const void *data[] = {f.topic};
+            size_t sizes[] = {f.topic_size};
+            s_send(pub, data, sizes, 1);
+            break;
+        }
+        case 1: {
+            const void *data[] = {f.topic, f.header};
+            size_t sizes[] = {f.topic_size, HVN_HEADER_SIZE};
+            s_send(pub, data, sizes, 2);
+            break;
+        }
+        case 2: {
+            const void *data[] = {f.topic, f.header, f.body, "extra"};
+            size_t sizes[] = {f.topic_size, HVN_HEADER_SIZE, f.body_size, 5};
+            s_send(pub, data, sizes, 4);
+            break;
+        }
+        case 3: s_send3(pub, "", 0, header, sizeof(header), f.body, f.body_size); break;
+        case 4: s_send3(pub, long_topic, 256, header, sizeof(header), f.body, f.body_size); break;
+        case 5: s_send3(pub, "compute_node.create", 19, header, sizeof(header), f.body,
+                        f.body_size);
+            break;
+        case 6: s_send3(pub, f.topic, f.topic_size, header, 25, f.body, f.body_size); break;
+        case 7:
+            header[0] = 2;
+            s_send3(pub, f.topic, f.topic_size, header, sizeof(header), f.body, f.body_size);
+            break;
+        case 8:
+            header[1] = 9;
+            s_send3(pub, f.topic, f.topic_size, header, sizeof(header), f.body, f.body_size);
+            break;
+        case 9: s_send3(pub, f.topic, f.topic_size, header, sizeof(header), big, 70000); break;
+        case 10: s_send3(pub, f.topic, f.topic_size, header, sizeof(header), "\xc1\xc1\xc1", 3);
+            break;
+        case 11: s_send3(pub, f.topic, f.topic_size, header, sizeof(header), "\x92\x01\x02", 3);
+            break;
+        case 12: {
+            uint8_t *trailing = malloc(f.body_size + 1);
+            memcpy(trailing, f.body, f.body_size);
+            trailing[f.body_size] = 0xc0;
+            s_send3(pub, f.topic, f.topic_size, header, sizeof(header), trailing,
+                    f.body_size + 1);
+            free(trailing);
+            break;
+        }
+        case 13:
+        case 14:
+        case 15:
+            s_mutate(&f, d == 13 ? MUT_DROP_PAYLOAD : d == 14 ? MUT_VCPUS_STRING : MUT_MAJOR_2,
+                     &sbuf);
+            s_send3(pub, f.topic, f.topic_size, header, sizeof(header), sbuf.data, sbuf.size);
+            msgpack_sbuffer_destroy(&sbuf);
+            break;
+        case 16:
+            s_send3(pub, "compute_node.update@cmp-017", 27, header, sizeof(header), f.body,
+                    f.body_size);
+            break;
+        case 17:
+            s_send3(pub, "compute_node.create@cmp-018", 27, header, sizeof(header), f.body,
+                    f.body_size);
+            break;
+        default: break; //  After the last defect: only the valid one
+        }
+        //  Then a valid message
+        s_valid(enc, ++seq, &f);
+        hvn_msg_t msg;
+        hvn_decoder_t *dec = hvn_decoder_new();
+        cr_assert_eq(hvn_decoder_decode(dec, f.topic, f.topic_size, f.header, HVN_HEADER_SIZE,
+                                        f.body, f.body_size, &msg),
+                     HVN_OK);
+        snprintf(ids[d], sizeof(ids[d]), "%s", msg.message_id);
+        hvn_decoder_destroy(&dec);
+        s_send3(pub, f.topic, f.topic_size, f.header, HVN_HEADER_SIZE, f.body, f.body_size);
+    }
+
+    char line[8192];
+    for (size_t i = 0; i < valid; i++) {
+        cr_assert(it_read_line(sub, line, sizeof(line), 10000) > 0, "valid message %zu lost", i);
+        json_t *obj = json_loads(line, 0, NULL);
+        cr_assert_not_null(obj);
+        cr_expect_str_eq(json_string_value(json_object_get(obj, "message_id")), ids[i]);
+        json_decref(obj);
+    }
+    cr_expect_eq(it_wait(sub, 10000), 0);
+    it_stop(&sub, SIGKILL, 1000);
+
+    cr_expect_eq(it_broker_stat(env.service, "refused", 2000), (int64_t)defects);
+    for (size_t d = 0; d < defects; d++) {
+        char key[64];
+        snprintf(key, sizeof(key), "refused.%s", reasons[d]);
+        cr_expect_gt(it_broker_stat(env.service, key, 2000), 0, "%s not counted", key);
+    }
+    cr_expect_eq(it_wait(env.broker, 0), -1, "the broker died");
+    free(big);
+    hvn_encoder_destroy(&enc);
+    zsock_destroy(&pub);
+}
+
+static atomic_bool s_sending;
+
+//  Thread: sends valid messages as fast as it can until s_sending is false.
+static void *s_blast(void *arg)
+{
+    zsock_t *pub = arg;
+    hvn_encoder_t *enc = hvn_encoder_new();
+    hvn_frames_t f;
+    for (uint64_t seq = 1; atomic_load(&s_sending); seq++) {
+        s_valid(enc, seq % 1000 + 1, &f);
+        const void *data[] = {f.topic, f.header, f.body};
+        size_t sizes[] = {f.topic_size, HVN_HEADER_SIZE, f.body_size};
+        for (size_t i = 0; i < 3; i++)
+            zmq_send(zsock_resolve(pub), data[i], sizes[i],
+                     (i < 2 ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    }
+    hvn_encoder_destroy(&enc);
+    return NULL;
+}
+
+Test(hostile, sigterm_stops_the_broker_under_full_load)
+{
+    const char *argv[] = {"hvn-sub", "--connect", env.backend, "--timeout", "20", NULL};
+    it_proc_t *sub = it_spawn(argv, false, true, false);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0);
+    zsock_t *pub = s_raw_publisher();
+    zsock_set_linger(pub, 0);
+    atomic_store(&s_sending, true);
+    pthread_t thread;
+    pthread_create(&thread, NULL, s_blast, pub);
+
+    //  Load is flowing once the subscriber prints
+    char line[8192];
+    cr_assert(it_read_line(sub, line, sizeof(line), 10000) > 0, "no traffic through the broker");
+    cr_expect_eq(it_stop(&env.broker, SIGTERM, 5000), 0, "broker did not stop cleanly on SIGTERM");
+
+    atomic_store(&s_sending, false);
+    pthread_join(thread, NULL);
+    zsock_destroy(&pub);
+    it_stop(&sub, SIGTERM, 5000);
+}

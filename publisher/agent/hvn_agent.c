@@ -1,0 +1,408 @@
+/*  hvn_agent.c — hvn-agent, the host daemon.
+
+    Collects this host's compute node every interval and reports it through
+    the publisher library, which diffs and sends only what the protocol says
+    to send. The node's uuid is derived once and kept in the state directory,
+    which the library also uses for its last-sent state, so a restarted agent
+    continues the node instead of creating it again.
+
+    Exit codes: 0 done (or stopped by SIGINT/SIGTERM after a flush), 1 a
+    run-time failure (state directory, broker unreachable with --once,
+    libvirt unreachable with --once), 2 bad usage.
+*/
+#include "hvn_agent_collect.h"
+#include "hvn_publisher.h"
+#ifdef HVN_HAVE_LIBVIRT
+#include "hvn_agent_libvirt.h"
+#endif
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_NAME "hvn-agent"
+#define S_FLUSH_MS 5000       //  Longest a --once or a shutdown waits for the broker
+#define S_LINGER_MS 1000      //  What destroy() may add after that
+#define S_DEFAULT_INTERVAL 60 //  Seconds, as Nova's resource periodic task
+#define S_SLICE_MS 100        //  How often the wait checks for a signal
+
+//  Command-line settings
+typedef struct {
+    const char *endpoint;       //  --connect
+    const char *host;           //  --host, NULL = short host name
+    const char *state_dir;      //  --state-dir
+    const char *instances_path; //  --instances-path
+    const char *libvirt_uri;    //  --libvirt-uri, NULL = no libvirt
+    int interval_s;             //  --interval
+    int heartbeat_ms;           //  --heartbeat-ms, 0 = library default
+    bool once;                  //  --once
+    bool decommission;          //  --decommission
+} s_args_t;
+
+//  The running agent
+typedef struct {
+    s_args_t args;               //  Settings
+    hvn_agent_sources_t sources; //  Where the collectors read
+    hvn_agent_identity_t ident;  //  Who this node is
+    hvn_publisher_t *pub;        //  The library's publisher
+#ifdef HVN_HAVE_LIBVIRT
+    hvn_agent_libvirt_t *libvirt; //  Connection, when --libvirt-uri
+#endif
+} s_agent_t;
+
+// --------------------------------------------------------------------------
+//  Command line
+
+//  Prints the usage text to out.
+static void s_usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: " S_NAME " --connect EP [options]\n"
+        "Reports this host's compute node to an hvn-broker every interval.\n"
+        "  --connect EP           broker frontend, e.g. tcp://broker:5561 (required)\n"
+        "  --host HOST            host name in topics and payload (default: short host name)\n"
+        "  --interval SECONDS     seconds between reports (default %d)\n"
+        "  --once                 report once, wait for the broker to take it, exit\n"
+        "  --state-dir DIR        node uuid and last-sent state (default " HVN_AGENT_STATE_DIR ")\n"
+        "  --instances-path PATH  disk to measure (default " HVN_AGENT_INSTANCES_PATH ", else /)\n"
+        "  --libvirt-uri URI      read running VMs and the hypervisor from libvirt,\n"
+        "                         e.g. qemu:///system or test:///default (default: no libvirt)\n"
+        "  --decommission         send the delete of this host's node, forget it, exit\n"
+        "  --heartbeat-ms MS      publisher heartbeat interval (default 10000)\n"
+        "  --help                 this text\n",
+        S_DEFAULT_INTERVAL);
+}
+
+//  Prints a one-line usage error. Returns 2, the exit code for it.
+static int s_bad_usage(const char *option, const char *what)
+{
+    fprintf(stderr, S_NAME ": %s: %s (see --help)\n", option, what);
+    return 2;
+}
+
+//  Parses text as an integer in [min, max]. Returns 0, or -1.
+static int s_parse_int(const char *text, long min, long max, int *out)
+{
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || end == text || *end || value < min || value > max)
+        return -1;
+    *out = (int)value;
+    return 0;
+}
+
+//  Parses argv into args. Returns 0 to run, 2 on bad usage, or -1 when
+//  --help was printed (exit 0).
+static int s_parse_args(int argc, char **argv, s_args_t *args)
+{
+    static const struct option options[] = {
+        {"connect", required_argument, NULL, 'c'},
+        {"host", required_argument, NULL, 'H'},
+        {"interval", required_argument, NULL, 'i'},
+        {"once", no_argument, NULL, 'o'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"instances-path", required_argument, NULL, 'p'},
+        {"libvirt-uri", required_argument, NULL, 'l'},
+        {"decommission", no_argument, NULL, 'd'},
+        {"heartbeat-ms", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *args = (s_args_t){.state_dir = HVN_AGENT_STATE_DIR,
+                       .instances_path = HVN_AGENT_INSTANCES_PATH,
+                       .interval_s = S_DEFAULT_INTERVAL};
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            args->endpoint = optarg;
+            break;
+        case 'H':
+            args->host = optarg;
+            break;
+        case 'o':
+            args->once = true;
+            break;
+        case 's':
+            args->state_dir = optarg;
+            break;
+        case 'p':
+            args->instances_path = optarg;
+            break;
+        case 'l':
+            args->libvirt_uri = optarg;
+            break;
+        case 'd':
+            args->decommission = true;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return -1;
+        case 'i':
+            if (s_parse_int(optarg, 1, 86400, &args->interval_s) != 0)
+                return s_bad_usage("--interval", "expects whole seconds from 1 to 86400");
+            break;
+        case 'b':
+            if (s_parse_int(optarg, 1, 3600000, &args->heartbeat_ms) != 0)
+                return s_bad_usage("--heartbeat-ms", "expects milliseconds from 1 to 3600000");
+            break;
+        case ':':
+            return s_bad_usage(argv[optind - 1], "needs a value");
+        default:
+            return s_bad_usage(argv[optind - 1], "unknown option");
+        }
+    }
+    if (optind < argc)
+        return s_bad_usage(argv[optind], "unexpected argument");
+    if (!args->endpoint || !*args->endpoint)
+        return s_bad_usage("--connect", "is required");
+    if (args->host && (!*args->host || strchr(args->host, '@') || strlen(args->host) > HVN_STR_MAX))
+        return s_bad_usage("--host", "expects 1 to 255 bytes without '@'");
+    if (!*args->state_dir)
+        return s_bad_usage("--state-dir", "expects a directory");
+#ifndef HVN_HAVE_LIBVIRT
+    if (args->libvirt_uri)
+        return s_bad_usage("--libvirt-uri", "this hvn-agent was built without libvirt");
+#endif
+    return 0;
+}
+
+// --------------------------------------------------------------------------
+//  Start-up
+
+//  Makes sure the state directory exists and is writable. Returns 0, or -1
+//  after printing why not.
+static int s_check_state_dir(const char *dir)
+{
+    if (access(dir, F_OK) != 0 && zsys_dir_create("%s", dir) != 0) {
+        fprintf(stderr, S_NAME ": state directory %s cannot be created: %s\n", dir,
+                strerror(errno));
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, S_NAME ": state directory %s is not writable: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+//  Works out the node's uuid, id and names. Returns 0, or -1 (printed).
+static int s_identify(s_agent_t *self)
+{
+    hvn_agent_identity_t *ident = &self->ident;
+    if (hvn_agent_fqdn(ident->hypervisor_hostname, sizeof ident->hypervisor_hostname) != 0)
+        ident->hypervisor_hostname[0] = '\0';
+    if (self->args.host)
+        snprintf(ident->host, sizeof ident->host, "%s", self->args.host);
+    else if (hvn_agent_short_host(ident->host, sizeof ident->host) != 0) {
+        fprintf(stderr, S_NAME ": cannot read this host's name; give --host\n");
+        return -1;
+    }
+    const char *name = ident->hypervisor_hostname[0] ? ident->hypervisor_hostname : ident->host;
+    int rc = hvn_agent_uuid_load(self->args.state_dir, HVN_AGENT_MACHINE_ID, name, ident->uuid);
+    if (rc < 0) {
+        fprintf(stderr, S_NAME ": cannot save the node uuid in %s: %s\n", self->args.state_dir,
+                strerror(errno));
+        return -1;
+    }
+    ident->id = hvn_agent_node_id(ident->uuid);
+    zsys_info("node %s (id %" PRId64 ", host %s, %s)%s", ident->uuid, ident->id, ident->host, name,
+              rc == 1 ? ", uuid derived now" : "");
+    return 0;
+}
+
+//  Creates the publisher. Returns 0, or -1 (printed).
+static int s_open_publisher(s_agent_t *self)
+{
+    hvn_publisher_opts_t opts = {
+        .endpoint = self->args.endpoint,
+        .host = self->ident.host,
+        .state_dir = self->args.state_dir,
+        .heartbeat_ms = self->args.heartbeat_ms,
+        .linger_ms = S_LINGER_MS,
+    };
+    self->pub = hvn_publisher_new(&opts);
+    if (!self->pub) {
+        fprintf(stderr, S_NAME ": cannot start a publisher to %s\n", self->args.endpoint);
+        return -1;
+    }
+    return 0;
+}
+
+// --------------------------------------------------------------------------
+//  Collect and report
+
+//  Collects the node. Returns 0, or -1 (logged) when a source failed.
+static int s_collect(s_agent_t *self, hvn_node_t *node)
+{
+    const hvn_agent_virt_t *virt_p = NULL;
+#ifdef HVN_HAVE_LIBVIRT
+    hvn_agent_virt_t virt;
+    if (self->args.libvirt_uri) {
+        if (!self->libvirt)
+            self->libvirt = hvn_agent_libvirt_new(self->args.libvirt_uri);
+        if (!self->libvirt || hvn_agent_libvirt_read(self->libvirt, &virt) != 0)
+            return -1;
+        virt_p = &virt;
+    }
+#endif
+    return hvn_agent_collect(&self->sources, &self->ident, virt_p, node);
+}
+
+//  Collects and reports once. Returns 0, or -1 (logged).
+static int s_report(s_agent_t *self)
+{
+    hvn_node_t node;
+    if (s_collect(self, &node) != 0) {
+        zsys_warning("no report this interval");
+        return -1;
+    }
+    if (hvn_publisher_report(self->pub, &node) != 0) {
+        hvn_field_id_t bad = HVN_F_COUNT;
+        hvn_node_validate(&node, &bad);
+        zsys_error("the publisher refused the node (field %s)",
+                   bad < HVN_F_COUNT ? hvn_schema_fields[bad].name : "?");
+        return -1;
+    }
+    return 0;
+}
+
+//  Waits for the broker to take everything queued. Returns 0, or -1 after
+//  printing that it did not.
+static int s_flush(s_agent_t *self)
+{
+    if (hvn_publisher_flush(self->pub, S_FLUSH_MS) == 0)
+        return 0;
+    fprintf(stderr, S_NAME ": the broker at %s did not take the notification within %d s\n",
+            self->args.endpoint, S_FLUSH_MS / 1000);
+    hvn_publisher_set_linger(self->pub, 0); //  Already waited long enough
+    return -1;
+}
+
+//  After the first report: deletes the nodes of the saved state that this
+//  host no longer has (a node uuid file that was lost and derived anew).
+static void s_forget_missing(s_agent_t *self)
+{
+    int gone = hvn_publisher_forget_missing(self->pub);
+    if (gone > 0)
+        zsys_notice("%d node(s) of the saved state are gone; their deletes are queued", gone);
+}
+
+//  Sleeps ms milliseconds or until a signal. Returns true when interrupted.
+static bool s_wait(int ms)
+{
+    for (int slept = 0; slept < ms && !zsys_interrupted; slept += S_SLICE_MS)
+        zclock_sleep(ms - slept < S_SLICE_MS ? ms - slept : S_SLICE_MS);
+    return zsys_interrupted != 0;
+}
+
+// --------------------------------------------------------------------------
+//  The three modes
+
+//  Runs until SIGINT/SIGTERM. Returns the exit code.
+static int s_run(s_agent_t *self)
+{
+    zsys_info("reporting to %s every %d s", self->args.endpoint, self->args.interval_s);
+    bool reported = false;
+    while (!zsys_interrupted) {
+        if (s_report(self) == 0 && !reported) {
+            reported = true;
+            s_forget_missing(self);
+        }
+        if (s_wait(self->args.interval_s * 1000))
+            break;
+    }
+    zsys_info("stopping: flushing to %s", self->args.endpoint);
+    s_flush(self);
+    return 0;
+}
+
+//  Reports once and waits for the broker. Returns the exit code.
+static int s_once(s_agent_t *self)
+{
+    if (s_report(self) != 0) {
+        fprintf(stderr, S_NAME ": could not collect this host's node\n");
+        return 1;
+    }
+    s_forget_missing(self);
+    return s_flush(self) == 0 ? 0 : 1;
+}
+
+//  Sends the node's delete and forgets it. Returns the exit code.
+static int s_decommission(s_agent_t *self)
+{
+    if (hvn_publisher_remove(self->pub, self->ident.uuid) != 0) {
+        //  The library holds no saved state of this node (a state directory
+        //  that was lost or never used): announce it so the delete has
+        //  something to delete everywhere, then delete it.
+        zsys_notice("no saved state of node %s; announcing it before its delete", self->ident.uuid);
+        if (s_report(self) != 0 || hvn_publisher_remove(self->pub, self->ident.uuid) != 0) {
+            fprintf(stderr, S_NAME ": cannot queue the delete of node %s\n", self->ident.uuid);
+            return 1;
+        }
+    }
+    s_forget_missing(self);
+    if (s_flush(self) != 0)
+        return 1;
+    if (hvn_agent_uuid_forget(self->args.state_dir) != 0) {
+        fprintf(stderr, S_NAME ": node %s deleted, but its uuid file in %s stays: %s\n",
+                self->ident.uuid, self->args.state_dir, strerror(errno));
+        return 1;
+    }
+    zsys_info("node %s decommissioned", self->ident.uuid);
+    return 0;
+}
+
+//  Returns the exit code: 0 done, 1 run-time failure, 2 bad usage.
+int main(int argc, char **argv)
+{
+    s_agent_t agent = {0};
+    int rc = s_parse_args(argc, argv, &agent.args);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+
+    zsys_init();
+    zsys_set_logident(S_NAME);
+    zsys_set_logstream(stderr);
+    agent.sources.instances_path = agent.args.instances_path;
+
+    hvn_disk_t disk;
+    if (hvn_agent_disk_read(agent.args.instances_path, NULL, &disk) == 0 && disk.fell_back)
+        zsys_notice("%s does not exist; measuring the disk of /", agent.args.instances_path);
+
+    if (s_check_state_dir(agent.args.state_dir) != 0 || s_identify(&agent) != 0)
+        return 1;
+#ifdef HVN_HAVE_LIBVIRT
+    if (agent.args.libvirt_uri && (agent.args.once || agent.args.decommission)) {
+        agent.libvirt = hvn_agent_libvirt_new(agent.args.libvirt_uri);
+        if (!agent.libvirt) {
+            fprintf(stderr, S_NAME ": cannot connect to libvirt at %s\n", agent.args.libvirt_uri);
+            return 1;
+        }
+    }
+#endif
+    if (s_open_publisher(&agent) != 0)
+        return 1;
+
+    if (agent.args.decommission)
+        rc = s_decommission(&agent);
+    else if (agent.args.once)
+        rc = s_once(&agent);
+    else
+        rc = s_run(&agent);
+
+    hvn_publisher_destroy(&agent.pub);
+#ifdef HVN_HAVE_LIBVIRT
+    hvn_agent_libvirt_destroy(&agent.libvirt);
+#endif
+    return rc;
+}

@@ -1,0 +1,35 @@
+/*  hvn_agent_libvirt.h — the hypervisor's view of this host, from libvirt.
+
+    Built only when libvirt was found (HVN_HAVE_LIBVIRT). A read-only
+    connection to one URI: the active domains (how many, their vCPUs and
+    memory) and the hypervisor's type and version. The connection is opened
+    again on the next read when it drops (libvirtd restarted).
+*/
+#ifndef HVN_AGENT_LIBVIRT_H_INCLUDED
+#define HVN_AGENT_LIBVIRT_H_INCLUDED
+
+#include "hvn_agent_collect.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _hvn_agent_libvirt_t hvn_agent_libvirt_t;
+
+//  Opens a read-only connection to uri (e.g. "qemu:///system",
+//  "test:///default"). Returns NULL (logged) when it cannot be opened. The
+//  uri is copied.
+hvn_agent_libvirt_t *hvn_agent_libvirt_new(const char *uri);
+
+//  Closes the connection and frees. NULL-safe; sets *self_p to NULL.
+void hvn_agent_libvirt_destroy(hvn_agent_libvirt_t **self_p);
+
+//  Reads the active domains and the hypervisor's type and version into
+//  *out, reconnecting first when the connection dropped. Returns 0, or -1
+//  (logged) when libvirt cannot answer; *out is then unchanged.
+int hvn_agent_libvirt_read(hvn_agent_libvirt_t *self, hvn_agent_virt_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_NAME "hvn-agent"
@@ -179,11 +180,31 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
 // --------------------------------------------------------------------------
 //  Start-up
 
+//  Creates dir and its missing parents (mode 0750). Returns 0, or -1 with
+//  errno set by the mkdir that failed.
+static int s_mkdir_p(const char *dir)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
+        if (slash)
+            *slash = '\0';
+        if (mkdir(path, 0750) != 0 && errno != EEXIST)
+            return -1;
+        if (!slash)
+            return 0;
+        *slash = '/';
+    }
+}
+
 //  Makes sure the state directory exists and is writable. Returns 0, or -1
 //  after printing why not.
 static int s_check_state_dir(const char *dir)
 {
-    if (access(dir, F_OK) != 0 && zsys_dir_create("%s", dir) != 0) {
+    if (access(dir, F_OK) != 0 && s_mkdir_p(dir) != 0) {
         fprintf(stderr, S_NAME ": state directory %s cannot be created: %s\n", dir,
                 strerror(errno));
         return -1;

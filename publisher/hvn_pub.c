@@ -1,0 +1,322 @@
+/*  hvn_pub.c — hvn-pub: publish compute nodes read as JSON lines on stdin.
+
+    One JSON object per line, payload field names as keys, or
+    {"uuid": "...", "deleted": true}. Each line is handed to the publisher
+    library, which diffs it against the last state and sends create, update
+    or delete as the protocol says. A bad line is reported on stderr and
+    skipped; the rest still goes out. At end of input everything is flushed.
+
+    The way to publish from scripts and non-C hypervisor stacks, and the way
+    the integration tests drive the publisher as a black box.
+*/
+#include <ctype.h>
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvn_publisher.h"
+
+#define S_PROG "hvn-pub"
+#define S_DEFAULT_FLUSH_S 30.0
+#define S_INTERRUPT_FLUSH_MS 5000 //  Longest flush after SIGINT/SIGTERM
+
+#define S_EXIT_OK 0
+#define S_EXIT_FAIL 1
+#define S_EXIT_USAGE 2
+
+//  What the command line asked for
+typedef struct {
+    char *endpoint;        //  --connect values, comma-joined (heap)
+    const char *host;      //  --host
+    const char *service;   //  --service, or NULL
+    const char *state_dir; //  --state-dir, or NULL
+    int heartbeat_ms;      //  --heartbeat-ms, or 0 = library default
+    int flush_ms;          //  --flush-timeout, in ms
+} s_args_t;
+
+static const char *s_usage =
+    "Usage: hvn-pub --connect EP [--connect EP]... --host HOST [OPTION]...\n"
+    "Publish compute-node notifications read as JSON lines on standard input.\n"
+    "\n"
+    "Each line is one JSON object: a compute node with the payload's field names\n"
+    "as keys (uuid and every non-nullable field required, null allowed where the\n"
+    "schema allows it), or {\"uuid\": \"...\", \"deleted\": true} for a node that is\n"
+    "gone. Blank lines are ignored. The first report of a uuid sends\n"
+    "compute_node.create, a later one compute_node.update when an update-\n"
+    "triggering field changed, nothing otherwise; a deletion sends\n"
+    "compute_node.delete. A bad line is reported on stderr and skipped.\n"
+    "\n"
+    "  --connect EP        broker frontend to connect to (e.g. tcp://127.0.0.1:5561);\n"
+    "                      repeat for several brokers; required\n"
+    "  --host HOST         this host's name, as in topics and publisher_id; required\n"
+    "  --service NAME      publisher_id prefix (default nova-compute)\n"
+    "  --state-dir DIR     keep the last state sent in DIR, so that a later run\n"
+    "                      sends no second create for the nodes it already sent\n"
+    "  --heartbeat-ms MS   heartbeat interval while connected (default 10000)\n"
+    "  --flush-timeout S   at end of input, wait at most S seconds for a broker\n"
+    "                      to take everything (default 30)\n"
+    "  --help              show this help and exit\n"
+    "\n"
+    "SIGINT or SIGTERM stops reading; what was read is flushed for at most\n"
+    "min(S, 5) seconds.\n"
+    "\n"
+    "Exit status: 0 when every line was accepted and everything was sent,\n"
+    "1 when a line was rejected or the flush timed out, 2 on bad usage.\n";
+
+// --------------------------------------------------------------------------
+//  Command line
+
+//  Prints a usage error and returns the exit status for it.
+__attribute__((format(printf, 1, 2))) static int s_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, S_PROG ": ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '" S_PROG " --help' for more information.\n");
+    return S_EXIT_USAGE;
+}
+
+//  Returns 0 with *out set from a positive decimal integer, -1 if text is not one.
+static int s_parse_positive(const char *text, int *out)
+{
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || end == text || *end || value <= 0 || value > INT_MAX)
+        return -1;
+    *out = (int)value;
+    return 0;
+}
+
+//  Returns 0 with *out_ms set from a non-negative number of seconds, -1 if
+//  text is not one.
+static int s_parse_seconds(const char *text, int *out_ms)
+{
+    char *end;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(value) || value < 0 || value * 1000 > INT_MAX)
+        return -1;
+    *out_ms = (int)lround(value * 1000);
+    return 0;
+}
+
+//  Appends an endpoint to the comma-joined list. Returns 0, or -1 when it
+//  is empty or holds a comma.
+static int s_add_endpoint(s_args_t *args, const char *ep)
+{
+    if (!*ep || strchr(ep, ','))
+        return -1;
+    char *joined = args->endpoint ? zsys_sprintf("%s,%s", args->endpoint, ep) : strdup(ep);
+    assert(joined);
+    zstr_free(&args->endpoint);
+    args->endpoint = joined;
+    return 0;
+}
+
+//  Returns -1 when args were parsed, or the exit status to leave with
+//  (0 after --help, 2 on bad usage).
+static int s_parse_args(int argc, char **argv, s_args_t *args)
+{
+    static const struct option options[] = {{"connect", required_argument, NULL, 'c'},
+                                            {"host", required_argument, NULL, 'H'},
+                                            {"service", required_argument, NULL, 's'},
+                                            {"state-dir", required_argument, NULL, 'd'},
+                                            {"heartbeat-ms", required_argument, NULL, 'b'},
+                                            {"flush-timeout", required_argument, NULL, 'f'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    memset(args, 0, sizeof(*args));
+    args->flush_ms = (int)(S_DEFAULT_FLUSH_S * 1000);
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            if (s_add_endpoint(args, optarg) != 0)
+                return s_usage_error("--connect: expected one endpoint, got '%s'", optarg);
+            break;
+        case 'H':
+            args->host = optarg;
+            break;
+        case 's':
+            args->service = optarg;
+            break;
+        case 'd':
+            args->state_dir = optarg;
+            break;
+        case 'b':
+            if (s_parse_positive(optarg, &args->heartbeat_ms) != 0)
+                return s_usage_error("--heartbeat-ms: expected a positive integer, got '%s'",
+                                     optarg);
+            break;
+        case 'f':
+            if (s_parse_seconds(optarg, &args->flush_ms) != 0)
+                return s_usage_error("--flush-timeout: expected a number of seconds, got '%s'",
+                                     optarg);
+            break;
+        case 'h':
+            fputs(s_usage, stdout);
+            return S_EXIT_OK;
+        case ':':
+            return s_usage_error("%s: missing argument", argv[optind - 1]);
+        default:
+            return s_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return s_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!args->endpoint)
+        return s_usage_error("--connect is required");
+    if (!args->host || !*args->host)
+        return s_usage_error("--host is required");
+    if (strchr(args->host, '@'))
+        return s_usage_error("--host: '@' not allowed in a host name, got '%s'", args->host);
+    return -1;
+}
+
+// --------------------------------------------------------------------------
+//  Input
+
+//  Returns true when the line holds only white space.
+static bool s_blank(const char *line, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isspace((unsigned char)line[i]))
+            return false;
+    return true;
+}
+
+//  Handles one input line. Returns 0 when it was accepted, -1 when it was
+//  rejected (one stderr line said why).
+static int s_handle_line(hvn_publisher_t *pub, const char *line, size_t len, size_t lineno,
+                         int flush_ms)
+{
+    hvn_node_t node;
+    bool deleted = false;
+    char err[256];
+    if (hvn_json_parse_node(line, len, &node, &deleted, err, sizeof(err)) != 0) {
+        fprintf(stderr, S_PROG ": line %zu: %s\n", lineno, err);
+        return -1;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = deleted ? hvn_publisher_remove(pub, node.uuid) : hvn_publisher_report(pub, &node);
+        if (rc == 0)
+            return 0;
+        if (deleted) {
+            hvn_publisher_stats_t stats;
+            hvn_publisher_stats(pub, &stats);
+            if (stats.pending < HVN_PUBLISHER_QUEUE_MAX) {
+                fprintf(stderr, S_PROG ": line %zu: field 'uuid': no node %s was reported\n",
+                        lineno, node.uuid);
+                return -1;
+            }
+        }
+        hvn_field_id_t bad;
+        if (!deleted && hvn_node_validate(&node, &bad) != 0) {
+            fprintf(stderr, S_PROG ": line %zu: field '%s': invalid value\n", lineno,
+                    hvn_schema_fields[bad].name);
+            return -1;
+        }
+        //  The queue is full: let the broker take some, then try again
+        hvn_publisher_flush(pub, flush_ms);
+    }
+    fprintf(stderr, S_PROG ": line %zu: queue full, node %s not published\n", lineno, node.uuid);
+    return -1;
+}
+
+//  Reads stdin to its end (or an interrupt). Returns the number of lines
+//  rejected.
+static size_t s_read_input(hvn_publisher_t *pub, int flush_ms)
+{
+    char *line = NULL;
+    size_t capacity = 0;
+    size_t lineno = 0;
+    size_t rejected = 0;
+    while (!zsys_interrupted) {
+        errno = 0;
+        ssize_t len = getline(&line, &capacity, stdin);
+        if (len < 0) {
+            if (errno == EINTR && !zsys_interrupted) {
+                clearerr(stdin);
+                continue;
+            }
+            if (errno && errno != EINTR)
+                fprintf(stderr, S_PROG ": reading standard input: %s\n", strerror(errno));
+            break;
+        }
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (s_blank(line, len))
+            continue;
+        if (s_handle_line(pub, line, len, lineno, flush_ms) != 0)
+            rejected++;
+    }
+    free(line);
+    return rejected;
+}
+
+// --------------------------------------------------------------------------
+
+int main(int argc, char **argv)
+{
+    s_args_t args;
+    int status = s_parse_args(argc, argv, &args);
+    if (status >= 0) {
+        zstr_free(&args.endpoint);
+        return status;
+    }
+    //  zsys_init installs the SIGINT/SIGTERM handler that sets
+    //  zsys_interrupted; log lines go to stderr, stdout is for --help.
+    zsys_init();
+    zsys_set_logident(S_PROG);
+    zsys_set_logstream(stderr);
+
+    hvn_publisher_opts_t opts = {.endpoint = args.endpoint,
+                                 .host = args.host,
+                                 .service = args.service,
+                                 .state_dir = args.state_dir,
+                                 .heartbeat_ms = args.heartbeat_ms};
+    hvn_publisher_t *pub = hvn_publisher_new(&opts);
+    if (!pub) {
+        fprintf(stderr, S_PROG ": cannot start the publisher (see the log line above)\n");
+        zstr_free(&args.endpoint);
+        return S_EXIT_FAIL;
+    }
+
+    size_t rejected = s_read_input(pub, args.flush_ms);
+    int flush_ms = args.flush_ms;
+    if (zsys_interrupted && flush_ms > S_INTERRUPT_FLUSH_MS)
+        flush_ms = S_INTERRUPT_FLUSH_MS;
+    status = rejected ? S_EXIT_FAIL : S_EXIT_OK;
+    if (hvn_publisher_flush(pub, flush_ms) != 0) {
+        hvn_publisher_stats_t stats;
+        hvn_publisher_stats(pub, &stats);
+        if (stats.broker == 0 && stats.resyncs == 0)
+            fprintf(stderr,
+                    S_PROG ": broker not reachable at %s: %" PRIu64 " notifications not sent\n",
+                    args.endpoint, stats.pending);
+        else
+            fprintf(stderr,
+                    S_PROG ": broker at %s did not take everything in %.1f s: %" PRIu64
+                           " notifications not sent\n",
+                    args.endpoint, flush_ms / 1000.0, stats.pending);
+        hvn_publisher_set_linger(pub, 0);
+        status = S_EXIT_FAIL;
+    }
+    //  Flushed: destroy gives the socket the rest of the linger, so the
+    //  bytes leave the process before it exits.
+    hvn_publisher_destroy(&pub);
+    zstr_free(&args.endpoint);
+    return status;
+}

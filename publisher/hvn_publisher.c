@@ -1,0 +1,910 @@
+/*  hvn_publisher.c — the publisher a hypervisor host embeds.
+
+    Two halves share one mutex. The caller's half (report, remove, flush)
+    touches only memory: a map of the nodes it holds and one FIFO queue of
+    events to send. The actor's half owns the XPUB socket: it watches the
+    broker's subscriptions, pops events, numbers, encodes and sends them,
+    and keeps the frames last sent for every live node so that a broker
+    that (re)subscribes can be resynced (PROTOCOL.md section 5).
+
+    The idea it rests on: a node's newest queued event is the one place its
+    unsent state lives. A report that changes nothing finds the node, sees
+    it equal to the last report and returns; a burst of changes to one node
+    collapses into one queued update that carries the node as it is now.
+*/
+#include "hvn_publisher.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define S_DEFAULT_HEARTBEAT_MS 10000
+#define S_DEFAULT_LINGER_MS 5000
+#define S_SNDHWM 10000 //  Messages queued per broker pipe
+#define S_RETRY_MS 10  //  Retry interval while a pipe is full
+
+typedef struct _s_entry_t s_entry_t;
+typedef struct _s_event_t s_event_t;
+
+//  One queued notification
+struct _s_event_t {
+    s_event_t *next;   //  Next in the FIFO, or NULL
+    s_entry_t *owner;  //  Node entry while this is its newest queued event
+    hvn_event_t event; //  Create, update or delete
+    hvn_node_t node;   //  State to send (delete: id and uuid)
+};
+
+//  One node the caller holds
+struct _s_entry_t {
+    hvn_node_t last;    //  Last state reported (or loaded from state_dir)
+    s_event_t *pending; //  Its newest queued create/update, or NULL
+    bool reported;      //  Reported since this publisher started
+};
+
+//  One encoded notification: waiting to be sent, or the last one sent for
+//  a live node (kept for resync). The body follows the struct.
+typedef struct {
+    char uuid[HVN_UUID_STR_LEN + 1]; //  Node uuid (key of the sent map)
+    hvn_event_t event;               //  Create, update or delete
+    uint64_t stamp;                  //  When installed; resync order
+    size_t topic_size;               //  Bytes of topic, without the NUL
+    char topic[HVN_TOPIC_MAX + 1];   //  Frame 0
+    uint8_t header[HVN_HEADER_SIZE]; //  Frame 1, seq as sent
+    size_t body_size;                //  Bytes of body
+    uint8_t body[];                  //  Frame 2
+} s_sent_t;
+
+struct _hvn_publisher_t {
+    //  Set by new(), read-only afterwards
+    char *endpoint;       //  Broker frontend(s), comma-separated
+    char *host;           //  Topic host, publisher_id host
+    char *service;        //  publisher_id service
+    char *state_dir;      //  Or NULL
+    char *state_path;     //  <state_dir>/publisher-<host>.state, or NULL
+    int heartbeat_ms;     //  Heartbeat interval
+    uint8_t instance[16]; //  This instance's id, raw UUID
+    zactor_t *actor;      //  The network side
+
+    //  Shared by caller and actor, under mutex
+    pthread_mutex_t mutex;       //  Guards this section
+    pthread_cond_t idle;         //  Broadcast when nothing is left to send
+    zhashx_t *entries;           //  uuid -> s_entry_t, nodes held
+    s_event_t *head;             //  Oldest queued event
+    s_event_t *tail;             //  Newest queued event
+    size_t queue_size;           //  Events in the queue
+    bool in_flight;              //  Actor holds a popped event not yet sent
+    int linger_ms;               //  How long destroy() waits to flush
+    bool linger_quiet;           //  set_linger(0): drop without a log line
+    int close_linger_ms;         //  ZMQ_LINGER of the socket at close
+    int64_t refusal_logged;      //  Monotonic ms of the last refusal log
+    hvn_publisher_stats_t stats; //  Counters (nodes, pending: computed)
+
+    //  Actor thread only
+    zsock_t *pipe;              //  Actor command pipe
+    zsock_t *xpub;              //  Connected to the broker frontend(s)
+    void *xpub_handle;          //  Its libzmq socket
+    zpoller_t *poller;          //  Pipe and xpub
+    bool terminated;            //  $TERM received
+    hvn_encoder_t *encoder;     //  Reused buffers
+    zhashx_t *sent;             //  uuid -> s_sent_t, live nodes announced
+    zhashx_t *subscriptions;    //  Subscribed topics (hex) the XPUB reported
+    bool broker;                //  A subscription is held
+    s_sent_t **sync;            //  Resync in progress: frames in send order
+    size_t sync_count;          //  Entries in sync
+    size_t sync_next;           //  Next one to send
+    bool syncing;               //  Resync not finished
+    bool heartbeat_due;         //  A heartbeat waits to go out
+    int64_t heartbeat_at;       //  Monotonic ms of the next heartbeat
+    s_sent_t *stalled;          //  Popped and encoded, not yet sent
+    uint64_t seq;               //  Last seq used
+    uint64_t stamp;             //  Last stamp given to a sent entry
+    bool state_dirty;           //  Sent map changed since the state file
+    int64_t state_error_logged; //  Monotonic ms of the last write failure log
+};
+
+// --------------------------------------------------------------------------
+//  Small helpers
+
+//  Returns a heap copy of s (NULL for NULL); aborts when out of memory, as
+//  czmq does.
+static char *s_strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *copy = strdup(s);
+    assert(copy);
+    return copy;
+}
+
+//  Returns true when s holds a NUL within its first `size` bytes.
+static bool s_terminated(const char *s, size_t size)
+{
+    return memchr(s, 0, size) != NULL;
+}
+
+//  Item destructor of the entries map.
+static void s_entry_free(void **item_p)
+{
+    free(*item_p);
+    *item_p = NULL;
+}
+
+//  Item destructor of the sent map.
+static void s_sent_free(void **item_p)
+{
+    free(*item_p);
+    *item_p = NULL;
+}
+
+//  Returns the absolute CLOCK_MONOTONIC time `ms` from now.
+static struct timespec s_deadline(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+// --------------------------------------------------------------------------
+//  The queue (caller side, under mutex)
+
+//  Returns true, logging at most once a second, when the queue is full.
+static bool s_queue_full(hvn_publisher_t *self)
+{
+    if (self->queue_size < HVN_PUBLISHER_QUEUE_MAX)
+        return false;
+    self->stats.refused++;
+    int64_t now = zclock_mono();
+    if (now - self->refusal_logged >= 1000) {
+        self->refusal_logged = now;
+        zsys_warning("publisher: queue full (%d events), %" PRIu64 " reports refused so far",
+                     HVN_PUBLISHER_QUEUE_MAX, self->stats.refused);
+    }
+    return true;
+}
+
+//  Appends an event of node to the queue; when owner is given, the event
+//  becomes its newest. Wakes the actor when the queue was empty.
+static void s_enqueue(hvn_publisher_t *self, hvn_event_t event, s_entry_t *owner,
+                      const hvn_node_t *node)
+{
+    s_event_t *ev = malloc(sizeof(s_event_t));
+    assert(ev);
+    ev->next = NULL;
+    ev->event = event;
+    ev->node = *node;
+    ev->owner = owner;
+    if (owner) {
+        if (owner->pending)
+            owner->pending->owner = NULL;
+        owner->pending = ev;
+    }
+    if (self->tail)
+        self->tail->next = ev;
+    else
+        self->head = ev;
+    self->tail = ev;
+    if (self->queue_size++ == 0)
+        //  The pipe's send timeout is 0: if it is full, the actor has
+        //  wake-ups enough to read.
+        zsock_signal(self->actor, 0);
+}
+
+//  Returns the oldest queued event, detached from its node, or NULL.
+static s_event_t *s_dequeue(hvn_publisher_t *self)
+{
+    s_event_t *ev = self->head;
+    if (!ev)
+        return NULL;
+    self->head = ev->next;
+    if (!self->head)
+        self->tail = NULL;
+    self->queue_size--;
+    if (ev->owner)
+        ev->owner->pending = NULL;
+    ev->owner = NULL;
+    return ev;
+}
+
+//  Queues a delete of entry's node and forgets it (the entry is freed).
+static void s_forget(hvn_publisher_t *self, s_entry_t *entry)
+{
+    if (entry->pending)
+        entry->pending->owner = NULL;
+    entry->pending = NULL;
+    s_enqueue(self, HVN_EVENT_DELETE, NULL, &entry->last);
+    char uuid[HVN_UUID_STR_LEN + 1];
+    memcpy(uuid, entry->last.uuid, sizeof(uuid));
+    zhashx_delete(self->entries, uuid);
+}
+
+// --------------------------------------------------------------------------
+//  The actor: sending
+
+//  Returns a new s_sent_t holding frames, or NULL when out of memory.
+static s_sent_t *s_sent_new(const hvn_frames_t *frames, hvn_event_t event, const char *uuid)
+{
+    s_sent_t *sent = malloc(sizeof(s_sent_t) + frames->body_size);
+    if (!sent)
+        return NULL;
+    memcpy(sent->uuid, uuid, sizeof(sent->uuid));
+    sent->uuid[HVN_UUID_STR_LEN] = 0;
+    sent->event = event;
+    sent->stamp = 0;
+    sent->topic_size = frames->topic_size;
+    memcpy(sent->topic, frames->topic, frames->topic_size + 1);
+    memcpy(sent->header, frames->header, HVN_HEADER_SIZE);
+    sent->body_size = frames->body_size;
+    memcpy(sent->body, frames->body, frames->body_size);
+    return sent;
+}
+
+//  Sends three frames without blocking. Returns 0 when sent, -1 when a
+//  broker pipe is full (EAGAIN; nothing was sent, try again later) or the
+//  socket failed (logged).
+static int s_send(hvn_publisher_t *self, const char *topic, size_t topic_size,
+                  const uint8_t *header, const uint8_t *body, size_t body_size)
+{
+    if (zmq_send(self->xpub_handle, topic, topic_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+        if (errno != EAGAIN)
+            zsys_error("publisher: send failed: %s", zmq_strerror(errno));
+        return -1;
+    }
+    //  Once the first frame is in, the rest of the message always fits
+    //  (libzmq checks the high water mark per whole message).
+    if (zmq_send(self->xpub_handle, header, HVN_HEADER_SIZE, ZMQ_SNDMORE) == -1 ||
+        zmq_send(self->xpub_handle, body, body_size, 0) == -1) {
+        zsys_error("publisher: send failed mid-message: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+//  Returns 0 with the next notification's frames stamped with seq + 1 and
+//  sent, or -1 when it could not go out yet.
+static int s_send_notification(hvn_publisher_t *self, s_sent_t *msg)
+{
+    hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_NOTIFICATION, self->seq + 1, {0}};
+    memcpy(header.instance, self->instance, 16);
+    hvn_header_pack(&header, msg->header);
+    if (s_send(self, msg->topic, msg->topic_size, msg->header, msg->body, msg->body_size) != 0)
+        return -1;
+    self->seq++;
+    return 0;
+}
+
+//  Returns an encoded notification of ev (seq filled in at send time), or
+//  NULL when it cannot be encoded (logged; cannot happen for a node that
+//  passed validation).
+static s_sent_t *s_encode(hvn_publisher_t *self, const s_event_t *ev)
+{
+    hvn_envelope_t env = {self->service, self->host, NULL, NULL};
+    hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_NOTIFICATION, 0, {0}};
+    memcpy(header.instance, self->instance, 16);
+    hvn_frames_t frames;
+    if (hvn_encoder_notification(self->encoder, ev->event, &env, &ev->node, &header, &frames) !=
+        0) {
+        zsys_error("publisher: cannot encode %s of node %.36s, dropped", hvn_event_name(ev->event),
+                   ev->node.uuid);
+        return NULL;
+    }
+    s_sent_t *msg = s_sent_new(&frames, ev->event, ev->node.uuid);
+    if (!msg)
+        zsys_error("publisher: out of memory, %s of node %.36s dropped", hvn_event_name(ev->event),
+                   ev->node.uuid);
+    return msg;
+}
+
+//  Keeps a sent notification as its node's last (create/update) or
+//  forgets the node (delete; msg is freed).
+static void s_install(hvn_publisher_t *self, s_sent_t *msg)
+{
+    if (msg->event == HVN_EVENT_DELETE) {
+        zhashx_delete(self->sent, msg->uuid);
+        free(msg);
+    } else {
+        msg->stamp = ++self->stamp;
+        zhashx_update(self->sent, msg->uuid, msg);
+    }
+    self->state_dirty = true;
+}
+
+//  Returns 0 when the heartbeat went out (or could not be encoded, logged),
+//  -1 when a pipe is full.
+static int s_send_heartbeat(hvn_publisher_t *self)
+{
+    size_t count = zhashx_size(self->sent);
+    const char **uuids = malloc((count ? count : 1) * sizeof(char *));
+    assert(uuids);
+    size_t n = 0;
+    for (s_sent_t *msg = zhashx_first(self->sent); msg; msg = zhashx_next(self->sent))
+        uuids[n++] = msg->uuid;
+    hvn_envelope_t env = {self->service, self->host, NULL, NULL};
+    hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_HEARTBEAT, self->seq, {0}};
+    memcpy(header.instance, self->instance, 16);
+    hvn_frames_t frames;
+    int rc = 0;
+    if (hvn_encoder_heartbeat(self->encoder, &env, self->heartbeat_ms, uuids, n, &header,
+                              &frames) != 0)
+        zsys_error("publisher: cannot encode a heartbeat");
+    else
+        rc = s_send(self, frames.topic, frames.topic_size, frames.header, frames.body,
+                    frames.body_size);
+    free(uuids);
+    if (rc == 0) {
+        self->heartbeat_due = false;
+        self->heartbeat_at = zclock_mono() + self->heartbeat_ms;
+        pthread_mutex_lock(&self->mutex);
+        self->stats.heartbeats++;
+        pthread_mutex_unlock(&self->mutex);
+    }
+    return rc;
+}
+
+// --------------------------------------------------------------------------
+//  The actor: resync
+
+//  qsort order of s_sent_t pointers: by stamp, the order they were sent.
+static int s_stamp_cmp(const void *a, const void *b)
+{
+    const s_sent_t *x = *(s_sent_t *const *)a;
+    const s_sent_t *y = *(s_sent_t *const *)b;
+    return (x->stamp > y->stamp) - (x->stamp < y->stamp);
+}
+
+//  Starts (or restarts) a resync: every live node's last notification,
+//  oldest first.
+static void s_resync_start(hvn_publisher_t *self)
+{
+    free(self->sync);
+    self->sync_count = zhashx_size(self->sent);
+    self->sync = malloc((self->sync_count ? self->sync_count : 1) * sizeof(s_sent_t *));
+    assert(self->sync);
+    size_t n = 0;
+    for (s_sent_t *msg = zhashx_first(self->sent); msg; msg = zhashx_next(self->sent))
+        self->sync[n++] = msg;
+    qsort(self->sync, n, sizeof(s_sent_t *), s_stamp_cmp);
+    self->sync_next = 0;
+    self->syncing = true;
+    self->heartbeat_due = false;
+}
+
+//  Stops a resync, finished or not.
+static void s_resync_stop(hvn_publisher_t *self)
+{
+    free(self->sync);
+    self->sync = NULL;
+    self->sync_count = self->sync_next = 0;
+    self->syncing = false;
+}
+
+//  Sends what is left of a resync, then asks for a heartbeat. Returns 0
+//  when done, -1 when a pipe is full (resumed later). The sent map does not
+//  change meanwhile: the queue is not drained during a resync.
+static int s_resync(hvn_publisher_t *self)
+{
+    uint64_t sent = 0;
+    int rc = 0;
+    while (self->sync_next < self->sync_count) {
+        const s_sent_t *msg = self->sync[self->sync_next];
+        uint8_t header[HVN_HEADER_SIZE];
+        memcpy(header, msg->header, HVN_HEADER_SIZE);
+        header[1] = HVN_KIND_SYNC;
+        if (s_send(self, msg->topic, msg->topic_size, header, msg->body, msg->body_size) != 0) {
+            rc = -1;
+            break;
+        }
+        self->sync_next++;
+        sent++;
+    }
+    pthread_mutex_lock(&self->mutex);
+    self->stats.syncs += sent;
+    pthread_mutex_unlock(&self->mutex);
+    if (rc == 0) {
+        s_resync_stop(self);
+        self->heartbeat_due = true;
+    }
+    return rc;
+}
+
+// --------------------------------------------------------------------------
+//  The actor: state file (defined further down)
+
+static void s_state_write(hvn_publisher_t *self);
+
+// --------------------------------------------------------------------------
+//  The actor: draining the queue
+
+//  Counts a notification sent.
+static void s_count_sent(hvn_publisher_t *self, hvn_event_t event)
+{
+    self->stats.sent = self->seq;
+    if (event == HVN_EVENT_CREATE)
+        self->stats.creates++;
+    else if (event == HVN_EVENT_UPDATE)
+        self->stats.updates++;
+    else
+        self->stats.deletes++;
+}
+
+//  Sends queued events until the queue is empty or a pipe is full.
+//  Returns 0 when the queue is empty, -1 when blocked.
+static int s_drain(hvn_publisher_t *self)
+{
+    while (true) {
+        if (self->stalled) {
+            if (s_send_notification(self, self->stalled) != 0)
+                return -1;
+            s_sent_t *msg = self->stalled;
+            self->stalled = NULL;
+            hvn_event_t event = msg->event;
+            s_install(self, msg);
+            pthread_mutex_lock(&self->mutex);
+            s_count_sent(self, event);
+        } else
+            pthread_mutex_lock(&self->mutex);
+
+        s_event_t *ev = s_dequeue(self);
+        self->in_flight = ev != NULL;
+        if (!ev)
+            pthread_cond_broadcast(&self->idle);
+        pthread_mutex_unlock(&self->mutex);
+        if (!ev)
+            return 0;
+        self->stalled = s_encode(self, ev);
+        free(ev);
+    }
+}
+
+//  Does whatever can be done now: finish a resync, send a heartbeat when
+//  due, drain the queue, save the state.
+static void s_work(hvn_publisher_t *self)
+{
+    if (!self->broker)
+        return;
+    if (self->syncing && s_resync(self) != 0)
+        return;
+    if ((self->heartbeat_due || zclock_mono() >= self->heartbeat_at) && s_send_heartbeat(self) != 0)
+        return;
+    s_drain(self);
+    if (self->state_dirty && self->state_path)
+        s_state_write(self);
+}
+
+//  Returns how long the actor may sleep, in ms (-1 = until an event).
+static int s_timeout(hvn_publisher_t *self)
+{
+    if (!self->broker)
+        return -1;
+    if (self->syncing || self->heartbeat_due || self->stalled)
+        return S_RETRY_MS;
+    int64_t wait = self->heartbeat_at - zclock_mono();
+    return wait < 0 ? 0 : wait > INT32_MAX ? INT32_MAX : (int)wait;
+}
+
+// --------------------------------------------------------------------------
+//  The actor: events
+
+//  Handles the subscription messages an XPUB delivers. A subscribe (first
+//  byte 1), even a duplicate (XPUB_VERBOSE), means a broker is there and
+//  wants our state: resync. An unsubscribe (0) comes only when no pipe is
+//  subscribed to that topic any more; with no topic left, no broker is.
+static void s_handle_xpub(hvn_publisher_t *self)
+{
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    bool subscribed = false;
+    while (zmq_msg_recv(&msg, self->xpub_handle, ZMQ_DONTWAIT) >= 0) {
+        const uint8_t *data = zmq_msg_data(&msg);
+        size_t size = zmq_msg_size(&msg);
+        if (size == 0 || data[0] > 1 || zmq_msg_more(&msg))
+            continue; //  Not a subscription message
+        char key[2 * 255 + 2];
+        size_t len = size - 1 > 255 ? 255 : size - 1;
+        key[0] = 'T'; //  Keys are never empty
+        for (size_t i = 0; i < len; i++)
+            snprintf(key + 1 + 2 * i, 3, "%02x", data[1 + i]);
+        key[1 + 2 * len] = 0;
+        if (data[0] == 1) {
+            zhashx_update(self->subscriptions, key, (void *)1);
+            subscribed = true;
+        } else
+            zhashx_delete(self->subscriptions, key);
+    }
+    zmq_msg_close(&msg);
+
+    bool present = zhashx_size(self->subscriptions) > 0;
+    if (present && subscribed)
+        s_resync_start(self);
+    else if (!present && self->broker) {
+        s_resync_stop(self);
+        self->heartbeat_due = false;
+    }
+    if (present != self->broker || subscribed) {
+        self->broker = present;
+        pthread_mutex_lock(&self->mutex);
+        self->stats.broker = present;
+        if (subscribed)
+            self->stats.resyncs++;
+        pthread_mutex_unlock(&self->mutex);
+    }
+}
+
+//  Handles a message on the actor pipe: a wake-up (work follows) or $TERM.
+static void s_handle_pipe(hvn_publisher_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->pipe);
+    if (!msg) {
+        self->terminated = true;
+        return;
+    }
+    if (zmsg_signal(msg) < 0) {
+        char *command = zmsg_popstr(msg);
+        if (command && streq(command, "$TERM"))
+            self->terminated = true;
+        free(command);
+    }
+    zmsg_destroy(&msg);
+}
+
+//  The actor: owns the XPUB from here on. Signals are left to the
+//  application's threads, so an interrupt never stops it half-way.
+static void s_actor(zsock_t *pipe, void *args)
+{
+    hvn_publisher_t *self = args;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    self->pipe = pipe;
+    self->poller = zpoller_new(pipe, self->xpub, NULL);
+    assert(self->poller);
+    zpoller_set_nonstop(self->poller, true);
+    zsock_signal(pipe, 0);
+
+    while (!self->terminated) {
+        void *which = zpoller_wait(self->poller, s_timeout(self));
+        if (which == pipe)
+            s_handle_pipe(self);
+        else if (which == self->xpub)
+            s_handle_xpub(self);
+        if (!self->terminated)
+            s_work(self);
+    }
+    if (self->state_dirty && self->state_path)
+        s_state_write(self);
+
+    pthread_mutex_lock(&self->mutex);
+    int linger = self->close_linger_ms;
+    pthread_mutex_unlock(&self->mutex);
+    zsock_set_linger(self->xpub, linger);
+    zsock_destroy(&self->xpub);
+    zpoller_destroy(&self->poller);
+}
+
+// --------------------------------------------------------------------------
+//  The state file (stage 2 fills these in)
+
+//  Writes the sent map to the state file; logs failures.
+static void s_state_write(hvn_publisher_t *self)
+{
+    self->state_dirty = false;
+}
+
+//  Loads the state file into entries and the sent map. Returns 0; a
+//  missing or bad file is logged and leaves both empty.
+static int s_state_load(hvn_publisher_t *self)
+{
+    (void)self;
+    return 0;
+}
+
+// --------------------------------------------------------------------------
+//  Construction
+
+//  Returns 0 when the options can work, -1 (logged) when not.
+static int s_opts_check(const hvn_publisher_opts_t *opts)
+{
+    if (!opts->endpoint || !*opts->endpoint) {
+        zsys_error("publisher: no endpoint");
+        return -1;
+    }
+    //  The longest topic is "compute_node.create@<host>"
+    size_t host_max = HVN_TOPIC_MAX - strlen(HVN_EVENT_CREATE_NAME "@");
+    if (!opts->host || !*opts->host || strlen(opts->host) > host_max || strchr(opts->host, '@') ||
+        !hvn_utf8_valid(opts->host, strlen(opts->host))) {
+        zsys_error("publisher: host must be 1..%zu bytes of UTF-8 without '@'", host_max);
+        return -1;
+    }
+    if (opts->service &&
+        (!*opts->service || strlen(opts->service) + 1 + strlen(opts->host) > HVN_STR_MAX ||
+         !hvn_utf8_valid(opts->service, strlen(opts->service)))) {
+        zsys_error("publisher: service must be UTF-8, and service:host at most %d bytes",
+                   HVN_STR_MAX);
+        return -1;
+    }
+    if (opts->heartbeat_ms < 0 || opts->linger_ms < 0) {
+        zsys_error("publisher: heartbeat_ms and linger_ms must not be negative");
+        return -1;
+    }
+    if (opts->curve_secret || opts->curve_server) {
+        zsys_error("publisher: CURVE not supported yet");
+        return -1;
+    }
+    return 0;
+}
+
+//  Returns the XPUB, set up and connected, or NULL (logged).
+static zsock_t *s_xpub_new(const char *endpoint)
+{
+    zsock_t *xpub = zsock_new(ZMQ_XPUB);
+    if (!xpub) {
+        zsys_error("publisher: cannot create a socket");
+        return NULL;
+    }
+    //  See the broker's subscription again when it reconnects; refuse
+    //  (EAGAIN) rather than drop when a pipe is full.
+    zsock_set_xpub_verbose(xpub, 1);
+    zsock_set_xpub_nodrop(xpub, 1);
+    zsock_set_sndhwm(xpub, S_SNDHWM);
+    if (zsock_attach(xpub, endpoint, false) != 0) {
+        zsys_error("publisher: cannot connect to '%s'", endpoint);
+        zsock_destroy(&xpub);
+    }
+    return xpub;
+}
+
+//  Frees everything but the actor.
+static void s_free(hvn_publisher_t *self)
+{
+    while (self->head) {
+        s_event_t *ev = self->head;
+        self->head = ev->next;
+        free(ev);
+    }
+    free(self->stalled);
+    free(self->sync);
+    zhashx_destroy(&self->entries);
+    zhashx_destroy(&self->sent);
+    zhashx_destroy(&self->subscriptions);
+    hvn_encoder_destroy(&self->encoder);
+    zsock_destroy(&self->xpub);
+    pthread_cond_destroy(&self->idle);
+    pthread_mutex_destroy(&self->mutex);
+    free(self->endpoint);
+    free(self->host);
+    free(self->service);
+    free(self->state_dir);
+    free(self->state_path);
+    free(self);
+}
+
+hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
+{
+    assert(opts);
+    if (s_opts_check(opts) != 0)
+        return NULL;
+    hvn_publisher_t *self = calloc(1, sizeof(hvn_publisher_t));
+    assert(self);
+    self->endpoint = s_strdup(opts->endpoint);
+    self->host = s_strdup(opts->host);
+    self->service = s_strdup(opts->service ? opts->service : HVN_DEFAULT_SERVICE);
+    self->state_dir = s_strdup(opts->state_dir);
+    self->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : S_DEFAULT_HEARTBEAT_MS;
+    self->linger_ms = opts->linger_ms ? opts->linger_ms : S_DEFAULT_LINGER_MS;
+    hvn_uuid4_raw(self->instance);
+
+    pthread_mutex_init(&self->mutex, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->idle, &attr);
+    pthread_condattr_destroy(&attr);
+
+    self->entries = zhashx_new();
+    self->sent = zhashx_new();
+    self->subscriptions = zhashx_new();
+    self->encoder = hvn_encoder_new();
+    assert(self->entries && self->sent && self->subscriptions && self->encoder);
+    zhashx_set_destructor(self->entries, s_entry_free);
+    zhashx_set_destructor(self->sent, s_sent_free);
+
+    if (self->state_dir && s_state_load(self) != 0) {
+        s_free(self);
+        return NULL;
+    }
+    self->xpub = s_xpub_new(self->endpoint);
+    if (!self->xpub) {
+        s_free(self);
+        return NULL;
+    }
+    self->xpub_handle = zsock_resolve(self->xpub);
+    //  The socket moves to the actor's thread; thread creation is the
+    //  memory barrier libzmq asks for.
+    self->actor = zactor_new(s_actor, self);
+    assert(self->actor);
+    zsock_set_sndtimeo(self->actor, 0);
+    return self;
+}
+
+void hvn_publisher_destroy(hvn_publisher_t **self_p)
+{
+    assert(self_p);
+    hvn_publisher_t *self = *self_p;
+    if (!self)
+        return;
+    int64_t start = zclock_mono();
+    pthread_mutex_lock(&self->mutex);
+    int linger = self->linger_ms;
+    bool quiet = self->linger_quiet;
+    pthread_mutex_unlock(&self->mutex);
+
+    if (hvn_publisher_flush(self, linger) != 0 && !quiet) {
+        hvn_publisher_stats_t stats;
+        hvn_publisher_stats(self, &stats);
+        zsys_warning("publisher: %" PRIu64 " notifications left unsent after %d ms (%s)",
+                     stats.pending, linger,
+                     stats.broker ? "broker too slow" : "no broker subscribed");
+    }
+    int64_t remaining = linger - (zclock_mono() - start);
+    pthread_mutex_lock(&self->mutex);
+    self->close_linger_ms = remaining > 0 ? (int)remaining : 0;
+    pthread_mutex_unlock(&self->mutex);
+
+    zactor_destroy(&self->actor);
+    s_free(self);
+    *self_p = NULL;
+}
+
+// --------------------------------------------------------------------------
+//  The caller's side
+
+//  Returns 0 when a report that differs from the last one was handled,
+//  -1 when the node is invalid or the queue is full.
+static int s_report_changed(hvn_publisher_t *self, s_entry_t *entry, const hvn_node_t *node)
+{
+    if (hvn_node_validate(node, NULL) != 0)
+        return -1;
+    if (!entry) {
+        if (s_queue_full(self))
+            return -1;
+        entry = calloc(1, sizeof(s_entry_t));
+        assert(entry);
+        entry->last = *node;
+        entry->reported = true;
+        zhashx_insert(self->entries, node->uuid, entry);
+        s_enqueue(self, HVN_EVENT_CREATE, entry, node);
+        return 0;
+    }
+    if (hvn_node_triggers_update(&entry->last, node)) {
+        if (entry->pending && entry->pending->event == HVN_EVENT_UPDATE) {
+            entry->pending->node = *node;
+            self->stats.coalesced++;
+        } else if (s_queue_full(self))
+            return -1;
+        else
+            s_enqueue(self, HVN_EVENT_UPDATE, entry, node);
+    } else if (entry->pending)
+        //  Not worth a notification alone, but the queued one carries it
+        entry->pending->node = *node;
+    entry->last = *node;
+    entry->reported = true;
+    return 0;
+}
+
+//  Returns true when node holds the same values as the entry's last report.
+//  Byte equality is the common case (a node built the same way each time)
+//  and costs a memcmp; otherwise the fields are compared, and an equal node
+//  becomes the stored copy so that the next identical report is cheap.
+static bool s_unchanged(s_entry_t *entry, const hvn_node_t *node)
+{
+    if (memcmp(&entry->last, node, sizeof(hvn_node_t)) == 0)
+        return true;
+    if (!hvn_node_equal(&entry->last, node))
+        return false;
+    entry->last = *node;
+    return true;
+}
+
+int hvn_publisher_report(hvn_publisher_t *self, const hvn_node_t *node)
+{
+    assert(self && node);
+    if (!s_terminated(node->uuid, sizeof(node->uuid)))
+        return -1;
+    pthread_mutex_lock(&self->mutex);
+    self->stats.reports++;
+    s_entry_t *entry = zhashx_lookup(self->entries, node->uuid);
+    int rc = 0;
+    if (entry && s_unchanged(entry, node))
+        entry->reported = true; //  Nothing changed: the fast path
+    else
+        rc = s_report_changed(self, entry, node);
+    pthread_mutex_unlock(&self->mutex);
+    return rc;
+}
+
+int hvn_publisher_remove(hvn_publisher_t *self, const char *uuid)
+{
+    assert(self && uuid);
+    if (strnlen(uuid, HVN_UUID_STR_LEN + 1) > HVN_UUID_STR_LEN)
+        return -1;
+    pthread_mutex_lock(&self->mutex);
+    s_entry_t *entry = zhashx_lookup(self->entries, uuid);
+    int rc = -1;
+    if (entry && !s_queue_full(self)) {
+        s_forget(self, entry);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&self->mutex);
+    return rc;
+}
+
+int hvn_publisher_forget_missing(hvn_publisher_t *self)
+{
+    assert(self);
+    pthread_mutex_lock(&self->mutex);
+    //  Collect first: deleting while iterating a zhashx is not allowed
+    zlistx_t *missing = zlistx_new();
+    assert(missing);
+    for (s_entry_t *entry = zhashx_first(self->entries); entry; entry = zhashx_next(self->entries))
+        if (!entry->reported)
+            zlistx_add_end(missing, entry);
+    int count = 0;
+    for (s_entry_t *entry = zlistx_first(missing); entry; entry = zlistx_next(missing)) {
+        if (s_queue_full(self)) {
+            count = -1;
+            break;
+        }
+        s_forget(self, entry);
+        count++;
+    }
+    pthread_mutex_unlock(&self->mutex);
+    zlistx_destroy(&missing);
+    return count;
+}
+
+int hvn_publisher_flush(hvn_publisher_t *self, int timeout_ms)
+{
+    assert(self);
+    struct timespec deadline = s_deadline(timeout_ms < 0 ? 0 : timeout_ms);
+    pthread_mutex_lock(&self->mutex);
+    while (self->queue_size > 0 || self->in_flight) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&self->idle, &self->mutex);
+        else if (pthread_cond_timedwait(&self->idle, &self->mutex, &deadline) == ETIMEDOUT)
+            break;
+    }
+    int rc = self->queue_size > 0 || self->in_flight ? -1 : 0;
+    pthread_mutex_unlock(&self->mutex);
+    return rc;
+}
+
+void hvn_publisher_set_linger(hvn_publisher_t *self, int linger_ms)
+{
+    assert(self && linger_ms >= 0);
+    pthread_mutex_lock(&self->mutex);
+    self->linger_ms = linger_ms;
+    self->linger_quiet = linger_ms == 0;
+    pthread_mutex_unlock(&self->mutex);
+}
+
+void hvn_publisher_stats(hvn_publisher_t *self, hvn_publisher_stats_t *out)
+{
+    assert(self && out);
+    pthread_mutex_lock(&self->mutex);
+    *out = self->stats;
+    out->nodes = zhashx_size(self->entries);
+    out->pending = self->queue_size + (self->in_flight ? 1 : 0);
+    pthread_mutex_unlock(&self->mutex);
+}

@@ -1,0 +1,768 @@
+/*  test_publisher.c — the embeddable publisher, seen from a broker's seat.
+
+    Each test binds a SUB (subscribed to everything) where a broker's
+    frontend would be, lets a publisher connect to it, and decodes what
+    arrives with the project's decoder. A SUB's subscription reaches the
+    publisher's XPUB exactly as a broker's XSUB subscription does. Tests
+    wait on messages (receive with a timeout), never on sleeps; the first
+    heartbeat is the handshake that says the publisher saw the subscription.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "hvn_publisher.h"
+
+#define S_HOST "cmp-017"
+#define S_RECV_MS 3000   //  Longest wait for a message that must come
+#define S_SILENCE_MS 200 //  How long "nothing more arrives" is watched
+
+static hvn_decoder_t *decoder;
+
+static void s_setup(void)
+{
+    decoder = hvn_decoder_new();
+    cr_assert(decoder);
+}
+
+static void s_teardown(void)
+{
+    hvn_decoder_destroy(&decoder);
+}
+
+TestSuite(publisher, .init = s_setup, .fini = s_teardown, .timeout = 30);
+
+// --------------------------------------------------------------------------
+//  Helpers
+
+//  One received message: its frames and their decoding
+typedef struct {
+    hvn_msg_t msg;                   //  Decoded
+    char topic[HVN_TOPIC_MAX + 1];   //  Frame 0
+    size_t topic_size;               //  Its size
+    uint8_t header[HVN_HEADER_SIZE]; //  Frame 1
+    uint8_t *body;                   //  Frame 2 (heap)
+    size_t body_size;                //  Its size
+} s_rx_t;
+
+//  Returns a fresh inproc endpoint, unique in this process.
+static const char *s_endpoint(void)
+{
+    static char endpoint[64];
+    static int counter;
+    snprintf(endpoint, sizeof(endpoint), "inproc://publisher-%d-%d", getpid(), ++counter);
+    return endpoint;
+}
+
+//  Returns a SUB bound at endpoint, subscribed to everything.
+static zsock_t *s_broker_new(const char *endpoint)
+{
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    cr_assert(sub);
+    zsock_set_rcvtimeo(sub, S_RECV_MS);
+    cr_assert_eq(zsock_bind(sub, "%s", endpoint), 0, "bind %s", endpoint);
+    zsock_set_subscribe(sub, "");
+    return sub;
+}
+
+//  Returns a publisher connected to endpoint; heartbeat_ms 0 = default.
+static hvn_publisher_t *s_publisher_new(const char *endpoint, int heartbeat_ms)
+{
+    hvn_publisher_opts_t opts = {
+        .endpoint = endpoint, .host = S_HOST, .heartbeat_ms = heartbeat_ms, .linger_ms = 1000};
+    hvn_publisher_t *pub = hvn_publisher_new(&opts);
+    cr_assert(pub);
+    return pub;
+}
+
+//  Returns true with the next message in *rx, false when none came in time.
+static bool s_recv(zsock_t *sub, s_rx_t *rx)
+{
+    zmsg_t *msg = zmsg_recv(sub);
+    if (!msg)
+        return false;
+    cr_assert_eq(zmsg_size(msg), 3);
+    zframe_t *topic = zmsg_first(msg);
+    zframe_t *header = zmsg_next(msg);
+    zframe_t *body = zmsg_next(msg);
+    hvn_reason_t reason =
+        hvn_decoder_decode(decoder, zframe_data(topic), zframe_size(topic), zframe_data(header),
+                           zframe_size(header), zframe_data(body), zframe_size(body), &rx->msg);
+    cr_assert_eq(reason, HVN_OK, "decode: %s (%s)", hvn_reason_str(reason),
+                 hvn_decoder_detail(decoder));
+    rx->topic_size = zframe_size(topic);
+    memcpy(rx->topic, zframe_data(topic), rx->topic_size);
+    rx->topic[rx->topic_size] = 0;
+    memcpy(rx->header, zframe_data(header), HVN_HEADER_SIZE);
+    free(rx->body);
+    rx->body_size = zframe_size(body);
+    rx->body = malloc(rx->body_size);
+    memcpy(rx->body, zframe_data(body), rx->body_size);
+    zmsg_destroy(&msg);
+    return true;
+}
+
+//  Receives until a message of `kind` arrives (others skipped); fails the
+//  test when none comes.
+static void s_expect_kind(zsock_t *sub, uint8_t kind, s_rx_t *rx)
+{
+    while (true) {
+        cr_assert(s_recv(sub, rx), "no message of kind %d arrived", kind);
+        if (rx->msg.header.kind == kind)
+            return;
+    }
+}
+
+//  Receives the next notification (heartbeats skipped) and checks its
+//  event and seq.
+static void s_expect(zsock_t *sub, hvn_event_t event, uint64_t seq, s_rx_t *rx)
+{
+    s_expect_kind(sub, HVN_KIND_NOTIFICATION, rx);
+    cr_assert_eq(rx->msg.event, event, "event %d, expected %d (seq %lu)", rx->msg.event, event,
+                 (unsigned long)rx->msg.header.seq);
+    cr_assert_eq(rx->msg.header.seq, seq, "seq %lu, expected %lu",
+                 (unsigned long)rx->msg.header.seq, (unsigned long)seq);
+}
+
+//  Checks that no notification arrives for a little while.
+static void s_expect_silence(zsock_t *sub)
+{
+    zsock_set_rcvtimeo(sub, S_SILENCE_MS);
+    s_rx_t rx = {0};
+    while (s_recv(sub, &rx))
+        cr_assert_eq(rx.msg.header.kind, HVN_KIND_HEARTBEAT, "unexpected %s", rx.topic);
+    free(rx.body);
+    zsock_set_rcvtimeo(sub, S_RECV_MS);
+}
+
+//  Fills a node with every field set (nothing nil); n varies the uuid.
+static void s_node(hvn_node_t *node, int n)
+{
+    hvn_node_init(node);
+    for (int f = 0; f < HVN_F_COUNT; f++)
+        if (hvn_schema_fields[f].type == HVN_TYPE_INT)
+            hvn_node_set_int(node, f, 100 + f);
+    char uuid[HVN_UUID_STR_LEN + 1];
+    snprintf(uuid, sizeof(uuid), "5f0c3a52-8a4b-4c55-9d0e-%012d", n);
+    hvn_node_set_str(node, HVN_F_UUID, uuid);
+    hvn_node_set_str(node, HVN_F_HOST, S_HOST);
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "cmp-017.example.org");
+    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
+}
+
+//  Changes field f of node to a new valid value (round varies it).
+static void s_change(hvn_node_t *node, hvn_field_id_t f, int round)
+{
+    char text[64];
+    switch (hvn_schema_fields[f].type) {
+    case HVN_TYPE_INT:
+        hvn_node_set_int(node, f, *hvn_node_int(node, f) + 7);
+        break;
+    case HVN_TYPE_IP:
+        snprintf(text, sizeof(text), "198.51.100.%d", round % 250 + 1);
+        hvn_node_set_str(node, f, text);
+        break;
+    case HVN_TYPE_STR:
+        snprintf(text, sizeof(text), "changed-%d-%d", f, round);
+        hvn_node_set_str(node, f, text);
+        break;
+    case HVN_TYPE_UUID:
+        cr_assert_fail("a uuid change makes another node");
+    }
+}
+
+//  Binds a broker, starts a publisher connected to it and waits for the
+//  first heartbeat: the publisher has seen the subscription.
+static void s_start(zsock_t **sub, hvn_publisher_t **pub, int heartbeat_ms)
+{
+    const char *endpoint = s_endpoint();
+    *sub = s_broker_new(endpoint);
+    *pub = s_publisher_new(endpoint, heartbeat_ms);
+    s_rx_t rx = {0};
+    s_expect_kind(*sub, HVN_KIND_HEARTBEAT, &rx);
+    cr_assert_eq(rx.msg.header.seq, 0);
+    cr_assert_eq(rx.msg.node_count, 0);
+    free(rx.body);
+}
+
+//  Returns true when the heartbeat lists uuid.
+static bool s_heartbeat_lists(const hvn_msg_t *msg, const char *uuid)
+{
+    uuid_t raw;
+    cr_assert_eq(uuid_parse(uuid, raw), 0);
+    for (size_t i = 0; i < msg->node_count; i++)
+        if (memcmp(msg->nodes[i], raw, 16) == 0)
+            return true;
+    return false;
+}
+
+// --------------------------------------------------------------------------
+//  Create, update, delete
+
+Test(publisher, create_sent_once_when_a_node_is_first_reported)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    cr_assert_str_eq(rx.topic, "compute_node.create@" S_HOST);
+    cr_assert(hvn_node_equal(&rx.msg.node, &node));
+    cr_assert_str_eq(rx.msg.publisher_id, "nova-compute:" S_HOST);
+    s_expect_silence(sub);
+
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_eq(stats.reports, 3);
+    cr_assert_eq(stats.creates, 1);
+    cr_assert_eq(stats.sent, 1);
+    cr_assert_eq(stats.nodes, 1);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    cr_assert_null(pub);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, update_sent_when_vcpus_used_changes)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    node.vcpus_used = 3;
+    hvn_publisher_report(pub, &node);
+
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
+    cr_assert_str_eq(rx.topic, "compute_node.update@" S_HOST);
+    cr_assert_eq(rx.msg.node.vcpus_used, 3);
+    cr_assert(hvn_node_equal(&rx.msg.node, &node));
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, update_sent_when_any_trigger_field_alone_changes_and_carries_all_fields)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+
+    uint64_t seq = 1;
+    int triggers = 0;
+    for (int f = 0; f < HVN_F_COUNT; f++) {
+        if (!hvn_schema_fields[f].triggers_update)
+            continue;
+        triggers++;
+        s_change(&node, f, f);
+        cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+        s_expect(sub, HVN_EVENT_UPDATE, ++seq, &rx);
+        cr_assert(hvn_node_equal(&rx.msg.node, &node), "update after %s lacks the current state",
+                  hvn_schema_fields[f].name);
+        //  A nullable trigger field going nil is a change too
+        if (hvn_schema_fields[f].nullable) {
+            hvn_node_set_null(&node, f);
+            cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+            s_expect(sub, HVN_EVENT_UPDATE, ++seq, &rx);
+            cr_assert(hvn_node_is_null(&rx.msg.node, f));
+            cr_assert(hvn_node_equal(&rx.msg.node, &node));
+        }
+    }
+    cr_assert_eq(triggers, 9, "the seed names 9 update-triggering fields");
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, nothing_sent_when_a_non_trigger_field_alone_changes)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+
+    uint64_t seq = 1;
+    for (int f = 0; f < HVN_F_COUNT; f++) {
+        if (hvn_schema_fields[f].triggers_update || f == HVN_F_UUID)
+            continue;
+        s_change(&node, f, f);
+        cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+        //  The next message is the update a trigger field causes, with the
+        //  very next seq, and it carries the non-trigger value too.
+        node.vcpus_used++;
+        cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+        s_expect(sub, HVN_EVENT_UPDATE, ++seq, &rx);
+        cr_assert(hvn_node_equal(&rx.msg.node, &node), "%s change not carried",
+                  hvn_schema_fields[f].name);
+    }
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_eq(stats.updates, seq - 1);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, delete_sent_on_remove_and_the_node_is_forgotten)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    cr_assert_eq(hvn_publisher_remove(pub, node.uuid), 0);
+    cr_assert_eq(hvn_publisher_remove(pub, node.uuid), -1, "removed twice");
+    hvn_publisher_report(pub, &node);
+
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    s_expect(sub, HVN_EVENT_DELETE, 2, &rx);
+    cr_assert_str_eq(rx.topic, "compute_node.delete@" S_HOST);
+    cr_assert_str_eq(rx.msg.node.uuid, node.uuid);
+    cr_assert_eq(rx.msg.node.id, node.id);
+    s_expect(sub, HVN_EVENT_CREATE, 3, &rx);
+    cr_assert(hvn_node_equal(&rx.msg.node, &node));
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, remove_of_an_unknown_uuid_is_refused)
+{
+    hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
+    cr_assert_eq(hvn_publisher_remove(pub, "5f0c3a52-8a4b-4c55-9d0e-000000000009"), -1);
+    cr_assert_eq(hvn_publisher_remove(pub, "not a uuid"), -1);
+    hvn_publisher_destroy(&pub);
+}
+
+Test(publisher, invalid_node_is_refused_and_not_held)
+{
+    hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_node_set_str(&node, HVN_F_UUID, "not-a-uuid");
+    cr_assert_eq(hvn_publisher_report(pub, &node), -1);
+    s_node(&node, 1);
+    node.nulls |= 1u << HVN_F_VCPUS; //  Not nullable
+    cr_assert_eq(hvn_publisher_report(pub, &node), -1);
+    s_node(&node, 1);
+    memset(node.uuid, 'a', sizeof(node.uuid)); //  Not terminated
+    cr_assert_eq(hvn_publisher_report(pub, &node), -1);
+
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_eq(stats.nodes, 0);
+    cr_assert_eq(stats.pending, 0);
+    hvn_publisher_set_linger(pub, 0);
+    hvn_publisher_destroy(&pub);
+}
+
+// --------------------------------------------------------------------------
+//  Order, seq, the broker's absence
+
+Test(publisher, seqs_count_from_one_in_call_order_across_nodes)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 0);
+    hvn_node_t a, b, c;
+    s_node(&a, 1);
+    s_node(&b, 2);
+    s_node(&c, 3);
+    hvn_publisher_report(pub, &a);
+    hvn_publisher_report(pub, &b);
+    a.running_vms++;
+    hvn_publisher_report(pub, &a);
+    hvn_publisher_report(pub, &c);
+    hvn_publisher_remove(pub, b.uuid);
+
+    s_rx_t rx = {0};
+    uint8_t instance[16];
+    const struct {
+        hvn_event_t event;
+        const char *uuid;
+    } expected[] = {{HVN_EVENT_CREATE, a.uuid},
+                    {HVN_EVENT_CREATE, b.uuid},
+                    {HVN_EVENT_UPDATE, a.uuid},
+                    {HVN_EVENT_CREATE, c.uuid},
+                    {HVN_EVENT_DELETE, b.uuid}};
+    for (size_t i = 0; i < 5; i++) {
+        s_expect(sub, expected[i].event, i + 1, &rx);
+        cr_assert_str_eq(rx.msg.node.uuid, expected[i].uuid);
+        if (i == 0)
+            memcpy(instance, rx.msg.header.instance, 16);
+        cr_assert_arr_eq(rx.msg.header.instance, instance, 16, "one instance id");
+    }
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, nothing_sent_before_the_subscription_and_everything_after_in_order)
+{
+    const char *endpoint = s_endpoint();
+    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    hvn_node_t a, b;
+    s_node(&a, 1);
+    s_node(&b, 2);
+    hvn_publisher_report(pub, &a);
+    hvn_publisher_report(pub, &b);
+    a.local_gb_used++;
+    hvn_publisher_report(pub, &a);
+    hvn_publisher_remove(pub, b.uuid);
+
+    cr_assert_eq(hvn_publisher_flush(pub, 100), -1, "no broker, yet flushed");
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_eq(stats.sent, 0);
+    cr_assert_eq(stats.pending, 4);
+    cr_assert_eq(stats.broker, 0);
+
+    zsock_t *sub = s_broker_new(endpoint);
+    s_rx_t rx = {0};
+    //  Resync (nothing sent yet, so nothing to resend), heartbeat, queue
+    cr_assert(s_recv(sub, &rx));
+    cr_assert_eq(rx.msg.header.kind, HVN_KIND_HEARTBEAT);
+    cr_assert_eq(rx.msg.header.seq, 0);
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    cr_assert_str_eq(rx.msg.node.uuid, a.uuid);
+    s_expect(sub, HVN_EVENT_CREATE, 2, &rx);
+    cr_assert_str_eq(rx.msg.node.uuid, b.uuid);
+    s_expect(sub, HVN_EVENT_UPDATE, 3, &rx);
+    cr_assert(hvn_node_equal(&rx.msg.node, &a));
+    s_expect(sub, HVN_EVENT_DELETE, 4, &rx);
+    cr_assert_eq(hvn_publisher_flush(pub, S_RECV_MS), 0);
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_eq(stats.pending, 0);
+    cr_assert_eq(stats.broker, 1);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, queued_updates_of_a_node_coalesce_into_the_latest_state)
+{
+    const char *endpoint = s_endpoint();
+    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    for (int i = 0; i < 3; i++) {
+        node.vcpus_used++;
+        hvn_publisher_report(pub, &node);
+    }
+    node.free_ram_mb = 12345; //  Not a trigger: rides along
+    hvn_publisher_report(pub, &node);
+
+    zsock_t *sub = s_broker_new(endpoint);
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
+    cr_assert(hvn_node_equal(&rx.msg.node, &node));
+    s_expect_silence(sub);
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_eq(stats.coalesced, 2);
+    cr_assert_eq(stats.updates, 1);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, queued_create_carries_non_trigger_changes_made_before_it_was_sent)
+{
+    const char *endpoint = s_endpoint();
+    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    node.memory_mb_used = 4242;
+    hvn_publisher_report(pub, &node);
+
+    zsock_t *sub = s_broker_new(endpoint);
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    cr_assert_eq(rx.msg.node.memory_mb_used, 4242);
+    s_expect_silence(sub);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, destroy_sends_what_is_queued)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    hvn_publisher_destroy(&pub);
+
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    free(rx.body);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, destroy_without_a_broker_waits_no_longer_than_linger)
+{
+    hvn_publisher_opts_t opts = {.endpoint = s_endpoint(), .host = S_HOST, .linger_ms = 200};
+    hvn_publisher_t *pub = hvn_publisher_new(&opts);
+    cr_assert(pub);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    int64_t start = zclock_mono();
+    hvn_publisher_destroy(&pub);
+    int64_t took = zclock_mono() - start;
+    cr_assert(took >= 150 && took < 2000, "destroy took %ld ms", (long)took);
+}
+
+Test(publisher, new_refuses_bad_options)
+{
+    hvn_publisher_opts_t opts = {.endpoint = "inproc://x", .host = "a@b"};
+    cr_assert_null(hvn_publisher_new(&opts));
+    opts.host = "";
+    cr_assert_null(hvn_publisher_new(&opts));
+    opts.host = S_HOST;
+    opts.endpoint = NULL;
+    cr_assert_null(hvn_publisher_new(&opts));
+    opts.endpoint = "nonsense://x";
+    cr_assert_null(hvn_publisher_new(&opts));
+    opts.endpoint = "inproc://x";
+    opts.curve_secret = "/etc/hvn/client.cert";
+    cr_assert_null(hvn_publisher_new(&opts), "CURVE is not supported yet");
+}
+
+// --------------------------------------------------------------------------
+//  Resync and heartbeats
+
+//  Reports a then b, updates a, and receives the three notifications into
+//  sent[0..2] (frames kept for byte comparison).
+static void s_send_three(zsock_t *sub, hvn_publisher_t *pub, hvn_node_t *a, hvn_node_t *b,
+                         s_rx_t sent[3])
+{
+    s_node(a, 1);
+    s_node(b, 2);
+    hvn_publisher_report(pub, a);
+    hvn_publisher_report(pub, b);
+    a->current_workload = 9;
+    hvn_publisher_report(pub, a);
+    s_expect(sub, HVN_EVENT_CREATE, 1, &sent[0]);
+    s_expect(sub, HVN_EVENT_CREATE, 2, &sent[1]);
+    s_expect(sub, HVN_EVENT_UPDATE, 3, &sent[2]);
+}
+
+//  Receives the resync that follows a subscription: b's create (seq 2) then
+//  a's update (seq 3), byte for byte but for kind 3; then a heartbeat.
+static void s_expect_resync(zsock_t *sub, s_rx_t sent[3])
+{
+    s_rx_t rx = {0};
+    const s_rx_t *expected[] = {&sent[1], &sent[2]};
+    for (int i = 0; i < 2; i++) {
+        s_expect_kind(sub, HVN_KIND_SYNC, &rx);
+        cr_assert_eq(rx.msg.header.seq, expected[i]->msg.header.seq, "sync %d seq %lu", i,
+                     (unsigned long)rx.msg.header.seq);
+        cr_assert_str_eq(rx.topic, expected[i]->topic);
+        cr_assert_eq(rx.body_size, expected[i]->body_size);
+        cr_assert_arr_eq(rx.body, expected[i]->body, rx.body_size);
+        uint8_t header[HVN_HEADER_SIZE];
+        memcpy(header, expected[i]->header, HVN_HEADER_SIZE);
+        header[1] = HVN_KIND_SYNC;
+        cr_assert_arr_eq(rx.header, header, HVN_HEADER_SIZE);
+    }
+    cr_assert(s_recv(sub, &rx));
+    cr_assert_eq(rx.msg.header.kind, HVN_KIND_HEARTBEAT, "heartbeat right after the syncs");
+    cr_assert_eq(rx.msg.header.seq, 3);
+    cr_assert_eq(rx.msg.node_count, 2);
+    free(rx.body);
+}
+
+Test(publisher, resync_on_resubscribe_resends_last_states_as_kind_3_with_original_seqs)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 0);
+    hvn_node_t a, b;
+    s_rx_t sent[3];
+    memset(sent, 0, sizeof(sent));
+    s_send_three(sub, pub, &a, &b, sent);
+
+    //  The broker goes away and comes back
+    zsock_set_unsubscribe(sub, "");
+    zsock_set_subscribe(sub, "");
+    s_expect_resync(sub, sent);
+
+    //  Notifications continue with the next seq
+    a.vcpus_used++;
+    hvn_publisher_report(pub, &a);
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_UPDATE, 4, &rx);
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_eq(stats.syncs, 2);
+    cr_assert_eq(stats.resyncs, 2);
+    for (int i = 0; i < 3; i++)
+        free(sent[i].body);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, resync_after_a_broker_restart_on_the_same_endpoint)
+{
+    char dir[] = "/tmp/test_publisher.XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char endpoint[128];
+    snprintf(endpoint, sizeof(endpoint), "ipc://%s/frontend", dir);
+    zsock_t *sub = s_broker_new(endpoint);
+    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    hvn_node_t a, b;
+    s_rx_t sent[3];
+    memset(sent, 0, sizeof(sent));
+    s_send_three(sub, pub, &a, &b, sent);
+
+    zsock_destroy(&sub);
+    sub = s_broker_new(endpoint); //  The publisher reconnects by itself
+    s_expect_resync(sub, sent);
+
+    for (int i = 0; i < 3; i++)
+        free(sent[i].body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/frontend", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(publisher, heartbeat_lists_the_announced_nodes_and_the_last_seq)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_start(&sub, &pub, 50);
+    hvn_node_t a, b;
+    s_node(&a, 1);
+    s_node(&b, 2);
+    hvn_publisher_report(pub, &a);
+    hvn_publisher_report(pub, &b);
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    s_expect(sub, HVN_EVENT_CREATE, 2, &rx);
+    s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
+    cr_assert_str_eq(rx.topic, "hvn.heartbeat@" S_HOST);
+    cr_assert_eq(rx.msg.header.seq, 2);
+    cr_assert_eq(rx.msg.interval_ms, 50);
+    cr_assert_eq(rx.msg.node_count, 2);
+    cr_assert(s_heartbeat_lists(&rx.msg, a.uuid) && s_heartbeat_lists(&rx.msg, b.uuid));
+
+    hvn_publisher_remove(pub, a.uuid);
+    s_expect(sub, HVN_EVENT_DELETE, 3, &rx);
+    s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
+    cr_assert_eq(rx.msg.header.seq, 3);
+    cr_assert_eq(rx.msg.node_count, 1);
+    cr_assert(s_heartbeat_lists(&rx.msg, b.uuid));
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}
+
+// --------------------------------------------------------------------------
+//  Cost of a report that changes nothing
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
+//  Counting allocator: the test binary's malloc family counts calls made
+//  by this thread while armed, then hands over to glibc.
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+static __thread bool s_armed;
+static __thread long s_allocations;
+
+void *malloc(size_t size)
+{
+    if (s_armed)
+        s_allocations++;
+    return __libc_malloc(size);
+}
+
+void *calloc(size_t count, size_t size)
+{
+    if (s_armed)
+        s_allocations++;
+    return __libc_calloc(count, size);
+}
+
+void *realloc(void *ptr, size_t size)
+{
+    if (s_armed)
+        s_allocations++;
+    return __libc_realloc(ptr, size);
+}
+
+Test(publisher, report_of_an_unchanged_node_does_not_allocate)
+{
+    hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
+    hvn_node_t nodes[64];
+    for (int i = 0; i < 64; i++) {
+        s_node(&nodes[i], i);
+        hvn_publisher_report(pub, &nodes[i]);
+    }
+    s_armed = true;
+    for (int round = 0; round < 100; round++)
+        for (int i = 0; i < 64; i++)
+            hvn_publisher_report(pub, &nodes[i]);
+    s_armed = false;
+    cr_assert_eq(s_allocations, 0, "%ld allocations", s_allocations);
+    hvn_publisher_set_linger(pub, 0);
+    hvn_publisher_destroy(&pub);
+}
+#endif
+
+Test(publisher, report_of_an_unchanged_node_is_cheap)
+{
+    enum { NODES = 1000, ROUNDS = 1000 };
+    hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
+    hvn_node_t *nodes = malloc(NODES * sizeof(hvn_node_t));
+    for (int i = 0; i < NODES; i++) {
+        s_node(&nodes[i], i);
+        hvn_publisher_report(pub, &nodes[i]);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int round = 0; round < ROUNDS; round++)
+        for (int i = 0; i < NODES; i++)
+            hvn_publisher_report(pub, &nodes[i]);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / (NODES * ROUNDS);
+    cr_log_info("report() of an unchanged node: %.1f ns", ns);
+    //  The target is 100 ns; this bound only catches a gross regression
+    //  on a loaded or instrumented machine.
+    cr_assert_lt(ns, 5000.0);
+    free(nodes);
+    hvn_publisher_set_linger(pub, 0);
+    hvn_publisher_destroy(&pub);
+}

@@ -17,12 +17,16 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <msgpack.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_DEFAULT_HEARTBEAT_MS 10000
 #define S_DEFAULT_LINGER_MS 5000
@@ -594,20 +598,303 @@ static void s_actor(zsock_t *pipe, void *args)
 }
 
 // --------------------------------------------------------------------------
-//  The state file (stage 2 fills these in)
+//  The state file
 
-//  Writes the sent map to the state file; logs failures.
+//  <state_dir>/publisher-<host>.state holds the frames last sent for every
+//  live node, oldest first, as msgpack:
+//      {"format": "hvn-publisher-state", "version": 1, "host": str,
+//       "nodes": [[topic str, header bin, body bin], ...]}
+//  Loading decodes each body with the wire decoder, which both validates it
+//  and gives back the node's fields. The frames keep the instance id and
+//  seq they were sent with: a resync after a restart re-sends them as they
+//  were, and a new instance never claims an old instance's seqs.
+
+#define S_STATE_FORMAT "hvn-publisher-state"
+#define S_STATE_VERSION 1
+#define S_STATE_MAX (1024L * 1024 * 1024) //  Largest state file read
+
+//  Packs a C string as a msgpack str.
+static void s_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen(s);
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, s, len);
+}
+
+//  Writes size bytes to a temporary file, fsyncs it and renames it over
+//  the state file. Returns 0, or -1 with errno set.
+static int s_state_replace(hvn_publisher_t *self, const char *data, size_t size)
+{
+    char *tmp = zsys_sprintf("%s.tmp", self->state_path);
+    assert(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -1 : 0;
+    for (size_t done = 0; rc == 0 && done < size;) {
+        ssize_t n = write(fd, data + done, size - done);
+        if (n < 0 && errno != EINTR)
+            rc = -1;
+        else if (n > 0)
+            done += (size_t)n;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -1;
+    int saved = errno;
+    if (fd >= 0 && close(fd) != 0 && rc == 0) {
+        saved = errno;
+        rc = -1;
+    }
+    if (rc == 0 && rename(tmp, self->state_path) != 0) {
+        saved = errno;
+        rc = -1;
+    }
+    if (rc != 0)
+        unlink(tmp);
+    else {
+        //  Make the rename itself durable
+        int dir = open(self->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir >= 0) {
+            fsync(dir);
+            close(dir);
+        }
+    }
+    free(tmp);
+    errno = saved;
+    return rc;
+}
+
+//  Writes the sent map to the state file. A failure is logged (at most once
+//  a minute) and retried after the next batch.
 static void s_state_write(hvn_publisher_t *self)
 {
-    self->state_dirty = false;
+    size_t count = zhashx_size(self->sent);
+    s_sent_t **order = malloc((count ? count : 1) * sizeof(s_sent_t *));
+    assert(order);
+    size_t n = 0;
+    for (s_sent_t *msg = zhashx_first(self->sent); msg; msg = zhashx_next(self->sent))
+        order[n++] = msg;
+    qsort(order, n, sizeof(s_sent_t *), s_stamp_cmp);
+
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    s_pack_str(&pk, "format");
+    s_pack_str(&pk, S_STATE_FORMAT);
+    s_pack_str(&pk, "version");
+    msgpack_pack_int(&pk, S_STATE_VERSION);
+    s_pack_str(&pk, "host");
+    s_pack_str(&pk, self->host);
+    s_pack_str(&pk, "nodes");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_str(&pk, order[i]->topic_size);
+        msgpack_pack_str_body(&pk, order[i]->topic, order[i]->topic_size);
+        msgpack_pack_bin(&pk, HVN_HEADER_SIZE);
+        msgpack_pack_bin_body(&pk, order[i]->header, HVN_HEADER_SIZE);
+        msgpack_pack_bin(&pk, order[i]->body_size);
+        msgpack_pack_bin_body(&pk, order[i]->body, order[i]->body_size);
+    }
+    free(order);
+
+    if (s_state_replace(self, sbuf.data, sbuf.size) == 0)
+        self->state_dirty = false;
+    else {
+        int64_t now = zclock_mono();
+        if (self->state_error_logged == 0 || now - self->state_error_logged >= 60000) {
+            self->state_error_logged = now;
+            zsys_warning("publisher: cannot save state to %s: %s (retried after each batch)",
+                         self->state_path, strerror(errno));
+        }
+    }
+    msgpack_sbuffer_destroy(&sbuf);
+}
+
+//  Returns the value of key in a msgpack map, or NULL.
+static const msgpack_object *s_map_get(const msgpack_object *map, const char *key)
+{
+    size_t len = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+            memcmp(k->via.str.ptr, key, len) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+//  Returns NULL when one stored node (an array of its three frames) is a
+//  valid create/update of this host that was sent as a notification, with
+//  *out holding its frames (heap) and msg its decoding; else what is wrong.
+static const char *s_state_node(hvn_publisher_t *self, hvn_decoder_t *decoder, hvn_msg_t *msg,
+                                const msgpack_object *obj, s_sent_t **out)
+{
+    if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 3)
+        return "a node is not an array of three frames";
+    const msgpack_object *topic = &obj->via.array.ptr[0];
+    const msgpack_object *header = &obj->via.array.ptr[1];
+    const msgpack_object *body = &obj->via.array.ptr[2];
+    if (topic->type != MSGPACK_OBJECT_STR || header->type != MSGPACK_OBJECT_BIN ||
+        body->type != MSGPACK_OBJECT_BIN)
+        return "a node's frames have the wrong types";
+    hvn_reason_t reason =
+        hvn_decoder_decode(decoder, topic->via.str.ptr, topic->via.str.size, header->via.bin.ptr,
+                           header->via.bin.size, body->via.bin.ptr, body->via.bin.size, msg);
+    if (reason != HVN_OK)
+        return hvn_reason_str(reason);
+    if (msg->header.kind != HVN_KIND_NOTIFICATION ||
+        (msg->event != HVN_EVENT_CREATE && msg->event != HVN_EVENT_UPDATE))
+        return "a node's last notification is not a create or update";
+    if (strcmp(msg->host, self->host) != 0)
+        return "a node was sent for another host";
+    hvn_frames_t frames = {.topic_size = topic->via.str.size,
+                           .body = (const uint8_t *)body->via.bin.ptr,
+                           .body_size = body->via.bin.size};
+    memcpy(frames.topic, topic->via.str.ptr, frames.topic_size);
+    frames.topic[frames.topic_size] = 0;
+    memcpy(frames.header, header->via.bin.ptr, HVN_HEADER_SIZE);
+    *out = s_sent_new(&frames, msg->event, msg->node.uuid);
+    assert(*out);
+    return NULL;
+}
+
+//  Returns NULL with the nodes of a parsed state file in entries and the
+//  sent map, or what is wrong with it (both maps then left empty).
+static const char *s_state_parse(hvn_publisher_t *self, const msgpack_object *root)
+{
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return "not a map";
+    const msgpack_object *format = s_map_get(root, "format");
+    const msgpack_object *version = s_map_get(root, "version");
+    const msgpack_object *host = s_map_get(root, "host");
+    const msgpack_object *nodes = s_map_get(root, "nodes");
+    if (!format || format->type != MSGPACK_OBJECT_STR ||
+        format->via.str.size != strlen(S_STATE_FORMAT) ||
+        memcmp(format->via.str.ptr, S_STATE_FORMAT, format->via.str.size) != 0)
+        return "not a publisher state file";
+    if (!version || version->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        version->via.u64 != S_STATE_VERSION)
+        return "unknown version";
+    if (!host || host->type != MSGPACK_OBJECT_STR || host->via.str.size != strlen(self->host) ||
+        memcmp(host->via.str.ptr, self->host, host->via.str.size) != 0)
+        return "written for another host";
+    if (!nodes || nodes->type != MSGPACK_OBJECT_ARRAY)
+        return "no node list";
+
+    hvn_decoder_t *decoder = hvn_decoder_new();
+    hvn_msg_t *msg = malloc(sizeof(hvn_msg_t));
+    assert(decoder && msg);
+    const char *error = NULL;
+    for (uint32_t i = 0; i < nodes->via.array.size && !error; i++) {
+        s_sent_t *sent = NULL;
+        error = s_state_node(self, decoder, msg, &nodes->via.array.ptr[i], &sent);
+        if (!error && zhashx_lookup(self->sent, sent->uuid)) {
+            error = "a node is listed twice";
+            free(sent);
+        } else if (!error) {
+            sent->stamp = ++self->stamp;
+            zhashx_insert(self->sent, sent->uuid, sent);
+            s_entry_t *entry = calloc(1, sizeof(s_entry_t));
+            assert(entry);
+            entry->last = msg->node;
+            zhashx_insert(self->entries, sent->uuid, entry);
+        }
+    }
+    free(msg);
+    hvn_decoder_destroy(&decoder);
+    if (error) {
+        zhashx_purge(self->sent);
+        zhashx_purge(self->entries);
+        self->stamp = 0;
+    }
+    return error;
+}
+
+//  Returns a heap buffer with the whole file at path and its size, or NULL
+//  with errno set (EFBIG when over S_STATE_MAX).
+static char *s_read_file(const char *path, size_t *size)
+{
+    FILE *file = fopen(path, "rbe");
+    if (!file)
+        return NULL;
+    char *data = NULL;
+    struct stat st;
+    int saved = 0;
+    if (fstat(fileno(file), &st) != 0)
+        saved = errno;
+    else if (st.st_size > S_STATE_MAX)
+        saved = EFBIG;
+    else {
+        data = malloc(st.st_size ? (size_t)st.st_size : 1);
+        assert(data);
+        *size = fread(data, 1, (size_t)st.st_size, file);
+        if (*size != (size_t)st.st_size) {
+            saved = ferror(file) ? EIO : EAGAIN;
+            free(data);
+            data = NULL;
+        }
+    }
+    fclose(file);
+    errno = saved;
+    return data;
 }
 
 //  Loads the state file into entries and the sent map. Returns 0; a
-//  missing or bad file is logged and leaves both empty.
+//  missing, unreadable or bad file is logged and means a fresh start.
 static int s_state_load(hvn_publisher_t *self)
 {
-    (void)self;
+    size_t size = 0;
+    char *data = s_read_file(self->state_path, &size);
+    if (!data) {
+        if (errno == ENOENT)
+            zsys_warning("publisher: no state file %s: fresh start, every node reported "
+                         "gets a create",
+                         self->state_path);
+        else
+            zsys_warning("publisher: cannot read state file %s: %s; fresh start", self->state_path,
+                         strerror(errno));
+        return 0;
+    }
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    size_t offset = 0;
+    const char *error = NULL;
+    if (msgpack_unpack_next(&result, data, size, &offset) != MSGPACK_UNPACK_SUCCESS)
+        error = "not msgpack, or cut short";
+    else if (offset != size)
+        error = "trailing bytes";
+    else
+        error = s_state_parse(self, &result.data);
+    if (error)
+        zsys_warning("publisher: state file %s is corrupt (%s); fresh start, it will be "
+                     "replaced",
+                     self->state_path, error);
+    else
+        zsys_info("publisher: %zu nodes loaded from %s", zhashx_size(self->sent), self->state_path);
+    msgpack_unpacked_destroy(&result);
+    free(data);
     return 0;
+}
+
+//  Returns 0 with state_path set and the directory made (with its
+//  parents), or -1 (logged) when it cannot be used.
+static int s_state_open(hvn_publisher_t *self)
+{
+    if (zsys_dir_create("%s", self->state_dir) != 0 || access(self->state_dir, W_OK) != 0) {
+        zsys_error("publisher: state directory %s cannot be used: %s", self->state_dir,
+                   strerror(errno));
+        return -1;
+    }
+    //  A host name is a file name here: keep it one path component
+    char *name = s_strdup(self->host);
+    for (char *c = name; *c; c++)
+        if (*c == '/')
+            *c = '_';
+    self->state_path = zsys_sprintf("%s/publisher-%s.state", self->state_dir, name);
+    assert(self->state_path);
+    free(name);
+    return s_state_load(self);
 }
 
 // --------------------------------------------------------------------------
@@ -720,7 +1007,7 @@ hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
     zhashx_set_destructor(self->entries, s_entry_free);
     zhashx_set_destructor(self->sent, s_sent_free);
 
-    if (self->state_dir && s_state_load(self) != 0) {
+    if (self->state_dir && s_state_open(self) != 0) {
         s_free(self);
         return NULL;
     }

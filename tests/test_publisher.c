@@ -9,6 +9,7 @@
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -765,4 +766,403 @@ Test(publisher, report_of_an_unchanged_node_is_cheap)
     free(nodes);
     hvn_publisher_set_linger(pub, 0);
     hvn_publisher_destroy(&pub);
+}
+
+// --------------------------------------------------------------------------
+//  The state directory
+
+#define S_STATE_FILE "publisher-" S_HOST ".state"
+
+//  Returns a fresh directory (heap), removed by s_tmpdir_remove.
+static char *s_tmpdir(void)
+{
+    char *dir = strdup("/tmp/test_publisher.XXXXXX");
+    cr_assert(mkdtemp(dir));
+    return dir;
+}
+
+//  Removes a directory made by s_tmpdir and everything in it; frees dir.
+static void s_tmpdir_remove(char *dir)
+{
+    zdir_t *tree = zdir_new(dir, NULL);
+    if (tree) {
+        zdir_remove(tree, true);
+        zdir_destroy(&tree);
+    }
+    free(dir);
+}
+
+//  Returns the state file's path in dir (heap).
+static char *s_state_path(const char *dir)
+{
+    return zsys_sprintf("%s/" S_STATE_FILE, dir);
+}
+
+//  Starts a publisher keeping its state in dir, connected to a fresh
+//  broker, and receives its resync up to the heartbeat: the syncs land in
+//  syncs[0..*count) (at most max), the heartbeat in *heartbeat.
+static void s_start_state(const char *dir, zsock_t **sub, hvn_publisher_t **pub, s_rx_t *syncs,
+                          size_t max, size_t *count, s_rx_t *heartbeat)
+{
+    const char *endpoint = s_endpoint();
+    *sub = s_broker_new(endpoint);
+    hvn_publisher_opts_t opts = {
+        .endpoint = endpoint, .host = S_HOST, .state_dir = dir, .linger_ms = 2000};
+    *pub = hvn_publisher_new(&opts);
+    cr_assert(*pub);
+    *count = 0;
+    while (true) {
+        cr_assert(s_recv(*sub, heartbeat), "no heartbeat after the resync");
+        if (heartbeat->msg.header.kind == HVN_KIND_HEARTBEAT)
+            break;
+        cr_assert_eq(heartbeat->msg.header.kind, HVN_KIND_SYNC, "%s before the heartbeat",
+                     heartbeat->topic);
+        cr_assert_lt(*count, max);
+        s_rx_t *slot = &syncs[(*count)++];
+        *slot = *heartbeat;
+        slot->body = malloc(heartbeat->body_size);
+        memcpy(slot->body, heartbeat->body, heartbeat->body_size);
+    }
+}
+
+//  Frees the bodies of count received messages.
+static void s_rx_free(s_rx_t *rx, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(rx[i].body);
+        rx[i].body = NULL;
+    }
+}
+
+//  Checks that a sync is the notification `sent`, byte for byte but kind.
+static void s_assert_sync_of(const s_rx_t *sync, const s_rx_t *sent)
+{
+    uint8_t header[HVN_HEADER_SIZE];
+    memcpy(header, sent->header, HVN_HEADER_SIZE);
+    header[1] = HVN_KIND_SYNC;
+    cr_assert_arr_eq(sync->header, header, HVN_HEADER_SIZE, "sync header");
+    cr_assert_str_eq(sync->topic, sent->topic);
+    cr_assert_eq(sync->body_size, sent->body_size);
+    cr_assert_arr_eq(sync->body, sent->body, sync->body_size, "sync body");
+}
+
+//  Runs a publisher with state in dir that sends a create for nodes 1..n
+//  (frames in sent[0..n), when given) and stops.
+static void s_run_creates(const char *dir, int n, s_rx_t *sent)
+{
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_rx_t syncs[1], heartbeat = {0};
+    size_t count;
+    s_start_state(dir, &sub, &pub, syncs, 1, &count, &heartbeat);
+    cr_assert_eq(count, 0);
+    for (int i = 1; i <= n; i++) {
+        hvn_node_t node;
+        s_node(&node, i);
+        hvn_publisher_report(pub, &node);
+    }
+    for (int i = 1; i <= n; i++) {
+        s_rx_t rx = {0};
+        s_expect(sub, HVN_EVENT_CREATE, i, sent ? &sent[i - 1] : &rx);
+        free(rx.body);
+    }
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    free(heartbeat.body);
+}
+
+Test(publisher, restart_with_state_sends_no_second_create_and_updates_only_on_trigger_change)
+{
+    char *dir = s_tmpdir();
+    s_rx_t sent[3];
+    memset(sent, 0, sizeof(sent));
+    hvn_node_t a, b, c;
+    s_node(&a, 1);
+    s_node(&b, 2);
+    s_node(&c, 3);
+
+    //  First run: create a, create b, update b
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_rx_t syncs[4], heartbeat = {0};
+    memset(syncs, 0, sizeof(syncs));
+    size_t count;
+    s_start_state(dir, &sub, &pub, syncs, 4, &count, &heartbeat);
+    cr_assert_eq(count, 0);
+    hvn_publisher_report(pub, &a);
+    hvn_publisher_report(pub, &b);
+    b.vcpus_used++;
+    hvn_publisher_report(pub, &b);
+    s_expect(sub, HVN_EVENT_CREATE, 1, &sent[0]);
+    s_expect(sub, HVN_EVENT_CREATE, 2, &sent[1]);
+    s_expect(sub, HVN_EVENT_UPDATE, 3, &sent[2]);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    char *path = s_state_path(dir);
+    cr_assert(zsys_file_exists(path), "no state file");
+
+    //  Second run: the broker gets the first run's last frames as syncs
+    s_start_state(dir, &sub, &pub, syncs, 4, &count, &heartbeat);
+    cr_assert_eq(count, 2);
+    s_assert_sync_of(&syncs[0], &sent[0]);
+    s_assert_sync_of(&syncs[1], &sent[2]);
+    cr_assert_eq(heartbeat.msg.header.seq, 0);
+    cr_assert_eq(heartbeat.msg.node_count, 2);
+    cr_assert(s_heartbeat_lists(&heartbeat.msg, a.uuid) &&
+              s_heartbeat_lists(&heartbeat.msg, b.uuid));
+    cr_assert(memcmp(heartbeat.msg.header.instance, sent[0].msg.header.instance, 16) != 0,
+              "a new run has a new instance id");
+
+    hvn_publisher_report(pub, &a); //  As sent: nothing
+    b.memory_mb_used += 100;       //  Not a trigger: nothing
+    hvn_publisher_report(pub, &b);
+    b.running_vms++; //  A trigger: update, carrying both
+    hvn_publisher_report(pub, &b);
+    hvn_publisher_report(pub, &c); //  New: create
+
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_UPDATE, 1, &rx);
+    cr_assert(hvn_node_equal(&rx.msg.node, &b));
+    s_expect(sub, HVN_EVENT_CREATE, 2, &rx);
+    cr_assert_str_eq(rx.msg.node.uuid, c.uuid);
+    s_expect_silence(sub);
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_eq(stats.creates, 1);
+    cr_assert_eq(stats.nodes, 3);
+
+    free(rx.body);
+    free(heartbeat.body);
+    s_rx_free(sent, 3);
+    s_rx_free(syncs, count);
+    free(path);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    s_tmpdir_remove(dir);
+}
+
+Test(publisher, forget_missing_deletes_nodes_not_reported_since_the_restart)
+{
+    char *dir = s_tmpdir();
+    s_run_creates(dir, 3, NULL);
+
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_rx_t syncs[4], heartbeat = {0};
+    memset(syncs, 0, sizeof(syncs));
+    size_t count;
+    s_start_state(dir, &sub, &pub, syncs, 4, &count, &heartbeat);
+    cr_assert_eq(count, 3);
+    hvn_node_t a, b, c;
+    s_node(&a, 1);
+    s_node(&b, 2);
+    s_node(&c, 3);
+    hvn_publisher_report(pub, &a);
+    hvn_publisher_report(pub, &c);
+    cr_assert_eq(hvn_publisher_forget_missing(pub), 1);
+    cr_assert_eq(hvn_publisher_forget_missing(pub), 0, "already forgotten");
+
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_DELETE, 1, &rx);
+    cr_assert_str_eq(rx.msg.node.uuid, b.uuid);
+    s_expect_silence(sub);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    s_rx_free(syncs, count);
+
+    //  A third run knows a and c only
+    s_start_state(dir, &sub, &pub, syncs, 4, &count, &heartbeat);
+    cr_assert_eq(count, 2);
+    cr_assert_eq(heartbeat.msg.node_count, 2);
+    cr_assert(s_heartbeat_lists(&heartbeat.msg, a.uuid) &&
+              s_heartbeat_lists(&heartbeat.msg, c.uuid));
+    hvn_publisher_report(pub, &b);
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    cr_assert_str_eq(rx.msg.node.uuid, b.uuid);
+
+    free(rx.body);
+    free(heartbeat.body);
+    s_rx_free(syncs, count);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    s_tmpdir_remove(dir);
+}
+
+Test(publisher, missing_state_file_means_a_fresh_start_and_the_directory_is_made)
+{
+    char *dir = s_tmpdir();
+    char *nested = zsys_sprintf("%s/a/b", dir);
+    s_run_creates(nested, 2, NULL);
+    char *path = s_state_path(nested);
+    cr_assert(zsys_file_exists(path));
+    free(path);
+    free(nested);
+    s_tmpdir_remove(dir);
+}
+
+Test(publisher, unusable_state_directory_is_refused)
+{
+    char *dir = s_tmpdir();
+    char *file = zsys_sprintf("%s/file", dir);
+    FILE *f = fopen(file, "w");
+    cr_assert(f);
+    fclose(f);
+    char *under = zsys_sprintf("%s/state", file);
+    hvn_publisher_opts_t opts = {.endpoint = s_endpoint(), .host = S_HOST, .state_dir = under};
+    cr_assert_null(hvn_publisher_new(&opts));
+    free(under);
+    free(file);
+    s_tmpdir_remove(dir);
+}
+
+//  Returns the bytes of a file (heap) and its size.
+static uint8_t *s_slurp(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "open %s", path);
+    fseek(f, 0, SEEK_END);
+    *size = (size_t)ftell(f);
+    rewind(f);
+    uint8_t *data = malloc(*size + 16);
+    cr_assert_eq(fread(data, 1, *size, f), *size);
+    fclose(f);
+    return data;
+}
+
+//  Writes bytes to a file.
+static void s_spit(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(data, 1, size, f), size);
+    fclose(f);
+}
+
+//  Returns a state file (sbuffer data, caller frees) with the given
+//  version, host and the nodes of a valid file, each listed `repeat` times.
+static char *s_state_variant(const uint8_t *valid, size_t valid_size, int version, const char *host,
+                             int repeat, size_t *size)
+{
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    cr_assert_eq(msgpack_unpack_next(&result, (const char *)valid, valid_size, NULL),
+                 MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *nodes = NULL;
+    for (uint32_t i = 0; i < result.data.via.map.size; i++)
+        if (strncmp(result.data.via.map.ptr[i].key.via.str.ptr, "nodes", 5) == 0)
+            nodes = &result.data.via.map.ptr[i].val;
+    cr_assert(nodes);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "format", 6);
+    msgpack_pack_str_with_body(&pk, "hvn-publisher-state", 19);
+    msgpack_pack_str_with_body(&pk, "version", 7);
+    msgpack_pack_int(&pk, version);
+    msgpack_pack_str_with_body(&pk, "host", 4);
+    msgpack_pack_str_with_body(&pk, host, strlen(host));
+    msgpack_pack_str_with_body(&pk, "nodes", 5);
+    msgpack_pack_array(&pk, nodes->via.array.size * repeat);
+    for (uint32_t i = 0; i < nodes->via.array.size; i++)
+        for (int r = 0; r < repeat; r++)
+            msgpack_pack_object(&pk, nodes->via.array.ptr[i]);
+    msgpack_unpacked_destroy(&result);
+    *size = sbuf.size;
+    return sbuf.data;
+}
+
+Test(publisher, corrupt_or_foreign_state_file_means_a_fresh_start)
+{
+    char *dir = s_tmpdir();
+    s_run_creates(dir, 2, NULL);
+    char *path = s_state_path(dir);
+    size_t valid_size;
+    uint8_t *valid = s_slurp(path, &valid_size);
+
+    enum { GARBAGE, EMPTY, CUT, TRAILING, BAD_BODY, VERSION, HOST, TWICE, VARIANTS };
+    for (int variant = 0; variant < VARIANTS; variant++) {
+        size_t size = valid_size;
+        uint8_t *data = malloc(valid_size + 16);
+        memcpy(data, valid, valid_size);
+        char *packed = NULL;
+        if (variant == GARBAGE)
+            size = (size_t)snprintf((char *)data, valid_size, "not a state file\n");
+        else if (variant == EMPTY)
+            size = 0;
+        else if (variant == CUT)
+            size = valid_size / 2;
+        else if (variant == TRAILING)
+            data[size++] = 0xc0;
+        else if (variant == BAD_BODY) {
+            uint8_t *key = memmem(data, size, "priority", 8);
+            cr_assert(key);
+            key[0] = 'q'; //  A required key goes missing
+        } else
+            packed = s_state_variant(valid, valid_size, variant == VERSION ? 2 : 1,
+                                     variant == HOST ? "cmp-018" : S_HOST, variant == TWICE ? 2 : 1,
+                                     &size);
+        s_spit(path, packed ? (uint8_t *)packed : data, size);
+        free(packed);
+        free(data);
+
+        zsock_t *sub;
+        hvn_publisher_t *pub;
+        s_rx_t syncs[4], heartbeat = {0};
+        size_t count;
+        s_start_state(dir, &sub, &pub, syncs, 4, &count, &heartbeat);
+        cr_assert_eq(count, 0, "variant %d: syncs from a bad file", variant);
+        cr_assert_eq(heartbeat.msg.node_count, 0, "variant %d", variant);
+        hvn_node_t node;
+        s_node(&node, 1);
+        hvn_publisher_report(pub, &node);
+        s_rx_t rx = {0};
+        s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+        free(rx.body);
+        free(heartbeat.body);
+        hvn_publisher_destroy(&pub);
+        zsock_destroy(&sub);
+    }
+    free(valid);
+    free(path);
+    s_tmpdir_remove(dir);
+}
+
+Test(publisher, state_file_is_replaced_atomically_and_holds_the_last_state_of_live_nodes)
+{
+    char *dir = s_tmpdir();
+    s_run_creates(dir, 3, NULL);
+    zsock_t *sub;
+    hvn_publisher_t *pub;
+    s_rx_t syncs[4], heartbeat = {0};
+    size_t count;
+    s_start_state(dir, &sub, &pub, syncs, 4, &count, &heartbeat);
+    s_rx_free(syncs, count);
+    hvn_publisher_remove(pub, "5f0c3a52-8a4b-4c55-9d0e-000000000002");
+    hvn_node_t node;
+    s_node(&node, 3);
+    node.vcpus = 1;
+    hvn_publisher_report(pub, &node);
+    hvn_publisher_forget_missing(pub); //  Node 1
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_DELETE, 1, &rx);
+    s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
+    s_expect(sub, HVN_EVENT_DELETE, 3, &rx);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+
+    char *tmp = zsys_sprintf("%s/" S_STATE_FILE ".tmp", dir);
+    cr_assert_not(zsys_file_exists(tmp), "temporary file left behind");
+    s_start_state(dir, &sub, &pub, syncs, 4, &count, &heartbeat);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(syncs[0].msg.event, HVN_EVENT_UPDATE);
+    cr_assert(hvn_node_equal(&syncs[0].msg.node, &node));
+    s_rx_free(syncs, count);
+    free(rx.body);
+    free(heartbeat.body);
+    free(tmp);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    s_tmpdir_remove(dir);
 }

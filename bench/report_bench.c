@@ -1,0 +1,255 @@
+/*  report_bench.c — what hvn_publisher_report() costs the caller.
+
+    Prints, for each case, nanoseconds per call and heap allocations per
+    call made on the calling thread:
+      unchanged          the same node again: the path a driver polling
+                         every few seconds takes almost always
+      unchanged-10k      10 000 nodes, each reported again in turn
+      changed            an update-triggering field differs every call, no
+                         broker (the queued update is replaced: coalesced)
+      changed-broker     the same with a broker (an inproc XSUB that drains)
+                         taking every update, so the actor sends as it goes
+
+    Allocations are counted by defining malloc, calloc and realloc in this
+    program (ELF interposition: libhvn's and libc's calls land here too) and
+    forwarding them to glibc's __libc_* entry points, counting only while
+    the measuring thread has counting switched on. Built with sanitizers,
+    the counter is left out (ASan owns malloc) and shows "n/a".
+
+    --probe CASE runs only CASE between two getppid() calls, so that
+        strace -f -o trace bench_report --probe unchanged
+    shows what the loop itself asks of the kernel (bench/syscalls.sh).
+*/
+#include <hvn_publisher.h>
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define S_COUNTING 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define S_COUNTING 0
+#endif
+#endif
+#ifndef S_COUNTING
+#define S_COUNTING 1
+#endif
+
+// --------------------------------------------------------------------------
+//  Allocation counter
+
+static __thread int s_counting;         //  Count this thread's calls now
+static __thread unsigned long s_allocs; //  Calls counted
+
+#if S_COUNTING
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+
+//  Returns __libc_malloc's block, counted.
+void *malloc(size_t size)
+{
+    if (s_counting)
+        s_allocs++;
+    return __libc_malloc(size);
+}
+
+//  Returns __libc_calloc's block, counted.
+void *calloc(size_t count, size_t size)
+{
+    if (s_counting)
+        s_allocs++;
+    return __libc_calloc(count, size);
+}
+
+//  Returns __libc_realloc's block, counted.
+void *realloc(void *ptr, size_t size)
+{
+    if (s_counting)
+        s_allocs++;
+    return __libc_realloc(ptr, size);
+}
+#endif
+
+// --------------------------------------------------------------------------
+//  A broker stand-in: an XSUB that subscribes to everything and drains
+
+//  Actor: binds the endpoint given in args, subscribes, discards messages
+//  until told to stop.
+static void s_sink(zsock_t *pipe, void *args)
+{
+    zsock_t *xsub = zsock_new(ZMQ_XSUB);
+    assert(xsub);
+    zsock_set_rcvhwm(xsub, 0);
+    int rc = zsock_bind(xsub, "%s", (const char *)args);
+    assert(rc == 0);
+    (void)rc;
+    zframe_t *subscribe = zframe_new("\x01", 1);
+    zframe_send(&subscribe, xsub, 0);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, xsub, NULL);
+    while (true) {
+        void *which = zpoller_wait(poller, -1);
+        if (which != xsub)
+            break;
+        zmsg_t *msg = zmsg_recv(xsub);
+        zmsg_destroy(&msg);
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&xsub);
+}
+
+// --------------------------------------------------------------------------
+//  Cases
+
+//  Returns the monotonic clock in ns.
+static int64_t s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+//  Fills node number i: a plausible compute node with its own uuid.
+static void s_node(hvn_node_t *node, int i)
+{
+    hvn_node_init(node);
+    node->id = i + 1;
+    snprintf(node->uuid, sizeof node->uuid, "5f3bb5bc-7f77-4fd2-9f4c-%012x", i);
+    hvn_node_set_str(node, HVN_F_HOST, "bench");
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "bench.example.org");
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
+    node->hypervisor_version = 7002000;
+    node->vcpus = 64;
+    node->memory_mb = 262144;
+    node->local_gb = 1800;
+    node->vcpus_used = 12;
+    node->memory_mb_used = 24576;
+    node->local_gb_used = 120;
+    hvn_node_set_int(node, HVN_F_RUNNING_VMS, 3);
+    hvn_node_set_int(node, HVN_F_FREE_RAM_MB, 262144 - 24576);
+    hvn_node_set_int(node, HVN_F_FREE_DISK_GB, 1800 - 120);
+    hvn_node_set_int(node, HVN_F_DISK_AVAILABLE_LEAST, 1600);
+    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.10");
+}
+
+//  One case's result
+typedef struct {
+    double ns_per_call;     //  Wall time per report()
+    double allocs_per_call; //  Heap allocations per report(), calling thread
+} s_result_t;
+
+//  Reports nodes[i % count] iterations times; when change is true, flips
+//  vcpus_used first, so every call is an update. Returns the cost.
+static s_result_t s_measure(hvn_publisher_t *pub, hvn_node_t *nodes, int count, long iterations,
+                            bool change, bool probe)
+{
+    if (probe)
+        syscall(SYS_getppid); //  Start marker for strace
+    s_allocs = 0;
+    s_counting = 1;
+    int64_t start = s_now_ns();
+    for (long i = 0; i < iterations; i++) {
+        hvn_node_t *node = &nodes[i % count];
+        if (change)
+            node->vcpus_used ^= 1;
+        if (hvn_publisher_report(pub, node) != 0) {
+            fprintf(stderr, "bench_report: report refused at call %ld\n", i);
+            exit(1);
+        }
+    }
+    int64_t elapsed = s_now_ns() - start;
+    s_counting = 0;
+    if (probe)
+        syscall(SYS_getppid); //  End marker
+    return (s_result_t){(double)elapsed / iterations, (double)s_allocs / iterations};
+}
+
+//  Runs one case by name. Returns 0, or -1 when the name is unknown.
+static int s_run_case(const char *name, long iterations, bool probe)
+{
+    bool broker = streq(name, "changed-broker");
+    int count = streq(name, "unchanged-10k") ? 10000 : 1;
+    bool change = streq(name, "changed") || broker;
+    if (!streq(name, "unchanged") && count == 1 && !change)
+        return -1;
+
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://bench-%s", name);
+    zactor_t *sink = broker ? zactor_new(s_sink, endpoint) : NULL;
+    hvn_publisher_opts_t opts = {.endpoint = endpoint, .host = "bench", .linger_ms = 1};
+    hvn_publisher_t *pub = hvn_publisher_new(&opts);
+    assert(pub);
+    hvn_node_t *nodes = calloc(count, sizeof *nodes);
+    assert(nodes);
+    for (int i = 0; i < count; i++) {
+        s_node(&nodes[i], i);
+        hvn_publisher_report(pub, &nodes[i]); //  The create, not measured
+    }
+    if (broker)
+        hvn_publisher_flush(pub, 5000);
+    s_measure(pub, nodes, count, iterations / 10 + 1, change, false); //  Warm-up
+    s_result_t r = s_measure(pub, nodes, count, iterations, change, probe);
+
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    char allocs[32] = "n/a";
+    if (S_COUNTING)
+        snprintf(allocs, sizeof allocs, "%.3f", r.allocs_per_call);
+    printf("%-16s %10ld calls %9.1f ns/call %8s allocs/call  (updates sent %llu, coalesced "
+           "%llu)\n",
+           name, iterations, r.ns_per_call, allocs, (unsigned long long)stats.updates,
+           (unsigned long long)stats.coalesced);
+    if (broker) {
+        //  Let the actor drain its queue and its pipe of wake-ups before it
+        //  is told to stop
+        hvn_publisher_flush(pub, 5000);
+        zclock_sleep(200);
+    }
+    hvn_publisher_set_linger(pub, 0);
+    hvn_publisher_destroy(&pub);
+    zactor_destroy(&sink);
+    free(nodes);
+    return 0;
+}
+
+//  Returns 0, 1 on a failed case, 2 on bad usage.
+int main(int argc, char **argv)
+{
+    long iterations = 2000000;
+    const char *probe = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--iterations") && i + 1 < argc)
+            iterations = atol(argv[++i]);
+        else if (streq(argv[i], "--probe") && i + 1 < argc)
+            probe = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_report [--iterations N] [--probe CASE]\n");
+            return 2;
+        }
+    }
+    if (iterations < 1) {
+        fprintf(stderr, "bench_report: --iterations must be positive\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0); //  Each case's line as it ends
+    zsys_init();
+    zsys_set_logstream(stderr);
+    if (probe) {
+        if (s_run_case(probe, iterations, true) != 0) {
+            fprintf(stderr, "bench_report: unknown case %s\n", probe);
+            return 2;
+        }
+        return 0;
+    }
+    const char *cases[] = {"unchanged", "unchanged-10k", "changed", "changed-broker"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        s_run_case(cases[i], iterations, false);
+    return 0;
+}

@@ -11,6 +11,20 @@
     A SUB socket on the broker's backend, subscribed to topic prefixes.
     Every message is validated again; a bad one, from anywhere, is a counted,
     rate-limited skip, never an error returned to the caller.
+
+    Late joiners (the Clone pattern, PROTOCOL.md section 5): create the
+    subscriber (it subscribes at once), call hvn_subscriber_snapshot() to get
+    the broker's cached fleet, then recv() live messages; recv() then skips
+    every notification whose seq is not above the snapshot's seq for its
+    publisher instance, so nothing is applied twice or out of order.
+
+    Loss is seen, not hidden: per publisher instance the last seq is kept and
+    a jump counts as a gap (stats.gaps, stats.missed). The answer to a gap is
+    another snapshot. Gaps are only tracked when a subscribed prefix covers
+    every notification ("", "compute_node." or a prefix of it), since a
+    narrower subscription skips seqs by design.
+
+    Threading: one subscriber, one thread at a time.
 */
 #ifndef HVN_SUBSCRIBER_H_INCLUDED
 #define HVN_SUBSCRIBER_H_INCLUDED
@@ -25,7 +39,7 @@ typedef struct {
     const char *endpoint;      //  Broker backend(s), comma-separated; required
     const char *service;       //  Broker service endpoint; NULL = none
     const char *const *topics; //  Topic prefixes; none = everything
-    size_t topic_count;
+    size_t topic_count;        //  Number of topics
     const char *host;          //  Only this host's messages (exact); NULL = all
     const char *curve_secret;  //  Client certificate file; NULL = plain
     const char *curve_server;  //  Broker's public certificate file
@@ -46,13 +60,20 @@ void hvn_subscriber_destroy(hvn_subscriber_t **self_p);
 //  msg->nodes stays valid until the next call.
 int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms);
 
-//  The SUB socket, for a caller's own poller (then call recv with 0).
+//  The SUB socket (a zsock_t, owned by the subscriber), for a caller's own
+//  zpoller (then call recv with 0).
 void *hvn_subscriber_socket(hvn_subscriber_t *self);
 
 typedef struct {
     uint64_t received;                 //  Valid messages delivered
     uint64_t skipped[HVN_R_COUNT];     //  Refused, by reason
     uint64_t skipped_total;            //  Sum of skipped
+    uint64_t stale;                    //  Live notifications already in a snapshot
+    uint64_t filtered;                 //  Valid but for another host (opts.host)
+    uint64_t gaps;                     //  Seq jumps seen (each one or more lost)
+    uint64_t missed;                   //  Notifications lost in those jumps
+    uint64_t snapshots;                //  Snapshots completed
+    uint64_t publishers;               //  Publisher instances tracked
 } hvn_subscriber_stats_t;
 
 //  Copies the counters into *out.

@@ -1,0 +1,111 @@
+/*  hvn_broker.h — the hvnotify broker: validate, cache, fan out.
+
+    Publishers send into an XSUB frontend; every message is checked with
+    the HVN/1 decoder and, when good, forwarded unchanged on the XPUB
+    backend (notifications and publisher heartbeats) and/or kept in the
+    last-value cache (creates, updates, syncs; deletes remove). A ROUTER
+    service socket answers SNAPSHOT and STATS. The broker heartbeats on the
+    backend so subscribers can tell it is alive and when it restarted.
+
+    One thread, one loop: poll, then hand each ready socket to its handler.
+    hvn_broker_poll runs one wake-up, so tests drive the broker in their own
+    thread over inproc:// without processes.
+*/
+#ifndef HVN_BROKER_H_INCLUDED
+#define HVN_BROKER_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvn_reject.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HVN_BROKER_FRONTEND     "tcp://127.0.0.1:5561"
+#define HVN_BROKER_BACKEND      "tcp://127.0.0.1:5562"
+#define HVN_BROKER_SERVICE      "tcp://127.0.0.1:5563"
+#define HVN_BROKER_HEARTBEAT_MS 10000
+#define HVN_BROKER_MSG_SIZE_MAX (64 * 1024 * 1024) //  Largest --max-msg-size
+#define HVN_BROKER_HEARTBEAT_MAX 3600000           //  Largest --heartbeat-ms
+
+//  What the broker is told at start. Strings are borrowed for the duration
+//  of hvn_broker_new only.
+typedef struct {
+    const char *frontend;        //  XSUB endpoint to bind, publishers connect
+    const char *backend;         //  XPUB endpoint to bind, subscribers connect
+    const char *service;         //  ROUTER endpoint to bind, snapshot and stats
+    const char *name;            //  Broker name, topic hvn.broker@<name>; NULL = short host name
+    size_t max_msg_size;         //  Largest body accepted, bytes
+    int64_t heartbeat_ms;        //  Broker heartbeat interval on the backend
+    const char *curve_secret;    //  CURVE: the broker's secret certificate; must be NULL for now
+    const char *publishers_dir;  //  CURVE: publishers' public certificates; must be NULL for now
+    const char *subscribers_dir; //  CURVE: subscribers' public certificates; must be NULL for now
+} hvn_broker_config_t;
+
+//  Counters, as STATS reports them.
+typedef struct {
+    uint64_t received;             //  Messages read on the frontend, good or not
+    uint64_t forwarded;            //  Messages sent on the backend (not counting our heartbeats)
+    uint64_t notifications;        //  Kind 1 messages accepted
+    uint64_t syncs;                //  Kind 3 messages accepted (cached, not forwarded)
+    uint64_t syncs_stale;          //  Syncs older than the cached entry, ignored
+    uint64_t heartbeats_in;        //  Publisher heartbeats accepted
+    uint64_t heartbeats_out;       //  Our own heartbeats sent
+    uint64_t forward_errors;       //  Sends on the backend that failed
+    uint64_t cache_errors;         //  Entries not stored for want of memory
+    uint64_t snapshots;            //  Snapshots answered in full
+    uint64_t snapshots_failed;     //  Snapshots cut short: client gone or its queue full
+    uint64_t service_refused;      //  Malformed or unknown service requests
+    uint64_t publishers_untracked; //  Messages of instances the full seq map could not add
+    int64_t subscriptions;         //  Active subscriptions on the backend
+    hvn_rejects_t rejects;         //  Refused messages by reason
+} hvn_broker_stats_t;
+
+typedef struct _hvn_broker_t hvn_broker_t;
+
+//  Returns nothing; *config holds the defaults (name NULL: the host name).
+void hvn_broker_config_defaults(hvn_broker_config_t *config);
+
+//  Returns 1 when name can name a broker (its heartbeat topic is valid),
+//  else 0.
+int hvn_broker_name_valid(const char *name);
+
+//  Creates the broker and binds its three sockets. Returns the broker, or
+//  NULL with a one-line reason in error (naming the endpoint and the errno
+//  text when a bind fails). error may be NULL.
+hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error,
+                             size_t error_size);
+
+//  Destroys the broker, closing its sockets; NULL-safe, sets *self_p to NULL.
+void hvn_broker_destroy(hvn_broker_t **self_p);
+
+//  Waits at most max_wait_ms (shorter when a heartbeat is due) and handles
+//  whatever is ready: a batch of messages per socket, the heartbeat timer.
+//  Returns 0, or -1 when interrupted (zsys_interrupted) or on a fatal
+//  socket error.
+int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms);
+
+//  Runs until SIGINT/SIGTERM. Returns 0 when interrupted, -1 on a fatal
+//  socket error.
+int hvn_broker_run(hvn_broker_t *self);
+
+//  Returns the broker instance id as UUID text; owned by the broker.
+const char *hvn_broker_id(const hvn_broker_t *self);
+
+//  Returns the endpoint a socket is bound to ("frontend", "backend" or
+//  "service"), with any wildcard port resolved; owned by the broker.
+const char *hvn_broker_endpoint(const hvn_broker_t *self, const char *which);
+
+//  Returns the broker's counters; owned by the broker, live.
+const hvn_broker_stats_t *hvn_broker_stats(const hvn_broker_t *self);
+
+//  Returns the cache's node count and its memory estimate in bytes.
+size_t hvn_broker_cache_nodes(const hvn_broker_t *self);
+size_t hvn_broker_cache_bytes(const hvn_broker_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

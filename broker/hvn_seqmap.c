@@ -1,0 +1,155 @@
+/*  hvn_seqmap.c — the last sequence number of each publisher instance.
+
+    One small heap record per instance in an hvn_idmap. Expiry walks the
+    whole table, which the broker does once per heartbeat interval: with
+    the size cap that is a bounded, cheap sweep, and the hot path (one
+    lookup per message) never pays for it.
+*/
+#include "hvn_seqmap.h"
+#include "hvn_idmap.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_INTERVAL_MAX_MS 86400000 //  Longest heartbeat interval believed, ms
+
+typedef struct {
+    uint8_t instance[HVN_ID_SIZE]; //  Publisher instance id; first, as hvn_idmap needs
+    uint64_t seq;                  //  Highest seq seen from it
+    int64_t last_seen_ms;          //  Monotonic time it was last heard from
+    int64_t interval_ms;           //  Its announced heartbeat interval; 0 = unknown
+} s_record_t;
+
+struct _hvn_seqmap_t {
+    hvn_idmap_t *map;     //  Instance id -> s_record_t (owned)
+    size_t max_instances; //  Cap on map size
+};
+
+//  Returns a new, empty map, or NULL when out of memory.
+hvn_seqmap_t *hvn_seqmap_new(size_t max_instances)
+{
+    assert(max_instances > 0);
+    hvn_seqmap_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->map = hvn_idmap_new();
+    if (!self->map) {
+        free(self);
+        return NULL;
+    }
+    self->max_instances = max_instances;
+    return self;
+}
+
+//  Returns nothing; the map and its records are freed.
+void hvn_seqmap_destroy(hvn_seqmap_t **self_p)
+{
+    assert(self_p);
+    hvn_seqmap_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < hvn_idmap_slots(self->map); i++)
+        free(hvn_idmap_at(self->map, i));
+    hvn_idmap_destroy(&self->map);
+    free(self);
+    *self_p = NULL;
+}
+
+//  Returns 0 with the instance's seq raised to seq, or -1 when a new
+//  instance does not fit.
+int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq,
+                      int64_t now_ms)
+{
+    assert(self && instance);
+    s_record_t *record = hvn_idmap_lookup(self->map, instance);
+    if (!record) {
+        if (hvn_idmap_size(self->map) >= self->max_instances)
+            return -1;
+        record = calloc(1, sizeof(*record));
+        if (!record)
+            return -1;
+        memcpy(record->instance, instance, HVN_ID_SIZE);
+        if (hvn_idmap_insert(self->map, record) != 0) {
+            free(record);
+            return -1;
+        }
+    }
+    if (seq > record->seq)
+        record->seq = seq;
+    record->last_seen_ms = now_ms;
+    return 0;
+}
+
+//  Returns 1 when the instance is known (and now alive), else 0.
+int hvn_seqmap_touch(hvn_seqmap_t *self, const uint8_t instance[16], int64_t interval_ms,
+                     int64_t now_ms)
+{
+    assert(self && instance);
+    s_record_t *record = hvn_idmap_lookup(self->map, instance);
+    if (!record)
+        return 0;
+    record->last_seen_ms = now_ms;
+    //  A peer's word, so bounded: no overflow in expiry arithmetic
+    if (interval_ms < 0)
+        interval_ms = 0;
+    record->interval_ms = interval_ms < S_INTERVAL_MAX_MS ? interval_ms : S_INTERVAL_MAX_MS;
+    return 1;
+}
+
+//  Returns 1 with *seq set when the instance is known, else 0.
+int hvn_seqmap_get(const hvn_seqmap_t *self, const uint8_t instance[16], uint64_t *seq)
+{
+    assert(self && instance && seq);
+    const s_record_t *record = hvn_idmap_lookup(self->map, instance);
+    if (!record)
+        return 0;
+    *seq = record->seq;
+    return 1;
+}
+
+//  Returns the number of instances forgotten.
+size_t hvn_seqmap_expire(hvn_seqmap_t *self, int64_t now_ms, int64_t min_interval_ms,
+                         int intervals)
+{
+    assert(self && intervals > 0);
+    size_t forgotten = 0;
+    size_t slot = 0;
+    while (slot < hvn_idmap_slots(self->map)) {
+        s_record_t *record = hvn_idmap_at(self->map, slot);
+        int64_t interval = min_interval_ms;
+        if (record && record->interval_ms > interval)
+            interval = record->interval_ms;
+        if (record && now_ms - record->last_seen_ms > interval * intervals) {
+            hvn_idmap_remove(self->map, record->instance);
+            free(record);
+            forgotten++;
+            continue; //  Another record may have moved into this slot
+        }
+        slot++;
+    }
+    return forgotten;
+}
+
+//  Returns the number of instances handed to fn, or -1 when fn stopped.
+long hvn_seqmap_foreach(const hvn_seqmap_t *self, hvn_seqmap_fn *fn, void *arg)
+{
+    assert(self && fn);
+    long count = 0;
+    for (size_t i = 0; i < hvn_idmap_slots(self->map); i++) {
+        const s_record_t *record = hvn_idmap_at(self->map, i);
+        if (!record)
+            continue;
+        if (fn(record->instance, record->seq, arg) != 0)
+            return -1;
+        count++;
+    }
+    return count;
+}
+
+//  Returns the number of instances held.
+size_t hvn_seqmap_size(const hvn_seqmap_t *self)
+{
+    assert(self);
+    return hvn_idmap_size(self->map);
+}

@@ -1,0 +1,64 @@
+/*  hvn_seqmap.h — the last sequence number of each publisher instance.
+
+    A snapshot's END frame tells the client, per publisher instance, the
+    last seq the broker has seen, so the client can skip live messages the
+    snapshot already covers (PROTOCOL.md section 5). Publisher instances
+    come and go (every restart is a new one), so the map is bounded twice:
+    an instance silent for a number of heartbeat intervals is forgotten, and
+    the map never holds more than a fixed number of instances.
+*/
+#ifndef HVN_SEQMAP_H_INCLUDED
+#define HVN_SEQMAP_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _hvn_seqmap_t hvn_seqmap_t;
+
+//  Called for each instance by hvn_seqmap_foreach. Returns 0 to go on,
+//  -1 to stop. It must not change the map.
+typedef int(hvn_seqmap_fn)(const uint8_t instance[16], uint64_t seq, void *arg);
+
+//  Returns a new map holding at most max_instances, or NULL when out of
+//  memory.
+hvn_seqmap_t *hvn_seqmap_new(size_t max_instances);
+
+//  Destroys the map; NULL-safe, sets *self_p to NULL.
+void hvn_seqmap_destroy(hvn_seqmap_t **self_p);
+
+//  Records that `instance` used `seq` at now_ms: its seq becomes the higher
+//  of the two, and it counts as alive. Returns 0, or -1 when the instance
+//  is new and the map is full (or memory is out): it is then not recorded.
+int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq,
+                      int64_t now_ms);
+
+//  Records that a known instance is alive at now_ms and heartbeats every
+//  interval_ms. Returns 1 if the instance is known, 0 if not (nothing is
+//  recorded: only notifications and syncs add instances).
+int hvn_seqmap_touch(hvn_seqmap_t *self, const uint8_t instance[16], int64_t interval_ms,
+                     int64_t now_ms);
+
+//  Returns 1 with *seq set when the instance is known, else 0.
+int hvn_seqmap_get(const hvn_seqmap_t *self, const uint8_t instance[16], uint64_t *seq);
+
+//  Forgets every instance not heard from for `intervals` times its
+//  heartbeat interval (at least min_interval_ms). Returns how many were
+//  forgotten.
+size_t hvn_seqmap_expire(hvn_seqmap_t *self, int64_t now_ms, int64_t min_interval_ms,
+                         int intervals);
+
+//  Calls fn for each instance. Returns the number visited, or -1 when fn
+//  stopped the walk.
+long hvn_seqmap_foreach(const hvn_seqmap_t *self, hvn_seqmap_fn *fn, void *arg);
+
+//  Returns the number of instances held.
+size_t hvn_seqmap_size(const hvn_seqmap_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

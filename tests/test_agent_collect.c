@@ -284,6 +284,15 @@ Test(agent, uuid_is_derived_once_then_read_from_the_state_dir)
     cr_expect_str_eq(again, first);
 }
 
+Test(agent, uuid_file_from_an_older_run_is_kept_whatever_its_case)
+{
+    //  Written by hand or by an older agent: upper case, no newline
+    s_fixture("node-uuid", "6A8C1D4E-0F2B-4C3D-9E8F-7A6B5C4D3E2F");
+    char got[37];
+    cr_assert_eq(hvn_agent_uuid_load(s_dir, "/nonexistent/machine-id", "cmp-017", got), 0);
+    cr_expect_str_eq(got, "6a8c1d4e-0f2b-4c3d-9e8f-7a6b5c4d3e2f");
+}
+
 Test(agent, corrupt_uuid_file_is_derived_again)
 {
     char machine_id[128];

@@ -105,6 +105,7 @@ struct _hvn_publisher_t {
     bool syncing;               //  Resync not finished
     bool heartbeat_due;         //  A heartbeat waits to go out
     int64_t heartbeat_at;       //  Monotonic ms of the next heartbeat
+    bool heartbeat_warned;      //  Logged that heartbeats outgrew the limit
     s_sent_t *stalled;          //  Popped and encoded, not yet sent
     uint64_t seq;               //  Last seq used
     uint64_t stamp;             //  Last stamp given to a sent entry
@@ -342,9 +343,16 @@ static int s_send_heartbeat(hvn_publisher_t *self)
     if (hvn_encoder_heartbeat(self->encoder, &env, self->heartbeat_ms, uuids, n, &header,
                               &frames) != 0)
         zsys_error("publisher: cannot encode a heartbeat");
-    else
+    else {
+        if (frames.body_size > HVN_MAX_MSG_SIZE && !self->heartbeat_warned) {
+            self->heartbeat_warned = true;
+            zsys_warning("publisher: a heartbeat listing %zu nodes is %zu bytes, over the "
+                         "default message size limit (%d): brokers must allow more",
+                         n, frames.body_size, HVN_MAX_MSG_SIZE);
+        }
         rc = s_send(self, frames.topic, frames.topic_size, frames.header, frames.body,
                     frames.body_size);
+    }
     free(uuids);
     if (rc == 0) {
         self->heartbeat_due = false;

@@ -1166,3 +1166,40 @@ Test(publisher, state_file_is_replaced_atomically_and_holds_the_last_state_of_li
     zsock_destroy(&sub);
     s_tmpdir_remove(dir);
 }
+
+// --------------------------------------------------------------------------
+//  Back-pressure
+
+Test(publisher, nothing_is_lost_when_the_broker_reads_slower_than_the_publisher_sends)
+{
+    enum { NODES = 25000 }; //  Over the publisher's send HWM plus the reader's
+    //  The reader's HWM is set before it binds, as a broker does
+    const char *endpoint = s_endpoint();
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    zsock_set_rcvhwm(sub, 100);
+    zsock_set_rcvtimeo(sub, S_RECV_MS);
+    cr_assert_eq(zsock_bind(sub, "%s", endpoint), 0);
+    zsock_set_subscribe(sub, "");
+    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    s_rx_t rx = {0};
+    s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
+    hvn_node_t node;
+    for (int i = 0; i < NODES; i++) {
+        s_node(&node, i);
+        cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+    }
+    cr_assert_eq(hvn_publisher_flush(pub, 300), -1, "the pipe cannot hold everything");
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_assert_gt(stats.pending, 0);
+
+    for (int i = 0; i < NODES; i++) {
+        s_expect(sub, HVN_EVENT_CREATE, (uint64_t)i + 1, &rx);
+        s_node(&node, i);
+        cr_assert_str_eq(rx.msg.node.uuid, node.uuid);
+    }
+    cr_assert_eq(hvn_publisher_flush(pub, S_RECV_MS), 0);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}

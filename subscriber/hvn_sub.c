@@ -30,44 +30,43 @@ typedef enum { S_FORMAT_JSON, S_FORMAT_TABLE } s_format_t;
 
 //  The command line, parsed
 typedef struct {
-    char *endpoints;        //  --connect values joined with ',' (heap)
-    const char *service;    //  --service
-    const char **topics;    //  --topic values (heap array, strings in argv)
-    size_t topic_count;     //  Entries in topics
-    const char *host;       //  --host, or NULL
-    bool snapshot;          //  --snapshot
-    bool heartbeats;        //  --heartbeats
-    long count;             //  --count; 0 = unlimited
-    double timeout_s;       //  --timeout; 0 = none
+    char *endpoints;         //  --connect values joined with ',' (heap)
+    const char *service;     //  --service
+    const char **topics;     //  --topic values (heap array, strings in argv)
+    size_t topic_count;      //  Entries in topics
+    const char *host;        //  --host, or NULL
+    bool snapshot;           //  --snapshot
+    bool heartbeats;         //  --heartbeats
+    long count;              //  --count; 0 = unlimited
+    double timeout_s;        //  --timeout; 0 = none
     const char *timeout_arg; //  --timeout as given, for messages
-    s_format_t format;      //  --format
+    s_format_t format;       //  --format
 } s_args_t;
 
 //  Returns nothing; prints the usage text on out.
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: " S_NAME " [OPTION]...\n"
-            "Follow compute-node notifications from an hvnotify broker; print one JSON\n"
-            "object per line (the Nova versioned-notification envelope) on stdout.\n"
-            "\n"
-            "  --connect EP     broker backend endpoint; repeat for several\n"
-            "                   (default " S_DEFAULT_CONNECT ")\n"
-            "  --service EP     broker service endpoint, for --snapshot\n"
-            "                   (default " S_DEFAULT_SERVICE ")\n"
-            "  --topic PREFIX   topic prefix to subscribe to, e.g. compute_node.update;\n"
-            "                   repeat for several (default: everything)\n"
-            "  --host HOST      only messages of this host (exact match)\n"
-            "  --snapshot       first print the broker's cached fleet, then follow live\n"
-            "  --count N        exit 0 after N messages\n"
-            "  --timeout S      give up after S seconds without a message: exit 0, or 1\n"
-            "                   when --count was given and not reached\n"
-            "  --format FORMAT  json (default) or table (a live view of the fleet)\n"
-            "  --heartbeats     print heartbeats too (default: notifications only)\n"
-            "  --help           print this help and exit\n"
-            "\n"
-            "Exit status: 0 on success (also on SIGINT/SIGTERM), 1 on failure,\n"
-            "2 on bad usage.\n");
+    fprintf(out, "Usage: " S_NAME " [OPTION]...\n"
+                 "Follow compute-node notifications from an hvnotify broker; print one JSON\n"
+                 "object per line (the Nova versioned-notification envelope) on stdout.\n"
+                 "\n"
+                 "  --connect EP     broker backend endpoint; repeat for several\n"
+                 "                   (default " S_DEFAULT_CONNECT ")\n"
+                 "  --service EP     broker service endpoint, for --snapshot\n"
+                 "                   (default " S_DEFAULT_SERVICE ")\n"
+                 "  --topic PREFIX   topic prefix to subscribe to, e.g. compute_node.update;\n"
+                 "                   repeat for several (default: everything)\n"
+                 "  --host HOST      only messages of this host (exact match)\n"
+                 "  --snapshot       first print the broker's cached fleet, then follow live\n"
+                 "  --count N        exit 0 after N messages\n"
+                 "  --timeout S      give up after S seconds without a message: exit 0, or 1\n"
+                 "                   when --count was given and not reached\n"
+                 "  --format FORMAT  json (default) or table (a live view of the fleet)\n"
+                 "  --heartbeats     print heartbeats too (default: notifications only)\n"
+                 "  --help           print this help and exit\n"
+                 "\n"
+                 "Exit status: 0 on success (also on SIGINT/SIGTERM), 1 on failure,\n"
+                 "2 on bad usage.\n");
 }
 
 //  Returns S_EXIT_USAGE after printing a one-line error naming the option.
@@ -96,8 +95,7 @@ static int s_parse_seconds(const char *text, double *out)
     char *end;
     errno = 0;
     double value = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(value) || value <= 0 ||
-        value > S_TIMEOUT_MAX_S)
+    if (errno || end == text || *end || !isfinite(value) || value <= 0 || value > S_TIMEOUT_MAX_S)
         return -1;
     *out = value;
     return 0;
@@ -109,8 +107,8 @@ static int s_add_endpoint(s_args_t *args, const char *endpoint)
 {
     if (!*endpoint)
         return -1;
-    char *joined = args->endpoints ? zsys_sprintf("%s,%s", args->endpoints, endpoint)
-                                   : strdup(endpoint);
+    char *joined =
+        args->endpoints ? zsys_sprintf("%s,%s", args->endpoints, endpoint) : strdup(endpoint);
     if (!joined)
         return -1;
     free(args->endpoints);
@@ -122,13 +120,17 @@ static int s_add_endpoint(s_args_t *args, const char *endpoint)
 //  S_EXIT_OK after --help, S_EXIT_USAGE after an error line on stderr.
 static int s_parse_args(int argc, char *argv[], s_args_t *args)
 {
-    static const struct option options[] = {
-        {"connect", required_argument, NULL, 'c'}, {"service", required_argument, NULL, 's'},
-        {"topic", required_argument, NULL, 't'},   {"host", required_argument, NULL, 'H'},
-        {"snapshot", no_argument, NULL, 'S'},      {"count", required_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 'T'}, {"format", required_argument, NULL, 'f'},
-        {"heartbeats", no_argument, NULL, 'b'},    {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"connect", required_argument, NULL, 'c'},
+                                            {"service", required_argument, NULL, 's'},
+                                            {"topic", required_argument, NULL, 't'},
+                                            {"host", required_argument, NULL, 'H'},
+                                            {"snapshot", no_argument, NULL, 'S'},
+                                            {"count", required_argument, NULL, 'n'},
+                                            {"timeout", required_argument, NULL, 'T'},
+                                            {"format", required_argument, NULL, 'f'},
+                                            {"heartbeats", no_argument, NULL, 'b'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
     args->service = S_DEFAULT_SERVICE;
     args->topics = calloc((size_t)argc, sizeof(char *));
     if (!args->topics)

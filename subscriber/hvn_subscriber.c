@@ -17,10 +17,10 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#define S_RCVHWM 100000                  //  Messages queued per pipe before libzmq drops
-#define S_PRUNE_EVERY_MS (60 * 1000)     //  How often idle publishers are forgotten
-#define S_PRUNE_IDLE_MS (3600 * 1000)    //  Silence after which a publisher is forgotten
-#define S_SNAPSHOT_FRAMES 4              //  ["ITEM", topic, header, body]
+#define S_RCVHWM 100000                   //  Messages queued per pipe before libzmq drops
+#define S_PRUNE_EVERY_MS (60 * 1000)      //  How often idle publishers are forgotten
+#define S_PRUNE_IDLE_MS (3600 * 1000)     //  Silence after which a publisher is forgotten
+#define S_SNAPSHOT_FRAMES 4               //  ["ITEM", topic, header, body]
 #define S_END_MAX_SIZE (64 * 1024 * 1024) //  Largest END body accepted, bytes
 
 //  What we know of one publisher instance
@@ -197,8 +197,8 @@ static bool s_opts_valid(const hvn_subscriber_opts_t *opts)
         zsys_error("subscriber: an endpoint is required");
         return false;
     }
-    if (opts->host && (!*opts->host || strchr(opts->host, '@') ||
-                       strlen(opts->host) > HVN_STR_MAX)) {
+    if (opts->host &&
+        (!*opts->host || strchr(opts->host, '@') || strlen(opts->host) > HVN_STR_MAX)) {
         zsys_error("subscriber: invalid host filter '%s'", opts->host);
         return false;
     }
@@ -222,8 +222,7 @@ static int s_copy_opts(hvn_subscriber_t *self, const hvn_subscriber_opts_t *opts
     self->curve_secret = s_strdup_opt(opts->curve_secret);
     self->curve_server = s_strdup_opt(opts->curve_server);
     if ((opts->service && !self->service) || (opts->host && !self->host) ||
-        (opts->curve_secret && !self->curve_secret) ||
-        (opts->curve_server && !self->curve_server))
+        (opts->curve_secret && !self->curve_secret) || (opts->curve_server && !self->curve_server))
         return -1;
     if (opts->topic_count == 0)
         self->track_gaps = true;
@@ -365,10 +364,10 @@ static int s_read_live(hvn_subscriber_t *self, void *handle, hvn_msg_t *msg)
     if (count != 3)
         hvn_rejects_add(&self->rejects, HVN_R_FRAMES, "frames", NULL);
     else {
-        hvn_reason_t reason = hvn_decoder_decode(
-            self->decoder, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
-            zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), zmq_msg_data(&parts[2]),
-            zmq_msg_size(&parts[2]), msg);
+        hvn_reason_t reason =
+            hvn_decoder_decode(self->decoder, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
+                               zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
+                               zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), msg);
         if (reason != HVN_OK)
             hvn_rejects_add(&self->rejects, reason, hvn_decoder_detail(self->decoder),
                             msg->topic[0] ? msg->topic : NULL);

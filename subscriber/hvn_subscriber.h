@@ -65,15 +65,15 @@ int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms);
 void *hvn_subscriber_socket(hvn_subscriber_t *self);
 
 typedef struct {
-    uint64_t received;                 //  Valid messages delivered
-    uint64_t skipped[HVN_R_COUNT];     //  Refused, by reason
-    uint64_t skipped_total;            //  Sum of skipped
-    uint64_t stale;                    //  Live notifications already in a snapshot
-    uint64_t filtered;                 //  Valid but for another host (opts.host)
-    uint64_t gaps;                     //  Seq jumps seen (each one or more lost)
-    uint64_t missed;                   //  Notifications lost in those jumps
-    uint64_t snapshots;                //  Snapshots completed
-    uint64_t publishers;               //  Publisher instances tracked
+    uint64_t received;             //  Valid messages delivered
+    uint64_t skipped[HVN_R_COUNT]; //  Refused, by reason
+    uint64_t skipped_total;        //  Sum of skipped
+    uint64_t stale;                //  Live notifications already in a snapshot
+    uint64_t filtered;             //  Valid but for another host (opts.host)
+    uint64_t gaps;                 //  Seq jumps seen (each one or more lost)
+    uint64_t missed;               //  Notifications lost in those jumps
+    uint64_t snapshots;            //  Snapshots completed
+    uint64_t publishers;           //  Publisher instances tracked
 } hvn_subscriber_stats_t;
 
 //  Copies the counters into *out.

@@ -81,8 +81,9 @@ static void s_await_subscriptions(zsock_t *sock, int count)
 static void s_send_raw(zsock_t *sock, const void *const *data, const size_t *size, int count)
 {
     for (int i = 0; i < count; i++)
-        cr_assert_eq(zmq_send(zsock_resolve(sock), data[i], size[i], i + 1 < count ? ZMQ_SNDMORE : 0),
-                     (int)size[i]);
+        cr_assert_eq(
+            zmq_send(zsock_resolve(sock), data[i], size[i], i + 1 < count ? ZMQ_SNDMORE : 0),
+            (int)size[i]);
 }
 
 //  Sends the three frames of an encoded message.

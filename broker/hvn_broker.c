@@ -37,8 +37,8 @@
 //  costs one poll per thousand messages, small enough that the service and
 //  the timer still get their turn within a millisecond or two.
 #define S_BATCH_FRONTEND 1024
-#define S_BATCH_BACKEND  1024
-#define S_BATCH_SERVICE  64
+#define S_BATCH_BACKEND 1024
+#define S_BATCH_SERVICE 64
 
 //  Longest sleep in zmq_poll. A signal interrupts the poll anyway; the bound
 //  makes sure zsys_interrupted is seen even if the signal went elsewhere.
@@ -68,16 +68,16 @@
 //  connection. It is a guard against a peer making the broker allocate
 //  gigabytes; anything between the body limit and this is received, then
 //  refused as too_big and counted.
-#define S_FRAME_HARD_MIN   (16 * 1024 * 1024)
+#define S_FRAME_HARD_MIN (16 * 1024 * 1024)
 #define S_CONTROL_FRAME_MAX 65536 //  Subscriptions and service requests
 
 //  Publisher instances tracked for the END frame's seq map, and how many
 //  of their heartbeat intervals of silence make the broker forget one.
-#define S_SEQMAP_MAX       262144
+#define S_SEQMAP_MAX 262144
 #define S_SEQMAP_INTERVALS 10
 
 #define S_LOG_INTERVAL_MS 1000 //  Rate-limited log lines: at most one a second
-#define S_PARTS_KEPT      3    //  Parts of a message kept; the rest are drained
+#define S_PARTS_KEPT 3         //  Parts of a message kept; the rest are drained
 
 //  A log line that repeats at most once a second, counting the rest.
 typedef struct {
@@ -87,32 +87,32 @@ typedef struct {
 } s_ratelog_t;
 
 struct _hvn_broker_t {
-    zsock_t *frontend;          //  XSUB, bound; publishers connect
-    zsock_t *backend;           //  XPUB, bound; subscribers connect
-    zsock_t *service;           //  ROUTER, bound; snapshot and stats
-    zmq_pollitem_t items[3];    //  The three sockets' libzmq handles, polled
-    char *endpoint[3];          //  Resolved bound endpoints, same order
-    char name[HVN_TOPIC_MAX + 1];          //  Broker name, hvn.broker@<name>
-    char id[HVN_UUID_STR_LEN + 1];         //  Instance id as UUID text
-    uint8_t instance[16];                  //  Instance id, fresh per start
-    size_t max_msg_size;        //  Largest body accepted, bytes
-    int64_t heartbeat_ms;       //  Our heartbeat interval
-    int64_t started_ms;         //  Monotonic start time
-    int64_t now_ms;             //  Monotonic time of this wake-up
-    int64_t next_heartbeat_ms;  //  When our next heartbeat is due
-    hvn_decoder_t *decoder;     //  Validates every frontend message
-    hvn_encoder_t *encoder;     //  Encodes our heartbeats
-    hvn_msg_t msg;              //  The message being handled, decoded
+    zsock_t *frontend;             //  XSUB, bound; publishers connect
+    zsock_t *backend;              //  XPUB, bound; subscribers connect
+    zsock_t *service;              //  ROUTER, bound; snapshot and stats
+    zmq_pollitem_t items[3];       //  The three sockets' libzmq handles, polled
+    char *endpoint[3];             //  Resolved bound endpoints, same order
+    char name[HVN_TOPIC_MAX + 1];  //  Broker name, hvn.broker@<name>
+    char id[HVN_UUID_STR_LEN + 1]; //  Instance id as UUID text
+    uint8_t instance[16];          //  Instance id, fresh per start
+    size_t max_msg_size;           //  Largest body accepted, bytes
+    int64_t heartbeat_ms;          //  Our heartbeat interval
+    int64_t started_ms;            //  Monotonic start time
+    int64_t now_ms;                //  Monotonic time of this wake-up
+    int64_t next_heartbeat_ms;     //  When our next heartbeat is due
+    hvn_decoder_t *decoder;        //  Validates every frontend message
+    hvn_encoder_t *encoder;        //  Encodes our heartbeats
+    hvn_msg_t msg;                 //  The message being handled, decoded
     zmq_msg_t parts[S_PARTS_KEPT]; //  Its frames as received
-    hvn_cache_t *cache;         //  Node uuid -> last create/update frames
-    hvn_seqmap_t *seqmap;       //  Publisher instance -> last seq
-    msgpack_sbuffer sbuf;       //  Reply bodies (STATS, END)
-    msgpack_packer pk;          //  Packs into sbuf
-    hvn_broker_stats_t stats;   //  Counters, as STATS reports them
-    s_ratelog_t log_service;    //  Refused service requests
-    s_ratelog_t log_snapshot;   //  Snapshots served or cut short
-    s_ratelog_t log_untracked;  //  Instances the seq map had no room for
-    s_ratelog_t log_trouble;    //  Forward and cache errors
+    hvn_cache_t *cache;            //  Node uuid -> last create/update frames
+    hvn_seqmap_t *seqmap;          //  Publisher instance -> last seq
+    msgpack_sbuffer sbuf;          //  Reply bodies (STATS, END)
+    msgpack_packer pk;             //  Packs into sbuf
+    hvn_broker_stats_t stats;      //  Counters, as STATS reports them
+    s_ratelog_t log_service;       //  Refused service requests
+    s_ratelog_t log_snapshot;      //  Snapshots served or cut short
+    s_ratelog_t log_untracked;     //  Instances the seq map had no room for
+    s_ratelog_t log_trouble;       //  Forward and cache errors
 };
 
 enum { S_FRONTEND = 0, S_BACKEND = 1, S_SERVICE = 2 };
@@ -235,8 +235,8 @@ static void s_trouble(hvn_broker_t *self, const char *what)
 {
     uint64_t suppressed;
     if (s_ratelog_due(&self->log_trouble, self->now_ms, &suppressed))
-        zsys_error("%s (forward errors %" PRIu64 ", cache errors %" PRIu64
-                   ", %" PRIu64 " such lines suppressed)",
+        zsys_error("%s (forward errors %" PRIu64 ", cache errors %" PRIu64 ", %" PRIu64
+                   " such lines suppressed)",
                    what, self->stats.forward_errors, self->stats.cache_errors, suppressed);
 }
 
@@ -406,10 +406,10 @@ static int s_handle_backend(hvn_broker_t *self)
 
 //  Where a snapshot is going, for s_send_item.
 typedef struct {
-    void *handle;       //  The ROUTER
-    const void *id;     //  Client's routing id
-    size_t id_size;     //  Its size
-    int err;            //  errno of the send that failed, 0 = none
+    void *handle;   //  The ROUTER
+    const void *id; //  Client's routing id
+    size_t id_size; //  Its size
+    int err;        //  errno of the send that failed, 0 = none
 } s_snapshot_t;
 
 //  Returns 0 when the ITEM message is queued, -1 when it could not be.
@@ -506,8 +506,8 @@ static void s_serve_stats(hvn_broker_t *self, zmq_msg_t *id)
     msgpack_pack_map(pk, (uint32_t)(S_COUNTERS + 1 + (HVN_R_COUNT - 1) + 7));
     for (size_t i = 0; i < S_COUNTERS; i++) {
         s_pack_cstr(pk, s_counters[i].name);
-        msgpack_pack_uint64(pk, *(const uint64_t *)((const char *)&self->stats +
-                                                     s_counters[i].offset));
+        msgpack_pack_uint64(pk,
+                            *(const uint64_t *)((const char *)&self->stats + s_counters[i].offset));
     }
     s_pack_cstr(pk, "refused");
     msgpack_pack_uint64(pk, hvn_rejects_total(rejects));
@@ -606,8 +606,8 @@ static void s_handle_timer(hvn_broker_t *self)
         self->stats.forward_errors++;
         s_trouble(self, "backend: our heartbeat could not be sent");
     }
-    size_t forgotten = hvn_seqmap_expire(self->seqmap, self->now_ms, self->heartbeat_ms,
-                                         S_SEQMAP_INTERVALS);
+    size_t forgotten =
+        hvn_seqmap_expire(self->seqmap, self->now_ms, self->heartbeat_ms, S_SEQMAP_INTERVALS);
     if (forgotten)
         zsys_info("forgot %zu publisher instance(s) silent for %d heartbeat intervals "
                   "(%zu known)",
@@ -660,9 +660,9 @@ int hvn_broker_run(hvn_broker_t *self)
         ;
     int rc = zsys_interrupted ? 0 : -1;
     const hvn_broker_stats_t *st = &self->stats;
-    zsys_info("broker %s stopping%s: received %" PRIu64 ", forwarded %" PRIu64
-              ", refused %" PRIu64 ", syncs %" PRIu64 ", heartbeats in %" PRIu64
-              ", snapshots %" PRIu64 ", cache %zu nodes / %zu bytes, publishers %zu, "
+    zsys_info("broker %s stopping%s: received %" PRIu64 ", forwarded %" PRIu64 ", refused %" PRIu64
+              ", syncs %" PRIu64 ", heartbeats in %" PRIu64 ", snapshots %" PRIu64
+              ", cache %zu nodes / %zu bytes, publishers %zu, "
               "subscriptions %" PRId64 ", uptime %" PRId64 " ms",
               self->id, rc == 0 ? " on signal" : " on error", st->received, st->forwarded,
               hvn_rejects_total(&st->rejects), st->syncs, st->heartbeats_in, st->snapshots,
@@ -752,19 +752,17 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     zsock_set_sndhwm(self->service, S_SERVICE_SNDHWM);
     zsock_set_router_mandatory(self->service, 1);
     zsock_set_maxmsgsize(self->service, S_CONTROL_FRAME_MAX);
-    if (s_bind(self, S_FRONTEND, self->frontend, "frontend", config->frontend, error,
-               error_size) != 0 ||
+    if (s_bind(self, S_FRONTEND, self->frontend, "frontend", config->frontend, error, error_size) !=
+            0 ||
         s_bind(self, S_BACKEND, self->backend, "backend", config->backend, error, error_size) !=
             0 ||
-        s_bind(self, S_SERVICE, self->service, "service", config->service, error, error_size) !=
-            0)
+        s_bind(self, S_SERVICE, self->service, "service", config->service, error, error_size) != 0)
         return -1;
     //  Subscribe to everything upstream: the broker caches every node.
     //  XSUB keeps the subscription and sends it to each publisher that
     //  connects, which is how a publisher learns the broker is there.
     if (zmq_send(self->items[S_FRONTEND].socket, "\x01", 1, 0) != 1) {
-        s_error(error, error_size, "cannot subscribe the frontend: %s",
-                zmq_strerror(zmq_errno()));
+        s_error(error, error_size, "cannot subscribe the frontend: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
     return 0;

@@ -23,9 +23,9 @@
 extern "C" {
 #endif
 
-#define HVN_BROKER_FRONTEND     "tcp://127.0.0.1:5561"
-#define HVN_BROKER_BACKEND      "tcp://127.0.0.1:5562"
-#define HVN_BROKER_SERVICE      "tcp://127.0.0.1:5563"
+#define HVN_BROKER_FRONTEND "tcp://127.0.0.1:5561"
+#define HVN_BROKER_BACKEND "tcp://127.0.0.1:5562"
+#define HVN_BROKER_SERVICE "tcp://127.0.0.1:5563"
 #define HVN_BROKER_HEARTBEAT_MS 10000
 #define HVN_BROKER_MSG_SIZE_MAX (64 * 1024 * 1024) //  Largest --max-msg-size
 #define HVN_BROKER_HEARTBEAT_MAX 3600000           //  Largest --heartbeat-ms
@@ -75,8 +75,7 @@ int hvn_broker_name_valid(const char *name);
 //  Creates the broker and binds its three sockets. Returns the broker, or
 //  NULL with a one-line reason in error (naming the endpoint and the errno
 //  text when a bind fails). error may be NULL.
-hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error,
-                             size_t error_size);
+hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, size_t error_size);
 
 //  Destroys the broker, closing its sockets; NULL-safe, sets *self_p to NULL.
 void hvn_broker_destroy(hvn_broker_t **self_p);

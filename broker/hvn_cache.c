@@ -23,16 +23,16 @@
 #define S_CHUNK_OVERHEAD 8 //  glibc malloc's header per allocation, bytes
 
 typedef struct {
-    uint8_t key[HVN_ID_SIZE];         //  Node uuid; first, as hvn_idmap needs
-    uint8_t header[HVN_HEADER_SIZE];  //  Frame 1
-    uint8_t topic_size;               //  Frame 0 bytes, 1..255
-    uint32_t body_size;               //  Frame 2 bytes
-    uint8_t data[];                   //  Topic, then body
+    uint8_t key[HVN_ID_SIZE];        //  Node uuid; first, as hvn_idmap needs
+    uint8_t header[HVN_HEADER_SIZE]; //  Frame 1
+    uint8_t topic_size;              //  Frame 0 bytes, 1..255
+    uint32_t body_size;              //  Frame 2 bytes
+    uint8_t data[];                  //  Topic, then body
 } s_entry_t;
 
 struct _hvn_cache_t {
-    hvn_idmap_t *map;    //  Node uuid -> s_entry_t (owned)
-    size_t entry_bytes;  //  Heap bytes of all entries, chunk headers included
+    hvn_idmap_t *map;   //  Node uuid -> s_entry_t (owned)
+    size_t entry_bytes; //  Heap bytes of all entries, chunk headers included
 };
 
 //  Returns the heap bytes one block at ptr really occupies.

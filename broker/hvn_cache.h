@@ -48,9 +48,8 @@ void hvn_cache_destroy(hvn_cache_t **self_p);
 //  HVN_HEADER_SIZE bytes (both asserted: the caller has validated them).
 //  Returns 1 when the entry was new, 0 when it replaced one, or -1 when out
 //  of memory (the cache is then unchanged).
-int hvn_cache_put(hvn_cache_t *self, const uint8_t key[16], const void *topic,
-                  size_t topic_size, const uint8_t header[HVN_HEADER_SIZE],
-                  const void *body, size_t body_size);
+int hvn_cache_put(hvn_cache_t *self, const uint8_t key[16], const void *topic, size_t topic_size,
+                  const uint8_t header[HVN_HEADER_SIZE], const void *body, size_t body_size);
 
 //  Removes the entry of `key`. Returns 1 if there was one, 0 if not.
 int hvn_cache_delete(hvn_cache_t *self, const uint8_t key[16]);

@@ -16,9 +16,9 @@
 #define S_MIN_SLOTS 16 //  Smallest table, slots (a power of two)
 
 struct _hvn_idmap_t {
-    void **slots;  //  Item pointers; NULL = empty slot
-    size_t mask;   //  Number of slots - 1
-    size_t size;   //  Items held
+    void **slots; //  Item pointers; NULL = empty slot
+    size_t mask;  //  Number of slots - 1
+    size_t size;  //  Items held
 };
 
 //  Returns the 16 bytes at key mixed into a 64-bit hash (murmur3's finalizer

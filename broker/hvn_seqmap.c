@@ -58,8 +58,7 @@ void hvn_seqmap_destroy(hvn_seqmap_t **self_p)
 
 //  Returns 0 with the instance's seq raised to seq, or -1 when a new
 //  instance does not fit.
-int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq,
-                      int64_t now_ms)
+int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq, int64_t now_ms)
 {
     assert(self && instance);
     s_record_t *record = hvn_idmap_lookup(self->map, instance);
@@ -109,8 +108,7 @@ int hvn_seqmap_get(const hvn_seqmap_t *self, const uint8_t instance[16], uint64_
 }
 
 //  Returns the number of instances forgotten.
-size_t hvn_seqmap_expire(hvn_seqmap_t *self, int64_t now_ms, int64_t min_interval_ms,
-                         int intervals)
+size_t hvn_seqmap_expire(hvn_seqmap_t *self, int64_t now_ms, int64_t min_interval_ms, int intervals)
 {
     assert(self && intervals > 0);
     size_t forgotten = 0;

@@ -30,8 +30,9 @@
 
 #define S_DEFAULT_HEARTBEAT_MS 10000
 #define S_DEFAULT_LINGER_MS 5000
-#define S_SNDHWM 10000 //  Messages queued per broker pipe
-#define S_RETRY_MS 10  //  Retry interval while a pipe is full
+#define S_SNDHWM 10000       //  Messages queued per broker pipe
+#define S_RETRY_MS 10        //  Retry interval while a pipe is full
+#define S_STATE_BUSY_MS 1000 //  State save interval while draining
 
 typedef struct _s_entry_t s_entry_t;
 typedef struct _s_event_t s_event_t;
@@ -104,12 +105,14 @@ struct _hvn_publisher_t {
     size_t sync_next;           //  Next one to send
     bool syncing;               //  Resync not finished
     bool heartbeat_due;         //  A heartbeat waits to go out
+    s_sent_t *heartbeat;        //  Encoded heartbeat not yet sent, or NULL
     int64_t heartbeat_at;       //  Monotonic ms of the next heartbeat
     bool heartbeat_warned;      //  Logged that heartbeats outgrew the limit
     s_sent_t *stalled;          //  Popped and encoded, not yet sent
     uint64_t seq;               //  Last seq used
     uint64_t stamp;             //  Last stamp given to a sent entry
     bool state_dirty;           //  Sent map changed since the state file
+    int64_t state_written;      //  Monotonic ms of the last state write
     int64_t state_error_logged; //  Monotonic ms of the last write failure log
 };
 
@@ -243,8 +246,9 @@ static s_sent_t *s_sent_new(const hvn_frames_t *frames, hvn_event_t event, const
     s_sent_t *sent = malloc(sizeof(s_sent_t) + frames->body_size);
     if (!sent)
         return NULL;
-    memcpy(sent->uuid, uuid, sizeof(sent->uuid));
-    sent->uuid[HVN_UUID_STR_LEN] = 0;
+    size_t len = strnlen(uuid, HVN_UUID_STR_LEN);
+    memcpy(sent->uuid, uuid, len);
+    sent->uuid[len] = 0;
     sent->event = event;
     sent->stamp = 0;
     sent->topic_size = frames->topic_size;
@@ -325,9 +329,9 @@ static void s_install(hvn_publisher_t *self, s_sent_t *msg)
     self->state_dirty = true;
 }
 
-//  Returns 0 when the heartbeat went out (or could not be encoded, logged),
-//  -1 when a pipe is full.
-static int s_send_heartbeat(hvn_publisher_t *self)
+//  Returns a heartbeat listing the live nodes announced, with the last seq
+//  used, or NULL when it cannot be encoded (logged).
+static s_sent_t *s_heartbeat_encode(hvn_publisher_t *self)
 {
     size_t count = zhashx_size(self->sent);
     const char **uuids = malloc((count ? count : 1) * sizeof(char *));
@@ -339,7 +343,7 @@ static int s_send_heartbeat(hvn_publisher_t *self)
     hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_HEARTBEAT, self->seq, {0}};
     memcpy(header.instance, self->instance, 16);
     hvn_frames_t frames;
-    int rc = 0;
+    s_sent_t *msg = NULL;
     if (hvn_encoder_heartbeat(self->encoder, &env, self->heartbeat_ms, uuids, n, &header,
                               &frames) != 0)
         zsys_error("publisher: cannot encode a heartbeat");
@@ -350,18 +354,42 @@ static int s_send_heartbeat(hvn_publisher_t *self)
                          "default message size limit (%d): brokers must allow more",
                          n, frames.body_size, HVN_MAX_MSG_SIZE);
         }
-        rc = s_send(self, frames.topic, frames.topic_size, frames.header, frames.body,
-                    frames.body_size);
+        msg = s_sent_new(&frames, HVN_EVENT_HEARTBEAT, "");
     }
     free(uuids);
-    if (rc == 0) {
-        self->heartbeat_due = false;
-        self->heartbeat_at = zclock_mono() + self->heartbeat_ms;
+    return msg;
+}
+
+//  Drops a heartbeat that was due but not sent.
+static void s_heartbeat_cancel(hvn_publisher_t *self)
+{
+    free(self->heartbeat);
+    self->heartbeat = NULL;
+    self->heartbeat_due = false;
+}
+
+//  Returns 0 when the heartbeat went out (or could not be encoded, logged),
+//  -1 when a pipe is full. A heartbeat is encoded once, when it falls due,
+//  and the same frames are retried: it describes the state at its seq, and
+//  nothing else is sent before it.
+static int s_send_heartbeat(hvn_publisher_t *self)
+{
+    if (!self->heartbeat)
+        self->heartbeat = s_heartbeat_encode(self);
+    const s_sent_t *msg = self->heartbeat;
+    if (msg &&
+        s_send(self, msg->topic, msg->topic_size, msg->header, msg->body, msg->body_size) != 0) {
+        self->heartbeat_due = true; //  Retried on the short timer, not at once
+        return -1;
+    }
+    s_heartbeat_cancel(self);
+    self->heartbeat_at = zclock_mono() + self->heartbeat_ms;
+    if (msg) {
         pthread_mutex_lock(&self->mutex);
         self->stats.heartbeats++;
         pthread_mutex_unlock(&self->mutex);
     }
-    return rc;
+    return 0;
 }
 
 // --------------------------------------------------------------------------
@@ -389,7 +417,7 @@ static void s_resync_start(hvn_publisher_t *self)
     qsort(self->sync, n, sizeof(s_sent_t *), s_stamp_cmp);
     self->sync_next = 0;
     self->syncing = true;
-    self->heartbeat_due = false;
+    s_heartbeat_cancel(self);
 }
 
 //  Stops a resync, finished or not.
@@ -489,8 +517,11 @@ static void s_work(hvn_publisher_t *self)
         return;
     if ((self->heartbeat_due || zclock_mono() >= self->heartbeat_at) && s_send_heartbeat(self) != 0)
         return;
-    s_drain(self);
-    if (self->state_dirty && self->state_path)
+    //  A batch ends when the queue is empty; while a slow broker keeps it
+    //  from emptying, the state is saved at most once a second.
+    bool drained = s_drain(self) == 0;
+    if (self->state_dirty && self->state_path &&
+        (drained || zclock_mono() - self->state_written >= S_STATE_BUSY_MS))
         s_state_write(self);
 }
 
@@ -541,7 +572,7 @@ static void s_handle_xpub(hvn_publisher_t *self)
         s_resync_start(self);
     else if (!present && self->broker) {
         s_resync_stop(self);
-        self->heartbeat_due = false;
+        s_heartbeat_cancel(self);
     }
     if (present != self->broker || subscribed) {
         self->broker = present;
@@ -706,6 +737,7 @@ static void s_state_write(hvn_publisher_t *self)
     }
     free(order);
 
+    self->state_written = zclock_mono();
     if (s_state_replace(self, sbuf.data, sbuf.size) == 0)
         self->state_dirty = false;
     else {
@@ -969,6 +1001,7 @@ static void s_free(hvn_publisher_t *self)
         free(ev);
     }
     free(self->stalled);
+    free(self->heartbeat);
     free(self->sync);
     zhashx_destroy(&self->entries);
     zhashx_destroy(&self->sent);

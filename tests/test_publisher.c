@@ -1203,3 +1203,38 @@ Test(publisher, nothing_is_lost_when_the_broker_reads_slower_than_the_publisher_
     hvn_publisher_destroy(&pub);
     zsock_destroy(&sub);
 }
+
+Test(publisher, a_full_pipe_does_not_make_the_actor_spin)
+{
+    enum { NODES = 15000 };
+    const char *endpoint = s_endpoint();
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    zsock_set_rcvhwm(sub, 100);
+    zsock_set_rcvtimeo(sub, S_RECV_MS);
+    cr_assert_eq(zsock_bind(sub, "%s", endpoint), 0);
+    zsock_set_subscribe(sub, "");
+    //  Heartbeats fall due all along, each listing over 10000 nodes
+    hvn_publisher_t *pub = s_publisher_new(endpoint, 20);
+    s_rx_t rx = {0};
+    s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
+    hvn_node_t node;
+    for (int i = 0; i < NODES; i++) {
+        s_node(&node, i);
+        hvn_publisher_report(pub, &node);
+    }
+    cr_assert_eq(hvn_publisher_flush(pub, 100), -1, "the pipe should be full by now");
+
+    //  Nobody reads for half a second: the actor retries on its timer
+    struct timespec cpu0, cpu1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+    cr_assert_eq(hvn_publisher_flush(pub, 500), -1);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    double ms = (cpu1.tv_sec - cpu0.tv_sec) * 1e3 + (cpu1.tv_nsec - cpu0.tv_nsec) / 1e6;
+    cr_log_info("CPU while stalled for 500 ms: %.1f ms", ms);
+    cr_assert_lt(ms, 50.0, "the actor spins: %.1f ms of CPU in 500 ms", ms);
+
+    hvn_publisher_set_linger(pub, 0);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+}

@@ -268,6 +268,8 @@ static size_t s_read_input(hvn_publisher_t *pub, int flush_ms)
 
 // --------------------------------------------------------------------------
 
+//  Returns the exit status: 0 all sent, 1 a line rejected or not all sent,
+//  2 bad usage.
 int main(int argc, char **argv)
 {
     s_args_t args;

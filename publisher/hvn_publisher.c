@@ -1018,6 +1018,8 @@ static void s_free(hvn_publisher_t *self)
     free(self);
 }
 
+//  Returns a running publisher, or NULL (logged) on bad options or a socket
+//  or state directory that cannot be set up.
 hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
 {
     assert(opts);
@@ -1066,6 +1068,8 @@ hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
     return self;
 }
 
+//  Returns nothing; flushes for at most linger_ms, gives the socket the rest
+//  of it to get the bytes out, stops the actor and frees.
 void hvn_publisher_destroy(hvn_publisher_t **self_p)
 {
     assert(self_p);
@@ -1145,6 +1149,8 @@ static bool s_unchanged(s_entry_t *entry, const hvn_node_t *node)
     return true;
 }
 
+//  Returns 0 when the report was taken (queued or found unchanged), -1 when
+//  the node is invalid or the queue is full.
 int hvn_publisher_report(hvn_publisher_t *self, const hvn_node_t *node)
 {
     assert(self && node);
@@ -1162,6 +1168,8 @@ int hvn_publisher_report(hvn_publisher_t *self, const hvn_node_t *node)
     return rc;
 }
 
+//  Returns 0 with a delete queued and the node forgotten, -1 when the node
+//  is not held or the queue is full.
 int hvn_publisher_remove(hvn_publisher_t *self, const char *uuid)
 {
     assert(self && uuid);
@@ -1178,6 +1186,8 @@ int hvn_publisher_remove(hvn_publisher_t *self, const char *uuid)
     return rc;
 }
 
+//  Returns the number of deletes queued for loaded nodes not reported since
+//  the start, or -1 when the queue filled up first.
 int hvn_publisher_forget_missing(hvn_publisher_t *self)
 {
     assert(self);
@@ -1202,6 +1212,8 @@ int hvn_publisher_forget_missing(hvn_publisher_t *self)
     return count;
 }
 
+//  Returns 0 once the queue is empty and nothing is in flight, -1 when
+//  timeout_ms passed first.
 int hvn_publisher_flush(hvn_publisher_t *self, int timeout_ms)
 {
     assert(self);
@@ -1218,6 +1230,7 @@ int hvn_publisher_flush(hvn_publisher_t *self, int timeout_ms)
     return rc;
 }
 
+//  Returns nothing; sets how long destroy() waits to flush.
 void hvn_publisher_set_linger(hvn_publisher_t *self, int linger_ms)
 {
     assert(self && linger_ms >= 0);
@@ -1227,6 +1240,7 @@ void hvn_publisher_set_linger(hvn_publisher_t *self, int linger_ms)
     pthread_mutex_unlock(&self->mutex);
 }
 
+//  Returns nothing; copies the counters, with nodes and pending computed now.
 void hvn_publisher_stats(hvn_publisher_t *self, hvn_publisher_stats_t *out)
 {
     assert(self && out);

@@ -22,12 +22,14 @@
 
 static hvn_decoder_t *decoder;
 
+//  Returns nothing; makes the suite's decoder.
 static void s_setup(void)
 {
     decoder = hvn_decoder_new();
     cr_assert(decoder);
 }
 
+//  Returns nothing; frees the suite's decoder.
 static void s_teardown(void)
 {
     hvn_decoder_destroy(&decoder);

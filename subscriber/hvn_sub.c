@@ -8,6 +8,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,8 +174,10 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
         case 'f':
             if (strcmp(optarg, "json") == 0)
                 args->format = S_FORMAT_JSON;
+            else if (strcmp(optarg, "table") == 0)
+                args->format = S_FORMAT_TABLE;
             else
-                return s_bad_value("format", optarg, "json");
+                return s_bad_value("format", optarg, "json or table");
             break;
         case 'b':
             args->heartbeats = true;
@@ -200,13 +203,113 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
 }
 
 // --------------------------------------------------------------------------
+//  The table: a replica of the fleet, one row per node
+
+//  What the table shows of one node
+typedef struct {
+    char uuid[HVN_UUID_STR_LEN + 1];     //  Node uuid (the key)
+    char host[HVN_STR_MAX + 1];          //  Payload host, else the topic's
+    int64_t vcpus, vcpus_used;           //  vCPUs total / given to guests
+    int64_t memory_mb, memory_mb_used;   //  RAM total / used, MiB
+    int64_t local_gb, local_gb_used;     //  Disk total / used, GiB
+    int64_t running_vms;                 //  -1 = unknown (nil)
+    char changed[HVN_TIMESTAMP_LEN + 1]; //  Timestamp of the last change
+} s_row_t;
+
+//  Returns nothing; applies one notification to the replica (a delete
+//  removes the row, create/update replace it).
+static void s_table_apply(zhashx_t *rows, const hvn_msg_t *msg)
+{
+    if (msg->event == HVN_EVENT_DELETE) {
+        zhashx_delete(rows, msg->node.uuid);
+        return;
+    }
+    if (msg->event != HVN_EVENT_CREATE && msg->event != HVN_EVENT_UPDATE)
+        return;
+    s_row_t *row = zhashx_lookup(rows, msg->node.uuid);
+    if (!row) {
+        if (!(row = calloc(1, sizeof(*row))))
+            return;
+        snprintf(row->uuid, sizeof(row->uuid), "%s", msg->node.uuid);
+        zhashx_insert(rows, row->uuid, row);
+    }
+    const hvn_node_t *node = &msg->node;
+    bool host_null = hvn_node_is_null(node, HVN_F_HOST) || !node->host[0];
+    snprintf(row->host, sizeof(row->host), "%s", host_null ? msg->host : node->host);
+    row->vcpus = node->vcpus;
+    row->vcpus_used = node->vcpus_used;
+    row->memory_mb = node->memory_mb;
+    row->memory_mb_used = node->memory_mb_used;
+    row->local_gb = node->local_gb;
+    row->local_gb_used = node->local_gb_used;
+    row->running_vms = hvn_node_is_null(node, HVN_F_RUNNING_VMS) ? -1 : node->running_vms;
+    snprintf(row->changed, sizeof(row->changed), "%s", msg->timestamp);
+}
+
+//  Returns <0, 0 or >0 as row a sorts before, with or after row b: by host,
+//  then uuid.
+static int s_row_compare(const void *a, const void *b)
+{
+    const s_row_t *ra = *(const s_row_t *const *)a;
+    const s_row_t *rb = *(const s_row_t *const *)b;
+    int rc = strcmp(ra->host, rb->host);
+    return rc ? rc : strcmp(ra->uuid, rb->uuid);
+}
+
+//  Returns nothing; writes the table, sorted by host, on out.
+static void s_table_print(zhashx_t *rows, FILE *out)
+{
+    size_t count = zhashx_size(rows);
+    s_row_t **sorted = calloc(count ? count : 1, sizeof(*sorted));
+    if (!sorted)
+        return;
+    size_t n = 0;
+    for (s_row_t *row = zhashx_first(rows); row && n < count; row = zhashx_next(rows))
+        sorted[n++] = row;
+    qsort(sorted, n, sizeof(*sorted), s_row_compare);
+    fprintf(out, "%-24s %11s %17s %15s %7s  %s\n", "HOST", "VCPUS", "RAM MIB", "DISK GIB", "VMS",
+            "CHANGED (UTC)");
+    for (size_t i = 0; i < n; i++) {
+        const s_row_t *r = sorted[i];
+        char vcpus[48], ram[48], disk[48], vms[24];
+        snprintf(vcpus, sizeof(vcpus), "%" PRId64 "/%" PRId64, r->vcpus_used, r->vcpus);
+        snprintf(ram, sizeof(ram), "%" PRId64 "/%" PRId64, r->memory_mb_used, r->memory_mb);
+        snprintf(disk, sizeof(disk), "%" PRId64 "/%" PRId64, r->local_gb_used, r->local_gb);
+        if (r->running_vms < 0)
+            snprintf(vms, sizeof(vms), "-");
+        else
+            snprintf(vms, sizeof(vms), "%" PRId64, r->running_vms);
+        fprintf(out, "%-24s %11s %17s %15s %7s  %.19s\n", r->host, vcpus, ram, disk, vms,
+                r->changed);
+    }
+    fprintf(out, "%zu node%s\n", n, n == 1 ? "" : "s");
+    fflush(out);
+    free(sorted);
+}
+
+// --------------------------------------------------------------------------
 //  Output
+
+#define S_REDRAW_MS 1000 //  The live table is redrawn at most this often
+
+//  One run of hvn-sub
+typedef struct {
+    const s_args_t *args;  //  The command line
+    hvn_subscriber_t *sub; //  The client
+    long shown;            //  Messages printed or applied
+    int64_t last_ms;       //  Monotonic time of the last one
+    bool failed;           //  Output could not be written
+    zhashx_t *rows;        //  Table: node uuid -> s_row_t
+    bool live;             //  Table: stdout is a TTY, redraw as it changes
+    bool dirty;            //  Table: changed since the last draw
+    int64_t drawn_ms;      //  Table: monotonic time of the last draw
+} s_run_t;
 
 //  Returns true when msg is one the user asked to see.
 static bool s_wanted(const s_args_t *args, const hvn_msg_t *msg)
 {
     if (msg->header.kind == HVN_KIND_HEARTBEAT)
-        return args->heartbeats;
+        return args->heartbeats && args->format == S_FORMAT_JSON;
     return true;
 }
 
@@ -224,41 +327,138 @@ static int s_print_json(const hvn_msg_t *msg)
     return rc;
 }
 
+//  Returns nothing; redraws the live table when it changed and the last
+//  draw is at least S_REDRAW_MS old (or force is set).
+static void s_redraw(s_run_t *run, bool force)
+{
+    int64_t now = zclock_mono();
+    if (!run->live || !run->dirty || (!force && now - run->drawn_ms < S_REDRAW_MS))
+        return;
+    fputs("\033[H\033[2J", stdout);
+    s_table_print(run->rows, stdout);
+    run->dirty = false;
+    run->drawn_ms = now;
+}
+
+//  Returns nothing; shows one message (printed, or applied to the table)
+//  unless --count is already reached.
+static void s_show(s_run_t *run, const hvn_msg_t *msg)
+{
+    if (!s_wanted(run->args, msg) || (run->args->count && run->shown >= run->args->count))
+        return;
+    if (run->args->format == S_FORMAT_JSON) {
+        if (s_print_json(msg) != 0)
+            run->failed = true;
+    } else {
+        s_table_apply(run->rows, msg);
+        run->dirty = true;
+        s_redraw(run, false);
+    }
+    run->shown++;
+    run->last_ms = zclock_mono();
+}
+
+//  Returns nothing; the snapshot callback.
+static void s_show_item(const hvn_msg_t *msg, void *arg)
+{
+    s_show((s_run_t *)arg, msg);
+}
+
 // --------------------------------------------------------------------------
 //  Main loop
 
+//  Returns 0 after showing the broker's snapshot, -1 (on stderr) when it
+//  failed.
+static int s_snapshot(s_run_t *run)
+{
+    const s_args_t *args = run->args;
+    //  One prefix can be asked of the broker; for several, ask for all and
+    //  let the library keep what the topics select
+    const char *prefix = args->topic_count == 1 ? args->topics[0] : "";
+    int timeout_ms = args->timeout_s > 0 ? (int)llround(args->timeout_s * 1000) : 5000;
+    int items = hvn_subscriber_snapshot(run->sub, prefix, s_show_item, run, timeout_ms);
+    if (items < 0) {
+        if (!zsys_interrupted)
+            fprintf(stderr, S_NAME ": snapshot from %s failed\n", args->service);
+        return -1;
+    }
+    zsys_info("snapshot of %d nodes from broker %s", items, hvn_subscriber_broker_id(run->sub));
+    return 0;
+}
+
+//  Returns true when the view may be stale (a seq gap, or a broker that
+//  restarted) and --snapshot asks to keep it whole. Takes msg, the message
+//  just received, or NULL.
+static bool s_resync_due(s_run_t *run, const hvn_msg_t *msg, uint64_t *gaps)
+{
+    if (!run->args->snapshot)
+        return false;
+    hvn_subscriber_stats_t stats;
+    hvn_subscriber_stats(run->sub, &stats);
+    bool due = false;
+    if (stats.gaps > *gaps) {
+        zsys_warning("lost %" PRIu64 " notifications; taking a new snapshot", stats.missed);
+        due = true;
+    }
+    *gaps = stats.gaps;
+    const char *known = hvn_subscriber_broker_id(run->sub);
+    if (msg && msg->event == HVN_EVENT_BROKER && *known && strcmp(msg->publisher_id, known)) {
+        zsys_warning("broker restarted (now %s); taking a new snapshot", msg->publisher_id);
+        due = true;
+    }
+    return due;
+}
+
 //  Returns the exit code after following messages until --count, --timeout
 //  or a signal.
-static int s_follow(const s_args_t *args, hvn_subscriber_t *sub)
+static int s_follow(s_run_t *run)
 {
-    long printed = 0;
+    const s_args_t *args = run->args;
     int64_t timeout_ms = (int64_t)llround(args->timeout_s * 1000);
-    int64_t last_ms = zclock_mono();
+    uint64_t gaps = 0;
+    run->last_ms = zclock_mono();
+    if (args->snapshot && s_snapshot(run) != 0)
+        return zsys_interrupted ? S_EXIT_OK : S_EXIT_FAIL;
+    s_resync_due(run, NULL, &gaps);
     hvn_msg_t msg;
-    while (!args->count || printed < args->count) {
-        int wait_ms = -1;
+    while (!run->failed && (!args->count || run->shown < args->count)) {
+        int64_t now = zclock_mono();
+        int64_t wait_ms = -1;
         if (timeout_ms > 0) {
-            int64_t left = last_ms + timeout_ms - zclock_mono();
-            if (left <= 0)
+            wait_ms = run->last_ms + timeout_ms - now;
+            if (wait_ms <= 0)
                 break;
-            wait_ms = (int)left;
         }
-        int rc = hvn_subscriber_recv(sub, &msg, wait_ms);
+        if (run->live && run->dirty) {
+            int64_t redraw_ms = run->drawn_ms + S_REDRAW_MS - now;
+            wait_ms =
+                wait_ms < 0 || redraw_ms < wait_ms ? (redraw_ms > 0 ? redraw_ms : 0) : wait_ms;
+        }
+        int rc = hvn_subscriber_recv(run->sub, &msg, (int)wait_ms);
         if (rc < 0)
             return S_EXIT_OK; //  Interrupted: a clean stop
-        if (rc == 0 || !s_wanted(args, &msg))
+        s_redraw(run, false);
+        if (rc == 0)
             continue;
-        if (s_print_json(&msg) != 0)
-            return S_EXIT_FAIL;
-        printed++;
-        last_ms = zclock_mono();
+        s_show(run, &msg);
+        if (s_resync_due(run, &msg, &gaps) && s_snapshot(run) != 0)
+            return zsys_interrupted ? S_EXIT_OK : S_EXIT_FAIL;
     }
-    if (args->count && printed < args->count) {
+    if (run->failed)
+        return S_EXIT_FAIL;
+    if (args->count && run->shown < args->count) {
         fprintf(stderr, S_NAME ": timed out after %s s: got %ld of %ld\n", args->timeout_arg,
-                printed, args->count);
+                run->shown, args->count);
         return S_EXIT_FAIL;
     }
     return S_EXIT_OK;
+}
+
+//  Returns nothing; frees a table row.
+static void s_free_row(void **row_p)
+{
+    free(*row_p);
+    *row_p = NULL;
 }
 
 int main(int argc, char *argv[])
@@ -278,12 +478,21 @@ int main(int argc, char *argv[])
                                   .topics = args.topics,
                                   .topic_count = args.topic_count,
                                   .host = args.host};
-    hvn_subscriber_t *sub = hvn_subscriber_new(&opts);
-    if (!sub)
+    s_run_t run = {.args = &args, .live = isatty(STDOUT_FILENO) == 1};
+    run.sub = hvn_subscriber_new(&opts);
+    if (args.format == S_FORMAT_TABLE && (run.rows = zhashx_new()))
+        zhashx_set_destructor(run.rows, s_free_row);
+    if (!run.sub || (args.format == S_FORMAT_TABLE && !run.rows))
         code = S_EXIT_FAIL;
-    else
-        code = s_follow(&args, sub);
-    hvn_subscriber_destroy(&sub);
+    else {
+        code = s_follow(&run);
+        if (run.rows && run.live)
+            s_redraw(&run, true);
+        else if (run.rows)
+            s_table_print(run.rows, stdout);
+    }
+    zhashx_destroy(&run.rows);
+    hvn_subscriber_destroy(&run.sub);
     free(args.endpoints);
     free(args.topics);
     return code;

@@ -12,6 +12,8 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +150,17 @@ static int s_wait(void *handle, int timeout_ms)
         if (errno != EINTR || zsys_interrupted)
             return -1;
     }
+}
+
+//  Returns true when a subscribed prefix covers topic (no topics: all).
+static bool s_topic_wanted(const hvn_subscriber_t *self, const char *topic)
+{
+    if (self->topic_count == 0)
+        return true;
+    for (size_t i = 0; i < self->topic_count; i++)
+        if (strncmp(topic, self->topics[i], strlen(self->topics[i])) == 0)
+            return true;
+    return false;
 }
 
 //  Returns the tracked state of a publisher instance; when create is true a
@@ -423,4 +436,477 @@ void hvn_subscriber_stats(hvn_subscriber_t *self, hvn_subscriber_stats_t *out)
         out->skipped[r] = self->rejects.count[r];
     out->skipped_total = hvn_rejects_total(&self->rejects);
     out->publishers = zhashx_size(self->publishers);
+}
+
+// --------------------------------------------------------------------------
+//  Service replies: msgpack read defensively
+
+//  Returns the big-endian unsigned integer of n bytes at p.
+static uint64_t s_be(const uint8_t *p, size_t n)
+{
+    uint64_t value = 0;
+    for (size_t i = 0; i < n; i++)
+        value = (value << 8) | p[i];
+    return value;
+}
+
+//  Returns true when data holds exactly one complete msgpack object in
+//  which no array or map claims more elements than bytes remain, so that
+//  msgpack_unpack cannot be made to allocate for elements that are not
+//  there. Walks without recursion: `pending` counts objects still to read.
+static bool s_msgpack_sane(const uint8_t *data, size_t size)
+{
+    size_t pos = 0;
+    uint64_t pending = 1;
+    while (pending > 0) {
+        if (pos >= size)
+            return false;
+        uint8_t c = data[pos++];
+        pending--;
+        uint64_t skip = 0;     //  Payload bytes after the type byte
+        uint64_t children = 0; //  Elements that follow
+        size_t len_bytes = 0;  //  Bytes of a length field
+        if (c <= 0x7F || c >= 0xE0 || (c >= 0xC0 && c <= 0xC3))
+            ;
+        else if (c <= 0x8F)
+            children = 2 * (uint64_t)(c & 0x0F);
+        else if (c <= 0x9F)
+            children = c & 0x0F;
+        else if (c <= 0xBF)
+            skip = c & 0x1F;
+        else {
+            // clang-format off
+            switch (c) {
+            case 0xC4: case 0xD9: len_bytes = 1; break; //  bin8, str8
+            case 0xC5: case 0xDA: len_bytes = 2; break; //  bin16, str16
+            case 0xC6: case 0xDB: len_bytes = 4; break; //  bin32, str32
+            case 0xC7: len_bytes = 1; skip = 1; break;  //  ext8/16/32: + type
+            case 0xC8: len_bytes = 2; skip = 1; break;
+            case 0xC9: len_bytes = 4; skip = 1; break;
+            case 0xCA: case 0xCE: case 0xD2: skip = 4; break;
+            case 0xCB: case 0xCF: case 0xD3: skip = 8; break;
+            case 0xCC: case 0xD0: skip = 1; break;
+            case 0xCD: case 0xD1: skip = 2; break;
+            case 0xD4: skip = 2; break; //  fixext 1..16: type + data
+            case 0xD5: skip = 3; break;
+            case 0xD6: skip = 5; break;
+            case 0xD7: skip = 9; break;
+            case 0xD8: skip = 17; break;
+            case 0xDC: case 0xDE: len_bytes = 2; break; //  array16, map16
+            case 0xDD: case 0xDF: len_bytes = 4; break; //  array32, map32
+            default: return false; //  0xC1, never used
+            }
+            // clang-format on
+            if (len_bytes > size - pos)
+                return false;
+            uint64_t n = s_be(data + pos, len_bytes);
+            pos += len_bytes;
+            if (c == 0xDC || c == 0xDD)
+                children = n;
+            else if (c == 0xDE || c == 0xDF)
+                children = 2 * n;
+            else
+                skip += n;
+        }
+        if (skip > size - pos)
+            return false;
+        pos += (size_t)skip;
+        pending += children;
+        if (pending > size - pos)
+            return false;
+    }
+    return pos == size;
+}
+
+//  Returns true when obj is a msgpack str equal to text.
+static bool s_str_is(const msgpack_object *obj, const char *text)
+{
+    size_t len = strlen(text);
+    return obj->type == MSGPACK_OBJECT_STR && obj->via.str.size == len &&
+           memcmp(obj->via.str.ptr, text, len) == 0;
+}
+
+//  Returns 1 with *value when map holds key exactly once, 0 when not at
+//  all, -1 when more than once (ambiguous).
+static int s_map_get(const msgpack_object *map, const char *key, const msgpack_object **value)
+{
+    int found = 0;
+    for (uint32_t i = 0; i < map->via.map.size; i++)
+        if (s_str_is(&map->via.map.ptr[i].key, key)) {
+            *value = &map->via.map.ptr[i].val;
+            found++;
+        }
+    return found > 1 ? -1 : found;
+}
+
+//  What an END frame says
+typedef struct {
+    char broker_id[HVN_STR_MAX + 1]; //  The broker's instance
+    uint64_t count;                  //  ITEMs it sent before the END
+    zhashx_t *seqs;                  //  Instance uuid text -> heap uint64_t
+} s_end_t;
+
+//  Returns 0 after adding the "uuid text": seq pair to end->seqs, -1 when
+//  the key is not a UUID, the value not an unsigned integer, or the key
+//  was already there.
+static int s_end_add_publisher(s_end_t *end, const msgpack_object_kv *kv)
+{
+    char text[HVN_UUID_STR_LEN + 1];
+    uuid_t raw;
+    if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != HVN_UUID_STR_LEN ||
+        kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return -1;
+    memcpy(text, kv->key.via.str.ptr, HVN_UUID_STR_LEN);
+    text[HVN_UUID_STR_LEN] = '\0';
+    if (uuid_parse(text, raw) != 0)
+        return -1;
+    uuid_unparse_lower(raw, text);
+    uint64_t *seq = malloc(sizeof(*seq));
+    if (!seq)
+        return -1;
+    *seq = kv->val.via.u64;
+    if (zhashx_insert(end->seqs, text, seq) != 0) {
+        free(seq);
+        return -1;
+    }
+    return 0;
+}
+
+//  Returns 0 with *end filled from an END body, -1 when the body is not a
+//  msgpack map with a broker_id string, a count and a publishers map of
+//  UUID text to seq (PROTOCOL.md section 5). Unknown keys are ignored.
+static int s_end_parse(s_end_t *end, const void *data, size_t size)
+{
+    if (size > S_END_MAX_SIZE || !s_msgpack_sane(data, size))
+        return -1;
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 4096))
+        return -1;
+    msgpack_object root;
+    size_t offset = 0;
+    const msgpack_object *id = NULL, *count = NULL, *pubs = NULL;
+    int rc = -1;
+    if (msgpack_unpack(data, size, &offset, &zone, &root) == MSGPACK_UNPACK_SUCCESS &&
+        root.type == MSGPACK_OBJECT_MAP && s_map_get(&root, "broker_id", &id) == 1 &&
+        s_map_get(&root, "count", &count) == 1 && s_map_get(&root, "publishers", &pubs) == 1 &&
+        id->type == MSGPACK_OBJECT_STR && id->via.str.size > 0 && id->via.str.size <= HVN_STR_MAX &&
+        hvn_utf8_valid(id->via.str.ptr, id->via.str.size) &&
+        count->type == MSGPACK_OBJECT_POSITIVE_INTEGER && pubs->type == MSGPACK_OBJECT_MAP) {
+        memcpy(end->broker_id, id->via.str.ptr, id->via.str.size);
+        end->broker_id[id->via.str.size] = '\0';
+        end->count = count->via.u64;
+        rc = 0;
+        for (uint32_t i = 0; rc == 0 && i < pubs->via.map.size; i++)
+            rc = s_end_add_publisher(end, &pubs->via.map.ptr[i]);
+    }
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
+//  Returns nothing; makes the END's seqs the ones recv() skips up to, and
+//  the starting point of gap counting.
+static void s_end_apply(hvn_subscriber_t *self, s_end_t *end)
+{
+    int64_t now = zclock_mono();
+    for (uint64_t *seq = zhashx_first(end->seqs); seq; seq = zhashx_next(end->seqs)) {
+        uuid_t raw;
+        if (uuid_parse(zhashx_cursor(end->seqs), raw) != 0)
+            continue;
+        s_publisher_t *pub = s_publisher(self, raw, true);
+        if (!pub)
+            continue;
+        pub->snapshot_seq = *seq;
+        if (!pub->seen || pub->last_seq < *seq)
+            pub->last_seq = *seq;
+        pub->seen = true;
+        pub->last_ms = now;
+    }
+    snprintf(self->broker_id, sizeof(self->broker_id), "%s", end->broker_id);
+}
+
+// --------------------------------------------------------------------------
+//  Snapshot
+
+//  State of one snapshot request
+typedef struct {
+    hvn_subscriber_t *self; //  The subscriber
+    hvn_snapshot_fn *fn;    //  Called per item
+    void *arg;              //  For fn
+    uint64_t items;         //  ITEM messages received, valid or not
+    int delivered;          //  Items passed to fn
+    hvn_msg_t msg;          //  Decoded item
+} s_snapshot_t;
+
+//  Returns nothing; decodes one ITEM reply (parts after the word) and
+//  passes it to the callback when valid and wanted.
+static void s_snapshot_item(s_snapshot_t *snap, zmq_msg_t *parts, int count)
+{
+    hvn_subscriber_t *self = snap->self;
+    snap->items++;
+    if (count != S_SNAPSHOT_FRAMES) {
+        hvn_rejects_add(&self->rejects, HVN_R_FRAMES, "snapshot item", NULL);
+        return;
+    }
+    hvn_msg_t *msg = &snap->msg;
+    hvn_reason_t reason = hvn_decoder_decode(
+        self->decoder, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), zmq_msg_data(&parts[2]),
+        zmq_msg_size(&parts[2]), zmq_msg_data(&parts[3]), zmq_msg_size(&parts[3]), msg);
+    if (reason != HVN_OK) {
+        hvn_rejects_add(&self->rejects, reason, hvn_decoder_detail(self->decoder),
+                        msg->topic[0] ? msg->topic : NULL);
+        return;
+    }
+    if (!s_topic_wanted(self, msg->topic))
+        return;
+    if (self->host && strcmp(msg->host, self->host) != 0) {
+        self->stats.filtered++;
+        return;
+    }
+    snap->fn(msg, snap->arg);
+    snap->delivered++;
+}
+
+//  Returns the number of items delivered after a good END, or -1 when the
+//  END is malformed or disagrees with the items received.
+static int s_snapshot_end(s_snapshot_t *snap, zmq_msg_t *parts, int count)
+{
+    hvn_subscriber_t *self = snap->self;
+    s_end_t end = {.seqs = zhashx_new()};
+    int rc = -1;
+    if (!end.seqs)
+        zsys_error("subscriber: snapshot: out of memory");
+    else {
+        zhashx_set_destructor(end.seqs, s_free_item);
+        if (count != 2 || s_end_parse(&end, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1])))
+            zsys_warning("subscriber: snapshot: malformed END from '%s'", self->service);
+        else if (end.count != snap->items)
+            zsys_warning("subscriber: snapshot: END counts %" PRIu64 " items, %" PRIu64 " arrived",
+                         end.count, snap->items);
+        else {
+            s_end_apply(self, &end);
+            self->stats.snapshots++;
+            rc = snap->delivered;
+        }
+    }
+    zhashx_destroy(&end.seqs);
+    return rc;
+}
+
+//  Returns a DEALER connected to the service, or NULL (logged).
+static zsock_t *s_service_open(hvn_subscriber_t *self)
+{
+    if (!self->service) {
+        zsys_error("subscriber: no service endpoint configured");
+        return NULL;
+    }
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    if (!dealer)
+        return NULL;
+    zsock_set_rcvhwm(dealer, 0); //  A whole fleet's snapshot must fit: never drop it
+    zsock_set_linger(dealer, 0);
+    if (s_apply_curve(self, dealer) != 0 || zsock_attach(dealer, self->service, false) != 0) {
+        zsys_error("subscriber: cannot connect to service '%s'", self->service);
+        zsock_destroy(&dealer);
+    }
+    return dealer;
+}
+
+//  Returns the number of reply frames received into parts (at most max),
+//  0 on timeout, -1 when interrupted or on a socket error (logged).
+static int s_service_recv(hvn_subscriber_t *self, zsock_t *dealer, zmq_msg_t *parts, int max,
+                          int timeout_ms)
+{
+    void *handle = zsock_resolve(dealer);
+    while (true) {
+        int count = s_recv_parts(handle, parts, max, ZMQ_DONTWAIT);
+        if (count > 0)
+            return count;
+        if (count < 0 && (errno != EINTR || zsys_interrupted))
+            return -1;
+        int rc = s_wait(handle, timeout_ms);
+        if (rc == 0)
+            zsys_warning("subscriber: service '%s' did not answer within %d ms", self->service,
+                         timeout_ms);
+        if (rc <= 0)
+            return rc == 0 ? 0 : -1;
+    }
+}
+
+//  Returns true when frame holds exactly the bytes of word.
+static bool s_frame_is(zmq_msg_t *frame, const char *word)
+{
+    size_t len = strlen(word);
+    return zmq_msg_size(frame) == len && memcmp(zmq_msg_data(frame), word, len) == 0;
+}
+
+//  Returns nothing; logs an ERROR reply from the broker, cleaned.
+static void s_service_error(hvn_subscriber_t *self, zmq_msg_t *parts, int count)
+{
+    char why[128] = "";
+    if (count >= 2) {
+        size_t len = zmq_msg_size(&parts[1]);
+        const char *data = zmq_msg_data(&parts[1]);
+        size_t i = 0;
+        for (; i < len && i + 1 < sizeof(why); i++)
+            why[i] = (unsigned char)data[i] < 0x20 || data[i] == 0x7F ? '?' : data[i];
+        why[i] = '\0';
+    }
+    zsys_warning("subscriber: service '%s' refused the request: %s", self->service, why);
+}
+
+//  Returns the number of items passed to fn, or -1 (see the header).
+int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snapshot_fn *fn,
+                            void *arg, int timeout_ms)
+{
+    assert(self && fn);
+    if (!prefix)
+        prefix = "";
+    assert(strlen(prefix) <= HVN_TOPIC_MAX);
+    zsock_t *dealer = s_service_open(self);
+    if (!dealer)
+        return -1;
+    s_snapshot_t *snap = calloc(1, sizeof(*snap)); //  hvn_msg_t is large
+    int rc = -1;
+    if (snap && zsock_send(dealer, "ss", "SNAPSHOT", prefix) == 0) {
+        *snap = (s_snapshot_t){.self = self, .fn = fn, .arg = arg};
+        while (true) {
+            zmq_msg_t parts[S_SNAPSHOT_FRAMES];
+            int count = s_service_recv(self, dealer, parts, S_SNAPSHOT_FRAMES, timeout_ms);
+            if (count <= 0)
+                break;
+            bool done = true;
+            if (s_frame_is(&parts[0], "ITEM")) {
+                s_snapshot_item(snap, parts, count);
+                done = false;
+            } else if (s_frame_is(&parts[0], "END"))
+                rc = s_snapshot_end(snap, parts, count);
+            else if (s_frame_is(&parts[0], "ERROR"))
+                s_service_error(self, parts, count);
+            else
+                zsys_warning("subscriber: service '%s' sent an unknown reply", self->service);
+            s_close_parts(parts, count < S_SNAPSHOT_FRAMES ? count : S_SNAPSHOT_FRAMES);
+            if (done)
+                break;
+        }
+    }
+    free(snap);
+    zsock_destroy(&dealer);
+    return rc;
+}
+
+//  Returns the last snapshot's seq for the instance, or 0.
+uint64_t hvn_subscriber_snapshot_seq(hvn_subscriber_t *self, const uint8_t instance[16])
+{
+    assert(self && instance);
+    s_publisher_t *pub = s_publisher(self, instance, false);
+    return pub ? pub->snapshot_seq : 0;
+}
+
+//  Returns the last snapshot's broker_id, or "".
+const char *hvn_subscriber_broker_id(hvn_subscriber_t *self)
+{
+    assert(self);
+    return self->broker_id;
+}
+
+// --------------------------------------------------------------------------
+//  Broker stats
+
+//  Returns a new JSON value for a msgpack object (maps with string keys,
+//  arrays, scalars; depth bounded), or NULL for anything else.
+static json_t *s_to_json(const msgpack_object *obj, int depth)
+{
+    switch (obj->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(obj->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return obj->via.u64 > INT64_MAX ? json_real((double)obj->via.u64)
+                                        : json_integer((json_int_t)obj->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer((json_int_t)obj->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return json_real(obj->via.f64);
+    case MSGPACK_OBJECT_STR:
+        return json_stringn(obj->via.str.ptr, obj->via.str.size); //  NULL unless UTF-8
+    case MSGPACK_OBJECT_ARRAY: {
+        json_t *array = depth > 0 ? json_array() : NULL;
+        for (uint32_t i = 0; array && i < obj->via.array.size; i++)
+            if (json_array_append_new(array, s_to_json(&obj->via.array.ptr[i], depth - 1)) != 0) {
+                json_decref(array);
+                array = NULL;
+            }
+        return array;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        json_t *map = depth > 0 ? json_object() : NULL;
+        for (uint32_t i = 0; map && i < obj->via.map.size; i++) {
+            const msgpack_object_kv *kv = &obj->via.map.ptr[i];
+            char key[256];
+            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof(key) ||
+                memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size))
+                continue;
+            memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+            key[kv->key.via.str.size] = '\0';
+            if (json_object_set_new(map, key, s_to_json(&kv->val, depth - 1)) != 0) {
+                json_decref(map);
+                map = NULL;
+            }
+        }
+        return map;
+    }
+    default:
+        return NULL;
+    }
+}
+
+//  Returns a heap JSON text of a STATS body, or NULL when it is not a
+//  sane msgpack map.
+static char *s_stats_json(const void *data, size_t size)
+{
+    if (size > S_END_MAX_SIZE || !s_msgpack_sane(data, size))
+        return NULL;
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 4096))
+        return NULL;
+    msgpack_object root;
+    size_t offset = 0;
+    char *text = NULL;
+    if (msgpack_unpack(data, size, &offset, &zone, &root) == MSGPACK_UNPACK_SUCCESS &&
+        root.type == MSGPACK_OBJECT_MAP) {
+        json_t *json = s_to_json(&root, 8);
+        if (json)
+            text = json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(json);
+    }
+    msgpack_zone_destroy(&zone);
+    return text;
+}
+
+//  Returns the broker's counters as heap JSON text, or NULL.
+char *hvn_subscriber_stats_request(hvn_subscriber_t *self, int timeout_ms)
+{
+    assert(self);
+    zsock_t *dealer = s_service_open(self);
+    if (!dealer)
+        return NULL;
+    char *text = NULL;
+    if (zsock_send(dealer, "s", "STATS") == 0) {
+        zmq_msg_t parts[2];
+        int count = s_service_recv(self, dealer, parts, 2, timeout_ms);
+        if (count > 0) {
+            if (count == 2 && s_frame_is(&parts[0], "STATS"))
+                text = s_stats_json(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+            if (s_frame_is(&parts[0], "ERROR"))
+                s_service_error(self, parts, count);
+            else if (!text)
+                zsys_warning("subscriber: service '%s' sent a malformed STATS reply",
+                             self->service);
+            s_close_parts(parts, count < 2 ? count : 2);
+        }
+    }
+    zsock_destroy(&dealer);
+    return text;
 }

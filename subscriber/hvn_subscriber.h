@@ -64,6 +64,36 @@ int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms);
 //  zpoller (then call recv with 0).
 void *hvn_subscriber_socket(hvn_subscriber_t *self);
 
+//  Called once per snapshot item, with the decoded message (valid only for
+//  the duration of the call).
+typedef void(hvn_snapshot_fn)(const hvn_msg_t *msg, void *arg);
+
+//  Asks the broker's service socket (opts.service, a DEALER per call) for
+//  its cached nodes whose topic starts with prefix ("" or NULL = all), calls
+//  fn for each valid item that also passes this subscriber's topics and host
+//  filter (bad items are counted in stats.skipped and left out), and
+//  remembers the END's per-publisher seqs so that recv() skips live messages
+//  already covered. timeout_ms (-1 = forever) bounds the wait for each reply.
+//  Returns the number of items passed to fn, or -1 when there is no service,
+//  on timeout, when interrupted, or when the END is malformed or its count
+//  disagrees with the items received (items already passed to fn may then
+//  be incomplete: snapshot again).
+int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snapshot_fn *fn,
+                            void *arg, int timeout_ms);
+
+//  Returns the seq that the last snapshot recorded for a publisher instance
+//  (16 raw bytes), or 0 when the snapshot did not name it.
+uint64_t hvn_subscriber_snapshot_seq(hvn_subscriber_t *self, const uint8_t instance[16]);
+
+//  Returns the broker_id of the last snapshot's END, or "" before one. The
+//  string is owned by the subscriber; valid until its next snapshot.
+const char *hvn_subscriber_broker_id(hvn_subscriber_t *self);
+
+//  Asks the broker's service socket for its counters (["STATS"]) and returns
+//  them as one line of compact JSON, a heap string the caller frees, or NULL
+//  when there is no service, on timeout or a malformed answer.
+char *hvn_subscriber_stats_request(hvn_subscriber_t *self, int timeout_ms);
+
 typedef struct {
     uint64_t received;             //  Valid messages delivered
     uint64_t skipped[HVN_R_COUNT]; //  Refused, by reason

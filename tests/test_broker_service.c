@@ -1,0 +1,566 @@
+/*  test_broker_service.c — the broker in-process, over inproc:// sockets.
+
+    The test drives the broker's loop itself (hvn_broker_poll) between its
+    own sends and receives, so every case is deterministic and needs no
+    process or port. A raw XPUB plays the publisher, a SUB the subscriber
+    and a DEALER the snapshot/stats client, as PROTOCOL.md describes them.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "hvn_broker.h"
+#include "hvn_proto.h"
+
+#define S_WAIT_MS 3000 //  Longest wait for anything in a test
+
+static hvn_broker_t *broker;
+static zsock_t *pub;    //  XPUB, connected to the frontend
+static zsock_t *dealer; //  DEALER, connected to the service
+static hvn_encoder_t *encoder;
+static uint8_t instance[16]; //  The test publisher's instance id
+static char endpoints[3][64];
+
+//  Returns nothing; runs the broker's loop until ready(sock) or the
+//  deadline (a failed assertion).
+static void s_pump_until_readable(zsock_t *sock)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (!(zsock_events(sock) & ZMQ_POLLIN)) {
+        cr_assert_lt(zclock_mono(), deadline, "nothing arrived");
+        hvn_broker_poll(broker, 2);
+    }
+}
+
+//  Returns nothing; runs the broker's loop for about ms milliseconds.
+static void s_pump(int ms)
+{
+    int64_t until = zclock_mono() + ms;
+    while (zclock_mono() < until)
+        hvn_broker_poll(broker, 1);
+}
+
+static void s_setup(void)
+{
+    static int run;
+    run++;
+    snprintf(endpoints[0], sizeof(endpoints[0]), "inproc://broker-fe-%d-%d", getpid(), run);
+    snprintf(endpoints[1], sizeof(endpoints[1]), "inproc://broker-be-%d-%d", getpid(), run);
+    snprintf(endpoints[2], sizeof(endpoints[2]), "inproc://broker-sv-%d-%d", getpid(), run);
+    hvn_broker_config_t config;
+    hvn_broker_config_defaults(&config);
+    config.frontend = endpoints[0];
+    config.backend = endpoints[1];
+    config.service = endpoints[2];
+    config.name = "test-broker";
+    char error[256] = "";
+    broker = hvn_broker_new(&config, error, sizeof(error));
+    cr_assert_not_null(broker, "%s", error);
+
+    pub = zsock_new(ZMQ_XPUB);
+    zsock_set_sndhwm(pub, 0);
+    cr_assert_eq(zsock_connect(pub, "%s", endpoints[0]), 0);
+    s_pump_until_readable(pub);
+    zframe_t *subscription = zframe_recv(pub);
+    cr_assert_eq(zframe_size(subscription), 1);
+    cr_assert_eq(zframe_data(subscription)[0], 1, "the broker subscribes to everything");
+    zframe_destroy(&subscription);
+
+    dealer = zsock_new(ZMQ_DEALER);
+    cr_assert_eq(zsock_connect(dealer, "%s", endpoints[2]), 0);
+    encoder = hvn_encoder_new();
+    hvn_uuid4_raw(instance);
+}
+
+static void s_teardown(void)
+{
+    zsock_destroy(&pub);
+    zsock_destroy(&dealer);
+    hvn_encoder_destroy(&encoder);
+    hvn_broker_destroy(&broker);
+    cr_assert_null(broker);
+}
+
+TestSuite(broker, .init = s_setup, .fini = s_teardown, .timeout = 30);
+
+// --------------------------------------------------------------------------
+//  Helpers: messages, subscribers, requests
+
+//  Returns the frames of a notification about node n (uuid ...00n, host
+//  cmp-00n) with the given kind and seq; valid until the next encode.
+static hvn_frames_t s_note(hvn_event_t event, int n, uint8_t kind, uint64_t seq, int vcpus)
+{
+    hvn_node_t node;
+    hvn_node_init(&node);
+    node.id = n;
+    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
+    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    node.vcpus = vcpus;
+    char host[32];
+    snprintf(host, sizeof(host), "cmp-%03d", n);
+    hvn_envelope_t envelope = {.host = host};
+    hvn_header_t header = {.kind = kind, .seq = seq};
+    memcpy(header.instance, instance, 16);
+    hvn_frames_t frames;
+    cr_assert_eq(hvn_encoder_notification(encoder, event, &envelope, &node, &header, &frames), 0);
+    return frames;
+}
+
+//  Returns nothing; sends count frames as one message from the publisher.
+static void s_send_raw(const void *const data[], const size_t sizes[], int count)
+{
+    for (int i = 0; i < count; i++)
+        cr_assert_geq(
+            zmq_send(zsock_resolve(pub), data[i], sizes[i], i + 1 < count ? ZMQ_SNDMORE : 0), 0);
+}
+
+//  Returns nothing; sends the three frames from the publisher.
+static void s_send(const hvn_frames_t *frames)
+{
+    const void *data[] = {frames->topic, frames->header, frames->body};
+    size_t sizes[] = {frames->topic_size, HVN_HEADER_SIZE, frames->body_size};
+    s_send_raw(data, sizes, 3);
+}
+
+//  Returns a SUB on the backend subscribed to prefix, once the broker has
+//  counted its subscription.
+static zsock_t *s_subscriber(const char *prefix)
+{
+    int64_t before = hvn_broker_stats(broker)->subscriptions;
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    zsock_set_rcvtimeo(sub, 0);
+    cr_assert_eq(zsock_connect(sub, "%s", endpoints[1]), 0);
+    zsock_set_subscribe(sub, prefix);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (hvn_broker_stats(broker)->subscriptions == before) {
+        cr_assert_lt(zclock_mono(), deadline, "subscription never counted");
+        hvn_broker_poll(broker, 2);
+    }
+    return sub;
+}
+
+//  Returns the next message on sock after running the broker until one
+//  arrives (the caller destroys it).
+static zmsg_t *s_recv(zsock_t *sock)
+{
+    s_pump_until_readable(sock);
+    zmsg_t *msg = zmsg_recv(sock);
+    cr_assert_not_null(msg);
+    return msg;
+}
+
+//  Returns 1 when the frame holds exactly size bytes equal to data.
+static int s_frame_eq(zframe_t *frame, const void *data, size_t size)
+{
+    return frame && zframe_size(frame) == size && memcmp(zframe_data(frame), data, size) == 0;
+}
+
+//  Returns the value of key in a msgpack map, or NULL.
+static msgpack_object *s_get(msgpack_object *map, const char *key)
+{
+    cr_assert_eq(map->type, MSGPACK_OBJECT_MAP);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
+            memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
+//  Returns the integer value of key in the broker's STATS reply.
+static int64_t s_stat(const char *key)
+{
+    zstr_send(dealer, "STATS");
+    zmsg_t *reply = s_recv(dealer);
+    cr_assert_eq(zmsg_size(reply), 2);
+    char *word = zmsg_popstr(reply);
+    cr_assert_str_eq(word, "STATS");
+    zstr_free(&word);
+    zframe_t *body = zmsg_pop(reply);
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    size_t off = 0;
+    cr_assert_eq(
+        msgpack_unpack_next(&result, (const char *)zframe_data(body), zframe_size(body), &off),
+        MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(off, zframe_size(body));
+    msgpack_object *value = s_get(&result.data, key);
+    cr_assert_not_null(value, "STATS has no '%s'", key);
+    cr_assert(value->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+              value->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
+    int64_t v = value->via.i64;
+    msgpack_unpacked_destroy(&result);
+    zframe_destroy(&body);
+    zmsg_destroy(&reply);
+    return v;
+}
+
+//  A snapshot as received: the ITEM messages and the END body's fields.
+typedef struct {
+    zmsg_t *items[64];      //  ["ITEM", topic, header, body] each
+    int count;              //  Items received
+    int64_t end_count;      //  END's count
+    char broker_id[64];     //  END's broker_id
+    uint64_t publisher_seq; //  END's seq of the test publisher; 0 = absent
+    int publishers;         //  Entries in END's publishers map
+} s_snapshot_t;
+
+//  Returns nothing; snap holds the broker's snapshot under prefix.
+static void s_snapshot(const char *prefix, s_snapshot_t *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    zstr_sendm(dealer, "SNAPSHOT");
+    zstr_send(dealer, prefix);
+    while (true) {
+        zmsg_t *msg = s_recv(dealer);
+        char *word = zmsg_popstr(msg);
+        if (streq(word, "ITEM")) {
+            zstr_free(&word);
+            cr_assert_eq(zmsg_size(msg), 3);
+            cr_assert_lt(snap->count, 64);
+            snap->items[snap->count++] = msg;
+            continue;
+        }
+        cr_assert_str_eq(word, "END");
+        zstr_free(&word);
+        zframe_t *body = zmsg_pop(msg);
+        msgpack_unpacked result;
+        msgpack_unpacked_init(&result);
+        cr_assert_eq(
+            msgpack_unpack_next(&result, (const char *)zframe_data(body), zframe_size(body), NULL),
+            MSGPACK_UNPACK_SUCCESS);
+        snap->end_count = s_get(&result.data, "count")->via.i64;
+        msgpack_object *id = s_get(&result.data, "broker_id");
+        snprintf(snap->broker_id, sizeof(snap->broker_id), "%.*s", (int)id->via.str.size,
+                 id->via.str.ptr);
+        msgpack_object *pubs = s_get(&result.data, "publishers");
+        snap->publishers = (int)pubs->via.map.size;
+        char text[HVN_UUID_STR_LEN + 1];
+        uuid_unparse_lower(instance, text);
+        msgpack_object *seq = s_get(pubs, text);
+        snap->publisher_seq = seq ? seq->via.u64 : 0;
+        msgpack_unpacked_destroy(&result);
+        zframe_destroy(&body);
+        zmsg_destroy(&msg);
+        return;
+    }
+}
+
+static void s_snapshot_free(s_snapshot_t *snap)
+{
+    for (int i = 0; i < snap->count; i++)
+        zmsg_destroy(&snap->items[i]);
+}
+
+// --------------------------------------------------------------------------
+//  Forwarding and refusals
+
+Test(broker, forwards_a_valid_notification_byte_for_byte)
+{
+    zsock_t *sub = s_subscriber("compute_node.");
+    hvn_frames_t f = s_note(HVN_EVENT_CREATE, 1, HVN_KIND_NOTIFICATION, 1, 8);
+    s_send(&f);
+    zmsg_t *msg = s_recv(sub);
+    cr_assert_eq(zmsg_size(msg), 3);
+    cr_assert(s_frame_eq(zmsg_first(msg), f.topic, f.topic_size));
+    cr_assert(s_frame_eq(zmsg_next(msg), f.header, HVN_HEADER_SIZE));
+    cr_assert(s_frame_eq(zmsg_next(msg), f.body, f.body_size));
+    zmsg_destroy(&msg);
+    cr_assert_eq(s_stat("received"), 1);
+    cr_assert_eq(s_stat("forwarded"), 1);
+    cr_assert_eq(s_stat("refused"), 0);
+    zsock_destroy(&sub);
+}
+
+Test(broker, refuses_what_a_peer_should_not_send_and_goes_on)
+{
+    zsock_t *sub = s_subscriber("compute_node.");
+    static char big[70000];
+    static const char *hundred[100];
+    static size_t hundred_sizes[100];
+    for (int i = 0; i < 100; i++) {
+        hundred[i] = "x";
+        hundred_sizes[i] = 1;
+    }
+    hvn_frames_t f = s_note(HVN_EVENT_UPDATE, 2, HVN_KIND_NOTIFICATION, 1, 8);
+    const void *one[] = {f.topic};
+    size_t one_sizes[] = {f.topic_size};
+    s_send_raw(one, one_sizes, 1);
+    s_send_raw((const void *const *)hundred, hundred_sizes, 100);
+    const void *empty[] = {"", "", ""};
+    size_t empty_sizes[] = {0, 0, 0};
+    s_send_raw(empty, empty_sizes, 3);
+    const void *garbage[] = {f.topic, f.header, "\xc1\xc1"};
+    size_t garbage_sizes[] = {f.topic_size, HVN_HEADER_SIZE, 2};
+    s_send_raw(garbage, garbage_sizes, 3);
+    const void *huge[] = {f.topic, f.header, big};
+    size_t huge_sizes[] = {f.topic_size, HVN_HEADER_SIZE, sizeof(big)};
+    s_send_raw(huge, huge_sizes, 3);
+    s_send(&f); //  And then a good one
+
+    zmsg_t *msg = s_recv(sub);
+    cr_assert(s_frame_eq(zmsg_last(msg), f.body, f.body_size), "only the valid one arrives");
+    zmsg_destroy(&msg);
+    cr_assert_eq(s_stat("received"), 6);
+    cr_assert_eq(s_stat("refused"), 5);
+    cr_assert_eq(s_stat("refused.frames"), 2);
+    cr_assert_eq(s_stat("refused.header_size"), 1);
+    cr_assert_eq(s_stat("refused.msgpack"), 1);
+    cr_assert_eq(s_stat("refused.too_big"), 1);
+    cr_assert_eq(s_stat("forwarded"), 1);
+    zsock_destroy(&sub);
+}
+
+Test(broker, a_publisher_posing_as_a_broker_is_refused)
+{
+    hvn_header_t header = {.kind = HVN_KIND_HEARTBEAT};
+    hvn_frames_t f;
+    cr_assert_eq(hvn_encoder_broker_heartbeat(encoder, "evil", "x", 1000, &header, &f), 0);
+    s_send(&f);
+    s_pump(20);
+    cr_assert_eq(s_stat("refused.not_authorized"), 1);
+}
+
+Test(broker, publisher_heartbeats_are_forwarded_and_counted)
+{
+    zsock_t *sub = s_subscriber("hvn.heartbeat@");
+    hvn_header_t header = {.seq = 0};
+    memcpy(header.instance, instance, 16);
+    hvn_envelope_t envelope = {.host = "cmp-001"};
+    hvn_frames_t f;
+    cr_assert_eq(hvn_encoder_heartbeat(encoder, &envelope, 10000, NULL, 0, &header, &f), 0);
+    s_send(&f);
+    zmsg_t *msg = s_recv(sub);
+    cr_assert(s_frame_eq(zmsg_first(msg), f.topic, f.topic_size));
+    zmsg_destroy(&msg);
+    cr_assert_eq(s_stat("heartbeats_in"), 1);
+    zsock_destroy(&sub);
+}
+
+Test(broker, subscriptions_are_counted_up_and_down)
+{
+    cr_assert_eq(s_stat("subscriptions"), 0);
+    zsock_t *a = s_subscriber("compute_node.");
+    zsock_t *b = s_subscriber("compute_node."); //  Same prefix: still counted
+    cr_assert_eq(s_stat("subscriptions"), 2);
+    zsock_destroy(&a);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (hvn_broker_stats(broker)->subscriptions != 1) {
+        cr_assert_lt(zclock_mono(), deadline, "unsubscription never counted");
+        hvn_broker_poll(broker, 2);
+    }
+    zsock_destroy(&b);
+}
+
+// --------------------------------------------------------------------------
+//  Cache, sync and snapshot
+
+Test(broker, snapshot_returns_the_cached_frames_exactly_and_end_counts_them)
+{
+    hvn_frames_t f = s_note(HVN_EVENT_CREATE, 1, HVN_KIND_NOTIFICATION, 1, 8);
+    s_send(&f);
+    f = s_note(HVN_EVENT_CREATE, 2, HVN_KIND_NOTIFICATION, 2, 8);
+    s_send(&f);
+    f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, 3, 16);
+    s_send(&f);
+    uint8_t topic[HVN_TOPIC_MAX], header[HVN_HEADER_SIZE], body[2048];
+    memcpy(topic, f.topic, f.topic_size);
+    memcpy(header, f.header, HVN_HEADER_SIZE);
+    cr_assert_lt(f.body_size, sizeof(body));
+    memcpy(body, f.body, f.body_size);
+    size_t topic_size = f.topic_size, body_size = f.body_size;
+    s_pump(20);
+
+    s_snapshot_t snap;
+    s_snapshot("", &snap);
+    cr_assert_eq(snap.count, 2);
+    cr_assert_eq(snap.end_count, 2);
+    cr_assert_str_eq(snap.broker_id, hvn_broker_id(broker));
+    cr_assert_eq(snap.publisher_seq, 3);
+    s_snapshot_free(&snap);
+
+    s_snapshot("compute_node.update", &snap);
+    cr_assert_eq(snap.count, 1);
+    cr_assert_eq(snap.end_count, 1);
+    zmsg_t *item = snap.items[0];
+    cr_assert(s_frame_eq(zmsg_first(item), topic, topic_size));
+    cr_assert(s_frame_eq(zmsg_next(item), header, HVN_HEADER_SIZE));
+    cr_assert(s_frame_eq(zmsg_next(item), body, body_size));
+    s_snapshot_free(&snap);
+    cr_assert_eq(s_stat("snapshots"), 2);
+    cr_assert_eq(s_stat("cache_nodes"), 2);
+    cr_assert_gt(s_stat("cache_bytes"), 2 * (int64_t)body_size);
+}
+
+Test(broker, a_delete_removes_the_node_from_the_cache)
+{
+    hvn_frames_t f = s_note(HVN_EVENT_CREATE, 1, HVN_KIND_NOTIFICATION, 1, 8);
+    s_send(&f);
+    f = s_note(HVN_EVENT_DELETE, 1, HVN_KIND_NOTIFICATION, 2, 8);
+    s_send(&f);
+    s_pump(20);
+    s_snapshot_t snap;
+    s_snapshot("", &snap);
+    cr_assert_eq(snap.count, 0);
+    cr_assert_eq(snap.publisher_seq, 2);
+    s_snapshot_free(&snap);
+    cr_assert_eq(s_stat("cache_nodes"), 0);
+}
+
+Test(broker, a_sync_refreshes_the_cache_and_is_not_forwarded)
+{
+    zsock_t *sub = s_subscriber("compute_node.");
+    hvn_frames_t f = s_note(HVN_EVENT_UPDATE, 5, HVN_KIND_SYNC, 41, 8);
+    s_send(&f);
+    f = s_note(HVN_EVENT_UPDATE, 6, HVN_KIND_NOTIFICATION, 42, 8);
+    s_send(&f);
+    zmsg_t *msg = s_recv(sub);
+    cr_assert(s_frame_eq(zmsg_first(msg), f.topic, f.topic_size), "the sync came through");
+    zmsg_destroy(&msg);
+    s_snapshot_t snap;
+    s_snapshot("", &snap);
+    cr_assert_eq(snap.count, 2);
+    s_snapshot_free(&snap);
+    cr_assert_eq(s_stat("syncs"), 1);
+    cr_assert_eq(s_stat("forwarded"), 1);
+    zsock_destroy(&sub);
+}
+
+Test(broker, an_older_sync_does_not_overwrite_a_newer_update)
+{
+    hvn_frames_t f = s_note(HVN_EVENT_UPDATE, 7, HVN_KIND_NOTIFICATION, 10, 32);
+    s_send(&f);
+    uint8_t body[2048];
+    size_t body_size = f.body_size;
+    memcpy(body, f.body, body_size);
+    f = s_note(HVN_EVENT_UPDATE, 7, HVN_KIND_SYNC, 9, 8);
+    s_send(&f);
+    s_pump(20);
+    s_snapshot_t snap;
+    s_snapshot("", &snap);
+    cr_assert_eq(snap.count, 1);
+    cr_assert(s_frame_eq(zmsg_last(snap.items[0]), body, body_size));
+    cr_assert_eq(snap.publisher_seq, 10);
+    s_snapshot_free(&snap);
+    cr_assert_eq(s_stat("syncs_stale"), 1);
+}
+
+// --------------------------------------------------------------------------
+//  Service requests, heartbeat, start-up
+
+Test(broker, stats_names_every_counter_and_refusal_reason)
+{
+    const char *keys[] = {"received",      "forwarded",   "syncs",       "heartbeats_in",
+                          "refused",       "cache_nodes", "cache_bytes", "snapshots",
+                          "subscriptions", "publishers",  "uptime_ms"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        cr_assert_geq(s_stat(keys[i]), 0);
+    for (int r = HVN_OK + 1; r < HVN_R_COUNT; r++) {
+        char key[64];
+        snprintf(key, sizeof(key), "refused.%s", hvn_reason_str((hvn_reason_t)r));
+        cr_assert_eq(s_stat(key), 0);
+    }
+}
+
+Test(broker, malformed_or_unknown_requests_get_an_error)
+{
+    zstr_send(dealer, "HELLO");
+    zmsg_t *reply = s_recv(dealer);
+    char *word = zmsg_popstr(reply);
+    cr_assert_str_eq(word, "ERROR");
+    zstr_free(&word);
+    zmsg_destroy(&reply);
+
+    zstr_send(dealer, "SNAPSHOT"); //  Without its prefix frame
+    reply = s_recv(dealer);
+    word = zmsg_popstr(reply);
+    cr_assert_str_eq(word, "ERROR");
+    zstr_free(&word);
+    zmsg_destroy(&reply);
+
+    zstr_sendx(dealer, "STATS", "extra", NULL);
+    reply = s_recv(dealer);
+    word = zmsg_popstr(reply);
+    cr_assert_str_eq(word, "ERROR");
+    zstr_free(&word);
+    zmsg_destroy(&reply);
+
+    cr_assert_eq(s_stat("service_refused"), 3);
+}
+
+Test(broker, heartbeats_on_the_backend_with_its_id)
+{
+    //  The suite's broker heartbeats every 10 s; this one every 20 ms
+    hvn_broker_config_t config;
+    hvn_broker_config_defaults(&config);
+    config.frontend = "inproc://broker-hb-fe";
+    config.backend = "inproc://broker-hb-be";
+    config.service = "inproc://broker-hb-sv";
+    config.name = "hb-test";
+    config.heartbeat_ms = 20;
+    hvn_broker_t *fast = hvn_broker_new(&config, NULL, 0);
+    cr_assert_not_null(fast);
+    zsock_t *sub = zsock_new_sub("inproc://broker-hb-be", "hvn.broker@");
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (!(zsock_events(sub) & ZMQ_POLLIN)) {
+        cr_assert_lt(zclock_mono(), deadline, "no heartbeat");
+        hvn_broker_poll(fast, 5);
+    }
+    zmsg_t *msg = zmsg_recv(sub);
+    zframe_t *topic = zmsg_first(msg), *header = zmsg_next(msg), *body = zmsg_next(msg);
+    hvn_decoder_t *decoder = hvn_decoder_new();
+    hvn_msg_t decoded;
+    cr_assert_eq(hvn_decoder_decode(decoder, zframe_data(topic), zframe_size(topic),
+                                    zframe_data(header), zframe_size(header), zframe_data(body),
+                                    zframe_size(body), &decoded),
+                 HVN_OK);
+    cr_assert_eq(decoded.event, HVN_EVENT_BROKER);
+    cr_assert_str_eq(decoded.topic, "hvn.broker@hb-test");
+    cr_assert_eq(decoded.header.kind, HVN_KIND_HEARTBEAT);
+    cr_assert_eq(decoded.header.seq, 0);
+    cr_assert_str_eq(decoded.publisher_id, hvn_broker_id(fast));
+    cr_assert_eq(decoded.interval_ms, 20);
+    char text[HVN_UUID_STR_LEN + 1];
+    uuid_unparse_lower(decoded.header.instance, text);
+    cr_assert_str_eq(text, hvn_broker_id(fast));
+    hvn_decoder_destroy(&decoder);
+    zmsg_destroy(&msg);
+    zsock_destroy(&sub);
+    hvn_broker_destroy(&fast);
+}
+
+Test(broker, each_start_has_a_fresh_id_and_a_taken_endpoint_is_named)
+{
+    hvn_broker_config_t config;
+    hvn_broker_config_defaults(&config);
+    config.frontend = "inproc://broker-other-fe";
+    config.backend = endpoints[1]; //  Taken by the suite's broker
+    config.service = "inproc://broker-other-sv";
+    config.name = "other";
+    char error[256] = "";
+    hvn_broker_t *other = hvn_broker_new(&config, error, sizeof(error));
+    cr_assert_null(other);
+    cr_assert(strstr(error, endpoints[1]), "error does not name the endpoint: %s", error);
+    cr_assert(strstr(error, "backend"), "error does not name the socket: %s", error);
+
+    //  A closed socket's inproc name is released asynchronously: new names
+    config.frontend = "inproc://broker-other-fe2";
+    config.backend = "inproc://broker-other-be2";
+    config.service = "inproc://broker-other-sv2";
+    other = hvn_broker_new(&config, error, sizeof(error));
+    cr_assert_not_null(other, "%s", error);
+    cr_assert_str_neq(hvn_broker_id(other), hvn_broker_id(broker));
+    hvn_broker_destroy(&other);
+}
+
+Test(broker, a_bad_name_is_refused)
+{
+    cr_assert_eq(hvn_broker_name_valid("ok-name"), 1);
+    cr_assert_eq(hvn_broker_name_valid("a@b"), 0);
+    cr_assert_eq(hvn_broker_name_valid(""), 0);
+    cr_assert_eq(hvn_broker_name_valid(NULL), 0);
+}

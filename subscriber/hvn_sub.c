@@ -300,7 +300,7 @@ typedef struct {
     int64_t last_ms;       //  Monotonic time of the last one
     bool failed;           //  Output could not be written
     zhashx_t *rows;        //  Table: node uuid -> s_row_t
-    bool live;             //  Table: stdout is a TTY, redraw as it changes
+    bool live;             //  Table on a TTY: redraw as it changes
     bool dirty;            //  Table: changed since the last draw
     int64_t drawn_ms;      //  Table: monotonic time of the last draw
 } s_run_t;
@@ -441,8 +441,10 @@ static int s_follow(s_run_t *run)
         if (rc == 0)
             continue;
         s_show(run, &msg);
-        if (s_resync_due(run, &msg, &gaps) && s_snapshot(run) != 0)
-            return zsys_interrupted ? S_EXIT_OK : S_EXIT_FAIL;
+        //  A failed resync is not fatal: live messages still flow, and the
+        //  next gap or broker change tries again
+        if (s_resync_due(run, &msg, &gaps) && s_snapshot(run) != 0 && zsys_interrupted)
+            return S_EXIT_OK;
     }
     if (run->failed)
         return S_EXIT_FAIL;
@@ -461,6 +463,8 @@ static void s_free_row(void **row_p)
     *row_p = NULL;
 }
 
+//  Returns the exit status: 0 on success or a signal, 1 on failure, 2 on
+//  bad usage.
 int main(int argc, char *argv[])
 {
     s_args_t args = {0};
@@ -478,7 +482,9 @@ int main(int argc, char *argv[])
                                   .topics = args.topics,
                                   .topic_count = args.topic_count,
                                   .host = args.host};
-    s_run_t run = {.args = &args, .live = isatty(STDOUT_FILENO) == 1};
+    s_run_t run = {.args = &args,
+                   .live = args.format == S_FORMAT_TABLE && isatty(STDOUT_FILENO) == 1,
+                   .dirty = true};
     run.sub = hvn_subscriber_new(&opts);
     if (args.format == S_FORMAT_TABLE && (run.rows = zhashx_new()))
         zhashx_set_destructor(run.rows, s_free_row);

@@ -761,7 +761,10 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
     assert(self && fn);
     if (!prefix)
         prefix = "";
-    assert(strlen(prefix) <= HVN_TOPIC_MAX);
+    if (strlen(prefix) > HVN_TOPIC_MAX) {
+        zsys_error("subscriber: snapshot prefix longer than %d bytes", HVN_TOPIC_MAX);
+        return -1;
+    }
     zsock_t *dealer = s_service_open(self);
     if (!dealer)
         return -1;

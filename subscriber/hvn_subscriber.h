@@ -69,15 +69,16 @@ void *hvn_subscriber_socket(hvn_subscriber_t *self);
 typedef void(hvn_snapshot_fn)(const hvn_msg_t *msg, void *arg);
 
 //  Asks the broker's service socket (opts.service, a DEALER per call) for
-//  its cached nodes whose topic starts with prefix ("" or NULL = all), calls
+//  its cached nodes whose topic starts with prefix ("" or NULL = all; at
+//  most HVN_TOPIC_MAX bytes), calls
 //  fn for each valid item that also passes this subscriber's topics and host
 //  filter (bad items are counted in stats.skipped and left out), and
 //  remembers the END's per-publisher seqs so that recv() skips live messages
 //  already covered. timeout_ms (-1 = forever) bounds the wait for each reply.
 //  Returns the number of items passed to fn, or -1 when there is no service,
-//  on timeout, when interrupted, or when the END is malformed or its count
-//  disagrees with the items received (items already passed to fn may then
-//  be incomplete: snapshot again).
+//  on timeout, when interrupted, when the broker answers ERROR, or when the END is malformed or its
+//  count disagrees with the items received (items already passed to fn may then be incomplete:
+//  snapshot again).
 int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snapshot_fn *fn,
                             void *arg, int timeout_ms);
 

@@ -77,6 +77,9 @@ int main(int argc, char **argv)
     }
 
     //  One publisher per process, created once. The options are copied.
+    //  czmq installs its own SIGINT/SIGTERM handlers when the publisher's
+    //  socket is created; a program with handlers of its own calls
+    //  zsys_handler_set(NULL) (from <czmq.h>) before this.
     hvn_publisher_opts_t opts = {
         .endpoint = endpoint,
         .host = "cmp-017", //  The host part of every topic

@@ -469,8 +469,14 @@ Test(agent, libvirt_test_driver_gives_domains_and_hypervisor)
     hvn_agent_libvirt_destroy(&lv);
 }
 
-Test(agent, libvirt_unreachable_uri_gives_null)
+Test(agent, libvirt_unreachable_uri_fails_each_read_and_keeps_trying)
 {
-    cr_expect_null(hvn_agent_libvirt_new("test:///nonexistent/file.xml"));
+    hvn_agent_libvirt_t *lv = hvn_agent_libvirt_new("test:///nonexistent/file.xml");
+    cr_assert_not_null(lv);
+    hvn_agent_virt_t virt = {.running_vms = 42};
+    cr_expect_eq(hvn_agent_libvirt_read(lv, &virt), -1);
+    cr_expect_eq(hvn_agent_libvirt_read(lv, &virt), -1);
+    cr_expect_eq(virt.running_vms, 42, "a failed read leaves *out alone");
+    hvn_agent_libvirt_destroy(&lv);
 }
 #endif

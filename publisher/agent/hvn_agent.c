@@ -52,6 +52,7 @@ typedef struct {
     hvn_agent_sources_t sources; //  Where the collectors read
     hvn_agent_identity_t ident;  //  Who this node is
     hvn_publisher_t *pub;        //  The library's publisher
+    bool skipping;               //  The last collection failed (logged once)
 #ifdef HVN_HAVE_LIBVIRT
     hvn_agent_libvirt_t *libvirt; //  Connection, when --libvirt-uri
 #endif
@@ -268,10 +269,8 @@ static int s_collect(s_agent_t *self, hvn_node_t *node)
     const hvn_agent_virt_t *virt_p = NULL;
 #ifdef HVN_HAVE_LIBVIRT
     hvn_agent_virt_t virt;
-    if (self->args.libvirt_uri) {
-        if (!self->libvirt)
-            self->libvirt = hvn_agent_libvirt_new(self->args.libvirt_uri);
-        if (!self->libvirt || hvn_agent_libvirt_read(self->libvirt, &virt) != 0)
+    if (self->libvirt) {
+        if (hvn_agent_libvirt_read(self->libvirt, &virt) != 0)
             return -1;
         virt_p = &virt;
     }
@@ -284,9 +283,14 @@ static int s_report(s_agent_t *self)
 {
     hvn_node_t node;
     if (s_collect(self, &node) != 0) {
-        zsys_warning("no report this interval");
+        if (!self->skipping)
+            zsys_warning("no reports until the host's node can be collected again");
+        self->skipping = true;
         return -1;
     }
+    if (self->skipping)
+        zsys_notice("the host's node is collected again");
+    self->skipping = false;
     if (hvn_publisher_report(self->pub, &node) != 0) {
         hvn_field_id_t bad = HVN_F_COUNT;
         hvn_node_validate(&node, &bad);
@@ -351,7 +355,8 @@ static int s_run(s_agent_t *self)
 static int s_once(s_agent_t *self)
 {
     if (s_report(self) != 0) {
-        fprintf(stderr, S_NAME ": could not collect this host's node\n");
+        fprintf(stderr, S_NAME ": could not collect this host's node%s\n",
+                self->args.libvirt_uri ? " (is libvirt reachable?)" : "");
         return 1;
     }
     s_forget_missing(self);
@@ -403,12 +408,10 @@ int main(int argc, char **argv)
     if (s_check_state_dir(agent.args.state_dir) != 0 || s_identify(&agent) != 0)
         return 1;
 #ifdef HVN_HAVE_LIBVIRT
-    if (agent.args.libvirt_uri && (agent.args.once || agent.args.decommission)) {
+    if (agent.args.libvirt_uri) {
         agent.libvirt = hvn_agent_libvirt_new(agent.args.libvirt_uri);
-        if (!agent.libvirt) {
-            fprintf(stderr, S_NAME ": cannot connect to libvirt at %s\n", agent.args.libvirt_uri);
+        if (!agent.libvirt)
             return 1;
-        }
     }
 #endif
     if (s_open_publisher(&agent) != 0)

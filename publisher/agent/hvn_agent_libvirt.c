@@ -50,7 +50,8 @@ static int s_connect(hvn_agent_libvirt_t *self)
     return 0;
 }
 
-//  Returns the new connection wrapper, or NULL when it cannot connect.
+//  Returns the new connection wrapper (connected when libvirt answered),
+//  or NULL when out of memory.
 hvn_agent_libvirt_t *hvn_agent_libvirt_new(const char *uri)
 {
     assert(uri);
@@ -59,10 +60,11 @@ hvn_agent_libvirt_t *hvn_agent_libvirt_new(const char *uri)
     if (!self)
         return NULL;
     self->uri = strdup(uri);
-    if (!self->uri || s_connect(self) != 0) {
+    if (!self->uri) {
         hvn_agent_libvirt_destroy(&self);
         return NULL;
     }
+    s_connect(self); //  A failure is logged; the next read tries again
     return self;
 }
 

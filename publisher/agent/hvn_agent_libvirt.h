@@ -3,7 +3,8 @@
     Built only when libvirt was found (HVN_HAVE_LIBVIRT). A read-only
     connection to one URI: the active domains (how many, their vCPUs and
     memory) and the hypervisor's type and version. The connection is opened
-    again on the next read when it drops (libvirtd restarted).
+    again on the next read when it is not open or has dropped (libvirtd
+    restarted); failures are logged once per streak, not on every read.
 */
 #ifndef HVN_AGENT_LIBVIRT_H_INCLUDED
 #define HVN_AGENT_LIBVIRT_H_INCLUDED
@@ -17,8 +18,9 @@ extern "C" {
 typedef struct _hvn_agent_libvirt_t hvn_agent_libvirt_t;
 
 //  Opens a read-only connection to uri (e.g. "qemu:///system",
-//  "test:///default"). Returns NULL (logged) when it cannot be opened. The
-//  uri is copied.
+//  "test:///default"). When libvirt does not answer yet, the failure is
+//  logged and every read tries again, so a daemon started before libvirtd
+//  catches up. Returns NULL only when out of memory. The uri is copied.
 hvn_agent_libvirt_t *hvn_agent_libvirt_new(const char *uri);
 
 //  Closes the connection and frees. NULL-safe; sets *self_p to NULL.

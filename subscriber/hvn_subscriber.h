@@ -56,8 +56,9 @@ void hvn_subscriber_destroy(hvn_subscriber_t **self_p);
 
 //  Waits up to timeout_ms (-1 = forever) for the next valid message
 //  (notifications and heartbeats; msg->header.kind tells which).
-//  Returns 1 with *msg filled, 0 on timeout, -1 when interrupted.
-//  msg->nodes stays valid until the next call.
+//  Returns 1 with *msg filled, 0 on timeout, -1 when interrupted (czmq's
+//  SIGINT/SIGTERM handler set zsys_interrupted) or the context ended.
+//  *msg is scratch space when 1 is not returned. msg->nodes stays valid until the next call.
 int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms);
 
 //  The SUB socket (a zsock_t, owned by the subscriber), for a caller's own

@@ -459,6 +459,18 @@ static int s_follow(s_run_t *run)
     return S_EXIT_OK;
 }
 
+//  Returns nothing; says on stderr, once at exit, what was refused or lost,
+//  when anything was.
+static void s_report_losses(hvn_subscriber_t *sub)
+{
+    hvn_subscriber_stats_t stats;
+    hvn_subscriber_stats(sub, &stats);
+    if (stats.skipped_total || stats.gaps)
+        zsys_warning("received %" PRIu64 ", refused %" PRIu64 ", lost %" PRIu64 " in %" PRIu64
+                     " seq gaps",
+                     stats.received, stats.skipped_total, stats.missed, stats.gaps);
+}
+
 //  Returns nothing; frees a table row.
 static void s_free_row(void **row_p)
 {
@@ -495,6 +507,7 @@ int main(int argc, char *argv[])
         code = S_EXIT_FAIL;
     else {
         code = s_follow(&run);
+        s_report_losses(run.sub);
         if (run.rows && run.live)
             s_redraw(&run, true);
         else if (run.rows)

@@ -19,12 +19,14 @@
 
 static hvn_cache_t *cache;
 
+//  Returns nothing; each test starts with an empty cache.
 static void s_setup(void)
 {
     cache = hvn_cache_new();
     cr_assert(cache);
 }
 
+//  Returns nothing; the cache is destroyed and its pointer nulled.
 static void s_teardown(void)
 {
     hvn_cache_destroy(&cache);
@@ -126,6 +128,7 @@ typedef struct {
     int stop_after;     //  Stop the walk after this many; 0 = never
 } s_walk_t;
 
+//  Returns 0 to go on, -1 once stop_after items were seen.
 static int s_walk_fn(const hvn_cache_item_t *item, void *arg)
 {
     s_walk_t *walk = arg;
@@ -136,6 +139,7 @@ static int s_walk_fn(const hvn_cache_item_t *item, void *arg)
     return walk->stop_after && walk->seen >= walk->stop_after ? -1 : 0;
 }
 
+//  Returns what hvn_cache_foreach returns for prefix.
 static long s_walk(const char *prefix, s_walk_t *walk)
 {
     walk->prefix = prefix;

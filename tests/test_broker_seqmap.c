@@ -8,12 +8,14 @@
 
 static hvn_seqmap_t *map;
 
+//  Returns nothing; each test starts with an empty map capped at 4.
 static void s_setup(void)
 {
     map = hvn_seqmap_new(4);
     cr_assert(map);
 }
 
+//  Returns nothing; the map is destroyed and its pointer nulled.
 static void s_teardown(void)
 {
     hvn_seqmap_destroy(&map);
@@ -98,6 +100,7 @@ Test(seqmap, an_absurd_announced_interval_does_not_keep_an_instance_forever)
     cr_assert_eq(hvn_seqmap_expire(map, INT64_MAX / 2, 1000, 10), 1);
 }
 
+//  Returns 0; adds seq to the uint64_t at arg.
 static int s_sum(const uint8_t instance[16], uint64_t seq, void *arg)
 {
     (void)instance;

@@ -43,6 +43,8 @@ static void s_pump(int ms)
         hvn_broker_poll(broker, 1);
 }
 
+//  Returns nothing; a broker on fresh inproc endpoints, a publisher whose
+//  subscription from the broker has arrived, and a service client.
 static void s_setup(void)
 {
     static int run;
@@ -75,6 +77,7 @@ static void s_setup(void)
     hvn_uuid4_raw(instance);
 }
 
+//  Returns nothing; everything closed, the broker destroyed.
 static void s_teardown(void)
 {
     zsock_destroy(&pub);
@@ -250,6 +253,7 @@ static void s_snapshot(const char *prefix, s_snapshot_t *snap)
     }
 }
 
+//  Returns nothing; the snapshot's ITEM messages are destroyed.
 static void s_snapshot_free(s_snapshot_t *snap)
 {
     for (int i = 0; i < snap->count; i++)

@@ -206,12 +206,6 @@ static int s_run_case(const char *name, long iterations, bool probe)
            "%llu)\n",
            name, iterations, r.ns_per_call, allocs, (unsigned long long)stats.updates,
            (unsigned long long)stats.coalesced);
-    if (broker) {
-        //  Let the actor drain its queue and its pipe of wake-ups before it
-        //  is told to stop
-        hvn_publisher_flush(pub, 5000);
-        zclock_sleep(200);
-    }
     hvn_publisher_set_linger(pub, 0);
     hvn_publisher_destroy(&pub);
     zactor_destroy(&sink);

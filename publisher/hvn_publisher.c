@@ -95,7 +95,6 @@ struct _hvn_publisher_t {
     zsock_t *xpub;              //  Connected to the broker frontend(s)
     void *xpub_handle;          //  Its libzmq socket
     zpoller_t *poller;          //  Pipe and xpub
-    bool terminated;            //  $TERM received
     hvn_encoder_t *encoder;     //  Reused buffers
     zhashx_t *sent;             //  uuid -> s_sent_t, live nodes announced
     zhashx_t *subscriptions;    //  Subscribed topics (hex) the XPUB reported
@@ -584,25 +583,35 @@ static void s_handle_xpub(hvn_publisher_t *self)
     }
 }
 
-//  Handles a message on the actor pipe: a wake-up (work follows) or $TERM.
-static void s_handle_pipe(hvn_publisher_t *self)
+//  Handles a message on the actor pipe: a wake-up (work follows), STOP
+//  (the owner waits for an acknowledgement) or $TERM. Returns the command
+//  that ends the actor, or S_RUN.
+typedef enum { S_RUN, S_STOP, S_TERM } s_pipe_cmd_t;
+
+static s_pipe_cmd_t s_handle_pipe(hvn_publisher_t *self)
 {
     zmsg_t *msg = zmsg_recv(self->pipe);
-    if (!msg) {
-        self->terminated = true;
-        return;
-    }
+    if (!msg)
+        return S_TERM;
+    s_pipe_cmd_t cmd = S_RUN;
     if (zmsg_signal(msg) < 0) {
         char *command = zmsg_popstr(msg);
-        if (command && streq(command, "$TERM"))
-            self->terminated = true;
+        if (command && streq(command, "STOP"))
+            cmd = S_STOP;
+        else if (command && streq(command, "$TERM"))
+            cmd = S_TERM;
         free(command);
     }
     zmsg_destroy(&msg);
+    return cmd;
 }
 
 //  The actor: owns the XPUB from here on. Signals are left to the
 //  application's threads, so an interrupt never stops it half-way.
+//  hvn_publisher_destroy() stops it with STOP, sent with a blocking send:
+//  the pipe may be full of wake-ups, and zactor_destroy()'s own $TERM is
+//  sent without waiting and would be lost. The acknowledgement of STOP is
+//  the actor's last touch of self.
 static void s_actor(zsock_t *pipe, void *args)
 {
     hvn_publisher_t *self = args;
@@ -616,13 +625,14 @@ static void s_actor(zsock_t *pipe, void *args)
     zpoller_set_nonstop(self->poller, true);
     zsock_signal(pipe, 0);
 
-    while (!self->terminated) {
+    s_pipe_cmd_t cmd = S_RUN;
+    while (cmd == S_RUN) {
         void *which = zpoller_wait(self->poller, s_timeout(self));
         if (which == pipe)
-            s_handle_pipe(self);
+            cmd = s_handle_pipe(self);
         else if (which == self->xpub)
             s_handle_xpub(self);
-        if (!self->terminated)
+        if (cmd == S_RUN)
             s_work(self);
     }
     if (self->state_dirty && self->state_path)
@@ -634,6 +644,8 @@ static void s_actor(zsock_t *pipe, void *args)
     zsock_set_linger(self->xpub, linger);
     zsock_destroy(&self->xpub);
     zpoller_destroy(&self->poller);
+    if (cmd == S_STOP)
+        zsock_signal(pipe, 0);
 }
 
 // --------------------------------------------------------------------------
@@ -1094,6 +1106,10 @@ void hvn_publisher_destroy(hvn_publisher_t **self_p)
     self->close_linger_ms = remaining > 0 ? (int)remaining : 0;
     pthread_mutex_unlock(&self->mutex);
 
+    zsock_set_sndtimeo(self->actor, -1);
+    int rc = zstr_send(self->actor, "STOP");
+    assert(rc == 0);
+    zsock_wait(self->actor);
     zactor_destroy(&self->actor);
     s_free(self);
     *self_p = NULL;

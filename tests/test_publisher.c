@@ -1240,3 +1240,49 @@ Test(publisher, a_full_pipe_does_not_make_the_actor_spin)
     hvn_publisher_destroy(&pub);
     zsock_destroy(&sub);
 }
+
+//  Reads and drops everything at endpoint until told to stop.
+static void s_drain(zsock_t *pipe, void *args)
+{
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    assert(sub);
+    zsock_set_subscribe(sub, "");
+    int rc = zsock_bind(sub, "%s", (const char *)args);
+    assert(rc == 0);
+    zpoller_t *poller = zpoller_new(pipe, sub, NULL);
+    zsock_signal(pipe, 0);
+    while (true) {
+        void *which = zpoller_wait(poller, -1);
+        if (which != sub)
+            break;
+        zmsg_t *msg = zmsg_recv(sub);
+        zmsg_destroy(&msg);
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&sub);
+}
+
+Test(publisher, destroy_right_after_a_burst_of_changes_stops_the_actor_cleanly)
+{
+    //  Every change of a lone node empties and refills the queue: each
+    //  refill is a wake-up on the actor's pipe, and the pipe fills up.
+    //  Destroy must still stop the actor before it frees what the actor uses.
+    for (int round = 0; round < 5; round++) {
+        char endpoint[64];
+        snprintf(endpoint, sizeof endpoint, "%s", s_endpoint());
+        zactor_t *drain = zactor_new(s_drain, endpoint);
+        hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+        hvn_node_t node;
+        s_node(&node, 1);
+        hvn_publisher_report(pub, &node);
+        cr_assert_eq(hvn_publisher_flush(pub, S_RECV_MS), 0);
+        for (int i = 0; i < 200000; i++) {
+            node.vcpus_used = i % 2 ? 3 : 4;
+            cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+        }
+        hvn_publisher_set_linger(pub, 0);
+        hvn_publisher_destroy(&pub);
+        cr_assert_null(pub);
+        zactor_destroy(&drain);
+    }
+}

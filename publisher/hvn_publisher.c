@@ -1107,9 +1107,11 @@ void hvn_publisher_destroy(hvn_publisher_t **self_p)
     pthread_mutex_unlock(&self->mutex);
 
     zsock_set_sndtimeo(self->actor, -1);
-    int rc = zstr_send(self->actor, "STOP");
-    assert(rc == 0);
-    zsock_wait(self->actor);
+    if (zstr_send(self->actor, "STOP") == 0)
+        zsock_wait(self->actor);
+    else
+        //  Only a dead context refuses a blocking send; the actor is ending too
+        zsys_error("publisher: cannot stop the actor: %s", zmq_strerror(zmq_errno()));
     zactor_destroy(&self->actor);
     s_free(self);
     *self_p = NULL;

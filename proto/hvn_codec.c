@@ -658,7 +658,7 @@ static hvn_reason_t s_get_int(hvn_decoder_t *self, const msgpack_object *obj, in
 static hvn_reason_t s_expect_str(hvn_decoder_t *self, const msgpack_object *map, const char *key,
                                  const char *prefix, const char *expected, hvn_reason_t mismatch)
 {
-    const msgpack_object *value;
+    const msgpack_object *value = NULL;
     hvn_reason_t rc = s_require(self, map, key, prefix, &value);
     if (rc != HVN_OK)
         return rc;
@@ -673,7 +673,7 @@ static hvn_reason_t s_expect_str(hvn_decoder_t *self, const msgpack_object *map,
 //  Returns HVN_OK with out->timestamp filled from map["timestamp"].
 static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const msgpack_object *map, hvn_msg_t *out)
 {
-    const msgpack_object *value;
+    const msgpack_object *value = NULL;
     hvn_reason_t rc = s_require(self, map, "timestamp", "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->timestamp, sizeof(out->timestamp), "", "timestamp");
@@ -687,7 +687,7 @@ static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const msgpack_object *
 static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const msgpack_object *map,
                                         hvn_msg_t *out)
 {
-    const msgpack_object *value;
+    const msgpack_object *value = NULL;
     hvn_reason_t rc = s_require(self, map, "publisher_id", "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "",
@@ -705,7 +705,7 @@ static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const msgpack_objec
 //  Returns HVN_OK with out->interval_ms from map["interval_ms"] (>= 0).
 static hvn_reason_t s_read_interval(hvn_decoder_t *self, const msgpack_object *map, hvn_msg_t *out)
 {
-    const msgpack_object *value;
+    const msgpack_object *value = NULL;
     hvn_reason_t rc = s_require(self, map, "interval_ms", "", &value);
     if (rc == HVN_OK)
         rc = s_get_int(self, value, &out->interval_ms, "", "interval_ms");
@@ -720,7 +720,7 @@ static hvn_reason_t s_read_version(hvn_decoder_t *self, const msgpack_object *pa
                                    int known_major, hvn_msg_t *out)
 {
     static const char *const prefix = "payload.";
-    const msgpack_object *value;
+    const msgpack_object *value = NULL;
     hvn_reason_t rc = s_require(self, payload, "nova_object.version", prefix, &value);
     if (rc != HVN_OK)
         return rc;
@@ -808,7 +808,7 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const msgpack_objec
                                         hvn_msg_t *out)
 {
     bool is_delete = out->event == HVN_EVENT_DELETE;
-    const msgpack_object *value;
+    const msgpack_object *value = NULL;
     hvn_reason_t rc = s_expect_str(self, root, "priority", "", S_PRIORITY, HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
         rc = s_expect_str(self, root, "event_type", "", hvn_event_name(out->event),
@@ -826,7 +826,7 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const msgpack_objec
     if (rc != HVN_OK)
         return rc;
 
-    const msgpack_object *payload;
+    const msgpack_object *payload = NULL;
     if ((rc = s_require(self, root, "payload", "", &payload)) != HVN_OK)
         return rc;
     if (payload->type != MSGPACK_OBJECT_MAP)
@@ -853,7 +853,7 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const msgpack_objec
 static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const msgpack_object *root,
                                      hvn_msg_t *out)
 {
-    const msgpack_object *nodes;
+    const msgpack_object *nodes = NULL;
     hvn_reason_t rc = s_read_publisher_id(self, root, out);
     if (rc == HVN_OK)
         rc = s_read_timestamp(self, root, out);
@@ -891,7 +891,7 @@ static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const msgpack_object *
 //  Returns HVN_OK with a broker heartbeat in out (broker_id in publisher_id).
 static hvn_reason_t s_read_broker(hvn_decoder_t *self, const msgpack_object *root, hvn_msg_t *out)
 {
-    const msgpack_object *value;
+    const msgpack_object *value = NULL;
     hvn_reason_t rc = s_require(self, root, "broker_id", "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "", "broker_id");

@@ -8,7 +8,7 @@
 
     One guard sits in front of msgpack_unpack(): msgpack-c allocates a whole
     array or map as soon as it reads its header, so six hostile bytes can
-    ask for 100 GB. s_msgpack_bounded() first checks, without recursion, that
+    ask for 100 GB. hvn_msgpack_bounded() first checks, without recursion, that
     every container's count fits in the bytes that remain.
 */
 #include "hvn_codec.h"
@@ -523,10 +523,13 @@ static uint64_t s_be(const uint8_t *p, size_t n)
 
 //  Returns true when the first msgpack object in data is complete and no
 //  array or map in it claims more elements than bytes remain (each element
-//  takes at least one byte). Walks without recursion: `pending` counts the
-//  objects still to read. Bytes after the object are msgpack_unpack's call.
-static bool s_msgpack_bounded(const uint8_t *data, size_t size)
+//  takes at least one byte), and, unless allow_trailing, nothing follows it.
+//  Walks without recursion: `pending` counts the objects still to read.
+bool hvn_msgpack_bounded(const void *bytes, size_t size, bool allow_trailing)
 {
+    const uint8_t *data = bytes;
+    if (!data)
+        return false;
     size_t pos = 0;
     uint64_t pending = 1;
     while (pending > 0) {
@@ -537,8 +540,8 @@ static bool s_msgpack_bounded(const uint8_t *data, size_t size)
         uint64_t skip = 0;     //  Payload bytes after the header
         uint64_t children = 0; //  Objects that follow as elements
         size_t len_bytes = 0;  //  Bytes of a length field
-        if (c <= 0x7F || c >= 0xE0 || (c >= 0xC0 && c <= 0xC3))
-            ;
+        if (c <= 0x7F || c >= 0xE0 || c == 0xC0 || c == 0xC2 || c == 0xC3)
+            ; //  Fixints, nil, false, true
         else if (c <= 0x8F)
             children = 2 * (uint64_t)(c & 0x0F);
         else if (c <= 0x9F)
@@ -586,7 +589,7 @@ static bool s_msgpack_bounded(const uint8_t *data, size_t size)
         if (pending > size - pos)
             return false;
     }
-    return true;
+    return allow_trailing || pos == size;
 }
 
 //  Returns 1 and *value when map holds key exactly once, 0 when it holds
@@ -944,7 +947,7 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
         return s_fail(self, HVN_R_HEADER_KIND, "header", NULL);
     if (body_size > self->max_size)
         return s_fail(self, HVN_R_TOO_BIG, "body", NULL);
-    if (!body || body_size == 0 || !s_msgpack_bounded(body, body_size))
+    if (!body || body_size == 0 || !hvn_msgpack_bounded(body, body_size, true))
         return s_fail(self, HVN_R_MSGPACK, "body", NULL);
 
     msgpack_zone_clear(&self->zone);
@@ -964,4 +967,127 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
     if (out->event == HVN_EVENT_HEARTBEAT)
         return s_read_heartbeat(self, &root, out);
     return s_read_broker(self, &root, out);
+}
+
+// --------------------------------------------------------------------------
+//  Snapshot END body
+
+//  Returns the reason, with *detail set to what, for a refused END.
+static hvn_reason_t s_end_fail(hvn_reason_t reason, const char *what, const char **detail)
+{
+    if (detail)
+        *detail = what;
+    return reason;
+}
+
+//  Orders publisher entries by instance id.
+static int s_end_publisher_cmp(const void *a, const void *b)
+{
+    return memcmp(((const hvn_end_publisher_t *)a)->instance,
+                  ((const hvn_end_publisher_t *)b)->instance, 16);
+}
+
+//  Returns HVN_OK after filling out->publishers from a msgpack map of UUID
+//  text to seq, or the reason it is refused (detail "publishers").
+static hvn_reason_t s_end_publishers(const msgpack_object *pubs, hvn_end_t *out)
+{
+    if (pubs->type != MSGPACK_OBJECT_MAP)
+        return HVN_R_WRONG_TYPE;
+    uint32_t n = pubs->via.map.size;
+    if (n > HVN_END_PUBLISHERS_MAX)
+        return HVN_R_TOO_BIG;
+    if (n == 0)
+        return HVN_OK;
+    out->publishers = calloc(n, sizeof(hvn_end_publisher_t));
+    if (!out->publishers)
+        return HVN_R_TOO_BIG;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object_kv *kv = &pubs->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return HVN_R_WRONG_TYPE;
+        char text[HVN_UUID_STR_LEN + 1];
+        if (kv->key.via.str.size != HVN_UUID_STR_LEN)
+            return HVN_R_BAD_VALUE;
+        memcpy(text, kv->key.via.str.ptr, HVN_UUID_STR_LEN);
+        text[HVN_UUID_STR_LEN] = '\0';
+        hvn_end_publisher_t *pub = &out->publishers[out->publisher_count];
+        if (uuid_parse(text, pub->instance) != 0)
+            return HVN_R_BAD_VALUE;
+        pub->seq = kv->val.via.u64;
+        out->publisher_count++;
+    }
+    qsort(out->publishers, out->publisher_count, sizeof(hvn_end_publisher_t), s_end_publisher_cmp);
+    for (size_t i = 1; i < out->publisher_count; i++)
+        if (s_end_publisher_cmp(&out->publishers[i - 1], &out->publishers[i]) == 0)
+            return HVN_R_BAD_VALUE; //  One instance named twice: which seq?
+    return HVN_OK;
+}
+
+//  Returns HVN_OK after filling *out from the END's root map, or the reason
+//  (detail set).
+static hvn_reason_t s_end_read(const msgpack_object *root, hvn_end_t *out, const char **detail)
+{
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return s_end_fail(HVN_R_NOT_MAP, "body", detail);
+    const msgpack_object *id = NULL, *count = NULL, *pubs = NULL;
+    int found = s_map_get(root, "broker_id", &id);
+    if (found != 1)
+        return s_end_fail(found ? HVN_R_BAD_VALUE : HVN_R_MISSING_KEY, "broker_id", detail);
+    found = s_map_get(root, "count", &count);
+    if (found != 1)
+        return s_end_fail(found ? HVN_R_BAD_VALUE : HVN_R_MISSING_KEY, "count", detail);
+    found = s_map_get(root, "publishers", &pubs);
+    if (found != 1)
+        return s_end_fail(found ? HVN_R_BAD_VALUE : HVN_R_MISSING_KEY, "publishers", detail);
+    if (id->type != MSGPACK_OBJECT_STR)
+        return s_end_fail(HVN_R_WRONG_TYPE, "broker_id", detail);
+    size_t len = id->via.str.size;
+    if (len == 0 || len > HVN_STR_MAX || !hvn_utf8_valid(id->via.str.ptr, len) ||
+        memchr(id->via.str.ptr, '\0', len))
+        return s_end_fail(HVN_R_BAD_VALUE, "broker_id", detail);
+    if (count->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return s_end_fail(HVN_R_WRONG_TYPE, "count", detail);
+    hvn_reason_t reason = s_end_publishers(pubs, out);
+    if (reason != HVN_OK)
+        return s_end_fail(reason, "publishers", detail);
+    memcpy(out->broker_id, id->via.str.ptr, len);
+    out->broker_id[len] = '\0';
+    out->count = count->via.u64;
+    return HVN_OK;
+}
+
+//  Returns HVN_OK with *out filled, or the reason the END is refused.
+hvn_reason_t hvn_end_decode(const void *data, size_t size, hvn_end_t *out, const char **detail)
+{
+    assert(out);
+    memset(out, 0, sizeof(*out));
+    if (detail)
+        *detail = "";
+    if (size > HVN_END_MAX_SIZE)
+        return s_end_fail(HVN_R_TOO_BIG, "body", detail);
+    if (!data || size == 0 || !hvn_msgpack_bounded(data, size, false))
+        return s_end_fail(HVN_R_MSGPACK, "body", detail);
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 4096))
+        return s_end_fail(HVN_R_TOO_BIG, "body", detail);
+    msgpack_object root;
+    size_t offset = 0;
+    hvn_reason_t reason;
+    if (msgpack_unpack(data, size, &offset, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+        offset != size)
+        reason = s_end_fail(HVN_R_MSGPACK, "body", detail);
+    else
+        reason = s_end_read(&root, out, detail);
+    msgpack_zone_destroy(&zone);
+    if (reason != HVN_OK)
+        hvn_end_clear(out);
+    return reason;
+}
+
+//  Returns nothing; frees the publishers and empties *end.
+void hvn_end_clear(hvn_end_t *end)
+{
+    assert(end);
+    free(end->publishers);
+    memset(end, 0, sizeof(*end));
 }

@@ -19,11 +19,10 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#define S_RCVHWM 100000                   //  Messages queued per pipe before libzmq drops
-#define S_PRUNE_EVERY_MS (60 * 1000)      //  How often idle publishers are forgotten
-#define S_PRUNE_IDLE_MS (3600 * 1000)     //  Silence after which a publisher is forgotten
-#define S_SNAPSHOT_FRAMES 4               //  ["ITEM", topic, header, body]
-#define S_END_MAX_SIZE (64 * 1024 * 1024) //  Largest END body accepted, bytes
+#define S_RCVHWM 100000               //  Messages queued per pipe before libzmq drops
+#define S_PRUNE_EVERY_MS (60 * 1000)  //  How often idle publishers are forgotten
+#define S_PRUNE_IDLE_MS (3600 * 1000) //  Silence after which a publisher is forgotten
+#define S_SNAPSHOT_FRAMES 4           //  ["ITEM", topic, header, body]
 
 //  What we know of one publisher instance
 typedef struct {
@@ -438,186 +437,19 @@ void hvn_subscriber_stats(hvn_subscriber_t *self, hvn_subscriber_stats_t *out)
     out->publishers = zhashx_size(self->publishers);
 }
 
-// --------------------------------------------------------------------------
-//  Service replies: msgpack read defensively
-
-//  Returns the big-endian unsigned integer of n bytes at p.
-static uint64_t s_be(const uint8_t *p, size_t n)
-{
-    uint64_t value = 0;
-    for (size_t i = 0; i < n; i++)
-        value = (value << 8) | p[i];
-    return value;
-}
-
-//  Returns true when data holds exactly one complete msgpack object in
-//  which no array or map claims more elements than bytes remain, so that
-//  msgpack_unpack cannot be made to allocate for elements that are not
-//  there. Walks without recursion: `pending` counts objects still to read.
-static bool s_msgpack_sane(const uint8_t *data, size_t size)
-{
-    size_t pos = 0;
-    uint64_t pending = 1;
-    while (pending > 0) {
-        if (pos >= size)
-            return false;
-        uint8_t c = data[pos++];
-        pending--;
-        uint64_t skip = 0;     //  Payload bytes after the type byte
-        uint64_t children = 0; //  Elements that follow
-        size_t len_bytes = 0;  //  Bytes of a length field
-        if (c <= 0x7F || c >= 0xE0 || (c >= 0xC0 && c <= 0xC3))
-            ;
-        else if (c <= 0x8F)
-            children = 2 * (uint64_t)(c & 0x0F);
-        else if (c <= 0x9F)
-            children = c & 0x0F;
-        else if (c <= 0xBF)
-            skip = c & 0x1F;
-        else {
-            // clang-format off
-            switch (c) {
-            case 0xC4: case 0xD9: len_bytes = 1; break; //  bin8, str8
-            case 0xC5: case 0xDA: len_bytes = 2; break; //  bin16, str16
-            case 0xC6: case 0xDB: len_bytes = 4; break; //  bin32, str32
-            case 0xC7: len_bytes = 1; skip = 1; break;  //  ext8/16/32: + type
-            case 0xC8: len_bytes = 2; skip = 1; break;
-            case 0xC9: len_bytes = 4; skip = 1; break;
-            case 0xCA: case 0xCE: case 0xD2: skip = 4; break;
-            case 0xCB: case 0xCF: case 0xD3: skip = 8; break;
-            case 0xCC: case 0xD0: skip = 1; break;
-            case 0xCD: case 0xD1: skip = 2; break;
-            case 0xD4: skip = 2; break; //  fixext 1..16: type + data
-            case 0xD5: skip = 3; break;
-            case 0xD6: skip = 5; break;
-            case 0xD7: skip = 9; break;
-            case 0xD8: skip = 17; break;
-            case 0xDC: case 0xDE: len_bytes = 2; break; //  array16, map16
-            case 0xDD: case 0xDF: len_bytes = 4; break; //  array32, map32
-            default: return false; //  0xC1, never used
-            }
-            // clang-format on
-            if (len_bytes > size - pos)
-                return false;
-            uint64_t n = s_be(data + pos, len_bytes);
-            pos += len_bytes;
-            if (c == 0xDC || c == 0xDD)
-                children = n;
-            else if (c == 0xDE || c == 0xDF)
-                children = 2 * n;
-            else
-                skip += n;
-        }
-        if (skip > size - pos)
-            return false;
-        pos += (size_t)skip;
-        pending += children;
-        if (pending > size - pos)
-            return false;
-    }
-    return pos == size;
-}
-
-//  Returns true when obj is a msgpack str equal to text.
-static bool s_str_is(const msgpack_object *obj, const char *text)
-{
-    size_t len = strlen(text);
-    return obj->type == MSGPACK_OBJECT_STR && obj->via.str.size == len &&
-           memcmp(obj->via.str.ptr, text, len) == 0;
-}
-
-//  Returns 1 with *value when map holds key exactly once, 0 when not at
-//  all, -1 when more than once (ambiguous).
-static int s_map_get(const msgpack_object *map, const char *key, const msgpack_object **value)
-{
-    int found = 0;
-    for (uint32_t i = 0; i < map->via.map.size; i++)
-        if (s_str_is(&map->via.map.ptr[i].key, key)) {
-            *value = &map->via.map.ptr[i].val;
-            found++;
-        }
-    return found > 1 ? -1 : found;
-}
-
-//  What an END frame says
-typedef struct {
-    char broker_id[HVN_STR_MAX + 1]; //  The broker's instance
-    uint64_t count;                  //  ITEMs it sent before the END
-    zhashx_t *seqs;                  //  Instance uuid text -> heap uint64_t
-} s_end_t;
-
-//  Returns 0 after adding the "uuid text": seq pair to end->seqs, -1 when
-//  the key is not a UUID, the value not an unsigned integer, or the key
-//  was already there.
-static int s_end_add_publisher(s_end_t *end, const msgpack_object_kv *kv)
-{
-    char text[HVN_UUID_STR_LEN + 1];
-    uuid_t raw;
-    if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != HVN_UUID_STR_LEN ||
-        kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return -1;
-    memcpy(text, kv->key.via.str.ptr, HVN_UUID_STR_LEN);
-    text[HVN_UUID_STR_LEN] = '\0';
-    if (uuid_parse(text, raw) != 0)
-        return -1;
-    uuid_unparse_lower(raw, text);
-    uint64_t *seq = malloc(sizeof(*seq));
-    if (!seq)
-        return -1;
-    *seq = kv->val.via.u64;
-    if (zhashx_insert(end->seqs, text, seq) != 0) {
-        free(seq);
-        return -1;
-    }
-    return 0;
-}
-
-//  Returns 0 with *end filled from an END body, -1 when the body is not a
-//  msgpack map with a broker_id string, a count and a publishers map of
-//  UUID text to seq (PROTOCOL.md section 5). Unknown keys are ignored.
-static int s_end_parse(s_end_t *end, const void *data, size_t size)
-{
-    if (size > S_END_MAX_SIZE || !s_msgpack_sane(data, size))
-        return -1;
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 4096))
-        return -1;
-    msgpack_object root;
-    size_t offset = 0;
-    const msgpack_object *id = NULL, *count = NULL, *pubs = NULL;
-    int rc = -1;
-    if (msgpack_unpack(data, size, &offset, &zone, &root) == MSGPACK_UNPACK_SUCCESS &&
-        root.type == MSGPACK_OBJECT_MAP && s_map_get(&root, "broker_id", &id) == 1 &&
-        s_map_get(&root, "count", &count) == 1 && s_map_get(&root, "publishers", &pubs) == 1 &&
-        id->type == MSGPACK_OBJECT_STR && id->via.str.size > 0 && id->via.str.size <= HVN_STR_MAX &&
-        hvn_utf8_valid(id->via.str.ptr, id->via.str.size) &&
-        count->type == MSGPACK_OBJECT_POSITIVE_INTEGER && pubs->type == MSGPACK_OBJECT_MAP) {
-        memcpy(end->broker_id, id->via.str.ptr, id->via.str.size);
-        end->broker_id[id->via.str.size] = '\0';
-        end->count = count->via.u64;
-        rc = 0;
-        for (uint32_t i = 0; rc == 0 && i < pubs->via.map.size; i++)
-            rc = s_end_add_publisher(end, &pubs->via.map.ptr[i]);
-    }
-    msgpack_zone_destroy(&zone);
-    return rc;
-}
-
 //  Returns nothing; makes the END's seqs the ones recv() skips up to, and
 //  the starting point of gap counting.
-static void s_end_apply(hvn_subscriber_t *self, s_end_t *end)
+static void s_end_apply(hvn_subscriber_t *self, const hvn_end_t *end)
 {
     int64_t now = zclock_mono();
-    for (uint64_t *seq = zhashx_first(end->seqs); seq; seq = zhashx_next(end->seqs)) {
-        uuid_t raw;
-        if (uuid_parse(zhashx_cursor(end->seqs), raw) != 0)
-            continue;
-        s_publisher_t *pub = s_publisher(self, raw, true);
+    for (size_t i = 0; i < end->publisher_count; i++) {
+        const hvn_end_publisher_t *named = &end->publishers[i];
+        s_publisher_t *pub = s_publisher(self, named->instance, true);
         if (!pub)
             continue;
-        pub->snapshot_seq = *seq;
-        if (!pub->seen || pub->last_seq < *seq)
-            pub->last_seq = *seq;
+        pub->snapshot_seq = named->seq;
+        if (!pub->seen || pub->last_seq < named->seq)
+            pub->last_seq = named->seq;
         pub->seen = true;
         pub->last_ms = now;
     }
@@ -671,24 +503,25 @@ static void s_snapshot_item(s_snapshot_t *snap, zmq_msg_t *parts, int count)
 static int s_snapshot_end(s_snapshot_t *snap, zmq_msg_t *parts, int count)
 {
     hvn_subscriber_t *self = snap->self;
-    s_end_t end = {.seqs = zhashx_new()};
+    hvn_end_t end;
+    const char *detail = "frames";
+    hvn_reason_t reason = HVN_R_FRAMES;
     int rc = -1;
-    if (!end.seqs)
-        zsys_error("subscriber: snapshot: out of memory");
+    if (count == 2)
+        reason = hvn_end_decode(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), &end, &detail);
+    if (reason != HVN_OK)
+        zsys_warning("subscriber: snapshot: malformed END from '%s' (%s: %s)", self->service,
+                     hvn_reason_str(reason), detail);
+    else if (end.count != snap->items)
+        zsys_warning("subscriber: snapshot: END counts %" PRIu64 " items, %" PRIu64 " arrived",
+                     end.count, snap->items);
     else {
-        zhashx_set_destructor(end.seqs, s_free_item);
-        if (count != 2 || s_end_parse(&end, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1])))
-            zsys_warning("subscriber: snapshot: malformed END from '%s'", self->service);
-        else if (end.count != snap->items)
-            zsys_warning("subscriber: snapshot: END counts %" PRIu64 " items, %" PRIu64 " arrived",
-                         end.count, snap->items);
-        else {
-            s_end_apply(self, &end);
-            self->stats.snapshots++;
-            rc = snap->delivered;
-        }
+        s_end_apply(self, &end);
+        self->stats.snapshots++;
+        rc = snap->delivered;
     }
-    zhashx_destroy(&end.seqs);
+    if (reason == HVN_OK)
+        hvn_end_clear(&end);
     return rc;
 }
 
@@ -869,7 +702,7 @@ static json_t *s_to_json(const msgpack_object *obj, int depth)
 //  sane msgpack map.
 static char *s_stats_json(const void *data, size_t size)
 {
-    if (size > S_END_MAX_SIZE || !s_msgpack_sane(data, size))
+    if (size > HVN_END_MAX_SIZE || !hvn_msgpack_bounded(data, size, false))
         return NULL;
     msgpack_zone zone;
     if (!msgpack_zone_init(&zone, 4096))

@@ -1,0 +1,329 @@
+/*  test_codec_end.c — the snapshot END body parser and the msgpack guard
+    shared by every reader of peer-sent msgpack.
+
+    END bodies are built with msgpack-c's packer, one malformation per case.
+*/
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "hvn_proto.h"
+
+#define S_INST1 "01010101-0101-0101-0101-010101010101"
+#define S_INST2 "02020202-0202-0202-0202-020202020202"
+
+static msgpack_sbuffer sbuf;
+static msgpack_packer pk;
+
+static void s_setup(void)
+{
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+}
+
+static void s_teardown(void)
+{
+    msgpack_sbuffer_destroy(&sbuf);
+}
+
+TestSuite(end, .init = s_setup, .fini = s_teardown, .timeout = 30);
+
+//  Packs a msgpack str.
+static void s_str(const char *s)
+{
+    msgpack_pack_str(&pk, strlen(s));
+    msgpack_pack_str_body(&pk, s, strlen(s));
+}
+
+//  Returns the reason hvn_end_decode gives for what was packed, with the
+//  detail in *detail when not NULL; *end is cleared afterwards.
+static hvn_reason_t s_decode(const char **detail)
+{
+    hvn_end_t end;
+    hvn_reason_t reason = hvn_end_decode(sbuf.data, sbuf.size, &end, detail);
+    if (reason != HVN_OK) {
+        cr_assert_eq(end.publisher_count, 0);
+        cr_assert_null(end.publishers);
+    }
+    hvn_end_clear(&end);
+    return reason;
+}
+
+Test(end, decodes_broker_id_count_and_sorted_publishers)
+{
+    msgpack_pack_map(&pk, 3);
+    s_str("broker_id");
+    s_str("b1");
+    s_str("count");
+    msgpack_pack_int64(&pk, 7);
+    s_str("publishers");
+    msgpack_pack_map(&pk, 2);
+    s_str(S_INST2);
+    msgpack_pack_uint64(&pk, 9);
+    s_str(S_INST1);
+    msgpack_pack_uint64(&pk, UINT64_MAX);
+    hvn_end_t end;
+    const char *detail = "unset";
+    cr_assert_eq(hvn_end_decode(sbuf.data, sbuf.size, &end, &detail), HVN_OK);
+    cr_assert_str_eq(detail, "");
+    cr_assert_str_eq(end.broker_id, "b1");
+    cr_assert_eq(end.count, 7);
+    cr_assert_eq(end.publisher_count, 2);
+    cr_assert_eq(end.publishers[0].instance[0], 0x01);
+    cr_assert_eq(end.publishers[0].seq, UINT64_MAX);
+    cr_assert_eq(end.publishers[1].instance[15], 0x02);
+    cr_assert_eq(end.publishers[1].seq, 9);
+    hvn_end_clear(&end);
+    cr_assert_null(end.publishers);
+    hvn_end_clear(&end); //  Twice is harmless
+}
+
+Test(end, unknown_keys_uppercase_uuids_and_no_publishers_are_accepted)
+{
+    msgpack_pack_map(&pk, 4);
+    s_str("future");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_nil(&pk);
+    s_str("publishers");
+    msgpack_pack_map(&pk, 1);
+    s_str("0D9A1B6C-3E2F-4A5B-8C7D-6E5F4A3B2C1D");
+    msgpack_pack_uint64(&pk, 0);
+    s_str("count");
+    msgpack_pack_uint64(&pk, 0);
+    s_str("broker_id");
+    s_str("b2");
+    hvn_end_t end;
+    cr_assert_eq(hvn_end_decode(sbuf.data, sbuf.size, &end, NULL), HVN_OK);
+    uuid_t raw;
+    uuid_parse("0d9a1b6c-3e2f-4a5b-8c7d-6e5f4a3b2c1d", raw);
+    cr_assert_eq(memcmp(end.publishers[0].instance, raw, 16), 0);
+    hvn_end_clear(&end);
+
+    msgpack_sbuffer_clear(&sbuf);
+    msgpack_pack_map(&pk, 3);
+    s_str("broker_id");
+    s_str("b3");
+    s_str("count");
+    msgpack_pack_uint64(&pk, 0);
+    s_str("publishers");
+    msgpack_pack_map(&pk, 0);
+    cr_assert_eq(hvn_end_decode(sbuf.data, sbuf.size, &end, NULL), HVN_OK);
+    cr_assert_eq(end.publisher_count, 0);
+    hvn_end_clear(&end);
+}
+
+//  Packs the three keys; each kind picks a good (0) or a bad value.
+static void s_end_with(int id_kind, int count_kind, int pubs_kind)
+{
+    msgpack_pack_map(&pk, 3);
+    s_str("broker_id");
+    if (id_kind == 0)
+        s_str("b1");
+    else if (id_kind == 1)
+        msgpack_pack_int(&pk, 5);
+    else if (id_kind == 2)
+        s_str("");
+    else if (id_kind == 3) {
+        msgpack_pack_str(&pk, 2);
+        msgpack_pack_str_body(&pk, "\xff\xfe", 2);
+    } else {
+        char long_id[300];
+        memset(long_id, 'b', sizeof(long_id) - 1);
+        long_id[sizeof(long_id) - 1] = '\0';
+        s_str(long_id);
+    }
+    s_str("count");
+    if (count_kind == 0)
+        msgpack_pack_uint64(&pk, 0);
+    else if (count_kind == 1)
+        msgpack_pack_int(&pk, -1);
+    else
+        s_str("0");
+    s_str("publishers");
+    switch (pubs_kind) {
+    case 0:
+        msgpack_pack_map(&pk, 1);
+        s_str(S_INST1);
+        msgpack_pack_uint64(&pk, 3);
+        break;
+    case 1: //  Negative seq
+        msgpack_pack_map(&pk, 1);
+        s_str(S_INST1);
+        msgpack_pack_int(&pk, -3);
+        break;
+    case 2: //  Not a uuid, right length
+        msgpack_pack_map(&pk, 1);
+        s_str("not-a-uuid-not-a-uuid-not-a-uuid-xx");
+        msgpack_pack_uint64(&pk, 3);
+        break;
+    case 3: //  An array
+        msgpack_pack_array(&pk, 0);
+        break;
+    case 4: //  Seq as text
+        msgpack_pack_map(&pk, 1);
+        s_str(S_INST1);
+        s_str("3");
+        break;
+    case 5: //  The same instance twice, in two spellings
+        msgpack_pack_map(&pk, 2);
+        s_str(S_INST1);
+        msgpack_pack_uint64(&pk, 3);
+        s_str("01010101-0101-0101-0101-010101010101");
+        msgpack_pack_uint64(&pk, 4);
+        break;
+    case 6: //  Key not a string
+        msgpack_pack_map(&pk, 1);
+        msgpack_pack_int(&pk, 1);
+        msgpack_pack_uint64(&pk, 3);
+        break;
+    default: //  Short uuid
+        msgpack_pack_map(&pk, 1);
+        s_str("01010101");
+        msgpack_pack_uint64(&pk, 3);
+        break;
+    }
+}
+
+Test(end, malformed_bodies_are_refused_with_a_reason_and_the_part)
+{
+    static const struct {
+        const char *name;
+        int id, count, pubs;
+        hvn_reason_t reason;
+        const char *detail;
+    } cases[] = {
+        {"broker_id an int", 1, 0, 0, HVN_R_WRONG_TYPE, "broker_id"},
+        {"broker_id empty", 2, 0, 0, HVN_R_BAD_VALUE, "broker_id"},
+        {"broker_id not UTF-8", 3, 0, 0, HVN_R_BAD_VALUE, "broker_id"},
+        {"broker_id too long", 4, 0, 0, HVN_R_BAD_VALUE, "broker_id"},
+        {"count negative", 0, 1, 0, HVN_R_WRONG_TYPE, "count"},
+        {"count as text", 0, 2, 0, HVN_R_WRONG_TYPE, "count"},
+        {"negative seq", 0, 0, 1, HVN_R_WRONG_TYPE, "publishers"},
+        {"key not a uuid", 0, 0, 2, HVN_R_BAD_VALUE, "publishers"},
+        {"publishers an array", 0, 0, 3, HVN_R_WRONG_TYPE, "publishers"},
+        {"seq as text", 0, 0, 4, HVN_R_WRONG_TYPE, "publishers"},
+        {"instance twice", 0, 0, 5, HVN_R_BAD_VALUE, "publishers"},
+        {"key not a string", 0, 0, 6, HVN_R_WRONG_TYPE, "publishers"},
+        {"short uuid", 0, 0, 7, HVN_R_BAD_VALUE, "publishers"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msgpack_sbuffer_clear(&sbuf);
+        s_end_with(cases[i].id, cases[i].count, cases[i].pubs);
+        const char *detail = NULL;
+        cr_assert_eq(s_decode(&detail), cases[i].reason, "%s", cases[i].name);
+        cr_assert_str_eq(detail, cases[i].detail, "%s", cases[i].name);
+    }
+}
+
+Test(end, missing_duplicate_and_non_map_roots_are_refused)
+{
+    const char *detail = NULL;
+    msgpack_pack_map(&pk, 2);
+    s_str("broker_id");
+    s_str("b1");
+    s_str("count");
+    msgpack_pack_uint64(&pk, 0);
+    cr_assert_eq(s_decode(&detail), HVN_R_MISSING_KEY);
+    cr_assert_str_eq(detail, "publishers");
+
+    msgpack_sbuffer_clear(&sbuf);
+    msgpack_pack_map(&pk, 4);
+    s_str("broker_id");
+    s_str("b1");
+    s_str("count");
+    msgpack_pack_uint64(&pk, 0);
+    s_str("count");
+    msgpack_pack_uint64(&pk, 1);
+    s_str("publishers");
+    msgpack_pack_map(&pk, 0);
+    cr_assert_eq(s_decode(&detail), HVN_R_BAD_VALUE);
+    cr_assert_str_eq(detail, "count");
+
+    msgpack_sbuffer_clear(&sbuf);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int(&pk, 1);
+    cr_assert_eq(s_decode(&detail), HVN_R_NOT_MAP);
+}
+
+Test(end, garbage_trailing_bytes_and_huge_claims_are_msgpack_errors)
+{
+    hvn_end_t end;
+    const char *detail = NULL;
+    cr_assert_eq(hvn_end_decode("", 0, &end, &detail), HVN_R_MSGPACK);
+    cr_assert_eq(hvn_end_decode(NULL, 0, &end, &detail), HVN_R_MSGPACK);
+    cr_assert_eq(hvn_end_decode("\xc1", 1, &end, &detail), HVN_R_MSGPACK);
+    cr_assert_eq(hvn_end_decode("\xdf\xff\xff\xff\xff", 5, &end, &detail), HVN_R_MSGPACK);
+    cr_assert_str_eq(detail, "body");
+    s_end_with(0, 0, 0);
+    msgpack_pack_nil(&pk);
+    cr_assert_eq(s_decode(NULL), HVN_R_MSGPACK, "trailing nil");
+    cr_assert_eq(hvn_end_decode(sbuf.data, sbuf.size - 2, &end, NULL), HVN_R_MSGPACK, "truncated");
+}
+
+Test(end, publishers_over_the_limit_and_bodies_over_the_size_are_too_big)
+{
+    msgpack_pack_map(&pk, 3);
+    s_str("broker_id");
+    s_str("b1");
+    s_str("count");
+    msgpack_pack_uint64(&pk, 0);
+    s_str("publishers");
+    uint32_t n = HVN_END_PUBLISHERS_MAX + 1;
+    msgpack_pack_map(&pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        uuid_t raw = {0};
+        memcpy(raw, &i, sizeof(i));
+        char text[HVN_UUID_STR_LEN + 1];
+        uuid_unparse_lower(raw, text);
+        s_str(text);
+        msgpack_pack_uint64(&pk, i);
+    }
+    const char *detail = NULL;
+    cr_assert_eq(s_decode(&detail), HVN_R_TOO_BIG);
+    cr_assert_str_eq(detail, "publishers");
+
+    size_t size = HVN_END_MAX_SIZE + 1;
+    char *big = calloc(1, size);
+    cr_assert(big);
+    hvn_end_t end;
+    cr_assert_eq(hvn_end_decode(big, size, &end, &detail), HVN_R_TOO_BIG);
+    free(big);
+}
+
+Test(end, random_bytes_never_crash_and_never_pass)
+{
+    unsigned seed = 7;
+    uint8_t buf[64];
+    for (int round = 0; round < 20000; round++) {
+        size_t size = (size_t)(rand_r(&seed) % sizeof(buf));
+        for (size_t i = 0; i < size; i++)
+            buf[i] = (uint8_t)rand_r(&seed);
+        buf[0] = 0x83; //  A map of three, so the walk goes deeper than the root
+        hvn_end_t end;
+        hvn_reason_t reason = hvn_end_decode(buf, size, &end, NULL);
+        hvn_end_clear(&end);
+        cr_assert_neq(reason, HVN_OK);
+    }
+}
+
+Test(msgpack_guard, bounded_checks_completeness_and_trailing_bytes)
+{
+    cr_assert(hvn_msgpack_bounded("\xc0", 1, false));
+    cr_assert_not(hvn_msgpack_bounded("\xc0\xc0", 2, false));
+    cr_assert(hvn_msgpack_bounded("\xc0\xc0", 2, true));
+    cr_assert_not(hvn_msgpack_bounded("", 0, true));
+    cr_assert_not(hvn_msgpack_bounded(NULL, 0, true));
+    cr_assert_not(hvn_msgpack_bounded("\x92\xc0", 2, true), "array short of an element");
+    cr_assert(hvn_msgpack_bounded("\x92\xc0\xc0", 3, false));
+    cr_assert_not(hvn_msgpack_bounded("\xdd\xff\xff\xff\xff\xc0", 6, true), "huge array claim");
+    cr_assert_not(hvn_msgpack_bounded("\xdb\xff\xff\xff\xff", 5, true), "huge str claim");
+    cr_assert_not(hvn_msgpack_bounded("\xc1", 1, true), "never-used byte");
+    cr_assert(hvn_msgpack_bounded("\xa3"
+                                  "abc",
+                                  4, false));
+    cr_assert_not(hvn_msgpack_bounded("\xa3"
+                                      "ab",
+                                      3, true));
+}

@@ -58,11 +58,17 @@
 //  XPUBs. Same size and reasoning as the backend.
 #define S_FRONTEND_RCVHWM 100000
 
-//  Service ROUTER: a snapshot of 100 000 nodes is 100 001 messages queued
-//  at once; HWM counts whole messages. 250 000 holds two full snapshots in
-//  flight per client. With ZMQ_ROUTER_MANDATORY a full queue is an error
-//  (counted, the reply is cut short), never a silent truncation.
-#define S_SERVICE_SNDHWM 250000
+//  Service ROUTER: a snapshot is served in slices from the loop, so that
+//  forwarding never waits for a big one; each slice stops at the client's
+//  high water mark (ZMQ_ROUTER_MANDATORY makes a full queue EAGAIN, never a
+//  silent drop) and resumes when the client has read some. So the HWM only
+//  bounds the memory a slow client can hold (10 000 items ≈ 7 MB), not the
+//  size of a snapshot.
+#define S_SERVICE_SNDHWM 10000
+#define S_SNAPSHOT_SLICE 2048     //  Items sent per snapshot per wake-up
+#define S_SNAPSHOTS_MAX 64        //  Snapshots in progress at once
+#define S_SNAPSHOT_STALL_MS 30000 //  A client that reads nothing this long is dropped
+#define S_SNAPSHOT_RETRY_MS 2     //  Poll wait while every snapshot waits for its client
 
 //  Frames larger than this are not even received: libzmq drops the peer's
 //  connection. It is a guard against a peer making the broker allocate
@@ -86,6 +92,26 @@ typedef struct {
     int logged;          //  Nonzero once a line has been written
 } s_ratelog_t;
 
+//  A snapshot being served: the keys of the nodes it covers, taken when it
+//  was asked for, and the publishers' seqs at that moment. Each node is
+//  sent as it is when its turn comes (or skipped if deleted meanwhile):
+//  whatever changed after the request also reaches the client live, with a
+//  seq above the END's, so applying both ends in the current state.
+typedef struct _s_snapjob_t s_snapjob_t;
+struct _s_snapjob_t {
+    s_snapjob_t *next;              //  Next snapshot in progress, or NULL
+    uint8_t *id;                    //  Client's routing id
+    size_t id_size;                 //  Its bytes
+    char prefix[HVN_TOPIC_MAX + 1]; //  Prefix as printable text, for logs
+    uint8_t (*keys)[16];            //  Node uuids to send
+    size_t count;                   //  Keys held
+    size_t next_key;                //  Next one to send
+    long sent;                      //  Items sent
+    uint8_t *publishers;            //  Packed msgpack map of seqs at the request
+    size_t publishers_size;         //  Its bytes
+    int64_t blocked_ms;             //  Since when the client's queue is full; 0 = not
+};
+
 struct _hvn_broker_t {
     zsock_t *frontend;             //  XSUB, bound; publishers connect
     zsock_t *backend;              //  XPUB, bound; subscribers connect
@@ -95,7 +121,9 @@ struct _hvn_broker_t {
     char name[HVN_TOPIC_MAX + 1];  //  Broker name, hvn.broker@<name>
     char id[HVN_UUID_STR_LEN + 1]; //  Instance id as UUID text
     uint8_t instance[16];          //  Instance id, fresh per start
-    size_t max_msg_size;           //  Largest body accepted, bytes
+    size_t max_msg_size;           //  Largest notification body accepted, bytes
+    size_t max_heartbeat_size;     //  Largest publisher heartbeat body accepted, bytes
+    size_t max_publisher_nodes;    //  Most nodes a publisher heartbeat may list
     int64_t heartbeat_ms;          //  Our heartbeat interval
     int64_t started_ms;            //  Monotonic start time
     int64_t now_ms;                //  Monotonic time of this wake-up
@@ -113,6 +141,9 @@ struct _hvn_broker_t {
     s_ratelog_t log_snapshot;      //  Snapshots served or cut short
     s_ratelog_t log_untracked;     //  Instances the seq map had no room for
     s_ratelog_t log_trouble;       //  Forward and cache errors
+    s_ratelog_t log_pruned;        //  Nodes pruned on a heartbeat
+    s_snapjob_t *snapshots;        //  Snapshots in progress, oldest first
+    size_t snapshots_active;       //  How many
 };
 
 enum { S_FRONTEND = 0, S_BACKEND = 1, S_SERVICE = 2 };
@@ -136,6 +167,7 @@ static const struct {
     {"snapshots_failed", offsetof(hvn_broker_stats_t, snapshots_failed)},
     {"service_refused", offsetof(hvn_broker_stats_t, service_refused)},
     {"publishers_untracked", offsetof(hvn_broker_stats_t, publishers_untracked)},
+    {"pruned", offsetof(hvn_broker_stats_t, pruned)},
 };
 #define S_COUNTERS (sizeof(s_counters) / sizeof(s_counters[0]))
 
@@ -326,6 +358,42 @@ static void s_track_seq(hvn_broker_t *self)
                      self->stats.publishers_untracked, suppressed);
 }
 
+//  Returns 1 when the body of the message in self->parts is over its limit:
+//  max_heartbeat_size for a publisher heartbeat's topic, max_msg_size for
+//  anything else. Checked before decoding, so an oversized body costs no
+//  parse.
+static int s_too_big(hvn_broker_t *self)
+{
+    size_t size = zmq_msg_size(&self->parts[2]);
+    if (size <= self->max_msg_size)
+        return 0;
+    static const char prefix[] = HVN_EVENT_HEARTBEAT_NAME "@";
+    size_t len = sizeof(prefix) - 1;
+    int heartbeat = zmq_msg_size(&self->parts[0]) > len &&
+                    memcmp(zmq_msg_data(&self->parts[0]), prefix, len) == 0;
+    return !heartbeat || size > self->max_heartbeat_size;
+}
+
+//  Returns nothing; the cached nodes of the heartbeat's host that it does
+//  not list are removed (PROTOCOL.md section 4), unless its publisher
+//  instance sent them after the heartbeat's seq. A delete lost while the
+//  broker was away, or a publisher restarted without its state, would
+//  otherwise leave a node in every snapshot forever.
+static void s_prune(hvn_broker_t *self)
+{
+    const hvn_msg_t *msg = &self->msg;
+    size_t removed = hvn_cache_prune(self->cache, msg->host, msg->nodes, msg->node_count,
+                                     msg->header.instance, msg->header.seq);
+    if (!removed)
+        return;
+    self->stats.pruned += removed;
+    uint64_t suppressed;
+    if (s_ratelog_due(&self->log_pruned, self->now_ms, &suppressed))
+        zsys_info("cache: %zu node(s) of host '%s' pruned: not in its heartbeat (%" PRIu64
+                  " total, %" PRIu64 " such lines suppressed)",
+                  removed, msg->host, self->stats.pruned, suppressed);
+}
+
 //  Returns nothing; the three parts are moved to the backend (or counted
 //  as a forward error).
 static void s_forward(hvn_broker_t *self)
@@ -353,6 +421,10 @@ static void s_accept(hvn_broker_t *self, int nparts)
         return;
     }
     zmq_msg_t *parts = self->parts;
+    if (s_too_big(self)) {
+        s_refuse(self, HVN_R_TOO_BIG, "body");
+        return;
+    }
     hvn_reason_t reason = hvn_decoder_decode(
         self->decoder, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
         zmq_msg_size(&parts[1]), zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), &self->msg);
@@ -374,7 +446,12 @@ static void s_accept(hvn_broker_t *self, int nparts)
         s_forward(self);
         break;
     case HVN_KIND_HEARTBEAT:
+        if (self->msg.node_count > self->max_publisher_nodes) {
+            s_refuse(self, HVN_R_TOO_BIG, "nodes");
+            return;
+        }
         self->stats.heartbeats_in++;
+        s_prune(self);
         hvn_seqmap_touch(self->seqmap, self->msg.header.instance, self->msg.interval_ms,
                          self->now_ms);
         s_forward(self);
@@ -486,44 +563,174 @@ static int s_reply(hvn_broker_t *self, zmq_msg_t *id, const char *word, const vo
     return 0;
 }
 
-//  Returns nothing; the client gets every cached entry under prefix as an
-//  ITEM, then END with the broker id, the count and the seq map — or, when
-//  its queue fills or it is gone, as much as could be sent (counted).
+//  Returns nothing; a snapshot's memory is freed.
+static void s_snapjob_free(s_snapjob_t *job)
+{
+    free(job->id);
+    free(job->keys);
+    free(job->publishers);
+    free(job);
+}
+
+//  Returns 0 after appending the item's key to the snapshot's keys, -1 when
+//  out of memory.
+static int s_snapjob_add_key(const hvn_cache_item_t *item, void *arg)
+{
+    s_snapjob_t *job = arg;
+    if ((job->count & (job->count - 1)) == 0) { //  0, 1, 2, 4 ...: grow
+        size_t cap = job->count ? job->count * 2 : 64;
+        uint8_t(*grown)[16] = realloc(job->keys, cap * sizeof(*grown));
+        if (!grown)
+            return -1;
+        job->keys = grown;
+    }
+    memcpy(job->keys[job->count++], item->key, 16);
+    return 0;
+}
+
+//  Returns nothing; a snapshot that could not be finished is counted,
+//  logged (rate-limited) and freed. err: errno of the failed send, or 0
+//  for a client that read nothing for too long.
+static void s_snapjob_fail(hvn_broker_t *self, s_snapjob_t *job, int err)
+{
+    self->stats.snapshots_failed++;
+    uint64_t suppressed;
+    if (s_ratelog_due(&self->log_snapshot, self->now_ms, &suppressed))
+        zsys_warning("service: snapshot under prefix '%s' cut short after %ld of %zu items: %s "
+                     "(%" PRIu64 " cut short, %" PRIu64 " unlogged since last line)",
+                     job->prefix, job->sent, job->count,
+                     err == 0              ? "client read nothing for 30 s"
+                     : err == EHOSTUNREACH ? "client gone"
+                                           : zmq_strerror(err),
+                     self->stats.snapshots_failed, suppressed);
+    s_snapjob_free(job);
+}
+
+//  Returns nothing; the client's snapshot request is queued: the keys
+//  under prefix and the publishers' seqs are taken now, the items go out
+//  from the loop (s_handle_snapshots). Too many snapshots in progress, or
+//  no memory, is an ERROR reply.
 static void s_serve_snapshot(hvn_broker_t *self, zmq_msg_t *id, zmq_msg_t *prefix)
 {
-    char prefix_text[HVN_TOPIC_MAX + 1];
-    s_frame_text(prefix_text, sizeof(prefix_text), prefix);
-    s_snapshot_t snap = {self->items[S_SERVICE].socket, zmq_msg_data(id), zmq_msg_size(id), 0};
-    long count = hvn_cache_foreach(self->cache, zmq_msg_data(prefix), zmq_msg_size(prefix),
-                                   s_send_item, &snap);
-    if (count >= 0) {
+    s_snapjob_t *job = NULL;
+    if (self->snapshots_active < S_SNAPSHOTS_MAX)
+        job = calloc(1, sizeof(*job));
+    if (job) {
+        s_frame_text(job->prefix, sizeof(job->prefix), prefix);
+        job->id_size = zmq_msg_size(id);
+        job->id = malloc(job->id_size ? job->id_size : 1);
         msgpack_sbuffer_clear(&self->sbuf);
-        msgpack_pack_map(&self->pk, 3);
-        s_pack_cstr(&self->pk, "broker_id");
-        s_pack_cstr(&self->pk, self->id);
-        s_pack_cstr(&self->pk, "count");
-        msgpack_pack_int64(&self->pk, count);
-        s_pack_cstr(&self->pk, "publishers");
         msgpack_pack_map(&self->pk, (uint32_t)hvn_seqmap_size(self->seqmap));
         hvn_seqmap_foreach(self->seqmap, s_pack_publisher, &self->pk);
-        if (s_reply(self, id, "END", self->sbuf.data, self->sbuf.size) != 0)
-            snap.err = errno;
+        job->publishers_size = self->sbuf.size;
+        job->publishers = malloc(self->sbuf.size);
+        if (job->id && job->publishers &&
+            hvn_cache_foreach(self->cache, zmq_msg_data(prefix), zmq_msg_size(prefix),
+                              s_snapjob_add_key, job) >= 0) {
+            memcpy(job->id, zmq_msg_data(id), job->id_size);
+            memcpy(job->publishers, self->sbuf.data, self->sbuf.size);
+            s_snapjob_t **tail = &self->snapshots;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = job;
+            self->snapshots_active++;
+            return;
+        }
+        s_snapjob_free(job);
     }
-    uint64_t suppressed;
-    if (snap.err == 0) {
-        self->stats.snapshots++;
-        if (s_ratelog_due(&self->log_snapshot, self->now_ms, &suppressed))
-            zsys_info("service: snapshot of %ld nodes under prefix '%s' served (%" PRIu64
-                      " snapshots, %" PRIu64 " unlogged since last line)",
-                      count, prefix_text, self->stats.snapshots, suppressed);
-        return;
-    }
+    const char *why = self->snapshots_active < S_SNAPSHOTS_MAX ? "out of memory"
+                                                               : "too many snapshots in progress";
     self->stats.snapshots_failed++;
+    s_reply(self, id, "ERROR", why, strlen(why));
+}
+
+//  Returns 0 when the END frame went out, -1 when not (errno set).
+static int s_snapjob_end(hvn_broker_t *self, s_snapjob_t *job)
+{
+    msgpack_sbuffer_clear(&self->sbuf);
+    msgpack_pack_map(&self->pk, 3);
+    s_pack_cstr(&self->pk, "broker_id");
+    s_pack_cstr(&self->pk, self->id);
+    s_pack_cstr(&self->pk, "count");
+    msgpack_pack_int64(&self->pk, job->sent);
+    s_pack_cstr(&self->pk, "publishers");
+    msgpack_sbuffer_write(&self->sbuf, (const char *)job->publishers, job->publishers_size);
+    void *service = self->items[S_SERVICE].socket;
+    if (s_send(service, job->id, job->id_size, 1) || s_send(service, "END", 3, 1) ||
+        s_send(service, self->sbuf.data, self->sbuf.size, 0))
+        return -1;
+    return 0;
+}
+
+//  Returns 1 when the snapshot is finished (sent, or failed: counted),
+//  0 when it goes on at a later wake-up. At most a slice of items is sent;
+//  a full client queue stops the slice until the client reads.
+static int s_snapjob_step(hvn_broker_t *self, s_snapjob_t *job)
+{
+    s_snapshot_t snap = {self->items[S_SERVICE].socket, job->id, job->id_size, 0};
+    for (int n = 0; n < S_SNAPSHOT_SLICE && job->next_key < job->count; n++) {
+        hvn_cache_item_t item;
+        if (!hvn_cache_lookup(self->cache, job->keys[job->next_key], &item)) {
+            job->next_key++; //  Deleted since the request; the delete goes out live
+            continue;
+        }
+        if (s_send_item(&item, &snap) != 0)
+            break;
+        job->next_key++;
+        job->sent++;
+    }
+    if (snap.err == 0 && job->next_key == job->count && s_snapjob_end(self, job) != 0)
+        snap.err = errno;
+    if (snap.err == EAGAIN) {
+        if (!job->blocked_ms)
+            job->blocked_ms = self->now_ms;
+        else if (self->now_ms - job->blocked_ms > S_SNAPSHOT_STALL_MS) {
+            s_snapjob_fail(self, job, 0);
+            return 1;
+        }
+        return 0;
+    }
+    if (snap.err) {
+        s_snapjob_fail(self, job, snap.err);
+        return 1;
+    }
+    job->blocked_ms = 0;
+    if (job->next_key < job->count)
+        return 0;
+    self->stats.snapshots++;
+    uint64_t suppressed;
     if (s_ratelog_due(&self->log_snapshot, self->now_ms, &suppressed))
-        zsys_warning("service: snapshot under prefix '%s' cut short: %s (%" PRIu64
-                     " cut short, %" PRIu64 " unlogged since last line)",
-                     prefix_text, snap.err == EAGAIN ? "client's queue is full" : "client gone",
-                     self->stats.snapshots_failed, suppressed);
+        zsys_info("service: snapshot of %ld nodes under prefix '%s' served (%" PRIu64
+                  " snapshots, %" PRIu64 " unlogged since last line)",
+                  job->sent, job->prefix, self->stats.snapshots, suppressed);
+    s_snapjob_free(job);
+    return 1;
+}
+
+//  Returns nothing; every snapshot in progress got one slice, and those
+//  finished are gone.
+static void s_handle_snapshots(hvn_broker_t *self)
+{
+    s_snapjob_t **link = &self->snapshots;
+    while (*link) {
+        s_snapjob_t *job = *link;
+        s_snapjob_t *next = job->next;
+        if (s_snapjob_step(self, job)) {
+            *link = next;
+            self->snapshots_active--;
+        } else
+            link = &job->next;
+    }
+}
+
+//  Returns 1 when a snapshot in progress can send now (its client's queue
+//  was not full last time), else 0.
+static int s_snapshots_ready(const hvn_broker_t *self)
+{
+    for (const s_snapjob_t *job = self->snapshots; job; job = job->next)
+        if (!job->blocked_ms)
+            return 1;
+    return 0;
 }
 
 //  Returns nothing; the client gets ["STATS", msgpack map of counters].
@@ -656,6 +863,10 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
     int64_t wait = self->next_heartbeat_ms - zclock_mono();
     if (wait > max_wait_ms)
         wait = max_wait_ms;
+    if (self->snapshots)
+        wait = s_snapshots_ready(self)      ? 0
+               : wait < S_SNAPSHOT_RETRY_MS ? wait
+                                            : S_SNAPSHOT_RETRY_MS;
     if (wait < 0)
         wait = 0;
     int rc = zmq_poll(self->items, 3, (long)wait);
@@ -672,6 +883,8 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
         return -1;
     if ((self->items[S_SERVICE].revents & ZMQ_POLLIN) && s_handle_service(self) != 0)
         return -1;
+    if (self->snapshots)
+        s_handle_snapshots(self);
     if (self->now_ms >= self->next_heartbeat_ms)
         s_handle_timer(self);
     return zsys_interrupted ? -1 : 0;
@@ -682,9 +895,11 @@ int hvn_broker_run(hvn_broker_t *self)
 {
     assert(self);
     zsys_info("broker %s started: name %s, frontend %s, backend %s, service %s, "
-              "max-msg-size %zu, heartbeat-ms %" PRId64,
+              "max-msg-size %zu, max-publisher-nodes %zu (heartbeats up to %zu bytes), "
+              "heartbeat-ms %" PRId64,
               self->id, self->name, self->endpoint[S_FRONTEND], self->endpoint[S_BACKEND],
-              self->endpoint[S_SERVICE], self->max_msg_size, self->heartbeat_ms);
+              self->endpoint[S_SERVICE], self->max_msg_size, self->max_publisher_nodes,
+              self->max_heartbeat_size, self->heartbeat_ms);
     while (hvn_broker_poll(self, S_POLL_MAX_MS) == 0)
         ;
     int rc = zsys_interrupted ? 0 : -1;
@@ -712,6 +927,7 @@ void hvn_broker_config_defaults(hvn_broker_config_t *config)
     config->backend = HVN_BROKER_BACKEND;
     config->service = HVN_BROKER_SERVICE;
     config->max_msg_size = HVN_MAX_MSG_SIZE;
+    config->max_publisher_nodes = HVN_BROKER_PUBLISHER_NODES;
     config->heartbeat_ms = HVN_BROKER_HEARTBEAT_MS;
 }
 
@@ -772,7 +988,7 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
         s_error(error, error_size, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
-    size_t hard = self->max_msg_size * 4;
+    size_t hard = self->max_heartbeat_size * 4;
     zsock_set_rcvhwm(self->frontend, S_FRONTEND_RCVHWM);
     zsock_set_maxmsgsize(self->frontend, (int)(hard > S_FRAME_HARD_MIN ? hard : S_FRAME_HARD_MIN));
     zsock_set_sndhwm(self->backend, S_BACKEND_SNDHWM);
@@ -827,8 +1043,11 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         return NULL;
     }
     if (config->max_msg_size < 1 || config->max_msg_size > HVN_BROKER_MSG_SIZE_MAX ||
-        config->heartbeat_ms < 1 || config->heartbeat_ms > HVN_BROKER_HEARTBEAT_MAX) {
-        s_error(error, error_size, "max-msg-size or heartbeat-ms out of range");
+        config->heartbeat_ms < 1 || config->heartbeat_ms > HVN_BROKER_HEARTBEAT_MAX ||
+        config->max_publisher_nodes < 1 ||
+        config->max_publisher_nodes > HVN_BROKER_PUBLISHER_NODES_MAX) {
+        s_error(error, error_size,
+                "max-msg-size, heartbeat-ms or max-publisher-nodes out of range");
         return NULL;
     }
     hvn_broker_t *self = calloc(1, sizeof(*self));
@@ -837,6 +1056,9 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         return NULL;
     }
     self->max_msg_size = config->max_msg_size;
+    self->max_publisher_nodes = config->max_publisher_nodes;
+    self->max_heartbeat_size =
+        hvn_broker_heartbeat_size_max(config->max_publisher_nodes, config->max_msg_size);
     self->heartbeat_ms = config->heartbeat_ms;
     hvn_rejects_init(&self->stats.rejects, "broker");
     hvn_uuid4_raw(self->instance);
@@ -852,7 +1074,8 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         hvn_broker_destroy(&self);
         return NULL;
     }
-    hvn_decoder_set_max_size(self->decoder, self->max_msg_size);
+    //  Each kind's own limit is checked before decoding (s_too_big)
+    hvn_decoder_set_max_size(self->decoder, self->max_heartbeat_size);
     if (s_name_set(self, config->name, error, error_size) != 0 ||
         s_sockets_open(self, config, error, error_size) != 0) {
         hvn_broker_destroy(&self);
@@ -879,6 +1102,11 @@ void hvn_broker_destroy(hvn_broker_t **self_p)
     hvn_encoder_destroy(&self->encoder);
     hvn_cache_destroy(&self->cache);
     hvn_seqmap_destroy(&self->seqmap);
+    while (self->snapshots) {
+        s_snapjob_t *job = self->snapshots;
+        self->snapshots = job->next;
+        s_snapjob_free(job);
+    }
     msgpack_sbuffer_destroy(&self->sbuf);
     free(self);
     *self_p = NULL;
@@ -908,6 +1136,14 @@ const hvn_broker_stats_t *hvn_broker_stats(const hvn_broker_t *self)
 {
     assert(self);
     return &self->stats;
+}
+
+//  Returns the heartbeat body limit: room for max_publisher_nodes uuids,
+//  never less than the notification limit.
+size_t hvn_broker_heartbeat_size_max(size_t max_publisher_nodes, size_t max_msg_size)
+{
+    size_t size = HVN_HEARTBEAT_SIZE_MAX(max_publisher_nodes);
+    return size > max_msg_size ? size : max_msg_size;
 }
 
 //  Returns the number of cached nodes.

@@ -27,8 +27,10 @@ extern "C" {
 #define HVN_BROKER_BACKEND "tcp://127.0.0.1:5562"
 #define HVN_BROKER_SERVICE "tcp://127.0.0.1:5563"
 #define HVN_BROKER_HEARTBEAT_MS 10000
-#define HVN_BROKER_MSG_SIZE_MAX (64 * 1024 * 1024) //  Largest --max-msg-size
-#define HVN_BROKER_HEARTBEAT_MAX 3600000           //  Largest --heartbeat-ms
+#define HVN_BROKER_MSG_SIZE_MAX (64 * 1024 * 1024)         //  Largest --max-msg-size
+#define HVN_BROKER_HEARTBEAT_MAX 3600000                   //  Largest --heartbeat-ms
+#define HVN_BROKER_PUBLISHER_NODES HVN_HEARTBEAT_NODES_MAX //  Default --max-publisher-nodes
+#define HVN_BROKER_PUBLISHER_NODES_MAX 1000000             //  Largest --max-publisher-nodes
 
 //  What the broker is told at start. Strings are borrowed for the duration
 //  of hvn_broker_new only.
@@ -37,7 +39,9 @@ typedef struct {
     const char *backend;         //  XPUB endpoint to bind, subscribers connect
     const char *service;         //  ROUTER endpoint to bind, snapshot and stats
     const char *name;            //  Broker name, topic hvn.broker@<name>; NULL = short host name
-    size_t max_msg_size;         //  Largest body accepted, bytes
+    size_t max_msg_size;         //  Largest notification body accepted, bytes
+    size_t max_publisher_nodes;  //  Most nodes one publisher heartbeat may list;
+                                 //  bounds the heartbeat body size
     int64_t heartbeat_ms;        //  Broker heartbeat interval on the backend
     const char *curve_secret;    //  CURVE: the broker's secret certificate; must be NULL for now
     const char *publishers_dir;  //  CURVE: publishers' public certificates; must be NULL for now
@@ -59,6 +63,7 @@ typedef struct {
     uint64_t snapshots_failed;     //  Snapshots cut short: client gone or its queue full
     uint64_t service_refused;      //  Malformed or unknown service requests
     uint64_t publishers_untracked; //  Messages of instances the full seq map could not add
+    uint64_t pruned;               //  Cached nodes removed: not in their publisher's heartbeat
     int64_t subscriptions;         //  Active subscriptions on the backend
     hvn_rejects_t rejects;         //  Refused messages by reason
 } hvn_broker_stats_t;
@@ -99,6 +104,11 @@ const char *hvn_broker_endpoint(const hvn_broker_t *self, const char *which);
 
 //  Returns the broker's counters; owned by the broker, live.
 const hvn_broker_stats_t *hvn_broker_stats(const hvn_broker_t *self);
+
+//  Returns the largest publisher heartbeat body accepted, in bytes, for a
+//  broker allowing max_publisher_nodes nodes per publisher and notification
+//  bodies of max_msg_size bytes.
+size_t hvn_broker_heartbeat_size_max(size_t max_publisher_nodes, size_t max_msg_size);
 
 //  Returns the cache's node count and its memory estimate in bytes.
 size_t hvn_broker_cache_nodes(const hvn_broker_t *self);

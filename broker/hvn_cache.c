@@ -11,11 +11,17 @@
     Memory is counted with malloc_usable_size (glibc) plus the allocator's
     8-byte chunk header, so cache_bytes is what the heap really spends, not
     the sum of the payloads.
+
+    A second index groups the entries by host (the topic's part after '@'):
+    one id table per host holding the same entry pointers, so a publisher's
+    heartbeat is checked against its own nodes only, never the whole fleet.
+    A host whose last entry goes is removed at once.
 */
 #include "hvn_cache.h"
 #include "hvn_idmap.h"
 
 #include <assert.h>
+#include <czmq.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +36,89 @@ typedef struct {
     uint8_t data[];                  //  Topic, then body
 } s_entry_t;
 
+//  The entries of one host
+typedef struct {
+    hvn_idmap_t *nodes; //  Node uuid -> s_entry_t (borrowed from the cache's map)
+} s_host_t;
+
 struct _hvn_cache_t {
-    hvn_idmap_t *map;   //  Node uuid -> s_entry_t (owned)
-    size_t entry_bytes; //  Heap bytes of all entries, chunk headers included
+    hvn_idmap_t *map;      //  Node uuid -> s_entry_t (owned)
+    zhashx_t *hosts;       //  Host name -> s_host_t (owned)
+    size_t entry_bytes;    //  Heap bytes of all entries, chunk headers included
+    size_t host_bytes;     //  Heap bytes of the per-host index
+    uint8_t (*listed)[16]; //  Prune: the heartbeat's uuids, sorted
+    size_t listed_cap;     //  Entries allocated in listed
 };
+
+//  Heap cost of one host in the index besides its table (counted exactly
+//  by hvn_idmap_bytes): its s_host_t, its zhashx item, key and slot, and
+//  the chunk headers of the table's two blocks. An estimate from czmq's
+//  and glibc's struct sizes.
+#define S_HOST_OVERHEAD 128
+
+//  Returns nothing; a host record and its table are freed.
+static void s_host_destroy(void **item_p)
+{
+    s_host_t *host = *item_p;
+    if (host) {
+        hvn_idmap_destroy(&host->nodes);
+        free(host);
+    }
+    *item_p = NULL;
+}
+
+//  Returns nothing; host holds the NUL-terminated host part of a topic
+//  (after its first '@'; empty when it has none).
+static void s_topic_host(const uint8_t *topic, size_t topic_size, char host[HVN_TOPIC_MAX + 1])
+{
+    const uint8_t *at = memchr(topic, '@', topic_size);
+    size_t len = at ? topic_size - (size_t)(at + 1 - topic) : 0;
+    if (len)
+        memcpy(host, at + 1, len);
+    host[len] = '\0';
+}
+
+//  Returns 0 with entry added to its host's table (made when new), or -1
+//  when out of memory (nothing changed).
+static int s_host_add(hvn_cache_t *self, const char *name, s_entry_t *entry)
+{
+    s_host_t *host = zhashx_lookup(self->hosts, name);
+    if (!host) {
+        host = calloc(1, sizeof(*host));
+        if (!host || !(host->nodes = hvn_idmap_new())) {
+            free(host);
+            return -1;
+        }
+        zhashx_insert(self->hosts, name, host);
+        self->host_bytes += S_HOST_OVERHEAD + hvn_idmap_bytes(host->nodes);
+    }
+    size_t before = hvn_idmap_bytes(host->nodes);
+    if (hvn_idmap_insert(host->nodes, entry) != 0) {
+        if (hvn_idmap_size(host->nodes) == 0) {
+            self->host_bytes -= S_HOST_OVERHEAD + before;
+            zhashx_delete(self->hosts, name);
+        }
+        return -1;
+    }
+    self->host_bytes += hvn_idmap_bytes(host->nodes) - before;
+    return 0;
+}
+
+//  Returns nothing; the entry of key is out of its host's table, and a host
+//  left empty is gone.
+static void s_host_remove(hvn_cache_t *self, const char *name, const uint8_t *key)
+{
+    s_host_t *host = zhashx_lookup(self->hosts, name);
+    if (!host)
+        return;
+    size_t before = hvn_idmap_bytes(host->nodes);
+    hvn_idmap_remove(host->nodes, key);
+    if (hvn_idmap_size(host->nodes) == 0) {
+        self->host_bytes -= S_HOST_OVERHEAD + before;
+        zhashx_delete(self->hosts, name);
+    } else
+        self->host_bytes -= before - hvn_idmap_bytes(host->nodes);
+}
 
 //  Returns the heap bytes one block at ptr really occupies.
 static size_t s_block_bytes(void *ptr)
@@ -59,10 +144,14 @@ hvn_cache_t *hvn_cache_new(void)
     if (!self)
         return NULL;
     self->map = hvn_idmap_new();
-    if (!self->map) {
+    self->hosts = zhashx_new();
+    if (!self->map || !self->hosts) {
+        hvn_idmap_destroy(&self->map);
+        zhashx_destroy(&self->hosts);
         free(self);
         return NULL;
     }
+    zhashx_set_destructor(self->hosts, s_host_destroy);
     return self;
 }
 
@@ -76,6 +165,8 @@ void hvn_cache_destroy(hvn_cache_t **self_p)
     for (size_t i = 0; i < hvn_idmap_slots(self->map); i++)
         free(hvn_idmap_at(self->map, i));
     hvn_idmap_destroy(&self->map);
+    zhashx_destroy(&self->hosts);
+    free(self->listed);
     free(self);
     *self_p = NULL;
 }
@@ -88,6 +179,8 @@ int hvn_cache_put(hvn_cache_t *self, const uint8_t key[16], const void *topic, s
     assert(topic_size >= 1 && topic_size <= HVN_TOPIC_MAX);
     assert(body_size <= UINT32_MAX);
     size_t need = sizeof(s_entry_t) + topic_size + body_size;
+    char host[HVN_TOPIC_MAX + 1], old_host[HVN_TOPIC_MAX + 1];
+    s_topic_host(topic, topic_size, host);
     s_entry_t *entry = hvn_idmap_lookup(self->map, key);
     int is_new = entry == NULL;
     if (is_new) {
@@ -99,20 +192,39 @@ int hvn_cache_put(hvn_cache_t *self, const uint8_t key[16], const void *topic, s
             free(entry);
             return -1;
         }
-        self->entry_bytes += s_block_bytes(entry);
-    } else if (malloc_usable_size(entry) < need || malloc_usable_size(entry) > 2 * need) {
-        size_t before = s_block_bytes(entry);
-        s_entry_t *fresh = malloc(need);
-        if (!fresh)
+        if (s_host_add(self, host, entry) != 0) {
+            hvn_idmap_remove(self->map, key);
+            free(entry);
             return -1;
-        memcpy(fresh->key, key, HVN_ID_SIZE);
-        hvn_idmap_remove(self->map, key);
-        int rc = hvn_idmap_insert(self->map, fresh);
-        assert(rc == 0); //  The slot just freed is reused: no growth
-        (void)rc;
-        free(entry);
-        entry = fresh;
-        self->entry_bytes += s_block_bytes(entry) - before;
+        }
+        self->entry_bytes += s_block_bytes(entry);
+    } else {
+        s_topic_host(entry->data, entry->topic_size, old_host);
+        int moved = strcmp(host, old_host) != 0;
+        if (malloc_usable_size(entry) < need || malloc_usable_size(entry) > 2 * need) {
+            size_t before = s_block_bytes(entry);
+            s_entry_t *fresh = malloc(need);
+            if (!fresh)
+                return -1;
+            memcpy(fresh->key, key, HVN_ID_SIZE);
+            hvn_idmap_remove(self->map, key);
+            int rc = hvn_idmap_insert(self->map, fresh);
+            assert(rc == 0); //  The slot just freed is reused: no growth
+            (void)rc;
+            s_host_remove(self, old_host, key);
+            free(entry);
+            entry = fresh;
+            self->entry_bytes += s_block_bytes(entry) - before;
+            moved = 1;
+        } else if (moved)
+            s_host_remove(self, old_host, key);
+        if (moved && s_host_add(self, host, entry) != 0) {
+            //  Every entry is in its host's table, or not in the cache
+            hvn_idmap_remove(self->map, key);
+            self->entry_bytes -= s_block_bytes(entry);
+            free(entry);
+            return -1;
+        }
     }
     memcpy(entry->header, header, HVN_HEADER_SIZE);
     entry->topic_size = (uint8_t)topic_size;
@@ -130,9 +242,78 @@ int hvn_cache_delete(hvn_cache_t *self, const uint8_t key[16])
     s_entry_t *entry = hvn_idmap_remove(self->map, key);
     if (!entry)
         return 0;
+    char host[HVN_TOPIC_MAX + 1];
+    s_topic_host(entry->data, entry->topic_size, host);
+    s_host_remove(self, host, key);
     self->entry_bytes -= s_block_bytes(entry);
     free(entry);
     return 1;
+}
+
+//  qsort and bsearch order of 16-byte keys.
+static int s_key_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, HVN_ID_SIZE);
+}
+
+//  Returns 1 when the entry was sent by `instance` with a seq above `seq`,
+//  else 0.
+static int s_sent_after(const s_entry_t *entry, const uint8_t instance[16], uint64_t seq)
+{
+    hvn_header_t header;
+    if (hvn_header_unpack(entry->header, HVN_HEADER_SIZE, &header) != HVN_OK)
+        return 0;
+    return memcmp(header.instance, instance, 16) == 0 && header.seq > seq;
+}
+
+//  Returns the number of entries of host removed: those not listed and not
+//  sent after the list.
+size_t hvn_cache_prune(hvn_cache_t *self, const char *host, const uint8_t (*listed)[16],
+                       size_t count, const uint8_t instance[16], uint64_t seq)
+{
+    assert(self && host && (listed || count == 0) && instance);
+    s_host_t *record = zhashx_lookup(self->hosts, host);
+    if (!record)
+        return 0;
+    if (count > self->listed_cap) {
+        uint8_t(*grown)[16] = realloc(self->listed, count * sizeof(*grown));
+        if (!grown)
+            return 0; //  Nothing removed: pruning is a repair, never a loss
+        self->listed = grown;
+        self->listed_cap = count;
+    }
+    if (count) {
+        memcpy(self->listed, listed, count * sizeof(*listed));
+        qsort(self->listed, count, sizeof(*self->listed), s_key_cmp);
+    }
+    //  Collect first: removing the host's last entry destroys its table
+    zlistx_t *doomed = zlistx_new();
+    if (!doomed)
+        return 0;
+    hvn_idmap_t *nodes = record->nodes;
+    for (size_t i = 0; i < hvn_idmap_slots(nodes); i++) {
+        s_entry_t *entry = hvn_idmap_at(nodes, i);
+        if (!entry || s_sent_after(entry, instance, seq))
+            continue;
+        if (!count || !bsearch(entry->key, self->listed, count, sizeof(*self->listed), s_key_cmp))
+            zlistx_add_end(doomed, entry->key);
+    }
+    size_t removed = 0;
+    for (uint8_t *key = zlistx_first(doomed); key; key = zlistx_next(doomed)) {
+        uint8_t copy[HVN_ID_SIZE];
+        memcpy(copy, key, HVN_ID_SIZE); //  The key lives in the entry it frees
+        removed += (size_t)hvn_cache_delete(self, copy);
+    }
+    zlistx_destroy(&doomed);
+    return removed;
+}
+
+//  Returns the number of entries of host.
+size_t hvn_cache_host_size(const hvn_cache_t *self, const char *host)
+{
+    assert(self && host);
+    s_host_t *record = zhashx_lookup(self->hosts, host);
+    return record ? hvn_idmap_size(record->nodes) : 0;
 }
 
 //  Returns 1 with *item filled when key has an entry, else 0.
@@ -179,5 +360,6 @@ size_t hvn_cache_size(const hvn_cache_t *self)
 size_t hvn_cache_bytes(const hvn_cache_t *self)
 {
     assert(self);
-    return self->entry_bytes + hvn_idmap_bytes(self->map) + sizeof(*self) + S_CHUNK_OVERHEAD;
+    return self->entry_bytes + self->host_bytes + hvn_idmap_bytes(self->map) + sizeof(*self) +
+           S_CHUNK_OVERHEAD + self->listed_cap * sizeof(*self->listed);
 }

@@ -8,6 +8,10 @@
     The cache copies the bytes into one allocation per node. It does not
     keep the received zmq_msg_t: libzmq receives into shared 8 KiB batch
     buffers, and one kept message would pin its whole buffer.
+
+    Entries are also indexed by host (the topic's part after '@'), so that
+    a publisher's heartbeat can prune the nodes of its host that it no
+    longer lists (PROTOCOL.md section 4) without a walk of the whole cache.
 */
 #ifndef HVN_CACHE_H_INCLUDED
 #define HVN_CACHE_H_INCLUDED
@@ -53,6 +57,16 @@ int hvn_cache_put(hvn_cache_t *self, const uint8_t key[16], const void *topic, s
 
 //  Removes the entry of `key`. Returns 1 if there was one, 0 if not.
 int hvn_cache_delete(hvn_cache_t *self, const uint8_t key[16]);
+
+//  Removes the entries of `host` whose uuid is not among the `count` raw
+//  uuids at listed (a publisher heartbeat's node list), except those whose
+//  header carries `instance` and a seq above `seq`: those were sent after
+//  the list was made. Returns the number of entries removed.
+size_t hvn_cache_prune(hvn_cache_t *self, const char *host, const uint8_t (*listed)[16],
+                       size_t count, const uint8_t instance[16], uint64_t seq);
+
+//  Returns the number of entries whose topic names `host`.
+size_t hvn_cache_host_size(const hvn_cache_t *self, const char *host);
 
 //  Returns 1 with *item describing the entry of `key`, or 0 if it has none.
 int hvn_cache_lookup(const hvn_cache_t *self, const uint8_t key[16], hvn_cache_item_t *item);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_MIN_SLOTS 16 //  Smallest table, slots (a power of two)
+#define S_MIN_SLOTS                                                                                \
+    4 //  Smallest table, slots (a power of two): small, since
+      //  most hosts of the cache's host index hold one node
 
 struct _hvn_idmap_t {
     void **slots; //  Item pointers; NULL = empty slot

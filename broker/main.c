@@ -32,8 +32,12 @@ static void s_usage(FILE *out)
             "                       (default " HVN_BROKER_SERVICE ")\n"
             "  --name NAME          broker name in its heartbeat topic hvn.broker@NAME\n"
             "                       (default: the short host name)\n"
-            "  --max-msg-size BYTES largest message body accepted, 1 to %d\n"
+            "  --max-msg-size BYTES largest notification body accepted, 1 to %d\n"
             "                       (default %d); larger ones are refused and counted\n"
+            "  --max-publisher-nodes N\n"
+            "                       most nodes one publisher may list in its heartbeat,\n"
+            "                       1 to %d (default %d); heartbeat bodies are\n"
+            "                       accepted up to 4096 + 40 * N bytes (default %zu)\n"
             "  --heartbeat-ms MS    interval of the broker's heartbeat, 1 to %d\n"
             "                       (default %d)\n"
             "  --help               show this help and exit\n"
@@ -41,8 +45,10 @@ static void s_usage(FILE *out)
             "Runs in the foreground and logs to stderr. SIGINT or SIGTERM stops it\n"
             "cleanly. Exit status: 0 after a signal, 1 when it cannot start (an endpoint\n"
             "cannot be bound), 2 on bad usage.\n",
-            HVN_BROKER_MSG_SIZE_MAX, HVN_MAX_MSG_SIZE, HVN_BROKER_HEARTBEAT_MAX,
-            HVN_BROKER_HEARTBEAT_MS);
+            HVN_BROKER_MSG_SIZE_MAX, HVN_MAX_MSG_SIZE, HVN_BROKER_PUBLISHER_NODES_MAX,
+            HVN_BROKER_PUBLISHER_NODES,
+            hvn_broker_heartbeat_size_max(HVN_BROKER_PUBLISHER_NODES, HVN_MAX_MSG_SIZE),
+            HVN_BROKER_HEARTBEAT_MAX, HVN_BROKER_HEARTBEAT_MS);
 }
 
 //  Returns nothing; prints "hvn-broker: <message>" on stderr and exits 2.
@@ -79,13 +85,23 @@ static const char *s_parse_endpoint(const char *option, const char *text)
 //  process has exited (0 after --help, 2 on bad usage).
 static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
 {
-    enum { O_FRONTEND = 1, O_BACKEND, O_SERVICE, O_NAME, O_MAX_MSG, O_HEARTBEAT, O_HELP };
+    enum {
+        O_FRONTEND = 1,
+        O_BACKEND,
+        O_SERVICE,
+        O_NAME,
+        O_MAX_MSG,
+        O_MAX_NODES,
+        O_HEARTBEAT,
+        O_HELP
+    };
     static const struct option options[] = {
         {"frontend", required_argument, NULL, O_FRONTEND},
         {"backend", required_argument, NULL, O_BACKEND},
         {"service", required_argument, NULL, O_SERVICE},
         {"name", required_argument, NULL, O_NAME},
         {"max-msg-size", required_argument, NULL, O_MAX_MSG},
+        {"max-publisher-nodes", required_argument, NULL, O_MAX_NODES},
         {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -111,6 +127,10 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
         case O_MAX_MSG:
             config->max_msg_size =
                 (size_t)s_parse_count("--max-msg-size", optarg, HVN_BROKER_MSG_SIZE_MAX);
+            break;
+        case O_MAX_NODES:
+            config->max_publisher_nodes = (size_t)s_parse_count("--max-publisher-nodes", optarg,
+                                                                HVN_BROKER_PUBLISHER_NODES_MAX);
             break;
         case O_HEARTBEAT:
             config->heartbeat_ms =

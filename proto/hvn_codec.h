@@ -23,6 +23,13 @@ extern "C" {
 #define HVN_TOPIC_MAX      255
 #define HVN_TIMESTAMP_LEN  26      //  "YYYY-MM-DD HH:MM:SS.ffffff"
 #define HVN_MAX_MSG_SIZE   65536   //  Default body limit, bytes
+
+//  Publisher heartbeats list every node uuid (38 msgpack bytes each), so
+//  they are bounded by nodes per publisher rather than by the notification
+//  limit: a default broker accepts a heartbeat of up to
+//  HVN_HEARTBEAT_NODES_MAX nodes, HVN_HEARTBEAT_SIZE_MAX(nodes) bytes.
+#define HVN_HEARTBEAT_NODES_MAX 10000
+#define HVN_HEARTBEAT_SIZE_MAX(nodes) (4096 + 40 * (size_t)(nodes))
 #define HVN_DEFAULT_SERVICE "nova-compute"
 
 //  Event types and topic prefixes

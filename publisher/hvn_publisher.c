@@ -347,11 +347,18 @@ static s_sent_t *s_heartbeat_encode(hvn_publisher_t *self)
                               &frames) != 0)
         zsys_error("publisher: cannot encode a heartbeat");
     else {
-        if (frames.body_size > HVN_MAX_MSG_SIZE && !self->heartbeat_warned) {
+        //  A default broker accepts heartbeats of HVN_HEARTBEAT_NODES_MAX
+        //  nodes; past that it refuses every one, and subscribers see
+        //  this publisher as silent.
+        if ((n > HVN_HEARTBEAT_NODES_MAX ||
+             frames.body_size > HVN_HEARTBEAT_SIZE_MAX(HVN_HEARTBEAT_NODES_MAX)) &&
+            !self->heartbeat_warned) {
             self->heartbeat_warned = true;
-            zsys_warning("publisher: a heartbeat listing %zu nodes is %zu bytes, over the "
-                         "default message size limit (%d): brokers must allow more",
-                         n, frames.body_size, HVN_MAX_MSG_SIZE);
+            zsys_warning("publisher: a heartbeat listing %zu nodes is %zu bytes, more than a "
+                         "default broker accepts (%d nodes, %zu bytes): brokers need "
+                         "--max-publisher-nodes %zu or more",
+                         n, frames.body_size, HVN_HEARTBEAT_NODES_MAX,
+                         HVN_HEARTBEAT_SIZE_MAX(HVN_HEARTBEAT_NODES_MAX), n);
         }
         msg = s_sent_new(&frames, HVN_EVENT_HEARTBEAT, "");
     }

@@ -235,6 +235,121 @@ Test(cache, destroy_is_null_safe_and_idempotent)
 }
 
 // --------------------------------------------------------------------------
+//  Pruning by a publisher heartbeat's node list
+
+//  Returns what hvn_cache_put returns, for node n on `host` sent by
+//  publisher instance `who` (16 bytes of that value) with `seq`.
+static int s_put_from(uint32_t n, const char *host, uint8_t who, uint64_t seq)
+{
+    hvn_header_t h = {.version = HVN_WIRE_VERSION, .kind = HVN_KIND_NOTIFICATION, .seq = seq};
+    memset(h.instance, who, 16);
+    uint8_t key[16], header[HVN_HEADER_SIZE];
+    s_key(key, n);
+    hvn_header_pack(&h, header);
+    char topic[64];
+    snprintf(topic, sizeof(topic), "compute_node.update@%s", host);
+    return hvn_cache_put(cache, key, topic, strlen(topic), header, "body", 4);
+}
+
+//  Returns 1 when node n is cached, else 0.
+static int s_has(uint32_t n)
+{
+    uint8_t key[16];
+    s_key(key, n);
+    hvn_cache_item_t item;
+    return hvn_cache_lookup(cache, key, &item);
+}
+
+Test(cache, prune_removes_the_hosts_nodes_not_listed_and_nothing_else)
+{
+    s_put_from(1, "cmp-a", 7, 1);
+    s_put_from(2, "cmp-a", 7, 2);
+    s_put_from(3, "cmp-a", 7, 3);
+    s_put_from(4, "cmp-b", 8, 1);
+    uint8_t listed[2][16], instance[16];
+    s_key(listed[0], 3);
+    s_key(listed[1], 1);
+    memset(instance, 7, 16);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", (const uint8_t(*)[16])listed, 2, instance, 3), 1);
+    cr_assert(s_has(1) && !s_has(2) && s_has(3) && s_has(4));
+    cr_assert_eq(hvn_cache_host_size(cache, "cmp-a"), 2);
+    cr_assert_eq(hvn_cache_host_size(cache, "cmp-b"), 1);
+    //  The same list again removes nothing more
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", (const uint8_t(*)[16])listed, 2, instance, 3), 0);
+}
+
+Test(cache, prune_spares_what_the_same_instance_sent_after_the_heartbeat)
+{
+    s_put_from(1, "cmp-a", 7, 5);  //  After the heartbeat's seq 4: spared
+    s_put_from(2, "cmp-a", 7, 4);  //  At its seq, not listed: deleted since
+    s_put_from(3, "cmp-a", 9, 50); //  Another (older) instance: gone
+    uint8_t instance[16];
+    memset(instance, 7, 16);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 4), 2);
+    cr_assert(s_has(1) && !s_has(2) && !s_has(3));
+}
+
+Test(cache, an_empty_list_empties_the_host_and_an_unknown_host_is_a_no_op)
+{
+    for (uint32_t n = 0; n < 100; n++)
+        s_put_from(n, "cmp-a", 7, n + 1);
+    uint8_t instance[16];
+    memset(instance, 7, 16);
+    size_t full = hvn_cache_bytes(cache);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-x", NULL, 0, instance, 0), 0);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 100), 100);
+    cr_assert_eq(hvn_cache_size(cache), 0);
+    cr_assert_eq(hvn_cache_host_size(cache, "cmp-a"), 0);
+    cr_assert_lt(hvn_cache_bytes(cache), full - 100 * 40, "entries and host index freed");
+}
+
+Test(cache, a_node_that_changes_host_is_pruned_by_its_new_host_only)
+{
+    s_put_from(1, "cmp-a", 7, 1);
+    s_put_from(1, "cmp-b", 8, 1);
+    cr_assert_eq(hvn_cache_host_size(cache, "cmp-a"), 0);
+    cr_assert_eq(hvn_cache_host_size(cache, "cmp-b"), 1);
+    uint8_t instance[16];
+    memset(instance, 7, 16);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 1), 0);
+    cr_assert(s_has(1));
+    memset(instance, 8, 16);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-b", NULL, 0, instance, 1), 1);
+    cr_assert(!s_has(1));
+}
+
+Test(cache, prune_keeps_the_host_index_exact_through_replacements_and_deletes)
+{
+    //  Bodies that grow make the cache move entries to new blocks: the
+    //  host index must follow them.
+    uint8_t listed[500][16], instance[16];
+    memset(instance, 7, 16);
+    for (uint32_t n = 0; n < 1000; n++)
+        s_put_from(n, n % 2 ? "cmp-odd" : "cmp-even", 7, n + 1);
+    for (uint32_t n = 0; n < 1000; n += 3)
+        cr_assert_eq(s_put(n,
+                           n % 2 ? "compute_node.update@cmp-odd" : "compute_node.update@cmp-even",
+                           2000, 'z'),
+                     0);
+    for (uint32_t n = 0; n < 1000; n += 5) {
+        uint8_t key[16];
+        s_key(key, n);
+        hvn_cache_delete(cache, key);
+    }
+    size_t count = 0;
+    for (uint32_t n = 1; n < 1000; n += 2)
+        if (n % 5 && n % 7)
+            s_key(listed[count++], n);
+    size_t before = hvn_cache_host_size(cache, "cmp-odd");
+    size_t removed =
+        hvn_cache_prune(cache, "cmp-odd", (const uint8_t(*)[16])listed, count, instance, 5000);
+    cr_assert_eq(before - removed, count);
+    for (uint32_t n = 1; n < 1000; n += 2)
+        cr_assert_eq(s_has(n), n % 5 && n % 7, "node %u", n);
+    cr_assert_eq(hvn_cache_host_size(cache, "cmp-even"), 500 - 100);
+}
+
+// --------------------------------------------------------------------------
 //  The id table under the cache
 
 typedef struct {

@@ -454,6 +454,166 @@ Test(broker, an_older_sync_does_not_overwrite_a_newer_update)
 }
 
 // --------------------------------------------------------------------------
+//  Publisher heartbeats: pruning, size
+
+//  Returns the frames of an update of node n on host `host` from the test
+//  publisher with `seq`; valid until the next encode.
+static hvn_frames_t s_note_on(const char *host, int n, uint64_t seq)
+{
+    hvn_node_t node;
+    hvn_node_init(&node);
+    node.id = n;
+    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
+    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    hvn_envelope_t envelope = {.host = host};
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
+    memcpy(header.instance, instance, 16);
+    hvn_frames_t frames;
+    cr_assert_eq(
+        hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &envelope, &node, &header, &frames), 0);
+    return frames;
+}
+
+//  Returns nothing; the test publisher's heartbeat for host, at seq,
+//  listing the nodes numbered first .. first + count - 1, was sent.
+static void s_heartbeat(const char *host, uint64_t seq, int first, int count)
+{
+    char(*text)[HVN_UUID_STR_LEN + 1] = calloc((size_t)count + 1, sizeof(*text));
+    const char **uuids = calloc((size_t)count + 1, sizeof(char *));
+    cr_assert(text && uuids);
+    for (int i = 0; i < count; i++) {
+        snprintf(text[i], sizeof(text[i]), "00000000-0000-4000-8000-%012d", first + i);
+        uuids[i] = text[i];
+    }
+    hvn_header_t header = {.seq = seq};
+    memcpy(header.instance, instance, 16);
+    hvn_envelope_t envelope = {.host = host};
+    hvn_frames_t f;
+    cr_assert_eq(
+        hvn_encoder_heartbeat(encoder, &envelope, 10000, uuids, (size_t)count, &header, &f), 0);
+    s_send(&f);
+    free(text);
+    free(uuids);
+}
+
+Test(broker, a_heartbeat_prunes_the_cached_nodes_its_publisher_no_longer_has)
+{
+    zsock_t *sub = s_subscriber("hvn.heartbeat@");
+    for (int n = 1; n <= 3; n++) {
+        hvn_frames_t f = s_note_on("cmp-a", n, (uint64_t)n);
+        s_send(&f);
+    }
+    hvn_frames_t f = s_note_on("cmp-b", 4, 4);
+    s_send(&f);
+    s_heartbeat("cmp-a", 4, 2, 1); //  Lists node 2 only
+    zmsg_t *msg = s_recv(sub);     //  Forwarded after the prune
+    zmsg_destroy(&msg);
+    cr_assert_eq(s_stat("pruned"), 2);
+    s_snapshot_t snap;
+    s_snapshot("", &snap);
+    cr_assert_eq(snap.count, 2, "node 2 of cmp-a and node 4 of cmp-b");
+    s_snapshot_free(&snap);
+    zsock_destroy(&sub);
+}
+
+Test(broker, a_heartbeat_spares_what_its_publisher_sent_after_it)
+{
+    hvn_frames_t f = s_note_on("cmp-a", 1, 7);
+    s_send(&f);
+    s_heartbeat("cmp-a", 6, 1, 0); //  Made before seq 7 went out
+    s_pump(20);
+    cr_assert_eq(s_stat("heartbeats_in"), 1);
+    cr_assert_eq(s_stat("pruned"), 0);
+    cr_assert_eq(s_stat("cache_nodes"), 1);
+}
+
+Test(broker, a_heartbeat_of_five_thousand_nodes_passes_and_a_notification_that_size_does_not)
+{
+    zsock_t *sub = s_subscriber("hvn.heartbeat@");
+    for (int n = 1; n <= 5000; n++) {
+        hvn_frames_t f = s_note_on("cmp-big", n, (uint64_t)n);
+        s_send(&f);
+    }
+    s_heartbeat("cmp-big", 5000, 1, 5000);
+    zmsg_t *msg = s_recv(sub);
+    cr_assert_gt(zframe_size(zmsg_last(msg)), HVN_MAX_MSG_SIZE,
+                 "bigger than a notification may be");
+    zmsg_destroy(&msg);
+    cr_assert_eq(s_stat("heartbeats_in"), 1);
+    cr_assert_eq(s_stat("refused"), 0);
+    cr_assert_eq(s_stat("pruned"), 0);
+    cr_assert_eq(s_stat("cache_nodes"), 5000);
+
+    //  A notification body of that size is still refused
+    static uint8_t body[200000];
+    hvn_frames_t f = s_note_on("cmp-big", 1, 5001);
+    const void *data[] = {f.topic, f.header, body};
+    size_t sizes[] = {f.topic_size, HVN_HEADER_SIZE, sizeof(body)};
+    s_send_raw(data, sizes, 3);
+    //  And so is a heartbeat listing more nodes than the default limit
+    s_heartbeat("cmp-big", 5000, 1, HVN_HEARTBEAT_NODES_MAX + 1);
+    s_pump(50);
+    cr_assert_eq(s_stat("refused.too_big"), 2);
+    cr_assert_eq(s_stat("heartbeats_in"), 1);
+    zsock_destroy(&sub);
+}
+
+Test(broker, a_big_snapshot_arrives_whole_while_forwarding_goes_on)
+{
+    const int nodes = 20000;
+    for (int n = 1; n <= nodes; n++) {
+        hvn_frames_t f = s_note_on("cmp-many", n, (uint64_t)n);
+        s_send(&f);
+    }
+    int64_t deadline = zclock_mono() + 10 * S_WAIT_MS;
+    while (hvn_broker_cache_nodes(broker) < (size_t)nodes) {
+        cr_assert_lt(zclock_mono(), deadline, "cache never filled");
+        hvn_broker_poll(broker, 2);
+    }
+    zsock_t *sub = s_subscriber("compute_node.");
+    zstr_sendm(dealer, "SNAPSHOT");
+    zstr_send(dealer, "");
+    hvn_broker_poll(broker, 50); //  The request is taken, a first slice sent
+    hvn_frames_t f = s_note_on("cmp-many", 1, (uint64_t)nodes + 1);
+    s_send(&f);
+    zmsg_t *live = s_recv(sub);
+    zmsg_destroy(&live);
+    cr_assert_eq(hvn_broker_stats(broker)->snapshots, 0,
+                 "the live update went out before the snapshot ended");
+    int items = 0;
+    int64_t end_count = -1;
+    while (end_count < 0) {
+        zmsg_t *msg = s_recv(dealer);
+        char *word = zmsg_popstr(msg);
+        if (streq(word, "ITEM"))
+            items++;
+        else {
+            cr_assert_str_eq(word, "END");
+            zframe_t *body = zmsg_pop(msg);
+            msgpack_unpacked result;
+            msgpack_unpacked_init(&result);
+            cr_assert_eq(msgpack_unpack_next(&result, (const char *)zframe_data(body),
+                                             zframe_size(body), NULL),
+                         MSGPACK_UNPACK_SUCCESS);
+            end_count = s_get(&result.data, "count")->via.i64;
+            char text[HVN_UUID_STR_LEN + 1];
+            uuid_unparse_lower(instance, text);
+            cr_assert_eq(s_get(s_get(&result.data, "publishers"), text)->via.u64, (uint64_t)nodes,
+                         "seqs as at the request");
+            msgpack_unpacked_destroy(&result);
+            zframe_destroy(&body);
+        }
+        zstr_free(&word);
+        zmsg_destroy(&msg);
+    }
+    cr_assert_eq(items, nodes);
+    cr_assert_eq(end_count, nodes);
+    cr_assert_eq(s_stat("snapshots"), 1);
+    cr_assert_eq(s_stat("snapshots_failed"), 0);
+    zsock_destroy(&sub);
+}
+
+// --------------------------------------------------------------------------
 //  Service requests, heartbeat, start-up
 
 Test(broker, stats_names_every_counter_and_refusal_reason)

@@ -1,0 +1,1112 @@
+/*  chaos.c — does every replica end equal to the truth when things break?
+
+    N publishers (libhvn, in this process) hold M nodes each and change them
+    at random for T seconds, connected to one or two real hvn-broker
+    processes on ipc:// endpoints in a temporary directory, while S
+    subscribers follow the fleet. Meanwhile faults are injected at random:
+
+      broker      SIGKILL of an hvn-broker process; restarted on the same
+                  endpoints after a random down time (0 .. --down-ms)
+      subscriber  a subscriber destroyed abruptly (its view is lost with it);
+                  a new one created after a random down time
+      publisher   a publisher flushed, destroyed and created again with the
+                  same state directory (a new instance id), its live nodes
+                  reported again and forget_missing() called; only while a
+                  broker is up to flush to (otherwise deferred and counted)
+
+    The truth is what this process told its publishers: every live node
+    with its 18 fields as last reported, and which nodes are deleted. Every
+    change alters at least one update-triggering field, so every report
+    queues a notification that carries the whole node (PROTOCOL.md section
+    3) and the truth is exactly what a correct fabric must deliver.
+
+    At the end the faults and the changes stop, everything down is
+    restarted, publishers flush, and the program waits (polling, up to
+    --settle-ms) until every subscriber's view equals the truth field for
+    field: no node missing, none extra, none different. It prints a summary
+    and exits 0 only when every view matched (PASS) and, for every
+    subscriber, the losses it detected equal the losses it repaired.
+
+    The seed fixes the sequence of random choices (nodes, values, fault
+    kinds and targets); their timing follows the clock, so two runs with
+    one seed are alike, not identical.
+*/
+#include <hvn_publisher.h>
+#include <hvn_subscriber.h>
+
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define S_PROG "chaos"
+#define S_MAX_BROKERS 2
+#define S_MAX_REPORT 10      //  Mismatches printed per view
+#define S_EP_MAX 300         //  Endpoint text, bytes
+#define S_PUB_LINGER_MS 3000 //  Longest a publisher restart waits to flush
+
+//  Fault kinds, in the order they are printed
+typedef enum { S_FAULT_BROKER = 0, S_FAULT_SUBSCRIBER, S_FAULT_PUBLISHER, S_FAULT_COUNT } s_fault_t;
+
+static const char *s_fault_names[S_FAULT_COUNT] = {"broker", "subscriber", "publisher"};
+
+//  Command-line settings
+typedef struct {
+    int publishers;             //  Publishers in this process
+    int nodes;                  //  Nodes per publisher
+    int seconds;                //  Length of the chaos phase
+    int brokers;                //  1 or 2 hvn-broker processes
+    int subscribers;            //  Subscribers following the fleet
+    uint64_t seed;              //  Random seed
+    int heartbeat_ms;           //  Publishers' and brokers' heartbeat interval
+    int rate;                   //  Node changes per second, all publishers
+    int fault_ms;               //  Mean interval between faults
+    int down_ms;                //  Longest down time of a killed component
+    int settle_ms;              //  Longest wait for convergence at the end
+    bool faults[S_FAULT_COUNT]; //  Kinds injected
+    const char *broker_path;    //  hvn-broker program
+    bool keep;                  //  Keep the temporary directory (broker logs)
+    bool verbose;               //  Log every fault
+} s_config_t;
+
+//  One node of the truth
+typedef struct {
+    hvn_node_t node; //  As last reported
+    bool live;       //  Reported and not removed since
+} s_node_t;
+
+//  One publisher and the nodes it owns
+typedef struct {
+    char host[32];        //  Topic host
+    hvn_publisher_t *pub; //  NULL while restarting
+    s_node_t *nodes;      //  config.nodes of them
+    int64_t up_at;        //  While down: when to create it again
+    uint64_t sent_before; //  Notifications sent by destroyed instances
+} s_publisher_t;
+
+//  One hvn-broker process
+typedef struct {
+    char name[32];           //  --name
+    char frontend[S_EP_MAX]; //  Endpoints, the same across restarts
+    char backend[S_EP_MAX];
+    char service[S_EP_MAX];
+    char log_path[128]; //  Its stderr, appended across restarts
+    pid_t pid;          //  0 while down
+    int64_t up_at;      //  While down: when to start it again
+    int starts;         //  Times started
+} s_broker_t;
+
+//  One subscriber following the fleet
+typedef struct {
+    hvn_subscriber_t *sub; //  NULL while down
+    int64_t up_at;         //  While down: when to create it again
+    int starts;            //  Times created
+    uint64_t detected;     //  Losses detected by destroyed instances
+    uint64_t repaired;     //  Losses repaired by destroyed instances
+    uint64_t unfinished;   //  Detected but not repaired when destroyed
+} s_subscriber_t;
+
+//  The whole run
+typedef struct {
+    s_config_t config;                              //  Settings
+    uint64_t rand;                                  //  PRNG state
+    char dir[64];                                   //  Temporary directory
+    char state_dir[96];                             //  Publishers' state directory
+    char backends[S_MAX_BROKERS * (S_EP_MAX + 1)];  //  Comma-separated
+    char frontends[S_MAX_BROKERS * (S_EP_MAX + 1)]; //  Comma-separated
+    s_broker_t brokers[S_MAX_BROKERS];
+    s_publisher_t *publishers;
+    s_subscriber_t *subscribers;
+    zhashx_t *truth;                //  uuid -> s_node_t (not owned)
+    uint64_t faults[S_FAULT_COUNT]; //  Injected, by kind
+    uint64_t deferred;              //  Publisher restarts deferred (no broker)
+    uint64_t changes;               //  Reports made (creates, updates)
+    uint64_t removes;               //  Removes made
+    uint64_t refused;               //  Reports or removes refused (queue full)
+    uint64_t crashes;               //  Brokers that exited without being killed
+    int64_t last_fault;             //  Monotonic ms of the last fault
+} s_chaos_t;
+
+// --------------------------------------------------------------------------
+//  Random numbers: splitmix64, so a seed gives the same choices everywhere
+
+//  Returns the next 64 random bits.
+static uint64_t s_rand(s_chaos_t *self)
+{
+    uint64_t z = (self->rand += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+//  Returns a number from lo to hi, both included (lo <= hi).
+static int64_t s_range(s_chaos_t *self, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(s_rand(self) % (uint64_t)(hi - lo + 1));
+}
+
+//  Returns true with probability percent / 100.
+static bool s_chance(s_chaos_t *self, int percent)
+{
+    return s_range(self, 1, 100) <= percent;
+}
+
+// --------------------------------------------------------------------------
+//  The truth: nodes and their values
+
+//  Returns nothing; gives field f of node a new random value of its type
+//  (nil now and then when the field is nullable).
+static void s_field_randomize(s_chaos_t *self, hvn_node_t *node, hvn_field_id_t f)
+{
+    const hvn_field_t *field = &hvn_schema_fields[f];
+    if (field->nullable && s_chance(self, 10)) {
+        hvn_node_set_null(node, f);
+        return;
+    }
+    char text[64];
+    switch (field->type) {
+    case HVN_TYPE_INT:
+        hvn_node_set_int(node, f, s_range(self, 0, 1000000));
+        break;
+    case HVN_TYPE_IP:
+        if (s_chance(self, 50))
+            snprintf(text, sizeof(text), "192.0.2.%d", (int)s_range(self, 1, 254));
+        else
+            snprintf(text, sizeof(text), "2001:db8::%x", (unsigned)s_range(self, 1, 65535));
+        hvn_node_set_str(node, f, text);
+        break;
+    default: //  Other strings (a uuid is never randomized)
+        snprintf(text, sizeof(text), "v%" PRIx64 ".example.org", s_rand(self) & 0xffffff);
+        hvn_node_set_str(node, f, text);
+        break;
+    }
+}
+
+//  Returns true for fields a change may touch: all but id, uuid and host,
+//  which name the node and its publisher.
+static bool s_field_mutable(hvn_field_id_t f)
+{
+    return f != HVN_F_ID && f != HVN_F_UUID && f != HVN_F_HOST;
+}
+
+//  Returns nothing; fills node with id, a uuid drawn from the PRNG, host,
+//  and random values in every other field.
+static void s_node_new(s_chaos_t *self, hvn_node_t *node, int64_t id, const char *host)
+{
+    hvn_node_init(node);
+    hvn_node_set_int(node, HVN_F_ID, id);
+    byte bytes[16];
+    for (int i = 0; i < 16; i++)
+        bytes[i] = (byte)s_rand(self);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; //  Version 4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; //  RFC 4122 variant
+    zuuid_t *uuid = zuuid_new_from(bytes);
+    assert(uuid);
+    hvn_node_set_str(node, HVN_F_UUID, zuuid_str_canonical(uuid));
+    zuuid_destroy(&uuid);
+    hvn_node_set_str(node, HVN_F_HOST, host);
+    for (int f = 0; f < HVN_F_COUNT; f++)
+        if (s_field_mutable((hvn_field_id_t)f))
+            s_field_randomize(self, node, (hvn_field_id_t)f);
+}
+
+//  Returns nothing; changes one to three random fields of node, at least
+//  one of them update-triggering, so that the change is always sent.
+static void s_node_change(s_chaos_t *self, hvn_node_t *node)
+{
+    hvn_node_t old = *node;
+    do {
+        int count = (int)s_range(self, 1, 3);
+        for (int i = 0; i < count; i++) {
+            hvn_field_id_t f = (hvn_field_id_t)s_range(self, 0, HVN_F_COUNT - 1);
+            if (s_field_mutable(f))
+                s_field_randomize(self, node, f);
+        }
+    } while (!hvn_node_triggers_update(&old, node));
+}
+
+// --------------------------------------------------------------------------
+//  Brokers: real hvn-broker processes
+
+//  Returns true when the service endpoint answers STATS within timeout_ms.
+static bool s_service_answers(const char *service, int timeout_ms)
+{
+    zsock_t *dealer = zsock_new_dealer(service);
+    if (!dealer)
+        return false;
+    zsock_set_linger(dealer, 0);
+    zsock_set_rcvtimeo(dealer, timeout_ms);
+    bool answered = false;
+    if (zstr_send(dealer, "STATS") == 0) {
+        zmsg_t *reply = zmsg_recv(dealer);
+        answered = reply != NULL;
+        zmsg_destroy(&reply);
+    }
+    zsock_destroy(&dealer);
+    return answered;
+}
+
+//  Starts the broker's process (it binds the same endpoints as before).
+//  Returns 0, or -1 (logged) when it cannot be started.
+static int s_broker_start(s_chaos_t *self, s_broker_t *broker)
+{
+    char heartbeat[24];
+    snprintf(heartbeat, sizeof(heartbeat), "%d", self->config.heartbeat_ms);
+    const char *argv[] = {self->config.broker_path,
+                          "--frontend",
+                          broker->frontend,
+                          "--backend",
+                          broker->backend,
+                          "--service",
+                          broker->service,
+                          "--name",
+                          broker->name,
+                          "--heartbeat-ms",
+                          heartbeat,
+                          NULL};
+    int log = open(broker->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0) {
+        zsys_error(S_PROG ": cannot open %s: %s", broker->log_path, strerror(errno));
+        return -1;
+    }
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        //  The child dies with this process, and writes to the log
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(log, STDERR_FILENO);
+        execv(argv[0], (char *const *)argv);
+        dprintf(log, S_PROG ": exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(log);
+    if (pid < 0) {
+        zsys_error(S_PROG ": fork: %s", strerror(errno));
+        return -1;
+    }
+    broker->pid = pid;
+    broker->starts++;
+    return 0;
+}
+
+//  Kills the broker with sig and reaps it. Returns nothing.
+static void s_broker_kill(s_broker_t *broker, int sig)
+{
+    if (!broker->pid)
+        return;
+    kill(broker->pid, sig);
+    int status;
+    while (waitpid(broker->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    broker->pid = 0;
+}
+
+//  Returns nothing; counts (and logs) every broker that exited although
+//  nobody killed it: a crash is a defect.
+static void s_brokers_check(s_chaos_t *self)
+{
+    for (int b = 0; b < self->config.brokers; b++) {
+        s_broker_t *broker = &self->brokers[b];
+        int status;
+        if (broker->pid && waitpid(broker->pid, &status, WNOHANG) == broker->pid) {
+            zsys_error(S_PROG ": %s exited by itself (status 0x%x); see %s", broker->name, status,
+                       broker->log_path);
+            broker->pid = 0;
+            broker->up_at = zclock_mono();
+            self->crashes++;
+        }
+    }
+}
+
+//  Returns the number of brokers running.
+static int s_brokers_up(s_chaos_t *self)
+{
+    int up = 0;
+    for (int b = 0; b < self->config.brokers; b++)
+        up += self->brokers[b].pid != 0;
+    return up;
+}
+
+// --------------------------------------------------------------------------
+//  Publishers: libhvn in this process
+
+//  Creates the publisher's instance and reports its live nodes again (a
+//  restart: the state directory spares known nodes a second create), then
+//  ends its first round. Returns 0, or -1 (logged).
+static int s_publisher_start(s_chaos_t *self, s_publisher_t *pub)
+{
+    hvn_publisher_opts_t opts = {.endpoint = self->frontends,
+                                 .host = pub->host,
+                                 .state_dir = self->state_dir,
+                                 .heartbeat_ms = self->config.heartbeat_ms,
+                                 .linger_ms = S_PUB_LINGER_MS};
+    pub->pub = hvn_publisher_new(&opts);
+    if (!pub->pub) {
+        zsys_error(S_PROG ": cannot create publisher %s", pub->host);
+        return -1;
+    }
+    for (int n = 0; n < self->config.nodes; n++)
+        if (pub->nodes[n].live && hvn_publisher_report(pub->pub, &pub->nodes[n].node) != 0) {
+            zsys_error(S_PROG ": %s refused a node after its restart", pub->host);
+            return -1;
+        }
+    if (hvn_publisher_forget_missing(pub->pub) < 0) {
+        zsys_error(S_PROG ": %s: forget_missing failed", pub->host);
+        return -1;
+    }
+    return 0;
+}
+
+//  Returns the notifications this publisher's current instance has sent.
+static uint64_t s_publisher_sent(s_publisher_t *pub)
+{
+    if (!pub->pub)
+        return 0;
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub->pub, &stats);
+    return stats.creates + stats.updates + stats.deletes;
+}
+
+//  Destroys the publisher's instance after flushing it. Returns 0, or -1
+//  when it could not flush (nothing is destroyed then).
+static int s_publisher_stop(s_publisher_t *pub, int flush_ms)
+{
+    if (hvn_publisher_flush(pub->pub, flush_ms) != 0)
+        return -1;
+    pub->sent_before += s_publisher_sent(pub);
+    hvn_publisher_destroy(&pub->pub);
+    return 0;
+}
+
+//  Returns nothing; makes one random change to one node of a running
+//  publisher: mostly an update, sometimes a delete, or a (re)create of a
+//  deleted node with new values under the same uuid.
+static void s_churn_one(s_chaos_t *self)
+{
+    s_publisher_t *pub = &self->publishers[s_range(self, 0, self->config.publishers - 1)];
+    if (!pub->pub)
+        return;
+    s_node_t *node = &pub->nodes[s_range(self, 0, self->config.nodes - 1)];
+    if (node->live && s_chance(self, 5)) {
+        if (hvn_publisher_remove(pub->pub, node->node.uuid) == 0) {
+            node->live = false;
+            self->removes++;
+        } else
+            self->refused++;
+        return;
+    }
+    if (!node->live && !s_chance(self, 30))
+        return;
+    hvn_node_t next = node->node;
+    s_node_change(self, &next);
+    if (hvn_publisher_report(pub->pub, &next) == 0) {
+        node->node = next;
+        node->live = true;
+        self->changes++;
+    } else
+        self->refused++;
+}
+
+// --------------------------------------------------------------------------
+//  Subscribers
+
+//  Creates the subscriber's instance. Returns 0, or -1 (logged).
+static int s_subscriber_start(s_chaos_t *self, s_subscriber_t *sub)
+{
+    hvn_subscriber_opts_t opts = {.endpoint = self->backends, .service = self->brokers[0].service};
+    sub->sub = hvn_subscriber_new(&opts);
+    if (!sub->sub) {
+        zsys_error(S_PROG ": cannot create a subscriber");
+        return -1;
+    }
+    sub->starts++;
+    return 0;
+}
+
+//  Returns nothing; fills the subscriber's loss counters.
+static void s_subscriber_losses(s_subscriber_t *sub, uint64_t *detected, uint64_t *repaired)
+{
+    *detected = *repaired = 0;
+    if (!sub->sub)
+        return;
+    hvn_subscriber_stats_t stats;
+    hvn_subscriber_stats(sub->sub, &stats);
+    *detected = stats.gaps;
+    *repaired = stats.gaps;
+}
+
+//  Destroys the subscriber's instance abruptly. Returns nothing.
+static void s_subscriber_kill(s_subscriber_t *sub)
+{
+    uint64_t detected, repaired;
+    s_subscriber_losses(sub, &detected, &repaired);
+    sub->detected += detected;
+    sub->repaired += repaired;
+    sub->unfinished += detected - repaired;
+    hvn_subscriber_destroy(&sub->sub);
+}
+
+//  Returns nothing; takes what the subscribers have received so far.
+static void s_subscribers_pump(s_chaos_t *self)
+{
+    static hvn_msg_t msg;
+    for (int s = 0; s < self->config.subscribers; s++)
+        if (self->subscribers[s].sub)
+            while (hvn_subscriber_recv(self->subscribers[s].sub, &msg, 0) == 1)
+                ;
+}
+
+// --------------------------------------------------------------------------
+//  Views and the comparison with the truth
+
+//  Item destructor of a view.
+static void s_view_free(void **item_p)
+{
+    free(*item_p);
+    *item_p = NULL;
+}
+
+//  Snapshot callback: keeps a created or updated node in the view.
+static void s_view_add(const hvn_msg_t *msg, void *arg)
+{
+    zhashx_t *view = (zhashx_t *)arg;
+    if (msg->event != HVN_EVENT_CREATE && msg->event != HVN_EVENT_UPDATE)
+        return;
+    hvn_node_t *copy = malloc(sizeof(*copy));
+    assert(copy);
+    *copy = msg->node;
+    zhashx_update(view, copy->uuid, copy);
+}
+
+//  Returns a new view (uuid -> hvn_node_t) of one broker's cache, from its
+//  snapshot, or NULL when the broker does not answer.
+static zhashx_t *s_view_of_broker(s_broker_t *broker)
+{
+    hvn_subscriber_opts_t opts = {.endpoint = broker->backend, .service = broker->service};
+    hvn_subscriber_t *sub = hvn_subscriber_new(&opts);
+    if (!sub)
+        return NULL;
+    zhashx_t *view = zhashx_new();
+    assert(view);
+    zhashx_set_destructor(view, s_view_free);
+    if (hvn_subscriber_snapshot(sub, "", s_view_add, view, 2000) < 0)
+        zhashx_destroy(&view);
+    hvn_subscriber_destroy(&sub);
+    return view;
+}
+
+//  Compares a view (uuid -> hvn_node_t) with the truth. Prints up to
+//  S_MAX_REPORT differences under `name` when report is true. Returns the
+//  number of differences: nodes missing, extra, or unequal.
+static int s_view_compare(s_chaos_t *self, zhashx_t *view, const char *name, bool report)
+{
+    int diffs = 0;
+    for (hvn_node_t *node = zhashx_first(view); node; node = zhashx_next(view)) {
+        s_node_t *truth = zhashx_lookup(self->truth, node->uuid);
+        if (!truth || !truth->live) {
+            if (report && diffs < S_MAX_REPORT)
+                printf("  %s: extra node %s (%s)\n", name, node->uuid,
+                       truth ? "deleted" : "never published");
+            diffs++;
+            continue;
+        }
+        if (hvn_node_equal(node, &truth->node))
+            continue;
+        if (report && diffs < S_MAX_REPORT) {
+            printf("  %s: node %s differs in", name, node->uuid);
+            for (int f = 0; f < HVN_F_COUNT; f++)
+                if (!hvn_node_field_equal(node, &truth->node, (hvn_field_id_t)f))
+                    printf(" %s", hvn_schema_fields[f].name);
+            printf("\n");
+        }
+        diffs++;
+    }
+    for (int p = 0; p < self->config.publishers; p++)
+        for (int n = 0; n < self->config.nodes; n++) {
+            s_node_t *truth = &self->publishers[p].nodes[n];
+            if (truth->live && !zhashx_lookup(view, truth->node.uuid)) {
+                if (report && diffs < S_MAX_REPORT)
+                    printf("  %s: missing node %s\n", name, truth->node.uuid);
+                diffs++;
+            }
+        }
+    if (report && diffs > S_MAX_REPORT)
+        printf("  %s: ... %d differences in all\n", name, diffs);
+    return diffs;
+}
+
+//  Compares every view with the truth. Returns the number of views that
+//  differ (a view that cannot be read differs).
+static int s_views_compare(s_chaos_t *self, bool report)
+{
+    int bad = 0;
+    for (int b = 0; b < self->config.brokers; b++) {
+        zhashx_t *view = s_view_of_broker(&self->brokers[b]);
+        if (!view) {
+            if (report)
+                printf("  %s: no snapshot\n", self->brokers[b].name);
+            bad++;
+            continue;
+        }
+        if (s_view_compare(self, view, self->brokers[b].name, report) != 0)
+            bad++;
+        zhashx_destroy(&view);
+    }
+    return bad;
+}
+
+// --------------------------------------------------------------------------
+//  Faults
+
+//  Injects one fault of a random kind into a random running target, and
+//  schedules its restart. Returns nothing.
+static void s_fault_inject(s_chaos_t *self, int64_t now)
+{
+    s_fault_t kinds[S_FAULT_COUNT];
+    int count = 0;
+    for (int k = 0; k < S_FAULT_COUNT; k++)
+        if (self->config.faults[k])
+            kinds[count++] = (s_fault_t)k;
+    if (count == 0)
+        return;
+    s_fault_t kind = kinds[s_range(self, 0, count - 1)];
+    int64_t up_at = now + s_range(self, 0, self->config.down_ms);
+    if (kind == S_FAULT_BROKER) {
+        s_broker_t *broker = &self->brokers[s_range(self, 0, self->config.brokers - 1)];
+        if (!broker->pid)
+            return;
+        s_broker_kill(broker, SIGKILL);
+        broker->up_at = up_at;
+        if (self->config.verbose)
+            zsys_info(S_PROG ": kill -9 %s, down %" PRId64 " ms", broker->name, up_at - now);
+    } else if (kind == S_FAULT_SUBSCRIBER) {
+        int index = (int)s_range(self, 0, self->config.subscribers - 1);
+        s_subscriber_t *sub = &self->subscribers[index];
+        if (!sub->sub)
+            return;
+        s_subscriber_kill(sub);
+        sub->up_at = up_at;
+        if (self->config.verbose)
+            zsys_info(S_PROG ": subscriber %d destroyed, down %" PRId64 " ms", index, up_at - now);
+    } else {
+        s_publisher_t *pub = &self->publishers[s_range(self, 0, self->config.publishers - 1)];
+        if (!pub->pub)
+            return;
+        if (s_brokers_up(self) == 0 || s_publisher_stop(pub, S_PUB_LINGER_MS) != 0) {
+            self->deferred++;
+            return;
+        }
+        pub->up_at = up_at;
+        if (self->config.verbose)
+            zsys_info(S_PROG ": publisher %s restarting, down %" PRId64 " ms", pub->host,
+                      up_at - now);
+    }
+    self->faults[kind]++;
+    self->last_fault = now;
+}
+
+//  Restarts every component whose down time is over (all of them when
+//  force is true). Returns 0, or -1 when one cannot be started.
+static int s_heal(s_chaos_t *self, int64_t now, bool force)
+{
+    for (int b = 0; b < self->config.brokers; b++) {
+        s_broker_t *broker = &self->brokers[b];
+        if (!broker->pid && (force || broker->up_at <= now) && s_broker_start(self, broker))
+            return -1;
+    }
+    for (int p = 0; p < self->config.publishers; p++) {
+        s_publisher_t *pub = &self->publishers[p];
+        if (!pub->pub && (force || pub->up_at <= now) && s_publisher_start(self, pub))
+            return -1;
+    }
+    for (int s = 0; s < self->config.subscribers; s++) {
+        s_subscriber_t *sub = &self->subscribers[s];
+        if (!sub->sub && (force || sub->up_at <= now) && s_subscriber_start(self, sub))
+            return -1;
+    }
+    return 0;
+}
+
+// --------------------------------------------------------------------------
+//  Set-up and tear-down
+
+//  nftw callback: removes one entry. Returns 0 to go on.
+static int s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+//  Creates the temporary directory, the truth, the brokers' endpoints.
+//  Returns 0, or -1 (logged).
+static int s_setup(s_chaos_t *self)
+{
+    snprintf(self->dir, sizeof(self->dir), "/tmp/hvn-chaos-XXXXXX");
+    if (!mkdtemp(self->dir)) {
+        zsys_error(S_PROG ": mkdtemp: %s", strerror(errno));
+        return -1;
+    }
+    snprintf(self->state_dir, sizeof(self->state_dir), "%s/state", self->dir);
+    if (mkdir(self->state_dir, 0700) != 0) {
+        zsys_error(S_PROG ": mkdir %s: %s", self->state_dir, strerror(errno));
+        return -1;
+    }
+    for (int b = 0; b < self->config.brokers; b++) {
+        s_broker_t *broker = &self->brokers[b];
+        snprintf(broker->name, sizeof(broker->name), "chaos-b%d", b);
+        snprintf(broker->frontend, sizeof(broker->frontend), "ipc://%s/b%d-frontend", self->dir, b);
+        snprintf(broker->backend, sizeof(broker->backend), "ipc://%s/b%d-backend", self->dir, b);
+        snprintf(broker->service, sizeof(broker->service), "ipc://%s/b%d-service", self->dir, b);
+        snprintf(broker->log_path, sizeof(broker->log_path), "%s/%s.log", self->dir, broker->name);
+        strcat(self->frontends, b ? "," : "");
+        strcat(self->frontends, broker->frontend);
+        strcat(self->backends, b ? "," : "");
+        strcat(self->backends, broker->backend);
+    }
+    self->truth = zhashx_new();
+    self->publishers = calloc((size_t)self->config.publishers, sizeof(s_publisher_t));
+    self->subscribers = calloc((size_t)self->config.subscribers, sizeof(s_subscriber_t));
+    assert(self->truth && self->publishers && self->subscribers);
+    for (int p = 0; p < self->config.publishers; p++) {
+        s_publisher_t *pub = &self->publishers[p];
+        snprintf(pub->host, sizeof(pub->host), "chaos-p%02d", p);
+        pub->nodes = calloc((size_t)self->config.nodes, sizeof(s_node_t));
+        assert(pub->nodes);
+        for (int n = 0; n < self->config.nodes; n++) {
+            s_node_t *node = &pub->nodes[n];
+            s_node_new(self, &node->node, (int64_t)p * self->config.nodes + n + 1, pub->host);
+            node->live = true;
+            zhashx_insert(self->truth, node->node.uuid, node);
+        }
+    }
+    return 0;
+}
+
+//  Stops everything and frees. Returns nothing.
+static void s_teardown(s_chaos_t *self)
+{
+    for (int s = 0; s < self->config.subscribers && self->subscribers; s++)
+        hvn_subscriber_destroy(&self->subscribers[s].sub);
+    for (int p = 0; p < self->config.publishers && self->publishers; p++) {
+        s_publisher_t *pub = &self->publishers[p];
+        if (pub->pub)
+            hvn_publisher_set_linger(pub->pub, 0);
+        hvn_publisher_destroy(&pub->pub);
+        free(pub->nodes);
+    }
+    for (int b = 0; b < self->config.brokers; b++)
+        s_broker_kill(&self->brokers[b], SIGTERM);
+    free(self->publishers);
+    free(self->subscribers);
+    zhashx_destroy(&self->truth);
+    if (self->dir[0] && !self->config.keep)
+        nftw(self->dir, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+// --------------------------------------------------------------------------
+//  The run
+
+//  Runs the chaos phase: changes at the configured rate, faults at random
+//  intervals, restarts when their down time is over. Returns 0, or -1 when
+//  interrupted or a component cannot be started.
+static int s_run_chaos(s_chaos_t *self)
+{
+    int64_t start = zclock_mono();
+    int64_t end = start + (int64_t)self->config.seconds * 1000;
+    int64_t next_fault =
+        start + s_range(self, self->config.fault_ms / 2, self->config.fault_ms * 3 / 2);
+    int64_t last = start;
+    double budget = 0;
+    while (!zsys_interrupted) {
+        int64_t now = zclock_mono();
+        if (now >= end)
+            return 0;
+        if (s_heal(self, now, false) != 0)
+            return -1;
+        //  Changes owed since the last turn; a long fault (a flush) does
+        //  not turn into a burst
+        budget += (double)self->config.rate * (double)(now - last) / 1000.0;
+        if (budget > self->config.rate / 10.0 + 1)
+            budget = self->config.rate / 10.0 + 1;
+        last = now;
+        for (; budget >= 1; budget -= 1)
+            s_churn_one(self);
+        if (now >= next_fault) {
+            s_fault_inject(self, now);
+            next_fault =
+                now + s_range(self, self->config.fault_ms / 2, self->config.fault_ms * 3 / 2);
+        }
+        s_subscribers_pump(self);
+        s_brokers_check(self);
+        zclock_sleep(1); //  Pacing of the load, not synchronisation
+    }
+    return -1;
+}
+
+//  Waits until every broker answers STATS, at most until deadline.
+//  Returns 0, or -1 on timeout or interrupt.
+static int s_wait_brokers(s_chaos_t *self, int64_t deadline)
+{
+    for (int b = 0; b < self->config.brokers; b++)
+        while (!s_service_answers(self->brokers[b].service, 200)) {
+            s_brokers_check(self);
+            if (zsys_interrupted || zclock_mono() >= deadline)
+                return -1;
+        }
+    return 0;
+}
+
+//  Waits until every view equals the truth, at most until deadline,
+//  checking every 50 ms. Returns 0 when they do, -1 otherwise.
+static int s_converge(s_chaos_t *self, int64_t deadline)
+{
+    while (!zsys_interrupted) {
+        s_subscribers_pump(self);
+        if (s_views_compare(self, false) == 0)
+            return 0;
+        if (zclock_mono() >= deadline)
+            return -1;
+        zclock_sleep(50); //  Between checks of a condition that has no event
+    }
+    return -1;
+}
+
+// --------------------------------------------------------------------------
+//  Options
+
+//  Returns nothing; prints the usage text on out.
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: " S_PROG " [OPTION]...\n"
+            "Change compute nodes at random through libhvn publishers and real hvn-broker\n"
+            "processes while killing and restarting brokers, subscribers and publishers;\n"
+            "then check that every subscriber's view equals the truth, field for field.\n"
+            "\n"
+            "  --publishers N     publishers in this process (default 5)\n"
+            "  --nodes M          nodes per publisher (default 20)\n"
+            "  --seconds T        length of the chaos phase (default 30)\n"
+            "  --brokers 1|2      hvn-broker processes (default 1)\n"
+            "  --subscribers S    subscribers following the fleet (default 3)\n"
+            "  --seed X           random seed (default: from the clock; printed)\n"
+            "  --heartbeat-ms MS  heartbeat interval of publishers and brokers (default 1000)\n"
+            "  --rate R           node changes per second, all publishers (default 500)\n"
+            "  --fault-ms MS      mean interval between faults (default 1500)\n"
+            "  --down-ms MS       longest down time of a killed component (default 2000)\n"
+            "  --settle-ms MS     longest wait for convergence at the end (default 30000)\n"
+            "  --faults LIST      kinds to inject, comma-separated: broker, subscriber,\n"
+            "                     publisher, or none (default all)\n"
+            "  --broker PATH      hvn-broker program (default: next to this program)\n"
+            "  --keep             keep the temporary directory (broker logs) and print it\n"
+            "  --verbose          log every fault\n"
+            "  --help             show this help and exit\n"
+            "\n"
+            "Exit status: 0 when every view equals the truth and every subscriber repaired\n"
+            "the losses it detected, 1 otherwise, 2 on bad usage.\n");
+}
+
+//  Returns nothing; prints "chaos: <message>" on stderr and exits 2.
+static void s_bad_usage(const char *option, const char *what, const char *value)
+{
+    fprintf(stderr, S_PROG ": %s: %s, got '%s' (try --help)\n", option, what, value);
+    exit(2);
+}
+
+//  Returns text as a whole number from lo to hi; exits 2 otherwise.
+static int64_t s_parse_int(const char *option, const char *text, int64_t lo, int64_t hi)
+{
+    char what[96];
+    snprintf(what, sizeof(what), "expected a whole number from %" PRId64 " to %" PRId64, lo, hi);
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
+        s_bad_usage(option, what, text);
+    return (int64_t)value;
+}
+
+//  Returns nothing; sets the fault kinds from a comma-separated list, or
+//  exits 2.
+static void s_parse_faults(s_config_t *config, const char *text)
+{
+    memset(config->faults, 0, sizeof(config->faults));
+    if (streq(text, "none"))
+        return;
+    char *copy = strdup(text);
+    assert(copy);
+    char *save = NULL;
+    for (char *word = strtok_r(copy, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
+        int k = 0;
+        while (k < S_FAULT_COUNT && !streq(word, s_fault_names[k]))
+            k++;
+        if (k == S_FAULT_COUNT)
+            s_bad_usage("--faults", "expected broker, subscriber, publisher or none", word);
+        config->faults[k] = true;
+    }
+    free(copy);
+}
+
+//  Returns the path of hvn-broker next to this program, in a static buffer.
+static const char *s_default_broker(void)
+{
+    static char path[PATH_MAX];
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len <= 0)
+        return "hvn-broker";
+    self[len] = '\0';
+    snprintf(path, sizeof(path), "%s/hvn-broker", dirname(self));
+    return path;
+}
+
+//  Returns nothing; config holds the command line's settings, or the
+//  process has exited (0 after --help, 2 on bad usage).
+static void s_parse_args(int argc, char **argv, s_config_t *config)
+{
+    enum {
+        O_PUBLISHERS = 1,
+        O_NODES,
+        O_SECONDS,
+        O_BROKERS,
+        O_SUBSCRIBERS,
+        O_SEED,
+        O_HEARTBEAT,
+        O_RATE,
+        O_FAULT_MS,
+        O_DOWN_MS,
+        O_SETTLE_MS,
+        O_FAULTS,
+        O_BROKER,
+        O_KEEP,
+        O_VERBOSE,
+        O_HELP
+    };
+    static const struct option options[] = {
+        {"publishers", required_argument, NULL, O_PUBLISHERS},
+        {"nodes", required_argument, NULL, O_NODES},
+        {"seconds", required_argument, NULL, O_SECONDS},
+        {"brokers", required_argument, NULL, O_BROKERS},
+        {"subscribers", required_argument, NULL, O_SUBSCRIBERS},
+        {"seed", required_argument, NULL, O_SEED},
+        {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
+        {"rate", required_argument, NULL, O_RATE},
+        {"fault-ms", required_argument, NULL, O_FAULT_MS},
+        {"down-ms", required_argument, NULL, O_DOWN_MS},
+        {"settle-ms", required_argument, NULL, O_SETTLE_MS},
+        {"faults", required_argument, NULL, O_FAULTS},
+        {"broker", required_argument, NULL, O_BROKER},
+        {"keep", no_argument, NULL, O_KEEP},
+        {"verbose", no_argument, NULL, O_VERBOSE},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    *config = (s_config_t){.publishers = 5,
+                           .nodes = 20,
+                           .seconds = 30,
+                           .brokers = 1,
+                           .subscribers = 3,
+                           .seed = (uint64_t)zclock_time() ^ ((uint64_t)getpid() << 32),
+                           .heartbeat_ms = 1000,
+                           .rate = 500,
+                           .fault_ms = 1500,
+                           .down_ms = 2000,
+                           .settle_ms = 30000,
+                           .faults = {true, true, true},
+                           .broker_path = NULL};
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (opt) {
+        case O_PUBLISHERS:
+            config->publishers = (int)s_parse_int("--publishers", optarg, 1, 1000);
+            break;
+        case O_NODES:
+            config->nodes = (int)s_parse_int("--nodes", optarg, 1, 100000);
+            break;
+        case O_SECONDS:
+            config->seconds = (int)s_parse_int("--seconds", optarg, 1, 86400);
+            break;
+        case O_BROKERS:
+            config->brokers = (int)s_parse_int("--brokers", optarg, 1, S_MAX_BROKERS);
+            break;
+        case O_SUBSCRIBERS:
+            config->subscribers = (int)s_parse_int("--subscribers", optarg, 1, 100);
+            break;
+        case O_SEED:
+            config->seed = (uint64_t)s_parse_int("--seed", optarg, 0, INT64_MAX);
+            break;
+        case O_HEARTBEAT:
+            config->heartbeat_ms = (int)s_parse_int("--heartbeat-ms", optarg, 10, 600000);
+            break;
+        case O_RATE:
+            config->rate = (int)s_parse_int("--rate", optarg, 1, 1000000);
+            break;
+        case O_FAULT_MS:
+            config->fault_ms = (int)s_parse_int("--fault-ms", optarg, 2, 3600000);
+            break;
+        case O_DOWN_MS:
+            config->down_ms = (int)s_parse_int("--down-ms", optarg, 0, 3600000);
+            break;
+        case O_SETTLE_MS:
+            config->settle_ms = (int)s_parse_int("--settle-ms", optarg, 1, 3600000);
+            break;
+        case O_FAULTS:
+            s_parse_faults(config, optarg);
+            break;
+        case O_BROKER:
+            config->broker_path = optarg;
+            break;
+        case O_KEEP:
+            config->keep = true;
+            break;
+        case O_VERBOSE:
+            config->verbose = true;
+            break;
+        case 'h':
+        case O_HELP:
+            s_usage(stdout);
+            exit(0);
+        case ':':
+            fprintf(stderr, S_PROG ": %s: missing value (try --help)\n", argv[optind - 1]);
+            exit(2);
+        default:
+            fprintf(stderr, S_PROG ": unknown option '%s' (try --help)\n", argv[optind - 1]);
+            exit(2);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, S_PROG ": unexpected argument '%s' (try --help)\n", argv[optind]);
+        exit(2);
+    }
+    config->seed &= INT64_MAX; //  Printable and accepted back by --seed
+    if (!config->broker_path)
+        config->broker_path = s_default_broker();
+    if (access(config->broker_path, X_OK) != 0)
+        s_bad_usage("--broker", "expected an executable hvn-broker", config->broker_path);
+}
+
+// --------------------------------------------------------------------------
+//  Summary
+
+//  Prints the summary. Returns true when the run passed: every view equal
+//  to the truth and every subscriber's detected losses repaired.
+static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64_t since_fault_ms)
+{
+    const s_config_t *config = &self->config;
+    uint64_t sent = 0;
+    int live = 0;
+    for (int p = 0; p < config->publishers; p++) {
+        sent += self->publishers[p].sent_before + s_publisher_sent(&self->publishers[p]);
+        for (int n = 0; n < config->nodes; n++)
+            live += self->publishers[p].nodes[n].live;
+    }
+    printf("chaos: seed %" PRIu64 "\n", config->seed);
+    printf("publishers %d, nodes %d each (%d live at the end), brokers %d, subscribers %d\n",
+           config->publishers, config->nodes, live, config->brokers, config->subscribers);
+    printf("duration %d s, heartbeat %d ms, rate %d changes/s\n", config->seconds,
+           config->heartbeat_ms, config->rate);
+    printf("changes reported %" PRIu64 ", removes %" PRIu64 ", refused %" PRIu64
+           ", notifications sent %" PRIu64 "\n",
+           self->changes, self->removes, self->refused, sent);
+    printf("faults:");
+    for (int k = 0; k < S_FAULT_COUNT; k++)
+        printf(" %s %" PRIu64, s_fault_names[k], self->faults[k]);
+    printf(" (publisher restarts deferred, no broker: %" PRIu64 ")\n", self->deferred);
+    if (self->crashes)
+        printf("brokers that exited by themselves: %" PRIu64 "\n", self->crashes);
+    bool repaired_all = true;
+    for (int s = 0; s < config->subscribers; s++) {
+        s_subscriber_t *sub = &self->subscribers[s];
+        uint64_t detected, repaired;
+        s_subscriber_losses(sub, &detected, &repaired);
+        printf("subscriber %d: started %d times, losses detected %" PRIu64 ", repaired %" PRIu64
+               " (killed instances: %" PRIu64 " / %" PRIu64 ", %" PRIu64 " unfinished at kill)\n",
+               s, sub->starts, detected, repaired, sub->detected, sub->repaired, sub->unfinished);
+        repaired_all = repaired_all && detected == repaired;
+    }
+    if (converge_ms >= 0)
+        printf("converged %" PRId64 " ms after changes stopped and all was restarted (%" PRId64
+               " ms after the last fault)\n",
+               converge_ms, since_fault_ms);
+    else
+        printf("did not converge within %d ms\n", config->settle_ms);
+    bool pass = views_bad == 0 && repaired_all && self->crashes == 0;
+    printf("%s\n", pass ? "PASS" : "FAIL");
+    return pass;
+}
+
+//  Returns the process exit status.
+int main(int argc, char **argv)
+{
+    s_chaos_t chaos = {0};
+    s_parse_args(argc, argv, &chaos.config);
+    zsys_set_logident(S_PROG);
+    zsys_set_logstream(stderr);
+    zsys_set_logsystem(false);
+    zsys_init();
+    chaos.rand = chaos.config.seed;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    int rc = s_setup(&chaos);
+    if (rc == 0) {
+        printf("chaos: seed %" PRIu64 ", directory %s\n", chaos.config.seed, chaos.dir);
+        rc = s_heal(&chaos, 0, true);
+    }
+    if (rc == 0)
+        rc = s_wait_brokers(&chaos, zclock_mono() + 10000);
+    if (rc == 0)
+        rc = s_run_chaos(&chaos);
+
+    //  Quiesce: no more changes or faults; everything back; flush; wait
+    int64_t converge_ms = -1, since_fault_ms = 0;
+    int views_bad = -1;
+    if (rc == 0) {
+        int64_t deadline = zclock_mono() + chaos.config.settle_ms;
+        rc = s_heal(&chaos, 0, true);
+        if (rc == 0)
+            rc = s_wait_brokers(&chaos, deadline);
+        int64_t healed = zclock_mono();
+        for (int p = 0; p < chaos.config.publishers && rc == 0; p++) {
+            int64_t left = deadline - zclock_mono();
+            if (hvn_publisher_flush(chaos.publishers[p].pub, left > 0 ? (int)left : 0) != 0)
+                zsys_warning(S_PROG ": %s did not flush in time", chaos.publishers[p].host);
+        }
+        if (rc == 0 && s_converge(&chaos, deadline) == 0) {
+            int64_t now = zclock_mono();
+            converge_ms = now - healed;
+            since_fault_ms = now - chaos.last_fault;
+        }
+        if (rc == 0)
+            views_bad = s_views_compare(&chaos, true);
+    }
+    bool pass = false;
+    if (rc == 0)
+        pass = s_summary(&chaos, views_bad, converge_ms, since_fault_ms);
+    else
+        printf("chaos: stopped early (interrupted or a component could not start)\n");
+    if (chaos.config.keep)
+        printf("chaos: kept %s\n", chaos.dir);
+    s_teardown(&chaos);
+    return pass ? 0 : 1;
+}

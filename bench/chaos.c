@@ -678,7 +678,7 @@ static int s_setup(s_chaos_t *self)
         snprintf(broker->frontend, sizeof(broker->frontend), "ipc://%s/b%d-frontend", self->dir, b);
         snprintf(broker->backend, sizeof(broker->backend), "ipc://%s/b%d-backend", self->dir, b);
         snprintf(broker->service, sizeof(broker->service), "ipc://%s/b%d-service", self->dir, b);
-        snprintf(broker->log_path, sizeof(broker->log_path), "%s/%s.log", self->dir, broker->name);
+        snprintf(broker->log_path, sizeof(broker->log_path), "%s/chaos-b%d.log", self->dir, b);
         strcat(self->frontends, b ? "," : "");
         strcat(self->frontends, broker->frontend);
         strcat(self->backends, b ? "," : "");

@@ -64,6 +64,7 @@ file(GLOB hvn_proto_headers ${CMAKE_SOURCE_DIR}/proto/*.h)
 install(FILES ${hvn_proto_headers}
               ${CMAKE_SOURCE_DIR}/publisher/hvn_publisher.h
               ${CMAKE_SOURCE_DIR}/subscriber/hvn_subscriber.h
+              ${CMAKE_SOURCE_DIR}/subscriber/hvn_replica.h
         DESTINATION ${hvn_pkg_includedir})
 
 # --------------------------------------------------------------------------

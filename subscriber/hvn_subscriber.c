@@ -41,11 +41,13 @@ struct _hvn_subscriber_t {
     char **topics;                   //  Subscribed prefixes (copies)
     size_t topic_count;              //  Entries in topics
     bool track_gaps;                 //  A prefix covers every notification
+    int rcvhwm;                      //  SUB receive high water mark
     hvn_decoder_t *decoder;          //  Validates every message
     hvn_rejects_t rejects;           //  Refusals by reason, rate-limited logs
     zhashx_t *publishers;            //  Instance uuid text -> s_publisher_t
     int64_t pruned_ms;               //  Monotonic time of the last prune
     char broker_id[HVN_STR_MAX + 1]; //  From the last snapshot's END
+    hvn_end_t end;                   //  The last snapshot's END, kept whole
     hvn_subscriber_stats_t stats;    //  Counters (skipped ones live in rejects)
 };
 
@@ -263,7 +265,7 @@ static int s_open_sub(hvn_subscriber_t *self, const char *endpoint)
     }
     //  Past the HWM libzmq drops silently; seq gaps then tell, but a deep
     //  queue rides out bursts in the first place
-    zsock_set_rcvhwm(self->sub, S_RCVHWM);
+    zsock_set_rcvhwm(self->sub, self->rcvhwm);
     if (s_apply_curve(self, self->sub) != 0)
         return -1;
     if (self->topic_count == 0)
@@ -296,6 +298,7 @@ hvn_subscriber_t *hvn_subscriber_new(const hvn_subscriber_opts_t *opts)
     }
     zhashx_set_destructor(self->publishers, s_free_item);
     self->pruned_ms = zclock_mono();
+    self->rcvhwm = opts->rcvhwm > 0 ? opts->rcvhwm : S_RCVHWM;
     if (s_open_sub(self, opts->endpoint) != 0)
         hvn_subscriber_destroy(&self);
     return self;
@@ -311,6 +314,7 @@ void hvn_subscriber_destroy(hvn_subscriber_t **self_p)
     zsock_destroy(&self->sub);
     hvn_decoder_destroy(&self->decoder);
     zhashx_destroy(&self->publishers);
+    hvn_end_clear(&self->end);
     for (size_t i = 0; self->topics && i < self->topic_count; i++)
         free(self->topics[i]);
     free(self->topics);
@@ -519,6 +523,9 @@ static int s_snapshot_end(s_snapshot_t *snap, zmq_msg_t *parts, int count)
         s_end_apply(self, &end);
         self->stats.snapshots++;
         rc = snap->delivered;
+        hvn_end_clear(&self->end);
+        self->end = end; //  Kept: hvn_subscriber_end() hands it out
+        return rc;
     }
     if (reason == HVN_OK)
         hvn_end_clear(&end);
@@ -643,6 +650,13 @@ const char *hvn_subscriber_broker_id(hvn_subscriber_t *self)
 {
     assert(self);
     return self->broker_id;
+}
+
+//  Returns the last snapshot's END (empty before one).
+const hvn_end_t *hvn_subscriber_end(hvn_subscriber_t *self)
+{
+    assert(self);
+    return &self->end;
 }
 
 // --------------------------------------------------------------------------

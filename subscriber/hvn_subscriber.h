@@ -43,6 +43,7 @@ typedef struct {
     const char *host;          //  Only this host's messages (exact); NULL = all
     const char *curve_secret;  //  Client certificate file; NULL = plain
     const char *curve_server;  //  Broker's public certificate file
+    int rcvhwm;                //  Messages queued before libzmq drops; 0 = 100 000
 } hvn_subscriber_opts_t;
 
 typedef struct _hvn_subscriber_t hvn_subscriber_t;
@@ -90,6 +91,11 @@ uint64_t hvn_subscriber_snapshot_seq(hvn_subscriber_t *self, const uint8_t insta
 //  Returns the broker_id of the last snapshot's END, or "" before one. The
 //  string is owned by the subscriber; valid until its next snapshot.
 const char *hvn_subscriber_broker_id(hvn_subscriber_t *self);
+
+//  Returns the last completed snapshot's END: broker_id, count and every
+//  publisher instance's seq it named (publisher_count 0 and broker_id ""
+//  before one). Owned by the subscriber; valid until its next snapshot.
+const hvn_end_t *hvn_subscriber_end(hvn_subscriber_t *self);
 
 //  Asks the broker's service socket for its counters (["STATS"]) and returns
 //  them as one line of compact JSON, a heap string the caller frees, or NULL

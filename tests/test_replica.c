@@ -1,0 +1,659 @@
+/*  test_replica.c — the fleet replica against in-process fake brokers.
+
+    A fake broker is an XPUB bound on inproc:// (its backend) and a ROUTER
+    in an actor (its service) that answers every SNAPSHOT with the replies
+    the test queued, or stays mute. The test thread only changes the queued
+    replies while the replica is not polling, so the actor never reads them
+    while they change. Every test waits for the replica's subscriptions to
+    reach the XPUBs before it publishes: no sleeps.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <msgpack.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "hvn_replica.h"
+
+#define S_UUID_A "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
+#define S_UUID_B "0d9a1b6c-3e2f-4a5b-8c7d-6e5f4a3b2c1d"
+#define S_UUID_C "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+#define S_INST1 "01010101-0101-0101-0101-010101010101"
+#define S_INST2 "02020202-0202-0202-0202-020202020202"
+#define S_HOST1 "cmp-001"
+#define S_HOST2 "cmp-002"
+#define S_WAIT_MS 5000    //  Longest any step may take
+#define S_SNAPSHOT_MS 200 //  Replica's wait for a snapshot reply
+#define S_EVENTS_MAX 64
+
+//  One fake broker
+typedef struct {
+    char backend[64];   //  XPUB endpoint
+    char service[64];   //  ROUTER endpoint
+    zsock_t *xpub;      //  Its backend
+    zactor_t *actor;    //  Its service
+    zlist_t *replies;   //  zmsg_t answered to every SNAPSHOT, in order
+    volatile int mute;  //  Nonzero: requests get no answer
+    volatile int asked; //  SNAPSHOT requests received
+} s_broker_t;
+
+//  What the change callback saw
+typedef struct {
+    hvn_replica_change_t change;
+    char uuid[HVN_UUID_STR_LEN + 1];
+    bool from_snapshot;
+    bool has_msg;
+    uint64_t seq;
+} s_event_t;
+
+static hvn_encoder_t *encoder;
+static s_broker_t brokers[2];
+static s_event_t events[S_EVENTS_MAX];
+static int event_count;
+static int endpoint_seq;
+
+// --------------------------------------------------------------------------
+//  The fake brokers
+
+//  The service: answers every SNAPSHOT with the queued replies unless mute.
+static void s_service(zsock_t *pipe, void *arg)
+{
+    s_broker_t *broker = arg;
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    int rc = router ? zsock_bind(router, "%s", broker->service) : -1;
+    zsock_signal(pipe, rc == 0 ? 0 : 1);
+    if (rc != 0) {
+        zsock_destroy(&router);
+        return;
+    }
+    zpoller_t *poller = zpoller_new(pipe, router, NULL);
+    while (zpoller_wait(poller, -1) == router) {
+        zmsg_t *request = zmsg_recv(router);
+        zframe_t *id = zmsg_pop(request);
+        broker->asked++;
+        for (zmsg_t *reply = broker->mute ? NULL : zlist_first(broker->replies); reply;
+             reply = zlist_next(broker->replies)) {
+            zmsg_t *copy = zmsg_dup(reply);
+            zmsg_pushmem(copy, zframe_data(id), zframe_size(id));
+            zmsg_send(&copy, router);
+        }
+        zframe_destroy(&id);
+        zmsg_destroy(&request);
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&router);
+}
+
+//  Returns nothing; empties a broker's queued replies.
+static void s_replies_clear(s_broker_t *broker)
+{
+    zmsg_t *msg;
+    while ((msg = zlist_pop(broker->replies)))
+        zmsg_destroy(&msg);
+}
+
+static void s_setup(void)
+{
+    encoder = hvn_encoder_new();
+    cr_assert(encoder);
+    event_count = 0;
+    for (int i = 0; i < 2; i++) {
+        s_broker_t *b = &brokers[i];
+        memset(b, 0, sizeof(*b));
+        snprintf(b->backend, sizeof(b->backend), "inproc://replica-%d-%d-pub", (int)getpid(),
+                 ++endpoint_seq);
+        snprintf(b->service, sizeof(b->service), "inproc://replica-%d-%d-svc", (int)getpid(),
+                 endpoint_seq);
+        b->xpub = zsock_new(ZMQ_XPUB);
+        cr_assert(b->xpub);
+        zsock_set_rcvtimeo(b->xpub, S_WAIT_MS);
+        zsock_set_xpub_verbose(b->xpub, 1);
+        cr_assert_eq(zsock_bind(b->xpub, "%s", b->backend), 0);
+        b->replies = zlist_new();
+        b->actor = zactor_new(s_service, b);
+        cr_assert(b->actor);
+    }
+}
+
+static void s_teardown(void)
+{
+    for (int i = 0; i < 2; i++) {
+        zactor_destroy(&brokers[i].actor);
+        zsock_destroy(&brokers[i].xpub);
+        s_replies_clear(&brokers[i]);
+        zlist_destroy(&brokers[i].replies);
+    }
+    hvn_encoder_destroy(&encoder);
+}
+
+TestSuite(replica, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+// --------------------------------------------------------------------------
+//  Messages
+
+//  A node with every field set; vcpus_used varies per version.
+static void s_node(hvn_node_t *node, const char *uuid, const char *host, int64_t vcpus_used)
+{
+    hvn_node_init(node);
+    for (int f = 0; f < HVN_F_COUNT; f++)
+        if (hvn_schema_fields[f].type == HVN_TYPE_INT)
+            hvn_node_set_int(node, f, 1000 + f);
+    hvn_node_set_int(node, HVN_F_VCPUS_USED, vcpus_used);
+    hvn_node_set_str(node, HVN_F_UUID, uuid);
+    hvn_node_set_str(node, HVN_F_HOST, host);
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "node.example.org");
+    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
+}
+
+//  Returns the encoded notification; instance is 16 bytes of one value.
+static hvn_frames_t s_encode(hvn_event_t event, const char *uuid, const char *host, uint64_t seq,
+                             uint8_t instance, int64_t vcpus_used)
+{
+    hvn_node_t node;
+    s_node(&node, uuid, host, vcpus_used);
+    hvn_envelope_t env = {.host = host};
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
+    memset(header.instance, instance, 16);
+    hvn_frames_t frames;
+    cr_assert_eq(hvn_encoder_notification(encoder, event, &env, &node, &header, &frames), 0);
+    return frames;
+}
+
+//  Sends three frames on a broker's backend.
+static void s_send_frames(s_broker_t *broker, const hvn_frames_t *fr)
+{
+    zsock_t *sock = broker->xpub;
+    cr_assert_eq(zmq_send(zsock_resolve(sock), fr->topic, fr->topic_size, ZMQ_SNDMORE),
+                 (int)fr->topic_size);
+    cr_assert_eq(zmq_send(zsock_resolve(sock), fr->header, HVN_HEADER_SIZE, ZMQ_SNDMORE),
+                 HVN_HEADER_SIZE);
+    cr_assert_eq(zmq_send(zsock_resolve(sock), fr->body, fr->body_size, 0), (int)fr->body_size);
+}
+
+//  Publishes a notification through a broker.
+static void s_publish(s_broker_t *broker, hvn_event_t event, const char *uuid, const char *host,
+                      uint64_t seq, uint8_t instance, int64_t vcpus_used)
+{
+    hvn_frames_t fr = s_encode(event, uuid, host, seq, instance, vcpus_used);
+    s_send_frames(broker, &fr);
+}
+
+//  Publishes a publisher heartbeat listing count uuids, seq = last used.
+static void s_heartbeat(s_broker_t *broker, const char *host, uint64_t seq, uint8_t instance,
+                        const char *const *uuids, size_t count, int64_t interval_ms)
+{
+    hvn_envelope_t env = {.host = host};
+    hvn_header_t header = {.seq = seq};
+    memset(header.instance, instance, 16);
+    hvn_frames_t fr;
+    cr_assert_eq(hvn_encoder_heartbeat(encoder, &env, interval_ms, uuids, count, &header, &fr), 0);
+    s_send_frames(broker, &fr);
+}
+
+//  Publishes a broker heartbeat naming broker_id.
+static void s_broker_heartbeat(s_broker_t *broker, const char *broker_id, int64_t interval_ms)
+{
+    hvn_header_t header = {0};
+    memset(header.instance, 0xEE, 16);
+    hvn_frames_t fr;
+    cr_assert_eq(
+        hvn_encoder_broker_heartbeat(encoder, "fake", broker_id, interval_ms, &header, &fr), 0);
+    s_send_frames(broker, &fr);
+}
+
+//  Queues ["ITEM", ...] of a notification in a broker's snapshot.
+static void s_item(s_broker_t *broker, hvn_event_t event, const char *uuid, const char *host,
+                   uint64_t seq, uint8_t instance, int64_t vcpus_used)
+{
+    hvn_frames_t fr = s_encode(event, uuid, host, seq, instance, vcpus_used);
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, "ITEM");
+    zmsg_addmem(msg, fr.topic, fr.topic_size);
+    zmsg_addmem(msg, fr.header, HVN_HEADER_SIZE);
+    zmsg_addmem(msg, fr.body, fr.body_size);
+    zlist_append(broker->replies, msg);
+}
+
+//  Packs a msgpack str.
+static void s_pack_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+//  Queues the END: broker_id, count, and n instance/seq pairs.
+static void s_end(s_broker_t *broker, const char *broker_id, uint64_t count, size_t n,
+                  const char *const *instances, const uint64_t *seqs)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    s_pack_str(&pk, "broker_id");
+    s_pack_str(&pk, broker_id);
+    s_pack_str(&pk, "count");
+    msgpack_pack_uint64(&pk, count);
+    s_pack_str(&pk, "publishers");
+    msgpack_pack_map(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        s_pack_str(&pk, instances[i]);
+        msgpack_pack_uint64(&pk, seqs[i]);
+    }
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, "END");
+    zmsg_addmem(msg, sbuf.data, sbuf.size);
+    zlist_append(broker->replies, msg);
+    msgpack_sbuffer_destroy(&sbuf);
+}
+
+// --------------------------------------------------------------------------
+//  The replica under test
+
+//  Records every change.
+static void s_record(const hvn_replica_event_t *event, void *arg)
+{
+    (void)arg;
+    if (event->change == HVN_REPLICA_HEARTBEAT || event_count >= S_EVENTS_MAX)
+        return;
+    s_event_t *e = &events[event_count++];
+    e->change = event->change;
+    e->from_snapshot = event->from_snapshot;
+    e->has_msg = event->msg != NULL;
+    e->uuid[0] = '\0';
+    if (event->node)
+        snprintf(e->uuid, sizeof(e->uuid), "%s", event->node->node.uuid);
+    else if (event->msg)
+        snprintf(e->uuid, sizeof(e->uuid), "%s", event->msg->node.uuid);
+    e->seq = event->node ? event->node->seq : 0;
+}
+
+//  Waits until a broker's XPUB has seen `count` subscriptions.
+static void s_await_subscriptions(s_broker_t *broker, int count)
+{
+    for (int i = 0; i < count;) {
+        zframe_t *frame = zframe_recv(broker->xpub);
+        cr_assert(frame, "no subscription arrived");
+        if (zframe_size(frame) > 0 && zframe_data(frame)[0] == 1)
+            i++;
+        zframe_destroy(&frame);
+    }
+}
+
+//  Returns a replica of the first `links` fake brokers, subscribed.
+static hvn_replica_t *s_replica(size_t links, int heartbeat_ms)
+{
+    const char *backends[2] = {brokers[0].backend, brokers[1].backend};
+    const char *services[2] = {brokers[0].service, brokers[1].service};
+    hvn_replica_opts_t opts = {.backends = backends,
+                               .services = services,
+                               .broker_count = links,
+                               .snapshot_timeout_ms = S_SNAPSHOT_MS,
+                               .heartbeat_ms = heartbeat_ms,
+                               .fn = s_record};
+    hvn_replica_t *replica = hvn_replica_new(&opts);
+    cr_assert(replica);
+    for (size_t i = 0; i < links; i++)
+        s_await_subscriptions(&brokers[i], 2); //  compute_node. and hvn.
+    return replica;
+}
+
+//  Polls until cond holds, at most S_WAIT_MS; asserts it then.
+#define S_POLL_UNTIL(replica, cond)                                                                \
+    do {                                                                                           \
+        int64_t until_ = zclock_mono() + S_WAIT_MS;                                                \
+        while (!(cond) && zclock_mono() < until_)                                                  \
+            hvn_replica_poll((replica), 20);                                                       \
+        cr_assert((cond), "never true: %s", #cond);                                                \
+    } while (0)
+
+//  Returns the replica's counters.
+static hvn_replica_stats_t s_stats(hvn_replica_t *replica)
+{
+    hvn_replica_stats_t stats;
+    hvn_replica_stats(replica, &stats);
+    return stats;
+}
+
+//  Returns the index of the first recorded event of change for uuid (NULL:
+//  any), or -1.
+static int s_find_event(hvn_replica_change_t change, const char *uuid)
+{
+    for (int i = 0; i < event_count; i++)
+        if (events[i].change == change && (!uuid || strcmp(events[i].uuid, uuid) == 0))
+            return i;
+    return -1;
+}
+
+//  Queues broker 0's snapshot: A (inst1 seq 3) and B (inst2 seq 7).
+static void s_fleet_ab(s_broker_t *broker)
+{
+    s_replies_clear(broker);
+    s_item(broker, HVN_EVENT_CREATE, S_UUID_A, S_HOST1, 3, 0x01, 1);
+    s_item(broker, HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 7, 0x02, 2);
+    const char *instances[] = {S_INST1, S_INST2};
+    uint64_t seqs[] = {3, 7};
+    s_end(broker, "b1", 2, 2, instances, seqs);
+}
+
+// --------------------------------------------------------------------------
+//  Cases
+
+Test(replica, first_snapshot_fills_the_view_and_live_skips_what_it_held)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    //  Queued while the snapshot is taken: the first already in it
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 3, 0x01, 1);
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 9);
+    S_POLL_UNTIL(replica, s_stats(replica).applied == 1);
+
+    cr_assert(hvn_replica_synced(replica));
+    cr_assert_eq(hvn_replica_size(replica), 2);
+    const hvn_replica_node_t *a = hvn_replica_get(replica, S_UUID_A);
+    cr_assert(a);
+    cr_assert_eq(a->seq, 4);
+    cr_assert_eq(a->node.vcpus_used, 9);
+    cr_assert_str_eq(a->host, S_HOST1);
+    cr_assert_eq(a->instance[0], 0x01);
+    const hvn_replica_node_t *b = hvn_replica_get(replica, S_UUID_B);
+    cr_assert(b);
+    cr_assert_eq(b->seq, 7);
+    cr_assert_null(hvn_replica_get(replica, S_UUID_C));
+
+    hvn_replica_stats_t stats = s_stats(replica);
+    cr_assert_eq(stats.snapshots, 1);
+    cr_assert_eq(stats.stale, 1);
+    cr_assert_eq(stats.losses, 0);
+    cr_assert_eq(stats.repairs, 0);
+    //  Created twice by the snapshot, replaced, then updated live
+    cr_assert_eq(event_count, 4);
+    cr_assert_eq(events[0].change, HVN_REPLICA_CREATED);
+    cr_assert(events[0].from_snapshot && events[0].has_msg);
+    cr_assert_eq(events[2].change, HVN_REPLICA_REPLACED);
+    cr_assert_eq(events[3].change, HVN_REPLICA_UPDATED);
+    cr_assert_not(events[3].from_snapshot);
+    cr_assert_eq(events[3].seq, 4);
+    hvn_replica_destroy(&replica);
+    cr_assert_null(replica);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, live_delete_removes_the_node_and_create_adds_one)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_publish(&brokers[0], HVN_EVENT_DELETE, S_UUID_A, S_HOST1, 4, 0x01, 0);
+    s_publish(&brokers[0], HVN_EVENT_CREATE, S_UUID_C, S_HOST2, 8, 0x02, 5);
+    S_POLL_UNTIL(replica, s_stats(replica).applied == 2);
+    cr_assert_null(hvn_replica_get(replica, S_UUID_A));
+    cr_assert(hvn_replica_get(replica, S_UUID_C));
+    cr_assert_eq(hvn_replica_size(replica), 2);
+    int deleted = s_find_event(HVN_REPLICA_DELETED, S_UUID_A);
+    cr_assert_geq(deleted, 0);
+    cr_assert(events[deleted].has_msg && !events[deleted].from_snapshot);
+    cr_assert_geq(s_find_event(HVN_REPLICA_CREATED, S_UUID_C), 0);
+    cr_assert_eq(s_stats(replica).losses, 0);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, seq_gap_is_detected_and_a_snapshot_replaces_the_view)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    //  The broker's truth now: A at seq 6, B deleted, C created
+    s_replies_clear(&brokers[0]);
+    s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 6, 0x01, 6);
+    s_item(&brokers[0], HVN_EVENT_CREATE, S_UUID_C, S_HOST2, 9, 0x02, 3);
+    const char *instances[] = {S_INST1, S_INST2};
+    uint64_t seqs[] = {6, 9};
+    s_end(&brokers[0], "b1", 2, 2, instances, seqs);
+    event_count = 0;
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 6, 0x01, 6); //  4, 5 lost
+    S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
+
+    hvn_replica_stats_t stats = s_stats(replica);
+    cr_assert_eq(stats.gaps, 1);
+    cr_assert_eq(stats.missed, 2);
+    cr_assert_eq(stats.losses, 1);
+    cr_assert_eq(stats.repaired, 1);
+    cr_assert_eq(stats.snapshots, 2);
+    cr_assert_eq(hvn_replica_size(replica), 2);
+    cr_assert_null(hvn_replica_get(replica, S_UUID_B));
+    cr_assert_eq(hvn_replica_get(replica, S_UUID_C)->seq, 9);
+    int gone = s_find_event(HVN_REPLICA_DELETED, S_UUID_B);
+    cr_assert_geq(gone, 0);
+    cr_assert(events[gone].from_snapshot && !events[gone].has_msg);
+    cr_assert_geq(s_find_event(HVN_REPLICA_CREATED, S_UUID_C), 0);
+    cr_assert_geq(s_find_event(HVN_REPLICA_REPLACED, NULL), 0);
+    //  A was already at seq 6: the snapshot changed nothing there
+    cr_assert_eq(s_find_event(HVN_REPLICA_UPDATED, S_UUID_A), 0, "the live update only");
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, detections_while_a_repair_is_pending_join_it)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    int asked = brokers[0].asked;
+    brokers[0].mute = 1; //  The repair cannot complete yet
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 5, 0x01, 5);
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 9, 0x02, 5);
+    S_POLL_UNTIL(replica, s_stats(replica).gaps == 2);
+    cr_assert_eq(s_stats(replica).repaired, 0);
+    cr_assert_not(hvn_replica_synced(replica));
+    S_POLL_UNTIL(replica, s_stats(replica).repairs_failed >= 2);
+    cr_assert_eq(s_stats(replica).losses, 2);
+
+    s_replies_clear(&brokers[0]); //  Safe: the service answers nothing while mute
+    s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 5, 0x01, 5);
+    s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 9, 0x02, 5);
+    const char *instances[] = {S_INST1, S_INST2};
+    uint64_t seqs[] = {5, 9};
+    s_end(&brokers[0], "b1", 2, 2, instances, seqs);
+    brokers[0].mute = 0;
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    hvn_replica_stats_t stats = s_stats(replica);
+    cr_assert_eq(stats.repairs, 1, "one repair for both gaps");
+    cr_assert_eq(stats.repaired, 2);
+    cr_assert_eq(stats.losses, stats.repaired);
+    cr_assert_geq(stats.repairs_failed, 2);
+    //  Failed attempts back off: far fewer requests than polls
+    cr_assert_lt(brokers[0].asked - asked, 30);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, first_snapshot_failing_is_retried_until_a_broker_answers)
+{
+    brokers[0].mute = 1;
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, s_stats(replica).repairs_failed >= 1);
+    cr_assert_not(hvn_replica_synced(replica));
+    cr_assert_eq(hvn_replica_size(replica), 0);
+    brokers[0].mute = 0;
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    cr_assert_eq(hvn_replica_size(replica), 2);
+    cr_assert_eq(s_stats(replica).losses, 0);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, heartbeat_naming_a_node_the_view_lacks_is_stale_and_repaired)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    //  Agrees: inst1 applied up to 3, host 1 holds A only
+    const char *just_a[] = {S_UUID_A};
+    s_heartbeat(&brokers[0], S_HOST1, 3, 0x01, just_a, 1, 10000);
+    const char *a_and_c[] = {S_UUID_A, S_UUID_C};
+    s_heartbeat(&brokers[0], S_HOST1, 3, 0x01, a_and_c, 2, 10000);
+    S_POLL_UNTIL(replica, s_stats(replica).stale_heartbeats == 1);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    hvn_replica_stats_t stats = s_stats(replica);
+    cr_assert_eq(stats.repairs, 1);
+    cr_assert_eq(stats.repaired, 1);
+    cr_assert_eq(stats.gaps, 0);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, heartbeat_missing_a_held_node_is_stale)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_heartbeat(&brokers[0], S_HOST2, 7, 0x02, NULL, 0, 10000);
+    S_POLL_UNTIL(replica, s_stats(replica).stale_heartbeats == 1);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, heartbeat_is_compared_only_once_its_seq_is_applied)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    //  Older than the view (a broker behind): not compared
+    s_heartbeat(&brokers[0], S_HOST1, 2, 0x01, NULL, 0, 10000);
+    //  Ahead of the view: a gap, not a stale list
+    s_heartbeat(&brokers[0], S_HOST2, 9, 0x02, NULL, 0, 10000);
+    S_POLL_UNTIL(replica, s_stats(replica).gaps == 1);
+    hvn_replica_stats_t stats = s_stats(replica);
+    cr_assert_eq(stats.missed, 2);
+    cr_assert_eq(stats.stale_heartbeats, 0);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, unrepairable_stale_heartbeat_repairs_at_most_once_per_interval)
+{
+    s_fleet_ab(&brokers[0]); //  The broker never learns of C
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    const char *a_and_c[] = {S_UUID_A, S_UUID_C};
+    s_heartbeat(&brokers[0], S_HOST1, 3, 0x01, a_and_c, 2, 600);
+    S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
+    int64_t repaired_at = zclock_mono();
+    s_heartbeat(&brokers[0], S_HOST1, 3, 0x01, a_and_c, 2, 600);
+    S_POLL_UNTIL(replica, s_stats(replica).stale_heartbeats == 2);
+    cr_assert_eq(s_stats(replica).repairs, 1, "not before the interval");
+    S_POLL_UNTIL(replica, s_stats(replica).repairs == 2);
+    cr_assert_geq(zclock_mono() - repaired_at, 550);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, new_broker_id_is_a_restart_and_repaired)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_broker_heartbeat(&brokers[0], "b1", 10000); //  The one the snapshot named
+    s_broker_heartbeat(&brokers[0], "b1-restarted", 10000);
+    S_POLL_UNTIL(replica, s_stats(replica).broker_restarts == 1);
+    S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
+    //  The snapshot still names b1, which the replica now takes as the link's
+    cr_assert_eq(s_stats(replica).broker_restarts, 1);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, silent_broker_is_a_loss_once_per_silence)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 100);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    S_POLL_UNTIL(replica, s_stats(replica).silences == 1);
+    S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
+    hvn_replica_poll(replica, 500); //  Still silent: no second detection
+    cr_assert_eq(s_stats(replica).silences, 1);
+    s_broker_heartbeat(&brokers[0], "b1", 100); //  Heard again; silence can be seen anew
+    S_POLL_UNTIL(replica, s_stats(replica).silences == 2);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, notification_from_both_brokers_is_applied_once)
+{
+    s_fleet_ab(&brokers[0]);
+    s_fleet_ab(&brokers[1]);
+    hvn_replica_t *replica = s_replica(2, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
+    s_publish(&brokers[1], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
+    S_POLL_UNTIL(replica, s_stats(replica).applied + s_stats(replica).duplicates == 2);
+    //  Lost on broker 0's path, delivered by broker 1: nothing is missing
+    s_publish(&brokers[1], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 5, 0x01, 5);
+    S_POLL_UNTIL(replica, s_stats(replica).applied == 2);
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 6, 0x01, 6);
+    s_publish(&brokers[1], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 6, 0x01, 6);
+    S_POLL_UNTIL(replica, s_stats(replica).applied + s_stats(replica).duplicates == 5);
+    hvn_replica_stats_t stats = s_stats(replica);
+    cr_assert_eq(stats.applied, 3);
+    cr_assert_eq(stats.duplicates, 2);
+    cr_assert_eq(stats.losses, 0, "a copy one broker lost came through the other");
+    cr_assert_eq(hvn_replica_get(replica, S_UUID_A)->seq, 6);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, snapshot_asks_the_services_in_turn)
+{
+    brokers[0].mute = 1;
+    s_fleet_ab(&brokers[1]);
+    hvn_replica_t *replica = s_replica(2, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    cr_assert_eq(hvn_replica_size(replica), 2);
+    cr_assert_geq(brokers[0].asked + brokers[1].asked, 1);
+    cr_assert_eq(brokers[1].asked, 1);
+    hvn_replica_destroy(&replica);
+}
+
+//  Counts the nodes foreach visits.
+static int s_count_node(const hvn_replica_node_t *node, void *arg)
+{
+    (*(int *)arg)++;
+    return node->seq == 0; //  Never: every node has a seq
+}
+
+Test(replica, foreach_visits_every_node_and_host_filter_keeps_one_host)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    int count = 0;
+    cr_assert_eq(hvn_replica_foreach(replica, s_count_node, &count), 2);
+    cr_assert_eq(count, 2);
+    hvn_replica_destroy(&replica);
+
+    const char *backends[] = {brokers[0].backend};
+    const char *services[] = {brokers[0].service};
+    hvn_replica_opts_t opts = {.backends = backends,
+                               .services = services,
+                               .broker_count = 1,
+                               .host = S_HOST2,
+                               .snapshot_timeout_ms = S_SNAPSHOT_MS};
+    replica = hvn_replica_new(&opts);
+    cr_assert(replica);
+    s_await_subscriptions(&brokers[0], 2);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    cr_assert_eq(hvn_replica_size(replica), 1);
+    cr_assert(hvn_replica_get(replica, S_UUID_B));
+    //  Another host's heartbeat is not this replica's business
+    s_heartbeat(&brokers[0], S_HOST1, 3, 0x01, NULL, 0, 10000);
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 8, 0x02, 8);
+    S_POLL_UNTIL(replica, s_stats(replica).applied == 1);
+    cr_assert_eq(s_stats(replica).losses, 0);
+    hvn_replica_destroy(&replica);
+}
+
+Test(replica, invalid_options_are_refused)
+{
+    const char *backends[] = {"inproc://x", NULL};
+    const char *services[] = {"inproc://y", "inproc://z"};
+    hvn_replica_opts_t opts = {.backends = backends, .services = services, .broker_count = 0};
+    cr_assert_null(hvn_replica_new(&opts));
+    opts.broker_count = 2;
+    cr_assert_null(hvn_replica_new(&opts));
+    opts.broker_count = HVN_REPLICA_BROKERS_MAX + 1;
+    cr_assert_null(hvn_replica_new(&opts));
+}

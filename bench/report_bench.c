@@ -41,6 +41,8 @@
 #define S_COUNTING 1
 #endif
 
+#define S_MAX_RUNS 15 //  --runs at most
+
 // --------------------------------------------------------------------------
 //  Allocation counter
 
@@ -171,8 +173,9 @@ static s_result_t s_measure(hvn_publisher_t *pub, hvn_node_t *nodes, int count, 
     return (s_result_t){(double)elapsed / iterations, (double)s_allocs / iterations};
 }
 
-//  Runs one case by name. Returns 0, or -1 when the name is unknown.
-static int s_run_case(const char *name, long iterations, bool probe)
+//  Runs one case by name, printing its line unless quiet; *out (when not
+//  NULL) receives the cost. Returns 0, or -1 when the name is unknown.
+static int s_run_case(const char *name, long iterations, bool probe, bool quiet, s_result_t *out)
 {
     bool broker = streq(name, "changed-broker");
     int count = streq(name, "unchanged-10k") ? 10000 : 1;
@@ -202,14 +205,64 @@ static int s_run_case(const char *name, long iterations, bool probe)
     char allocs[32] = "n/a";
     if (S_COUNTING)
         snprintf(allocs, sizeof allocs, "%.3f", r.allocs_per_call);
-    printf("%-16s %10ld calls %9.1f ns/call %8s allocs/call  (updates sent %llu, coalesced "
-           "%llu)\n",
-           name, iterations, r.ns_per_call, allocs, (unsigned long long)stats.updates,
-           (unsigned long long)stats.coalesced);
+    if (out)
+        *out = r;
+    if (!quiet)
+        printf("%-16s %10ld calls %9.1f ns/call %8s allocs/call  (updates sent %llu, coalesced "
+               "%llu)\n",
+               name, iterations, r.ns_per_call, allocs, (unsigned long long)stats.updates,
+               (unsigned long long)stats.coalesced);
     hvn_publisher_set_linger(pub, 0);
     hvn_publisher_destroy(&pub);
     zactor_destroy(&sink);
     free(nodes);
+    return 0;
+}
+
+//  Returns the median of n values, sorting them.
+static double s_median(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+//  Runs the unchanged, changed and changed-broker cases `runs` times each
+//  and prints a table row per case: the median ns and allocations per
+//  call. Returns 0.
+static int s_table(long iterations, int runs)
+{
+    static const struct {
+        const char *name, *label;
+        double target_ns; //  0 = no target
+    } cases[] = {
+        {"unchanged", "report() unchanged node, ns/call (allocations/call)", 100},
+        {"changed", "report() changed node, no broker, ns/call (allocations/call)", 0},
+        {"changed-broker", "report() changed node, broker draining, ns/call (allocations/call)", 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        double ns[S_MAX_RUNS], allocs[S_MAX_RUNS];
+        for (int r = 0; r < runs; r++) {
+            s_result_t res;
+            s_run_case(cases[c].name, iterations, false, true, &res);
+            ns[r] = res.ns_per_call;
+            allocs[r] = res.allocs_per_call;
+        }
+        double n = s_median(ns, runs), a = s_median(allocs, runs);
+        char alloc_text[32] = "n/a";
+        if (S_COUNTING)
+            snprintf(alloc_text, sizeof alloc_text, "%.3f", a);
+        if (cases[c].target_ns > 0)
+            printf("| %s | %.1f (%s) | | | ≤ %.0f, no allocation | %s |\n", cases[c].label, n,
+                   alloc_text, cases[c].target_ns,
+                   n <= cases[c].target_ns && S_COUNTING && a == 0 ? "yes" : "no");
+        else
+            printf("| %s | %.1f (%s) | | | | |\n", cases[c].label, n, alloc_text);
+    }
     return 0;
 }
 
@@ -218,32 +271,37 @@ int main(int argc, char **argv)
 {
     long iterations = 2000000;
     const char *probe = NULL;
+    int runs = 0;
     for (int i = 1; i < argc; i++) {
         if (streq(argv[i], "--iterations") && i + 1 < argc)
             iterations = atol(argv[++i]);
         else if (streq(argv[i], "--probe") && i + 1 < argc)
             probe = argv[++i];
+        else if (streq(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_report [--iterations N] [--probe CASE]\n");
+            fprintf(stderr, "usage: bench_report [--iterations N] [--probe CASE] [--runs N]\n");
             return 2;
         }
     }
-    if (iterations < 1) {
-        fprintf(stderr, "bench_report: --iterations must be positive\n");
+    if (iterations < 1 || runs < 0 || runs > S_MAX_RUNS) {
+        fprintf(stderr, "bench_report: --iterations must be positive, --runs 1..%d\n", S_MAX_RUNS);
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0); //  Each case's line as it ends
     zsys_init();
     zsys_set_logstream(stderr);
     if (probe) {
-        if (s_run_case(probe, iterations, true) != 0) {
+        if (s_run_case(probe, iterations, true, false, NULL) != 0) {
             fprintf(stderr, "bench_report: unknown case %s\n", probe);
             return 2;
         }
         return 0;
     }
+    if (runs > 0)
+        return s_table(iterations, runs);
     const char *cases[] = {"unchanged", "unchanged-10k", "changed", "changed-broker"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        s_run_case(cases[i], iterations, false);
+        s_run_case(cases[i], iterations, false, false, NULL);
     return 0;
 }

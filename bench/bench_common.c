@@ -1,0 +1,343 @@
+/*  bench_common.c — what the bench/ programs share. */
+#include "bench_common.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <msgpack.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_STAMP_KEY "current_workload"
+
+// --------------------------------------------------------------------------
+//  Clocks and statistics
+
+//  Returns CLOCK_MONOTONIC in ns.
+int64_t bc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+//  Returns <0, 0, >0 as *a is below, equal to, above *b.
+static int s_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+//  Returns the median of v[0..n), sorting v.
+double bc_median(double *v, int n)
+{
+    if (n <= 0)
+        return 0;
+    qsort(v, (size_t)n, sizeof(*v), s_cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+//  Returns the nearest-rank quantile q of sorted[0..n).
+double bc_quantile(const double *sorted, int n, double q)
+{
+    if (n <= 0)
+        return 0;
+    long rank = (long)(q * n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return sorted[rank - 1];
+}
+
+// --------------------------------------------------------------------------
+//  Nodes and messages
+
+//  Fills node i: every field set, long enough names for a ~600-byte body.
+void bc_node(hvn_node_t *node, int i, const char *host)
+{
+    char text[HVN_STR_MAX + 1];
+    hvn_node_init(node);
+    node->id = 100000 + i;
+    snprintf(node->uuid, sizeof(node->uuid), "5f3bb5bc-7f77-4fd2-9f4c-%012x", (unsigned)i);
+    hvn_node_set_str(node, HVN_F_HOST, host);
+    snprintf(text, sizeof(text), "cmp-%06d.example.org", i);
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, text);
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
+    node->hypervisor_version = 7002000;
+    node->vcpus = 64;
+    node->memory_mb = 262144;
+    node->local_gb = 1800;
+    node->vcpus_used = 12 + i % 50;
+    node->memory_mb_used = 24576;
+    node->local_gb_used = 120;
+    hvn_node_set_int(node, HVN_F_RUNNING_VMS, 3 + i % 20);
+    hvn_node_set_int(node, HVN_F_FREE_RAM_MB, 262144 - 24576);
+    hvn_node_set_int(node, HVN_F_FREE_DISK_GB, 1800 - 120);
+    hvn_node_set_int(node, HVN_F_CURRENT_WORKLOAD, 2);
+    hvn_node_set_int(node, HVN_F_DISK_AVAILABLE_LEAST, 1600);
+    snprintf(text, sizeof(text), "198.51.%d.%d", i / 256 % 256, i % 256);
+    hvn_node_set_str(node, HVN_F_HOST_IP, text);
+}
+
+//  Returns the offset of the 8 stamp bytes in body, or 0 when absent.
+static size_t s_stamp_find(const uint8_t *body, size_t size)
+{
+    size_t klen = strlen(S_STAMP_KEY);
+    const uint8_t *key = memmem(body, size, S_STAMP_KEY, klen);
+    if (!key)
+        return 0;
+    size_t at = (size_t)(key - body) + klen;
+    if (at + 9 > size || body[at] != 0xcf)
+        return 0;
+    return at + 1;
+}
+
+//  Returns 0 with frames copied into out, -1 when out of memory.
+static int s_msg_copy(const hvn_frames_t *frames, bc_msg_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->topic, frames->topic, frames->topic_size + 1);
+    out->topic_size = frames->topic_size;
+    memcpy(out->header, frames->header, HVN_HEADER_SIZE);
+    out->body = malloc(frames->body_size);
+    if (!out->body)
+        return -1;
+    memcpy(out->body, frames->body, frames->body_size);
+    out->body_size = frames->body_size;
+    return 0;
+}
+
+//  Returns 0 with the notification in out, -1 on failure.
+int bc_msg_notification(hvn_encoder_t *encoder, hvn_event_t event, const char *host,
+                        const hvn_node_t *node, const uint8_t instance[16], bool stamp,
+                        bc_msg_t *out)
+{
+    hvn_node_t copy = *node;
+    if (stamp)
+        hvn_node_set_int(&copy, HVN_F_CURRENT_WORKLOAD, BC_STAMP_PLACEHOLDER);
+    hvn_envelope_t env = {.host = host};
+    hvn_header_t header = {.version = HVN_WIRE_VERSION, .kind = HVN_KIND_NOTIFICATION, .seq = 1};
+    memcpy(header.instance, instance, 16);
+    hvn_frames_t frames;
+    if (hvn_encoder_notification(encoder, event, &env, &copy, &header, &frames) != 0 ||
+        s_msg_copy(&frames, out) != 0)
+        return -1;
+    if (stamp && (out->stamp_offset = s_stamp_find(out->body, out->body_size)) == 0) {
+        bc_msg_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+//  Returns 0 with the heartbeat in out, -1 on failure.
+int bc_msg_heartbeat(hvn_encoder_t *encoder, const char *host, const uint8_t instance[16],
+                     bc_msg_t *out)
+{
+    hvn_envelope_t env = {.host = host};
+    hvn_header_t header = {.version = HVN_WIRE_VERSION, .kind = HVN_KIND_HEARTBEAT};
+    memcpy(header.instance, instance, 16);
+    hvn_frames_t frames;
+    if (hvn_encoder_heartbeat(encoder, &env, 1000, NULL, 0, &header, &frames) != 0)
+        return -1;
+    return s_msg_copy(&frames, out);
+}
+
+//  Writes seq big-endian at header bytes 2..9.
+void bc_msg_set_seq(bc_msg_t *msg, uint64_t seq)
+{
+    for (int i = 0; i < 8; i++)
+        msg->header[2 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+//  Writes ns big-endian at the stamp offset.
+void bc_msg_set_stamp(bc_msg_t *msg, int64_t ns)
+{
+    for (int i = 0; i < 8; i++)
+        msg->body[msg->stamp_offset + i] = (uint8_t)((uint64_t)ns >> (56 - 8 * i));
+}
+
+//  Returns the stamp of a received body, or -1.
+int64_t bc_body_stamp(const void *body, size_t size)
+{
+    size_t at = s_stamp_find(body, size);
+    if (!at)
+        return -1;
+    uint64_t value = 0;
+    for (int i = 0; i < 8; i++)
+        value = (value << 8) | ((const uint8_t *)body)[at + i];
+    return (int64_t)value;
+}
+
+//  Frees the body.
+void bc_msg_free(bc_msg_t *msg)
+{
+    if (!msg)
+        return;
+    free(msg->body);
+    msg->body = NULL;
+}
+
+// --------------------------------------------------------------------------
+//  Processes
+
+//  Returns the running program's directory.
+const char *bc_bin_dir(void)
+{
+    static char dir[PATH_MAX];
+    if (!dir[0]) {
+        ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+        if (n <= 0)
+            return ".";
+        dir[n] = '\0';
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+    }
+    return dir;
+}
+
+//  Returns the child's pid, or -1.
+pid_t bc_spawn(const char *program, const char *const *args)
+{
+    char path[PATH_MAX + 64];
+    if (strchr(program, '/'))
+        snprintf(path, sizeof(path), "%s", program);
+    else
+        snprintf(path, sizeof(path), "%s/%s", bc_bin_dir(), program);
+    const char *argv[32];
+    int argc = 0;
+    argv[argc++] = path;
+    for (int i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    if (!getenv("BENCH_VERBOSE")) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+            close(null);
+        }
+    }
+    execv(path, (char *const *)argv);
+    _exit(127);
+}
+
+//  Returns the child's wait status, or -1.
+int bc_stop(pid_t pid, int sig, int timeout_ms)
+{
+    if (pid <= 0)
+        return -1;
+    kill(pid, sig);
+    int status;
+    int64_t deadline = bc_now_ns() + (int64_t)timeout_ms * 1000000;
+    while (bc_now_ns() < deadline) {
+        pid_t rc = waitpid(pid, &status, WNOHANG);
+        if (rc == pid)
+            return status;
+        if (rc < 0)
+            return -1;
+        usleep(2000);
+    }
+    kill(pid, SIGKILL);
+    return waitpid(pid, &status, 0) == pid ? status : -1;
+}
+
+//  Returns VmRSS of pid in KiB, or -1.
+long bc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof(line), file))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(file);
+    return kib;
+}
+
+//  Returns a port the kernel gave to a socket bound to 127.0.0.1:0.
+int bc_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs(addr.sin_port);
+    close(fd);
+    return port;
+}
+
+// --------------------------------------------------------------------------
+//  The broker's STATS
+
+//  Returns the unsigned value of key in a msgpack map, or 0.
+static uint64_t s_map_u64(const msgpack_object *map, const char *key)
+{
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        const msgpack_object *v = &map->via.map.ptr[i].val;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+            memcmp(k->via.str.ptr, key, klen) == 0 && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return v->via.u64;
+    }
+    return 0;
+}
+
+//  Returns 0 with *out filled from one STATS reply, -1 otherwise.
+int bc_broker_stats(void *ctx, const char *service, int timeout_ms, bc_stats_t *out)
+{
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    if (!dealer)
+        return -1;
+    int zero = 0;
+    zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
+    int rc = -1;
+    zmq_msg_t word, body;
+    zmq_msg_init(&word);
+    zmq_msg_init(&body);
+    if (zmq_connect(dealer, service) == 0 && zmq_send(dealer, "STATS", 5, 0) == 5 &&
+        zmq_msg_recv(&word, dealer, 0) >= 0 && zmq_msg_more(&word) &&
+        zmq_msg_recv(&body, dealer, 0) >= 0) {
+        msgpack_unpacked result;
+        msgpack_unpacked_init(&result);
+        if (msgpack_unpack_next(&result, zmq_msg_data(&body), zmq_msg_size(&body), NULL) ==
+                MSGPACK_UNPACK_SUCCESS &&
+            result.data.type == MSGPACK_OBJECT_MAP) {
+            const msgpack_object *map = &result.data;
+            out->received = s_map_u64(map, "received");
+            out->forwarded = s_map_u64(map, "forwarded");
+            out->refused = s_map_u64(map, "refused");
+            out->cache_nodes = s_map_u64(map, "cache_nodes");
+            out->cache_bytes = s_map_u64(map, "cache_bytes");
+            rc = 0;
+        }
+        msgpack_unpacked_destroy(&result);
+    }
+    zmq_msg_close(&word);
+    zmq_msg_close(&body);
+    zmq_close(dealer);
+    return rc;
+}

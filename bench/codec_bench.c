@@ -1,0 +1,179 @@
+/*  codec_bench.c — what one notification costs to encode, and to decode
+    and validate, on one thread.
+
+      encode            hvn_encoder_notification of a compute_node.update as
+                        the publisher's actor calls it: fresh timestamp and
+                        message id (from the per-thread random pool)
+      decode+validate   hvn_decoder_decode of those three frames: header,
+                        topic, msgpack, every key, type and value checked,
+                        the node copied out; what the broker and every
+                        subscriber do per message
+
+    ns per operation (CLOCK_MONOTONIC around a loop of N operations, after a
+    warm-up of N/10) and heap allocations per operation (malloc, calloc and
+    realloc defined here and counted while the loop runs, as in
+    report_bench.c; "n/a" under AddressSanitizer). Each figure is the median
+    of --runs runs. Output: rows of the table bench/run prints.
+*/
+#include "bench_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define S_COUNTING 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define S_COUNTING 0
+#endif
+#endif
+#ifndef S_COUNTING
+#define S_COUNTING 1
+#endif
+
+#define S_MAX_RUNS 15
+
+static __thread int s_counting;         //  Count this thread's calls now
+static __thread unsigned long s_allocs; //  Calls counted
+
+#if S_COUNTING
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+
+//  Returns __libc_malloc's block, counted.
+void *malloc(size_t size)
+{
+    if (s_counting)
+        s_allocs++;
+    return __libc_malloc(size);
+}
+
+//  Returns __libc_calloc's block, counted.
+void *calloc(size_t count, size_t size)
+{
+    if (s_counting)
+        s_allocs++;
+    return __libc_calloc(count, size);
+}
+
+//  Returns __libc_realloc's block, counted.
+void *realloc(void *ptr, size_t size)
+{
+    if (s_counting)
+        s_allocs++;
+    return __libc_realloc(ptr, size);
+}
+#endif
+
+//  What the loops work on
+typedef struct {
+    hvn_encoder_t *encoder; //  Encodes
+    hvn_decoder_t *decoder; //  Decodes
+    hvn_node_t node;        //  The node encoded
+    hvn_frames_t frames;    //  Its last encoding
+    hvn_msg_t msg;          //  The last decode
+} s_bench_t;
+
+//  Returns 0 after `count` encodes of the node, -1 when one failed.
+static int s_encode(s_bench_t *self, long count)
+{
+    hvn_envelope_t env = {.host = "bench-p0"};
+    hvn_header_t header = {.version = HVN_WIRE_VERSION, .kind = HVN_KIND_NOTIFICATION};
+    for (long i = 0; i < count; i++) {
+        header.seq = (uint64_t)i + 1;
+        if (hvn_encoder_notification(self->encoder, HVN_EVENT_UPDATE, &env, &self->node, &header,
+                                     &self->frames) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+//  Returns 0 after `count` decodes of the last encoding, -1 when one was
+//  refused.
+static int s_decode(s_bench_t *self, long count)
+{
+    const hvn_frames_t *f = &self->frames;
+    for (long i = 0; i < count; i++) {
+        hvn_reason_t rc = hvn_decoder_decode(self->decoder, f->topic, f->topic_size, f->header,
+                                             HVN_HEADER_SIZE, f->body, f->body_size, &self->msg);
+        if (rc != HVN_OK) {
+            fprintf(stderr, "bench_codec: refused: %s (%s)\n", hvn_reason_str(rc),
+                    hvn_decoder_detail(self->decoder));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Returns 0 with ns and allocations per operation of one timed loop.
+static int s_time(s_bench_t *self, int (*fn)(s_bench_t *, long), long count, double *ns,
+                  double *allocs)
+{
+    if (fn(self, count / 10 + 1) != 0)
+        return -1;
+    s_allocs = 0;
+    s_counting = 1;
+    int64_t start = bc_now_ns();
+    int rc = fn(self, count);
+    int64_t elapsed = bc_now_ns() - start;
+    s_counting = 0;
+    *ns = (double)elapsed / (double)count;
+    *allocs = (double)s_allocs / (double)count;
+    return rc;
+}
+
+//  Returns 0 when every run worked, 1 when one failed, 2 on bad usage.
+int main(int argc, char **argv)
+{
+    long count = 200000;
+    int runs = 5;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc)
+            count = atol(argv[++i]);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--smoke") == 0) {
+            count = 2000;
+            runs = 1;
+        } else {
+            fprintf(stderr, "usage: bench_codec [--iterations N] [--runs N] [--smoke]\n");
+            return 2;
+        }
+    }
+    if (count < 1 || runs < 1 || runs > S_MAX_RUNS) {
+        fprintf(stderr, "bench_codec: --iterations must be positive, --runs 1..%d\n", S_MAX_RUNS);
+        return 2;
+    }
+    static s_bench_t self;
+    self.encoder = hvn_encoder_new();
+    self.decoder = hvn_decoder_new();
+    if (!self.encoder || !self.decoder)
+        return 1;
+    bc_node(&self.node, 17, "bench-p0");
+    double enc[S_MAX_RUNS], dec[S_MAX_RUNS], sum[S_MAX_RUNS], enc_alloc[S_MAX_RUNS],
+        dec_alloc[S_MAX_RUNS];
+    for (int r = 0; r < runs; r++) {
+        if (s_time(&self, s_encode, count, &enc[r], &enc_alloc[r]) != 0 ||
+            s_time(&self, s_decode, count, &dec[r], &dec_alloc[r]) != 0) {
+            fprintf(stderr, "bench_codec: a run failed\n");
+            return 1;
+        }
+        sum[r] = enc[r] + dec[r];
+    }
+    size_t body = self.frames.body_size;
+    double e = bc_median(enc, runs), d = bc_median(dec, runs), s = bc_median(sum, runs);
+    char ea[32] = "n/a", da[32] = "n/a";
+    if (S_COUNTING) {
+        snprintf(ea, sizeof(ea), "%.2f", bc_median(enc_alloc, runs));
+        snprintf(da, sizeof(da), "%.2f", bc_median(dec_alloc, runs));
+    }
+    printf("| encode, ns/op (allocations/op), %zu-byte body | %.0f (%s) | | | | |\n", body, e, ea);
+    printf("| decode+validate, ns/op (allocations/op) | %.0f (%s) | | | | |\n", d, da);
+    printf("| encode + decode+validate, ns/op | %.0f | | | ≤ 1000 | %s |\n", s,
+           s <= 1000 ? "yes" : "no");
+    hvn_encoder_destroy(&self.encoder);
+    hvn_decoder_destroy(&self.decoder);
+    return 0;
+}

@@ -2,7 +2,7 @@
 # programs that embed libhvn. Included at the end of the top-level
 # CMakeLists.txt, once every folder has added its sources and programs.
 #
-#   bin/                         hvn-broker, hvn-pub, hvn-sub, hvn-agent (those built)
+#   bin/                         hvn-broker, hvn-pub, hvn-sub, hvn-agent, hvn-keygen (those built)
 #   lib*/libhvn.so.*, libhvn.a   the library, shared and static
 #   include/hvnotify/            the public headers (proto, publisher, subscriber)
 #   lib*/pkgconfig/hvnotify.pc   cc app.c $(pkg-config --cflags --libs hvnotify)
@@ -70,7 +70,7 @@ install(FILES ${hvn_proto_headers}
 # --------------------------------------------------------------------------
 # Programs, each as it lands; they find libhvn beside them through $ORIGIN
 
-foreach(prog hvn-broker hvn-pub hvn-sub hvn-agent)
+foreach(prog hvn-broker hvn-pub hvn-sub hvn-agent hvn-keygen)
   if(TARGET ${prog})
     set_target_properties(${prog} PROPERTIES
                           INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")

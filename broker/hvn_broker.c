@@ -15,6 +15,7 @@
     Sections: helpers, the four handlers, the loop, construction.
 */
 #include "hvn_broker.h"
+#include "hvn_auth.h"
 #include "hvn_cache.h"
 #include "hvn_codec.h"
 #include "hvn_ids.h"
@@ -134,6 +135,7 @@ struct _hvn_broker_t {
     zmq_msg_t parts[S_PARTS_KEPT]; //  Its frames as received
     hvn_cache_t *cache;            //  Node uuid -> last create/update frames
     hvn_seqmap_t *seqmap;          //  Publisher instance -> last seq
+    hvn_auth_t *auth;              //  CURVE on: ZAP handler and key -> host; else NULL
     msgpack_sbuffer sbuf;          //  Reply bodies (STATS, END)
     msgpack_packer pk;             //  Packs into sbuf
     hvn_broker_stats_t stats;      //  Counters, as STATS reports them
@@ -410,6 +412,30 @@ static void s_forward(hvn_broker_t *self)
     self->stats.forwarded++;
 }
 
+//  Returns 1 when the message in self->msg was refused (counted, logged)
+//  because its sender's key is not bound to the message's host, else 0.
+//  The key is the connection's ZAP User-Id, attached by libzmq to every
+//  frame; hvn_auth caches the key's host, so this is a map lookup and two
+//  string compares per message. The decoder has already checked that
+//  publisher_id's host is the topic's; it is compared again here so this
+//  check does not lean on that one.
+static int s_key_refused(hvn_broker_t *self)
+{
+    const char *key = zmq_msg_gets(&self->parts[0], "User-Id");
+    const char *host = hvn_auth_publisher_host(self->auth, key);
+    const char *colon = strchr(self->msg.publisher_id, ':');
+    if (host && streq(host, self->msg.host) && colon && streq(colon + 1, host))
+        return 0;
+    char detail[HVN_TOPIC_MAX + 96];
+    if (!host)
+        snprintf(detail, sizeof(detail), "key %.40s is bound to no host", key ? key : "(none)");
+    else
+        snprintf(detail, sizeof(detail), "key of host '%s' sent for host '%s'", host,
+                 streq(host, self->msg.host) ? (colon ? colon + 1 : "") : self->msg.host);
+    s_refuse(self, HVN_R_NOT_AUTHORIZED, detail);
+    return 1;
+}
+
 //  Returns nothing; one received message of nparts parts (in self->parts)
 //  is refused, or accepted and forwarded and/or cached by its kind.
 static void s_accept(hvn_broker_t *self, int nparts)
@@ -438,6 +464,8 @@ static void s_accept(hvn_broker_t *self, int nparts)
         s_refuse(self, HVN_R_NOT_AUTHORIZED, "hvn.broker topic from a publisher");
         return;
     }
+    if (self->auth && s_key_refused(self))
+        return;
     switch (self->msg.header.kind) {
     case HVN_KIND_NOTIFICATION:
         self->stats.notifications++;
@@ -739,7 +767,7 @@ static void s_serve_stats(hvn_broker_t *self, zmq_msg_t *id)
     msgpack_packer *pk = &self->pk;
     const hvn_rejects_t *rejects = &self->stats.rejects;
     msgpack_sbuffer_clear(&self->sbuf);
-    msgpack_pack_map(pk, (uint32_t)(S_COUNTERS + 1 + (HVN_R_COUNT - 1) + 7));
+    msgpack_pack_map(pk, (uint32_t)(S_COUNTERS + 1 + (HVN_R_COUNT - 1) + 7 + 4));
     for (size_t i = 0; i < S_COUNTERS; i++) {
         s_pack_cstr(pk, s_counters[i].name);
         msgpack_pack_uint64(pk,
@@ -767,6 +795,17 @@ static void s_serve_stats(hvn_broker_t *self, zmq_msg_t *id)
     s_pack_cstr(pk, self->id);
     s_pack_cstr(pk, "name");
     s_pack_cstr(pk, self->name);
+    hvn_auth_stats_t auth = {0, 0, 0};
+    if (self->auth)
+        hvn_auth_stats(self->auth, &auth);
+    s_pack_cstr(pk, "curve");
+    msgpack_pack_uint64(pk, self->auth ? 1 : 0);
+    s_pack_cstr(pk, "auth_allowed");
+    msgpack_pack_uint64(pk, auth.allowed);
+    s_pack_cstr(pk, "auth_denied_publishers");
+    msgpack_pack_uint64(pk, auth.denied_publishers);
+    s_pack_cstr(pk, "auth_denied_subscribers");
+    msgpack_pack_uint64(pk, auth.denied_subscribers);
     s_reply(self, id, "STATS", self->sbuf.data, self->sbuf.size);
 }
 
@@ -976,6 +1015,41 @@ static int s_bind(hvn_broker_t *self, int which, zsock_t *sock, const char *role
     return self->endpoint[which] ? 0 : -1;
 }
 
+//  Returns 0 when CURVE is off, or when it is on with the ZAP handler
+//  running and the three sockets made CURVE servers of their domains
+//  (nothing bound yet, so no connection can come in unauthenticated); -1
+//  with the reason in error.
+static int s_curve_apply(hvn_broker_t *self, const hvn_broker_config_t *config, char *error,
+                         size_t error_size)
+{
+    if (!config->curve_secret)
+        return 0;
+    zcert_t *cert = zcert_load(config->curve_secret);
+    static const uint8_t zero[32] = {0};
+    if (!cert || memcmp(zcert_secret_key(cert), zero, 32) == 0) {
+        s_error(error, error_size, "--curve-secret '%s': not a readable secret certificate",
+                config->curve_secret);
+        zcert_destroy(&cert);
+        return -1;
+    }
+    self->auth = hvn_auth_new(config->publishers_dir, config->subscribers_dir, error, error_size);
+    if (!self->auth) {
+        zcert_destroy(&cert);
+        return -1;
+    }
+    zsock_t *socks[3] = {self->frontend, self->backend, self->service};
+    const char *domains[3] = {HVN_AUTH_PUBLISHERS, HVN_AUTH_SUBSCRIBERS, HVN_AUTH_SERVICE};
+    for (int i = 0; i < 3; i++) {
+        zcert_apply(cert, socks[i]);
+        zsock_set_curve_server(socks[i], 1);
+        zsock_set_zap_domain(socks[i], domains[i]);
+    }
+    zsys_info("CURVE on: broker key %s, publishers from '%s', subscribers from '%s'",
+              zcert_public_txt(cert), config->publishers_dir, config->subscribers_dir);
+    zcert_destroy(&cert);
+    return 0;
+}
+
 //  Returns 0 with the three sockets made and bound, -1 with the reason in
 //  error.
 static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config, char *error,
@@ -997,6 +1071,8 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     zsock_set_sndhwm(self->service, S_SERVICE_SNDHWM);
     zsock_set_router_mandatory(self->service, 1);
     zsock_set_maxmsgsize(self->service, S_CONTROL_FRAME_MAX);
+    if (s_curve_apply(self, config, error, error_size) != 0)
+        return -1;
     if (s_bind(self, S_FRONTEND, self->frontend, "frontend", config->frontend, error, error_size) !=
             0 ||
         s_bind(self, S_BACKEND, self->backend, "backend", config->backend, error, error_size) !=
@@ -1038,8 +1114,10 @@ static int s_name_set(hvn_broker_t *self, const char *name, char *error, size_t 
 hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, size_t error_size)
 {
     assert(config && config->frontend && config->backend && config->service);
-    if (config->curve_secret || config->publishers_dir || config->subscribers_dir) {
-        s_error(error, error_size, "CURVE is not supported by this build yet");
+    if (!config->curve_secret != !config->publishers_dir ||
+        !config->curve_secret != !config->subscribers_dir) {
+        s_error(error, error_size,
+                "CURVE needs all of curve-secret, publishers-dir and subscribers-dir, or none");
         return NULL;
     }
     if (config->max_msg_size < 1 || config->max_msg_size > HVN_BROKER_MSG_SIZE_MAX ||
@@ -1096,6 +1174,7 @@ void hvn_broker_destroy(hvn_broker_t **self_p)
     zsock_destroy(&self->frontend);
     zsock_destroy(&self->backend);
     zsock_destroy(&self->service);
+    hvn_auth_destroy(&self->auth); //  After the sockets: without it, CURVE lets anyone in
     for (int i = 0; i < 3; i++)
         zstr_free(&self->endpoint[i]);
     hvn_decoder_destroy(&self->decoder);

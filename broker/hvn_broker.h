@@ -43,9 +43,10 @@ typedef struct {
     size_t max_publisher_nodes;  //  Most nodes one publisher heartbeat may list;
                                  //  bounds the heartbeat body size
     int64_t heartbeat_ms;        //  Broker heartbeat interval on the backend
-    const char *curve_secret;    //  CURVE: the broker's secret certificate; must be NULL for now
-    const char *publishers_dir;  //  CURVE: publishers' public certificates; must be NULL for now
-    const char *subscribers_dir; //  CURVE: subscribers' public certificates; must be NULL for now
+    const char *curve_secret;    //  CURVE: the broker's secret certificate; NULL = plain text
+    const char *publishers_dir;  //  CURVE: publishers' public certificates (with host)
+    const char *subscribers_dir; //  CURVE: subscribers' public certificates
+                                 //  All three or none; see hvn_auth.h
 } hvn_broker_config_t;
 
 //  Counters, as STATS reports them.

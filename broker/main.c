@@ -40,7 +40,17 @@ static void s_usage(FILE *out)
             "                       accepted up to 4096 + 40 * N bytes (default %zu)\n"
             "  --heartbeat-ms MS    interval of the broker's heartbeat, 1 to %d\n"
             "                       (default %d)\n"
+            "  --curve-secret CERT  turn CURVE on: the broker's secret certificate\n"
+            "                       (hvn-keygen broker); needs the two directories below\n"
+            "  --publishers-dir DIR publishers' public certificates; each names in its\n"
+            "                       metadata the one host its key may publish as\n"
+            "  --subscribers-dir DIR subscribers' public certificates (backend and\n"
+            "                       service sockets)\n"
             "  --help               show this help and exit\n"
+            "\n"
+            "With CURVE on, a client whose key is in neither directory, or that speaks\n"
+            "plain text, is refused at the handshake; a publisher's message for a host\n"
+            "other than its key's is dropped and counted (refused.not_authorized).\n"
             "\n"
             "Runs in the foreground and logs to stderr. SIGINT or SIGTERM stops it\n"
             "cleanly. Exit status: 0 after a signal, 1 when it cannot start (an endpoint\n"
@@ -81,6 +91,15 @@ static const char *s_parse_endpoint(const char *option, const char *text)
     return text;
 }
 
+//  Returns text when it is a non-empty path; exits 2 naming the option
+//  otherwise.
+static const char *s_parse_path(const char *option, const char *text)
+{
+    if (!*text)
+        s_bad_usage(option, "expected a path", text);
+    return text;
+}
+
 //  Returns nothing; config holds the command line's settings, or the
 //  process has exited (0 after --help, 2 on bad usage).
 static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
@@ -93,6 +112,9 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
         O_MAX_MSG,
         O_MAX_NODES,
         O_HEARTBEAT,
+        O_CURVE_SECRET,
+        O_PUBLISHERS_DIR,
+        O_SUBSCRIBERS_DIR,
         O_HELP
     };
     static const struct option options[] = {
@@ -103,6 +125,9 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
         {"max-msg-size", required_argument, NULL, O_MAX_MSG},
         {"max-publisher-nodes", required_argument, NULL, O_MAX_NODES},
         {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
+        {"curve-secret", required_argument, NULL, O_CURVE_SECRET},
+        {"publishers-dir", required_argument, NULL, O_PUBLISHERS_DIR},
+        {"subscribers-dir", required_argument, NULL, O_SUBSCRIBERS_DIR},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -136,6 +161,15 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
             config->heartbeat_ms =
                 s_parse_count("--heartbeat-ms", optarg, HVN_BROKER_HEARTBEAT_MAX);
             break;
+        case O_CURVE_SECRET:
+            config->curve_secret = s_parse_path("--curve-secret", optarg);
+            break;
+        case O_PUBLISHERS_DIR:
+            config->publishers_dir = s_parse_path("--publishers-dir", optarg);
+            break;
+        case O_SUBSCRIBERS_DIR:
+            config->subscribers_dir = s_parse_path("--subscribers-dir", optarg);
+            break;
         case 'h':
         case O_HELP:
             s_usage(stdout);
@@ -150,6 +184,12 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
     }
     if (optind < argc) {
         fprintf(stderr, S_PROG ": unexpected argument '%s' (try --help)\n", argv[optind]);
+        exit(2);
+    }
+    int curve = !!config->curve_secret + !!config->publishers_dir + !!config->subscribers_dir;
+    if (curve != 0 && curve != 3) {
+        fprintf(stderr, S_PROG ": CURVE needs --curve-secret, --publishers-dir and "
+                               "--subscribers-dir together (try --help)\n");
         exit(2);
     }
 }

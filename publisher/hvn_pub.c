@@ -33,12 +33,14 @@
 
 //  What the command line asked for
 typedef struct {
-    char *endpoint;        //  --connect values, comma-joined (heap)
-    const char *host;      //  --host
-    const char *service;   //  --service, or NULL
-    const char *state_dir; //  --state-dir, or NULL
-    int heartbeat_ms;      //  --heartbeat-ms, or 0 = library default
-    int flush_ms;          //  --flush-timeout, in ms
+    char *endpoint;           //  --connect values, comma-joined (heap)
+    const char *host;         //  --host
+    const char *service;      //  --service, or NULL
+    const char *state_dir;    //  --state-dir, or NULL
+    int heartbeat_ms;         //  --heartbeat-ms, or 0 = library default
+    int flush_ms;             //  --flush-timeout, in ms
+    const char *curve_secret; //  --curve-secret, or NULL
+    const char *server_key;   //  --server-key, or NULL
 } s_args_t;
 
 static const char *s_usage =
@@ -62,6 +64,9 @@ static const char *s_usage =
     "  --heartbeat-ms MS   heartbeat interval while connected (default 10000)\n"
     "  --flush-timeout S   at end of input, wait at most S seconds for a broker\n"
     "                      to take everything (default 30)\n"
+    "  --curve-secret CERT this host's secret certificate (hvn-keygen publisher\n"
+    "                      --host HOST): connect with CURVE; needs --server-key\n"
+    "  --server-key CERT   the broker's public certificate\n"
     "  --help              show this help and exit\n"
     "\n"
     "SIGINT or SIGTERM stops reading; what was read is flushed for at most\n"
@@ -133,6 +138,8 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
                                             {"state-dir", required_argument, NULL, 'd'},
                                             {"heartbeat-ms", required_argument, NULL, 'b'},
                                             {"flush-timeout", required_argument, NULL, 'f'},
+                                            {"curve-secret", required_argument, NULL, 'C'},
+                                            {"server-key", required_argument, NULL, 'K'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     memset(args, 0, sizeof(*args));
@@ -164,6 +171,12 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
                 return s_usage_error("--flush-timeout: expected a number of seconds, got '%s'",
                                      optarg);
             break;
+        case 'C':
+            args->curve_secret = optarg;
+            break;
+        case 'K':
+            args->server_key = optarg;
+            break;
         case 'h':
             fputs(s_usage, stdout);
             return S_EXIT_OK;
@@ -181,6 +194,8 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
         return s_usage_error("--host is required");
     if (strchr(args->host, '@'))
         return s_usage_error("--host: '@' not allowed in a host name, got '%s'", args->host);
+    if (!args->curve_secret != !args->server_key)
+        return s_usage_error("--curve-secret and --server-key go together");
     return -1;
 }
 
@@ -288,7 +303,9 @@ int main(int argc, char **argv)
                                  .host = args.host,
                                  .service = args.service,
                                  .state_dir = args.state_dir,
-                                 .heartbeat_ms = args.heartbeat_ms};
+                                 .heartbeat_ms = args.heartbeat_ms,
+                                 .curve_secret = args.curve_secret,
+                                 .curve_server = args.server_key};
     hvn_publisher_t *pub = hvn_publisher_new(&opts);
     if (!pub) {
         fprintf(stderr, S_PROG ": cannot start the publisher (see the log line above)\n");

@@ -984,19 +984,48 @@ static int s_opts_check(const hvn_publisher_opts_t *opts)
         zsys_error("publisher: heartbeat_ms and linger_ms must not be negative");
         return -1;
     }
-    if (opts->curve_secret || opts->curve_server) {
-        zsys_error("publisher: CURVE not supported yet");
+    if (!opts->curve_secret != !opts->curve_server) {
+        zsys_error("publisher: CURVE needs both a client and a broker certificate");
         return -1;
     }
     return 0;
 }
 
+//  Returns 0 after making xpub a CURVE client of the broker (before it
+//  connects), or when no certificates are given; -1 (logged) when one
+//  cannot be loaded or the client's has no secret key.
+static int s_curve_apply(zsock_t *xpub, const hvn_publisher_opts_t *opts)
+{
+    if (!opts->curve_secret)
+        return 0;
+    static const uint8_t zero[32] = {0};
+    zcert_t *client = zcert_load(opts->curve_secret);
+    zcert_t *server = zcert_load(opts->curve_server);
+    int rc = -1;
+    if (!client || memcmp(zcert_secret_key(client), zero, 32) == 0)
+        zsys_error("publisher: '%s' is not a readable secret certificate", opts->curve_secret);
+    else if (!server)
+        zsys_error("publisher: cannot load broker certificate '%s'", opts->curve_server);
+    else {
+        zcert_apply(client, xpub);
+        zsock_set_curve_serverkey(xpub, zcert_public_txt(server));
+        rc = 0;
+    }
+    zcert_destroy(&client);
+    zcert_destroy(&server);
+    return rc;
+}
+
 //  Returns the XPUB, set up and connected, or NULL (logged).
-static zsock_t *s_xpub_new(const char *endpoint)
+static zsock_t *s_xpub_new(const char *endpoint, const hvn_publisher_opts_t *opts)
 {
     zsock_t *xpub = zsock_new(ZMQ_XPUB);
     if (!xpub) {
         zsys_error("publisher: cannot create a socket");
+        return NULL;
+    }
+    if (s_curve_apply(xpub, opts) != 0) {
+        zsock_destroy(&xpub);
         return NULL;
     }
     //  See the broker's subscription again when it reconnects; refuse
@@ -1073,7 +1102,7 @@ hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
         s_free(self);
         return NULL;
     }
-    self->xpub = s_xpub_new(self->endpoint);
+    self->xpub = s_xpub_new(self->endpoint, opts);
     if (!self->xpub) {
         s_free(self);
         return NULL;

@@ -31,17 +31,19 @@ typedef enum { S_FORMAT_JSON, S_FORMAT_TABLE } s_format_t;
 
 //  The command line, parsed
 typedef struct {
-    char *endpoints;         //  --connect values joined with ',' (heap)
-    const char *service;     //  --service
-    const char **topics;     //  --topic values (heap array, strings in argv)
-    size_t topic_count;      //  Entries in topics
-    const char *host;        //  --host, or NULL
-    bool snapshot;           //  --snapshot
-    bool heartbeats;         //  --heartbeats
-    long count;              //  --count; 0 = unlimited
-    double timeout_s;        //  --timeout; 0 = none
-    const char *timeout_arg; //  --timeout as given, for messages
-    s_format_t format;       //  --format
+    char *endpoints;          //  --connect values joined with ',' (heap)
+    const char *service;      //  --service
+    const char **topics;      //  --topic values (heap array, strings in argv)
+    size_t topic_count;       //  Entries in topics
+    const char *host;         //  --host, or NULL
+    bool snapshot;            //  --snapshot
+    bool heartbeats;          //  --heartbeats
+    long count;               //  --count; 0 = unlimited
+    double timeout_s;         //  --timeout; 0 = none
+    const char *timeout_arg;  //  --timeout as given, for messages
+    s_format_t format;        //  --format
+    const char *curve_secret; //  --curve-secret, NULL = plain text
+    const char *server_key;   //  --server-key
 } s_args_t;
 
 //  Returns nothing; prints the usage text on out.
@@ -67,6 +69,9 @@ static void s_usage(FILE *out)
                  "  --format FORMAT  json (default) or table: one row per node, redrawn at most\n"
                  "                   once a second on a terminal, else printed once at exit\n"
                  "  --heartbeats     json: print heartbeats too (default: notifications only)\n"
+                 "  --curve-secret CERT  this subscriber's secret certificate (hvn-keygen\n"
+                 "                   subscriber): connect with CURVE; needs --server-key\n"
+                 "  --server-key CERT    the broker's public certificate\n"
                  "  --help           print this help and exit\n"
                  "\n"
                  "Exit status: 0 on success (also on SIGINT/SIGTERM), 1 on failure,\n"
@@ -133,6 +138,8 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
                                             {"timeout", required_argument, NULL, 'T'},
                                             {"format", required_argument, NULL, 'f'},
                                             {"heartbeats", no_argument, NULL, 'b'},
+                                            {"curve-secret", required_argument, NULL, 'C'},
+                                            {"server-key", required_argument, NULL, 'K'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     args->service = S_DEFAULT_SERVICE;
@@ -185,6 +192,12 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
         case 'b':
             args->heartbeats = true;
             break;
+        case 'C':
+            args->curve_secret = optarg;
+            break;
+        case 'K':
+            args->server_key = optarg;
+            break;
         case 'h':
             s_usage(stdout);
             return S_EXIT_OK;
@@ -198,6 +211,10 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
     }
     if (optind < argc) {
         fprintf(stderr, S_NAME ": unexpected argument '%s' (try --help)\n", argv[optind]);
+        return S_EXIT_USAGE;
+    }
+    if (!args->curve_secret != !args->server_key) {
+        fprintf(stderr, S_NAME ": --curve-secret and --server-key go together (try --help)\n");
         return S_EXIT_USAGE;
     }
     if (!args->endpoints && s_add_endpoint(args, S_DEFAULT_CONNECT) != 0)
@@ -496,7 +513,9 @@ int main(int argc, char *argv[])
                                   .service = args.service,
                                   .topics = args.topics,
                                   .topic_count = args.topic_count,
-                                  .host = args.host};
+                                  .host = args.host,
+                                  .curve_secret = args.curve_secret,
+                                  .curve_server = args.server_key};
     s_run_t run = {.args = &args,
                    .live = args.format == S_FORMAT_TABLE && isatty(STDOUT_FILENO) == 1,
                    .dirty = true};

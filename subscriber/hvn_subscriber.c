@@ -73,11 +73,12 @@ static int s_apply_curve(hvn_subscriber_t *self, zsock_t *sock)
 {
     if (!self->curve_secret)
         return 0;
+    static const uint8_t zero[32] = {0};
     zcert_t *client = zcert_load(self->curve_secret);
     zcert_t *server = zcert_load(self->curve_server);
     int rc = -1;
-    if (!client)
-        zsys_error("subscriber: cannot load certificate '%s'", self->curve_secret);
+    if (!client || memcmp(zcert_secret_key(client), zero, 32) == 0)
+        zsys_error("subscriber: '%s' is not a readable secret certificate", self->curve_secret);
     else if (!server)
         zsys_error("subscriber: cannot load broker certificate '%s'", self->curve_server);
     else {

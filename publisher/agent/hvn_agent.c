@@ -44,6 +44,8 @@ typedef struct {
     int heartbeat_ms;           //  --heartbeat-ms, 0 = library default
     bool once;                  //  --once
     bool decommission;          //  --decommission
+    const char *curve_secret;   //  --curve-secret, NULL = plain text
+    const char *server_key;     //  --server-key
 } s_args_t;
 
 //  The running agent
@@ -78,6 +80,9 @@ static void s_usage(FILE *out)
         "                         e.g. qemu:///system or test:///default (default: no libvirt)\n"
         "  --decommission         send the delete of this host's node, forget it, exit\n"
         "  --heartbeat-ms MS      publisher heartbeat interval (default 10000)\n"
+        "  --curve-secret CERT    this host's secret certificate (hvn-keygen publisher\n"
+        "                         --host HOST): connect with CURVE; needs --server-key\n"
+        "  --server-key CERT      the broker's public certificate\n"
         "  --help                 this text\n",
         S_DEFAULT_INTERVAL);
 }
@@ -115,6 +120,8 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
         {"libvirt-uri", required_argument, NULL, 'l'},
         {"decommission", no_argument, NULL, 'd'},
         {"heartbeat-ms", required_argument, NULL, 'b'},
+        {"curve-secret", required_argument, NULL, 'C'},
+        {"server-key", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -146,6 +153,12 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
         case 'd':
             args->decommission = true;
             break;
+        case 'C':
+            args->curve_secret = optarg;
+            break;
+        case 'K':
+            args->server_key = optarg;
+            break;
         case 'h':
             s_usage(stdout);
             return -1;
@@ -171,6 +184,9 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
         return s_bad_usage("--host", "expects 1 to 255 bytes without '@'");
     if (!*args->state_dir)
         return s_bad_usage("--state-dir", "expects a directory");
+    if (!args->curve_secret != !args->server_key)
+        return s_bad_usage(args->curve_secret ? "--curve-secret" : "--server-key",
+                           "needs the other of --curve-secret and --server-key");
 #ifndef HVN_HAVE_LIBVIRT
     if (args->libvirt_uri)
         return s_bad_usage("--libvirt-uri", "this hvn-agent was built without libvirt");
@@ -251,6 +267,8 @@ static int s_open_publisher(s_agent_t *self)
         .state_dir = self->args.state_dir,
         .heartbeat_ms = self->args.heartbeat_ms,
         .linger_ms = S_LINGER_MS,
+        .curve_secret = self->args.curve_secret,
+        .curve_server = self->args.server_key,
     };
     self->pub = hvn_publisher_new(&opts);
     if (!self->pub) {

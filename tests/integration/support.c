@@ -47,6 +47,7 @@ static int s_remove_entry(const char *path, const struct stat *st, int flag, str
 void it_env_fini(it_env_t *env)
 {
     it_stop(&env->broker, SIGTERM, 5000);
+    it_stat_curve(NULL, NULL);
     if (env->dir[0])
         nftw(env->dir, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     env->dir[0] = '\0';
@@ -316,11 +317,33 @@ static int s_map_int(const msgpack_object *map, const char *key, int64_t *value)
     return -1;
 }
 
+static char s_stat_secret[512]; //  it_stat_curve's certificates; "" = plain text
+static char s_stat_server[512];
+
+void it_stat_curve(const char *secret_cert, const char *server_cert)
+{
+    snprintf(s_stat_secret, sizeof(s_stat_secret), "%s", secret_cert ? secret_cert : "");
+    snprintf(s_stat_server, sizeof(s_stat_server), "%s", server_cert ? server_cert : "");
+}
+
 int64_t it_broker_stat(const char *service, const char *key, int timeout_ms)
 {
-    zsock_t *dealer = zsock_new_dealer(service);
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
     if (!dealer)
         return -1;
+    if (s_stat_secret[0]) {
+        zcert_t *client = zcert_load(s_stat_secret);
+        zcert_t *server = zcert_load(s_stat_server);
+        cr_assert(client && server, "cannot load %s or %s", s_stat_secret, s_stat_server);
+        zcert_apply(client, dealer);
+        zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
+        zcert_destroy(&client);
+        zcert_destroy(&server);
+    }
+    if (zsock_connect(dealer, "%s", service) != 0) {
+        zsock_destroy(&dealer);
+        return -1;
+    }
     zsock_set_linger(dealer, 0);
     zsock_set_rcvtimeo(dealer, timeout_ms);
     int64_t value = -1;

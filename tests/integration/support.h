@@ -82,6 +82,11 @@ it_proc_t *it_broker_start(it_env_t *env, const char *const extra[]);
 //  no such key.
 int64_t it_broker_stat(const char *service, const char *key, int timeout_ms);
 
+//  Makes it_broker_stat (and so it_broker_start and it_wait_subscriptions)
+//  connect as a CURVE client with this secret certificate to a broker whose
+//  public certificate is server_cert; NULL, NULL: plain text again.
+void it_stat_curve(const char *secret_cert, const char *server_cert);
+
 //  Waits until the broker counts at least n backend subscriptions.
 //  Returns 0, or -1 after timeout_ms.
 int it_wait_subscriptions(const char *service, int64_t n, int timeout_ms);

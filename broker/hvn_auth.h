@@ -1,0 +1,76 @@
+/*  hvn_auth.h — who may connect to the broker, and as which host.
+
+    With CURVE on, the broker's three sockets are CURVE servers and every
+    handshake is put to the ZAP handler this module runs (RFC 27, in the
+    broker's own ZeroMQ context, bound before any broker socket). Each
+    socket names a ZAP domain; the domain picks the directory of public
+    certificates a client key must be in:
+
+        frontend (XSUB)  HVN_AUTH_PUBLISHERS   --publishers-dir
+        backend  (XPUB)  HVN_AUTH_SUBSCRIBERS  --subscribers-dir
+        service (ROUTER) HVN_AUTH_SERVICE      --subscribers-dir
+
+    The service socket answers SNAPSHOT (the whole fleet's state) and
+    STATS, which are a reader's business: publishers' keys are not let in.
+
+    A publisher certificate names in its metadata the one host its key may
+    publish as (`host`); one without it is refused at the handshake. The
+    handler returns the client's public key (Z85 text) as the ZAP User-Id,
+    which libzmq attaches to every message of that connection; the broker
+    maps it back to the host with hvn_auth_publisher_host, cached.
+
+    Certificates are read at the handshake: a certificate added to a
+    directory is honoured by the next connection, one removed refuses the
+    next connection but does not close one already open (restart the
+    broker to cut those).
+*/
+#ifndef HVN_AUTH_H_INCLUDED
+#define HVN_AUTH_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HVN_AUTH_PUBLISHERS "hvn.publishers"
+#define HVN_AUTH_SUBSCRIBERS "hvn.subscribers"
+#define HVN_AUTH_SERVICE "hvn.service"
+
+typedef struct _hvn_auth_t hvn_auth_t;
+
+//  Handshakes decided, as STATS reports them.
+typedef struct {
+    uint64_t allowed;            //  Handshakes let in, all domains
+    uint64_t denied_publishers;  //  Frontend handshakes refused (unknown key, no host)
+    uint64_t denied_subscribers; //  Backend and service handshakes refused
+} hvn_auth_stats_t;
+
+//  Starts the ZAP handler on the process's czmq context and loads the two
+//  directories. Returns the handler, or NULL with a one-line reason in
+//  error (a directory missing or unreadable, another ZAP handler already
+//  bound). Call it before binding any CURVE server socket.
+hvn_auth_t *hvn_auth_new(const char *publishers_dir, const char *subscribers_dir, char *error,
+                         size_t error_size);
+
+//  Stops the handler and frees; NULL-safe, sets *self_p to NULL. After
+//  this, CURVE servers of the context accept any key: destroy the sockets
+//  first.
+void hvn_auth_destroy(hvn_auth_t **self_p);
+
+//  Returns the host the publisher key (Z85 text, a ZAP User-Id) may
+//  publish as, or NULL when the key is not a publisher's (or its
+//  certificate names no host). The answer is cached per key: one string
+//  compare when the same key asks again, one hash lookup for any key seen
+//  before. The string is owned by self. Not thread-safe: the broker's
+//  thread only.
+const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key);
+
+//  Copies the handshake counters into *out (read atomically).
+void hvn_auth_stats(hvn_auth_t *self, hvn_auth_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

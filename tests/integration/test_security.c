@@ -1,0 +1,285 @@
+/*  test_security.c — the broker with CURVE on, as real processes.
+
+    Keys are made with hvn-keygen: the broker's, a publisher's bound to
+    cmp-017 and a subscriber's, both listed in the broker's directories,
+    and an outsider of each kind that is not listed. A listed publisher and
+    subscriber work, snapshot included; an unlisted publisher key, a
+    plain-text publisher and a listed key publishing for another host
+    deliver nothing; an unlisted or plain-text subscriber receives nothing.
+    Each refusal moves its counter in STATS.
+*/
+#include "support.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static it_env_t env;
+static char broker_cert[400], pub_secret[420], sub_secret[420];
+static char rogue_pub_secret[420], rogue_sub_secret[420];
+
+//  Returns nothing; path is env.dir + "/" + name.
+static void s_path(char *path, size_t size, const char *name)
+{
+    snprintf(path, size, "%s/%s", env.dir, name);
+}
+
+//  Returns nothing; hvn-keygen made a certificate pair at out (asserted).
+static void s_keygen(const char *role, const char *host, const char *out)
+{
+    const char *argv[] = {"hvn-keygen", role, "--out", out, host ? "--host" : NULL, host, NULL};
+    it_proc_t *proc = it_spawn(argv, false, true, false);
+    cr_assert_not_null(proc);
+    cr_assert_eq(it_wait(proc, 10000), 0, "hvn-keygen %s failed", role);
+    it_stop(&proc, SIGKILL, 1000);
+}
+
+//  Returns nothing; keys made, the broker started with CURVE on, and
+//  it_broker_stat talking CURVE with the listed subscriber's key.
+static void s_setup(void)
+{
+    it_env_init(&env);
+    char pubs[300], subs[300], path[400];
+    s_path(pubs, sizeof(pubs), "publishers");
+    s_path(subs, sizeof(subs), "subscribers");
+    cr_assert_eq(mkdir(pubs, 0700), 0);
+    cr_assert_eq(mkdir(subs, 0700), 0);
+    s_path(broker_cert, sizeof(broker_cert), "broker.cert");
+    s_keygen("broker", NULL, broker_cert);
+    s_path(path, sizeof(path), "publishers/cmp-017.cert");
+    s_keygen("publisher", "cmp-017", path);
+    snprintf(pub_secret, sizeof(pub_secret), "%s_secret", path);
+    s_path(path, sizeof(path), "subscribers/reader.cert");
+    s_keygen("subscriber", NULL, path);
+    snprintf(sub_secret, sizeof(sub_secret), "%s_secret", path);
+    s_path(path, sizeof(path), "rogue-pub.cert");
+    s_keygen("publisher", "cmp-017", path);
+    snprintf(rogue_pub_secret, sizeof(rogue_pub_secret), "%s_secret", path);
+    s_path(path, sizeof(path), "rogue-sub.cert");
+    s_keygen("subscriber", NULL, path);
+    snprintf(rogue_sub_secret, sizeof(rogue_sub_secret), "%s_secret", path);
+
+    char secret[420];
+    snprintf(secret, sizeof(secret), "%s_secret", broker_cert);
+    it_stat_curve(sub_secret, broker_cert);
+    const char *extra[] = {
+        "--curve-secret", secret, "--publishers-dir", pubs, "--subscribers-dir", subs, NULL};
+    it_broker_start(&env, extra);
+}
+
+static void s_teardown(void)
+{
+    it_env_fini(&env);
+}
+
+TestSuite(security, .init = s_setup, .fini = s_teardown, .timeout = 90);
+
+//  Returns the exit status of hvn-pub publishing one node of `host` with
+//  the given key (NULL: plain text), flushing for at most flush_s.
+static int s_publish(const char *host, const char *uuid, const char *secret, const char *flush_s)
+{
+    const char *argv[IT_MAX_ARGS] = {"hvn-pub", "--connect",       env.frontend, "--host",
+                                     host,      "--flush-timeout", flush_s};
+    size_t n = 7;
+    if (secret) {
+        argv[n++] = "--curve-secret";
+        argv[n++] = secret;
+        argv[n++] = "--server-key";
+        argv[n++] = broker_cert;
+    }
+    argv[n] = NULL;
+    it_proc_t *pub = it_spawn(argv, true, false, true);
+    cr_assert_not_null(pub);
+    char line[2048];
+    it_node_json(line, sizeof(line), 1, uuid, host, 2, 4096);
+    cr_assert_eq(it_write(pub, line), 0);
+    it_close_stdin(pub);
+    int status = it_wait(pub, 30000);
+    it_stop(&pub, SIGKILL, 1000);
+    return status;
+}
+
+//  Returns a running hvn-sub with the given key (NULL: plain text) and
+//  extra arguments (NULL-ended).
+static it_proc_t *s_subscribe(const char *secret, const char *const extra[])
+{
+    const char *argv[IT_MAX_ARGS] = {"hvn-sub", "--connect", env.backend, "--service", env.service};
+    size_t n = 5;
+    if (secret) {
+        argv[n++] = "--curve-secret";
+        argv[n++] = secret;
+        argv[n++] = "--server-key";
+        argv[n++] = broker_cert;
+    }
+    for (size_t i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    it_proc_t *sub = it_spawn(argv, false, true, true);
+    cr_assert_not_null(sub);
+    return sub;
+}
+
+//  Returns the broker's counter `key` (asserted present).
+static int64_t s_stat(const char *key)
+{
+    int64_t value = it_broker_stat(env.service, key, 5000);
+    cr_assert_geq(value, 0, "no STATS counter %s", key);
+    return value;
+}
+
+//  Returns 0 once counter `key` is at least n, -1 after timeout_ms.
+static int s_wait_stat(const char *key, int64_t n, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        if (it_broker_stat(env.service, key, 2000) >= n)
+            return 0;
+        nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
+    }
+    return -1;
+}
+
+#define S_UUID_OK "10000000-0000-4000-8000-000000000017"
+#define S_UUID_ROGUE "20000000-0000-4000-8000-000000000017"
+#define S_UUID_PLAIN "30000000-0000-4000-8000-000000000017"
+#define S_UUID_OTHER "40000000-0000-4000-8000-000000000018"
+
+Test(security, listed_keys_publish_subscribe_and_snapshot)
+{
+    cr_assert_eq(s_stat("curve"), 1);
+    const char *live_args[] = {"--count", "1", "--timeout", "20", NULL};
+    it_proc_t *live = s_subscribe(sub_secret, live_args);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    char line[8192];
+    cr_assert_gt(it_read_line(live, line, sizeof(line), 10000), 0, "no live line");
+    cr_expect(strstr(line, S_UUID_OK) && strstr(line, "compute_node.create"), "got %s", line);
+    cr_expect_eq(it_wait(live, 10000), 0);
+    it_stop(&live, SIGTERM, 5000);
+
+    const char *snap_args[] = {"--snapshot", "--count", "1", "--timeout", "10", NULL};
+    it_proc_t *snap = s_subscribe(sub_secret, snap_args);
+    cr_assert_gt(it_read_line(snap, line, sizeof(line), 10000), 0, "no snapshot line");
+    cr_expect(strstr(line, S_UUID_OK) != NULL, "got %s", line);
+    cr_expect_eq(it_wait(snap, 10000), 0);
+    it_stop(&snap, SIGTERM, 5000);
+    cr_expect_eq(s_stat("refused"), 0);
+    cr_expect_geq(s_stat("snapshots"), 1);
+    cr_expect_geq(s_stat("auth_allowed"), 3); //  Publisher, two subscribers, STATS
+}
+
+Test(security, refused_publishers_deliver_nothing)
+{
+    const char *args[] = {"--count", "1", "--timeout", "30", NULL};
+    it_proc_t *sub = s_subscribe(sub_secret, args);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+
+    //  A key not in the publishers' directory: refused at the handshake,
+    //  so the broker's subscription never reaches it and it cannot flush
+    cr_expect_eq(s_publish("cmp-017", S_UUID_ROGUE, rogue_pub_secret, "2"), 1);
+    cr_expect_geq(s_stat("auth_denied_publishers"), 1);
+    //  Plain text: the handshake fails before ZAP
+    cr_expect_eq(s_publish("cmp-017", S_UUID_PLAIN, NULL, "2"), 1);
+    cr_expect_eq(s_stat("received"), 0);
+    //  A listed key bound to cmp-017 publishing as cmp-018: connected, its
+    //  messages read and refused
+    cr_expect_eq(s_publish("cmp-018", S_UUID_OTHER, pub_secret, "20"), 0);
+    cr_expect_geq(s_stat("refused.not_authorized"), 1);
+    cr_expect_eq(s_stat("forwarded"), 0);
+    cr_expect_eq(s_stat("cache_nodes"), 0);
+
+    //  The one message the subscriber gets is the listed one's
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    char line[8192];
+    cr_assert_gt(it_read_line(sub, line, sizeof(line), 10000), 0, "no line");
+    cr_expect(strstr(line, S_UUID_OK) != NULL, "first message is not the listed one: %s", line);
+    cr_expect_eq(it_wait(sub, 10000), 0);
+    it_stop(&sub, SIGTERM, 5000);
+    cr_expect_eq(s_stat("cache_nodes"), 1);
+}
+
+Test(security, refused_subscribers_receive_nothing)
+{
+    const char *args[] = {"--count", "1", "--timeout", "3", NULL};
+    const char *snap_args[] = {"--snapshot", "--count", "1", "--timeout", "3", NULL};
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    int64_t denied = s_stat("auth_denied_subscribers");
+    it_proc_t *rogue = s_subscribe(rogue_sub_secret, args);
+    it_proc_t *rogue_snap = s_subscribe(rogue_sub_secret, snap_args);
+    it_proc_t *plain = s_subscribe(NULL, args);
+    it_proc_t *plain_snap = s_subscribe(NULL, snap_args);
+    const char *listed_args[] = {"--count", "1", "--timeout", "30", NULL};
+    it_proc_t *listed = s_subscribe(sub_secret, listed_args);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    cr_assert_eq(s_wait_stat("auth_denied_subscribers", denied + 2, 10000), 0,
+                 "the unlisted subscriber's handshakes were not refused");
+    cr_assert_eq(s_publish("cmp-017", "50000000-0000-4000-8000-000000000017", pub_secret, "20"), 0);
+    char line[8192];
+    cr_assert_gt(it_read_line(listed, line, sizeof(line), 10000), 0, "listed got nothing");
+    it_proc_t *refused[] = {rogue, rogue_snap, plain, plain_snap};
+    for (size_t i = 0; i < 4; i++) {
+        char *out = it_read_stdout(refused[i], 15000);
+        cr_expect_str_empty(out, "refused subscriber %zu printed: %s", i, out);
+        free(out);
+        cr_expect_eq(it_wait(refused[i], 10000), 1, "refused subscriber %zu", i);
+        it_stop(&refused[i], SIGTERM, 5000);
+    }
+    it_stop(&listed, SIGTERM, 5000);
+}
+
+Test(security, curve_options_go_together)
+{
+    char dir[400];
+    s_path(dir, sizeof(dir), "publishers");
+    const char *argv[] = {"hvn-broker",
+                          "--frontend",
+                          "ipc:///nonexistent/f",
+                          "--curve-secret",
+                          broker_cert,
+                          "--publishers-dir",
+                          dir,
+                          NULL};
+    it_proc_t *broker = it_spawn(argv, false, false, true);
+    cr_assert_not_null(broker);
+    cr_expect_eq(it_wait(broker, 10000), 2);
+    char *err = it_read_stderr(broker, 1000);
+    cr_expect(strstr(err, "--subscribers-dir") != NULL, "stderr: %s", err);
+    free(err);
+    it_stop(&broker, SIGKILL, 1000);
+
+    //  A directory that is not there: cannot start
+    char secret[420];
+    snprintf(secret, sizeof(secret), "%s_secret", broker_cert);
+    const char *argv2[] = {"hvn-broker",
+                           "--frontend",
+                           "ipc:///nonexistent/f",
+                           "--curve-secret",
+                           secret,
+                           "--publishers-dir",
+                           "/nonexistent/pub",
+                           "--subscribers-dir",
+                           dir,
+                           NULL};
+    broker = it_spawn(argv2, false, false, true);
+    cr_assert_not_null(broker);
+    cr_expect_eq(it_wait(broker, 10000), 1);
+    err = it_read_stderr(broker, 1000);
+    cr_expect(strstr(err, "/nonexistent/pub") != NULL, "stderr: %s", err);
+    free(err);
+    it_stop(&broker, SIGKILL, 1000);
+
+    //  Client halves without the other: usage
+    const char *pub_argv[] = {"hvn-pub", "--connect",      env.frontend, "--host",
+                              "cmp-017", "--curve-secret", pub_secret,   NULL};
+    it_proc_t *pub = it_spawn(pub_argv, false, false, true);
+    cr_expect_eq(it_wait(pub, 10000), 2);
+    it_stop(&pub, SIGKILL, 1000);
+    const char *sub_argv[] = {"hvn-sub",      "--connect", env.backend,
+                              "--server-key", broker_cert, NULL};
+    it_proc_t *sub = it_spawn(sub_argv, false, false, true);
+    cr_expect_eq(it_wait(sub, 10000), 2);
+    it_stop(&sub, SIGKILL, 1000);
+}

@@ -647,6 +647,7 @@ void hvn_replica_destroy(hvn_replica_t **self_p)
 //  Running
 
 //  Returns the number of live messages handled, or -1 when interrupted.
+//  Returns early after a batch of messages or an applied snapshot.
 int hvn_replica_poll(hvn_replica_t *self, int timeout_ms)
 {
     assert(self);
@@ -657,7 +658,8 @@ int hvn_replica_poll(hvn_replica_t *self, int timeout_ms)
         s_prune(self, now);
         s_check_silence(self, now);
         if (self->repair_due && now >= self->repair_at) {
-            s_snapshot(self);
+            if (s_snapshot(self) == 0)
+                return handled;
             continue;
         }
         int rc = s_drain(self);
@@ -665,10 +667,8 @@ int hvn_replica_poll(hvn_replica_t *self, int timeout_ms)
             return -1;
         handled += rc;
         now = zclock_mono();
-        if (now >= deadline)
+        if (rc > 0 || now >= deadline)
             return handled;
-        if (rc > 0)
-            continue;
         int64_t until = s_next_due(self);
         if (until > deadline)
             until = deadline;

@@ -102,11 +102,12 @@ hvn_replica_t *hvn_replica_new(const hvn_replica_opts_t *opts);
 //  Closes everything and frees. NULL-safe; sets *self_p to NULL.
 void hvn_replica_destroy(hvn_replica_t **self_p);
 
-//  Applies live messages and takes due snapshots for up to timeout_ms
-//  (-1 = until interrupted; 0 = what is waiting now), calling opts.fn for
-//  each change. Returns the number of live messages handled (0 on a quiet
-//  timeout), or -1 when interrupted (czmq's SIGINT/SIGTERM handler set
-//  zsys_interrupted).
+//  Waits up to timeout_ms (-1 = forever; 0 = only what is due now) for live
+//  messages or a due snapshot, and handles them, calling opts.fn for each
+//  change. Returns after one batch of messages (at most a few hundred per
+//  broker) or one applied snapshot, or at the timeout: the number of live
+//  messages handled (0 after a snapshot or a quiet timeout), or -1 when
+//  interrupted (czmq's SIGINT/SIGTERM handler set zsys_interrupted).
 int hvn_replica_poll(hvn_replica_t *self, int timeout_ms);
 
 //  Takes a snapshot now (as a repair would) and returns 0 when one was

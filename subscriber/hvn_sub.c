@@ -1,20 +1,27 @@
-/*  hvn_sub.c — hvn-sub: follow compute-node notifications from a broker.
+/*  hvn-sub: follow compute-node notifications from one or more brokers.
 
     One JSON object per line on stdout, the envelope every Nova versioned-
     notification consumer parses, flushed per line so `jq` and pipes see each
     message at once. Stops after --count messages, after --timeout seconds of
     silence, or on SIGINT/SIGTERM.
+
+    With --snapshot or --format table, hvn-sub keeps a replica of the fleet
+    (hvn_replica.h): the cached fleet first, then live changes, each
+    notification once even through two brokers, losses detected and
+    repaired by snapshot. Without them it is a plain subscriber.
 */
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "hvn_replica.h"
 #include "hvn_subscriber.h"
 
 #define S_NAME "hvn-sub"
@@ -32,7 +39,10 @@ typedef enum { S_FORMAT_JSON, S_FORMAT_TABLE } s_format_t;
 //  The command line, parsed
 typedef struct {
     char *endpoints;          //  --connect values joined with ',' (heap)
-    const char *service;      //  --service
+    const char **backends;    //  --connect values (heap array, strings in argv)
+    size_t backend_count;     //  Entries in backends
+    const char **services;    //  --service values (heap array, strings in argv)
+    size_t service_count;     //  Entries in services
     const char **topics;      //  --topic values (heap array, strings in argv)
     size_t topic_count;       //  Entries in topics
     const char *host;         //  --host, or NULL
@@ -42,6 +52,8 @@ typedef struct {
     double timeout_s;         //  --timeout; 0 = none
     const char *timeout_arg;  //  --timeout as given, for messages
     s_format_t format;        //  --format
+    long rcvhwm;              //  --rcvhwm; 0 = library default
+    long heartbeat_ms;        //  --heartbeat-ms; 0 = replica default
     const char *curve_secret; //  --curve-secret, NULL = plain text
     const char *server_key;   //  --server-key
 } s_args_t;
@@ -50,31 +62,44 @@ typedef struct {
 static void s_usage(FILE *out)
 {
     fprintf(out, "Usage: " S_NAME " [OPTION]...\n"
-                 "Follow compute-node notifications from an hvnotify broker; print one JSON\n"
+                 "Follow compute-node notifications from hvnotify brokers; print one JSON\n"
                  "object per line (the Nova versioned-notification envelope) on stdout.\n"
                  "\n"
-                 "  --connect EP     broker backend endpoint; repeat for several\n"
+                 "  --connect EP     broker backend endpoint; repeat for several brokers\n"
                  "                   (default " S_DEFAULT_CONNECT ")\n"
-                 "  --service EP     broker service endpoint, for --snapshot\n"
+                 "  --service EP     broker service endpoint, for --snapshot and --format\n"
+                 "                   table; repeat, one per --connect, paired by order\n"
                  "                   (default " S_DEFAULT_SERVICE ")\n"
-                 "  --topic PREFIX   topic prefix to subscribe to, e.g. compute_node.update;\n"
+                 "  --topic PREFIX   topic prefix to follow, e.g. compute_node.update;\n"
                  "                   repeat for several (default: everything)\n"
                  "  --host HOST      only messages of this host (exact match)\n"
-                 "  --snapshot       first print the broker's cached fleet, then follow live;\n"
-                 "                   take it again after a seq gap or a broker restart\n"
+                 "  --snapshot       keep a replica of the fleet: first print the broker's\n"
+                 "                   cached nodes, then each live notification once (also\n"
+                 "                   through two brokers); a seq gap, a heartbeat that\n"
+                 "                   disagrees, a restarted or silent broker is repaired by a\n"
+                 "                   new snapshot, whose changes are printed\n"
                  "  --count N        exit 0 after N messages printed (snapshot items count)\n"
                  "  --timeout S      stop after S seconds without a message printed: exit 0,\n"
                  "                   or 1 when --count was given and not reached; also the\n"
                  "                   wait for each snapshot reply (default 5 s)\n"
-                 "  --format FORMAT  json (default) or table: one row per node, redrawn at most\n"
-                 "                   once a second on a terminal, else printed once at exit\n"
+                 "  --format FORMAT  json (default) or table: the replica's fleet, one row\n"
+                 "                   per node (host, vCPUs, RAM, disk, VMs, last change),\n"
+                 "                   redrawn at most 4 times a second on a terminal, else\n"
+                 "                   printed once at exit\n"
                  "  --heartbeats     json: print heartbeats too (default: notifications only)\n"
+                 "  --rcvhwm N       messages queued per broker before the library drops\n"
+                 "                   (default 100000); a small value makes a slow reader\n"
+                 "                   lose messages, which --snapshot then repairs\n"
+                 "  --heartbeat-ms N broker heartbeat interval assumed until a broker\n"
+                 "                   advertises its own (default 10000); silence past three\n"
+                 "                   intervals is a loss\n"
                  "  --curve-secret CERT  this subscriber's secret certificate (hvn-keygen\n"
                  "                   subscriber): connect with CURVE; needs --server-key\n"
                  "  --server-key CERT    the broker's public certificate\n"
                  "  --help           print this help and exit\n"
                  "\n"
-                 "Exit status: 0 on success (also on SIGINT/SIGTERM), 1 on failure,\n"
+                 "At exit, when anything was refused, lost or repaired, the counters go to\n"
+                 "stderr. Exit status: 0 on success (also on SIGINT/SIGTERM), 1 on failure,\n"
                  "2 on bad usage.\n");
 }
 
@@ -85,13 +110,14 @@ static int s_bad_value(const char *option, const char *value, const char *expect
     return S_EXIT_USAGE;
 }
 
-//  Returns 0 with *out set to the positive integer in text, -1 otherwise.
-static int s_parse_count(const char *text, long *out)
+//  Returns 0 with *out set to the positive integer in text (at most max),
+//  -1 otherwise.
+static int s_parse_count(const char *text, long *out, long max)
 {
     char *end;
     errno = 0;
     long value = strtol(text, &end, 10);
-    if (errno || end == text || *end || value <= 0)
+    if (errno || end == text || *end || value <= 0 || value > max)
         return -1;
     *out = value;
     return 0;
@@ -110,11 +136,11 @@ static int s_parse_seconds(const char *text, double *out)
     return 0;
 }
 
-//  Returns 0 after appending endpoint to the comma-separated list, -1 when
-//  it is empty or out of memory.
+//  Returns 0 after adding endpoint to the backends and the comma-separated
+//  list, -1 when it is empty, holds a comma, or out of memory.
 static int s_add_endpoint(s_args_t *args, const char *endpoint)
 {
-    if (!*endpoint)
+    if (!*endpoint || strchr(endpoint, ','))
         return -1;
     char *joined =
         args->endpoints ? zsys_sprintf("%s,%s", args->endpoints, endpoint) : strdup(endpoint);
@@ -122,7 +148,29 @@ static int s_add_endpoint(s_args_t *args, const char *endpoint)
         return -1;
     free(args->endpoints);
     args->endpoints = joined;
+    args->backends[args->backend_count++] = endpoint;
     return 0;
+}
+
+//  Returns -1 when the endpoints pair up (args filled), else S_EXIT_USAGE
+//  after an error line.
+static int s_check_pairs(s_args_t *args)
+{
+    if (args->service_count == 0)
+        args->services[args->service_count++] = S_DEFAULT_SERVICE;
+    bool replica = args->snapshot || args->format == S_FORMAT_TABLE;
+    if (replica && args->service_count != args->backend_count) {
+        fprintf(stderr,
+                S_NAME ": %zu --connect but %zu --service: give one service per broker, "
+                       "in the same order\n",
+                args->backend_count, args->service_count);
+        return S_EXIT_USAGE;
+    }
+    if (replica && args->backend_count > HVN_REPLICA_BROKERS_MAX) {
+        fprintf(stderr, S_NAME ": at most %d brokers\n", HVN_REPLICA_BROKERS_MAX);
+        return S_EXIT_USAGE;
+    }
+    return -1;
 }
 
 //  Returns -1 when the arguments are good (args filled), else the exit code:
@@ -138,13 +186,16 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
                                             {"timeout", required_argument, NULL, 'T'},
                                             {"format", required_argument, NULL, 'f'},
                                             {"heartbeats", no_argument, NULL, 'b'},
+                                            {"rcvhwm", required_argument, NULL, 'R'},
+                                            {"heartbeat-ms", required_argument, NULL, 'B'},
                                             {"curve-secret", required_argument, NULL, 'C'},
                                             {"server-key", required_argument, NULL, 'K'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    args->service = S_DEFAULT_SERVICE;
     args->topics = calloc((size_t)argc, sizeof(char *));
-    if (!args->topics)
+    args->backends = calloc((size_t)argc + 1, sizeof(char *));
+    args->services = calloc((size_t)argc + 1, sizeof(char *));
+    if (!args->topics || !args->backends || !args->services)
         return S_EXIT_FAIL;
     opterr = 0;
     int c;
@@ -155,9 +206,9 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
                 return s_bad_value("connect", optarg, "an endpoint such as tcp://host:5562");
             break;
         case 's':
-            if (!*optarg)
+            if (!*optarg || strchr(optarg, ','))
                 return s_bad_value("service", optarg, "an endpoint such as tcp://host:5563");
-            args->service = optarg;
+            args->services[args->service_count++] = optarg;
             break;
         case 't':
             if (strlen(optarg) > HVN_TOPIC_MAX)
@@ -173,7 +224,7 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
             args->snapshot = true;
             break;
         case 'n':
-            if (s_parse_count(optarg, &args->count) != 0)
+            if (s_parse_count(optarg, &args->count, LONG_MAX) != 0)
                 return s_bad_value("count", optarg, "a positive integer");
             break;
         case 'T':
@@ -191,6 +242,14 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
             break;
         case 'b':
             args->heartbeats = true;
+            break;
+        case 'R':
+            if (s_parse_count(optarg, &args->rcvhwm, INT32_MAX) != 0)
+                return s_bad_value("rcvhwm", optarg, "a positive number of messages");
+            break;
+        case 'B':
+            if (s_parse_count(optarg, &args->heartbeat_ms, INT32_MAX) != 0)
+                return s_bad_value("heartbeat-ms", optarg, "a positive number of milliseconds");
             break;
         case 'C':
             args->curve_secret = optarg;
@@ -219,111 +278,98 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
     }
     if (!args->endpoints && s_add_endpoint(args, S_DEFAULT_CONNECT) != 0)
         return S_EXIT_FAIL;
-    return -1;
+    return s_check_pairs(args);
 }
 
 // --------------------------------------------------------------------------
-//  The table: a replica of the fleet, one row per node
+//  The table: the replica's fleet, one row per node
 
-//  What the table shows of one node
-typedef struct {
-    char uuid[HVN_UUID_STR_LEN + 1];     //  Node uuid (the key)
-    char host[HVN_STR_MAX + 1];          //  Payload host, else the topic's
-    int64_t vcpus, vcpus_used;           //  vCPUs total / given to guests
-    int64_t memory_mb, memory_mb_used;   //  RAM total / used, MiB
-    int64_t local_gb, local_gb_used;     //  Disk total / used, GiB
-    int64_t running_vms;                 //  -1 = unknown (nil)
-    char changed[HVN_TIMESTAMP_LEN + 1]; //  Timestamp of the last change
-} s_row_t;
+#define S_REDRAW_MS 250 //  The live table is redrawn at most this often
 
-//  Returns nothing; applies one notification to the replica (a delete
-//  removes the row, create/update replace it).
-static void s_table_apply(zhashx_t *rows, const hvn_msg_t *msg)
-{
-    if (msg->event == HVN_EVENT_DELETE) {
-        zhashx_delete(rows, msg->node.uuid);
-        return;
-    }
-    if (msg->event != HVN_EVENT_CREATE && msg->event != HVN_EVENT_UPDATE)
-        return;
-    s_row_t *row = zhashx_lookup(rows, msg->node.uuid);
-    if (!row) {
-        if (!(row = calloc(1, sizeof(*row))))
-            return;
-        snprintf(row->uuid, sizeof(row->uuid), "%s", msg->node.uuid);
-        zhashx_insert(rows, row->uuid, row);
-    }
-    const hvn_node_t *node = &msg->node;
-    bool host_null = hvn_node_is_null(node, HVN_F_HOST) || !node->host[0];
-    snprintf(row->host, sizeof(row->host), "%s", host_null ? msg->host : node->host);
-    row->vcpus = node->vcpus;
-    row->vcpus_used = node->vcpus_used;
-    row->memory_mb = node->memory_mb;
-    row->memory_mb_used = node->memory_mb_used;
-    row->local_gb = node->local_gb;
-    row->local_gb_used = node->local_gb_used;
-    row->running_vms = hvn_node_is_null(node, HVN_F_RUNNING_VMS) ? -1 : node->running_vms;
-    snprintf(row->changed, sizeof(row->changed), "%s", msg->timestamp);
-}
-
-//  Returns <0, 0 or >0 as row a sorts before, with or after row b: by host,
-//  then uuid.
+//  Returns <0, 0 or >0 as node a sorts before, with or after node b: by
+//  host, then uuid.
 static int s_row_compare(const void *a, const void *b)
 {
-    const s_row_t *ra = *(const s_row_t *const *)a;
-    const s_row_t *rb = *(const s_row_t *const *)b;
-    int rc = strcmp(ra->host, rb->host);
-    return rc ? rc : strcmp(ra->uuid, rb->uuid);
+    const hvn_replica_node_t *na = *(const hvn_replica_node_t *const *)a;
+    const hvn_replica_node_t *nb = *(const hvn_replica_node_t *const *)b;
+    int rc = strcmp(na->host, nb->host);
+    return rc ? rc : strcmp(na->node.uuid, nb->node.uuid);
 }
 
-//  Returns nothing; writes the table, sorted by host, on out.
-static void s_table_print(zhashx_t *rows, FILE *out)
+//  The nodes of the view being collected for a draw
+typedef struct {
+    const hvn_replica_node_t **rows; //  Borrowed from the replica
+    size_t count;                    //  Rows filled
+    size_t size;                     //  Rows allocated
+} s_rows_t;
+
+//  Returns 0 after adding node to the rows (the hvn_replica_node_fn).
+static int s_collect_row(const hvn_replica_node_t *node, void *arg)
 {
-    size_t count = zhashx_size(rows);
-    s_row_t **sorted = calloc(count ? count : 1, sizeof(*sorted));
-    if (!sorted)
+    s_rows_t *rows = arg;
+    if (rows->count < rows->size)
+        rows->rows[rows->count++] = node;
+    return 0;
+}
+
+//  Returns nothing; writes the replica's table, sorted by host, on out.
+static void s_table_print(hvn_replica_t *replica, FILE *out)
+{
+    s_rows_t rows = {.size = hvn_replica_size(replica)};
+    rows.rows = calloc(rows.size ? rows.size : 1, sizeof(*rows.rows));
+    if (!rows.rows)
         return;
-    size_t n = 0;
-    for (s_row_t *row = zhashx_first(rows); row && n < count; row = zhashx_next(rows))
-        sorted[n++] = row;
-    qsort(sorted, n, sizeof(*sorted), s_row_compare);
+    hvn_replica_foreach(replica, s_collect_row, &rows);
+    qsort(rows.rows, rows.count, sizeof(*rows.rows), s_row_compare);
     fprintf(out, "%-24s %11s %17s %15s %7s  %s\n", "HOST", "VCPUS", "RAM MIB", "DISK GIB", "VMS",
             "CHANGED (UTC)");
-    for (size_t i = 0; i < n; i++) {
-        const s_row_t *r = sorted[i];
+    for (size_t i = 0; i < rows.count; i++) {
+        const hvn_replica_node_t *r = rows.rows[i];
+        const hvn_node_t *n = &r->node;
+        bool host_null = hvn_node_is_null(n, HVN_F_HOST) || !n->host[0];
         char vcpus[48], ram[48], disk[48], vms[24];
-        snprintf(vcpus, sizeof(vcpus), "%" PRId64 "/%" PRId64, r->vcpus_used, r->vcpus);
-        snprintf(ram, sizeof(ram), "%" PRId64 "/%" PRId64, r->memory_mb_used, r->memory_mb);
-        snprintf(disk, sizeof(disk), "%" PRId64 "/%" PRId64, r->local_gb_used, r->local_gb);
-        if (r->running_vms < 0)
+        snprintf(vcpus, sizeof(vcpus), "%" PRId64 "/%" PRId64, n->vcpus_used, n->vcpus);
+        snprintf(ram, sizeof(ram), "%" PRId64 "/%" PRId64, n->memory_mb_used, n->memory_mb);
+        snprintf(disk, sizeof(disk), "%" PRId64 "/%" PRId64, n->local_gb_used, n->local_gb);
+        if (hvn_node_is_null(n, HVN_F_RUNNING_VMS))
             snprintf(vms, sizeof(vms), "-");
         else
-            snprintf(vms, sizeof(vms), "%" PRId64, r->running_vms);
-        fprintf(out, "%-24s %11s %17s %15s %7s  %.19s\n", r->host, vcpus, ram, disk, vms,
-                r->changed);
+            snprintf(vms, sizeof(vms), "%" PRId64, n->running_vms);
+        fprintf(out, "%-24s %11s %17s %15s %7s  %.19s\n", host_null ? r->host : n->host, vcpus, ram,
+                disk, vms, r->timestamp);
     }
-    fprintf(out, "%zu node%s\n", n, n == 1 ? "" : "s");
+    fprintf(out, "%zu node%s\n", rows.count, rows.count == 1 ? "" : "s");
     fflush(out);
-    free(sorted);
+    free(rows.rows);
 }
 
 // --------------------------------------------------------------------------
 //  Output
 
-#define S_REDRAW_MS 1000 //  The live table is redrawn at most this often
-
 //  One run of hvn-sub
 typedef struct {
-    const s_args_t *args;  //  The command line
-    hvn_subscriber_t *sub; //  The client
-    long shown;            //  Messages printed or applied
-    int64_t last_ms;       //  Monotonic time of the last one
-    bool failed;           //  Output could not be written
-    zhashx_t *rows;        //  Table: node uuid -> s_row_t
-    bool live;             //  Table on a TTY: redraw as it changes
-    bool dirty;            //  Table: changed since the last draw
-    int64_t drawn_ms;      //  Table: monotonic time of the last draw
+    const s_args_t *args;   //  The command line
+    hvn_subscriber_t *sub;  //  Plain mode: the client
+    hvn_replica_t *replica; //  Replica mode: the fleet
+    long shown;             //  Messages printed or applied
+    int64_t last_ms;        //  Monotonic time of the last one
+    bool failed;            //  Output could not be written
+    bool table;             //  --format table
+    bool live;              //  Table on a TTY: redraw as it changes
+    bool dirty;             //  Table: changed since the last draw
+    int64_t drawn_ms;       //  Table: monotonic time of the last draw
 } s_run_t;
+
+//  Returns true when a topic passes the --topic prefixes (none: all).
+static bool s_topic_wanted(const s_args_t *args, const char *topic)
+{
+    if (args->topic_count == 0)
+        return true;
+    for (size_t i = 0; i < args->topic_count; i++)
+        if (strncmp(topic, args->topics[i], strlen(args->topics[i])) == 0)
+            return true;
+    return false;
+}
 
 //  Returns true when msg is one the user asked to see.
 static bool s_wanted(const s_args_t *args, const hvn_msg_t *msg)
@@ -355,117 +401,78 @@ static void s_redraw(s_run_t *run, bool force)
     if (!run->live || !run->dirty || (!force && now - run->drawn_ms < S_REDRAW_MS))
         return;
     fputs("\033[H\033[2J", stdout);
-    s_table_print(run->rows, stdout);
+    s_table_print(run->replica, stdout);
     run->dirty = false;
     run->drawn_ms = now;
 }
 
-//  Returns nothing; shows one message (printed, or applied to the table)
+//  Returns nothing; shows one message (printed, or counted for the table)
 //  unless --count is already reached.
 static void s_show(s_run_t *run, const hvn_msg_t *msg)
 {
     if (!s_wanted(run->args, msg) || (run->args->count && run->shown >= run->args->count))
         return;
-    if (run->args->format == S_FORMAT_JSON) {
-        if (s_print_json(msg) != 0)
-            run->failed = true;
-    } else {
-        s_table_apply(run->rows, msg);
-        run->dirty = true;
-        s_redraw(run, false);
-    }
+    if (!run->table && s_print_json(msg) != 0)
+        run->failed = true;
     run->shown++;
     run->last_ms = zclock_mono();
 }
 
-//  Returns nothing; the snapshot callback.
-static void s_show_item(const hvn_msg_t *msg, void *arg)
+//  Returns nothing; a change of the replica's view (the hvn_replica_fn).
+static void s_on_change(const hvn_replica_event_t *event, void *arg)
 {
-    s_show((s_run_t *)arg, msg);
+    s_run_t *run = arg;
+    if (event->change == HVN_REPLICA_REPLACED) {
+        zsys_info("snapshot applied: %zu nodes", hvn_replica_size(run->replica));
+        run->dirty = true;
+        return;
+    }
+    if (event->change != HVN_REPLICA_HEARTBEAT)
+        run->dirty = true;
+    if (!event->msg) {
+        //  A node the snapshot no longer holds: deleted while messages were lost
+        if (event->change == HVN_REPLICA_DELETED && event->node)
+            zsys_info("node %s (%s) removed: the broker no longer holds it", event->node->node.uuid,
+                      event->node->host);
+        return;
+    }
+    if (s_topic_wanted(run->args, event->msg->topic))
+        s_show(run, event->msg);
 }
 
 // --------------------------------------------------------------------------
-//  Main loop
+//  Main loops
 
-//  Returns 0 after showing the broker's snapshot, -1 (on stderr) when it
-//  failed.
-static int s_snapshot(s_run_t *run)
+//  Returns the wait before the next --timeout check or redraw, in ms (-1 =
+//  none), or 0 when --timeout has passed (*expired set).
+static int64_t s_wait_ms(s_run_t *run, bool *expired)
 {
-    const s_args_t *args = run->args;
-    //  One prefix can be asked of the broker; for several, ask for all and
-    //  let the library keep what the topics select
-    const char *prefix = args->topic_count == 1 ? args->topics[0] : "";
-    int timeout_ms = args->timeout_s > 0 ? (int)llround(args->timeout_s * 1000) : 5000;
-    int items = hvn_subscriber_snapshot(run->sub, prefix, s_show_item, run, timeout_ms);
-    if (items < 0) {
-        if (!zsys_interrupted)
-            fprintf(stderr, S_NAME ": snapshot from %s failed\n", args->service);
-        return -1;
+    int64_t timeout_ms = (int64_t)llround(run->args->timeout_s * 1000);
+    int64_t now = zclock_mono();
+    int64_t wait_ms = -1;
+    *expired = false;
+    if (timeout_ms > 0) {
+        wait_ms = run->last_ms + timeout_ms - now;
+        if (wait_ms <= 0) {
+            *expired = true;
+            return 0;
+        }
     }
-    zsys_info("snapshot of %d nodes from broker %s", items, hvn_subscriber_broker_id(run->sub));
-    return 0;
+    if (run->live && run->dirty) {
+        int64_t redraw_ms = run->drawn_ms + S_REDRAW_MS - now;
+        if (redraw_ms < 0)
+            redraw_ms = 0;
+        if (wait_ms < 0 || redraw_ms < wait_ms)
+            wait_ms = redraw_ms;
+    }
+    return wait_ms > INT32_MAX ? INT32_MAX : wait_ms;
 }
 
-//  Returns true when the view may be stale (a seq gap, or a broker that
-//  restarted) and --snapshot asks to keep it whole. Takes msg, the message
-//  just received, or NULL.
-static bool s_resync_due(s_run_t *run, const hvn_msg_t *msg, uint64_t *gaps)
-{
-    if (!run->args->snapshot)
-        return false;
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(run->sub, &stats);
-    bool due = false;
-    if (stats.gaps > *gaps) {
-        zsys_warning("lost %" PRIu64 " notifications; taking a new snapshot", stats.missed);
-        due = true;
-    }
-    *gaps = stats.gaps;
-    const char *known = hvn_subscriber_broker_id(run->sub);
-    if (msg && msg->event == HVN_EVENT_BROKER && *known && strcmp(msg->publisher_id, known)) {
-        zsys_warning("broker restarted (now %s); taking a new snapshot", msg->publisher_id);
-        due = true;
-    }
-    return due;
-}
-
-//  Returns the exit code after following messages until --count, --timeout
-//  or a signal.
-static int s_follow(s_run_t *run)
+//  Returns the exit code once --count is reached, --timeout expired or
+//  output failed.
+static int s_finish(s_run_t *run)
 {
     const s_args_t *args = run->args;
-    int64_t timeout_ms = (int64_t)llround(args->timeout_s * 1000);
-    uint64_t gaps = 0;
-    run->last_ms = zclock_mono();
-    if (args->snapshot && s_snapshot(run) != 0)
-        return zsys_interrupted ? S_EXIT_OK : S_EXIT_FAIL;
-    s_resync_due(run, NULL, &gaps);
-    hvn_msg_t msg;
-    while (!run->failed && (!args->count || run->shown < args->count)) {
-        int64_t now = zclock_mono();
-        int64_t wait_ms = -1;
-        if (timeout_ms > 0) {
-            wait_ms = run->last_ms + timeout_ms - now;
-            if (wait_ms <= 0)
-                break;
-        }
-        if (run->live && run->dirty) {
-            int64_t redraw_ms = run->drawn_ms + S_REDRAW_MS - now;
-            wait_ms =
-                wait_ms < 0 || redraw_ms < wait_ms ? (redraw_ms > 0 ? redraw_ms : 0) : wait_ms;
-        }
-        int rc = hvn_subscriber_recv(run->sub, &msg, (int)wait_ms);
-        if (rc < 0)
-            return S_EXIT_OK; //  Interrupted: a clean stop
-        s_redraw(run, false);
-        if (rc == 0)
-            continue;
-        s_show(run, &msg);
-        //  A failed resync is not fatal: live messages still flow, and the
-        //  next gap or broker change tries again
-        if (s_resync_due(run, &msg, &gaps) && s_snapshot(run) != 0 && zsys_interrupted)
-            return S_EXIT_OK;
-    }
     if (run->failed)
         return S_EXIT_FAIL;
     if (args->count && run->shown < args->count) {
@@ -476,23 +483,102 @@ static int s_follow(s_run_t *run)
     return S_EXIT_OK;
 }
 
-//  Returns nothing; says on stderr, once at exit, what was refused or lost,
-//  when anything was.
-static void s_report_losses(hvn_subscriber_t *sub)
+//  Returns the exit code after following a plain subscriber until --count,
+//  --timeout or a signal.
+static int s_follow(s_run_t *run)
 {
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
-    if (stats.skipped_total || stats.gaps)
-        zsys_warning("received %" PRIu64 ", refused %" PRIu64 ", lost %" PRIu64 " in %" PRIu64
-                     " seq gaps",
-                     stats.received, stats.skipped_total, stats.missed, stats.gaps);
+    const s_args_t *args = run->args;
+    run->last_ms = zclock_mono();
+    hvn_msg_t msg;
+    while (!run->failed && (!args->count || run->shown < args->count)) {
+        bool expired;
+        int64_t wait_ms = s_wait_ms(run, &expired);
+        if (expired)
+            break;
+        int rc = hvn_subscriber_recv(run->sub, &msg, (int)wait_ms);
+        if (rc < 0)
+            return S_EXIT_OK; //  Interrupted: a clean stop
+        if (rc == 1)
+            s_show(run, &msg);
+    }
+    return s_finish(run);
 }
 
-//  Returns nothing; frees a table row.
-static void s_free_row(void **row_p)
+//  Returns the exit code after following the replica until --count,
+//  --timeout or a signal.
+static int s_follow_replica(s_run_t *run)
 {
-    free(*row_p);
-    *row_p = NULL;
+    const s_args_t *args = run->args;
+    run->last_ms = zclock_mono();
+    while (!run->failed && (!args->count || run->shown < args->count)) {
+        bool expired;
+        int64_t wait_ms = s_wait_ms(run, &expired);
+        if (expired)
+            break;
+        if (hvn_replica_poll(run->replica, (int)wait_ms) < 0)
+            return S_EXIT_OK; //  Interrupted: a clean stop
+        s_redraw(run, false);
+    }
+    return s_finish(run);
+}
+
+//  Returns nothing; says on stderr, once at exit, what was refused or lost,
+//  when anything was.
+static void s_report_losses(s_run_t *run)
+{
+    if (run->sub) {
+        hvn_subscriber_stats_t stats;
+        hvn_subscriber_stats(run->sub, &stats);
+        if (stats.skipped_total || stats.gaps)
+            zsys_warning("received %" PRIu64 ", refused %" PRIu64 ", lost %" PRIu64 " in %" PRIu64
+                         " seq gaps",
+                         stats.received, stats.skipped_total, stats.missed, stats.gaps);
+        return;
+    }
+    hvn_replica_stats_t st;
+    hvn_replica_stats(run->replica, &st);
+    if (st.refused || st.losses || st.repairs_failed)
+        zsys_warning("received %" PRIu64 ", applied %" PRIu64 ", duplicates %" PRIu64
+                     ", stale %" PRIu64 ", refused %" PRIu64 "; losses detected %" PRIu64
+                     " (seq gaps %" PRIu64 " missing %" PRIu64 ", stale heartbeats %" PRIu64
+                     ", broker restarts %" PRIu64 ", silences %" PRIu64 "), repaired %" PRIu64
+                     " by %" PRIu64 " snapshots, %" PRIu64 " failed attempts",
+                     st.received, st.applied, st.duplicates, st.stale, st.refused, st.losses,
+                     st.gaps, st.missed, st.stale_heartbeats, st.broker_restarts, st.silences,
+                     st.repaired, st.repairs, st.repairs_failed);
+}
+
+//  Returns the client of this run (plain subscriber or replica), or -1
+//  (logged) when it cannot be made.
+static int s_open(s_run_t *run)
+{
+    const s_args_t *args = run->args;
+    if (!args->snapshot && !run->table) {
+        hvn_subscriber_opts_t opts = {.endpoint = args->endpoints,
+                                      .service = args->services[0],
+                                      .topics = args->topics,
+                                      .topic_count = args->topic_count,
+                                      .host = args->host,
+                                      .curve_secret = args->curve_secret,
+                                      .curve_server = args->server_key,
+                                      .rcvhwm = (int)args->rcvhwm};
+        run->sub = hvn_subscriber_new(&opts);
+        return run->sub ? 0 : -1;
+    }
+    int timeout_ms = args->timeout_s > 0 ? (int)llround(args->timeout_s * 1000) : 5000;
+    hvn_replica_opts_t opts = {.backends = args->backends,
+                               .services = args->services,
+                               .broker_count = args->backend_count,
+                               .host = args->host,
+                               .curve_secret = args->curve_secret,
+                               .curve_server = args->server_key,
+                               .rcvhwm = (int)args->rcvhwm,
+                               .snapshot_timeout_ms = timeout_ms,
+                               .heartbeat_ms = (int)args->heartbeat_ms,
+                               .fn = s_on_change,
+                               .arg = run};
+    run->replica = hvn_replica_new(&opts);
+    return run->replica ? 0 : -1;
 }
 
 //  Returns the exit status: 0 on success or a signal, 1 on failure, 2 on
@@ -501,40 +587,30 @@ int main(int argc, char *argv[])
 {
     s_args_t args = {0};
     int code = s_parse_args(argc, argv, &args);
-    if (code >= 0) {
-        free(args.endpoints);
-        free(args.topics);
-        return code;
+    if (code < 0) {
+        zsys_set_logident(S_NAME);
+        zsys_set_logstream(stderr);
+        bool table = args.format == S_FORMAT_TABLE;
+        s_run_t run = {.args = &args,
+                       .table = table,
+                       .live = table && isatty(STDOUT_FILENO) == 1,
+                       .dirty = true};
+        if (s_open(&run) != 0)
+            code = S_EXIT_FAIL;
+        else {
+            code = run.replica ? s_follow_replica(&run) : s_follow(&run);
+            s_report_losses(&run);
+            if (run.table && run.live)
+                s_redraw(&run, true);
+            else if (run.table)
+                s_table_print(run.replica, stdout);
+        }
+        hvn_replica_destroy(&run.replica);
+        hvn_subscriber_destroy(&run.sub);
     }
-    zsys_set_logident(S_NAME);
-    zsys_set_logstream(stderr);
-
-    hvn_subscriber_opts_t opts = {.endpoint = args.endpoints,
-                                  .service = args.service,
-                                  .topics = args.topics,
-                                  .topic_count = args.topic_count,
-                                  .host = args.host,
-                                  .curve_secret = args.curve_secret,
-                                  .curve_server = args.server_key};
-    s_run_t run = {.args = &args,
-                   .live = args.format == S_FORMAT_TABLE && isatty(STDOUT_FILENO) == 1,
-                   .dirty = true};
-    run.sub = hvn_subscriber_new(&opts);
-    if (args.format == S_FORMAT_TABLE && (run.rows = zhashx_new()))
-        zhashx_set_destructor(run.rows, s_free_row);
-    if (!run.sub || (args.format == S_FORMAT_TABLE && !run.rows))
-        code = S_EXIT_FAIL;
-    else {
-        code = s_follow(&run);
-        s_report_losses(run.sub);
-        if (run.rows && run.live)
-            s_redraw(&run, true);
-        else if (run.rows)
-            s_table_print(run.rows, stdout);
-    }
-    zhashx_destroy(&run.rows);
-    hvn_subscriber_destroy(&run.sub);
     free(args.endpoints);
     free(args.topics);
+    free(args.backends);
+    free(args.services);
     return code;
 }

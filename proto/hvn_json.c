@@ -137,7 +137,8 @@ char *hvn_json_render(const hvn_msg_t *msg)
 //  In
 
 //  Returns -1 after writing the formatted reason into err (when there is
-//  room).
+//  room). Control characters, which a quoted key or jansson's excerpt of
+//  the input can carry, become '?': the reason stays one line of text.
 static int s_error(char *err, size_t err_size, const char *format, ...)
 {
     if (err && err_size > 0) {
@@ -145,6 +146,9 @@ static int s_error(char *err, size_t err_size, const char *format, ...)
         va_start(args, format);
         vsnprintf(err, err_size, format, args);
         va_end(args);
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7F)
+                *c = '?';
     }
     return -1;
 }

@@ -33,8 +33,10 @@
             abort();                                                                               \
     } while (0)
 
-//  Body limits the selector byte picks from
-static const size_t s_limits[4] = {HVN_MAX_MSG_SIZE, 16, 64, 1024};
+//  Body limits the selector byte picks from: a subscriber's, two tiny ones,
+//  and a default broker's (which takes publisher heartbeats that large)
+static const size_t s_limits[4] = {HVN_MAX_MSG_SIZE, 16, 64,
+                                   HVN_HEARTBEAT_SIZE_MAX(HVN_HEARTBEAT_NODES_MAX)};
 
 //  State of one input
 typedef struct {

@@ -21,7 +21,8 @@ extern "C" {
 #endif
 
 //  The message decoder and what the broker does with an accepted message.
-//  Input: one selector byte (its low two bits pick the body limit), then
+//  Input: one selector byte (its low two bits pick the body limit: 64 KiB,
+//  16, 64, or a default broker's heartbeat limit), then
 //  messages of [topic size u8][topic][header size u8][header]
 //  [body size u16 BE][body]; body size 0xFFFF, or any size past the
 //  input's end, takes what is left. Returns 0.

@@ -32,6 +32,7 @@
     one seed are alike, not identical.
 */
 #include <hvn_publisher.h>
+#include <hvn_replica.h>
 #include <hvn_subscriber.h>
 
 #include <czmq.h>
@@ -42,7 +43,10 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,9 +57,10 @@
 
 #define S_PROG "chaos"
 #define S_MAX_BROKERS 2
-#define S_MAX_REPORT 10      //  Mismatches printed per view
-#define S_EP_MAX 300         //  Endpoint text, bytes
-#define S_PUB_LINGER_MS 3000 //  Longest a publisher restart waits to flush
+#define S_MAX_REPORT 10            //  Mismatches printed per view
+#define S_EP_MAX 300               //  Endpoint text, bytes
+#define S_SNAPSHOT_TIMEOUT_MS 2000 //  A replica's wait for each snapshot reply
+#define S_PUB_LINGER_MS 3000       //  Longest a publisher restart waits to flush
 
 //  Fault kinds, in the order they are printed
 typedef enum { S_FAULT_BROKER = 0, S_FAULT_SUBSCRIBER, S_FAULT_PUBLISHER, S_FAULT_COUNT } s_fault_t;
@@ -108,14 +113,18 @@ typedef struct {
     int starts;         //  Times started
 } s_broker_t;
 
-//  One subscriber following the fleet
+//  One subscriber: a replica followed by its own thread
 typedef struct {
-    hvn_subscriber_t *sub; //  NULL while down
-    int64_t up_at;         //  While down: when to create it again
-    int starts;            //  Times created
-    uint64_t detected;     //  Losses detected by destroyed instances
-    uint64_t repaired;     //  Losses repaired by destroyed instances
-    uint64_t unfinished;   //  Detected but not repaired when destroyed
+    hvn_replica_t *replica; //  NULL while down
+    pthread_t thread;       //  Polls the replica while it is up
+    pthread_mutex_t mutex;  //  Held by the thread while it polls
+    atomic_bool stop;       //  Asks the thread to end
+    atomic_int readers;     //  Main thread waiting for the mutex
+    int64_t up_at;          //  While down: when to create it again
+    int starts;             //  Times created
+    uint64_t detected;      //  Losses detected by destroyed instances
+    uint64_t repaired;      //  Losses repaired by destroyed instances
+    uint64_t unfinished;    //  Detected but not repaired when destroyed
 } s_subscriber_t;
 
 //  The whole run
@@ -428,50 +437,98 @@ static void s_churn_one(s_chaos_t *self)
 // --------------------------------------------------------------------------
 //  Subscribers
 
-//  Creates the subscriber's instance. Returns 0, or -1 (logged).
+//  Runs in the subscriber's thread: polls the replica until asked to stop
+//  or interrupted. Returns NULL.
+static void *s_subscriber_run(void *arg)
+{
+    s_subscriber_t *sub = (s_subscriber_t *)arg;
+    while (!atomic_load(&sub->stop)) {
+        pthread_mutex_lock(&sub->mutex);
+        int rc = hvn_replica_poll(sub->replica, 20);
+        pthread_mutex_unlock(&sub->mutex);
+        if (rc < 0)
+            break;
+        //  Let the main thread in when it waits to read the view
+        while (atomic_load(&sub->readers) && !atomic_load(&sub->stop))
+            sched_yield();
+    }
+    return NULL;
+}
+
+//  Creates the subscriber's replica, connected to every broker, and the
+//  thread that follows it. Returns 0, or -1 (logged).
 static int s_subscriber_start(s_chaos_t *self, s_subscriber_t *sub)
 {
-    hvn_subscriber_opts_t opts = {.endpoint = self->backends, .service = self->brokers[0].service};
-    sub->sub = hvn_subscriber_new(&opts);
-    if (!sub->sub) {
-        zsys_error(S_PROG ": cannot create a subscriber");
+    const char *backends[S_MAX_BROKERS], *services[S_MAX_BROKERS];
+    for (int b = 0; b < self->config.brokers; b++) {
+        backends[b] = self->brokers[b].backend;
+        services[b] = self->brokers[b].service;
+    }
+    hvn_replica_opts_t opts = {.backends = backends,
+                               .services = services,
+                               .broker_count = (size_t)self->config.brokers,
+                               .snapshot_timeout_ms = S_SNAPSHOT_TIMEOUT_MS,
+                               .heartbeat_ms = self->config.heartbeat_ms};
+    sub->replica = hvn_replica_new(&opts);
+    if (!sub->replica) {
+        zsys_error(S_PROG ": cannot create a replica");
+        return -1;
+    }
+    atomic_store(&sub->stop, false);
+    if (pthread_create(&sub->thread, NULL, s_subscriber_run, sub) != 0) {
+        zsys_error(S_PROG ": cannot start a subscriber thread");
+        hvn_replica_destroy(&sub->replica);
         return -1;
     }
     sub->starts++;
     return 0;
 }
 
-//  Returns nothing; fills the subscriber's loss counters.
-static void s_subscriber_losses(s_subscriber_t *sub, uint64_t *detected, uint64_t *repaired)
+//  Takes the subscriber's lock from its thread. Returns nothing.
+static void s_subscriber_lock(s_subscriber_t *sub)
 {
-    *detected = *repaired = 0;
-    if (!sub->sub)
-        return;
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub->sub, &stats);
-    *detected = stats.gaps;
-    *repaired = stats.gaps;
+    atomic_fetch_add(&sub->readers, 1);
+    pthread_mutex_lock(&sub->mutex);
+    atomic_fetch_sub(&sub->readers, 1);
 }
 
-//  Destroys the subscriber's instance abruptly. Returns nothing.
+//  Returns nothing; copies the replica's counters (zero while it is down).
+static void s_subscriber_stats(s_subscriber_t *sub, hvn_replica_stats_t *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    if (!sub->replica)
+        return;
+    s_subscriber_lock(sub);
+    hvn_replica_stats(sub->replica, stats);
+    pthread_mutex_unlock(&sub->mutex);
+}
+
+//  Destroys the subscriber's replica abruptly: its thread stops after the
+//  poll in progress and the replica, with its view, is gone. Returns
+//  nothing.
 static void s_subscriber_kill(s_subscriber_t *sub)
 {
-    uint64_t detected, repaired;
-    s_subscriber_losses(sub, &detected, &repaired);
-    sub->detected += detected;
-    sub->repaired += repaired;
-    sub->unfinished += detected - repaired;
-    hvn_subscriber_destroy(&sub->sub);
+    if (!sub->replica)
+        return;
+    atomic_store(&sub->stop, true);
+    pthread_join(sub->thread, NULL);
+    hvn_replica_stats_t stats;
+    hvn_replica_stats(sub->replica, &stats);
+    sub->detected += stats.losses;
+    sub->repaired += stats.repaired;
+    sub->unfinished += stats.losses - stats.repaired;
+    hvn_replica_destroy(&sub->replica);
 }
 
-//  Returns nothing; takes what the subscribers have received so far.
-static void s_subscribers_pump(s_chaos_t *self)
+//  foreach callback: copies a node of the replica into a view.
+static int s_view_copy(const hvn_replica_node_t *node, void *arg)
 {
-    static hvn_msg_t msg;
-    for (int s = 0; s < self->config.subscribers; s++)
-        if (self->subscribers[s].sub)
-            while (hvn_subscriber_recv(self->subscribers[s].sub, &msg, 0) == 1)
-                ;
+    zhashx_t *view = (zhashx_t *)arg;
+    hvn_node_t *copy = malloc(sizeof(*copy));
+    assert(copy);
+    *copy = node->node;
+    zhashx_update(view, copy->uuid, copy);
+    return 0;
 }
 
 // --------------------------------------------------------------------------
@@ -553,11 +610,49 @@ static int s_view_compare(s_chaos_t *self, zhashx_t *view, const char *name, boo
     return diffs;
 }
 
-//  Compares every view with the truth. Returns the number of views that
-//  differ (a view that cannot be read differs).
+//  Returns a new view (uuid -> hvn_node_t) of a subscriber's replica, and
+//  in *settled whether the replica is synced with no repair pending (every
+//  loss it detected repaired). NULL while the subscriber is down.
+static zhashx_t *s_view_of_subscriber(s_subscriber_t *sub, bool *settled)
+{
+    *settled = false;
+    if (!sub->replica)
+        return NULL;
+    zhashx_t *view = zhashx_new();
+    assert(view);
+    zhashx_set_destructor(view, s_view_free);
+    s_subscriber_lock(sub);
+    hvn_replica_stats_t stats;
+    hvn_replica_stats(sub->replica, &stats);
+    *settled = hvn_replica_synced(sub->replica) && stats.losses == stats.repaired;
+    hvn_replica_foreach(sub->replica, s_view_copy, view);
+    pthread_mutex_unlock(&sub->mutex);
+    return view;
+}
+
+//  Compares every view with the truth: each subscriber's replica and each
+//  broker's cache. Returns the number of views that differ (a view that
+//  cannot be read, or a replica not settled, differs).
 static int s_views_compare(s_chaos_t *self, bool report)
 {
     int bad = 0;
+    for (int s = 0; s < self->config.subscribers; s++) {
+        char name[32];
+        snprintf(name, sizeof(name), "subscriber %d", s);
+        bool settled;
+        zhashx_t *view = s_view_of_subscriber(&self->subscribers[s], &settled);
+        if (!view) {
+            if (report)
+                printf("  %s: no replica\n", name);
+            bad++;
+            continue;
+        }
+        if (report && !settled)
+            printf("  %s: replica not synced, or a repair pending\n", name);
+        if (s_view_compare(self, view, name, report) != 0 || !settled)
+            bad++;
+        zhashx_destroy(&view);
+    }
     for (int b = 0; b < self->config.brokers; b++) {
         zhashx_t *view = s_view_of_broker(&self->brokers[b]);
         if (!view) {
@@ -600,7 +695,7 @@ static void s_fault_inject(s_chaos_t *self, int64_t now)
     } else if (kind == S_FAULT_SUBSCRIBER) {
         int index = (int)s_range(self, 0, self->config.subscribers - 1);
         s_subscriber_t *sub = &self->subscribers[index];
-        if (!sub->sub)
+        if (!sub->replica)
             return;
         s_subscriber_kill(sub);
         sub->up_at = up_at;
@@ -639,7 +734,7 @@ static int s_heal(s_chaos_t *self, int64_t now, bool force)
     }
     for (int s = 0; s < self->config.subscribers; s++) {
         s_subscriber_t *sub = &self->subscribers[s];
-        if (!sub->sub && (force || sub->up_at <= now) && s_subscriber_start(self, sub))
+        if (!sub->replica && (force || sub->up_at <= now) && s_subscriber_start(self, sub))
             return -1;
     }
     return 0;
@@ -707,7 +802,7 @@ static int s_setup(s_chaos_t *self)
 static void s_teardown(s_chaos_t *self)
 {
     for (int s = 0; s < self->config.subscribers && self->subscribers; s++)
-        hvn_subscriber_destroy(&self->subscribers[s].sub);
+        s_subscriber_kill(&self->subscribers[s]);
     for (int p = 0; p < self->config.publishers && self->publishers; p++) {
         s_publisher_t *pub = &self->publishers[p];
         if (pub->pub)
@@ -757,7 +852,6 @@ static int s_run_chaos(s_chaos_t *self)
             next_fault =
                 now + s_range(self, self->config.fault_ms / 2, self->config.fault_ms * 3 / 2);
         }
-        s_subscribers_pump(self);
         s_brokers_check(self);
         zclock_sleep(1); //  Pacing of the load, not synchronisation
     }
@@ -782,7 +876,6 @@ static int s_wait_brokers(s_chaos_t *self, int64_t deadline)
 static int s_converge(s_chaos_t *self, int64_t deadline)
 {
     while (!zsys_interrupted) {
-        s_subscribers_pump(self);
         if (s_views_compare(self, false) == 0)
             return 0;
         if (zclock_mono() >= deadline)
@@ -818,7 +911,8 @@ static void s_usage(FILE *out)
             "  --faults LIST      kinds to inject, comma-separated: broker, subscriber,\n"
             "                     publisher, or none (default all)\n"
             "  --broker PATH      hvn-broker program (default: next to this program)\n"
-            "  --keep             keep the temporary directory (broker logs) and print it\n"
+            "  --keep             keep the temporary directory (broker logs, publisher\n"
+            "                     state) and print it; kept anyway when the run fails\n"
             "  --verbose          log every fault\n"
             "  --help             show this help and exit\n"
             "\n"
@@ -1038,12 +1132,20 @@ static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64
     bool repaired_all = true;
     for (int s = 0; s < config->subscribers; s++) {
         s_subscriber_t *sub = &self->subscribers[s];
-        uint64_t detected, repaired;
-        s_subscriber_losses(sub, &detected, &repaired);
-        printf("subscriber %d: started %d times, losses detected %" PRIu64 ", repaired %" PRIu64
-               " (killed instances: %" PRIu64 " / %" PRIu64 ", %" PRIu64 " unfinished at kill)\n",
-               s, sub->starts, detected, repaired, sub->detected, sub->repaired, sub->unfinished);
-        repaired_all = repaired_all && detected == repaired;
+        hvn_replica_stats_t st;
+        s_subscriber_stats(sub, &st);
+        printf("subscriber %d: started %d times; last replica: losses detected %" PRIu64
+               " (gaps %" PRIu64 " missing %" PRIu64 " notifications, stale heartbeats %" PRIu64
+               ", broker restarts %" PRIu64 ", silences %" PRIu64 "), repaired %" PRIu64
+               ", repair snapshots %" PRIu64 " (failed attempts %" PRIu64 "), applied %" PRIu64
+               ", duplicates %" PRIu64 "\n",
+               s, sub->starts, st.losses, st.gaps, st.missed, st.stale_heartbeats,
+               st.broker_restarts, st.silences, st.repaired, st.repairs, st.repairs_failed,
+               st.applied, st.duplicates);
+        printf("subscriber %d: killed replicas: losses detected %" PRIu64 ", repaired %" PRIu64
+               ", unfinished when killed %" PRIu64 "\n",
+               s, sub->detected, sub->repaired, sub->unfinished);
+        repaired_all = repaired_all && st.losses == st.repaired;
     }
     if (converge_ms >= 0)
         printf("converged %" PRId64 " ms after changes stopped and all was restarted (%" PRId64
@@ -1105,8 +1207,10 @@ int main(int argc, char **argv)
         pass = s_summary(&chaos, views_bad, converge_ms, since_fault_ms);
     else
         printf("chaos: stopped early (interrupted or a component could not start)\n");
+    if (!pass)
+        chaos.config.keep = true; //  The broker logs tell what went wrong
     if (chaos.config.keep)
-        printf("chaos: kept %s\n", chaos.dir);
+        printf("chaos: kept %s (broker logs, publisher state)\n", chaos.dir);
     s_teardown(&chaos);
     return pass ? 0 : 1;
 }

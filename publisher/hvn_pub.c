@@ -41,6 +41,7 @@ typedef struct {
     int flush_ms;             //  --flush-timeout, in ms
     const char *curve_secret; //  --curve-secret, or NULL
     const char *server_key;   //  --server-key, or NULL
+    bool forget_missing;      //  --forget-missing
 } s_args_t;
 
 static const char *s_usage =
@@ -50,7 +51,8 @@ static const char *s_usage =
     "Each line is one JSON object: a compute node with the payload's field names\n"
     "as keys (uuid and every non-nullable field required, null allowed where the\n"
     "schema allows it), or {\"uuid\": \"...\", \"deleted\": true} for a node that is\n"
-    "gone. Blank lines are ignored. The first report of a uuid sends\n"
+    "gone. Blank lines are ignored (but see --forget-missing). The first report\n"
+    "of a uuid sends\n"
     "compute_node.create, a later one compute_node.update when an update-\n"
     "triggering field changed, nothing otherwise; a deletion sends\n"
     "compute_node.delete. A bad line is reported on stderr and skipped.\n"
@@ -61,6 +63,10 @@ static const char *s_usage =
     "  --service NAME      publisher_id prefix (default nova-compute)\n"
     "  --state-dir DIR     keep the last state sent in DIR, so that a later run\n"
     "                      sends no second create for the nodes it already sent\n"
+    "  --forget-missing    with --state-dir: the input up to its first blank line\n"
+    "                      (or its end) is the whole fleet of this host; a node\n"
+    "                      the state directory holds that is not in it is gone,\n"
+    "                      and compute_node.delete is sent for it\n"
     "  --heartbeat-ms MS   heartbeat interval while connected (default 10000)\n"
     "  --flush-timeout S   at end of input, wait at most S seconds for a broker\n"
     "                      to take everything (default 30)\n"
@@ -140,6 +146,7 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
                                             {"flush-timeout", required_argument, NULL, 'f'},
                                             {"curve-secret", required_argument, NULL, 'C'},
                                             {"server-key", required_argument, NULL, 'K'},
+                                            {"forget-missing", no_argument, NULL, 'm'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     memset(args, 0, sizeof(*args));
@@ -177,6 +184,9 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
         case 'K':
             args->server_key = optarg;
             break;
+        case 'm':
+            args->forget_missing = true;
+            break;
         case 'h':
             fputs(s_usage, stdout);
             return S_EXIT_OK;
@@ -196,6 +206,8 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
         return s_usage_error("--host: '@' not allowed in a host name, got '%s'", args->host);
     if (!args->curve_secret != !args->server_key)
         return s_usage_error("--curve-secret and --server-key go together");
+    if (args->forget_missing && !args->state_dir)
+        return s_usage_error("--forget-missing needs --state-dir");
     return -1;
 }
 
@@ -249,9 +261,29 @@ static int s_handle_line(hvn_publisher_t *pub, const char *line, size_t len, siz
     return -1;
 }
 
-//  Reads stdin to its end (or an interrupt). Returns the number of lines
-//  rejected.
-static size_t s_read_input(hvn_publisher_t *pub, int flush_ms)
+//  Ends the first round (--forget-missing): deletes are queued for the
+//  nodes of the previous run not reported since the start. Returns 0, or
+//  -1 when the queue was full (reported on stderr).
+static int s_forget_missing(hvn_publisher_t *pub, int flush_ms)
+{
+    int gone = hvn_publisher_forget_missing(pub);
+    for (int attempt = 0; gone < 0 && attempt < 2; attempt++) {
+        hvn_publisher_flush(pub, flush_ms);
+        gone = hvn_publisher_forget_missing(pub);
+    }
+    if (gone < 0) {
+        fprintf(stderr, S_PROG ": queue full, nodes gone since the last run not all deleted\n");
+        return -1;
+    }
+    if (gone > 0)
+        zsys_info("%d node(s) of the last run not reported: deleted", gone);
+    return 0;
+}
+
+//  Reads stdin to its end (or an interrupt). With forget, the first blank
+//  line (or the end) ends the first round. Returns the number of lines
+//  rejected (and 1 for a round end that failed).
+static size_t s_read_input(hvn_publisher_t *pub, int flush_ms, bool forget)
 {
     char *line = NULL;
     size_t capacity = 0;
@@ -272,12 +304,18 @@ static size_t s_read_input(hvn_publisher_t *pub, int flush_ms)
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = 0;
-        if (s_blank(line, len))
+        if (s_blank(line, len)) {
+            if (forget && s_forget_missing(pub, flush_ms) != 0)
+                rejected++;
+            forget = false;
             continue;
+        }
         if (s_handle_line(pub, line, len, lineno, flush_ms) != 0)
             rejected++;
     }
     free(line);
+    if (forget && !zsys_interrupted && s_forget_missing(pub, flush_ms) != 0)
+        rejected++;
     return rejected;
 }
 
@@ -313,7 +351,7 @@ int main(int argc, char **argv)
         return S_EXIT_FAIL;
     }
 
-    size_t rejected = s_read_input(pub, args.flush_ms);
+    size_t rejected = s_read_input(pub, args.flush_ms, args.forget_missing);
     int flush_ms = args.flush_ms;
     if (zsys_interrupted && flush_ms > S_INTERRUPT_FLUSH_MS)
         flush_ms = S_INTERRUPT_FLUSH_MS;

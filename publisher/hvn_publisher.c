@@ -1032,6 +1032,14 @@ static zsock_t *s_xpub_new(const char *endpoint, const hvn_publisher_opts_t *opt
     //  (EAGAIN) rather than drop when a pipe is full.
     zsock_set_xpub_verbose(xpub, 1);
     zsock_set_xpub_nodrop(xpub, 1);
+    //  A broker's pipe exists only while it is connected. When the
+    //  connection breaks the pipe ends, and with it the broker's
+    //  subscription: with no broker left the XPUB hands up the
+    //  unsubscription and the actor holds notifications in its queue until
+    //  a broker subscribes again (then resyncs). Without it the pipe would
+    //  outlive the connection, and once a dead broker's pipe filled up,
+    //  ZMQ_XPUB_NODROP would stall publishing to every other broker too.
+    zsock_set_immediate(xpub, 1);
     zsock_set_sndhwm(xpub, S_SNDHWM);
     if (zsock_attach(xpub, endpoint, false) != 0) {
         zsys_error("publisher: cannot connect to '%s'", endpoint);

@@ -35,7 +35,7 @@
 
 //  Command-line settings
 typedef struct {
-    const char *endpoint;       //  --connect
+    char endpoint[2048];        //  --connect values, comma-joined
     const char *host;           //  --host, NULL = short host name
     const char *state_dir;      //  --state-dir
     const char *instances_path; //  --instances-path
@@ -70,7 +70,8 @@ static void s_usage(FILE *out)
         out,
         "usage: " S_NAME " --connect EP [options]\n"
         "Reports this host's compute node to an hvn-broker every interval.\n"
-        "  --connect EP           broker frontend, e.g. tcp://broker:5561 (required)\n"
+        "  --connect EP           broker frontend, e.g. tcp://broker:5561 (required);\n"
+        "                         repeat to publish to several brokers at once\n"
         "  --host HOST            host name in topics and payload (default: short host name)\n"
         "  --interval SECONDS     seconds between reports (default %d)\n"
         "  --once                 report once, wait for the broker to take it, exit\n"
@@ -133,7 +134,12 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
     while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            args->endpoint = optarg;
+            if (!*optarg || strchr(optarg, ',') ||
+                strlen(args->endpoint) + 1 + strlen(optarg) >= sizeof(args->endpoint))
+                return s_bad_usage("--connect", "expects one endpoint per --connect");
+            if (*args->endpoint)
+                strcat(args->endpoint, ",");
+            strcat(args->endpoint, optarg);
             break;
         case 'H':
             args->host = optarg;
@@ -178,7 +184,7 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
     }
     if (optind < argc)
         return s_bad_usage(argv[optind], "unexpected argument");
-    if (!args->endpoint || !*args->endpoint)
+    if (!*args->endpoint)
         return s_bad_usage("--connect", "is required");
     if (args->host && (!*args->host || strchr(args->host, '@') || strlen(args->host) > HVN_STR_MAX))
         return s_bad_usage("--host", "expects 1 to 255 bytes without '@'");

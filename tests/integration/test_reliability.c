@@ -525,3 +525,38 @@ Test(reliability, big_publishers_heartbeat_and_a_big_snapshot_arrives_whole_and_
         s_pub_finish(&pub[p]);
     it_env_fini(&env);
 }
+
+// --------------------------------------------------------------------------
+//  Options every publishing program shares
+
+//  Returns the exit status of a program run with the NULL-ended argv.
+static int s_run(const char *const argv[])
+{
+    it_proc_t *proc = it_spawn(argv, false, true, true);
+    cr_assert_not_null(proc);
+    int code = it_wait(proc, 10000);
+    it_stop(&proc, SIGKILL, 1000);
+    return code;
+}
+
+Test(reliability, every_publishing_program_takes_heartbeat_ms_and_publishers_take_two_connects)
+{
+    const char *broker[] = {"hvn-broker", "--heartbeat-ms", "500", "--help", NULL};
+    const char *pub[] = {"hvn-pub", "--connect", "ipc:///tmp/a",   "--connect", "ipc:///tmp/b",
+                         "--host",  "cmp-1",     "--heartbeat-ms", "500",       "--help",
+                         NULL};
+    const char *agent[] = {"hvn-agent", "--connect",    "ipc:///tmp/a",
+                           "--connect", "ipc:///tmp/b", "--heartbeat-ms",
+                           "500",       "--help",       NULL};
+    cr_assert_eq(s_run(broker), 0);
+    cr_assert_eq(s_run(pub), 0);
+    cr_assert_eq(s_run(agent), 0);
+    const char *bad_broker[] = {"hvn-broker", "--heartbeat-ms", "0", NULL};
+    const char *bad_pub[] = {
+        "hvn-pub", "--connect", "ipc:///tmp/a", "--host", "cmp-1", "--heartbeat-ms", "0", NULL};
+    const char *bad_agent[] = {"hvn-agent",      "--connect", "ipc:///tmp/a",
+                               "--heartbeat-ms", "0",         NULL};
+    cr_assert_eq(s_run(bad_broker), 2);
+    cr_assert_eq(s_run(bad_pub), 2);
+    cr_assert_eq(s_run(bad_agent), 2);
+}

@@ -19,6 +19,7 @@
 #include "hvn_cache.h"
 #include "hvn_codec.h"
 #include "hvn_ids.h"
+#include "hvn_limits.h"
 #include "hvn_seqmap.h"
 
 #include <assert.h>
@@ -136,6 +137,10 @@ struct _hvn_broker_t {
     hvn_cache_t *cache;            //  Node uuid -> last create/update frames
     hvn_seqmap_t *seqmap;          //  Publisher instance -> last seq
     hvn_auth_t *auth;              //  CURVE on: ZAP handler and key -> host; else NULL
+    hvn_sublimit_t *sublimit;      //  Subscriptions per peer (backend, manual XPUB)
+    hvn_ratelimit_t *snaplimit;    //  Snapshot requests per second per peer
+    size_t max_topic_size;         //  Longest topic accepted
+    s_ratelog_t log_limits;        //  Limits hit
     msgpack_sbuffer sbuf;          //  Reply bodies (STATS, END)
     msgpack_packer pk;             //  Packs into sbuf
     hvn_broker_stats_t stats;      //  Counters, as STATS reports them
@@ -170,6 +175,9 @@ static const struct {
     {"service_refused", offsetof(hvn_broker_stats_t, service_refused)},
     {"publishers_untracked", offsetof(hvn_broker_stats_t, publishers_untracked)},
     {"pruned", offsetof(hvn_broker_stats_t, pruned)},
+    {"limited_nodes", offsetof(hvn_broker_stats_t, limited_nodes)},
+    {"limited_subscriptions", offsetof(hvn_broker_stats_t, limited_subscriptions)},
+    {"limited_snapshots", offsetof(hvn_broker_stats_t, limited_snapshots)},
 };
 #define S_COUNTERS (sizeof(s_counters) / sizeof(s_counters[0]))
 
@@ -272,6 +280,28 @@ static void s_trouble(hvn_broker_t *self, const char *what)
         zsys_error("%s (forward errors %" PRIu64 ", cache errors %" PRIu64 ", %" PRIu64
                    " such lines suppressed)",
                    what, self->stats.forward_errors, self->stats.cache_errors, suppressed);
+}
+
+//  Returns who sent frame, for per-peer limits (see hvn_limits.h): its
+//  CURVE key when CURVE is on, else its IP address, else "" (ipc://).
+//  The string belongs to the frame.
+static const char *s_peer(zmq_msg_t *frame)
+{
+    const char *peer = zmq_msg_gets(frame, "User-Id");
+    if (!peer || !*peer)
+        peer = zmq_msg_gets(frame, "Peer-Address");
+    return peer ? peer : "";
+}
+
+//  Returns nothing; a limit was hit: logged, rate-limited, with its
+//  counter's total.
+static void s_limit_log(hvn_broker_t *self, const char *what, const char *peer, uint64_t total)
+{
+    uint64_t suppressed;
+    if (s_ratelog_due(&self->log_limits, self->now_ms, &suppressed))
+        zsys_warning("limit: %s (peer '%s'; %" PRIu64 " so far, %" PRIu64
+                     " limit lines suppressed since last line)",
+                     what, peer, total, suppressed);
 }
 
 // --------------------------------------------------------------------------
@@ -436,6 +466,26 @@ static int s_key_refused(hvn_broker_t *self)
     return 1;
 }
 
+//  Returns 1 when the create, update or sync in self->msg is for a node
+//  the cache does not hold while its host already has max_publisher_nodes
+//  (refused, counted as over_limit and limited_nodes), else 0. One host
+//  cannot fill the broker's memory with made-up nodes; updates of the
+//  nodes it has, deletes and heartbeats still pass.
+static int s_node_limited(hvn_broker_t *self)
+{
+    if (self->msg.header.kind == HVN_KIND_HEARTBEAT || self->msg.event == HVN_EVENT_DELETE)
+        return 0;
+    if (hvn_cache_host_size(self->cache, self->msg.host) < self->max_publisher_nodes)
+        return 0;
+    uint8_t key[16];
+    hvn_cache_item_t item;
+    if (s_uuid_key(self->msg.node.uuid, key) == 0 && hvn_cache_lookup(self->cache, key, &item))
+        return 0;
+    self->stats.limited_nodes++;
+    s_refuse(self, HVN_R_OVER_LIMIT, "host holds --max-publisher-nodes nodes");
+    return 1;
+}
+
 //  Returns nothing; one received message of nparts parts (in self->parts)
 //  is refused, or accepted and forwarded and/or cached by its kind.
 static void s_accept(hvn_broker_t *self, int nparts)
@@ -447,6 +497,11 @@ static void s_accept(hvn_broker_t *self, int nparts)
         return;
     }
     zmq_msg_t *parts = self->parts;
+    if (zmq_msg_size(&parts[0]) > self->max_topic_size &&
+        zmq_msg_size(&parts[0]) <= HVN_TOPIC_MAX) {
+        s_refuse(self, HVN_R_TOPIC, "longer than --max-topic-size");
+        return;
+    }
     if (s_too_big(self)) {
         s_refuse(self, HVN_R_TOO_BIG, "body");
         return;
@@ -465,6 +520,8 @@ static void s_accept(hvn_broker_t *self, int nparts)
         return;
     }
     if (self->auth && s_key_refused(self))
+        return;
+    if (s_node_limited(self))
         return;
     switch (self->msg.header.kind) {
     case HVN_KIND_NOTIFICATION:
@@ -512,6 +569,39 @@ static int s_handle_frontend(hvn_broker_t *self)
 // --------------------------------------------------------------------------
 //  Backend: count subscriptions
 
+//  Returns nothing; one (un)subscription read on the backend is applied
+//  or refused. The XPUB is in manual mode: it hands over every subscribe
+//  and unsubscribe, including those libzmq makes up for a subscriber that
+//  disconnected (these name no peer and are already applied), and applies
+//  to the connection of the last one read only what the broker tells it
+//  to. Anything else an XSUB peer may send up is ignored.
+static void s_subscription(hvn_broker_t *self, zmq_msg_t *frame)
+{
+    const uint8_t *data = zmq_msg_data(frame);
+    size_t size = zmq_msg_size(frame);
+    if (size < 1 || data[0] > 1)
+        return;
+    void *backend = self->items[S_BACKEND].socket;
+    const char *peer = s_peer(frame);
+    if (data[0] == 0) {
+        //  libzmq ignores this for a disconnect's unsubscribe (no last
+        //  connection then); such a frame has no metadata, so names no peer
+        zmq_setsockopt(backend, ZMQ_UNSUBSCRIBE, data + 1, size - 1);
+        hvn_sublimit_unsubscribe(self->sublimit, zmq_msg_gets(frame, "Socket-Type") ? peer : NULL,
+                                 data + 1, size - 1);
+    } else if (hvn_sublimit_subscribe(self->sublimit, peer, data + 1, size - 1) == 1) {
+        if (zmq_setsockopt(backend, ZMQ_SUBSCRIBE, data + 1, size - 1) != 0)
+            hvn_sublimit_unsubscribe(self->sublimit, peer, data + 1, size - 1);
+    } else {
+        self->stats.limited_subscriptions++;
+        s_limit_log(self,
+                    size - 1 > HVN_TOPIC_MAX ? "subscription longer than any topic not applied"
+                                             : "subscription past --max-subscriptions not applied",
+                    peer, self->stats.limited_subscriptions);
+    }
+    self->stats.subscriptions = (int64_t)hvn_sublimit_total(self->sublimit);
+}
+
 //  Returns 0 after reading up to a batch of (un)subscriptions, -1 on a
 //  fatal socket error.
 static int s_handle_backend(hvn_broker_t *self)
@@ -520,16 +610,8 @@ static int s_handle_backend(hvn_broker_t *self)
         int nparts = s_recv_parts(self->items[S_BACKEND].socket, self->parts);
         if (nparts <= 0)
             return nparts == 0 || errno == EINTR || errno == EAGAIN ? 0 : -1;
-        const uint8_t *data = zmq_msg_data(&self->parts[0]);
-        //  XPUB_VERBOSER passes every subscribe and unsubscribe, including
-        //  those of a subscriber that disconnects: the count stays exact.
-        //  Anything else an XSUB peer may send up is ignored.
-        if (nparts == 1 && zmq_msg_size(&self->parts[0]) >= 1) {
-            if (data[0] == 1)
-                self->stats.subscriptions++;
-            else if (data[0] == 0 && self->stats.subscriptions > 0)
-                self->stats.subscriptions--;
-        }
+        if (nparts == 1)
+            s_subscription(self, &self->parts[0]);
         s_close_parts(self->parts, nparts);
     }
     return 0;
@@ -832,7 +914,13 @@ static void s_serve(hvn_broker_t *self, int nparts)
     if (nparts < 2)
         return; //  A ROUTER always gives id + frames; nothing to answer
     if (s_frame_is(&parts[1], "SNAPSHOT")) {
-        if (nparts == 3 && zmq_msg_size(&parts[2]) <= HVN_TOPIC_MAX)
+        const char *peer = s_peer(&parts[1]);
+        if (!hvn_ratelimit_take(self->snaplimit, peer, self->now_ms)) {
+            self->stats.limited_snapshots++;
+            s_limit_log(self, "snapshot request over --max-snapshot-rate answered ERROR", peer,
+                        self->stats.limited_snapshots);
+            s_reply(self, &parts[0], "ERROR", "snapshot rate limit: try again later", 36);
+        } else if (nparts == 3 && zmq_msg_size(&parts[2]) <= HVN_TOPIC_MAX)
             s_serve_snapshot(self, &parts[0], &parts[2]);
         else
             s_serve_error(self, &parts[0], &parts[1],
@@ -881,6 +969,7 @@ static void s_handle_timer(hvn_broker_t *self)
         self->stats.forward_errors++;
         s_trouble(self, "backend: our heartbeat could not be sent");
     }
+    hvn_ratelimit_expire(self->snaplimit, self->now_ms);
     size_t forgotten =
         hvn_seqmap_expire(self->seqmap, self->now_ms, self->heartbeat_ms, S_SEQMAP_INTERVALS);
     if (forgotten)
@@ -935,10 +1024,10 @@ int hvn_broker_run(hvn_broker_t *self)
     assert(self);
     zsys_info("broker %s started: name %s, frontend %s, backend %s, service %s, "
               "max-msg-size %zu, max-publisher-nodes %zu (heartbeats up to %zu bytes), "
-              "heartbeat-ms %" PRId64,
+              "max-topic-size %zu, heartbeat-ms %" PRId64,
               self->id, self->name, self->endpoint[S_FRONTEND], self->endpoint[S_BACKEND],
               self->endpoint[S_SERVICE], self->max_msg_size, self->max_publisher_nodes,
-              self->max_heartbeat_size, self->heartbeat_ms);
+              self->max_heartbeat_size, self->max_topic_size, self->heartbeat_ms);
     while (hvn_broker_poll(self, S_POLL_MAX_MS) == 0)
         ;
     int rc = zsys_interrupted ? 0 : -1;
@@ -968,6 +1057,9 @@ void hvn_broker_config_defaults(hvn_broker_config_t *config)
     config->max_msg_size = HVN_MAX_MSG_SIZE;
     config->max_publisher_nodes = HVN_BROKER_PUBLISHER_NODES;
     config->heartbeat_ms = HVN_BROKER_HEARTBEAT_MS;
+    config->max_topic_size = HVN_TOPIC_MAX;
+    config->max_subscriptions = HVN_BROKER_SUBSCRIPTIONS;
+    config->max_snapshot_rate = HVN_BROKER_SNAPSHOT_RATE;
 }
 
 //  Returns 1 when our heartbeat could be encoded with this name, else 0.
@@ -1067,6 +1159,9 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     zsock_set_maxmsgsize(self->frontend, (int)(hard > S_FRAME_HARD_MIN ? hard : S_FRAME_HARD_MIN));
     zsock_set_sndhwm(self->backend, S_BACKEND_SNDHWM);
     zsock_set_xpub_verboser(self->backend, 1);
+    //  Manual: the broker applies each subscription itself, within its
+    //  per-subscriber limit (s_subscription)
+    zsock_set_xpub_manual(self->backend, 1);
     zsock_set_maxmsgsize(self->backend, S_CONTROL_FRAME_MAX);
     zsock_set_sndhwm(self->service, S_SERVICE_SNDHWM);
     zsock_set_router_mandatory(self->service, 1);
@@ -1123,9 +1218,13 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
     if (config->max_msg_size < 1 || config->max_msg_size > HVN_BROKER_MSG_SIZE_MAX ||
         config->heartbeat_ms < 1 || config->heartbeat_ms > HVN_BROKER_HEARTBEAT_MAX ||
         config->max_publisher_nodes < 1 ||
-        config->max_publisher_nodes > HVN_BROKER_PUBLISHER_NODES_MAX) {
+        config->max_publisher_nodes > HVN_BROKER_PUBLISHER_NODES_MAX ||
+        config->max_topic_size < 1 || config->max_topic_size > HVN_TOPIC_MAX ||
+        config->max_subscriptions < 1 || config->max_subscriptions > HVN_BROKER_SUBSCRIPTIONS_MAX ||
+        config->max_snapshot_rate < 1 || config->max_snapshot_rate > HVN_BROKER_SNAPSHOT_RATE_MAX) {
         s_error(error, error_size,
-                "max-msg-size, heartbeat-ms or max-publisher-nodes out of range");
+                "max-msg-size, heartbeat-ms, max-publisher-nodes, max-topic-size, "
+                "max-subscriptions or max-snapshot-rate out of range");
         return NULL;
     }
     hvn_broker_t *self = calloc(1, sizeof(*self));
@@ -1138,6 +1237,7 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
     self->max_heartbeat_size =
         hvn_broker_heartbeat_size_max(config->max_publisher_nodes, config->max_msg_size);
     self->heartbeat_ms = config->heartbeat_ms;
+    self->max_topic_size = config->max_topic_size;
     hvn_rejects_init(&self->stats.rejects, "broker");
     hvn_uuid4_raw(self->instance);
     uuid_unparse_lower(self->instance, self->id);
@@ -1147,7 +1247,10 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
     self->encoder = hvn_encoder_new();
     self->cache = hvn_cache_new();
     self->seqmap = hvn_seqmap_new(S_SEQMAP_MAX);
-    if (!self->decoder || !self->encoder || !self->cache || !self->seqmap) {
+    self->sublimit = hvn_sublimit_new(config->max_subscriptions);
+    self->snaplimit = hvn_ratelimit_new(config->max_snapshot_rate);
+    if (!self->decoder || !self->encoder || !self->cache || !self->seqmap || !self->sublimit ||
+        !self->snaplimit) {
         s_error(error, error_size, "out of memory");
         hvn_broker_destroy(&self);
         return NULL;
@@ -1175,6 +1278,8 @@ void hvn_broker_destroy(hvn_broker_t **self_p)
     zsock_destroy(&self->backend);
     zsock_destroy(&self->service);
     hvn_auth_destroy(&self->auth); //  After the sockets: without it, CURVE lets anyone in
+    hvn_sublimit_destroy(&self->sublimit);
+    hvn_ratelimit_destroy(&self->snaplimit);
     for (int i = 0; i < 3; i++)
         zstr_free(&self->endpoint[i]);
     hvn_decoder_destroy(&self->decoder);

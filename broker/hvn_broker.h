@@ -31,6 +31,10 @@ extern "C" {
 #define HVN_BROKER_HEARTBEAT_MAX 3600000                   //  Largest --heartbeat-ms
 #define HVN_BROKER_PUBLISHER_NODES HVN_HEARTBEAT_NODES_MAX //  Default --max-publisher-nodes
 #define HVN_BROKER_PUBLISHER_NODES_MAX 1000000             //  Largest --max-publisher-nodes
+#define HVN_BROKER_SUBSCRIPTIONS 1000                      //  Default --max-subscriptions
+#define HVN_BROKER_SUBSCRIPTIONS_MAX 1000000               //  Largest --max-subscriptions
+#define HVN_BROKER_SNAPSHOT_RATE 10                        //  Default --max-snapshot-rate
+#define HVN_BROKER_SNAPSHOT_RATE_MAX 100000                //  Largest --max-snapshot-rate
 
 //  What the broker is told at start. Strings are borrowed for the duration
 //  of hvn_broker_new only.
@@ -41,8 +45,12 @@ typedef struct {
     const char *name;            //  Broker name, topic hvn.broker@<name>; NULL = short host name
     size_t max_msg_size;         //  Largest notification body accepted, bytes
     size_t max_publisher_nodes;  //  Most nodes one publisher heartbeat may list;
-                                 //  bounds the heartbeat body size
+                                 //  bounds the heartbeat body size, and the nodes
+                                 //  cached per host (a create past it is refused)
     int64_t heartbeat_ms;        //  Broker heartbeat interval on the backend
+    size_t max_topic_size;       //  Longest topic accepted, 1..255 bytes
+    size_t max_subscriptions;    //  Distinct prefixes one subscriber may hold (hvn_limits.h)
+    uint32_t max_snapshot_rate;  //  Snapshot requests a second per peer (hvn_limits.h)
     const char *curve_secret;    //  CURVE: the broker's secret certificate; NULL = plain text
     const char *publishers_dir;  //  CURVE: publishers' public certificates (with host)
     const char *subscribers_dir; //  CURVE: subscribers' public certificates
@@ -51,22 +59,25 @@ typedef struct {
 
 //  Counters, as STATS reports them.
 typedef struct {
-    uint64_t received;             //  Messages read on the frontend, good or not
-    uint64_t forwarded;            //  Messages sent on the backend (not counting our heartbeats)
-    uint64_t notifications;        //  Kind 1 messages accepted
-    uint64_t syncs;                //  Kind 3 messages accepted (cached, not forwarded)
-    uint64_t syncs_stale;          //  Syncs older than the cached entry, ignored
-    uint64_t heartbeats_in;        //  Publisher heartbeats accepted
-    uint64_t heartbeats_out;       //  Our own heartbeats sent
-    uint64_t forward_errors;       //  Sends on the backend that failed
-    uint64_t cache_errors;         //  Entries not stored for want of memory
-    uint64_t snapshots;            //  Snapshots answered in full
-    uint64_t snapshots_failed;     //  Snapshots cut short: client gone or its queue full
-    uint64_t service_refused;      //  Malformed or unknown service requests
-    uint64_t publishers_untracked; //  Messages of instances the full seq map could not add
-    uint64_t pruned;               //  Cached nodes removed: not in their publisher's heartbeat
-    int64_t subscriptions;         //  Active subscriptions on the backend
-    hvn_rejects_t rejects;         //  Refused messages by reason
+    uint64_t received;              //  Messages read on the frontend, good or not
+    uint64_t forwarded;             //  Messages sent on the backend (not counting our heartbeats)
+    uint64_t notifications;         //  Kind 1 messages accepted
+    uint64_t syncs;                 //  Kind 3 messages accepted (cached, not forwarded)
+    uint64_t syncs_stale;           //  Syncs older than the cached entry, ignored
+    uint64_t heartbeats_in;         //  Publisher heartbeats accepted
+    uint64_t heartbeats_out;        //  Our own heartbeats sent
+    uint64_t forward_errors;        //  Sends on the backend that failed
+    uint64_t cache_errors;          //  Entries not stored for want of memory
+    uint64_t snapshots;             //  Snapshots answered in full
+    uint64_t snapshots_failed;      //  Snapshots cut short: client gone or its queue full
+    uint64_t service_refused;       //  Malformed or unknown service requests
+    uint64_t publishers_untracked;  //  Messages of instances the full seq map could not add
+    uint64_t pruned;                //  Cached nodes removed: not in their publisher's heartbeat
+    uint64_t limited_nodes;         //  New nodes refused: their host holds max_publisher_nodes
+    uint64_t limited_subscriptions; //  Subscriptions not applied: peer at max_subscriptions
+    uint64_t limited_snapshots;     //  Snapshot requests answered ERROR: peer over its rate
+    int64_t subscriptions;          //  Active subscriptions on the backend
+    hvn_rejects_t rejects;          //  Refused messages by reason
 } hvn_broker_stats_t;
 
 typedef struct _hvn_broker_t hvn_broker_t;

@@ -37,7 +37,16 @@ static void s_usage(FILE *out)
             "  --max-publisher-nodes N\n"
             "                       most nodes one publisher may list in its heartbeat,\n"
             "                       1 to %d (default %d); heartbeat bodies are\n"
-            "                       accepted up to 4096 + 40 * N bytes (default %zu)\n"
+            "                       accepted up to 4096 + 40 * N bytes (default %zu);\n"
+            "                       also the most nodes cached per host: a create past\n"
+            "                       it is refused (limited_nodes)\n"
+            "  --max-topic-size BYTES longest topic accepted, 1 to 255 (default 255)\n"
+            "  --max-subscriptions N distinct topic prefixes one subscriber (CURVE key,\n"
+            "                       else IP address) may hold, 1 to %d (default %d);\n"
+            "                       one more is not applied (limited_subscriptions)\n"
+            "  --max-snapshot-rate N snapshot requests a second per subscriber, 1 to %d\n"
+            "                       (default %d); more are answered ERROR\n"
+            "                       (limited_snapshots)\n"
             "  --heartbeat-ms MS    interval of the broker's heartbeat, 1 to %d\n"
             "                       (default %d)\n"
             "  --curve-secret CERT  turn CURVE on: the broker's secret certificate\n"
@@ -58,7 +67,8 @@ static void s_usage(FILE *out)
             HVN_BROKER_MSG_SIZE_MAX, HVN_MAX_MSG_SIZE, HVN_BROKER_PUBLISHER_NODES_MAX,
             HVN_BROKER_PUBLISHER_NODES,
             hvn_broker_heartbeat_size_max(HVN_BROKER_PUBLISHER_NODES, HVN_MAX_MSG_SIZE),
-            HVN_BROKER_HEARTBEAT_MAX, HVN_BROKER_HEARTBEAT_MS);
+            HVN_BROKER_SUBSCRIPTIONS_MAX, HVN_BROKER_SUBSCRIPTIONS, HVN_BROKER_SNAPSHOT_RATE_MAX,
+            HVN_BROKER_SNAPSHOT_RATE, HVN_BROKER_HEARTBEAT_MAX, HVN_BROKER_HEARTBEAT_MS);
 }
 
 //  Returns nothing; prints "hvn-broker: <message>" on stderr and exits 2.
@@ -111,6 +121,9 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
         O_NAME,
         O_MAX_MSG,
         O_MAX_NODES,
+        O_MAX_TOPIC,
+        O_MAX_SUBS,
+        O_SNAPSHOT_RATE,
         O_HEARTBEAT,
         O_CURVE_SECRET,
         O_PUBLISHERS_DIR,
@@ -124,6 +137,9 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
         {"name", required_argument, NULL, O_NAME},
         {"max-msg-size", required_argument, NULL, O_MAX_MSG},
         {"max-publisher-nodes", required_argument, NULL, O_MAX_NODES},
+        {"max-topic-size", required_argument, NULL, O_MAX_TOPIC},
+        {"max-subscriptions", required_argument, NULL, O_MAX_SUBS},
+        {"max-snapshot-rate", required_argument, NULL, O_SNAPSHOT_RATE},
         {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
         {"curve-secret", required_argument, NULL, O_CURVE_SECRET},
         {"publishers-dir", required_argument, NULL, O_PUBLISHERS_DIR},
@@ -156,6 +172,17 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
         case O_MAX_NODES:
             config->max_publisher_nodes = (size_t)s_parse_count("--max-publisher-nodes", optarg,
                                                                 HVN_BROKER_PUBLISHER_NODES_MAX);
+            break;
+        case O_MAX_TOPIC:
+            config->max_topic_size = (size_t)s_parse_count("--max-topic-size", optarg, 255);
+            break;
+        case O_MAX_SUBS:
+            config->max_subscriptions =
+                (size_t)s_parse_count("--max-subscriptions", optarg, HVN_BROKER_SUBSCRIPTIONS_MAX);
+            break;
+        case O_SNAPSHOT_RATE:
+            config->max_snapshot_rate = (uint32_t)s_parse_count("--max-snapshot-rate", optarg,
+                                                                HVN_BROKER_SNAPSHOT_RATE_MAX);
             break;
         case O_HEARTBEAT:
             config->heartbeat_ms =

@@ -1,0 +1,287 @@
+/*  test_broker_limits.c — the broker's limits: the per-peer tables alone,
+    then the broker in-process over inproc:// with small limits: topic
+    length, nodes per host, subscriptions per subscriber and snapshot
+    requests per second, each refused and counted.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hvn_broker.h"
+#include "hvn_limits.h"
+#include "hvn_proto.h"
+
+#define S_WAIT_MS 3000 //  Longest wait for anything in a test
+
+// --------------------------------------------------------------------------
+//  The tables
+
+Test(sublimit, distinct_prefixes_per_peer_are_capped)
+{
+    hvn_sublimit_t *limit = hvn_sublimit_new(2);
+    cr_assert_not_null(limit);
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "10.0.0.1", "a", 1), 1);
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "10.0.0.1", "b", 1), 1);
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "10.0.0.1", "c", 1), 0, "third prefix");
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "10.0.0.1", "a", 1), 1, "a again: no new slot");
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "10.0.0.2", "c", 1), 1, "another peer");
+    cr_expect_eq(hvn_sublimit_total(limit), 4);
+    cr_expect_eq(hvn_sublimit_peers(limit), 2);
+    //  Prefixes are bytes, NUL included; longer than a topic is never applied
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "10.0.0.3", "\0x", 2), 1);
+    char long_prefix[HVN_TOPIC_MAX + 1];
+    memset(long_prefix, 'x', sizeof(long_prefix));
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "10.0.0.4", long_prefix, sizeof(long_prefix)), 0);
+    hvn_sublimit_destroy(&limit);
+    cr_expect_null(limit);
+}
+
+Test(sublimit, a_disconnect_frees_the_slots_nobody_holds)
+{
+    hvn_sublimit_t *limit = hvn_sublimit_new(2);
+    cr_assert_eq(hvn_sublimit_subscribe(limit, "k1", "a", 1), 1);
+    cr_assert_eq(hvn_sublimit_subscribe(limit, "k1", "b", 1), 1);
+    cr_assert_eq(hvn_sublimit_subscribe(limit, "k2", "a", 1), 1);
+    //  k1's connection goes: libzmq reports its prefixes without a peer
+    hvn_sublimit_unsubscribe(limit, NULL, "a", 1);
+    hvn_sublimit_unsubscribe(limit, NULL, "b", 1);
+    cr_expect_eq(hvn_sublimit_total(limit), 1);
+    //  b is held by nobody: k1 may take a new prefix; a is still held (by
+    //  k2), so it stays in k1's set and k1 is at 2 again after c
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "k1", "c", 1), 1);
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "k1", "d", 1), 0);
+    //  Reconnecting with the same prefixes never grows the count
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(hvn_sublimit_subscribe(limit, "k1", "a", 1), 1);
+        hvn_sublimit_unsubscribe(limit, NULL, "a", 1);
+    }
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "k1", "a", 1), 1);
+    //  An explicit unsubscribe by the peer frees its slot at once
+    hvn_sublimit_unsubscribe(limit, "k1", "c", 1);
+    cr_expect_eq(hvn_sublimit_subscribe(limit, "k1", "e", 1), 1);
+    //  Everything gone: no peer left
+    hvn_sublimit_unsubscribe(limit, NULL, "a", 1);
+    hvn_sublimit_unsubscribe(limit, NULL, "a", 1);
+    hvn_sublimit_unsubscribe(limit, NULL, "e", 1);
+    hvn_sublimit_unsubscribe(limit, NULL, "zz", 2); //  Never applied: ignored
+    cr_expect_eq(hvn_sublimit_total(limit), 0);
+    cr_expect_eq(hvn_sublimit_peers(limit), 0);
+    hvn_sublimit_destroy(&limit);
+}
+
+Test(ratelimit, a_token_bucket_per_peer)
+{
+    hvn_ratelimit_t *limit = hvn_ratelimit_new(3);
+    cr_assert_not_null(limit);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(hvn_ratelimit_take(limit, "p", 1000), 1, "burst %d", i);
+    cr_expect_eq(hvn_ratelimit_take(limit, "p", 1000), 0, "bucket empty");
+    cr_expect_eq(hvn_ratelimit_take(limit, "q", 1000), 1, "another peer has its own");
+    cr_expect_eq(hvn_ratelimit_take(limit, "p", 1300), 0, "0.9 of a token after 300 ms");
+    cr_expect_eq(hvn_ratelimit_take(limit, "p", 1334), 1, "one token after 334 ms");
+    cr_expect_eq(hvn_ratelimit_peers(limit), 2);
+    hvn_ratelimit_expire(limit, 1500);
+    cr_expect_eq(hvn_ratelimit_peers(limit), 1, "q is full again, p is not");
+    hvn_ratelimit_expire(limit, 3000);
+    cr_expect_eq(hvn_ratelimit_peers(limit), 0, "full buckets are forgotten");
+    hvn_ratelimit_destroy(&limit);
+    cr_expect_null(limit);
+}
+
+// --------------------------------------------------------------------------
+//  The broker, in-process, with small limits
+
+static hvn_broker_t *broker;
+static zsock_t *pub;    //  XPUB, connected to the frontend
+static zsock_t *dealer; //  DEALER, connected to the service
+static hvn_encoder_t *encoder;
+static uint8_t instance[16];
+static char endpoints[3][64];
+
+//  Returns nothing; runs the broker's loop for about ms milliseconds.
+static void s_pump(int ms)
+{
+    int64_t until = zclock_mono() + ms;
+    while (zclock_mono() < until)
+        hvn_broker_poll(broker, 1);
+}
+
+//  Returns nothing; runs the broker's loop until sock is readable
+//  (asserted within S_WAIT_MS).
+static void s_pump_until_readable(zsock_t *sock)
+{
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (!(zsock_events(sock) & ZMQ_POLLIN)) {
+        cr_assert_lt(zclock_mono(), deadline, "nothing arrived");
+        hvn_broker_poll(broker, 2);
+    }
+}
+
+static void s_setup(void)
+{
+    static int run;
+    run++;
+    for (int i = 0; i < 3; i++)
+        snprintf(endpoints[i], sizeof(endpoints[i]), "inproc://limits-%d-%d-%d", i, getpid(), run);
+    hvn_broker_config_t config;
+    hvn_broker_config_defaults(&config);
+    config.frontend = endpoints[0];
+    config.backend = endpoints[1];
+    config.service = endpoints[2];
+    config.name = "limits";
+    config.max_topic_size = 40;
+    config.max_publisher_nodes = 3;
+    config.max_subscriptions = 2;
+    config.max_snapshot_rate = 2;
+    char error[256] = "";
+    broker = hvn_broker_new(&config, error, sizeof(error));
+    cr_assert_not_null(broker, "%s", error);
+    pub = zsock_new(ZMQ_XPUB);
+    zsock_set_sndhwm(pub, 0);
+    cr_assert_eq(zsock_connect(pub, "%s", endpoints[0]), 0);
+    s_pump_until_readable(pub);
+    zframe_t *subscription = zframe_recv(pub);
+    zframe_destroy(&subscription);
+    dealer = zsock_new(ZMQ_DEALER);
+    zsock_set_rcvtimeo(dealer, 0);
+    cr_assert_eq(zsock_connect(dealer, "%s", endpoints[2]), 0);
+    encoder = hvn_encoder_new();
+    hvn_uuid4_raw(instance);
+}
+
+static void s_teardown(void)
+{
+    zsock_destroy(&pub);
+    zsock_destroy(&dealer);
+    hvn_encoder_destroy(&encoder);
+    hvn_broker_destroy(&broker);
+}
+
+TestSuite(limits, .init = s_setup, .fini = s_teardown, .timeout = 30);
+
+//  Returns nothing; the publisher sent an update of node n on host, with
+//  seq n, and the broker has read it.
+static void s_send_node(const char *host, int n)
+{
+    hvn_node_t node;
+    hvn_node_init(&node);
+    node.id = n;
+    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
+    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    hvn_envelope_t envelope = {.host = host};
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = (uint64_t)n};
+    memcpy(header.instance, instance, 16);
+    hvn_frames_t f;
+    cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &envelope, &node, &header, &f),
+                 0);
+    uint64_t before = hvn_broker_stats(broker)->received;
+    zmq_send(zsock_resolve(pub), f.topic, f.topic_size, ZMQ_SNDMORE);
+    zmq_send(zsock_resolve(pub), f.header, HVN_HEADER_SIZE, ZMQ_SNDMORE);
+    zmq_send(zsock_resolve(pub), f.body, f.body_size, 0);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (hvn_broker_stats(broker)->received == before) {
+        cr_assert_lt(zclock_mono(), deadline, "message never read");
+        hvn_broker_poll(broker, 2);
+    }
+}
+
+Test(limits, a_topic_over_max_topic_size_is_refused)
+{
+    char host[64];
+    memset(host, 'h', 30);
+    host[30] = '\0'; //  "compute_node.update@" + 30 = 50 bytes > 40
+    s_send_node(host, 1);
+    const hvn_broker_stats_t *st = hvn_broker_stats(broker);
+    cr_expect_eq(st->rejects.count[HVN_R_TOPIC], 1);
+    cr_expect_eq(st->forwarded, 0);
+    s_send_node("cmp-1", 2); //  20 + 5 bytes
+    cr_expect_eq(st->forwarded, 1);
+}
+
+Test(limits, a_host_holds_at_most_max_publisher_nodes)
+{
+    for (int n = 1; n <= 3; n++)
+        s_send_node("cmp-a", n);
+    s_send_node("cmp-a", 4);
+    const hvn_broker_stats_t *st = hvn_broker_stats(broker);
+    cr_expect_eq(st->limited_nodes, 1);
+    cr_expect_eq(st->rejects.count[HVN_R_OVER_LIMIT], 1);
+    cr_expect_eq(hvn_broker_cache_nodes(broker), 3);
+    cr_expect_eq(st->forwarded, 3);
+    s_send_node("cmp-a", 2); //  A node it holds: still updated
+    s_send_node("cmp-b", 4); //  Another host: its own count
+    cr_expect_eq(st->forwarded, 5);
+    cr_expect_eq(st->limited_nodes, 1);
+    cr_expect_eq(hvn_broker_cache_nodes(broker), 4);
+}
+
+Test(limits, a_subscriber_past_max_subscriptions_gets_nothing_more)
+{
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    zsock_set_rcvtimeo(sub, 0);
+    cr_assert_eq(zsock_connect(sub, "%s", endpoints[1]), 0);
+    zsock_set_subscribe(sub, "compute_node.update@cmp-1");
+    zsock_set_subscribe(sub, "compute_node.update@cmp-2");
+    zsock_set_subscribe(sub, "compute_node.update@cmp-3");
+    const hvn_broker_stats_t *st = hvn_broker_stats(broker);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (st->subscriptions + (int64_t)st->limited_subscriptions < 3) {
+        cr_assert_lt(zclock_mono(), deadline, "subscriptions never seen");
+        hvn_broker_poll(broker, 2);
+    }
+    cr_expect_eq(st->subscriptions, 2);
+    cr_expect_eq(st->limited_subscriptions, 1);
+    s_send_node("cmp-3", 3); //  Not applied: never delivered
+    s_send_node("cmp-1", 1);
+    s_pump_until_readable(sub);
+    char *topic = zstr_recv(sub);
+    cr_expect_str_eq(topic, "compute_node.update@cmp-1", "the refused prefix was applied");
+    zstr_free(&topic);
+    zsock_destroy(&sub);
+    deadline = zclock_mono() + S_WAIT_MS;
+    while (st->subscriptions != 0) {
+        cr_assert_lt(zclock_mono(), deadline, "disconnect never counted");
+        hvn_broker_poll(broker, 2);
+    }
+}
+
+//  Returns the first frame of the next service reply (a heap string), its
+//  remaining frames read and dropped.
+static char *s_reply_word(void)
+{
+    s_pump_until_readable(dealer);
+    zmsg_t *msg = zmsg_recv(dealer);
+    cr_assert_not_null(msg);
+    char *word = zmsg_popstr(msg);
+    zmsg_destroy(&msg);
+    return word;
+}
+
+Test(limits, snapshots_past_the_rate_are_answered_error)
+{
+    for (int i = 0; i < 3; i++) {
+        zstr_sendm(dealer, "SNAPSHOT");
+        zstr_send(dealer, "");
+    }
+    //  The refusal is answered at once, the snapshots from the loop: any order
+    int ends = 0, errors = 0;
+    for (int i = 0; i < 3; i++) {
+        char *word = s_reply_word();
+        ends += streq(word, "END");
+        errors += streq(word, "ERROR");
+        zstr_free(&word);
+    }
+    cr_expect_eq(ends, 2);
+    cr_expect_eq(errors, 1);
+    cr_expect_eq(hvn_broker_stats(broker)->limited_snapshots, 1);
+    cr_expect_eq(hvn_broker_stats(broker)->snapshots, 2);
+    //  After half a second the bucket has a token again
+    s_pump(600);
+    zstr_sendm(dealer, "SNAPSHOT");
+    zstr_send(dealer, "");
+    char *word = s_reply_word();
+    cr_expect_str_eq(word, "END");
+    zstr_free(&word);
+}

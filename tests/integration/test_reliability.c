@@ -158,6 +158,11 @@ static int s_snapshot(const char *service, s_snap_t *snap, int timeout_ms)
             zframe_destroy(&t);
             zframe_destroy(&h);
             zframe_destroy(&b);
+        } else if (streq(word, "ERROR")) {
+            //  Over the broker's --max-snapshot-rate: no snapshot this time
+            zstr_free(&word);
+            zmsg_destroy(&reply);
+            break;
         } else {
             cr_assert_str_eq(word, "END");
             zframe_t *body = zmsg_pop(reply);

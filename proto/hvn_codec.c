@@ -175,17 +175,7 @@ static bool s_timestamp_valid(const char *s, size_t len)
 //  not NULL) receives its 16 bytes.
 static bool s_uuid_valid(const char *s, size_t len, uint8_t *raw)
 {
-    char text[HVN_UUID_STR_LEN + 1];
-    uuid_t bytes;
-    if (len != HVN_UUID_STR_LEN)
-        return false;
-    memcpy(text, s, len);
-    text[len] = '\0';
-    if (uuid_parse(text, bytes) != 0)
-        return false;
-    if (raw)
-        memcpy(raw, bytes, 16);
-    return true;
+    return hvn_uuid_parse(s, len, raw) == 0;
 }
 
 // --------------------------------------------------------------------------
@@ -613,15 +603,93 @@ static int s_map_get(const msgpack_object *map, const char *key, const msgpack_o
     return found;
 }
 
-//  Returns HVN_OK with *value set to the required key's value in map, or
-//  HVN_R_MISSING_KEY / HVN_R_BAD_VALUE (duplicate key), detail prefix+key.
-static hvn_reason_t s_require(hvn_decoder_t *self, const msgpack_object *map, const char *key,
-                              const char *prefix, const msgpack_object **value)
+//  A key the decoder looks for, and its length
+typedef struct {
+    const char *name; //  The key
+    size_t len;       //  strlen(name)
+} s_key_t;
+#define S_KEY(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+//  Keys of the body's top-level map (notifications and both heartbeats)
+enum {
+    S_K_PRIORITY,
+    S_K_EVENT_TYPE,
+    S_K_TIMESTAMP,
+    S_K_PUBLISHER_ID,
+    S_K_MESSAGE_ID,
+    S_K_PAYLOAD,
+    S_K_NODES,
+    S_K_INTERVAL_MS,
+    S_K_BROKER_ID,
+    S_K_ROOT_COUNT
+};
+static const s_key_t s_root_keys[S_K_ROOT_COUNT] = {
+    S_KEY("priority"),     S_KEY("event_type"),  S_KEY("timestamp"),
+    S_KEY("publisher_id"), S_KEY("message_id"),  S_KEY("payload"),
+    S_KEY("nodes"),        S_KEY("interval_ms"), S_KEY("broker_id"),
+};
+
+//  Keys of the payload map
+enum { S_P_NAME, S_P_NAMESPACE, S_P_VERSION, S_P_DATA, S_P_COUNT };
+static const s_key_t s_payload_keys[S_P_COUNT] = {
+    S_KEY("nova_object.name"),
+    S_KEY("nova_object.namespace"),
+    S_KEY("nova_object.version"),
+    S_KEY("nova_object.data"),
+};
+
+#define S_INDEX_MAX S_K_ROOT_COUNT //  Most keys one index looks for
+
+//  Where a map's known keys are, found in one pass over the map
+typedef struct {
+    const s_key_t *keys;                      //  The keys looked for
+    const msgpack_object *value[S_INDEX_MAX]; //  Each key's value; NULL = absent
+    uint32_t dup;                             //  Bit k: key k occurs more than once
+} s_index_t;
+
+//  Returns nothing; idx holds where each of the count keys is in map. One
+//  pass: each entry's key is compared with the key after the last one
+//  found first (a writer like ours sends them in this order), then with the
+//  rest. Keys that are not strings or not known are ignored.
+static void s_index_build(s_index_t *idx, const msgpack_object *map, const s_key_t *keys, int count)
 {
-    int found = s_map_get(map, key, value);
-    if (found == 1)
+    idx->keys = keys;
+    idx->dup = 0;
+    for (int k = 0; k < count; k++)
+        idx->value[k] = NULL;
+    int next = 0;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *key = &map->via.map.ptr[i].key;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        for (int j = 0; j < count; j++) {
+            int k = next + j < count ? next + j : next + j - count;
+            if (keys[k].len != key->via.str.size ||
+                memcmp(keys[k].name, key->via.str.ptr, keys[k].len) != 0)
+                continue;
+            if (idx->value[k])
+                idx->dup |= 1u << k;
+            idx->value[k] = &map->via.map.ptr[i].val;
+            next = k + 1 < count ? k + 1 : 0;
+            break;
+        }
+    }
+}
+
+//  Returns HVN_OK with *value set to key k's value, or HVN_R_MISSING_KEY /
+//  HVN_R_BAD_VALUE (duplicate key), detail prefix+key.
+static hvn_reason_t s_require(hvn_decoder_t *self, const s_index_t *idx, int k, const char *prefix,
+                              const msgpack_object **value)
+{
+    if (idx->value[k] && !(idx->dup & (1u << k))) {
+        *value = idx->value[k];
         return HVN_OK;
-    return s_fail(self, found == 0 ? HVN_R_MISSING_KEY : HVN_R_BAD_VALUE, prefix, key);
+    }
+    return s_fail(self, idx->value[k] ? HVN_R_BAD_VALUE : HVN_R_MISSING_KEY, prefix,
+                  idx->keys[k].name);
 }
 
 //  Returns HVN_OK with the string copied (NUL-terminated) into dest, or
@@ -657,13 +725,14 @@ static hvn_reason_t s_get_int(hvn_decoder_t *self, const msgpack_object *obj, in
     return HVN_OK;
 }
 
-//  Returns HVN_OK when map[key] is the string `expected`, else the reason
+//  Returns HVN_OK when key k is the string `expected`, else the reason
 //  (missing, wrong type, or `mismatch` when a string of another value).
-static hvn_reason_t s_expect_str(hvn_decoder_t *self, const msgpack_object *map, const char *key,
+static hvn_reason_t s_expect_str(hvn_decoder_t *self, const s_index_t *idx, int k,
                                  const char *prefix, const char *expected, hvn_reason_t mismatch)
 {
     const msgpack_object *value = NULL;
-    hvn_reason_t rc = s_require(self, map, key, prefix, &value);
+    const char *key = idx->keys[k].name;
+    hvn_reason_t rc = s_require(self, idx, k, prefix, &value);
     if (rc != HVN_OK)
         return rc;
     if (value->type != MSGPACK_OBJECT_STR)
@@ -675,10 +744,10 @@ static hvn_reason_t s_expect_str(hvn_decoder_t *self, const msgpack_object *map,
 }
 
 //  Returns HVN_OK with out->timestamp filled from map["timestamp"].
-static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const msgpack_object *map, hvn_msg_t *out)
+static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const s_index_t *idx, hvn_msg_t *out)
 {
     const msgpack_object *value = NULL;
-    hvn_reason_t rc = s_require(self, map, "timestamp", "", &value);
+    hvn_reason_t rc = s_require(self, idx, S_K_TIMESTAMP, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->timestamp, sizeof(out->timestamp), "", "timestamp");
     if (rc == HVN_OK && !s_timestamp_valid(out->timestamp, strlen(out->timestamp)))
@@ -688,11 +757,10 @@ static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const msgpack_object *
 
 //  Returns HVN_OK with out->publisher_id filled from map["publisher_id"],
 //  whose host part (after the first ':') must be the topic's host.
-static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const msgpack_object *map,
-                                        hvn_msg_t *out)
+static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const s_index_t *idx, hvn_msg_t *out)
 {
     const msgpack_object *value = NULL;
-    hvn_reason_t rc = s_require(self, map, "publisher_id", "", &value);
+    hvn_reason_t rc = s_require(self, idx, S_K_PUBLISHER_ID, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "",
                         "publisher_id");
@@ -707,10 +775,10 @@ static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const msgpack_objec
 }
 
 //  Returns HVN_OK with out->interval_ms from map["interval_ms"] (>= 0).
-static hvn_reason_t s_read_interval(hvn_decoder_t *self, const msgpack_object *map, hvn_msg_t *out)
+static hvn_reason_t s_read_interval(hvn_decoder_t *self, const s_index_t *idx, hvn_msg_t *out)
 {
     const msgpack_object *value = NULL;
-    hvn_reason_t rc = s_require(self, map, "interval_ms", "", &value);
+    hvn_reason_t rc = s_require(self, idx, S_K_INTERVAL_MS, "", &value);
     if (rc == HVN_OK)
         rc = s_get_int(self, value, &out->interval_ms, "", "interval_ms");
     if (rc == HVN_OK && out->interval_ms < 0)
@@ -720,12 +788,12 @@ static hvn_reason_t s_read_interval(hvn_decoder_t *self, const msgpack_object *m
 
 //  Returns HVN_OK with out->payload_major/minor from a "M.m" version, or
 //  HVN_R_BAD_VALUE (malformed) / HVN_R_PAYLOAD_VERSION (major not known).
-static hvn_reason_t s_read_version(hvn_decoder_t *self, const msgpack_object *payload,
-                                   int known_major, hvn_msg_t *out)
+static hvn_reason_t s_read_version(hvn_decoder_t *self, const s_index_t *payload, int known_major,
+                                   hvn_msg_t *out)
 {
     static const char *const prefix = "payload.";
     const msgpack_object *value = NULL;
-    hvn_reason_t rc = s_require(self, payload, "nova_object.version", prefix, &value);
+    hvn_reason_t rc = s_require(self, payload, S_P_VERSION, prefix, &value);
     if (rc != HVN_OK)
         return rc;
     if (value->type != MSGPACK_OBJECT_STR)
@@ -794,57 +862,60 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
         }
         if (field->type == HVN_TYPE_INT)
             rc = s_get_int(self, value, hvn_node_int(node, f), S_DATA_PATH, field->name);
-        else
-            rc = s_copy_str(self, value, hvn_node_str(node, f), field->size, S_DATA_PATH,
-                            field->name);
+        else {
+            //  s_copy_str checks UTF-8 and length; what the type asks
+            //  beyond that (uuid, ip) is checked here, not by a second
+            //  pass of hvn_node_validate over every field
+            char *text = hvn_node_str(node, f);
+            rc = s_copy_str(self, value, text, field->size, S_DATA_PATH, field->name);
+            if (rc == HVN_OK && !hvn_field_text_valid(f, text, value->via.str.size))
+                rc = s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, field->name);
+        }
         if (rc != HVN_OK)
             return rc;
         node->nulls &= ~(1u << f);
     }
-    hvn_field_id_t bad;
-    if (hvn_node_validate(node, &bad) != 0)
-        return s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, hvn_schema_fields[bad].name);
     return HVN_OK;
 }
 
 //  Returns HVN_OK with a create/update/delete notification body in out.
-static hvn_reason_t s_read_notification(hvn_decoder_t *self, const msgpack_object *root,
-                                        hvn_msg_t *out)
+static hvn_reason_t s_read_notification(hvn_decoder_t *self, const s_index_t *root, hvn_msg_t *out)
 {
     bool is_delete = out->event == HVN_EVENT_DELETE;
     const msgpack_object *value = NULL;
-    hvn_reason_t rc = s_expect_str(self, root, "priority", "", S_PRIORITY, HVN_R_BAD_VALUE);
+    hvn_reason_t rc = s_expect_str(self, root, S_K_PRIORITY, "", S_PRIORITY, HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
-        rc = s_expect_str(self, root, "event_type", "", hvn_event_name(out->event),
+        rc = s_expect_str(self, root, S_K_EVENT_TYPE, "", hvn_event_name(out->event),
                           HVN_R_TOPIC_MISMATCH);
     if (rc == HVN_OK)
         rc = s_read_timestamp(self, root, out);
     if (rc == HVN_OK)
         rc = s_read_publisher_id(self, root, out);
     if (rc == HVN_OK)
-        rc = s_require(self, root, "message_id", "", &value);
+        rc = s_require(self, root, S_K_MESSAGE_ID, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->message_id, sizeof(out->message_id), "", "message_id");
-    if (rc == HVN_OK && !s_uuid_valid(out->message_id, strlen(out->message_id), NULL))
+    if (rc == HVN_OK && !s_uuid_valid(out->message_id, value->via.str.size, NULL))
         rc = s_fail(self, HVN_R_BAD_VALUE, "", "message_id");
     if (rc != HVN_OK)
         return rc;
 
     const msgpack_object *payload = NULL;
-    if ((rc = s_require(self, root, "payload", "", &payload)) != HVN_OK)
+    if ((rc = s_require(self, root, S_K_PAYLOAD, "", &payload)) != HVN_OK)
         return rc;
     if (payload->type != MSGPACK_OBJECT_MAP)
         return s_fail(self, HVN_R_NOT_MAP, "", "payload");
-    rc = s_read_version(self, payload, is_delete ? HVN_DELETE_PAYLOAD_MAJOR : HVN_PAYLOAD_MAJOR,
-                        out);
+    s_index_t idx;
+    s_index_build(&idx, payload, s_payload_keys, S_P_COUNT);
+    rc = s_read_version(self, &idx, is_delete ? HVN_DELETE_PAYLOAD_MAJOR : HVN_PAYLOAD_MAJOR, out);
     if (rc == HVN_OK)
-        rc = s_expect_str(self, payload, "nova_object.name", "payload.",
+        rc = s_expect_str(self, &idx, S_P_NAME, "payload.",
                           is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME, HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
-        rc = s_expect_str(self, payload, "nova_object.namespace", "payload.", HVN_PAYLOAD_NAMESPACE,
+        rc = s_expect_str(self, &idx, S_P_NAMESPACE, "payload.", HVN_PAYLOAD_NAMESPACE,
                           HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
-        rc = s_require(self, payload, "nova_object.data", "payload.", &value);
+        rc = s_require(self, &idx, S_P_DATA, "payload.", &value);
     if (rc != HVN_OK)
         return rc;
     if (value->type != MSGPACK_OBJECT_MAP)
@@ -854,8 +925,7 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const msgpack_objec
 
 //  Returns HVN_OK with a publisher heartbeat in out; the node uuids land in
 //  the decoder's array, grown (doubling) when too small.
-static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const msgpack_object *root,
-                                     hvn_msg_t *out)
+static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const s_index_t *root, hvn_msg_t *out)
 {
     const msgpack_object *nodes = NULL;
     hvn_reason_t rc = s_read_publisher_id(self, root, out);
@@ -864,7 +934,7 @@ static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const msgpack_object *
     if (rc == HVN_OK)
         rc = s_read_interval(self, root, out);
     if (rc == HVN_OK)
-        rc = s_require(self, root, "nodes", "", &nodes);
+        rc = s_require(self, root, S_K_NODES, "", &nodes);
     if (rc != HVN_OK)
         return rc;
     if (nodes->type != MSGPACK_OBJECT_ARRAY)
@@ -893,10 +963,10 @@ static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const msgpack_object *
 }
 
 //  Returns HVN_OK with a broker heartbeat in out (broker_id in publisher_id).
-static hvn_reason_t s_read_broker(hvn_decoder_t *self, const msgpack_object *root, hvn_msg_t *out)
+static hvn_reason_t s_read_broker(hvn_decoder_t *self, const s_index_t *root, hvn_msg_t *out)
 {
     const msgpack_object *value = NULL;
-    hvn_reason_t rc = s_require(self, root, "broker_id", "", &value);
+    hvn_reason_t rc = s_require(self, root, S_K_BROKER_ID, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "", "broker_id");
     if (rc == HVN_OK && out->publisher_id[0] == '\0')
@@ -963,11 +1033,13 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
         out->node.nulls = 0;
     else
         hvn_node_init(&out->node);
+    s_index_t idx;
+    s_index_build(&idx, &root, s_root_keys, S_K_ROOT_COUNT);
     if (s_is_notification(out->event))
-        return s_read_notification(self, &root, out);
+        return s_read_notification(self, &idx, out);
     if (out->event == HVN_EVENT_HEARTBEAT)
-        return s_read_heartbeat(self, &root, out);
-    return s_read_broker(self, &root, out);
+        return s_read_heartbeat(self, &idx, out);
+    return s_read_broker(self, &idx, out);
 }
 
 // --------------------------------------------------------------------------

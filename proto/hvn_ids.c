@@ -92,6 +92,37 @@ void hvn_uuid4_str(char out[37])
     uuid_unparse_lower(raw, out);
 }
 
+//  Each byte's value as a hex digit plus one; 0 for a byte that is not one
+static const uint8_t s_hex_plus1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+//  Where each of the 16 bytes starts in UUID text
+static const uint8_t s_uuid_pos[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+
+//  Returns 0 with the bytes in out (when not NULL), -1 when not UUID text.
+int hvn_uuid_parse(const char *text, size_t len, uint8_t *out)
+{
+    if (!text || len != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
+        text[23] != '-')
+        return -1;
+    const uint8_t *p = (const uint8_t *)text;
+    uint8_t bytes[16];
+    int bad = 0;
+    for (int i = 0; i < 16; i++) {
+        uint8_t hi = s_hex_plus1[p[s_uuid_pos[i]]], lo = s_hex_plus1[p[s_uuid_pos[i] + 1]];
+        bad |= hi == 0 || lo == 0;
+        bytes[i] = (uint8_t)((hi - 1) << 4 | ((lo - 1) & 0x0F));
+    }
+    if (bad)
+        return -1;
+    if (out)
+        memcpy(out, bytes, 16);
+    return 0;
+}
+
 //  Returns nothing; writes value as `width` decimal digits at out.
 static void s_digits(char *out, long value, int width)
 {

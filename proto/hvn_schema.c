@@ -6,11 +6,11 @@
     one line here plus a payload version bump.
 */
 #include "hvn_schema.h"
+#include "hvn_ids.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 _Static_assert(HVN_F_COUNT <= 32, "hvn_node_t.nulls has one bit per field");
 
@@ -253,6 +253,20 @@ bool hvn_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+//  Returns true when text is a canonical UUID (uuid), an IPv4 or IPv6
+//  address (host_ip), or is any other field's text.
+bool hvn_field_text_valid(hvn_field_id_t f, const char *text, size_t len)
+{
+    hvn_type_t type = hvn_schema_fields[f].type;
+    if (type == HVN_TYPE_UUID)
+        return hvn_uuid_parse(text, len, NULL) == 0;
+    if (type == HVN_TYPE_IP) {
+        unsigned char addr[sizeof(struct in6_addr)];
+        return inet_pton(AF_INET, text, addr) == 1 || inet_pton(AF_INET6, text, addr) == 1;
+    }
+    return true;
+}
+
 //  Returns true when string field f of node is well formed for its type.
 static bool s_str_valid(const hvn_node_t *node, int f)
 {
@@ -262,17 +276,7 @@ static bool s_str_valid(const hvn_node_t *node, int f)
     if (!end)
         return false;
     size_t len = (size_t)(end - value);
-    if (!hvn_utf8_valid(value, len))
-        return false;
-    if (field->type == HVN_TYPE_UUID) {
-        uuid_t raw;
-        return len == HVN_UUID_STR_LEN && uuid_parse(value, raw) == 0;
-    }
-    if (field->type == HVN_TYPE_IP) {
-        unsigned char addr[sizeof(struct in6_addr)];
-        return inet_pton(AF_INET, value, addr) == 1 || inet_pton(AF_INET6, value, addr) == 1;
-    }
-    return true;
+    return hvn_utf8_valid(value, len) && hvn_field_text_valid((hvn_field_id_t)f, value, len);
 }
 
 //  Returns 0 when every field is well formed, else -1 with the first bad

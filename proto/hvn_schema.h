@@ -135,6 +135,11 @@ bool hvn_node_triggers_update(const hvn_node_t *a, const hvn_node_t *b);
 //  Returns true when a and b hold the same value in every field.
 bool hvn_node_equal(const hvn_node_t *a, const hvn_node_t *b);
 
+//  Returns true when len bytes of text (NUL-terminated at len) are well
+//  formed for string field f's type beyond being UTF-8: canonical UUID text
+//  for uuid, IPv4 or IPv6 address text for host_ip; true for other fields.
+bool hvn_field_text_valid(hvn_field_id_t f, const char *text, size_t len);
+
 //  Checks a node's values: a non-nullable field not nil, uuid and host_ip
 //  well formed, strings valid. Returns -1 (the bad field in *bad_field when
 //  not NULL) or 0.

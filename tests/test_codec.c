@@ -926,3 +926,38 @@ Test(rejects, counts_every_refusal_and_rate_limits_logging)
     cr_assert_eq(rejects.suppressed[HVN_R_TOPIC], 0);
     cr_assert_eq(hvn_rejects_total(&rejects), 1001);
 }
+
+Test(codec, uuid_parse_accepts_and_refuses_what_libuuid_does)
+{
+    static const char *const cases[] = {
+        "5f3bb5bc-7f77-4fd2-9f4c-00000000002a",
+        "5F3BB5BC-7F77-4FD2-9F4C-ABCDEFabcdef",
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "5f3bb5bc-7f77-4fd2-9f4c-00000000002",
+        "5f3bb5bc-7f77-4fd2-9f4c-00000000002aa",
+        "5f3bb5bc07f77-4fd2-9f4c-00000000002a",
+        "5f3bb5bc-7f77-4fd2-9f4c-00000000002g",
+        "5f3bb5bc-7f77-4fd2-9f4c-0000000000 a",
+        "g f3bb5bc-7f77-4fd2-9f4c-00000000002a",
+        "5f3bb5bc-7f77-4fd2-9f4c:00000000002a",
+        "",
+        "5f3bb5bc-7f77-4fd2-9f4c-0000000/002a",
+        "5f3bb5bc-7f77-4fd2-9f4c-0000000:002a",
+        "5f3bb5bc-7f77-4fd2-9f4c-0000000@002a",
+        "5f3bb5bc-7f77-4fd2-9f4c-0000000`002a",
+        "5f3bb5bc-7f77-4fd2-9f4c-0000000G002a",
+        "5f3bb5bc-7f77-4fd2-9f4c-0000000\xff"
+        "002a",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uuid_t expected;
+        uint8_t got[16];
+        int want = uuid_parse(cases[i], expected);
+        int rc = hvn_uuid_parse(cases[i], strlen(cases[i]), got);
+        cr_assert_eq(rc, want, "case %zu: '%s'", i, cases[i]);
+        if (rc == 0)
+            cr_assert_arr_eq(got, expected, 16, "case %zu", i);
+    }
+    cr_assert_eq(hvn_uuid_parse(NULL, 36, NULL), -1);
+}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -236,23 +237,32 @@ pid_t bc_spawn(const char *program, const char *const *args)
 }
 
 //  Returns the child's wait status, or -1.
-int bc_stop(pid_t pid, int sig, int timeout_ms)
+int bc_stop(pid_t pid, int sig, int timeout_ms, double *cpu_s)
 {
+    if (cpu_s)
+        *cpu_s = 0;
     if (pid <= 0)
         return -1;
     kill(pid, sig);
     int status;
+    struct rusage usage;
     int64_t deadline = bc_now_ns() + (int64_t)timeout_ms * 1000000;
-    while (bc_now_ns() < deadline) {
-        pid_t rc = waitpid(pid, &status, WNOHANG);
-        if (rc == pid)
-            return status;
-        if (rc < 0)
-            return -1;
-        usleep(2000);
+    pid_t rc = 0;
+    while (rc == 0 && bc_now_ns() < deadline) {
+        rc = wait4(pid, &status, WNOHANG, &usage);
+        if (rc == 0)
+            usleep(2000);
     }
-    kill(pid, SIGKILL);
-    return waitpid(pid, &status, 0) == pid ? status : -1;
+    if (rc == 0) {
+        kill(pid, SIGKILL);
+        rc = wait4(pid, &status, 0, &usage);
+    }
+    if (rc != pid)
+        return -1;
+    if (cpu_s)
+        *cpu_s = (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+                 (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+    return status;
 }
 
 //  Returns VmRSS of pid in KiB, or -1.

@@ -76,8 +76,9 @@ const char *bc_bin_dir(void);
 pid_t bc_spawn(const char *program, const char *const *args);
 
 //  Sends sig to pid and waits up to timeout_ms for it to end, then kills
-//  it. Returns its wait status, or -1.
-int bc_stop(pid_t pid, int sig, int timeout_ms);
+//  it. Returns its wait status, or -1; *cpu_s (when not NULL) receives the
+//  user + system CPU seconds the process used in its life.
+int bc_stop(pid_t pid, int sig, int timeout_ms, double *cpu_s);
 
 //  Returns the resident set size of pid in KiB, or -1.
 long bc_rss_kib(pid_t pid);

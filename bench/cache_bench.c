@@ -224,7 +224,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_cache: filled %d nodes in %.2f s; RSS %ld -> %ld KiB\n", nodes, fill_s,
             rss_before, rss_after);
 done:
-    bc_stop(pid, SIGTERM, 10000);
+    bc_stop(pid, SIGTERM, 10000, NULL);
     zmq_ctx_term(ctx);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -13,6 +13,10 @@
                     (CLOCK_MONOTONIC, the same clock in every process) in
                     each body; one-way p50/p99/p99.9 at the subscriber
 
+    Each forwarding case also prints the middle's CPU time (user + system,
+    every thread, from wait4 when it exits, start-up included) per message
+    sent: what the broker's work costs, whatever else the machine is doing.
+
     The middles are separate processes: build/bin/hvn-broker (validation,
     cache, seq tracking on, its own high water marks) and bench/proxy.c
     (libzmq defaults: HWM 1000, which drops under a burst). Publishers are
@@ -97,7 +101,8 @@ typedef struct {
     double rate;           //  Delivered messages per second, all subscribers
     double loss;           //  Fraction of (sent × subscribers) not delivered
     double p50, p99, p999; //  Latency, µs (latency runs)
-    int ok;                //  Nonzero when the run completed
+    double cpu_us; //  The middle's CPU (all its threads, its whole life) per message sent, µs
+    int ok;        //  Nonzero when the run completed
 } s_result_t;
 
 //  Options
@@ -357,7 +362,8 @@ static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs
         }
         zmq_ctx_term(ctx);
     }
-    bc_stop(pid, SIGTERM, 5000);
+    double cpu_s = 0;
+    bc_stop(pid, SIGTERM, 5000, &cpu_s);
     if (!connected)
         fprintf(stderr, "bench_fabric: %s over %s: not every path connected within %d ms\n",
                 s_middle_names[middle], transport, S_HANDSHAKE_MS);
@@ -365,6 +371,7 @@ static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs
         result.ok = 1;
         result.rate = (double)received / ((double)(last - run.t_go) / 1e9);
         result.loss = 1.0 - (double)received / ((double)sent * nsubs);
+        result.cpu_us = cpu_s * 1e6 / (double)sent;
         if (rate > 0 && subs[0].nlat > 0) {
             bc_median(subs[0].lat, (int)subs[0].nlat); //  Sorts
             result.p50 = bc_quantile(subs[0].lat, (int)subs[0].nlat, 0.50);
@@ -439,7 +446,7 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
         return -1;
     }
     long per_pub = total / npubs;
-    double v[2][5][S_MAX_RUNS], ratio[2][S_MAX_RUNS]; //  [middle][metric][run]
+    double v[2][6][S_MAX_RUNS], ratio[3][S_MAX_RUNS]; //  [middle][metric][run]
     int n = 0, failed = 0;
     for (int r = 0; r < s_opt.runs; r++) {
         s_result_t res[2];
@@ -458,15 +465,17 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
             v[m][2][n] = res[m].p50;
             v[m][3][n] = res[m].p99;
             v[m][4][n] = res[m].p999;
+            v[m][5][n] = res[m].cpu_us;
         }
         ratio[0][n] = res[0].rate / res[1].rate;
         ratio[1][n] = res[1].p99 > 0 ? res[0].p99 / res[1].p99 : 0;
+        ratio[2][n] = res[1].cpu_us > 0 ? res[0].cpu_us / res[1].cpu_us : 0;
         if (getenv("BENCH_VERBOSE"))
             fprintf(stderr,
-                    "%s %s run %d: broker %.0f/s loss %.2f%% p99 %.1f | proxy %.0f/s loss "
-                    "%.2f%% p99 %.1f\n",
-                    name, transport, r, res[0].rate, res[0].loss * 100, res[0].p99, res[1].rate,
-                    res[1].loss * 100, res[1].p99);
+                    "%s %s run %d: broker %.0f/s loss %.2f%% p99 %.1f cpu %.2f | proxy %.0f/s "
+                    "loss %.2f%% p99 %.1f cpu %.2f\n",
+                    name, transport, r, res[0].rate, res[0].loss * 100, res[0].p99, res[0].cpu_us,
+                    res[1].rate, res[1].loss * 100, res[1].p99, res[1].cpu_us);
         n++;
     }
     s_unbuild(npubs, msgs, nmsgs, pings);
@@ -474,9 +483,9 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
         printf("| %s, %s | failed | failed | | | |\n", name, transport);
         return -1;
     }
-    double med[2][5];
+    double med[2][6];
     for (int m = 0; m < 2; m++)
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < 6; k++)
             med[m][k] = bc_median(v[m][k], n);
     char a[32], b[32];
     if (rate > 0) {
@@ -493,6 +502,9 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
                name, transport, s_rate_text(a, sizeof(a), med[0][0]), med[0][1],
                s_rate_text(b, sizeof(b), med[1][0]), med[1][1], r, r >= 0.9 ? "yes" : "no");
     }
+    if (rate == 0)
+        printf("| %s, %s: middle's CPU µs per message | %.2f | %.2f | %.2f | | |\n", name,
+               transport, med[0][5], med[1][5], bc_median(ratio[2], n));
     fflush(stdout);
     return failed ? -1 : 0;
 }

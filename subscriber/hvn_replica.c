@@ -200,7 +200,10 @@ static void s_upsert(hvn_replica_t *self, const hvn_msg_t *msg, bool from_snapsh
             free(entry);
             return;
         }
-    } else if (s_entry_same(entry, msg)) {
+    } else if (s_entry_same(entry, msg) ||
+               (from_snapshot && entry->pub.seq > msg->header.seq &&
+                memcmp(entry->pub.instance, msg->header.instance, 16) == 0)) {
+        //  Nothing new, or a broker behind the other: the view is newer
         entry->generation = self->generation;
         return;
     } else if (strcmp(entry->pub.host, msg->host) != 0)
@@ -272,8 +275,28 @@ static void s_snapshot_item(const hvn_msg_t *msg, void *arg)
     snap->items++;
 }
 
+//  Orders END publisher entries by instance (for bsearch).
+static int s_end_compare(const void *a, const void *b)
+{
+    return memcmp(((const hvn_end_publisher_t *)a)->instance,
+                  ((const hvn_end_publisher_t *)b)->instance, 16);
+}
+
+//  Returns true when the snapshot's broker had not yet seen the seq that
+//  made this node what the view holds (it is behind another broker), so
+//  its lacking the node proves nothing.
+static bool s_newer_than(const hvn_end_t *end, const s_entry_t *entry)
+{
+    hvn_end_publisher_t key;
+    memcpy(key.instance, entry->pub.instance, 16);
+    const hvn_end_publisher_t *named =
+        bsearch(&key, end->publishers, end->publisher_count, sizeof(key), s_end_compare);
+    return named && named->seq < entry->pub.seq;
+}
+
 //  Returns nothing; after a whole snapshot: the END's seqs become the
-//  applied ones, nodes the snapshot lacked leave the view.
+//  applied ones (unless the view is already further), nodes the snapshot
+//  lacked leave the view.
 static void s_snapshot_finish(hvn_replica_t *self, s_link_t *link)
 {
     const hvn_end_t *end = hvn_subscriber_end(link->sub);
@@ -281,8 +304,9 @@ static void s_snapshot_finish(hvn_replica_t *self, s_link_t *link)
         s_publisher_t *pub = s_publisher(self, end->publishers[i].instance);
         if (!pub)
             continue;
+        if (!pub->known || pub->applied < end->publishers[i].seq)
+            pub->applied = end->publishers[i].seq;
         pub->known = true;
-        pub->applied = end->publishers[i].seq;
         pub->snapshot_seq = end->publishers[i].seq;
         pub->heard_ms = zclock_mono();
     }
@@ -290,7 +314,7 @@ static void s_snapshot_finish(hvn_replica_t *self, s_link_t *link)
     zlist_t *gone = zlist_new();
     if (gone) {
         for (s_entry_t *entry = zhashx_first(self->nodes); entry; entry = zhashx_next(self->nodes))
-            if (entry->generation != self->generation)
+            if (entry->generation != self->generation && !s_newer_than(end, entry))
                 zlist_append(gone, entry);
         for (s_entry_t *entry = zlist_first(gone); entry; entry = zlist_next(gone))
             s_remove(self, entry, NULL, true);

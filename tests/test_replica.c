@@ -657,3 +657,32 @@ Test(replica, invalid_options_are_refused)
     opts.broker_count = HVN_REPLICA_BROKERS_MAX + 1;
     cr_assert_null(hvn_replica_new(&opts));
 }
+
+Test(replica, snapshot_from_a_broker_behind_the_other_does_not_turn_the_view_back)
+{
+    s_fleet_ab(&brokers[0]);
+    s_fleet_ab(&brokers[1]);
+    hvn_replica_t *replica = s_replica(2, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    //  Broker 0 delivers A at seq 4 and C at seq 5; broker 1 has seen only seq 4
+    s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
+    s_publish(&brokers[0], HVN_EVENT_CREATE, S_UUID_C, S_HOST1, 5, 0x01, 5);
+    S_POLL_UNTIL(replica, s_stats(replica).applied == 2);
+    s_replies_clear(&brokers[1]);
+    s_item(&brokers[1], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
+    s_item(&brokers[1], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 7, 0x02, 2);
+    const char *instances[] = {S_INST1, S_INST2};
+    uint64_t seqs[] = {3, 7};
+    s_end(&brokers[1], "b1-new", 2, 2, instances, seqs);
+    brokers[0].mute = 1;
+    s_broker_heartbeat(&brokers[1], "b1-other", 10000);
+    s_broker_heartbeat(&brokers[1], "b1-new", 10000);
+    S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
+    cr_assert_eq(hvn_replica_get(replica, S_UUID_A)->seq, 4);
+    cr_assert(hvn_replica_get(replica, S_UUID_C), "C is newer than that snapshot");
+    //  Broker 1 catches up: already applied
+    s_publish(&brokers[1], HVN_EVENT_CREATE, S_UUID_C, S_HOST1, 5, 0x01, 5);
+    S_POLL_UNTIL(replica, s_stats(replica).duplicates == 1);
+    cr_assert_eq(s_stats(replica).applied, 2);
+    hvn_replica_destroy(&replica);
+}

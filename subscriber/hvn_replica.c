@@ -680,7 +680,6 @@ int hvn_replica_poll(hvn_replica_t *self, int timeout_ms)
     while (!zsys_interrupted) {
         int64_t now = zclock_mono();
         s_prune(self, now);
-        s_check_silence(self, now);
         if (self->repair_due && now >= self->repair_at) {
             if (s_snapshot(self) == 0)
                 return handled;
@@ -691,6 +690,8 @@ int hvn_replica_poll(hvn_replica_t *self, int timeout_ms)
             return -1;
         handled += rc;
         now = zclock_mono();
+        if (rc == 0) //  Only with nothing queued: a reader that was away is not silence
+            s_check_silence(self, now);
         if (rc > 0 || now >= deadline)
             return handled;
         int64_t until = s_next_due(self);
@@ -720,16 +721,26 @@ const hvn_replica_node_t *hvn_replica_get(hvn_replica_t *self, const char *uuid)
     return entry ? &entry->pub : NULL;
 }
 
-//  Returns the number of nodes visited.
+//  Returns the number of nodes visited. The entries are gathered first:
+//  zhashx iteration does not survive a lookup, and fn may call get.
 size_t hvn_replica_foreach(hvn_replica_t *self, hvn_replica_node_fn *fn, void *arg)
 {
     assert(self && fn);
-    size_t visited = 0;
-    for (s_entry_t *entry = zhashx_first(self->nodes); entry; entry = zhashx_next(self->nodes)) {
-        visited++;
-        if (fn(&entry->pub, arg) != 0)
-            break;
+    size_t count = zhashx_size(self->nodes);
+    s_entry_t **entries = calloc(count ? count : 1, sizeof(*entries));
+    if (!entries) {
+        zsys_error("replica: out of memory");
+        return 0;
     }
+    size_t n = 0;
+    for (s_entry_t *entry = zhashx_first(self->nodes); entry && n < count;
+         entry = zhashx_next(self->nodes))
+        entries[n++] = entry;
+    size_t visited = 0;
+    while (visited < n)
+        if (fn(&entries[visited++]->pub, arg) != 0)
+            break;
+    free(entries);
     return visited;
 }
 

@@ -119,8 +119,8 @@ int hvn_replica_sync(hvn_replica_t *self);
 const hvn_replica_node_t *hvn_replica_get(hvn_replica_t *self, const char *uuid);
 
 //  Calls fn for every node of the view, in no particular order; stops when
-//  fn returns nonzero. Returns the number of nodes visited. fn must not
-//  poll the replica.
+//  fn returns nonzero. Returns the number of nodes visited. fn may call
+//  hvn_replica_get (of any replica) but must not poll or sync this one.
 typedef int(hvn_replica_node_fn)(const hvn_replica_node_t *node, void *arg);
 size_t hvn_replica_foreach(hvn_replica_t *self, hvn_replica_node_fn *fn, void *arg);
 

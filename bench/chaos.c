@@ -63,9 +63,15 @@
 #define S_PUB_LINGER_MS 3000       //  Longest a publisher restart waits to flush
 
 //  Fault kinds, in the order they are printed
-typedef enum { S_FAULT_BROKER = 0, S_FAULT_SUBSCRIBER, S_FAULT_PUBLISHER, S_FAULT_COUNT } s_fault_t;
+typedef enum {
+    S_FAULT_BROKER = 0,
+    S_FAULT_STALL,
+    S_FAULT_SUBSCRIBER,
+    S_FAULT_PUBLISHER,
+    S_FAULT_COUNT
+} s_fault_t;
 
-static const char *s_fault_names[S_FAULT_COUNT] = {"broker", "subscriber", "publisher"};
+static const char *s_fault_names[S_FAULT_COUNT] = {"broker", "stall", "subscriber", "publisher"};
 
 //  Command-line settings
 typedef struct {
@@ -109,22 +115,25 @@ typedef struct {
     char service[S_EP_MAX];
     char log_path[128]; //  Its stderr, appended across restarts
     pid_t pid;          //  0 while down
+    bool stopped;       //  Stalled by SIGSTOP
     int64_t up_at;      //  While down: when to start it again
     int starts;         //  Times started
 } s_broker_t;
 
 //  One subscriber: a replica followed by its own thread
 typedef struct {
-    hvn_replica_t *replica; //  NULL while down
-    pthread_t thread;       //  Polls the replica while it is up
-    pthread_mutex_t mutex;  //  Held by the thread while it polls
-    atomic_bool stop;       //  Asks the thread to end
-    atomic_int readers;     //  Main thread waiting for the mutex
-    int64_t up_at;          //  While down: when to create it again
-    int starts;             //  Times created
-    uint64_t detected;      //  Losses detected by destroyed instances
-    uint64_t repaired;      //  Losses repaired by destroyed instances
-    uint64_t unfinished;    //  Detected but not repaired when destroyed
+    hvn_replica_t *replica;     //  NULL while down
+    pthread_t thread;           //  Polls the replica while it is up
+    pthread_mutex_t mutex;      //  Held by the thread while it polls
+    atomic_bool stop;           //  Asks the thread to end
+    atomic_int readers;         //  Main thread waiting for the mutex
+    pthread_mutex_t last_mutex; //  Guards last
+    hvn_replica_stats_t last;   //  Counters after the thread's last poll
+    int64_t up_at;              //  While down: when to create it again
+    int starts;                 //  Times created
+    uint64_t detected;          //  Losses detected by destroyed instances
+    uint64_t repaired;          //  Losses repaired by destroyed instances
+    uint64_t unfinished;        //  Detected but not repaired when destroyed
 } s_subscriber_t;
 
 //  The whole run
@@ -146,6 +155,7 @@ typedef struct {
     uint64_t refused;               //  Reports or removes refused (queue full)
     uint64_t crashes;               //  Brokers that exited without being killed
     int64_t last_fault;             //  Monotonic ms of the last fault
+    int64_t max_stall;              //  Longest time nothing was sent, a broker working
 } s_chaos_t;
 
 // --------------------------------------------------------------------------
@@ -322,10 +332,13 @@ static void s_broker_kill(s_broker_t *broker, int sig)
     if (!broker->pid)
         return;
     kill(broker->pid, sig);
+    if (broker->stopped)
+        kill(broker->pid, SIGCONT); //  So that a SIGTERM is acted upon
     int status;
     while (waitpid(broker->pid, &status, 0) < 0 && errno == EINTR)
         ;
     broker->pid = 0;
+    broker->stopped = false;
 }
 
 //  Returns nothing; counts (and logs) every broker that exited although
@@ -345,12 +358,12 @@ static void s_brokers_check(s_chaos_t *self)
     }
 }
 
-//  Returns the number of brokers running.
+//  Returns the number of brokers running and not stalled.
 static int s_brokers_up(s_chaos_t *self)
 {
     int up = 0;
     for (int b = 0; b < self->config.brokers; b++)
-        up += self->brokers[b].pid != 0;
+        up += self->brokers[b].pid != 0 && !self->brokers[b].stopped;
     return up;
 }
 
@@ -392,6 +405,16 @@ static uint64_t s_publisher_sent(s_publisher_t *pub)
     hvn_publisher_stats_t stats;
     hvn_publisher_stats(pub->pub, &stats);
     return stats.creates + stats.updates + stats.deletes;
+}
+
+//  Returns the notifications all publishers have sent, past instances
+//  included.
+static uint64_t s_sent_total(s_chaos_t *self)
+{
+    uint64_t sent = 0;
+    for (int p = 0; p < self->config.publishers; p++)
+        sent += self->publishers[p].sent_before + s_publisher_sent(&self->publishers[p]);
+    return sent;
 }
 
 //  Destroys the publisher's instance after flushing it. Returns 0, or -1
@@ -445,7 +468,12 @@ static void *s_subscriber_run(void *arg)
     while (!atomic_load(&sub->stop)) {
         pthread_mutex_lock(&sub->mutex);
         int rc = hvn_replica_poll(sub->replica, 20);
+        hvn_replica_stats_t stats;
+        hvn_replica_stats(sub->replica, &stats);
         pthread_mutex_unlock(&sub->mutex);
+        pthread_mutex_lock(&sub->last_mutex);
+        sub->last = stats;
+        pthread_mutex_unlock(&sub->last_mutex);
         if (rc < 0)
             break;
         //  Let the main thread in when it waits to read the view
@@ -475,6 +503,7 @@ static int s_subscriber_start(s_chaos_t *self, s_subscriber_t *sub)
         return -1;
     }
     atomic_store(&sub->stop, false);
+    memset(&sub->last, 0, sizeof(sub->last));
     if (pthread_create(&sub->thread, NULL, s_subscriber_run, sub) != 0) {
         zsys_error(S_PROG ": cannot start a subscriber thread");
         hvn_replica_destroy(&sub->replica);
@@ -692,6 +721,15 @@ static void s_fault_inject(s_chaos_t *self, int64_t now)
         broker->up_at = up_at;
         if (self->config.verbose)
             zsys_info(S_PROG ": kill -9 %s, down %" PRId64 " ms", broker->name, up_at - now);
+    } else if (kind == S_FAULT_STALL) {
+        s_broker_t *broker = &self->brokers[s_range(self, 0, self->config.brokers - 1)];
+        if (!broker->pid || broker->stopped)
+            return;
+        kill(broker->pid, SIGSTOP);
+        broker->stopped = true;
+        broker->up_at = up_at;
+        if (self->config.verbose)
+            zsys_info(S_PROG ": kill -STOP %s, for %" PRId64 " ms", broker->name, up_at - now);
     } else if (kind == S_FAULT_SUBSCRIBER) {
         int index = (int)s_range(self, 0, self->config.subscribers - 1);
         s_subscriber_t *sub = &self->subscribers[index];
@@ -724,6 +762,10 @@ static int s_heal(s_chaos_t *self, int64_t now, bool force)
 {
     for (int b = 0; b < self->config.brokers; b++) {
         s_broker_t *broker = &self->brokers[b];
+        if (broker->stopped && (force || broker->up_at <= now)) {
+            kill(broker->pid, SIGCONT);
+            broker->stopped = false;
+        }
         if (!broker->pid && (force || broker->up_at <= now) && s_broker_start(self, broker))
             return -1;
     }
@@ -783,6 +825,10 @@ static int s_setup(s_chaos_t *self)
     self->publishers = calloc((size_t)self->config.publishers, sizeof(s_publisher_t));
     self->subscribers = calloc((size_t)self->config.subscribers, sizeof(s_subscriber_t));
     assert(self->truth && self->publishers && self->subscribers);
+    for (int s = 0; s < self->config.subscribers; s++) {
+        pthread_mutex_init(&self->subscribers[s].mutex, NULL);
+        pthread_mutex_init(&self->subscribers[s].last_mutex, NULL);
+    }
     for (int p = 0; p < self->config.publishers; p++) {
         s_publisher_t *pub = &self->publishers[p];
         snprintf(pub->host, sizeof(pub->host), "chaos-p%02d", p);
@@ -803,6 +849,10 @@ static void s_teardown(s_chaos_t *self)
 {
     for (int s = 0; s < self->config.subscribers && self->subscribers; s++)
         s_subscriber_kill(&self->subscribers[s]);
+    for (int s = 0; s < self->config.subscribers && self->subscribers; s++) {
+        pthread_mutex_destroy(&self->subscribers[s].mutex);
+        pthread_mutex_destroy(&self->subscribers[s].last_mutex);
+    }
     for (int p = 0; p < self->config.publishers && self->publishers; p++) {
         s_publisher_t *pub = &self->publishers[p];
         if (pub->pub)
@@ -822,6 +872,45 @@ static void s_teardown(s_chaos_t *self)
 // --------------------------------------------------------------------------
 //  The run
 
+//  Logs one line of progress: notifications sent and still queued by the
+//  publishers, brokers up, and each replica's size and losses. Returns
+//  nothing.
+static void s_progress(s_chaos_t *self, int64_t elapsed_ms)
+{
+    uint64_t sent = 0, pending = 0;
+    for (int p = 0; p < self->config.publishers; p++) {
+        s_publisher_t *pub = &self->publishers[p];
+        sent += pub->sent_before;
+        if (pub->pub) {
+            hvn_publisher_stats_t stats;
+            hvn_publisher_stats(pub->pub, &stats);
+            sent += stats.creates + stats.updates + stats.deletes;
+            pending += stats.pending;
+        }
+    }
+    char line[1024];
+    int len =
+        snprintf(line, sizeof(line),
+                 "%5.1f s: sent %" PRIu64 ", queued %" PRIu64 ", brokers working %d/%d; replicas",
+                 elapsed_ms / 1000.0, sent, pending, s_brokers_up(self), self->config.brokers);
+    for (int s = 0; s < self->config.subscribers && len < (int)sizeof(line) - 64; s++) {
+        s_subscriber_t *sub = &self->subscribers[s];
+        if (!sub->replica)
+            len += snprintf(line + len, sizeof(line) - (size_t)len, " [down]");
+        else {
+            //  As of the thread's last poll: no waiting for one busy with a snapshot
+            pthread_mutex_lock(&sub->last_mutex);
+            hvn_replica_stats_t stats = sub->last;
+            pthread_mutex_unlock(&sub->last_mutex);
+            len += snprintf(line + len, sizeof(line) - (size_t)len,
+                            " [%" PRIu64 " nodes, %" PRIu64 " applied, losses %" PRIu64 "/%" PRIu64
+                            "]",
+                            stats.nodes, stats.applied, stats.losses, stats.repaired);
+        }
+    }
+    zsys_info(S_PROG ": %s", line);
+}
+
 //  Runs the chaos phase: changes at the configured rate, faults at random
 //  intervals, restarts when their down time is over. Returns 0, or -1 when
 //  interrupted or a component cannot be started.
@@ -833,6 +922,9 @@ static int s_run_chaos(s_chaos_t *self)
         start + s_range(self, self->config.fault_ms / 2, self->config.fault_ms * 3 / 2);
     int64_t last = start;
     double budget = 0;
+    int64_t next_progress = start + 1000;
+    uint64_t sent = 0;
+    int64_t sent_at = start; //  When sent last grew, or no broker was working
     while (!zsys_interrupted) {
         int64_t now = zclock_mono();
         if (now >= end)
@@ -853,6 +945,18 @@ static int s_run_chaos(s_chaos_t *self)
                 now + s_range(self, self->config.fault_ms / 2, self->config.fault_ms * 3 / 2);
         }
         s_brokers_check(self);
+        //  Changes are made all the time: a working broker should see
+        //  notifications all the time too
+        uint64_t sent_now = s_sent_total(self);
+        if (sent_now > sent || s_brokers_up(self) == 0)
+            sent_at = now;
+        sent = sent_now;
+        if (now - sent_at > self->max_stall)
+            self->max_stall = now - sent_at;
+        if (self->config.verbose && now >= next_progress) {
+            s_progress(self, now - start);
+            next_progress += 1000;
+        }
         zclock_sleep(1); //  Pacing of the load, not synchronisation
     }
     return -1;
@@ -908,12 +1012,12 @@ static void s_usage(FILE *out)
             "  --fault-ms MS      mean interval between faults (default 1500)\n"
             "  --down-ms MS       longest down time of a killed component (default 2000)\n"
             "  --settle-ms MS     longest wait for convergence at the end (default 30000)\n"
-            "  --faults LIST      kinds to inject, comma-separated: broker, subscriber,\n"
-            "                     publisher, or none (default all)\n"
+            "  --faults LIST      kinds to inject, comma-separated: broker, stall,\n"
+            "                     subscriber, publisher, or none (default all)\n"
             "  --broker PATH      hvn-broker program (default: next to this program)\n"
             "  --keep             keep the temporary directory (broker logs, publisher\n"
             "                     state) and print it; kept anyway when the run fails\n"
-            "  --verbose          log every fault\n"
+            "  --verbose          log every fault, and progress every second\n"
             "  --help             show this help and exit\n"
             "\n"
             "Exit status: 0 when every view equals the truth and every subscriber repaired\n"
@@ -955,7 +1059,7 @@ static void s_parse_faults(s_config_t *config, const char *text)
         while (k < S_FAULT_COUNT && !streq(word, s_fault_names[k]))
             k++;
         if (k == S_FAULT_COUNT)
-            s_bad_usage("--faults", "expected broker, subscriber, publisher or none", word);
+            s_bad_usage("--faults", "expected broker, stall, subscriber, publisher or none", word);
         config->faults[k] = true;
     }
     free(copy);
@@ -1026,7 +1130,7 @@ static void s_parse_args(int argc, char **argv, s_config_t *config)
                            .fault_ms = 1500,
                            .down_ms = 2000,
                            .settle_ms = 30000,
-                           .faults = {true, true, true},
+                           .faults = {true, true, true, true},
                            .broker_path = NULL};
     opterr = 0;
     int opt;
@@ -1108,10 +1212,9 @@ static void s_parse_args(int argc, char **argv, s_config_t *config)
 static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64_t since_fault_ms)
 {
     const s_config_t *config = &self->config;
-    uint64_t sent = 0;
+    uint64_t sent = s_sent_total(self);
     int live = 0;
     for (int p = 0; p < config->publishers; p++) {
-        sent += self->publishers[p].sent_before + s_publisher_sent(&self->publishers[p]);
         for (int n = 0; n < config->nodes; n++)
             live += self->publishers[p].nodes[n].live;
     }
@@ -1127,9 +1230,12 @@ static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64
     for (int k = 0; k < S_FAULT_COUNT; k++)
         printf(" %s %" PRIu64, s_fault_names[k], self->faults[k]);
     printf(" (publisher restarts deferred, no broker: %" PRIu64 ")\n", self->deferred);
+    printf("longest time without a notification sent while a broker was working: %" PRId64 " ms\n",
+           self->max_stall);
     if (self->crashes)
         printf("brokers that exited by themselves: %" PRIu64 "\n", self->crashes);
     bool repaired_all = true;
+    uint64_t total_detected = 0, total_repaired = 0;
     for (int s = 0; s < config->subscribers; s++) {
         s_subscriber_t *sub = &self->subscribers[s];
         hvn_replica_stats_t st;
@@ -1146,11 +1252,17 @@ static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64
                ", unfinished when killed %" PRIu64 "\n",
                s, sub->detected, sub->repaired, sub->unfinished);
         repaired_all = repaired_all && st.losses == st.repaired;
+        total_detected += st.losses + sub->detected;
+        total_repaired += st.repaired + sub->repaired;
     }
-    if (converge_ms >= 0)
+    printf("losses, all subscribers and replicas: detected %" PRIu64 ", repaired %" PRIu64 "\n",
+           total_detected, total_repaired);
+    if (converge_ms >= 0 && self->last_fault)
         printf("converged %" PRId64 " ms after changes stopped and all was restarted (%" PRId64
                " ms after the last fault)\n",
                converge_ms, since_fault_ms);
+    else if (converge_ms >= 0)
+        printf("converged %" PRId64 " ms after changes stopped (no fault injected)\n", converge_ms);
     else
         printf("did not converge within %d ms\n", config->settle_ms);
     bool pass = views_bad == 0 && repaired_all && self->crashes == 0;

@@ -151,6 +151,7 @@ struct _hvn_broker_t {
     s_ratelog_t log_pruned;        //  Nodes pruned on a heartbeat
     s_snapjob_t *snapshots;        //  Snapshots in progress, oldest first
     size_t snapshots_active;       //  How many
+    uint64_t instances_seen;       //  Clock of publisher appearances, for the seq map
 };
 
 enum { S_FRONTEND = 0, S_BACKEND = 1, S_SERVICE = 2 };
@@ -359,7 +360,8 @@ static void s_cache_store(hvn_broker_t *self)
 static void s_track_seq(hvn_broker_t *self)
 {
     const hvn_header_t *header = &self->msg.header;
-    if (hvn_seqmap_update(self->seqmap, header->instance, header->seq, self->now_ms) == 0)
+    if (hvn_seqmap_update(self->seqmap, header->instance, header->seq, self->now_ms,
+                          ++self->instances_seen) == 0)
         return;
     self->stats.publishers_untracked++;
     uint64_t suppressed;
@@ -386,6 +388,21 @@ static int s_too_big(hvn_broker_t *self)
     return !heartbeat || size > self->max_heartbeat_size;
 }
 
+//  What s_newer compares with: when the heartbeat's instance appeared.
+typedef struct {
+    const hvn_seqmap_t *seqmap; //  Instances and when each appeared
+    uint64_t since;             //  The heartbeat's instance's appearance
+} s_newer_t;
+
+//  Returns 1 when `instance` appeared after the heartbeat's instance, 0
+//  when before or when it is not known (forgotten: long silent).
+static int s_newer(const uint8_t instance[16], void *arg)
+{
+    const s_newer_t *newer = arg;
+    uint64_t since;
+    return hvn_seqmap_since(newer->seqmap, instance, &since) && since > newer->since;
+}
+
 //  Returns nothing; the cached nodes of the heartbeat's host that it does
 //  not list are removed (PROTOCOL.md section 4), unless its publisher
 //  instance sent them after the heartbeat's seq. A delete lost while the
@@ -394,8 +411,12 @@ static int s_too_big(hvn_broker_t *self)
 static void s_prune(hvn_broker_t *self)
 {
     const hvn_msg_t *msg = &self->msg;
+    //  An instance not known yet (no notification since this broker
+    //  started) is the newest there is.
+    s_newer_t newer = {self->seqmap, UINT64_MAX};
+    hvn_seqmap_since(self->seqmap, msg->header.instance, &newer.since);
     size_t removed = hvn_cache_prune(self->cache, msg->host, msg->nodes, msg->node_count,
-                                     msg->header.instance, msg->header.seq);
+                                     msg->header.instance, msg->header.seq, s_newer, &newer);
     if (!removed)
         return;
     self->stats.pruned += removed;

@@ -256,20 +256,25 @@ static int s_key_cmp(const void *a, const void *b)
     return memcmp(a, b, HVN_ID_SIZE);
 }
 
-//  Returns 1 when the entry was sent by `instance` with a seq above `seq`,
-//  else 0.
-static int s_sent_after(const s_entry_t *entry, const uint8_t instance[16], uint64_t seq)
+//  Returns 1 when the entry may be newer than the heartbeat's list: sent by
+//  `instance` with a seq above `seq`, or sent by an instance that `newer`
+//  says appeared after `instance`. Else 0.
+static int s_sent_after(const s_entry_t *entry, const uint8_t instance[16], uint64_t seq,
+                        hvn_cache_newer_fn *newer, void *arg)
 {
     hvn_header_t header;
     if (hvn_header_unpack(entry->header, HVN_HEADER_SIZE, &header) != HVN_OK)
         return 0;
-    return memcmp(header.instance, instance, 16) == 0 && header.seq > seq;
+    if (memcmp(header.instance, instance, 16) == 0)
+        return header.seq > seq;
+    return newer && newer(header.instance, arg);
 }
 
 //  Returns the number of entries of host removed: those not listed and not
 //  sent after the list.
 size_t hvn_cache_prune(hvn_cache_t *self, const char *host, const uint8_t (*listed)[16],
-                       size_t count, const uint8_t instance[16], uint64_t seq)
+                       size_t count, const uint8_t instance[16], uint64_t seq,
+                       hvn_cache_newer_fn *newer, void *arg)
 {
     assert(self && host && (listed || count == 0) && instance);
     s_host_t *record = zhashx_lookup(self->hosts, host);
@@ -293,9 +298,10 @@ size_t hvn_cache_prune(hvn_cache_t *self, const char *host, const uint8_t (*list
     hvn_idmap_t *nodes = record->nodes;
     for (size_t i = 0; i < hvn_idmap_slots(nodes); i++) {
         s_entry_t *entry = hvn_idmap_at(nodes, i);
-        if (!entry || s_sent_after(entry, instance, seq))
+        if (!entry ||
+            (count && bsearch(entry->key, self->listed, count, sizeof(*self->listed), s_key_cmp)))
             continue;
-        if (!count || !bsearch(entry->key, self->listed, count, sizeof(*self->listed), s_key_cmp))
+        if (!s_sent_after(entry, instance, seq, newer, arg))
             zlistx_add_end(doomed, entry->key);
     }
     size_t removed = 0;

@@ -58,12 +58,22 @@ int hvn_cache_put(hvn_cache_t *self, const uint8_t key[16], const void *topic, s
 //  Removes the entry of `key`. Returns 1 if there was one, 0 if not.
 int hvn_cache_delete(hvn_cache_t *self, const uint8_t key[16]);
 
+//  Called by hvn_cache_prune for an unlisted entry sent by another
+//  publisher instance than the heartbeat's. Returns 1 when that instance
+//  is newer than the heartbeat's (its entry is kept), 0 when it is older.
+typedef int(hvn_cache_newer_fn)(const uint8_t instance[16], void *arg);
+
 //  Removes the entries of `host` whose uuid is not among the `count` raw
-//  uuids at listed (a publisher heartbeat's node list), except those whose
-//  header carries `instance` and a seq above `seq`: those were sent after
-//  the list was made. Returns the number of entries removed.
+//  uuids at listed (a publisher heartbeat's node list), except those that
+//  may be newer than the list: whose header carries `instance` and a seq
+//  above `seq` (sent after the heartbeat), or carries an instance that
+//  `newer` says came after `instance` (so a late heartbeat of an instance
+//  that is gone cannot remove the nodes of its successor). newer may be
+//  NULL: every other instance is then older. Returns the number of entries
+//  removed.
 size_t hvn_cache_prune(hvn_cache_t *self, const char *host, const uint8_t (*listed)[16],
-                       size_t count, const uint8_t instance[16], uint64_t seq);
+                       size_t count, const uint8_t instance[16], uint64_t seq,
+                       hvn_cache_newer_fn *newer, void *arg);
 
 //  Returns the number of entries whose topic names `host`.
 size_t hvn_cache_host_size(const hvn_cache_t *self, const char *host);

@@ -19,6 +19,7 @@ typedef struct {
     uint64_t seq;                  //  Highest seq seen from it
     int64_t last_seen_ms;          //  Monotonic time it was last heard from
     int64_t interval_ms;           //  Its announced heartbeat interval; 0 = unknown
+    uint64_t since;                //  Caller's clock when it was added
 } s_record_t;
 
 struct _hvn_seqmap_t {
@@ -58,7 +59,8 @@ void hvn_seqmap_destroy(hvn_seqmap_t **self_p)
 
 //  Returns 0 with the instance's seq raised to seq, or -1 when a new
 //  instance does not fit.
-int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq, int64_t now_ms)
+int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq, int64_t now_ms,
+                      uint64_t since)
 {
     assert(self && instance);
     s_record_t *record = hvn_idmap_lookup(self->map, instance);
@@ -69,6 +71,7 @@ int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t s
         if (!record)
             return -1;
         memcpy(record->instance, instance, HVN_ID_SIZE);
+        record->since = since;
         if (hvn_idmap_insert(self->map, record) != 0) {
             free(record);
             return -1;
@@ -104,6 +107,17 @@ int hvn_seqmap_get(const hvn_seqmap_t *self, const uint8_t instance[16], uint64_
     if (!record)
         return 0;
     *seq = record->seq;
+    return 1;
+}
+
+//  Returns 1 with *since set when the instance is known, else 0.
+int hvn_seqmap_since(const hvn_seqmap_t *self, const uint8_t instance[16], uint64_t *since)
+{
+    assert(self && instance && since);
+    const s_record_t *record = hvn_idmap_lookup(self->map, instance);
+    if (!record)
+        return 0;
+    *since = record->since;
     return 1;
 }
 

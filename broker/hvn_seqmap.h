@@ -31,9 +31,16 @@ hvn_seqmap_t *hvn_seqmap_new(size_t max_instances);
 void hvn_seqmap_destroy(hvn_seqmap_t **self_p);
 
 //  Records that `instance` used `seq` at now_ms: its seq becomes the higher
-//  of the two, and it counts as alive. Returns 0, or -1 when the instance
-//  is new and the map is full (or memory is out): it is then not recorded.
-int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq, int64_t now_ms);
+//  of the two, and it counts as alive. A new instance also keeps `since`,
+//  the caller's clock when it first appeared (see hvn_seqmap_since).
+//  Returns 0, or -1 when the instance is new and the map is full (or
+//  memory is out): it is then not recorded.
+int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq, int64_t now_ms,
+                      uint64_t since);
+
+//  Returns 1 with *since set to the clock given by the update that added
+//  the instance, or 0 when the instance is not known.
+int hvn_seqmap_since(const hvn_seqmap_t *self, const uint8_t instance[16], uint64_t *since);
 
 //  Records that a known instance is alive at now_ms and heartbeats every
 //  interval_ms. Returns 1 if the instance is known, 0 if not (nothing is

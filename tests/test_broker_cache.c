@@ -270,12 +270,16 @@ Test(cache, prune_removes_the_hosts_nodes_not_listed_and_nothing_else)
     s_key(listed[0], 3);
     s_key(listed[1], 1);
     memset(instance, 7, 16);
-    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", (const uint8_t(*)[16])listed, 2, instance, 3), 1);
+    cr_assert_eq(
+        hvn_cache_prune(cache, "cmp-a", (const uint8_t(*)[16])listed, 2, instance, 3, NULL, NULL),
+        1);
     cr_assert(s_has(1) && !s_has(2) && s_has(3) && s_has(4));
     cr_assert_eq(hvn_cache_host_size(cache, "cmp-a"), 2);
     cr_assert_eq(hvn_cache_host_size(cache, "cmp-b"), 1);
     //  The same list again removes nothing more
-    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", (const uint8_t(*)[16])listed, 2, instance, 3), 0);
+    cr_assert_eq(
+        hvn_cache_prune(cache, "cmp-a", (const uint8_t(*)[16])listed, 2, instance, 3, NULL, NULL),
+        0);
 }
 
 Test(cache, prune_spares_what_the_same_instance_sent_after_the_heartbeat)
@@ -285,8 +289,27 @@ Test(cache, prune_spares_what_the_same_instance_sent_after_the_heartbeat)
     s_put_from(3, "cmp-a", 9, 50); //  Another (older) instance: gone
     uint8_t instance[16];
     memset(instance, 7, 16);
-    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 4), 2);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 4, NULL, NULL), 2);
     cr_assert(s_has(1) && !s_has(2) && !s_has(3));
+}
+
+//  The newer callback of the tests: instance bytes of value 9 are newer
+//  than the heartbeat's, any other older.
+static int s_nines_are_newer(const uint8_t instance[16], void *arg)
+{
+    (void)arg;
+    return instance[0] == 9;
+}
+
+Test(cache, prune_spares_the_nodes_of_a_newer_instance_and_not_of_an_older_one)
+{
+    s_put_from(1, "cmp-a", 9, 1); //  A successor's node: a late heartbeat keeps it
+    s_put_from(2, "cmp-a", 5, 1); //  A predecessor's node, not listed: gone
+    s_put_from(3, "cmp-a", 7, 9); //  Its own, after the heartbeat: kept
+    uint8_t instance[16];
+    memset(instance, 7, 16);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 4, s_nines_are_newer, NULL), 1);
+    cr_assert(s_has(1) && !s_has(2) && s_has(3));
 }
 
 Test(cache, an_empty_list_empties_the_host_and_an_unknown_host_is_a_no_op)
@@ -296,8 +319,8 @@ Test(cache, an_empty_list_empties_the_host_and_an_unknown_host_is_a_no_op)
     uint8_t instance[16];
     memset(instance, 7, 16);
     size_t full = hvn_cache_bytes(cache);
-    cr_assert_eq(hvn_cache_prune(cache, "cmp-x", NULL, 0, instance, 0), 0);
-    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 100), 100);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-x", NULL, 0, instance, 0, NULL, NULL), 0);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 100, NULL, NULL), 100);
     cr_assert_eq(hvn_cache_size(cache), 0);
     cr_assert_eq(hvn_cache_host_size(cache, "cmp-a"), 0);
     cr_assert_lt(hvn_cache_bytes(cache), full - 100 * 40, "entries and host index freed");
@@ -311,10 +334,10 @@ Test(cache, a_node_that_changes_host_is_pruned_by_its_new_host_only)
     cr_assert_eq(hvn_cache_host_size(cache, "cmp-b"), 1);
     uint8_t instance[16];
     memset(instance, 7, 16);
-    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 1), 0);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-a", NULL, 0, instance, 1, NULL, NULL), 0);
     cr_assert(s_has(1));
     memset(instance, 8, 16);
-    cr_assert_eq(hvn_cache_prune(cache, "cmp-b", NULL, 0, instance, 1), 1);
+    cr_assert_eq(hvn_cache_prune(cache, "cmp-b", NULL, 0, instance, 1, NULL, NULL), 1);
     cr_assert(!s_has(1));
 }
 
@@ -341,8 +364,8 @@ Test(cache, prune_keeps_the_host_index_exact_through_replacements_and_deletes)
         if (n % 5 && n % 7)
             s_key(listed[count++], n);
     size_t before = hvn_cache_host_size(cache, "cmp-odd");
-    size_t removed =
-        hvn_cache_prune(cache, "cmp-odd", (const uint8_t(*)[16])listed, count, instance, 5000);
+    size_t removed = hvn_cache_prune(cache, "cmp-odd", (const uint8_t(*)[16])listed, count,
+                                     instance, 5000, NULL, NULL);
     cr_assert_eq(before - removed, count);
     for (uint32_t n = 1; n < 1000; n += 2)
         cr_assert_eq(s_has(n), n % 5 && n % 7, "node %u", n);

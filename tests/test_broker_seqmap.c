@@ -35,9 +35,9 @@ Test(seqmap, keeps_the_highest_seq_of_each_instance)
     uint8_t a[16], b[16];
     s_id(a, 1);
     s_id(b, 2);
-    cr_assert_eq(hvn_seqmap_update(map, a, 5, 0), 0);
-    cr_assert_eq(hvn_seqmap_update(map, a, 3, 0), 0); //  An older sync
-    cr_assert_eq(hvn_seqmap_update(map, b, 9, 0), 0);
+    cr_assert_eq(hvn_seqmap_update(map, a, 5, 0, 0), 0);
+    cr_assert_eq(hvn_seqmap_update(map, a, 3, 0, 0), 0); //  An older sync
+    cr_assert_eq(hvn_seqmap_update(map, b, 9, 0, 0), 0);
     uint64_t seq = 0;
     cr_assert_eq(hvn_seqmap_get(map, a, &seq), 1);
     cr_assert_eq(seq, 5);
@@ -61,13 +61,13 @@ Test(seqmap, never_holds_more_than_its_cap)
     uint8_t id[16];
     for (int n = 1; n <= 4; n++) {
         s_id(id, n);
-        cr_assert_eq(hvn_seqmap_update(map, id, 1, 0), 0);
+        cr_assert_eq(hvn_seqmap_update(map, id, 1, 0, 0), 0);
     }
     s_id(id, 5);
-    cr_assert_eq(hvn_seqmap_update(map, id, 1, 0), -1);
+    cr_assert_eq(hvn_seqmap_update(map, id, 1, 0, 0), -1);
     cr_assert_eq(hvn_seqmap_size(map), 4);
     s_id(id, 4); //  Known instances still update
-    cr_assert_eq(hvn_seqmap_update(map, id, 2, 0), 0);
+    cr_assert_eq(hvn_seqmap_update(map, id, 2, 0, 0), 0);
 }
 
 Test(seqmap, forgets_instances_silent_for_too_many_intervals)
@@ -76,9 +76,9 @@ Test(seqmap, forgets_instances_silent_for_too_many_intervals)
     s_id(quiet, 1);
     s_id(chatty, 2);
     s_id(slow, 3);
-    hvn_seqmap_update(map, quiet, 1, 0);
-    hvn_seqmap_update(map, chatty, 1, 0);
-    hvn_seqmap_update(map, slow, 1, 0);
+    hvn_seqmap_update(map, quiet, 1, 0, 0);
+    hvn_seqmap_update(map, chatty, 1, 0, 0);
+    hvn_seqmap_update(map, slow, 1, 0, 0);
     hvn_seqmap_touch(map, slow, 60000, 0); //  Announces a long interval
     cr_assert_eq(hvn_seqmap_touch(map, chatty, 1000, 5000), 1);
     cr_assert_eq(hvn_seqmap_expire(map, 10000, 1000, 10), 0); //  Not yet 10 s silent
@@ -95,7 +95,7 @@ Test(seqmap, an_absurd_announced_interval_does_not_keep_an_instance_forever)
 {
     uint8_t id[16];
     s_id(id, 7);
-    hvn_seqmap_update(map, id, 1, 0);
+    hvn_seqmap_update(map, id, 1, 0, 0);
     hvn_seqmap_touch(map, id, INT64_MAX, 0);
     cr_assert_eq(hvn_seqmap_expire(map, INT64_MAX / 2, 1000, 10), 1);
 }
@@ -113,9 +113,23 @@ Test(seqmap, walk_visits_every_instance)
     uint8_t id[16];
     for (int n = 1; n <= 3; n++) {
         s_id(id, n);
-        hvn_seqmap_update(map, id, (uint64_t)n * 10, 0);
+        hvn_seqmap_update(map, id, (uint64_t)n * 10, 0, 0);
     }
     uint64_t sum = 0;
     cr_assert_eq(hvn_seqmap_foreach(map, s_sum, &sum), 3);
     cr_assert_eq(sum, 60);
+}
+
+Test(seqmap, an_instance_keeps_the_clock_of_its_first_update)
+{
+    uint8_t a[16] = {1}, b[16] = {2};
+    uint64_t since = 0;
+    cr_assert_eq(hvn_seqmap_since(map, a, &since), 0);
+    hvn_seqmap_update(map, a, 1, 0, 10);
+    hvn_seqmap_update(map, a, 2, 0, 30);
+    hvn_seqmap_update(map, b, 1, 0, 20);
+    cr_assert_eq(hvn_seqmap_since(map, a, &since), 1);
+    cr_assert_eq(since, 10);
+    cr_assert_eq(hvn_seqmap_since(map, b, &since), 1);
+    cr_assert_eq(since, 20);
 }

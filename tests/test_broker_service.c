@@ -527,6 +527,30 @@ Test(broker, a_heartbeat_spares_what_its_publisher_sent_after_it)
     cr_assert_eq(s_stat("cache_nodes"), 1);
 }
 
+Test(broker, a_late_heartbeat_of_a_gone_instance_keeps_its_successors_nodes)
+{
+    uint8_t old[16], young[16];
+    memcpy(old, instance, 16);
+    hvn_frames_t f = s_note_on("cmp-a", 1, 1);
+    s_send(&f);
+    hvn_uuid4_raw(young); //  The publisher restarted without its state
+    memcpy(instance, young, 16);
+    f = s_note_on("cmp-a", 2, 1);
+    s_send(&f);
+    memcpy(instance, old, 16);
+    s_heartbeat("cmp-a", 1, 1, 1); //  The old instance's last word, late
+    s_pump(20);
+    cr_assert_eq(s_stat("pruned"), 0);
+    memcpy(instance, young, 16);
+    s_heartbeat("cmp-a", 1, 2, 1); //  The new one lists node 2 only
+    s_pump(20);
+    cr_assert_eq(s_stat("pruned"), 1);
+    s_snapshot_t snap;
+    s_snapshot("", &snap);
+    cr_assert_eq(snap.count, 1);
+    s_snapshot_free(&snap);
+}
+
 Test(broker, a_heartbeat_of_five_thousand_nodes_passes_and_a_notification_that_size_does_not)
 {
     zsock_t *sub = s_subscriber("hvn.heartbeat@");

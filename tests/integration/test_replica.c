@@ -149,6 +149,60 @@ Test(replica, two_brokers_one_killed_every_notification_printed_once)
     it_env_fini(&b);
 }
 
+Test(replica, late_joiner_prints_the_cached_fleet_and_the_table_shows_it)
+{
+    enum { NODES = 3 };
+    it_env_t env;
+    it_env_init(&env);
+    it_broker_start(&env, NULL);
+    const char *pub_argv[] = {"hvn-pub", "--connect", env.frontend, "--host", S_HOST, NULL};
+    it_proc_t *pub = it_spawn(pub_argv, true, false, false);
+    cr_assert_not_null(pub);
+    char uuid[64], line[2048];
+    for (int n = 0; n < NODES; n++)
+        it_write(pub, it_node_json(line, sizeof(line), n + 1, s_uuid(uuid, sizeof(uuid), n), S_HOST,
+                                   n + 1, 1024));
+    it_write(pub, "{\"uuid\": \"6f1c1e0a-4a7b-4b8e-9d7e-000000000000\", \"deleted\": true}\n");
+    it_close_stdin(pub);
+    cr_assert_eq(it_wait(pub, S_WAIT_MS), 0);
+    it_stop(&pub, SIGKILL, 1000);
+    cr_assert_eq(s_wait_cached(env.service, NODES - 1), 0);
+
+    const char *sub_argv[] = {"hvn-sub",   "--snapshot", "--connect", env.backend,
+                              "--service", env.service,  "--count",   "2",
+                              "--timeout", "20",         NULL};
+    it_proc_t *sub = it_spawn(sub_argv, false, true, false);
+    zhashx_t *ids = zhashx_new();
+    for (int n = 0; n < NODES - 1; n++) {
+        json_t *obj = s_next_json(sub);
+        json_t *data = json_object_get(json_object_get(obj, "payload"), "nova_object.data");
+        const char *got = json_string_value(json_object_get(data, "uuid"));
+        cr_assert_not_null(got);
+        cr_assert_neq(strcmp(got, "6f1c1e0a-4a7b-4b8e-9d7e-000000000000"), 0, "deleted node");
+        int index = atoi(got + strlen("6f1c1e0a-4a7b-4b8e-9d7e-"));
+        s_expect(obj, "compute_node.create", got, index + 1, ids);
+        json_decref(obj);
+    }
+    cr_expect_eq(it_wait(sub, S_WAIT_MS), 0, "hvn-sub did not exit after --count");
+    it_stop(&sub, SIGKILL, 1000);
+
+    //  Not a terminal: the table is printed once, at exit
+    const char *table_argv[] = {"hvn-sub",   "--format",  "table",     "--connect", env.backend,
+                                "--service", env.service, "--timeout", "1",         NULL};
+    it_proc_t *table = it_spawn(table_argv, false, true, false);
+    char *out = it_read_stdout(table, S_WAIT_MS);
+    cr_expect_eq(it_wait(table, S_WAIT_MS), 0);
+    it_stop(&table, SIGKILL, 1000);
+    cr_assert(strstr(out, "HOST") && strstr(out, "VCPUS"), "no header: %s", out);
+    cr_assert(strstr(out, "2/32") && strstr(out, "3/32"), "rows missing: %s", out);
+    cr_assert_null(strstr(out, "1/32"), "the deleted node is shown: %s", out);
+    cr_assert(strstr(out, "2 nodes"), "count: %s", out);
+    cr_assert_null(strstr(out, "\033["), "escape codes off a terminal: %s", out);
+    free(out);
+    zhashx_destroy(&ids);
+    it_env_fini(&env);
+}
+
 // --------------------------------------------------------------------------
 //  A slow subscriber
 

@@ -509,11 +509,14 @@ static void s_handle(hvn_replica_t *self, s_link_t *link, const hvn_msg_t *msg)
 }
 
 //  Returns nothing; a link silent past three of its intervals is a loss.
+//  A link with input queued is not judged: its reader was away, not the
+//  broker.
 static void s_check_silence(hvn_replica_t *self, int64_t now)
 {
     for (size_t i = 0; i < self->link_count; i++) {
         s_link_t *link = &self->links[i];
-        if (link->silent || now - link->heard_ms <= S_SILENT_INTERVALS * link->interval_ms)
+        if (link->silent || now - link->heard_ms <= S_SILENT_INTERVALS * link->interval_ms ||
+            (zsock_events(hvn_subscriber_socket(link->sub)) & ZMQ_POLLIN))
             continue;
         link->silent = true;
         s_detect(self, &self->stats.silences, now, "broker silent",
@@ -690,8 +693,7 @@ int hvn_replica_poll(hvn_replica_t *self, int timeout_ms)
             return -1;
         handled += rc;
         now = zclock_mono();
-        if (rc == 0) //  Only with nothing queued: a reader that was away is not silence
-            s_check_silence(self, now);
+        s_check_silence(self, now);
         if (rc > 0 || now >= deadline)
             return handled;
         int64_t until = s_next_due(self);

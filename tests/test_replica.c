@@ -686,3 +686,18 @@ Test(replica, snapshot_from_a_broker_behind_the_other_does_not_turn_the_view_bac
     cr_assert_eq(s_stats(replica).applied, 2);
     hvn_replica_destroy(&replica);
 }
+
+Test(replica, silent_broker_is_seen_while_the_other_keeps_talking)
+{
+    s_fleet_ab(&brokers[0]);
+    s_fleet_ab(&brokers[1]);
+    hvn_replica_t *replica = s_replica(2, 100);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    int64_t until = zclock_mono() + S_WAIT_MS;
+    while (s_stats(replica).silences == 0 && zclock_mono() < until) {
+        s_broker_heartbeat(&brokers[1], "b1", 100); //  Broker 1 never quiet
+        hvn_replica_poll(replica, 10);
+    }
+    cr_assert_eq(s_stats(replica).silences, 1, "broker 0's silence was not seen");
+    hvn_replica_destroy(&replica);
+}

@@ -114,7 +114,9 @@ int hvn_uuid_parse(const char *text, size_t len, uint8_t *out)
     for (int i = 0; i < 16; i++) {
         uint8_t hi = s_hex_plus1[p[s_uuid_pos[i]]], lo = s_hex_plus1[p[s_uuid_pos[i] + 1]];
         bad |= hi == 0 || lo == 0;
-        bytes[i] = (uint8_t)((hi - 1) << 4 | ((lo - 1) & 0x0F));
+        //  Unsigned: a non-hex hi is 0, and (0 - 1) << 4 on an int is
+        //  undefined behaviour
+        bytes[i] = (uint8_t)(((hi - 1u) & 0x0Fu) << 4 | ((lo - 1u) & 0x0Fu));
     }
     if (bad)
         return -1;

@@ -240,6 +240,25 @@ static void s_decoder_valid(void)
     s_heartbeat(&msgs[2], uuids, 1);
     s_notification(&msgs[3], HVN_EVENT_DELETE, HVN_KIND_NOTIFICATION, 3, &node);
     s_write_msgs("life", 0, msgs, 4);
+
+    //  A heartbeat (seq 7) listing neither node: the one sent before it is
+    //  pruned, the one sent after it (seq 9) stays
+    s_node_full(&node, S_UUID);
+    s_notification(&msgs[0], HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, 1, &node);
+    s_node_full(&node, S_UUID2);
+    s_notification(&msgs[1], HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, 9, &node);
+    s_heartbeat(&msgs[2], NULL, 0);
+    s_write_msgs("prune", 0, msgs, 3);
+
+    //  More nodes of one host than the harness's cache takes
+    s_msg_t many[6];
+    for (int i = 0; i < 6; i++) {
+        char uuid[HVN_UUID_STR_LEN + 1];
+        snprintf(uuid, sizeof(uuid), "00000000-0000-4000-8000-%012d", i + 1);
+        s_node_full(&node, uuid);
+        s_notification(&many[i], HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, (uint64_t)i + 1, &node);
+    }
+    s_write_msgs("many-nodes", 0, many, 6);
 }
 
 //  Returns nothing; writes the near-valid decoder seeds, one thing wrong.

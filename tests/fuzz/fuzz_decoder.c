@@ -13,7 +13,10 @@
       readable;
     - it renders as JSON that parses back (hvn-sub's output);
     - the broker's part: a publisher may not speak as hvn.broker, the node
-      uuid keys the last-value cache, which stores the frames byte for byte;
+      uuid keys the last-value cache, which stores the frames byte for byte
+      up to a number of nodes per host, and a publisher heartbeat prunes
+      the nodes of its host it no longer lists; the cache's host index
+      agrees with its entries throughout;
     - a notification encoded again from what was decoded decodes to the
       same node.
 */
@@ -32,6 +35,8 @@
         if (!(cond))                                                                               \
             abort();                                                                               \
     } while (0)
+
+#define S_NODES_MAX 4 //  Nodes per host the cache takes, as --max-publisher-nodes
 
 //  Body limits the selector byte picks from: a subscriber's, two tiny ones,
 //  and a default broker's (which takes publisher heartbeats that large)
@@ -103,28 +108,94 @@ static void s_check_render(const hvn_msg_t *msg)
     free(text);
 }
 
+//  What a walk of the cache saw, and what it checks
+typedef struct {
+    const char *host;            //  Host whose entries are counted
+    const uint8_t (*listed)[16]; //  After a prune: the heartbeat's uuids
+    size_t listed_count;         //  Entries in listed
+    const hvn_header_t *header;  //  After a prune: the heartbeat's header
+    size_t entries;              //  Entries walked
+    size_t of_host;              //  Entries whose topic names host
+} s_walk_t;
+
+//  Returns 0; counts one cache entry and, after a prune, aborts when an
+//  entry of the host is neither listed nor newer than the heartbeat.
+static int s_walk_entry(const hvn_cache_item_t *item, void *arg)
+{
+    s_walk_t *walk = arg;
+    walk->entries++;
+    const char *at = memchr(item->topic, '@', item->topic_size);
+    S_CHECK(at);
+    size_t host_len = item->topic_size - (size_t)(at + 1 - item->topic);
+    if (host_len != strlen(walk->host) || memcmp(at + 1, walk->host, host_len) != 0)
+        return 0;
+    walk->of_host++;
+    if (!walk->header)
+        return 0;
+    for (size_t i = 0; i < walk->listed_count; i++)
+        if (memcmp(walk->listed[i], item->key, 16) == 0)
+            return 0;
+    hvn_header_t cached;
+    S_CHECK(hvn_header_unpack(item->header, HVN_HEADER_SIZE, &cached) == HVN_OK);
+    S_CHECK(memcmp(cached.instance, walk->header->instance, 16) == 0 &&
+            cached.seq > walk->header->seq);
+    return 0;
+}
+
+//  Returns nothing; walks the cache and aborts unless its counts (all
+//  entries, entries of the message's host) agree with the walk.
+static void s_cache_check(s_state_t *state, bool pruned)
+{
+    const hvn_msg_t *msg = &state->msg;
+    s_walk_t walk = {.host = msg->host};
+    if (pruned) {
+        walk.listed = msg->nodes;
+        walk.listed_count = msg->node_count;
+        walk.header = &msg->header;
+    }
+    S_CHECK(hvn_cache_foreach(state->cache, "", 0, s_walk_entry, &walk) == (long)walk.entries);
+    S_CHECK(walk.entries == hvn_cache_size(state->cache));
+    S_CHECK(walk.of_host == hvn_cache_host_size(state->cache, msg->host));
+}
+
 //  Returns nothing; does with an accepted message what the broker does:
-//  refuses hvn.broker from a publisher, deletes or stores the node's entry
-//  in the cache, and aborts unless the cache then holds the exact frames.
+//  refuses hvn.broker from a publisher; a heartbeat prunes the cached nodes
+//  of its host it does not list; a delete removes the node's entry; a
+//  create or update of a node the cache does not hold is refused when its
+//  host has S_NODES_MAX nodes, else stored. Aborts unless the cache then
+//  holds the exact frames and its host index agrees with its entries.
 static void s_broker_store(s_state_t *state, const void *topic, size_t topic_size,
                            const void *header, const void *body, size_t body_size)
 {
     const hvn_msg_t *msg = &state->msg;
-    if (msg->event == HVN_EVENT_BROKER || msg->event == HVN_EVENT_HEARTBEAT)
+    if (msg->event == HVN_EVENT_BROKER)
         return;
+    if (msg->event == HVN_EVENT_HEARTBEAT) {
+        size_t before = hvn_cache_size(state->cache);
+        size_t removed = hvn_cache_prune(state->cache, msg->host, msg->nodes, msg->node_count,
+                                         msg->header.instance, msg->header.seq);
+        S_CHECK(hvn_cache_size(state->cache) + removed == before);
+        s_cache_check(state, true);
+        return;
+    }
     uint8_t key[16];
     S_CHECK(uuid_parse(msg->node.uuid, key) == 0);
     hvn_cache_item_t item;
     if (msg->event == HVN_EVENT_DELETE) {
         hvn_cache_delete(state->cache, key);
         S_CHECK(!hvn_cache_lookup(state->cache, key, &item));
+        s_cache_check(state, false);
         return;
     }
+    if (hvn_cache_host_size(state->cache, msg->host) >= S_NODES_MAX &&
+        !hvn_cache_lookup(state->cache, key, &item))
+        return;
     S_CHECK(hvn_cache_put(state->cache, key, topic, topic_size, header, body, body_size) >= 0);
     S_CHECK(hvn_cache_lookup(state->cache, key, &item));
     S_CHECK(item.topic_size == topic_size && memcmp(item.topic, topic, topic_size) == 0);
     S_CHECK(memcmp(item.header, header, HVN_HEADER_SIZE) == 0);
     S_CHECK(item.body_size == body_size && memcmp(item.body, body, body_size) == 0);
+    s_cache_check(state, false);
 }
 
 //  Returns 0 with frames encoded again from the accepted message, or -1

@@ -29,6 +29,7 @@
 
 #include "hvn_cache.h"
 #include "hvn_proto.h"
+#include "hvn_seqmap.h"
 
 #define S_CHECK(cond)                                                                              \
     do {                                                                                           \
@@ -36,7 +37,8 @@
             abort();                                                                               \
     } while (0)
 
-#define S_NODES_MAX 4 //  Nodes per host the cache takes, as --max-publisher-nodes
+#define S_NODES_MAX 4     //  Nodes per host the cache takes, as --max-publisher-nodes
+#define S_INSTANCES_MAX 8 //  Publisher instances the seq map tracks
 
 //  Body limits the selector byte picks from: a subscriber's, two tiny ones,
 //  and a default broker's (which takes publisher heartbeats that large)
@@ -45,13 +47,15 @@ static const size_t s_limits[4] = {HVN_MAX_MSG_SIZE, 16, 64,
 
 //  State of one input
 typedef struct {
-    hvn_decoder_t *decoder; //  Reused for every message, as on a socket
-    hvn_encoder_t *encoder; //  For the round trip
-    hvn_cache_t *cache;     //  The broker's last-value cache
-    size_t max_size;        //  Body limit in force
-    hvn_msg_t msg;          //  Reused for every message
-    hvn_msg_t fresh;        //  A fresh decoder's answer
-    hvn_msg_t again;        //  The round trip's answer
+    hvn_decoder_t *decoder;  //  Reused for every message, as on a socket
+    hvn_encoder_t *encoder;  //  For the round trip
+    hvn_cache_t *cache;      //  The broker's last-value cache
+    hvn_seqmap_t *seqmap;    //  The broker's publisher instances
+    uint64_t instances_seen; //  Clock of instance appearances, as the broker's
+    size_t max_size;         //  Body limit in force
+    hvn_msg_t msg;           //  Reused for every message
+    hvn_msg_t fresh;         //  A fresh decoder's answer
+    hvn_msg_t again;         //  The round trip's answer
 } s_state_t;
 
 //  Returns true when the two decodes of one message agree on everything the
@@ -84,9 +88,13 @@ static void s_check_accepted(const hvn_msg_t *msg, const void *topic, size_t top
                         msg->event == HVN_EVENT_DELETE;
     if (notification) {
         S_CHECK(msg->header.kind == HVN_KIND_NOTIFICATION || msg->header.kind == HVN_KIND_SYNC);
-        S_CHECK(strlen(msg->message_id) == HVN_UUID_STR_LEN);
+        //  libuuid agrees with the decoder's own UUID parser
         uuid_t raw;
+        uint8_t own[16];
+        S_CHECK(uuid_parse(msg->message_id, raw) == 0);
         S_CHECK(uuid_parse(msg->node.uuid, raw) == 0);
+        S_CHECK(hvn_uuid_parse(msg->node.uuid, strlen(msg->node.uuid), own) == 0);
+        S_CHECK(memcmp(raw, own, 16) == 0);
         if (msg->event != HVN_EVENT_DELETE)
             S_CHECK(hvn_node_validate(&msg->node, NULL) == 0);
     } else {
@@ -108,18 +116,42 @@ static void s_check_render(const hvn_msg_t *msg)
     free(text);
 }
 
-//  What a walk of the cache saw, and what it checks
+//  What s_newer compares with, as the broker's prune does
 typedef struct {
-    const char *host;            //  Host whose entries are counted
-    const uint8_t (*listed)[16]; //  After a prune: the heartbeat's uuids
-    size_t listed_count;         //  Entries in listed
-    const hvn_header_t *header;  //  After a prune: the heartbeat's header
-    size_t entries;              //  Entries walked
-    size_t of_host;              //  Entries whose topic names host
+    const hvn_seqmap_t *seqmap; //  Instances and when each appeared
+    uint64_t since;             //  The heartbeat's instance's appearance
+} s_newer_t;
+
+//  Returns 1 when instance appeared after the heartbeat's instance, 0
+//  when before or when it is not known.
+static int s_newer(const uint8_t instance[16], void *arg)
+{
+    const s_newer_t *newer = arg;
+    uint64_t since;
+    return hvn_seqmap_since(newer->seqmap, instance, &since) && since > newer->since;
+}
+
+//  What a walk of the cache saw
+typedef struct {
+    const char *host;           //  Host whose entries are counted
+    const hvn_msg_t *heartbeat; //  When not NULL: count the entries its
+                                //  prune removes
+    s_newer_t *newer;           //  For that prune
+    size_t entries;             //  Entries walked
+    size_t of_host;             //  Entries whose topic names host
+    size_t doomed;              //  Of those, not listed and not newer
 } s_walk_t;
 
-//  Returns 0; counts one cache entry and, after a prune, aborts when an
-//  entry of the host is neither listed nor newer than the heartbeat.
+//  Returns true when the heartbeat lists key.
+static bool s_listed(const hvn_msg_t *heartbeat, const uint8_t *key)
+{
+    for (size_t i = 0; i < heartbeat->node_count; i++)
+        if (memcmp(heartbeat->nodes[i], key, 16) == 0)
+            return true;
+    return false;
+}
+
+//  Returns 0 after counting one cache entry.
 static int s_walk_entry(const hvn_cache_item_t *item, void *arg)
 {
     s_walk_t *walk = arg;
@@ -130,40 +162,55 @@ static int s_walk_entry(const hvn_cache_item_t *item, void *arg)
     if (host_len != strlen(walk->host) || memcmp(at + 1, walk->host, host_len) != 0)
         return 0;
     walk->of_host++;
-    if (!walk->header)
+    const hvn_msg_t *heartbeat = walk->heartbeat;
+    if (!heartbeat || s_listed(heartbeat, item->key))
         return 0;
-    for (size_t i = 0; i < walk->listed_count; i++)
-        if (memcmp(walk->listed[i], item->key, 16) == 0)
-            return 0;
     hvn_header_t cached;
     S_CHECK(hvn_header_unpack(item->header, HVN_HEADER_SIZE, &cached) == HVN_OK);
-    S_CHECK(memcmp(cached.instance, walk->header->instance, 16) == 0 &&
-            cached.seq > walk->header->seq);
+    bool newer = memcmp(cached.instance, heartbeat->header.instance, 16) == 0
+                     ? cached.seq > heartbeat->header.seq
+                     : s_newer(cached.instance, walk->newer);
+    if (!newer)
+        walk->doomed++;
     return 0;
 }
 
-//  Returns nothing; walks the cache and aborts unless its counts (all
-//  entries, entries of the message's host) agree with the walk.
-static void s_cache_check(s_state_t *state, bool pruned)
+//  Returns what a walk of the cache saw, after aborting unless the cache's
+//  counts (all entries, entries of the host) agree with it.
+static s_walk_t s_cache_walk(s_state_t *state, const hvn_msg_t *heartbeat, s_newer_t *newer)
 {
     const hvn_msg_t *msg = &state->msg;
-    s_walk_t walk = {.host = msg->host};
-    if (pruned) {
-        walk.listed = msg->nodes;
-        walk.listed_count = msg->node_count;
-        walk.header = &msg->header;
-    }
+    s_walk_t walk = {.host = msg->host, .heartbeat = heartbeat, .newer = newer};
     S_CHECK(hvn_cache_foreach(state->cache, "", 0, s_walk_entry, &walk) == (long)walk.entries);
     S_CHECK(walk.entries == hvn_cache_size(state->cache));
     S_CHECK(walk.of_host == hvn_cache_host_size(state->cache, msg->host));
+    return walk;
+}
+
+//  Returns nothing; a publisher heartbeat prunes the cached nodes of its
+//  host, as the broker's does. Aborts unless exactly the entries neither
+//  listed nor newer than the heartbeat went.
+static void s_broker_prune(s_state_t *state)
+{
+    const hvn_msg_t *msg = &state->msg;
+    //  An instance not known yet is the newest there is
+    s_newer_t newer = {state->seqmap, UINT64_MAX};
+    hvn_seqmap_since(state->seqmap, msg->header.instance, &newer.since);
+    s_walk_t before = s_cache_walk(state, msg, &newer);
+    size_t removed = hvn_cache_prune(state->cache, msg->host, msg->nodes, msg->node_count,
+                                     msg->header.instance, msg->header.seq, s_newer, &newer);
+    S_CHECK(removed == before.doomed);
+    s_walk_t after = s_cache_walk(state, msg, &newer);
+    S_CHECK(after.doomed == 0 && after.entries + removed == before.entries);
 }
 
 //  Returns nothing; does with an accepted message what the broker does:
 //  refuses hvn.broker from a publisher; a heartbeat prunes the cached nodes
 //  of its host it does not list; a delete removes the node's entry; a
 //  create or update of a node the cache does not hold is refused when its
-//  host has S_NODES_MAX nodes, else stored. Aborts unless the cache then
-//  holds the exact frames and its host index agrees with its entries.
+//  host has S_NODES_MAX nodes, else stored; a notification's seq is
+//  tracked per instance. Aborts unless the cache then holds the exact
+//  frames and its host index agrees with its entries.
 static void s_broker_store(s_state_t *state, const void *topic, size_t topic_size,
                            const void *header, const void *body, size_t body_size)
 {
@@ -171,31 +218,28 @@ static void s_broker_store(s_state_t *state, const void *topic, size_t topic_siz
     if (msg->event == HVN_EVENT_BROKER)
         return;
     if (msg->event == HVN_EVENT_HEARTBEAT) {
-        size_t before = hvn_cache_size(state->cache);
-        size_t removed = hvn_cache_prune(state->cache, msg->host, msg->nodes, msg->node_count,
-                                         msg->header.instance, msg->header.seq);
-        S_CHECK(hvn_cache_size(state->cache) + removed == before);
-        s_cache_check(state, true);
+        hvn_seqmap_touch(state->seqmap, msg->header.instance, msg->interval_ms, 0);
+        s_broker_prune(state);
         return;
     }
     uint8_t key[16];
-    S_CHECK(uuid_parse(msg->node.uuid, key) == 0);
+    S_CHECK(hvn_uuid_parse(msg->node.uuid, strlen(msg->node.uuid), key) == 0);
     hvn_cache_item_t item;
     if (msg->event == HVN_EVENT_DELETE) {
         hvn_cache_delete(state->cache, key);
         S_CHECK(!hvn_cache_lookup(state->cache, key, &item));
-        s_cache_check(state, false);
-        return;
-    }
-    if (hvn_cache_host_size(state->cache, msg->host) >= S_NODES_MAX &&
-        !hvn_cache_lookup(state->cache, key, &item))
-        return;
-    S_CHECK(hvn_cache_put(state->cache, key, topic, topic_size, header, body, body_size) >= 0);
-    S_CHECK(hvn_cache_lookup(state->cache, key, &item));
-    S_CHECK(item.topic_size == topic_size && memcmp(item.topic, topic, topic_size) == 0);
-    S_CHECK(memcmp(item.header, header, HVN_HEADER_SIZE) == 0);
-    S_CHECK(item.body_size == body_size && memcmp(item.body, body, body_size) == 0);
-    s_cache_check(state, false);
+    } else if (hvn_cache_host_size(state->cache, msg->host) < S_NODES_MAX ||
+               hvn_cache_lookup(state->cache, key, &item)) {
+        S_CHECK(hvn_cache_put(state->cache, key, topic, topic_size, header, body, body_size) >= 0);
+        S_CHECK(hvn_cache_lookup(state->cache, key, &item));
+        S_CHECK(item.topic_size == topic_size && memcmp(item.topic, topic, topic_size) == 0);
+        S_CHECK(memcmp(item.header, header, HVN_HEADER_SIZE) == 0);
+        S_CHECK(item.body_size == body_size && memcmp(item.body, body, body_size) == 0);
+    } else
+        return; //  Refused: over the host's node limit
+    s_cache_walk(state, NULL, NULL);
+    hvn_seqmap_update(state->seqmap, msg->header.instance, msg->header.seq, 0,
+                      ++state->instances_seen);
 }
 
 //  Returns 0 with frames encoded again from the accepted message, or -1
@@ -351,7 +395,8 @@ int hvn_fuzz_decoder(const uint8_t *data, size_t size)
     state->decoder = hvn_decoder_new();
     state->encoder = hvn_encoder_new();
     state->cache = hvn_cache_new();
-    S_CHECK(state->decoder && state->encoder && state->cache);
+    state->seqmap = hvn_seqmap_new(S_INSTANCES_MAX);
+    S_CHECK(state->decoder && state->encoder && state->cache && state->seqmap);
     state->max_size = s_limits[data[0] & 3];
     hvn_decoder_set_max_size(state->decoder, state->max_size);
 
@@ -366,6 +411,7 @@ int hvn_fuzz_decoder(const uint8_t *data, size_t size)
         size_t body_size = s_take_frame(data, size, &pos, want == 0xFFFF ? SIZE_MAX : want, &body);
         s_one(state, topic, topic_size, header, header_size, body, body_size);
     }
+    hvn_seqmap_destroy(&state->seqmap);
     hvn_cache_destroy(&state->cache);
     hvn_encoder_destroy(&state->encoder);
     hvn_decoder_destroy(&state->decoder);

@@ -664,6 +664,48 @@ Test(publisher, resync_after_a_broker_restart_on_the_same_endpoint)
     rmdir(dir);
 }
 
+Test(publisher, a_broker_gone_is_noticed_and_what_changes_meanwhile_waits_for_the_next)
+{
+    char dir[] = "/tmp/test_publisher.XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char endpoint[128];
+    snprintf(endpoint, sizeof(endpoint), "ipc://%s/frontend", dir);
+    zsock_t *sub = s_broker_new(endpoint);
+    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    hvn_node_t node;
+    s_node(&node, 1);
+    hvn_publisher_report(pub, &node);
+    s_rx_t rx = {0};
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+
+    //  The connection breaks: the broker's subscription goes with it
+    zsock_destroy(&sub);
+    hvn_publisher_stats_t stats;
+    int64_t deadline = zclock_mono() + S_RECV_MS;
+    do {
+        zclock_sleep(5);
+        hvn_publisher_stats(pub, &stats);
+        cr_assert_lt(zclock_mono(), deadline, "the publisher still thinks a broker is there");
+    } while (stats.broker);
+    node.vcpus_used++;
+    cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+    cr_assert_eq(hvn_publisher_flush(pub, S_SILENCE_MS), -1, "held, not sent into the void");
+
+    //  The next broker gets the resync, then the update
+    sub = s_broker_new(endpoint);
+    s_expect_kind(sub, HVN_KIND_SYNC, &rx);
+    s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
+    cr_assert_eq(rx.msg.node.vcpus_used, node.vcpus_used);
+    cr_assert_eq(hvn_publisher_flush(pub, S_RECV_MS), 0);
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/frontend", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(publisher, heartbeat_lists_the_announced_nodes_and_the_last_seq)
 {
     zsock_t *sub;

@@ -24,6 +24,10 @@
     every notification ("", "compute_node." or a prefix of it), since a
     narrower subscription skips seqs by design.
 
+    For a view of the fleet kept whole over one or more brokers (applied
+    once each, losses detected and repaired), use hvn_replica.h, built on
+    this subscriber.
+
     Threading: one subscriber, one thread at a time.
 */
 #ifndef HVN_SUBSCRIBER_H_INCLUDED

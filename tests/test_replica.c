@@ -23,8 +23,8 @@
 #define S_INST2 "02020202-0202-0202-0202-020202020202"
 #define S_HOST1 "cmp-001"
 #define S_HOST2 "cmp-002"
-#define S_WAIT_MS 5000    //  Longest any step may take
-#define S_SNAPSHOT_MS 200 //  Replica's wait for a snapshot reply
+#define S_WAIT_MS 10000   //  Longest any step may take
+#define S_SNAPSHOT_MS 500 //  Replica's wait for a snapshot reply
 #define S_EVENTS_MAX 64
 
 //  One fake broker

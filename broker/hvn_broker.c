@@ -118,7 +118,9 @@ struct _hvn_broker_t {
     zsock_t *frontend;             //  XSUB, bound; publishers connect
     zsock_t *backend;              //  XPUB, bound; subscribers connect
     zsock_t *service;              //  ROUTER, bound; snapshot and stats
-    zmq_pollitem_t items[3];       //  The three sockets' libzmq handles, polled
+    zmq_pollitem_t items[6];       //  The three sockets' libzmq handles, then the monitors
+    int nitems;                    //  Items polled: 3, or 6 with CURVE on
+    zsock_t *monitor[3];           //  CURVE on: PAIRs reading the sockets' handshake failures
     char *endpoint[3];             //  Resolved bound endpoints, same order
     char name[HVN_TOPIC_MAX + 1];  //  Broker name, hvn.broker@<name>
     char id[HVN_UUID_STR_LEN + 1]; //  Instance id as UUID text
@@ -141,6 +143,7 @@ struct _hvn_broker_t {
     hvn_ratelimit_t *snaplimit;    //  Snapshot requests per second per peer
     size_t max_topic_size;         //  Longest topic accepted
     s_ratelog_t log_limits;        //  Limits hit
+    s_ratelog_t log_handshakes;    //  Handshakes failed before ZAP
     msgpack_sbuffer sbuf;          //  Reply bodies (STATS, END)
     msgpack_packer pk;             //  Packs into sbuf
     hvn_broker_stats_t stats;      //  Counters, as STATS reports them
@@ -154,7 +157,7 @@ struct _hvn_broker_t {
     uint64_t instances_seen;       //  Clock of publisher appearances, for the seq map
 };
 
-enum { S_FRONTEND = 0, S_BACKEND = 1, S_SERVICE = 2 };
+enum { S_FRONTEND = 0, S_BACKEND = 1, S_SERVICE = 2, S_MONITOR = 3 };
 
 //  A uint64 counter of the stats struct and its name in STATS: the table
 //  that STATS walks, so a counter is added in one place.
@@ -179,6 +182,7 @@ static const struct {
     {"limited_nodes", offsetof(hvn_broker_stats_t, limited_nodes)},
     {"limited_subscriptions", offsetof(hvn_broker_stats_t, limited_subscriptions)},
     {"limited_snapshots", offsetof(hvn_broker_stats_t, limited_snapshots)},
+    {"handshakes_failed", offsetof(hvn_broker_stats_t, handshakes_failed)},
 };
 #define S_COUNTERS (sizeof(s_counters) / sizeof(s_counters[0]))
 
@@ -983,6 +987,45 @@ static void s_handle_timer(hvn_broker_t *self)
 }
 
 // --------------------------------------------------------------------------
+//  Monitors: handshakes that fail before ZAP is asked
+
+//  Returns nothing; the handshake failures reported on monitor `which`
+//  (a batch) are counted and logged, rate-limited. These are clients that
+//  speak plain text to a CURVE socket, or hold a wrong broker key, or do
+//  not speak ZMTP: libzmq drops them before any ZAP request, so
+//  auth_denied_* does not see them.
+static void s_handle_monitor(hvn_broker_t *self, int which)
+{
+    static const char *const names[3] = {"frontend", "backend", "service"};
+    void *handle = self->items[S_MONITOR + which].socket;
+    for (int n = 0; n < S_BATCH_SERVICE; n++) {
+        zmq_msg_t parts[S_PARTS_KEPT];
+        int nparts = s_recv_parts(handle, parts);
+        if (nparts <= 0)
+            return;
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&parts[0]) == 6) {
+            memcpy(&event, zmq_msg_data(&parts[0]), 2);
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&parts[0]) + 2, 4);
+        }
+        char peer[64] = "";
+        if (nparts >= 2)
+            s_frame_text(peer, sizeof(peer), &parts[1]);
+        s_close_parts(parts, nparts);
+        if (!(event & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)))
+            continue;
+        self->stats.handshakes_failed++;
+        uint64_t suppressed;
+        if (s_ratelog_due(&self->log_handshakes, self->now_ms, &suppressed))
+            zsys_warning("auth: handshake failed on the %s (libzmq error 0x%" PRIx32
+                         ", on %s): plain text or a wrong broker key? (%" PRIu64 " so far, %" PRIu64
+                         " suppressed since last line)",
+                         names[which], value, peer, self->stats.handshakes_failed, suppressed);
+    }
+}
+
+// --------------------------------------------------------------------------
 //  The loop
 
 //  Returns 0 after one wake-up, -1 when interrupted or on a fatal error.
@@ -998,7 +1041,7 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
                                             : S_SNAPSHOT_RETRY_MS;
     if (wait < 0)
         wait = 0;
-    int rc = zmq_poll(self->items, 3, (long)wait);
+    int rc = zmq_poll(self->items, self->nitems, (long)wait);
     if (zsys_interrupted)
         return -1;
     if (rc < 0 && errno != EINTR) {
@@ -1012,6 +1055,9 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
         return -1;
     if ((self->items[S_SERVICE].revents & ZMQ_POLLIN) && s_handle_service(self) != 0)
         return -1;
+    for (int i = S_MONITOR; i < self->nitems; i++)
+        if (self->items[i].revents & ZMQ_POLLIN)
+            s_handle_monitor(self, i - S_MONITOR);
     if (self->snapshots)
         s_handle_snapshots(self);
     if (self->now_ms >= self->next_heartbeat_ms)
@@ -1136,7 +1182,22 @@ static int s_curve_apply(hvn_broker_t *self, const hvn_broker_config_t *config, 
         zcert_apply(cert, socks[i]);
         zsock_set_curve_server(socks[i], 1);
         zsock_set_zap_domain(socks[i], domains[i]);
+        char endpoint[96];
+        snprintf(endpoint, sizeof(endpoint), "inproc://hvn-broker-monitor-%p-%d", (void *)self, i);
+        self->monitor[i] = zsock_new(ZMQ_PAIR);
+        if (!self->monitor[i] ||
+            zmq_socket_monitor(zsock_resolve(socks[i]), endpoint,
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+            zsock_connect(self->monitor[i], "%s", endpoint) != 0) {
+            s_error(error, error_size, "cannot monitor the sockets: %s", zmq_strerror(zmq_errno()));
+            zcert_destroy(&cert);
+            return -1;
+        }
+        self->items[S_MONITOR + i].socket = zsock_resolve(self->monitor[i]);
+        self->items[S_MONITOR + i].events = ZMQ_POLLIN;
     }
+    self->nitems = 6;
     zsys_info("CURVE on: broker key %s, publishers from '%s', subscribers from '%s'",
               zcert_public_txt(cert), config->publishers_dir, config->subscribers_dir);
     zcert_destroy(&cert);
@@ -1233,6 +1294,7 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         s_error(error, error_size, "out of memory");
         return NULL;
     }
+    self->nitems = 3; //  The monitors join them with CURVE on
     self->max_msg_size = config->max_msg_size;
     self->max_publisher_nodes = config->max_publisher_nodes;
     self->max_heartbeat_size =
@@ -1275,6 +1337,12 @@ void hvn_broker_destroy(hvn_broker_t **self_p)
     hvn_broker_t *self = *self_p;
     if (!self)
         return;
+    zsock_t *socks[3] = {self->frontend, self->backend, self->service};
+    for (int i = 0; i < 3; i++)
+        if (self->monitor[i]) {
+            zmq_socket_monitor(zsock_resolve(socks[i]), NULL, 0);
+            zsock_destroy(&self->monitor[i]);
+        }
     zsock_destroy(&self->frontend);
     zsock_destroy(&self->backend);
     zsock_destroy(&self->service);

@@ -76,8 +76,9 @@ typedef struct {
     uint64_t limited_nodes;         //  New nodes refused: their host holds max_publisher_nodes
     uint64_t limited_subscriptions; //  Subscriptions not applied: peer at max_subscriptions
     uint64_t limited_snapshots;     //  Snapshot requests answered ERROR: peer over its rate
-    int64_t subscriptions;          //  Active subscriptions on the backend
-    hvn_rejects_t rejects;          //  Refused messages by reason
+    uint64_t handshakes_failed; //  CURVE on: handshakes failed before ZAP (plain text, wrong key)
+    int64_t subscriptions;      //  Active subscriptions on the backend
+    hvn_rejects_t rejects;      //  Refused messages by reason
 } hvn_broker_stats_t;
 
 typedef struct _hvn_broker_t hvn_broker_t;

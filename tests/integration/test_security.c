@@ -181,8 +181,11 @@ Test(security, refused_publishers_deliver_nothing)
     //  so the broker's subscription never reaches it and it cannot flush
     cr_expect_eq(s_publish("cmp-017", S_UUID_ROGUE, rogue_pub_secret, "2"), 1);
     cr_expect_geq(s_stat("auth_denied_publishers"), 1);
-    //  Plain text: the handshake fails before ZAP
+    //  Plain text: the handshake fails before ZAP, seen by the monitor
+    int64_t failed = s_stat("handshakes_failed");
     cr_expect_eq(s_publish("cmp-017", S_UUID_PLAIN, NULL, "2"), 1);
+    cr_expect_eq(s_wait_stat("handshakes_failed", failed + 1, 10000), 0,
+                 "the plain-text publisher's handshake was not counted");
     cr_expect_eq(s_stat("received"), 0);
     //  A listed key bound to cmp-017 publishing as cmp-018: connected, its
     //  messages read and refused
@@ -216,6 +219,8 @@ Test(security, refused_subscribers_receive_nothing)
     cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
     cr_assert_eq(s_wait_stat("auth_denied_subscribers", denied + 2, 10000), 0,
                  "the unlisted subscriber's handshakes were not refused");
+    cr_assert_eq(s_wait_stat("handshakes_failed", 2, 10000), 0,
+                 "the plain-text subscribers' handshakes were not counted");
     cr_assert_eq(s_publish("cmp-017", "50000000-0000-4000-8000-000000000017", pub_secret, "20"), 0);
     char line[8192];
     cr_assert_gt(it_read_line(listed, line, sizeof(line), 10000), 0, "listed got nothing");

@@ -155,7 +155,7 @@ typedef struct {
     uint64_t refused;               //  Reports or removes refused (queue full)
     uint64_t crashes;               //  Brokers that exited without being killed
     int64_t last_fault;             //  Monotonic ms of the last fault
-    int64_t max_stall;              //  Longest time nothing was sent, a broker working
+    int64_t max_stall;              //  Longest wait with nothing sent, a broker working
 } s_chaos_t;
 
 // --------------------------------------------------------------------------
@@ -408,12 +408,22 @@ static uint64_t s_publisher_sent(s_publisher_t *pub)
 }
 
 //  Returns the notifications all publishers have sent, past instances
-//  included.
-static uint64_t s_sent_total(s_chaos_t *self)
+//  included; *pending (when not NULL) the ones queued, not yet sent.
+static uint64_t s_sent_total(s_chaos_t *self, uint64_t *pending)
 {
-    uint64_t sent = 0;
-    for (int p = 0; p < self->config.publishers; p++)
-        sent += self->publishers[p].sent_before + s_publisher_sent(&self->publishers[p]);
+    uint64_t sent = 0, queued = 0;
+    for (int p = 0; p < self->config.publishers; p++) {
+        s_publisher_t *pub = &self->publishers[p];
+        sent += pub->sent_before;
+        if (pub->pub) {
+            hvn_publisher_stats_t stats;
+            hvn_publisher_stats(pub->pub, &stats);
+            sent += stats.creates + stats.updates + stats.deletes;
+            queued += stats.pending;
+        }
+    }
+    if (pending)
+        *pending = queued;
     return sent;
 }
 
@@ -877,17 +887,8 @@ static void s_teardown(s_chaos_t *self)
 //  nothing.
 static void s_progress(s_chaos_t *self, int64_t elapsed_ms)
 {
-    uint64_t sent = 0, pending = 0;
-    for (int p = 0; p < self->config.publishers; p++) {
-        s_publisher_t *pub = &self->publishers[p];
-        sent += pub->sent_before;
-        if (pub->pub) {
-            hvn_publisher_stats_t stats;
-            hvn_publisher_stats(pub->pub, &stats);
-            sent += stats.creates + stats.updates + stats.deletes;
-            pending += stats.pending;
-        }
-    }
+    uint64_t pending;
+    uint64_t sent = s_sent_total(self, &pending);
     char line[1024];
     int len =
         snprintf(line, sizeof(line),
@@ -945,10 +946,10 @@ static int s_run_chaos(s_chaos_t *self)
                 now + s_range(self, self->config.fault_ms / 2, self->config.fault_ms * 3 / 2);
         }
         s_brokers_check(self);
-        //  Changes are made all the time: a working broker should see
-        //  notifications all the time too
-        uint64_t sent_now = s_sent_total(self);
-        if (sent_now > sent || s_brokers_up(self) == 0)
+        //  While notifications wait and a broker works, some should go out
+        uint64_t pending;
+        uint64_t sent_now = s_sent_total(self, &pending);
+        if (sent_now > sent || pending == 0 || s_brokers_up(self) == 0)
             sent_at = now;
         sent = sent_now;
         if (now - sent_at > self->max_stall)
@@ -1212,7 +1213,7 @@ static void s_parse_args(int argc, char **argv, s_config_t *config)
 static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64_t since_fault_ms)
 {
     const s_config_t *config = &self->config;
-    uint64_t sent = s_sent_total(self);
+    uint64_t sent = s_sent_total(self, NULL);
     int live = 0;
     for (int p = 0; p < config->publishers; p++) {
         for (int n = 0; n < config->nodes; n++)
@@ -1230,7 +1231,7 @@ static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64
     for (int k = 0; k < S_FAULT_COUNT; k++)
         printf(" %s %" PRIu64, s_fault_names[k], self->faults[k]);
     printf(" (publisher restarts deferred, no broker: %" PRIu64 ")\n", self->deferred);
-    printf("longest time without a notification sent while a broker was working: %" PRId64 " ms\n",
+    printf("longest time notifications waited, none sent, a broker working: %" PRId64 " ms\n",
            self->max_stall);
     if (self->crashes)
         printf("brokers that exited by themselves: %" PRIu64 "\n", self->crashes);
@@ -1289,6 +1290,13 @@ int main(int argc, char **argv)
     }
     if (rc == 0)
         rc = s_wait_brokers(&chaos, zclock_mono() + 10000);
+    //  The chaos starts once every publisher has sent its creates
+    for (int p = 0; p < chaos.config.publishers && rc == 0; p++)
+        if (hvn_publisher_flush(chaos.publishers[p].pub, 10000) != 0) {
+            zsys_error(S_PROG ": %s did not send its creates within 10 s",
+                       chaos.publishers[p].host);
+            rc = -1;
+        }
     if (rc == 0)
         rc = s_run_chaos(&chaos);
 

@@ -1,0 +1,118 @@
+/*  test_broker_auth.c — the broker's certificate directories and its
+    key-to-host map, without sockets: which certificates count, that a
+    directory's changes are picked up, and that one ZAP handler per process
+    is all there can be.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hvn_auth.h"
+
+static char dir[256], pubs[300], subs[300];
+
+//  Returns 0; removes one entry (for nftw).
+static int s_remove(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void s_setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/hvn-auth-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(pubs, sizeof(pubs), "%s/publishers", dir);
+    snprintf(subs, sizeof(subs), "%s/subscribers", dir);
+    cr_assert_eq(zsys_dir_create("%s", pubs), 0);
+    cr_assert_eq(zsys_dir_create("%s", subs), 0);
+}
+
+static void s_teardown(void)
+{
+    nftw(dir, s_remove, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(auth, .init = s_setup, .fini = s_teardown, .timeout = 30);
+
+//  Returns a new certificate saved as <in>/<name> (and <name>_secret),
+//  with metadata host when host is not NULL. The caller destroys it.
+static zcert_t *s_cert(const char *in, const char *name, const char *host)
+{
+    zcert_t *cert = zcert_new();
+    cr_assert_not_null(cert);
+    if (host)
+        zcert_set_meta(cert, "host", "%s", host);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", in, name);
+    cr_assert_eq(zcert_save(cert, path), 0);
+    return cert;
+}
+
+Test(auth, publisher_keys_map_to_their_host_and_only_theirs)
+{
+    zcert_t *a = s_cert(pubs, "cmp-1.cert", "cmp-1");
+    zcert_t *nohost = s_cert(pubs, "nohost.cert", NULL);
+    zcert_t *badhost = s_cert(pubs, "bad.cert", "a@b");
+    zcert_t *reader = s_cert(subs, "reader.cert", NULL);
+    //  The same key twice: the first file counts, the copy is ignored
+    char copy[400];
+    snprintf(copy, sizeof(copy), "%s/cmp-1-copy.cert", pubs);
+    cr_assert_eq(zcert_save_public(a, copy), 0);
+    char error[256] = "";
+    hvn_auth_t *auth = hvn_auth_new(pubs, subs, error, sizeof(error));
+    cr_assert_not_null(auth, "%s", error);
+
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(a)), "cmp-1");
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(a)), "cmp-1", "cached");
+    cr_expect_null(hvn_auth_publisher_host(auth, zcert_public_txt(nohost)));
+    cr_expect_null(hvn_auth_publisher_host(auth, zcert_public_txt(badhost)));
+    cr_expect_null(hvn_auth_publisher_host(auth, zcert_public_txt(reader)),
+                   "a subscriber key is no publisher");
+    cr_expect_null(hvn_auth_publisher_host(auth, NULL));
+
+    //  A certificate added later is found (the directory changed)
+    zcert_t *b = s_cert(pubs, "cmp-2.cert", "cmp-2");
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(b)), "cmp-2");
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(a)), "cmp-1");
+
+    hvn_auth_stats_t stats;
+    hvn_auth_stats(auth, &stats);
+    cr_expect_eq(stats.allowed + stats.denied_publishers + stats.denied_subscribers, 0);
+    hvn_auth_destroy(&auth);
+    cr_expect_null(auth);
+    zcert_destroy(&a);
+    zcert_destroy(&b);
+    zcert_destroy(&nohost);
+    zcert_destroy(&badhost);
+    zcert_destroy(&reader);
+}
+
+Test(auth, one_handler_per_process_and_directories_must_exist)
+{
+    char error[256] = "";
+    hvn_auth_t *auth = hvn_auth_new(pubs, subs, error, sizeof(error));
+    cr_assert_not_null(auth, "%s", error);
+    hvn_auth_t *second = hvn_auth_new(pubs, subs, error, sizeof(error));
+    cr_expect_null(second, "a second ZAP handler started");
+    cr_expect(strstr(error, "ZAP") != NULL, "error: %s", error);
+    hvn_auth_destroy(&auth);
+
+    //  Once the first is gone, the endpoint is free again
+    auth = hvn_auth_new(pubs, subs, error, sizeof(error));
+    cr_expect_not_null(auth, "%s", error);
+    hvn_auth_destroy(&auth);
+
+    char missing[400];
+    snprintf(missing, sizeof(missing), "%s/nope", dir);
+    auth = hvn_auth_new(missing, subs, error, sizeof(error));
+    cr_expect_null(auth);
+    cr_expect(strstr(error, missing) != NULL, "error: %s", error);
+    auth = hvn_auth_new(pubs, missing, error, sizeof(error));
+    cr_expect_null(auth);
+    cr_expect(strstr(error, "subscribers") != NULL, "error: %s", error);
+}

@@ -397,6 +397,34 @@ Test(reliability, a_publisher_restarted_with_its_state_sends_no_second_create_an
     it_env_fini(&env);
 }
 
+Test(reliability, a_publisher_restarted_without_its_state_has_its_old_nodes_pruned)
+{
+    it_env_t env;
+    it_env_init(&env);
+    it_broker_start(&env, NULL);
+    const char *endpoints[] = {env.frontend, NULL};
+    it_proc_t *pub = s_pub_start(endpoints, 0, NULL, false);
+    int64_t truth[1][S_NODES];
+    for (int n = 0; n < S_NODES; n++)
+        s_report(pub, 0, n, truth[0][n] = 1);
+    s_pub_finish(&pub);
+    cr_assert_geq(s_wait_fleet(env.service, 1, S_NODES, truth, S_WAIT_MS), 0);
+
+    //  No state: the next run knows only what it is told, nodes 0 and 1
+    pub = s_pub_start(endpoints, 0, NULL, false);
+    s_report(pub, 0, 0, truth[0][0] = 3);
+    s_report(pub, 0, 1, truth[0][1] = 3);
+    truth[0][2] = truth[0][3] = S_GONE;
+    int64_t took = s_wait_fleet(env.service, 1, S_NODES, truth, S_WAIT_MS);
+    cr_assert_geq(took, 0, "nodes the publisher no longer has stayed cached");
+    cr_assert_leq(took, 2 * S_HB_MS + 1000, "pruned only after %lld ms", (long long)took);
+    //  Nodes 2 and 3 at least; 0 and 1 too when the new run's first
+    //  heartbeat, listing nothing yet, came before their creates
+    cr_assert_geq(it_broker_stat(env.service, "pruned", 2000), 2);
+    s_pub_finish(&pub);
+    it_env_fini(&env);
+}
+
 Test(reliability, a_restarted_subscriber_gets_the_whole_fleet_from_its_snapshot)
 {
     it_env_t env;

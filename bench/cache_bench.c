@@ -29,9 +29,29 @@
 #define S_HOSTS_MAX 1000
 #define S_MAX_RUNS 15
 #define S_FILL_MS 120000 //  Longest wait for the cache to fill
+#define S_FILL_STEP 2000 //  Creates sent before waiting for the cache
 
-//  Returns 0 after sending one create per node, -1 on failure.
-static int s_fill(void *ctx, const char *frontend, int nodes, int per_host)
+//  Returns 0 once the broker's STATS say at least `nodes` are cached, -1
+//  on a refusal, no answer or after S_FILL_MS.
+static int s_wait_cached(void *ctx, const char *service, int nodes)
+{
+    int64_t deadline = bc_now_ns() + (int64_t)S_FILL_MS * 1000000;
+    bc_stats_t stats;
+    while (bc_broker_stats(ctx, service, 10000, &stats) == 0 && stats.refused == 0 &&
+           bc_now_ns() < deadline) {
+        if (stats.cache_nodes >= (uint64_t)nodes)
+            return 0;
+        usleep(2000);
+    }
+    return -1;
+}
+
+//  Returns 0 after sending one create per node, -1 on failure. Sends in
+//  steps of S_FILL_STEP and waits for the broker's cache to catch up before
+//  each next step, so that its frontend queue never holds more than a step:
+//  the RSS growth is then the cache's, not a backlog's (glibc keeps freed
+//  memory, and a backlog of 100 000 messages would stay in the RSS).
+static int s_fill(void *ctx, const char *frontend, const char *service, int nodes, int per_host)
 {
     void *sock = zmq_socket(ctx, ZMQ_XPUB);
     int one = 1, linger = 10000;
@@ -51,6 +71,8 @@ static int s_fill(void *ctx, const char *frontend, int nodes, int per_host)
     uint8_t instance[16];
     uint64_t seq = 0;
     for (int i = 0; i < nodes && rc == 0; i++) {
+        if (i > 0 && i % S_FILL_STEP == 0 && s_wait_cached(ctx, service, i - S_FILL_STEP) != 0)
+            rc = -1;
         char host[32];
         snprintf(host, sizeof(host), "bench-h%03d", i / per_host);
         if (i % per_host == 0) {
@@ -187,7 +209,7 @@ int main(int argc, char **argv)
     }
     long rss_before = bc_rss_kib(pid);
     int64_t fill_start = bc_now_ns();
-    if (s_fill(ctx, frontend, nodes, per_host) != 0)
+    if (s_fill(ctx, frontend, service, nodes, per_host) != 0)
         goto done;
     int64_t deadline = bc_now_ns() + (int64_t)S_FILL_MS * 1000000;
     while (bc_broker_stats(ctx, service, 10000, &stats) == 0 &&

@@ -28,7 +28,8 @@
 #include <string.h>
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define S_KEY_TEXT 40 //  Z85 text of a 32-byte key
+#define S_KEY_TEXT 40    //  Z85 text of a 32-byte key
+#define S_RESCAN_MS 1000 //  Shortest time between two looks at a directory
 
 //  One certificate directory, loaded into a store, reloaded on change.
 typedef struct {
@@ -37,6 +38,7 @@ typedef struct {
     time_t modified;     //  What the directory looked like when loaded
     size_t count;        //  Files in it
     off_t cursize;       //  Their total size
+    int64_t checked_ms;  //  When the directory was last looked at
     int missing;         //  The directory could not be read at the last look
     int need_host;       //  Publishers: a certificate must name a valid host
     const char *role;    //  "publisher" or "subscriber", for log lines
@@ -81,6 +83,14 @@ static void s_certdir_empty(s_certdir_t *dir)
 //  directory (when the directory changed since the last load, or force).
 static void s_certdir_refresh(s_certdir_t *dir, int force)
 {
+    //  Looking means reading the whole directory (zdir): at most once a
+    //  second, so a crowd of handshakes (every host reconnecting after a
+    //  broker restart, or one client retrying with an unknown key) costs
+    //  one scan a second, not one each
+    int64_t now = zclock_mono();
+    if (!force && now - dir->checked_ms < S_RESCAN_MS)
+        return;
+    dir->checked_ms = now;
     zdir_t *zdir = zdir_new(dir->path, NULL);
     if (!zdir) {
         //  Gone or unreadable: nobody is let in until it is back

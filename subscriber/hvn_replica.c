@@ -27,6 +27,7 @@
 #define S_BACKOFF_MIN_MS 200          //  First retry of a failed repair
 #define S_BACKOFF_MAX_MS 5000         //  Longest wait between repair attempts
 #define S_BATCH 256                   //  Messages read from one link per turn
+#define S_SETTLE_MS 1000              //  A restarted broker's cache refills from resyncs meanwhile
 #define S_LOG_MS 1000                 //  Detections logged at most this often
 #define S_PRUNE_IDLE_MS (3600 * 1000) //  A publisher silent this long is forgotten
 #define S_PRUNE_EVERY_MS (60 * 1000)  //  How often to look for them
@@ -38,6 +39,7 @@ typedef struct {
     int64_t interval_ms;             //  Its heartbeat interval
     int64_t heard_ms;                //  Monotonic time of its last message
     bool silent;                     //  Silence detected, nothing heard since
+    int64_t restarted_ms;            //  When a new broker_id was seen; 0 = never
 } s_link_t;
 
 //  One publisher instance
@@ -323,17 +325,27 @@ static void s_snapshot_finish(hvn_replica_t *self, s_link_t *link)
     s_emit(self, HVN_REPLICA_REPLACED, NULL, NULL, true);
 }
 
-//  Returns the links in the order a snapshot asks them: the most recently
-//  heard first, so a dead broker is asked last.
+//  Returns how late a snapshot asks a link: 0 first, 1 for a broker that
+//  has just restarted (its cache may still be refilling), 2 for a silent one.
+static int s_link_rank(const s_link_t *link, int64_t now)
+{
+    if (link->silent)
+        return 2;
+    return link->restarted_ms && now - link->restarted_ms < 3 * link->interval_ms ? 1 : 0;
+}
+
+//  Returns the links in the order a snapshot asks them: by rank, then the
+//  most recently heard first, so a dead broker is asked last.
 static void s_link_order(hvn_replica_t *self, size_t order[])
 {
+    int64_t now = zclock_mono();
     for (size_t i = 0; i < self->link_count; i++)
         order[i] = i;
     for (size_t i = 1; i < self->link_count; i++)
         for (size_t j = i; j > 0; j--) {
             const s_link_t *a = &self->links[order[j - 1]], *b = &self->links[order[j]];
-            bool swap =
-                (a->silent && !b->silent) || (a->silent == b->silent && b->heard_ms > a->heard_ms);
+            int ra = s_link_rank(a, now), rb = s_link_rank(b, now);
+            bool swap = ra > rb || (ra == rb && b->heard_ms > a->heard_ms);
             if (!swap)
                 break;
             size_t t = order[j - 1];
@@ -443,9 +455,15 @@ static void s_handle_broker(hvn_replica_t *self, s_link_t *link, const hvn_msg_t
 {
     if (msg->interval_ms > 0)
         link->interval_ms = msg->interval_ms;
-    if (link->broker_id[0] && strcmp(link->broker_id, msg->publisher_id) != 0)
-        s_detect(self, &self->stats.broker_restarts, zclock_mono(), "broker restarted",
+    if (link->broker_id[0] && strcmp(link->broker_id, msg->publisher_id) != 0) {
+        //  Its cache refills as publishers resync: snapshot a moment later,
+        //  from another broker when there is one
+        int64_t now = zclock_mono();
+        int64_t settle = link->interval_ms < S_SETTLE_MS ? link->interval_ms : S_SETTLE_MS;
+        link->restarted_ms = now;
+        s_detect(self, &self->stats.broker_restarts, now + settle, "broker restarted",
                  msg->publisher_id);
+    }
     snprintf(link->broker_id, sizeof(link->broker_id), "%s", msg->publisher_id);
 }
 

@@ -19,10 +19,11 @@
     which libzmq attaches to every message of that connection; the broker
     maps it back to the host with hvn_auth_publisher_host, cached.
 
-    Certificates are read at the handshake: a certificate added to a
-    directory is honoured by the next connection, one removed refuses the
-    next connection but does not close one already open (restart the
-    broker to cut those).
+    Certificates are read again at a handshake when their directory
+    changed (looked at at most once a second): a certificate added is
+    honoured by the connections that follow, one removed refuses them but
+    does not close a connection already open (restart the broker to cut
+    those).
 */
 #ifndef HVN_AUTH_H_INCLUDED
 #define HVN_AUTH_H_INCLUDED

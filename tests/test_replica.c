@@ -701,3 +701,20 @@ Test(replica, silent_broker_is_seen_while_the_other_keeps_talking)
     cr_assert_eq(s_stats(replica).silences, 1, "broker 0's silence was not seen");
     hvn_replica_destroy(&replica);
 }
+
+Test(replica, sync_takes_a_snapshot_at_once_and_reports_failure)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    cr_assert_eq(hvn_replica_sync(replica), 0);
+    cr_assert(hvn_replica_synced(replica));
+    cr_assert_eq(hvn_replica_size(replica), 2);
+    brokers[0].mute = 1;
+    cr_assert_eq(hvn_replica_sync(replica), -1);
+    cr_assert_not(hvn_replica_synced(replica), "a failed sync leaves a repair pending");
+    cr_assert_eq(s_stats(replica).repairs_failed, 1);
+    cr_assert_eq(hvn_replica_size(replica), 2, "the view is kept");
+    brokers[0].mute = 0;
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    hvn_replica_destroy(&replica);
+}

@@ -783,6 +783,7 @@ static int s_snapjob_end(hvn_broker_t *self, s_snapjob_t *job)
 static int s_snapjob_step(hvn_broker_t *self, s_snapjob_t *job)
 {
     s_snapshot_t snap = {self->items[S_SERVICE].socket, job->id, job->id_size, 0};
+    long sent_before = job->sent;
     for (int n = 0; n < S_SNAPSHOT_SLICE && job->next_key < job->count; n++) {
         hvn_cache_item_t item;
         if (!hvn_cache_lookup(self->cache, job->keys[job->next_key], &item)) {
@@ -797,7 +798,8 @@ static int s_snapjob_step(hvn_broker_t *self, s_snapjob_t *job)
     if (snap.err == 0 && job->next_key == job->count && s_snapjob_end(self, job) != 0)
         snap.err = errno;
     if (snap.err == EAGAIN) {
-        if (!job->blocked_ms)
+        //  The stall is counted from the last item the client took room for
+        if (!job->blocked_ms || job->sent != sent_before)
             job->blocked_ms = self->now_ms;
         else if (self->now_ms - job->blocked_ms > S_SNAPSHOT_STALL_MS) {
             s_snapjob_fail(self, job, 0);

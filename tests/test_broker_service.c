@@ -638,6 +638,39 @@ Test(broker, a_big_snapshot_arrives_whole_while_forwarding_goes_on)
     zsock_destroy(&sub);
 }
 
+Test(broker, a_client_gone_mid_snapshot_is_counted_and_the_broker_goes_on)
+{
+    const int nodes = 20000; //  More than the service queue holds for one client
+    for (int n = 1; n <= nodes; n++) {
+        hvn_frames_t f = s_note_on(n <= nodes / 2 ? "cmp-many" : "cmp-many-2", n, (uint64_t)n);
+        s_send(&f);
+    }
+    int64_t deadline = zclock_mono() + 10 * S_WAIT_MS;
+    while (hvn_broker_cache_nodes(broker) < (size_t)nodes) {
+        cr_assert_lt(zclock_mono(), deadline, "cache never filled");
+        hvn_broker_poll(broker, 2);
+    }
+    zsock_t *client = zsock_new(ZMQ_DEALER);
+    cr_assert_eq(zsock_connect(client, "%s", endpoints[2]), 0);
+    zstr_sendm(client, "SNAPSHOT");
+    zstr_send(client, "");
+    while (hvn_broker_stats(broker)->snapshots_failed == 0 &&
+           hvn_broker_stats(broker)->snapshots == 0) {
+        cr_assert_lt(zclock_mono(), deadline, "the snapshot never started");
+        hvn_broker_poll(broker, 2);
+        if (client && zsock_events(client) & ZMQ_POLLIN)
+            zsock_destroy(&client); //  Gone after the first items arrived
+    }
+    cr_assert_null(client, "the client left before the end");
+    cr_assert_eq(hvn_broker_stats(broker)->snapshots_failed, 1);
+    cr_assert_eq(hvn_broker_stats(broker)->snapshots, 0);
+    s_snapshot_t snap;
+    s_snapshot("compute_node.create", &snap); //  Others are served (no creates here)
+    cr_assert_eq(snap.end_count, 0);
+    cr_assert_eq(hvn_broker_stats(broker)->snapshots, 1);
+    s_snapshot_free(&snap);
+}
+
 // --------------------------------------------------------------------------
 //  Service requests, heartbeat, start-up
 

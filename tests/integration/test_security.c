@@ -288,3 +288,57 @@ Test(security, curve_options_go_together)
     cr_expect_eq(it_wait(sub, 10000), 2);
     it_stop(&sub, SIGKILL, 1000);
 }
+
+Test(security, hvn_agent_publishes_with_its_host_key)
+{
+    char state[400];
+    s_path(state, sizeof(state), "agent-state");
+    const char *argv[] = {
+        "hvn-agent", "--connect",      env.frontend, "--once",       "--state-dir", state, "--host",
+        "cmp-017",   "--curve-secret", pub_secret,   "--server-key", broker_cert,   NULL};
+    it_proc_t *agent = it_spawn(argv, false, false, true);
+    cr_assert_not_null(agent);
+    cr_expect_eq(it_wait(agent, 30000), 0, "hvn-agent --once with CURVE failed");
+    it_stop(&agent, SIGKILL, 1000);
+    cr_expect_eq(s_stat("cache_nodes"), 1);
+    cr_expect_eq(s_stat("refused"), 0);
+
+    //  The same key for another host: delivered to the broker, refused there
+    const char *other[] = {
+        "hvn-agent", "--connect",      env.frontend, "--once",       "--state-dir", state, "--host",
+        "cmp-018",   "--curve-secret", pub_secret,   "--server-key", broker_cert,   NULL};
+    agent = it_spawn(other, false, false, true);
+    cr_assert_not_null(agent);
+    cr_expect_eq(it_wait(agent, 30000), 0);
+    it_stop(&agent, SIGKILL, 1000);
+    cr_expect_geq(s_stat("refused.not_authorized"), 1);
+    cr_expect_eq(s_stat("cache_nodes"), 1);
+}
+
+Test(security, an_unreadable_certificate_is_a_clear_failure)
+{
+    char missing[400];
+    s_path(missing, sizeof(missing), "missing.cert");
+    const char *argv[] = {"hvn-pub",        "--connect", env.frontend,   "--host",    "cmp-017",
+                          "--curve-secret", missing,     "--server-key", broker_cert, NULL};
+    it_proc_t *pub = it_spawn(argv, true, false, true);
+    cr_assert_not_null(pub);
+    it_close_stdin(pub);
+    cr_expect_eq(it_wait(pub, 10000), 1);
+    char *err = it_read_stderr(pub, 1000);
+    cr_expect(strstr(err, missing) != NULL, "stderr: %s", err);
+    free(err);
+    it_stop(&pub, SIGKILL, 1000);
+    //  A public certificate alone (no _secret twin) is not a client key
+    char public_only[400];
+    s_path(public_only, sizeof(public_only), "public-only.cert");
+    zcert_t *cert = zcert_load(broker_cert);
+    cr_assert_not_null(cert);
+    cr_assert_eq(zcert_save_public(cert, public_only), 0);
+    zcert_destroy(&cert);
+    const char *sub_argv[] = {"hvn-sub",   "--connect",    env.backend, "--curve-secret",
+                              public_only, "--server-key", broker_cert, NULL};
+    it_proc_t *sub = it_spawn(sub_argv, false, false, true);
+    cr_expect_eq(it_wait(sub, 10000), 1);
+    it_stop(&sub, SIGKILL, 1000);
+}

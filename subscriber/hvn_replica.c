@@ -289,6 +289,8 @@ static int s_end_compare(const void *a, const void *b)
 //  its lacking the node proves nothing.
 static bool s_newer_than(const hvn_end_t *end, const s_entry_t *entry)
 {
+    if (end->publisher_count == 0)
+        return false; //  bsearch must not be given a NULL array
     hvn_end_publisher_t key;
     memcpy(key.instance, entry->pub.instance, 16);
     const hvn_end_publisher_t *named =

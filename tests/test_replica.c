@@ -718,3 +718,15 @@ Test(replica, sync_takes_a_snapshot_at_once_and_reports_failure)
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     hvn_replica_destroy(&replica);
 }
+
+Test(replica, snapshot_naming_no_publisher_removes_what_it_lacks)
+{
+    s_fleet_ab(&brokers[0]);
+    hvn_replica_t *replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_replies_clear(&brokers[0]);
+    s_end(&brokers[0], "b2", 0, 0, NULL, NULL); //  A broker that knows nothing yet
+    cr_assert_eq(hvn_replica_sync(replica), 0);
+    cr_assert_eq(hvn_replica_size(replica), 0);
+    hvn_replica_destroy(&replica);
+}

@@ -1007,6 +1007,13 @@ static int s_curve_apply(zsock_t *xpub, const hvn_publisher_opts_t *opts)
     else if (!server)
         zsys_error("publisher: cannot load broker certificate '%s'", opts->curve_server);
     else {
+        //  The broker refuses every message for a host other than the one
+        //  the certificate names: say so now rather than leave it silent
+        const char *bound = zcert_meta(client, "host");
+        if (bound && !streq(bound, opts->host))
+            zsys_warning("publisher: certificate '%s' is bound to host '%s', not '%s': the "
+                         "broker will refuse what this publisher sends",
+                         opts->curve_secret, bound, opts->host);
         zcert_apply(client, xpub);
         zsock_set_curve_serverkey(xpub, zcert_public_txt(server));
         rc = 0;

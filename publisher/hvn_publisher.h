@@ -52,8 +52,10 @@ typedef struct {
     const char *state_dir;    //  Keep last-sent state here; NULL = none
     int heartbeat_ms;         //  Heartbeat interval; 0 = 10000
     int linger_ms;            //  Longest destroy() waits to flush; 0 = 5000
-    const char *curve_secret; //  Client certificate file; NULL = plain
-    const char *curve_server; //  Broker's public certificate file
+    const char *curve_secret; //  This host's secret certificate (hvn-keygen publisher
+                              //  --host HOST): its metadata host must be `host`, or the
+                              //  broker refuses what is sent; NULL = plain text
+    const char *curve_server; //  Broker's public certificate file; with curve_secret
 } hvn_publisher_opts_t;
 
 typedef struct _hvn_publisher_t hvn_publisher_t;

@@ -789,6 +789,23 @@ static hvn_reason_t s_copy_str(hvn_decoder_t *self, const msgpack_object *obj, c
     return HVN_OK;
 }
 
+//  Returns what s_copy_str returns, without checking UTF-8: for a value
+//  whose own check follows and admits only ASCII digits, hex digits and
+//  punctuation (a timestamp, a UUID), so that a NUL or any byte over 0x7F
+//  is refused there, as the same HVN_R_BAD_VALUE with the same detail.
+static hvn_reason_t s_copy_ascii(hvn_decoder_t *self, const msgpack_object *obj, char *dest,
+                                 size_t dest_size, const char *prefix, const char *name)
+{
+    if (obj->type != MSGPACK_OBJECT_STR)
+        return s_fail(self, HVN_R_WRONG_TYPE, prefix, name);
+    size_t len = obj->via.str.size;
+    if (len >= dest_size)
+        return s_fail(self, HVN_R_BAD_VALUE, prefix, name);
+    memcpy(dest, obj->via.str.ptr, len);
+    dest[len] = '\0';
+    return HVN_OK;
+}
+
 //  Returns HVN_OK with *value, or HVN_R_WRONG_TYPE (not an int) or
 //  HVN_R_BAD_VALUE (above INT64_MAX). Detail is prefix+name.
 static hvn_reason_t s_get_int(hvn_decoder_t *self, const msgpack_object *obj, int64_t *value,
@@ -830,7 +847,7 @@ static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const s_index_t *idx, 
     const msgpack_object *value = NULL;
     hvn_reason_t rc = s_require(self, idx, S_K_TIMESTAMP, "", &value);
     if (rc == HVN_OK)
-        rc = s_copy_str(self, value, out->timestamp, sizeof(out->timestamp), "", "timestamp");
+        rc = s_copy_ascii(self, value, out->timestamp, sizeof(out->timestamp), "", "timestamp");
     if (rc == HVN_OK && !s_timestamp_valid(out->timestamp, strlen(out->timestamp)))
         rc = s_fail(self, HVN_R_BAD_VALUE, "", "timestamp");
     return rc;
@@ -948,7 +965,9 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
             //  beyond that (uuid, ip) is checked here, not by a second
             //  pass of hvn_node_validate over every field
             char *text = hvn_node_str(node, f);
-            rc = s_copy_str(self, value, text, field->size, S_DATA_PATH, field->name);
+            rc = field->type == HVN_TYPE_UUID
+                     ? s_copy_ascii(self, value, text, field->size, S_DATA_PATH, field->name)
+                     : s_copy_str(self, value, text, field->size, S_DATA_PATH, field->name);
             if (rc == HVN_OK && !hvn_field_text_valid(f, text, value->via.str.size))
                 rc = s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, field->name);
         }
@@ -975,7 +994,7 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const s_index_t *ro
     if (rc == HVN_OK)
         rc = s_require(self, root, S_K_MESSAGE_ID, "", &value);
     if (rc == HVN_OK)
-        rc = s_copy_str(self, value, out->message_id, sizeof(out->message_id), "", "message_id");
+        rc = s_copy_ascii(self, value, out->message_id, sizeof(out->message_id), "", "message_id");
     if (rc == HVN_OK && !s_uuid_valid(out->message_id, value->via.str.size, NULL))
         rc = s_fail(self, HVN_R_BAD_VALUE, "", "message_id");
     if (rc != HVN_OK)

@@ -8,7 +8,7 @@ packages=(
   libzmq3-dev libczmq-dev libmsgpack-dev uuid-dev libjansson-dev
   libcriterion-dev libvirt-dev
   clang libclang-rt-14-dev
-  python3 python3-zmq python3-msgpack
+  python3 python3-zmq python3-msgpack jq
 )
 
 missing=()

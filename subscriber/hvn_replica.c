@@ -27,6 +27,7 @@
 #define S_BACKOFF_MIN_MS 200          //  First retry of a failed repair
 #define S_BACKOFF_MAX_MS 5000         //  Longest wait between repair attempts
 #define S_BATCH 256                   //  Messages read from one link per turn
+#define S_SIGNAL_CHECK_MS 100         //  Longest poll between checks for a signal
 #define S_SETTLE_MS 1000              //  A restarted broker's cache refills from resyncs meanwhile
 #define S_LOG_MS 1000                 //  Detections logged at most this often
 #define S_PRUNE_IDLE_MS (3600 * 1000) //  A publisher silent this long is forgotten
@@ -590,8 +591,10 @@ static int s_wait(hvn_replica_t *self, int64_t wait_ms)
     for (size_t i = 0; i < self->link_count; i++)
         items[i] = (zmq_pollitem_t){zsock_resolve(hvn_subscriber_socket(self->links[i].sub)), 0,
                                     ZMQ_POLLIN, 0};
-    if (wait_ms > INT32_MAX)
-        wait_ms = INT32_MAX;
+    //  A signal that lands just before the poll does not interrupt it: the
+    //  caller's loop checks for one at least this often
+    if (wait_ms < 0 || wait_ms > S_SIGNAL_CHECK_MS)
+        wait_ms = S_SIGNAL_CHECK_MS;
     int rc = zmq_poll(items, (int)self->link_count, (long)wait_ms);
     if (rc < 0)
         return zsys_interrupted || errno != EINTR ? -1 : 0;

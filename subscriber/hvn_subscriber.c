@@ -23,6 +23,7 @@
 #define S_PRUNE_EVERY_MS (60 * 1000)  //  How often idle publishers are forgotten
 #define S_PRUNE_IDLE_MS (3600 * 1000) //  Silence after which a publisher is forgotten
 #define S_SNAPSHOT_FRAMES 4           //  ["ITEM", topic, header, body]
+#define S_SIGNAL_CHECK_MS 100         //  Longest poll between checks for a signal
 
 //  What we know of one publisher instance
 typedef struct {
@@ -143,10 +144,17 @@ static int s_wait(void *handle, int timeout_ms)
             if (wait_ms < 0)
                 wait_ms = 0;
         }
+        //  A signal that lands between the check above and the poll does
+        //  not interrupt it: wait in slices so that it is seen soon anyway
+        bool sliced = wait_ms < 0 || wait_ms > S_SIGNAL_CHECK_MS;
+        if (sliced)
+            wait_ms = S_SIGNAL_CHECK_MS;
         zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, wait_ms);
         if (rc > 0)
             return 1;
+        if (rc == 0 && sliced)
+            continue;
         if (rc == 0)
             return 0;
         if (errno != EINTR || zsys_interrupted)

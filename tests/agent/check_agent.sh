@@ -15,12 +15,27 @@ set -euo pipefail
 bin=$(cd "$1" && pwd)
 work=$(mktemp -d /tmp/hvn-agent-check-XXXXXX)
 pids=()
+# Stops pid with SIGTERM; SIGKILL when it is still there after 10 s.
+# Returns 1 when it had to be killed.
+stop() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  if ! timeout 10 tail --pid="$1" -f /dev/null; then
+    kill -KILL "$1" 2>/dev/null || true
+    return 1
+  fi
+}
+# A broker or hvn-sub that does not stop on SIGTERM fails the check.
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local code=$? stuck=0
+  for pid in "${pids[@]}"; do
+    stop "$pid" || { echo "check_agent: pid $pid did not stop within 10 s of SIGTERM" >&2; stuck=1; }
+  done
   rm -rf "$work"
+  [ $stuck -eq 0 ] || exit 1
+  exit $code
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 fail() { echo "check_agent: $*" >&2; for f in "$work"/*.log; do echo "== $f" >&2; cat "$f" >&2; done; exit 1; }
 step() { echo "check_agent: $*"; }
 
@@ -34,7 +49,33 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 pids+=($!)
 "$bin/hvn-sub" --connect "tcp://127.0.0.1:$be" --topic compute_node. >"$work/sub.out" 2>"$work/sub.log" &
 pids+=($!)
-sleep 0.5
+
+# Prints the broker's STATS counter $1 (asked on the service socket), or
+# nothing when the broker does not answer within a second.
+stat() {
+  /usr/bin/python3 - "tcp://127.0.0.1:$sv" "$1" <<'PY'
+import sys, zmq, msgpack
+ctx = zmq.Context()
+s = ctx.socket(zmq.DEALER)
+s.setsockopt(zmq.LINGER, 0)
+s.connect(sys.argv[1])
+s.send(b"STATS")
+if s.poll(1000):
+    frames = s.recv_multipart()
+    stats = msgpack.unpackb(frames[1], raw=False)
+    print(stats.get(sys.argv[2], ""))
+PY
+}
+# Waits until the broker counts $1 subscriptions or more; 1 after 30 s.
+wait_subscriptions() {
+  for _ in $(seq 300); do
+    n=$(stat subscriptions)
+    [ -n "$n" ] && [ "$n" -ge "$1" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+wait_subscriptions 1 || fail "hvn-sub's subscription never reached the broker"
 
 agent() { timeout 30 "$bin/hvn-agent" --connect "tcp://127.0.0.1:$fe" --state-dir "$work/state" "$@"; }
 # Waits until hvn-sub has printed $1 lines. Returns 1 after 10 s.
@@ -80,7 +121,8 @@ wait_lines $((lines + 1)) || fail "no delete after --decommission"
 [ "$(field $((lines + 1)) .event_type)" = compute_node.delete ] || fail "no delete after --decommission"
 [ "$(field $((lines + 1)) '.payload."nova_object.data".uuid')" = "$uuid" ] || fail "the delete carries another uuid"
 [ ! -e "$work/state/node-uuid" ] || fail "--decommission left state/node-uuid"
-sleep 0.3
+# The broker forwards in arrival order and each run flushed before it
+# exited: a second create would be printed before the delete
 [ "$(grep -c compute_node.create "$work/sub.out")" = 1 ] || fail "more than one create was sent"
 
 step "no broker: --once exits 1 naming the endpoint"
@@ -107,12 +149,21 @@ done
 step "SIGTERM stops the daemon with 0"
 "$bin/hvn-agent" --connect "tcp://127.0.0.1:$fe" --state-dir "$work/state3" --interval 1 2>"$work/daemon.log" &
 daemon=$!
-sleep 1.5
+# Running means its node reached the broker's cache (emptied by the
+# decommission above)
+for _ in $(seq 300); do
+  [ "$(stat cache_nodes)" = 1 ] && break
+  sleep 0.1
+done
+[ "$(stat cache_nodes)" = 1 ] || fail "the daemon's node never reached the broker"
 kill -TERM $daemon
 set +e
 timeout 15 tail --pid=$daemon -f /dev/null
+stopped=$?
+[ $stopped -eq 0 ] || kill -KILL $daemon
 wait $daemon
 code=$?
 set -e
+[ $stopped -eq 0 ] || fail "the daemon did not stop within 15 s of SIGTERM"
 [ $code -eq 0 ] || fail "the daemon exited $code after SIGTERM"
 step "ok"

@@ -448,9 +448,10 @@ static void s_forward(hvn_broker_t *self)
 }
 
 //  Returns 1 when the message in self->msg was refused (counted, logged)
-//  because its sender's key is not bound to the message's host, else 0.
-//  The key is the connection's ZAP User-Id, attached by libzmq to every
-//  frame; hvn_auth caches the key's host, so this is a map lookup and two
+//  because its sender's key is not bound to the message's host, or the
+//  node it is about is cached for another host; else 0. The key is the
+//  connection's ZAP User-Id, attached by libzmq to every frame; hvn_auth
+//  caches the key's host, so this is a map lookup, a cache lookup and a few
 //  string compares per message. The decoder has already checked that
 //  publisher_id's host is the topic's; it is compared again here so this
 //  check does not lean on that one.
@@ -459,9 +460,27 @@ static int s_key_refused(hvn_broker_t *self)
     const char *key = zmq_msg_gets(&self->parts[0], "User-Id");
     const char *host = hvn_auth_publisher_host(self->auth, key);
     const char *colon = strchr(self->msg.publisher_id, ':');
-    if (host && streq(host, self->msg.host) && colon && streq(colon + 1, host))
-        return 0;
     char detail[HVN_TOPIC_MAX + 96];
+    if (host && streq(host, self->msg.host) && colon && streq(colon + 1, host)) {
+        //  A node the cache holds for another host is that host's: the key
+        //  of one host may not update, sync or delete it (nodes are keyed
+        //  by uuid alone, so this is what keeps a host from taking over
+        //  another's node). A deleted node is nobody's any more.
+        uint8_t key16[16];
+        hvn_cache_item_t item;
+        if (self->msg.header.kind == HVN_KIND_HEARTBEAT ||
+            s_uuid_key(self->msg.node.uuid, key16) != 0 ||
+            !hvn_cache_lookup(self->cache, key16, &item))
+            return 0;
+        const char *at = memchr(item.topic, '@', item.topic_size);
+        size_t owner_len = at ? item.topic_size - (size_t)(at + 1 - item.topic) : 0;
+        if (at && owner_len == strlen(host) && memcmp(at + 1, host, owner_len) == 0)
+            return 0;
+        snprintf(detail, sizeof(detail), "node %s belongs to host '%.*s', not '%s'",
+                 self->msg.node.uuid, (int)owner_len, at ? at + 1 : "", host);
+        s_refuse(self, HVN_R_NOT_AUTHORIZED, detail);
+        return 1;
+    }
     if (!host)
         snprintf(detail, sizeof(detail), "key %.40s is bound to no host", key ? key : "(none)");
     else

@@ -20,7 +20,7 @@
 
 static it_env_t env;
 static char broker_cert[400], pub_secret[420], sub_secret[420];
-static char rogue_pub_secret[420], rogue_sub_secret[420];
+static char rogue_pub_secret[420], rogue_sub_secret[420], other_pub_secret[420];
 
 //  Returns nothing; path is env.dir + "/" + name.
 static void s_path(char *path, size_t size, const char *name)
@@ -53,6 +53,9 @@ static void s_setup(void)
     s_path(path, sizeof(path), "publishers/cmp-017.cert");
     s_keygen("publisher", "cmp-017", path);
     snprintf(pub_secret, sizeof(pub_secret), "%s_secret", path);
+    s_path(path, sizeof(path), "publishers/cmp-019.cert");
+    s_keygen("publisher", "cmp-019", path);
+    snprintf(other_pub_secret, sizeof(other_pub_secret), "%s_secret", path);
     s_path(path, sizeof(path), "subscribers/reader.cert");
     s_keygen("subscriber", NULL, path);
     snprintf(sub_secret, sizeof(sub_secret), "%s_secret", path);
@@ -341,4 +344,24 @@ Test(security, an_unreadable_certificate_is_a_clear_failure)
     it_proc_t *sub = it_spawn(sub_argv, false, false, true);
     cr_expect_eq(it_wait(sub, 10000), 1);
     it_stop(&sub, SIGKILL, 1000);
+}
+
+Test(security, a_host_cannot_take_over_another_hosts_node)
+{
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    cr_assert_eq(s_stat("cache_nodes"), 1);
+    //  cmp-019's own, listed key, its own topic host, but cmp-017's node
+    cr_expect_eq(s_publish("cmp-019", S_UUID_OK, other_pub_secret, "20"), 0);
+    cr_expect_geq(s_stat("refused.not_authorized"), 1);
+    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "10", NULL};
+    it_proc_t *snap = s_subscribe(sub_secret, args);
+    char line[8192];
+    cr_assert_gt(it_read_line(snap, line, sizeof(line), 10000), 0, "no snapshot line");
+    cr_expect(strstr(line, S_UUID_OK) && strstr(line, "nova-compute:cmp-017"),
+              "the node changed hands: %s", line);
+    cr_expect_eq(it_wait(snap, 10000), 0);
+    it_stop(&snap, SIGTERM, 5000);
+    //  A node of its own is fine
+    cr_expect_eq(s_publish("cmp-019", S_UUID_OTHER, other_pub_secret, "20"), 0);
+    cr_expect_eq(s_stat("cache_nodes"), 2);
 }

@@ -30,6 +30,7 @@
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_KEY_TEXT 40    //  Z85 text of a 32-byte key
 #define S_RESCAN_MS 1000 //  Shortest time between two looks at a directory
+#define S_FORCED_MS 100  //  Same, when the handler does not know a key
 
 //  One certificate directory, loaded into a store, reloaded on change.
 typedef struct {
@@ -39,6 +40,7 @@ typedef struct {
     size_t count;        //  Files in it
     off_t cursize;       //  Their total size
     int64_t checked_ms;  //  When the directory was last looked at
+    int64_t forced_ms;   //  When an unknown key last made the handler look
     int missing;         //  The directory could not be read at the last look
     int need_host;       //  Publishers: a certificate must name a valid host
     const char *role;    //  "publisher" or "subscriber", for log lines
@@ -48,6 +50,7 @@ struct _hvn_auth_t {
     zactor_t *actor;               //  The ZAP handler
     s_certdir_t publishers;        //  Broker thread's own copy, for host lookups
     zhashx_t *hosts;               //  Key text -> host (strdup'd), cache
+    zhashx_t *misses;              //  Key text -> when it was last not found (ms)
     char last_key[S_KEY_TEXT + 1]; //  Key of the last lookup
     const char *last_host;         //  Its answer (owned by hosts), or NULL
     atomic_uint_fast64_t allowed;
@@ -80,7 +83,8 @@ static void s_certdir_empty(s_certdir_t *dir)
 }
 
 //  Returns nothing; dir's store holds the certificates now in its
-//  directory (when the directory changed since the last load, or force).
+//  directory when it changed since the last load. force 0: unless the last
+//  look was less than a second ago; 1: look now; 2: reload, changed or not.
 static void s_certdir_refresh(s_certdir_t *dir, int force)
 {
     //  Looking means reading the whole directory (zdir): at most once a
@@ -94,7 +98,7 @@ static void s_certdir_refresh(s_certdir_t *dir, int force)
     zdir_t *zdir = zdir_new(dir->path, NULL);
     if (!zdir) {
         //  Gone or unreadable: nobody is let in until it is back
-        if (dir->missing && !force)
+        if (dir->missing && force < 2)
             return; //  Said so already
         s_certdir_empty(dir);
         dir->missing = 1;
@@ -103,7 +107,7 @@ static void s_certdir_refresh(s_certdir_t *dir, int force)
                      dir->role, dir->path, dir->role);
         return;
     }
-    if (!force && dir->modified == zdir_modified(zdir) && dir->count == zdir_count(zdir) &&
+    if (force < 2 && dir->modified == zdir_modified(zdir) && dir->count == zdir_count(zdir) &&
         dir->cursize == zdir_cursize(zdir)) {
         zdir_destroy(&zdir);
         return;
@@ -157,7 +161,7 @@ static int s_certdir_init(s_certdir_t *dir, const char *path, const char *role, 
     dir->need_host = need_host;
     if (!dir->path || !dir->store)
         return -1;
-    s_certdir_refresh(dir, 1);
+    s_certdir_refresh(dir, 2);
     return 0;
 }
 
@@ -213,7 +217,18 @@ static void s_zap_answer(hvn_auth_t *auth, zsock_t *rep, s_certdir_t *publishers
     if (version && streq(version, "1.0") && mechanism && streq(mechanism, "CURVE") && credential &&
         zframe_size(credential) == 32 && dir) {
         zmq_z85_encode(key, zframe_data(credential), 32);
-        if (s_certdir_lookup(dir, key)) {
+        zcert_t *cert = s_certdir_lookup(dir, key);
+        //  Not known: maybe added since the last look. libzmq does not
+        //  retry a client refused here, so look now rather than refuse a
+        //  new host for good; a flood of unknown keys gets such a look ten
+        //  times a second at most
+        int64_t now = zclock_mono();
+        if (!cert && now - dir->forced_ms >= S_FORCED_MS) {
+            dir->forced_ms = now;
+            s_certdir_refresh(dir, 1);
+            cert = dir->store ? zcertstore_lookup(dir->store, key) : NULL;
+        }
+        if (cert) {
             status = "200";
             text = "OK";
         }
@@ -340,7 +355,9 @@ hvn_auth_t *hvn_auth_new(const char *publishers_dir, const char *subscribers_dir
         return NULL;
     }
     self->hosts = zhashx_new();
-    if (!self->hosts || s_certdir_init(&self->publishers, publishers_dir, "publisher", 1) != 0) {
+    self->misses = zhashx_new();
+    if (!self->hosts || !self->misses ||
+        s_certdir_init(&self->publishers, publishers_dir, "publisher", 1) != 0) {
         s_error(error, error_size, "out of memory");
         hvn_auth_destroy(&self);
         return NULL;
@@ -365,6 +382,7 @@ void hvn_auth_destroy(hvn_auth_t **self_p)
         return;
     zactor_destroy(&self->actor);
     zhashx_destroy(&self->hosts);
+    zhashx_destroy(&self->misses);
     s_certdir_fini(&self->publishers);
     free(self);
     *self_p = NULL;
@@ -380,10 +398,24 @@ const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key)
         return self->last_host;
     const char *host = zhashx_lookup(self->hosts, key);
     if (!host) {
-        zcert_t *cert = s_certdir_lookup(&self->publishers, key);
+        //  A key the handler let in but this copy does not know yet was
+        //  added since this copy last looked: look now, whatever the time
+        //  since (else a new host's first messages would be refused). A key
+        //  that is still unknown then (its certificate removed while it
+        //  stays connected) gets that forced look once a second at most.
+        int64_t now = zclock_mono();
+        int64_t missed = (int64_t)(intptr_t)zhashx_lookup(self->misses, key);
+        if (!missed || now - missed >= S_RESCAN_MS)
+            s_certdir_refresh(&self->publishers, 1);
+        zcert_t *cert =
+            self->publishers.store ? zcertstore_lookup(self->publishers.store, key) : NULL;
         const char *meta = cert ? zcert_meta(cert, "host") : NULL;
-        if (!meta || !s_host_valid(meta))
+        if (!meta || !s_host_valid(meta)) {
+            if (!missed || now - missed >= S_RESCAN_MS)
+                zhashx_update(self->misses, key, (void *)(intptr_t)(now ? now : 1));
             return NULL;
+        }
+        zhashx_delete(self->misses, key);
         char *copy = strdup(meta);
         if (!copy)
             return NULL;

@@ -20,10 +20,11 @@
     maps it back to the host with hvn_auth_publisher_host, cached.
 
     Certificates are read again at a handshake when their directory
-    changed (looked at at most once a second): a certificate added is
-    honoured by the connections that follow, one removed refuses them but
-    does not close a connection already open (restart the broker to cut
-    those).
+    changed (looked at once a second at most; at once for an unknown key,
+    ten times a second at most): a certificate added is honoured by the
+    connections that follow, one removed refuses them but does not close a
+    connection already open (restart the broker to cut those). libzmq does
+    not retry a client refused at the handshake.
 */
 #ifndef HVN_AUTH_H_INCLUDED
 #define HVN_AUTH_H_INCLUDED

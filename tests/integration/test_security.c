@@ -365,3 +365,22 @@ Test(security, a_host_cannot_take_over_another_hosts_node)
     cr_expect_eq(s_publish("cmp-019", S_UUID_OTHER, other_pub_secret, "20"), 0);
     cr_expect_eq(s_stat("cache_nodes"), 2);
 }
+
+Test(security, a_publisher_added_while_the_broker_runs_gets_in_with_its_first_message)
+{
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    char path[400], secret[420];
+    s_path(path, sizeof(path), "publishers/cmp-020.cert");
+    s_keygen("publisher", "cmp-020", path);
+    snprintf(secret, sizeof(secret), "%s_secret", path);
+    const char *args[] = {"--count", "1", "--timeout", "30", NULL};
+    it_proc_t *sub = s_subscribe(sub_secret, args);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    cr_expect_eq(s_publish("cmp-020", "60000000-0000-4000-8000-000000000020", secret, "20"), 0);
+    char line[8192];
+    cr_assert_gt(it_read_line(sub, line, sizeof(line), 10000), 0, "the new host's create lost");
+    cr_expect(strstr(line, "60000000-0000-4000-8000-000000000020") != NULL, "got %s", line);
+    it_stop(&sub, SIGTERM, 5000);
+    cr_expect_eq(s_stat("refused"), 0);
+    cr_expect_eq(s_stat("cache_nodes"), 2);
+}

@@ -6,7 +6,9 @@
 
     - the answer is HVN_OK or a named reason, with a bounded detail, and a
       fresh decoder gives the same answer (nothing leaks from one message
-      into the next);
+      into the next); a body it reads passes the msgpack pre-scan, even
+      when the decoder skipped it, and no body makes it allocate more
+      than libFuzzer's malloc limit;
     - an accepted message is what the decoder promises: topic and host
       NUL-terminated and matching the frames, the header kind fits the
       event, a create or update carries a valid node, heartbeat uuids are
@@ -339,6 +341,12 @@ static void s_one(s_state_t *state, const uint8_t *topic, size_t topic_size, con
     const char *detail = hvn_decoder_detail(state->decoder);
     S_CHECK(detail && strlen(detail) < 96);
     S_CHECK(reason == HVN_OK || detail[0] != '\0');
+    //  A body the decoder read past msgpack was one the pre-scan passes,
+    //  however the decoder chose to skip it
+    bool body_read = reason == HVN_OK || reason == HVN_R_NOT_MAP || reason == HVN_R_MISSING_KEY ||
+                     reason == HVN_R_WRONG_TYPE || reason == HVN_R_BAD_VALUE ||
+                     reason == HVN_R_PAYLOAD_VERSION || reason == HVN_R_TOPIC_MISMATCH;
+    S_CHECK(!body_read || hvn_msgpack_bounded(body, body_size, true));
 
     //  A fresh decoder agrees, refusal detail included
     hvn_decoder_t *fresh = hvn_decoder_new();

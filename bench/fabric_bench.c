@@ -11,7 +11,10 @@
                     delivered / (sent × M)
       latency       one publisher at a steady rate, the send time
                     (CLOCK_MONOTONIC, the same clock in every process) in
-                    each body; one-way p50/p99/p99.9 at the subscriber
+                    each body; one-way p50/p99/p99.9 at the subscriber. The
+                    broker's and the proxy's chains run at the same time,
+                    paced by one clock (a publisher and a subscriber each),
+                    so that other load on the machine hits both alike
 
     Each forwarding case also prints the middle's CPU time (user + system,
     every thread, from wait4 when it exits, start-up included) per message
@@ -104,6 +107,17 @@ typedef struct {
     double cpu_us; //  The middle's CPU (all its threads, its whole life) per message sent, µs
     int ok;        //  Nonzero when the run completed
 } s_result_t;
+
+//  Two runs started together: the latency case runs the broker's and the
+//  proxy's at the same time, paced by one clock, so that whatever else the
+//  machine does lands on both alike
+typedef struct {
+    pthread_mutex_t lock; //  Guards the rest
+    pthread_cond_t cond;  //  Signalled when t_go is set or a run failed
+    int ready;            //  Runs connected
+    int failed;           //  A run could not connect
+    int64_t t_go;         //  The common start, ns; 0 = not yet
+} s_gate_t;
 
 //  Options
 static struct {
@@ -298,10 +312,29 @@ static pid_t s_middle_start(s_middle_t middle, const char *transport, int serial
     return bc_spawn("hvn-broker", args);
 }
 
-//  Returns what one run of `middle` measured (ok = 0 when it failed).
+//  Returns true with *t_go the common start once both runs of the gate are
+//  connected, false when the other could not connect.
+static bool s_gate_pass(s_gate_t *gate, bool connected, int64_t *t_go)
+{
+    pthread_mutex_lock(&gate->lock);
+    if (!connected)
+        gate->failed = 1;
+    else if (++gate->ready == 2)
+        gate->t_go = bc_now_ns();
+    pthread_cond_broadcast(&gate->cond);
+    while (!gate->t_go && !gate->failed)
+        pthread_cond_wait(&gate->cond, &gate->lock);
+    bool go = gate->t_go != 0 && connected;
+    *t_go = gate->t_go;
+    pthread_mutex_unlock(&gate->lock);
+    return go;
+}
+
+//  Returns what one run of `middle` measured (ok = 0 when it failed). With
+//  a gate, starts together with the gate's other run.
 static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs, int nsubs,
                              long per_pub, double rate, bc_msg_t msgs[][S_NODES], int nmsgs,
-                             bc_msg_t *pings)
+                             bc_msg_t *pings, s_gate_t *gate)
 {
     static int serial = 0;
     s_result_t result = {0};
@@ -330,10 +363,13 @@ static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs
     while (atomic_load(&run.ready) < npubs * nsubs && bc_now_ns() < deadline)
         usleep(1000);
     bool connected = atomic_load(&run.ready) >= npubs * nsubs;
-    if (connected) {
+    if (gate)
+        connected = s_gate_pass(gate, connected, &run.t_go);
+    else if (connected)
         run.t_go = bc_now_ns();
+    if (connected)
         atomic_store(&run.go, 1);
-    } else
+    else
         atomic_store(&run.subs_done, 1); //  Publishers give up their handshake
     long sent = 0;
     int failed = 0;
@@ -382,6 +418,56 @@ static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs
     for (int s = 0; s < nsubs; s++)
         free(subs[s].lat);
     return result;
+}
+
+//  One side of a paired run, for its thread
+typedef struct {
+    s_middle_t middle;         //  Which middle
+    const char *transport;     //  tcp or ipc
+    long per_pub;              //  Messages to send
+    double rate;               //  Their rate
+    bc_msg_t (*msgs)[S_NODES]; //  Its own messages (written in place while sent)
+    int nmsgs;                 //  How many
+    bc_msg_t *pings;           //  Its heartbeat
+    s_gate_t *gate;            //  Shared with the other side
+    s_result_t result;         //  What it measured
+} s_side_t;
+
+//  Returns NULL; runs one side of a paired run.
+static void *s_side_main(void *arg)
+{
+    s_side_t *side = arg;
+    side->result = s_run_once(side->middle, side->transport, 1, 1, side->per_pub, side->rate,
+                              side->msgs, side->nmsgs, side->pings, side->gate);
+    return NULL;
+}
+
+//  Returns nothing; res[S_BROKER] and res[S_PROXY] hold one latency run of
+//  each middle, both running at once, paced by the same clock.
+static void s_run_paired(const char *transport, long per_pub, double rate, bc_msg_t msgs[][S_NODES],
+                         int nmsgs, bc_msg_t *pings, s_result_t res[2])
+{
+    s_gate_t gate = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    s_side_t sides[2];
+    pthread_t threads[2];
+    for (int m = 0; m < 2; m++) {
+        //  Messages and heartbeat of publisher m: each side writes its own
+        sides[m] = (s_side_t){.middle = (s_middle_t)m,
+                              .transport = transport,
+                              .per_pub = per_pub,
+                              .rate = rate,
+                              .msgs = msgs + m,
+                              .nmsgs = nmsgs,
+                              .pings = pings + m,
+                              .gate = &gate};
+        pthread_create(&threads[m], NULL, s_side_main, &sides[m]);
+    }
+    for (int m = 0; m < 2; m++) {
+        pthread_join(threads[m], NULL);
+        res[m] = sides[m].result;
+    }
+    pthread_mutex_destroy(&gate.lock);
+    pthread_cond_destroy(&gate.cond);
 }
 
 // --------------------------------------------------------------------------
@@ -441,7 +527,9 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
     static bc_msg_t msgs[S_MAX_PUBS][S_NODES];
     bc_msg_t pings[S_MAX_PUBS];
     int nmsgs;
-    if (s_build(npubs, rate > 0, msgs, &nmsgs, pings) != 0) {
+    //  A latency case runs both middles at once, each with a publisher of
+    //  its own: two sets of messages
+    if (s_build(rate > 0 ? 2 : npubs, rate > 0, msgs, &nmsgs, pings) != 0) {
         fprintf(stderr, "bench_fabric: cannot encode the messages\n");
         return -1;
     }
@@ -450,11 +538,14 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
     int n = 0, failed = 0;
     for (int r = 0; r < s_opt.runs; r++) {
         s_result_t res[2];
-        for (int k = 0; k < 2; k++) {
-            s_middle_t middle = (s_middle_t)((r + k) % 2);
-            res[middle] =
-                s_run_once(middle, transport, npubs, nsubs, per_pub, rate, msgs, nmsgs, pings);
-        }
+        if (rate > 0)
+            s_run_paired(transport, per_pub, rate, msgs, nmsgs, pings, res);
+        else
+            for (int k = 0; k < 2; k++) {
+                s_middle_t middle = (s_middle_t)((r + k) % 2);
+                res[middle] = s_run_once(middle, transport, npubs, nsubs, per_pub, rate, msgs,
+                                         nmsgs, pings, NULL);
+            }
         if (!res[0].ok || !res[1].ok) {
             failed++;
             continue;
@@ -478,7 +569,7 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
                     res[1].rate, res[1].loss * 100, res[1].p99, res[1].cpu_us);
         n++;
     }
-    s_unbuild(npubs, msgs, nmsgs, pings);
+    s_unbuild(rate > 0 ? 2 : npubs, msgs, nmsgs, pings);
     if (n == 0) {
         printf("| %s, %s | failed | failed | | | |\n", name, transport);
         return -1;

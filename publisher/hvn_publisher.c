@@ -32,6 +32,7 @@
 #define S_DEFAULT_LINGER_MS 5000
 #define S_SNDHWM 10000       //  Messages queued per broker pipe
 #define S_RETRY_MS 10        //  Retry interval while a pipe is full
+#define S_STALL_MS 5000      //  Default stall_ms
 #define S_STATE_BUSY_MS 1000 //  State save interval while draining
 
 typedef struct _s_entry_t s_entry_t;
@@ -73,6 +74,8 @@ struct _hvn_publisher_t {
     char *state_dir;      //  Or NULL
     char *state_path;     //  <state_dir>/publisher-<host>.state, or NULL
     int heartbeat_ms;     //  Heartbeat interval
+    int stall_ms;         //  Reconnect after a stall this long; -1 = never
+    zlist_t *endpoints;   //  Each broker's endpoint, for reconnects
     uint8_t instance[16]; //  This instance's id, raw UUID
     zactor_t *actor;      //  The network side
 
@@ -106,6 +109,7 @@ struct _hvn_publisher_t {
     bool heartbeat_due;         //  A heartbeat waits to go out
     s_sent_t *heartbeat;        //  Encoded heartbeat not yet sent, or NULL
     int64_t heartbeat_at;       //  Monotonic ms of the next heartbeat
+    int64_t blocked_since;      //  Monotonic ms of the first refused send, 0 = none since
     bool heartbeat_warned;      //  Logged that heartbeats outgrew the limit
     s_sent_t *stalled;          //  Popped and encoded, not yet sent
     uint64_t seq;               //  Last seq used
@@ -267,8 +271,11 @@ static int s_send(hvn_publisher_t *self, const char *topic, size_t topic_size,
     if (zmq_send(self->xpub_handle, topic, topic_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
         if (errno != EAGAIN)
             zsys_error("publisher: send failed: %s", zmq_strerror(errno));
+        else if (!self->blocked_since)
+            self->blocked_since = zclock_mono();
         return -1;
     }
+    self->blocked_since = 0;
     //  Once the first frame is in, the rest of the message always fits
     //  (libzmq checks the high water mark per whole message).
     if (zmq_send(self->xpub_handle, header, HVN_HEADER_SIZE, ZMQ_SNDMORE) == -1 ||
@@ -513,12 +520,40 @@ static int s_drain(hvn_publisher_t *self)
     }
 }
 
+//  With several brokers on one XPUB and ZMQ_XPUB_NODROP, one broker that
+//  stops reading (hung, stopped, overloaded) refuses every send once its
+//  pipe is full, for all brokers. After stall_ms of that, drops every
+//  broker's connection and connects again: what sat in the pipes is lost
+//  (subscribers see the seq gap and repair; the brokers' caches are
+//  refreshed by the resync that each reconnected broker's subscription
+//  brings), and a broker that does not answer the handshake gets no pipe
+//  (ZMQ_IMMEDIATE) until it reads again.
+static void s_unstall(hvn_publisher_t *self)
+{
+    if (self->stall_ms < 0 || zlist_size(self->endpoints) < 2 || !self->blocked_since ||
+        zclock_mono() - self->blocked_since < self->stall_ms)
+        return;
+    zsys_warning("publisher: no broker took a message for %d ms; reconnecting to all %zu "
+                 "(one that is not reading gets nothing until it reads again)",
+                 self->stall_ms, zlist_size(self->endpoints));
+    for (const char *ep = zlist_first(self->endpoints); ep; ep = zlist_next(self->endpoints))
+        zmq_disconnect(self->xpub_handle, ep);
+    for (const char *ep = zlist_first(self->endpoints); ep; ep = zlist_next(self->endpoints))
+        if (zmq_connect(self->xpub_handle, ep) != 0)
+            zsys_error("publisher: cannot connect again to '%s': %s", ep, zmq_strerror(errno));
+    self->blocked_since = 0;
+    pthread_mutex_lock(&self->mutex);
+    self->stats.reconnects++;
+    pthread_mutex_unlock(&self->mutex);
+}
+
 //  Does whatever can be done now: finish a resync, send a heartbeat when
 //  due, drain the queue, save the state.
 static void s_work(hvn_publisher_t *self)
 {
     if (!self->broker)
         return;
+    s_unstall(self);
     if (self->syncing && s_resync(self) != 0)
         return;
     if ((self->heartbeat_due || zclock_mono() >= self->heartbeat_at) && s_send_heartbeat(self) != 0)
@@ -984,6 +1019,10 @@ static int s_opts_check(const hvn_publisher_opts_t *opts)
         zsys_error("publisher: heartbeat_ms and linger_ms must not be negative");
         return -1;
     }
+    if (opts->stall_ms < -1) {
+        zsys_error("publisher: stall_ms must be -1 (never), 0 (default) or positive");
+        return -1;
+    }
     if (!opts->curve_secret != !opts->curve_server) {
         zsys_error("publisher: CURVE needs both a client and a broker certificate");
         return -1;
@@ -1055,6 +1094,21 @@ static zsock_t *s_xpub_new(const char *endpoint, const hvn_publisher_opts_t *opt
     return xpub;
 }
 
+//  Returns the endpoints of a comma-separated list, without zsock_attach's
+//  '>' prefix, as a list that owns its strings.
+static zlist_t *s_endpoints(const char *list)
+{
+    zlist_t *endpoints = zlist_new();
+    assert(endpoints);
+    zlist_autofree(endpoints);
+    char *copy = s_strdup(list);
+    char *save = NULL;
+    for (char *ep = strtok_r(copy, ",", &save); ep; ep = strtok_r(NULL, ",", &save))
+        zlist_append(endpoints, ep + (*ep == '>'));
+    free(copy);
+    return endpoints;
+}
+
 //  Frees everything but the actor.
 static void s_free(hvn_publisher_t *self)
 {
@@ -1074,6 +1128,7 @@ static void s_free(hvn_publisher_t *self)
     pthread_cond_destroy(&self->idle);
     pthread_mutex_destroy(&self->mutex);
     free(self->endpoint);
+    zlist_destroy(&self->endpoints);
     free(self->host);
     free(self->service);
     free(self->state_dir);
@@ -1095,6 +1150,8 @@ hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
     self->service = s_strdup(opts->service ? opts->service : HVN_DEFAULT_SERVICE);
     self->state_dir = s_strdup(opts->state_dir);
     self->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : S_DEFAULT_HEARTBEAT_MS;
+    self->stall_ms = opts->stall_ms ? opts->stall_ms : S_STALL_MS;
+    self->endpoints = s_endpoints(opts->endpoint);
     self->linger_ms = opts->linger_ms ? opts->linger_ms : S_DEFAULT_LINGER_MS;
     hvn_uuid4_raw(self->instance);
 

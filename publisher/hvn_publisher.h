@@ -56,6 +56,10 @@ typedef struct {
                               //  --host HOST): its metadata host must be `host`, or the
                               //  broker refuses what is sent; NULL = plain text
     const char *curve_server; //  Broker's public certificate file; with curve_secret
+    int stall_ms;             //  With several brokers: when none has taken a message
+                              //  for this long, reconnect to all of them (so that one
+                              //  broker that stopped reading cannot hold up the
+                              //  others); 0 = 5000, -1 = never
 } hvn_publisher_opts_t;
 
 typedef struct _hvn_publisher_t hvn_publisher_t;
@@ -114,6 +118,7 @@ typedef struct {
     uint64_t refused;    //  report()/remove() refused: queue full
     uint64_t resyncs;    //  Broker subscriptions answered by a resync
     uint64_t broker;     //  1 while a broker's subscription is held
+    uint64_t reconnects; //  Reconnects to every broker after a stall (stall_ms)
 } hvn_publisher_stats_t;
 
 //  Copies the publisher's counters into *out.

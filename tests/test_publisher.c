@@ -12,6 +12,7 @@
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "hvn_publisher.h"
@@ -1330,4 +1331,81 @@ Test(publisher, destroy_right_after_a_burst_of_changes_stops_the_actor_cleanly)
         cr_assert_null(pub);
         zactor_destroy(&drain);
     }
+}
+
+//  Returns the highest notification seq read from sub until it reaches
+//  want or the deadline passes.
+static uint64_t s_read_until_seq(zsock_t *sub, uint64_t want, int64_t deadline)
+{
+    uint64_t top = 0;
+    s_rx_t rx = {0};
+    while (top < want && zclock_mono() < deadline) {
+        if (!s_recv(sub, &rx))
+            continue;
+        if (rx.msg.header.kind == HVN_KIND_NOTIFICATION && rx.msg.header.seq > top)
+            top = rx.msg.header.seq;
+    }
+    free(rx.body);
+    return top;
+}
+
+Test(publisher, a_broker_that_stops_reading_does_not_hold_up_the_other)
+{
+    enum { NODES = 40000 }; //  Several times what one stuck pipe holds
+    char dir[] = "/tmp/hvn-stall-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char stuck_ep[64], live_ep[64], both[160];
+    snprintf(stuck_ep, sizeof stuck_ep, "ipc://%s/stuck", dir);
+    snprintf(live_ep, sizeof live_ep, "ipc://%s/live", dir);
+    snprintf(both, sizeof both, "%s,%s", stuck_ep, live_ep);
+
+    //  The stuck broker subscribes and then never reads
+    zsock_t *stuck = zsock_new(ZMQ_SUB);
+    zsock_set_rcvhwm(stuck, 10);
+    cr_assert_eq(zsock_bind(stuck, "%s", stuck_ep), 0);
+    zsock_set_subscribe(stuck, "");
+    zsock_t *live = s_broker_new(live_ep);
+    zsock_set_rcvtimeo(live, 100);
+
+    hvn_publisher_opts_t opts = {
+        .endpoint = both, .host = S_HOST, .linger_ms = 1000, .stall_ms = 300};
+    hvn_publisher_t *pub = hvn_publisher_new(&opts);
+    cr_assert(pub);
+    //  Both brokers hear from it, so both are subscribed; then the stuck
+    //  one stops reading
+    s_rx_t rx = {0};
+    zsock_set_rcvtimeo(stuck, S_RECV_MS);
+    cr_assert(s_recv(stuck, &rx), "the stuck broker never heard from the publisher");
+    cr_assert(s_recv(live, &rx) || s_recv(live, &rx), "the live broker never heard from it");
+    free(rx.body);
+    hvn_node_t node;
+    for (int i = 0; i < NODES; i++) {
+        s_node(&node, i);
+        cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+    }
+    uint64_t top = s_read_until_seq(live, NODES, zclock_mono() + 15000);
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    cr_log_info("reconnects %llu, last seq at the live broker %llu",
+                (unsigned long long)stats.reconnects, (unsigned long long)top);
+    cr_assert_eq(top, NODES, "the live broker got up to seq %llu of %d", (unsigned long long)top,
+                 NODES);
+    cr_assert_geq(stats.reconnects, 1);
+
+    hvn_publisher_set_linger(pub, 0);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&live);
+    zsock_destroy(&stuck);
+    char path[128];
+    snprintf(path, sizeof path, "%s/stuck", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/live", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(publisher, new_refuses_a_stall_below_minus_one)
+{
+    hvn_publisher_opts_t opts = {.endpoint = "inproc://x", .host = S_HOST, .stall_ms = -2};
+    cr_assert_null(hvn_publisher_new(&opts));
 }

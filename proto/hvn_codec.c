@@ -1,15 +1,21 @@
 /*  hvn_codec.c — the HVN/1 message: three frames, encoded and decoded.
 
     The encoder packs into one reused msgpack_sbuffer, so a warm encoder
-    does not allocate. The decoder unpacks into one reused msgpack_zone and
-    then walks only the depth it knows (envelope, payload, data), checking
-    every object's type before reading it and bounding every string by its
-    destination. Both walk hvn_schema_fields[] for the payload fields.
+    does not allocate. The decoder runs msgpack-c's own parser (the
+    unpack_template.h msgpack_unpack() is built from) with callbacks that
+    write one flat token per object into an array it keeps, instead of a
+    tree of msgpack_objects in a zone, then walks only the depth it knows
+    (envelope, payload, data), checking every object's type before reading
+    it and bounding every string by its destination. Both walk
+    hvn_schema_fields[] for the payload fields.
 
-    One guard sits in front of msgpack_unpack(): msgpack-c allocates a whole
-    array or map as soon as it reads its header, so six hostile bytes can
-    ask for 100 GB. hvn_msgpack_bounded() first checks, without recursion, that
-    every container's count fits in the bytes that remain.
+    A token is written per object the parser has read, never per element a
+    container's header claims, so six hostile bytes cannot make the decoder
+    allocate: it holds at most one token per body byte. msgpack_unpack(),
+    which allocates a whole array or map as soon as it reads its header,
+    decodes only END bodies here, behind hvn_msgpack_bounded(), which checks
+    without recursion that every container's count fits in the bytes that
+    remain.
 */
 #include "hvn_codec.h"
 #include "hvn_ids.h"
@@ -26,8 +32,9 @@
 #define S_PAYLOAD_VERSION S_STR(HVN_PAYLOAD_MAJOR) "." S_STR(HVN_PAYLOAD_MINOR)
 #define S_DELETE_VERSION S_STR(HVN_DELETE_PAYLOAD_MAJOR) "." S_STR(HVN_DELETE_PAYLOAD_MINOR)
 #define S_PRIORITY "INFO"
-#define S_ZONE_CHUNK_SIZE 8192 //  Decoder zone chunk; a notification fits
-#define S_DETAIL_MAX 96        //  Longest detail path
+#define S_TOKENS_INIT 256   //  Decoder tokens; a notification takes about 60
+#define S_TOKENS_KEEP 16384 //  Tokens kept between decodes (a 10 000-node heartbeat)
+#define S_DETAIL_MAX 96     //  Longest detail path
 #define S_DATA_PATH "payload.nova_object.data."
 
 // --------------------------------------------------------------------------
@@ -512,9 +519,37 @@ int hvn_encoder_broker_heartbeat(hvn_encoder_t *self, const char *name, const ch
 // --------------------------------------------------------------------------
 //  Decoder
 
+//  One msgpack object of a body, as msgpack-c's own parser (its
+//  unpack_template.h) reports it: the body becomes an array of these in
+//  document order, a container followed by its elements, instead of a tree
+//  of msgpack_objects in a zone.
+typedef struct {
+    msgpack_object_type type; //  As msgpack_unpack would type the object
+    uint32_t size;            //  str: bytes; array: elements; map: pairs
+    uint32_t span;            //  Tokens this object and its elements take
+    union {
+        const char *ptr; //  str: its bytes, in the body
+        uint64_t u64;    //  POSITIVE_INTEGER
+        int64_t i64;     //  NEGATIVE_INTEGER
+    };
+} s_tok_t;
+
+//  Returns the token after t and all its elements.
+static inline const s_tok_t *s_tok_next(const s_tok_t *t)
+{
+    return t + t->span;
+}
+
+//  What the parser's callbacks fill: the decoder's token array
+typedef struct {
+    s_tok_t *tok;   //  Grown (doubling) when a body has more objects
+    uint32_t count; //  Tokens written by this parse
+    uint32_t cap;   //  Tokens allocated
+} s_tokens_t;
+
 struct _hvn_decoder_t {
     size_t max_size;               //  Largest body accepted, bytes
-    msgpack_zone zone;             //  Unpacked objects; cleared, not freed, per decode
+    s_tokens_t tokens;             //  The last body's objects; kept between decodes
     char detail[S_DETAIL_MAX];     //  Where the last refusal was found
     uint8_t (*nodes)[16];          //  Publisher heartbeat uuids, grown on demand
     size_t nodes_cap;              //  Entries allocated in nodes
@@ -527,10 +562,12 @@ hvn_decoder_t *hvn_decoder_new(void)
     hvn_decoder_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
-    if (!msgpack_zone_init(&self->zone, S_ZONE_CHUNK_SIZE)) {
+    self->tokens.tok = malloc(S_TOKENS_INIT * sizeof(s_tok_t));
+    if (!self->tokens.tok) {
         free(self);
         return NULL;
     }
+    self->tokens.cap = S_TOKENS_INIT;
     self->max_size = HVN_MAX_MSG_SIZE;
     for (int f = 0; f < HVN_F_COUNT; f++)
         self->name_len[f] = (uint8_t)strlen(hvn_schema_fields[f].name);
@@ -543,7 +580,7 @@ void hvn_decoder_destroy(hvn_decoder_t **self_p)
     if (!self_p || !*self_p)
         return;
     hvn_decoder_t *self = *self_p;
-    msgpack_zone_destroy(&self->zone);
+    free(self->tokens.tok);
     free(self->nodes);
     free(self);
     *self_p = NULL;
@@ -561,6 +598,206 @@ const char *hvn_decoder_detail(const hvn_decoder_t *self)
 {
     assert(self);
     return self->detail;
+}
+
+// --------------------------------------------------------------------------
+//  msgpack-c's parser with callbacks that write tokens
+//
+//  msgpack-c builds msgpack_unpack() by instantiating its unpack_template.h
+//  with callbacks that allocate msgpack_objects in a zone. The decoder
+//  instantiates the same template with callbacks that append one s_tok_t
+//  per object instead: the same parser, the same refusals (a parse error,
+//  an incomplete body, over 32 nested containers, an ext of length 0), no
+//  allocation once the token array is warm. An object is its token's index.
+
+//  Returns the index of a new token of type t, or -1 when out of memory.
+static inline int64_t s_tok_add(s_tokens_t *u, msgpack_object_type t)
+{
+    if (u->count == u->cap) {
+        if (u->cap > UINT32_MAX / 4)
+            return -1;
+        s_tok_t *grown = realloc(u->tok, 2 * (size_t)u->cap * sizeof(s_tok_t));
+        if (!grown)
+            return -1;
+        u->tok = grown;
+        u->cap *= 2;
+    }
+    s_tok_t *tok = &u->tok[u->count];
+    tok->type = t;
+    tok->size = 0;
+    tok->span = 1;
+    return u->count++;
+}
+
+//  Returns 0 with *o a new integer token (typed as msgpack-c types it), or
+//  -1 when out of memory.
+static inline int s_tok_int(s_tokens_t *u, int64_t d, uint32_t *o)
+{
+    int64_t i =
+        s_tok_add(u, d >= 0 ? MSGPACK_OBJECT_POSITIVE_INTEGER : MSGPACK_OBJECT_NEGATIVE_INTEGER);
+    if (i < 0)
+        return -1;
+    u->tok[i].i64 = d;
+    *o = (uint32_t)i;
+    return 0;
+}
+
+//  Returns 0 with *o a new token of type t and size n, or -1.
+static inline int s_tok_sized(s_tokens_t *u, msgpack_object_type t, uint32_t n, uint32_t *o)
+{
+    int64_t i = s_tok_add(u, t);
+    if (i < 0)
+        return -1;
+    u->tok[i].size = n;
+    *o = (uint32_t)i;
+    return 0;
+}
+
+//  The callbacks unpack_template.h calls, one per kind of object, each as
+//  msgpack-c's src/unpack.c types it (signed integers >= 0 are positive).
+//  Each returns 0 with *o the object's new token, or < 0 to stop the parse.
+static inline uint32_t s_mp_cb_root(s_tokens_t *u)
+{
+    (void)u;
+    return 0;
+}
+static inline int s_mp_cb_uint8(s_tokens_t *u, uint8_t d, uint32_t *o)
+{
+    return s_tok_int(u, d, o);
+}
+static inline int s_mp_cb_uint16(s_tokens_t *u, uint16_t d, uint32_t *o)
+{
+    return s_tok_int(u, d, o);
+}
+static inline int s_mp_cb_uint32(s_tokens_t *u, uint32_t d, uint32_t *o)
+{
+    return s_tok_int(u, d, o);
+}
+static inline int s_mp_cb_uint64(s_tokens_t *u, uint64_t d, uint32_t *o)
+{
+    if (s_tok_sized(u, MSGPACK_OBJECT_POSITIVE_INTEGER, 0, o) != 0)
+        return -1;
+    u->tok[*o].u64 = d;
+    return 0;
+}
+static inline int s_mp_cb_int8(s_tokens_t *u, int8_t d, uint32_t *o)
+{
+    return s_tok_int(u, d, o);
+}
+static inline int s_mp_cb_int16(s_tokens_t *u, int16_t d, uint32_t *o)
+{
+    return s_tok_int(u, d, o);
+}
+static inline int s_mp_cb_int32(s_tokens_t *u, int32_t d, uint32_t *o)
+{
+    return s_tok_int(u, d, o);
+}
+static inline int s_mp_cb_int64(s_tokens_t *u, int64_t d, uint32_t *o)
+{
+    return s_tok_int(u, d, o);
+}
+static inline int s_mp_cb_float(s_tokens_t *u, float d, uint32_t *o)
+{
+    (void)d;
+    return s_tok_sized(u, MSGPACK_OBJECT_FLOAT32, 0, o);
+}
+static inline int s_mp_cb_double(s_tokens_t *u, double d, uint32_t *o)
+{
+    (void)d;
+    return s_tok_sized(u, MSGPACK_OBJECT_FLOAT64, 0, o);
+}
+static inline int s_mp_cb_nil(s_tokens_t *u, uint32_t *o)
+{
+    return s_tok_sized(u, MSGPACK_OBJECT_NIL, 0, o);
+}
+static inline int s_mp_cb_true(s_tokens_t *u, uint32_t *o)
+{
+    return s_tok_sized(u, MSGPACK_OBJECT_BOOLEAN, 0, o);
+}
+static inline int s_mp_cb_false(s_tokens_t *u, uint32_t *o)
+{
+    return s_tok_sized(u, MSGPACK_OBJECT_BOOLEAN, 0, o);
+}
+static inline int s_mp_cb_array(s_tokens_t *u, unsigned int n, uint32_t *o)
+{
+    return s_tok_sized(u, MSGPACK_OBJECT_ARRAY, n, o);
+}
+//  A container's span is complete after its last element
+static inline int s_mp_cb_array_item(s_tokens_t *u, uint32_t *c, uint32_t o)
+{
+    (void)o;
+    u->tok[*c].span = u->count - *c;
+    return 0;
+}
+static inline int s_mp_cb_map(s_tokens_t *u, unsigned int n, uint32_t *o)
+{
+    return s_tok_sized(u, MSGPACK_OBJECT_MAP, n, o);
+}
+static inline int s_mp_cb_map_item(s_tokens_t *u, uint32_t *c, uint32_t k, uint32_t v)
+{
+    (void)k;
+    (void)v;
+    u->tok[*c].span = u->count - *c;
+    return 0;
+}
+static inline int s_mp_cb_str(s_tokens_t *u, const char *b, const char *p, unsigned int l,
+                              uint32_t *o)
+{
+    (void)b;
+    if (s_tok_sized(u, MSGPACK_OBJECT_STR, l, o) != 0)
+        return -1;
+    u->tok[*o].ptr = p;
+    return 0;
+}
+static inline int s_mp_cb_bin(s_tokens_t *u, const char *b, const char *p, unsigned int l,
+                              uint32_t *o)
+{
+    (void)b;
+    (void)p;
+    return s_tok_sized(u, MSGPACK_OBJECT_BIN, l, o);
+}
+//  msgpack-c refuses an ext without its type byte (length 0) as a parse error
+static inline int s_mp_cb_ext(s_tokens_t *u, const char *b, const char *p, unsigned int l,
+                              uint32_t *o)
+{
+    (void)b;
+    (void)p;
+    if (l == 0)
+        return MSGPACK_UNPACK_PARSE_ERROR;
+    return s_tok_sized(u, MSGPACK_OBJECT_EXT, l - 1, o);
+}
+
+#define msgpack_unpack_struct(name) struct s_mp##name
+#define msgpack_unpack_func(ret, name) static inline ret s_mp##name
+#define msgpack_unpack_callback(name) s_mp_cb##name
+#define msgpack_unpack_object uint32_t
+#define msgpack_unpack_user s_tokens_t
+#include <msgpack/unpack_define.h>
+#include <msgpack/unpack_template.h>
+
+//  Returns the body's root token, or NULL when msgpack_unpack() would not
+//  return MSGPACK_UNPACK_SUCCESS for it (not valid msgpack, incomplete,
+//  bytes after the object, out of memory). Tokens stay valid until the
+//  next decode.
+static const s_tok_t *s_tokenize(hvn_decoder_t *self, const void *body, size_t size)
+{
+    if (self->tokens.cap > S_TOKENS_KEEP) { //  Give back what one large body took
+        s_tok_t *fewer = realloc(self->tokens.tok, S_TOKENS_INIT * sizeof(s_tok_t));
+        if (fewer) {
+            self->tokens.tok = fewer;
+            self->tokens.cap = S_TOKENS_INIT;
+        }
+    }
+    struct s_mp_context ctx;
+    s_mp_init(&ctx);
+    ctx.user = self->tokens;
+    ctx.user.count = 0;
+    size_t offset = 0;
+    int rc = s_mp_execute(&ctx, body, size, &offset);
+    self->tokens = ctx.user;
+    if (rc != 1 || offset != size)
+        return NULL;
+    return self->tokens.tok;
 }
 
 //  Returns reason, after recording prefix+name as the refusal's detail.
@@ -726,34 +963,33 @@ static const s_key_t s_payload_keys[S_P_COUNT] = {
 
 //  Where a map's known keys are, found in one pass over the map
 typedef struct {
-    const s_key_t *keys;                      //  The keys looked for
-    const msgpack_object *value[S_INDEX_MAX]; //  Each key's value; NULL = absent
-    uint32_t dup;                             //  Bit k: key k occurs more than once
+    const s_key_t *keys;               //  The keys looked for
+    const s_tok_t *value[S_INDEX_MAX]; //  Each key's value; NULL = absent
+    uint32_t dup;                      //  Bit k: key k occurs more than once
 } s_index_t;
 
 //  Returns nothing; idx holds where each of the count keys is in map. One
 //  pass: each entry's key is compared with the key after the last one
 //  found first (a writer like ours sends them in this order), then with the
 //  rest. Keys that are not strings or not known are ignored.
-static void s_index_build(s_index_t *idx, const msgpack_object *map, const s_key_t *keys, int count)
+static void s_index_build(s_index_t *idx, const s_tok_t *map, const s_key_t *keys, int count)
 {
     idx->keys = keys;
     idx->dup = 0;
     for (int k = 0; k < count; k++)
         idx->value[k] = NULL;
     int next = 0;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *key = &map->via.map.ptr[i].key;
+    const s_tok_t *key = map + 1;
+    for (uint32_t i = 0; i < map->size; i++, key = s_tok_next(s_tok_next(key))) {
         if (key->type != MSGPACK_OBJECT_STR)
             continue;
         for (int j = 0; j < count; j++) {
             int k = next + j < count ? next + j : next + j - count;
-            if (keys[k].len != key->via.str.size ||
-                memcmp(keys[k].name, key->via.str.ptr, keys[k].len) != 0)
+            if (keys[k].len != key->size || memcmp(keys[k].name, key->ptr, keys[k].len) != 0)
                 continue;
             if (idx->value[k])
                 idx->dup |= 1u << k;
-            idx->value[k] = &map->via.map.ptr[i].val;
+            idx->value[k] = s_tok_next(key);
             next = k + 1 < count ? k + 1 : 0;
             break;
         }
@@ -763,7 +999,7 @@ static void s_index_build(s_index_t *idx, const msgpack_object *map, const s_key
 //  Returns HVN_OK with *value set to key k's value, or HVN_R_MISSING_KEY /
 //  HVN_R_BAD_VALUE (duplicate key), detail prefix+key.
 static hvn_reason_t s_require(hvn_decoder_t *self, const s_index_t *idx, int k, const char *prefix,
-                              const msgpack_object **value)
+                              const s_tok_t **value)
 {
     if (idx->value[k] && !(idx->dup & (1u << k))) {
         *value = idx->value[k];
@@ -776,15 +1012,15 @@ static hvn_reason_t s_require(hvn_decoder_t *self, const s_index_t *idx, int k, 
 //  Returns HVN_OK with the string copied (NUL-terminated) into dest, or
 //  HVN_R_WRONG_TYPE (not a str) or HVN_R_BAD_VALUE (does not fit, holds a
 //  NUL or is not UTF-8). Detail is prefix+name.
-static hvn_reason_t s_copy_str(hvn_decoder_t *self, const msgpack_object *obj, char *dest,
+static hvn_reason_t s_copy_str(hvn_decoder_t *self, const s_tok_t *obj, char *dest,
                                size_t dest_size, const char *prefix, const char *name)
 {
     if (obj->type != MSGPACK_OBJECT_STR)
         return s_fail(self, HVN_R_WRONG_TYPE, prefix, name);
-    size_t len = obj->via.str.size;
-    if (len >= dest_size || !hvn_utf8_valid(obj->via.str.ptr, len))
+    size_t len = obj->size;
+    if (len >= dest_size || !hvn_utf8_valid(obj->ptr, len))
         return s_fail(self, HVN_R_BAD_VALUE, prefix, name);
-    memcpy(dest, obj->via.str.ptr, len);
+    memcpy(dest, obj->ptr, len);
     dest[len] = '\0';
     return HVN_OK;
 }
@@ -793,33 +1029,33 @@ static hvn_reason_t s_copy_str(hvn_decoder_t *self, const msgpack_object *obj, c
 //  whose own check follows and admits only ASCII digits, hex digits and
 //  punctuation (a timestamp, a UUID), so that a NUL or any byte over 0x7F
 //  is refused there, as the same HVN_R_BAD_VALUE with the same detail.
-static hvn_reason_t s_copy_ascii(hvn_decoder_t *self, const msgpack_object *obj, char *dest,
+static hvn_reason_t s_copy_ascii(hvn_decoder_t *self, const s_tok_t *obj, char *dest,
                                  size_t dest_size, const char *prefix, const char *name)
 {
     if (obj->type != MSGPACK_OBJECT_STR)
         return s_fail(self, HVN_R_WRONG_TYPE, prefix, name);
-    size_t len = obj->via.str.size;
+    size_t len = obj->size;
     if (len >= dest_size)
         return s_fail(self, HVN_R_BAD_VALUE, prefix, name);
-    memcpy(dest, obj->via.str.ptr, len);
+    memcpy(dest, obj->ptr, len);
     dest[len] = '\0';
     return HVN_OK;
 }
 
 //  Returns HVN_OK with *value, or HVN_R_WRONG_TYPE (not an int) or
 //  HVN_R_BAD_VALUE (above INT64_MAX). Detail is prefix+name.
-static hvn_reason_t s_get_int(hvn_decoder_t *self, const msgpack_object *obj, int64_t *value,
+static hvn_reason_t s_get_int(hvn_decoder_t *self, const s_tok_t *obj, int64_t *value,
                               const char *prefix, const char *name)
 {
     if (obj->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        *value = obj->via.i64;
+        *value = obj->i64;
         return HVN_OK;
     }
     if (obj->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return s_fail(self, HVN_R_WRONG_TYPE, prefix, name);
-    if (obj->via.u64 > (uint64_t)INT64_MAX)
+    if (obj->u64 > (uint64_t)INT64_MAX)
         return s_fail(self, HVN_R_BAD_VALUE, prefix, name);
-    *value = (int64_t)obj->via.u64;
+    *value = (int64_t)obj->u64;
     return HVN_OK;
 }
 
@@ -828,7 +1064,7 @@ static hvn_reason_t s_get_int(hvn_decoder_t *self, const msgpack_object *obj, in
 static hvn_reason_t s_expect_str(hvn_decoder_t *self, const s_index_t *idx, int k,
                                  const char *prefix, const char *expected, hvn_reason_t mismatch)
 {
-    const msgpack_object *value = NULL;
+    const s_tok_t *value = NULL;
     const char *key = idx->keys[k].name;
     hvn_reason_t rc = s_require(self, idx, k, prefix, &value);
     if (rc != HVN_OK)
@@ -836,7 +1072,7 @@ static hvn_reason_t s_expect_str(hvn_decoder_t *self, const s_index_t *idx, int 
     if (value->type != MSGPACK_OBJECT_STR)
         return s_fail(self, HVN_R_WRONG_TYPE, prefix, key);
     size_t len = strlen(expected);
-    if (value->via.str.size != len || memcmp(value->via.str.ptr, expected, len) != 0)
+    if (value->size != len || memcmp(value->ptr, expected, len) != 0)
         return s_fail(self, mismatch, prefix, key);
     return HVN_OK;
 }
@@ -844,7 +1080,7 @@ static hvn_reason_t s_expect_str(hvn_decoder_t *self, const s_index_t *idx, int 
 //  Returns HVN_OK with out->timestamp filled from map["timestamp"].
 static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const s_index_t *idx, hvn_msg_t *out)
 {
-    const msgpack_object *value = NULL;
+    const s_tok_t *value = NULL;
     hvn_reason_t rc = s_require(self, idx, S_K_TIMESTAMP, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_ascii(self, value, out->timestamp, sizeof(out->timestamp), "", "timestamp");
@@ -857,7 +1093,7 @@ static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const s_index_t *idx, 
 //  whose host part (after the first ':') must be the topic's host.
 static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const s_index_t *idx, hvn_msg_t *out)
 {
-    const msgpack_object *value = NULL;
+    const s_tok_t *value = NULL;
     hvn_reason_t rc = s_require(self, idx, S_K_PUBLISHER_ID, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "",
@@ -875,7 +1111,7 @@ static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const s_index_t *id
 //  Returns HVN_OK with out->interval_ms from map["interval_ms"] (>= 0).
 static hvn_reason_t s_read_interval(hvn_decoder_t *self, const s_index_t *idx, hvn_msg_t *out)
 {
-    const msgpack_object *value = NULL;
+    const s_tok_t *value = NULL;
     hvn_reason_t rc = s_require(self, idx, S_K_INTERVAL_MS, "", &value);
     if (rc == HVN_OK)
         rc = s_get_int(self, value, &out->interval_ms, "", "interval_ms");
@@ -890,14 +1126,14 @@ static hvn_reason_t s_read_version(hvn_decoder_t *self, const s_index_t *payload
                                    hvn_msg_t *out)
 {
     static const char *const prefix = "payload.";
-    const msgpack_object *value = NULL;
+    const s_tok_t *value = NULL;
     hvn_reason_t rc = s_require(self, payload, S_P_VERSION, prefix, &value);
     if (rc != HVN_OK)
         return rc;
     if (value->type != MSGPACK_OBJECT_STR)
         return s_fail(self, HVN_R_WRONG_TYPE, prefix, "nova_object.version");
-    const char *p = value->via.str.ptr;
-    size_t len = value->via.str.size;
+    const char *p = value->ptr;
+    size_t len = value->size;
     long parts[2] = {0, 0};
     size_t pos = 0;
     for (int part = 0; part < 2; part++) {
@@ -918,13 +1154,13 @@ static hvn_reason_t s_read_version(hvn_decoder_t *self, const s_index_t *payload
 
 //  Returns HVN_OK with out->node filled from nova_object.data (every field
 //  of the payload, or only the in_delete ones), checked against the schema.
-static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
-                                bool delete_payload, hvn_msg_t *out)
+static hvn_reason_t s_read_data(hvn_decoder_t *self, const s_tok_t *data, bool delete_payload,
+                                hvn_msg_t *out)
 {
-    const msgpack_object *slots[HVN_F_COUNT] = {NULL};
+    const s_tok_t *slots[HVN_F_COUNT] = {NULL};
     int hint = 0;
-    for (uint32_t i = 0; i < data->via.map.size; i++) {
-        const msgpack_object *key = &data->via.map.ptr[i].key;
+    const s_tok_t *key = data + 1;
+    for (uint32_t i = 0; i < data->size; i++, key = s_tok_next(s_tok_next(key))) {
         if (key->type != MSGPACK_OBJECT_STR)
             continue;
         //  A writer like ours sends the fields in table order: try the next
@@ -932,21 +1168,21 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
         int f = hint;
         const char *name = hint < HVN_F_COUNT ? hvn_schema_fields[hint].name : "";
         size_t nlen = hint < HVN_F_COUNT ? self->name_len[hint] : 0;
-        if (nlen != key->via.str.size || memcmp(name, key->via.str.ptr, nlen) != 0)
-            f = hvn_schema_find(key->via.str.ptr, key->via.str.size);
+        if (nlen != key->size || memcmp(name, key->ptr, nlen) != 0)
+            f = hvn_schema_find(key->ptr, key->size);
         hint = f + 1;
         if (f < 0 || (delete_payload && !hvn_schema_fields[f].in_delete))
             continue;
         if (slots[f])
             return s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, hvn_schema_fields[f].name);
-        slots[f] = &data->via.map.ptr[i].val;
+        slots[f] = s_tok_next(key);
     }
     hvn_node_t *node = &out->node;
     for (int f = 0; f < HVN_F_COUNT; f++) {
         const hvn_field_t *field = &hvn_schema_fields[f];
         if (delete_payload && !field->in_delete)
             continue;
-        const msgpack_object *value = slots[f];
+        const s_tok_t *value = slots[f];
         hvn_reason_t rc = HVN_OK;
         if (!value)
             return s_fail(self, HVN_R_MISSING_KEY, S_DATA_PATH, field->name);
@@ -968,7 +1204,7 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
             rc = field->type == HVN_TYPE_UUID
                      ? s_copy_ascii(self, value, text, field->size, S_DATA_PATH, field->name)
                      : s_copy_str(self, value, text, field->size, S_DATA_PATH, field->name);
-            if (rc == HVN_OK && !hvn_field_text_valid(f, text, value->via.str.size))
+            if (rc == HVN_OK && !hvn_field_text_valid(f, text, value->size))
                 rc = s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, field->name);
         }
         if (rc != HVN_OK)
@@ -982,7 +1218,7 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const msgpack_object *data,
 static hvn_reason_t s_read_notification(hvn_decoder_t *self, const s_index_t *root, hvn_msg_t *out)
 {
     bool is_delete = out->event == HVN_EVENT_DELETE;
-    const msgpack_object *value = NULL;
+    const s_tok_t *value = NULL;
     hvn_reason_t rc = s_expect_str(self, root, S_K_PRIORITY, "", S_PRIORITY, HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
         rc = s_expect_str(self, root, S_K_EVENT_TYPE, "", hvn_event_name(out->event),
@@ -995,12 +1231,12 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const s_index_t *ro
         rc = s_require(self, root, S_K_MESSAGE_ID, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_ascii(self, value, out->message_id, sizeof(out->message_id), "", "message_id");
-    if (rc == HVN_OK && !s_uuid_valid(out->message_id, value->via.str.size, NULL))
+    if (rc == HVN_OK && !s_uuid_valid(out->message_id, value->size, NULL))
         rc = s_fail(self, HVN_R_BAD_VALUE, "", "message_id");
     if (rc != HVN_OK)
         return rc;
 
-    const msgpack_object *payload = NULL;
+    const s_tok_t *payload = NULL;
     if ((rc = s_require(self, root, S_K_PAYLOAD, "", &payload)) != HVN_OK)
         return rc;
     if (payload->type != MSGPACK_OBJECT_MAP)
@@ -1027,7 +1263,7 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const s_index_t *ro
 //  the decoder's array, grown (doubling) when too small.
 static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const s_index_t *root, hvn_msg_t *out)
 {
-    const msgpack_object *nodes = NULL;
+    const s_tok_t *nodes = NULL;
     hvn_reason_t rc = s_read_publisher_id(self, root, out);
     if (rc == HVN_OK)
         rc = s_read_timestamp(self, root, out);
@@ -1039,7 +1275,7 @@ static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const s_index_t *root,
         return rc;
     if (nodes->type != MSGPACK_OBJECT_ARRAY)
         return s_fail(self, HVN_R_WRONG_TYPE, "", "nodes");
-    size_t count = nodes->via.array.size;
+    size_t count = nodes->size;
     if (count > self->nodes_cap) {
         size_t cap = self->nodes_cap ? self->nodes_cap : 64;
         while (cap < count)
@@ -1050,11 +1286,11 @@ static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const s_index_t *root,
         self->nodes = grown;
         self->nodes_cap = cap;
     }
-    for (size_t i = 0; i < count; i++) {
-        const msgpack_object *item = &nodes->via.array.ptr[i];
+    const s_tok_t *item = nodes + 1;
+    for (size_t i = 0; i < count; i++, item = s_tok_next(item)) {
         if (item->type != MSGPACK_OBJECT_STR)
             return s_fail(self, HVN_R_WRONG_TYPE, "", "nodes");
-        if (!s_uuid_valid(item->via.str.ptr, item->via.str.size, self->nodes[i]))
+        if (!s_uuid_valid(item->ptr, item->size, self->nodes[i]))
             return s_fail(self, HVN_R_BAD_VALUE, "", "nodes");
     }
     out->nodes = (const uint8_t(*)[16])self->nodes;
@@ -1065,7 +1301,7 @@ static hvn_reason_t s_read_heartbeat(hvn_decoder_t *self, const s_index_t *root,
 //  Returns HVN_OK with a broker heartbeat in out (broker_id in publisher_id).
 static hvn_reason_t s_read_broker(hvn_decoder_t *self, const s_index_t *root, hvn_msg_t *out)
 {
-    const msgpack_object *value = NULL;
+    const s_tok_t *value = NULL;
     hvn_reason_t rc = s_require(self, root, S_K_BROKER_ID, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_str(self, value, out->publisher_id, sizeof(out->publisher_id), "", "broker_id");
@@ -1076,55 +1312,6 @@ static hvn_reason_t s_read_broker(hvn_decoder_t *self, const s_index_t *root, hv
     if (rc == HVN_OK)
         rc = s_read_interval(self, root, out);
     return rc;
-}
-
-//  The largest element count an array16/32 or map16/32 header may claim for
-//  a body to skip the pre-scan (a notification's data map has 18 keys)
-#define S_CLAIM_FAST_MAX 64
-
-typedef uint8_t s_bytes16_t __attribute__((vector_size(16))); //  16 bytes, one lane each
-typedef uint64_t s_words2_t __attribute__((vector_size(16))); //  The same as two words
-
-//  Returns true when the byte at `at` is the type byte of an array16/32 or
-//  map16/32 (0xDC..0xDF) whose count, read as one, is over S_CLAIM_FAST_MAX
-//  or does not fit in the body.
-static bool s_claims_many(const uint8_t *data, size_t size, size_t at)
-{
-    uint8_t c = data[at];
-    if ((c & 0xFC) != 0xDC)
-        return false;
-    size_t len_bytes = (c & 1) ? 4 : 2;
-    return len_bytes > size - at - 1 || s_be(data + at + 1, len_bytes) > S_CLAIM_FAST_MAX;
-}
-
-//  Returns true when the body needs hvn_msgpack_bounded's pre-scan before
-//  msgpack_unpack: when some byte, read as a container header, could claim
-//  more than S_CLAIM_FAST_MAX elements. When none can, every container
-//  msgpack-c allocates for holds at most that many (fix containers at most
-//  15), at most 32 are open at once (its stack), and a closed one had its
-//  elements in the body: its allocations stay a small multiple of the body's
-//  size, which is what the pre-scan guarantees. Looks at sixteen bytes at a
-//  time for 0xDC..0xDF and reads a count only where one is; a fraction of
-//  the pre-scan's cost, which a notification (one map16 of 18) then skips.
-//  Sixteen bytes at a time in GCC's vector extension (SSE2 on x86-64).
-static bool s_may_claim_many(const void *body, size_t size)
-{
-    const uint8_t *data = body;
-    size_t i = 0;
-    for (; i + 16 <= size; i += 16) {
-        s_bytes16_t v;
-        memcpy(&v, data + i, 16);
-        s_words2_t hit = (s_words2_t)((v & 0xFC) == 0xDC); //  0xFF where a byte is 0xDC..0xDF
-        if ((hit[0] | hit[1]) == 0)
-            continue;
-        for (size_t k = i; k < i + 16; k++)
-            if (s_claims_many(data, size, k))
-                return true;
-    }
-    for (; i < size; i++)
-        if (s_claims_many(data, size, i))
-            return true;
-    return false;
 }
 
 //  Returns HVN_OK or HVN_R_HEADER_KIND: notifications travel as kind 1 or
@@ -1167,16 +1354,13 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
         return s_fail(self, HVN_R_HEADER_KIND, "header", NULL);
     if (body_size > self->max_size)
         return s_fail(self, HVN_R_TOO_BIG, "body", NULL);
-    if (!body || body_size == 0 ||
-        (s_may_claim_many(body, body_size) && !hvn_msgpack_bounded(body, body_size, true)))
+    if (!body || body_size == 0)
         return s_fail(self, HVN_R_MSGPACK, "body", NULL);
 
-    msgpack_zone_clear(&self->zone);
-    msgpack_object root;
-    size_t offset = 0;
-    if (msgpack_unpack(body, body_size, &offset, &self->zone, &root) != MSGPACK_UNPACK_SUCCESS)
+    const s_tok_t *root = s_tokenize(self, body, body_size);
+    if (!root)
         return s_fail(self, HVN_R_MSGPACK, "body", NULL);
-    if (root.type != MSGPACK_OBJECT_MAP)
+    if (root->type != MSGPACK_OBJECT_MAP)
         return s_fail(self, HVN_R_NOT_MAP, "body", NULL);
 
     if (out->event == HVN_EVENT_CREATE || out->event == HVN_EVENT_UPDATE)
@@ -1184,7 +1368,7 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
     else
         hvn_node_init(&out->node);
     s_index_t idx;
-    s_index_build(&idx, &root, s_root_keys, S_K_ROOT_COUNT);
+    s_index_build(&idx, root, s_root_keys, S_K_ROOT_COUNT);
     if (s_is_notification(out->event))
         return s_read_notification(self, &idx, out);
     if (out->event == HVN_EVENT_HEARTBEAT)

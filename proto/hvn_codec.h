@@ -167,7 +167,7 @@ int hvn_encoder_broker_heartbeat(hvn_encoder_t *self, const char *name,
 
 // --------------------------------------------------------------------------
 //  Decoder: validates three frames into an hvn_msg_t. Reusable, one per
-//  thread; it keeps its msgpack zone between calls so a decode does not
+//  thread; it keeps its token array between calls so a decode does not
 //  allocate once warm.
 
 typedef struct _hvn_decoder_t hvn_decoder_t;

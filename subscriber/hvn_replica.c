@@ -12,6 +12,7 @@
     seqs. Live messages queued meanwhile are then applied or skipped by seq.
 */
 #include "hvn_replica.h"
+#include "hvn_instances.h"
 #include "hvn_subscriber.h"
 
 #include <assert.h>
@@ -21,17 +22,15 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#define S_SNAPSHOT_TIMEOUT_MS 5000    //  Default wait for each snapshot reply
-#define S_HEARTBEAT_MS 10000          //  Broker interval assumed until advertised
-#define S_SILENT_INTERVALS 3          //  Intervals of silence that make a loss
-#define S_BACKOFF_MIN_MS 200          //  First retry of a failed repair
-#define S_BACKOFF_MAX_MS 5000         //  Longest wait between repair attempts
-#define S_BATCH 256                   //  Messages read from one link per turn
-#define S_SIGNAL_CHECK_MS 100         //  Longest poll between checks for a signal
-#define S_SETTLE_MS 1000              //  A restarted broker's cache refills from resyncs meanwhile
-#define S_LOG_MS 1000                 //  Detections logged at most this often
-#define S_PRUNE_IDLE_MS (3600 * 1000) //  A publisher silent this long is forgotten
-#define S_PRUNE_EVERY_MS (60 * 1000)  //  How often to look for them
+#define S_SNAPSHOT_TIMEOUT_MS 5000 //  Default wait for each snapshot reply
+#define S_HEARTBEAT_MS 10000       //  Broker interval assumed until advertised
+#define S_SILENT_INTERVALS 3       //  Intervals of silence that make a loss
+#define S_BACKOFF_MIN_MS 200       //  First retry of a failed repair
+#define S_BACKOFF_MAX_MS 5000      //  Longest wait between repair attempts
+#define S_BATCH 256                //  Messages read from one link per turn
+#define S_SIGNAL_CHECK_MS 100      //  Longest poll between checks for a signal
+#define S_SETTLE_MS 1000           //  A restarted broker's cache refills from resyncs meanwhile
+#define S_LOG_MS 1000              //  Detections logged at most this often
 
 //  One broker: its backend subscriber and its service endpoint
 typedef struct {
@@ -43,14 +42,14 @@ typedef struct {
     int64_t restarted_ms;            //  When a new broker_id was seen; 0 = never
 } s_link_t;
 
-//  One publisher instance
+//  One publisher instance (an hvn_instances_t entry: heard_ms first)
 typedef struct {
+    int64_t heard_ms;             //  Monotonic time of its last message
     char host[HVN_TOPIC_MAX + 1]; //  Its host
     uint64_t applied;             //  Last seq applied (or known covered)
     uint64_t snapshot_seq;        //  Seq the last snapshot named; 0 = none
     bool known;                   //  applied is meaningful
     int64_t heartbeat_ms;         //  Monotonic time of its last heartbeat, 0 = none
-    int64_t heard_ms;             //  Monotonic time of its last message
 } s_publisher_t;
 
 //  One node of the view
@@ -70,7 +69,7 @@ struct _hvn_replica_t {
     void *arg;                               //  For fn
     zhashx_t *nodes;                         //  uuid -> s_entry_t (owned)
     zhashx_t *hosts;                         //  host -> zhashx_t uuid -> s_entry_t
-    zhashx_t *publishers;                    //  instance text -> s_publisher_t
+    hvn_instances_t *publishers;             //  Instance -> s_publisher_t
     uint64_t generation;                     //  Of the snapshot being applied
     bool synced;                             //  A snapshot has been applied
     bool repair_due;                         //  A snapshot is wanted
@@ -81,7 +80,6 @@ struct _hvn_replica_t {
     int64_t stale_repair_ms;                 //  Last repair for a stale heartbeat
     int64_t logged_ms;                       //  Last detection logged
     uint64_t unlogged;                       //  Detections since, not logged
-    int64_t pruned_ms;                       //  Last prune of idle publishers
     hvn_msg_t msg;                           //  Scratch for live messages
     hvn_replica_stats_t stats;               //  Counters (some summed at read)
 };
@@ -118,37 +116,7 @@ static void s_emit(hvn_replica_t *self, hvn_replica_change_t change, const s_ent
 //  (NULL only when out of memory).
 static s_publisher_t *s_publisher(hvn_replica_t *self, const uint8_t instance[16])
 {
-    char key[HVN_UUID_STR_LEN + 1];
-    uuid_unparse_lower(instance, key);
-    s_publisher_t *pub = zhashx_lookup(self->publishers, key);
-    if (!pub) {
-        pub = calloc(1, sizeof(*pub));
-        if (pub && zhashx_insert(self->publishers, key, pub) != 0) {
-            free(pub);
-            pub = NULL;
-        }
-    }
-    return pub;
-}
-
-//  Returns nothing; forgets publishers silent for S_PRUNE_IDLE_MS, so
-//  publisher restarts do not grow the table forever.
-static void s_prune(hvn_replica_t *self, int64_t now)
-{
-    if (now - self->pruned_ms < S_PRUNE_EVERY_MS)
-        return;
-    self->pruned_ms = now;
-    zlist_t *idle = zlist_new();
-    if (!idle)
-        return;
-    zlist_autofree(idle);
-    for (s_publisher_t *pub = zhashx_first(self->publishers); pub;
-         pub = zhashx_next(self->publishers))
-        if (now - pub->heard_ms > S_PRUNE_IDLE_MS)
-            zlist_append(idle, (void *)zhashx_cursor(self->publishers));
-    for (char *key = zlist_first(idle); key; key = zlist_next(idle))
-        zhashx_delete(self->publishers, key);
-    zlist_destroy(&idle);
+    return hvn_instances_get(self->publishers, instance, true);
 }
 
 // --------------------------------------------------------------------------
@@ -634,7 +602,7 @@ hvn_replica_t *hvn_replica_new(const hvn_replica_opts_t *opts)
         return NULL;
     self->nodes = zhashx_new();
     self->hosts = zhashx_new();
-    self->publishers = zhashx_new();
+    self->publishers = hvn_instances_new(sizeof(s_publisher_t));
     self->host = opts->host ? strdup(opts->host) : NULL;
     if (!self->nodes || !self->hosts || !self->publishers || (opts->host && !self->host)) {
         zsys_error("replica: out of memory");
@@ -643,7 +611,6 @@ hvn_replica_t *hvn_replica_new(const hvn_replica_opts_t *opts)
     }
     zhashx_set_destructor(self->nodes, s_free_item);
     zhashx_set_destructor(self->hosts, s_free_index);
-    zhashx_set_destructor(self->publishers, s_free_item);
     self->snapshot_timeout_ms =
         opts->snapshot_timeout_ms > 0 ? opts->snapshot_timeout_ms : S_SNAPSHOT_TIMEOUT_MS;
     self->default_interval_ms = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : S_HEARTBEAT_MS;
@@ -653,7 +620,6 @@ hvn_replica_t *hvn_replica_new(const hvn_replica_opts_t *opts)
     self->backoff_ms = S_BACKOFF_MIN_MS;
     int64_t now = zclock_mono();
     self->repair_at = now;
-    self->pruned_ms = now;
     const char *topics[] = {"compute_node.", "hvn."};
     for (size_t i = 0; i < opts->broker_count; i++) {
         hvn_subscriber_opts_t sub_opts = {.endpoint = opts->backends[i],
@@ -687,7 +653,7 @@ void hvn_replica_destroy(hvn_replica_t **self_p)
         hvn_subscriber_destroy(&self->links[i].sub);
     zhashx_destroy(&self->hosts); //  Borrows the entries: goes first
     zhashx_destroy(&self->nodes);
-    zhashx_destroy(&self->publishers);
+    hvn_instances_destroy(&self->publishers);
     free(self->host);
     free(self);
     *self_p = NULL;
@@ -705,7 +671,7 @@ int hvn_replica_poll(hvn_replica_t *self, int timeout_ms)
     int handled = 0;
     while (!zsys_interrupted) {
         int64_t now = zclock_mono();
-        s_prune(self, now);
+        hvn_instances_prune(self->publishers, now);
         if (self->repair_due && now >= self->repair_at) {
             if (s_snapshot(self) == 0)
                 return handled;
@@ -789,7 +755,7 @@ void hvn_replica_stats(hvn_replica_t *self, hvn_replica_stats_t *out)
     assert(self && out);
     *out = self->stats;
     out->nodes = zhashx_size(self->nodes);
-    out->publishers = zhashx_size(self->publishers);
+    out->publishers = hvn_instances_size(self->publishers);
     for (size_t i = 0; i < self->link_count; i++) {
         hvn_subscriber_stats_t sub;
         hvn_subscriber_stats(self->links[i].sub, &sub);

@@ -8,6 +8,7 @@
     and the caller knows to snapshot again.
 */
 #include "hvn_subscriber.h"
+#include "hvn_instances.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -19,18 +20,16 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#define S_RCVHWM 100000               //  Messages queued per pipe before libzmq drops
-#define S_PRUNE_EVERY_MS (60 * 1000)  //  How often idle publishers are forgotten
-#define S_PRUNE_IDLE_MS (3600 * 1000) //  Silence after which a publisher is forgotten
-#define S_SNAPSHOT_FRAMES 4           //  ["ITEM", topic, header, body]
-#define S_SIGNAL_CHECK_MS 100         //  Longest poll between checks for a signal
+#define S_RCVHWM 100000       //  Messages queued per pipe before libzmq drops
+#define S_SNAPSHOT_FRAMES 4   //  ["ITEM", topic, header, body]
+#define S_SIGNAL_CHECK_MS 100 //  Longest poll between checks for a signal
 
 //  What we know of one publisher instance
 typedef struct {
+    int64_t last_ms;       //  Monotonic time of its last message (first: hvn_instances_t)
     uint64_t snapshot_seq; //  Seq named by the last snapshot's END; 0 = none
     uint64_t last_seq;     //  Highest seq seen from it (notification or heartbeat)
     bool seen;             //  last_seq is known
-    int64_t last_ms;       //  Monotonic time of its last message
 } s_publisher_t;
 
 struct _hvn_subscriber_t {
@@ -45,8 +44,7 @@ struct _hvn_subscriber_t {
     int rcvhwm;                      //  SUB receive high water mark
     hvn_decoder_t *decoder;          //  Validates every message
     hvn_rejects_t rejects;           //  Refusals by reason, rate-limited logs
-    zhashx_t *publishers;            //  Instance uuid text -> s_publisher_t
-    int64_t pruned_ms;               //  Monotonic time of the last prune
+    hvn_instances_t *publishers;     //  Instance -> s_publisher_t
     char broker_id[HVN_STR_MAX + 1]; //  From the last snapshot's END
     hvn_end_t end;                   //  The last snapshot's END, kept whole
     hvn_subscriber_stats_t stats;    //  Counters (skipped ones live in rejects)
@@ -54,13 +52,6 @@ struct _hvn_subscriber_t {
 
 // --------------------------------------------------------------------------
 //  Small helpers
-
-//  Returns nothing; frees a zhashx item and nulls the pointer.
-static void s_free_item(void **item_p)
-{
-    free(*item_p);
-    *item_p = NULL;
-}
 
 //  Returns a heap copy of s, or NULL when s is NULL.
 static char *s_strdup_opt(const char *s)
@@ -177,37 +168,7 @@ static bool s_topic_wanted(const hvn_subscriber_t *self, const char *topic)
 //  new entry is made for an unknown one (NULL when out of memory), else NULL.
 static s_publisher_t *s_publisher(hvn_subscriber_t *self, const uint8_t instance[16], bool create)
 {
-    char key[HVN_UUID_STR_LEN + 1];
-    uuid_unparse_lower(instance, key);
-    s_publisher_t *pub = zhashx_lookup(self->publishers, key);
-    if (!pub && create) {
-        pub = calloc(1, sizeof(*pub));
-        if (pub && zhashx_insert(self->publishers, key, pub) != 0) {
-            free(pub);
-            pub = NULL;
-        }
-    }
-    return pub;
-}
-
-//  Returns nothing; forgets publishers silent for S_PRUNE_IDLE_MS, at most
-//  once every S_PRUNE_EVERY_MS, so restarts do not grow the table forever.
-static void s_prune(hvn_subscriber_t *self, int64_t now)
-{
-    if (now - self->pruned_ms < S_PRUNE_EVERY_MS)
-        return;
-    self->pruned_ms = now;
-    zlist_t *idle = zlist_new();
-    if (!idle)
-        return;
-    zlist_autofree(idle);
-    for (s_publisher_t *pub = zhashx_first(self->publishers); pub;
-         pub = zhashx_next(self->publishers))
-        if (now - pub->last_ms > S_PRUNE_IDLE_MS)
-            zlist_append(idle, (void *)zhashx_cursor(self->publishers));
-    for (char *key = zlist_first(idle); key; key = zlist_next(idle))
-        zhashx_delete(self->publishers, key);
-    zlist_destroy(&idle);
+    return hvn_instances_get(self->publishers, instance, create);
 }
 
 // --------------------------------------------------------------------------
@@ -299,14 +260,12 @@ hvn_subscriber_t *hvn_subscriber_new(const hvn_subscriber_opts_t *opts)
         return NULL;
     hvn_rejects_init(&self->rejects, "subscriber");
     self->decoder = hvn_decoder_new();
-    self->publishers = zhashx_new();
+    self->publishers = hvn_instances_new(sizeof(s_publisher_t));
     if (!self->decoder || !self->publishers || s_copy_opts(self, opts) != 0) {
         zsys_error("subscriber: out of memory");
         hvn_subscriber_destroy(&self);
         return NULL;
     }
-    zhashx_set_destructor(self->publishers, s_free_item);
-    self->pruned_ms = zclock_mono();
     self->rcvhwm = opts->rcvhwm > 0 ? opts->rcvhwm : S_RCVHWM;
     if (s_open_sub(self, opts->endpoint) != 0)
         hvn_subscriber_destroy(&self);
@@ -322,7 +281,7 @@ void hvn_subscriber_destroy(hvn_subscriber_t **self_p)
         return;
     zsock_destroy(&self->sub);
     hvn_decoder_destroy(&self->decoder);
-    zhashx_destroy(&self->publishers);
+    hvn_instances_destroy(&self->publishers);
     hvn_end_clear(&self->end);
     for (size_t i = 0; self->topics && i < self->topic_count; i++)
         free(self->topics[i]);
@@ -410,7 +369,7 @@ int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms)
     int64_t start = zclock_mono();
     int64_t deadline = timeout_ms < 0 ? -1 : start + timeout_ms;
     void *handle = zsock_resolve(self->sub);
-    s_prune(self, start);
+    hvn_instances_prune(self->publishers, start);
     while (true) {
         if (zsys_interrupted)
             return -1;
@@ -447,7 +406,7 @@ void hvn_subscriber_stats(hvn_subscriber_t *self, hvn_subscriber_stats_t *out)
     for (int r = 0; r < HVN_R_COUNT; r++)
         out->skipped[r] = self->rejects.count[r];
     out->skipped_total = hvn_rejects_total(&self->rejects);
-    out->publishers = zhashx_size(self->publishers);
+    out->publishers = hvn_instances_size(self->publishers);
 }
 
 //  Returns nothing; makes the END's seqs the ones recv() skips up to, and

@@ -336,11 +336,13 @@ static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs
                              long per_pub, double rate, bc_msg_t msgs[][S_NODES], int nmsgs,
                              bc_msg_t *pings, s_gate_t *gate)
 {
-    static int serial = 0;
+    //  The paired latency run starts both middles from two threads at once:
+    //  each needs endpoints of its own
+    static atomic_int serial = 0;
     s_result_t result = {0};
     s_run_t run = {.npubs = npubs, .nsubs = nsubs, .per_pub = per_pub, .rate = rate};
     char service[256];
-    pid_t pid = s_middle_start(middle, transport, serial++, &run, service, sizeof(service));
+    pid_t pid = s_middle_start(middle, transport, atomic_fetch_add(&serial, 1), &run, service, sizeof(service));
     if (pid < 0)
         return result;
     s_pub_t pubs[S_MAX_PUBS] = {{0}};

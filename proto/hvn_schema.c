@@ -253,6 +253,27 @@ bool hvn_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+//  Returns true when len bytes at text are a dotted quad in the form
+//  inet_pton(AF_INET) accepts: four parts of 1 to 3 decimal digits, each at
+//  most 255 and without a leading zero. A shortcut for the usual host_ip:
+//  whatever it does not accept still goes to inet_pton, so it can only
+//  answer sooner, never otherwise.
+static bool s_dotted_quad(const char *text, size_t len)
+{
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0 && (i >= len || text[i++] != '.'))
+            return false;
+        unsigned value = 0;
+        size_t start = i;
+        while (i < len && i - start < 3 && text[i] >= '0' && text[i] <= '9')
+            value = value * 10 + (unsigned)(text[i++] - '0');
+        if (i == start || value > 255 || (text[start] == '0' && i - start > 1))
+            return false;
+    }
+    return i == len;
+}
+
 //  Returns true when text is a canonical UUID (uuid), an IPv4 or IPv6
 //  address (host_ip), or is any other field's text.
 bool hvn_field_text_valid(hvn_field_id_t f, const char *text, size_t len)
@@ -262,7 +283,8 @@ bool hvn_field_text_valid(hvn_field_id_t f, const char *text, size_t len)
         return hvn_uuid_parse(text, len, NULL) == 0;
     if (type == HVN_TYPE_IP) {
         unsigned char addr[sizeof(struct in6_addr)];
-        return inet_pton(AF_INET, text, addr) == 1 || inet_pton(AF_INET6, text, addr) == 1;
+        return s_dotted_quad(text, len) || inet_pton(AF_INET, text, addr) == 1 ||
+               inet_pton(AF_INET6, text, addr) == 1;
     }
     return true;
 }

@@ -8,6 +8,7 @@
 */
 #include <criterion/criterion.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -333,6 +334,77 @@ Test(codec, delete_carries_id_and_uuid_only)
     cr_assert_eq(msg.node.id, node.id);
     cr_assert_str_eq(msg.node.uuid, S_UUID);
     s_body_free(body);
+}
+
+//  The bodies of a create and a delete, byte for byte as the encoder has
+//  always written them: msgpack-c's packer, keys in the protocol's order,
+//  every integer in its shortest form.
+static const char *const s_create_hex =
+    "86a87072696f72697479a4494e464faa6576656e745f74797065b3636f6d7075"
+    "74655f6e6f64652e637265617465a974696d657374616d70ba323032342d3035"
+    "2d30362030373a30383a30392e313233343536ac7075626c69736865725f6964"
+    "b46e6f76612d636f6d707574653a636d702d303137aa6d6573736167655f6964"
+    "d92461316232633364342d653566362d346137622d386339642d306531663261"
+    "336234633564a77061796c6f616484b06e6f76615f6f626a6563742e6e616d65"
+    "b2436f6d707574654e6f64655061796c6f6164b56e6f76615f6f626a6563742e"
+    "6e616d657370616365a46e6f7661b36e6f76615f6f626a6563742e7665727369"
+    "6f6ea3312e30b06e6f76615f6f626a6563742e64617461de0012a26964cd03e8"
+    "a475756964d92435663063336135322d386134622d346335352d396430652d32"
+    "6631623665376139633031a4686f7374a7636d702d303137a57663707573fba9"
+    "6d656d6f72795f6d62cd012ca86c6f63616c5f6762ce00011170aa7663707573"
+    "5f75736564cf000000012a05f200ae6d656d6f72795f6d625f75736564cd03ef"
+    "ad6c6f63616c5f67625f75736564cd03f0af68797065727669736f725f747970"
+    "65a451454d55b268797065727669736f725f76657273696f6ecd03f2b3687970"
+    "65727669736f725f686f73746e616d65b3636d702d3031372e6578616d706c65"
+    "2e6f7267ab667265655f72616d5f6d62c0ac667265655f6469736b5f6762cd03"
+    "f5b063757272656e745f776f726b6c6f6164cd03f6ab72756e6e696e675f766d"
+    "73cd03f7b46469736b5f617661696c61626c655f6c65617374cd03f8a7686f73"
+    "745f6970aa3139322e302e322e3137";
+
+static const char *const s_delete_hex =
+    "86a87072696f72697479a4494e464faa6576656e745f74797065b3636f6d7075"
+    "74655f6e6f64652e64656c657465a974696d657374616d70ba323032342d3035"
+    "2d30362030373a30383a30392e313233343536ac7075626c69736865725f6964"
+    "b46e6f76612d636f6d707574653a636d702d303137aa6d6573736167655f6964"
+    "d92461316232633364342d653566362d346137622d386339642d306531663261"
+    "336234633564a77061796c6f616484b06e6f76615f6f626a6563742e6e616d65"
+    "b8436f6d707574654e6f646544656c6574655061796c6f6164b56e6f76615f6f"
+    "626a6563742e6e616d657370616365a46e6f7661b36e6f76615f6f626a656374"
+    "2e76657273696f6ea3312e30b06e6f76615f6f626a6563742e6461746182a269"
+    "64cd03e8a475756964d92435663063336135322d386134622d346335352d3964"
+    "30652d326631623665376139633031";
+
+//  Returns the bytes of hex text in out (at most cap), their count.
+static size_t s_unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (; hex[0] && hex[1] && n < cap; hex += 2)
+        sscanf(hex, "%2hhx", &out[n++]);
+    return n;
+}
+
+Test(codec, encoder_writes_the_pinned_wire_bytes)
+{
+    hvn_node_t node;
+    s_full_node(&node);
+    node.vcpus = -5;
+    node.memory_mb = 300;
+    node.local_gb = 70000;
+    node.vcpus_used = 5000000000LL;
+    hvn_node_set_null(&node, HVN_F_FREE_RAM_MB);
+    const struct {
+        hvn_event_t event;
+        const char *hex;
+    } cases[] = {{HVN_EVENT_CREATE, s_create_hex}, {HVN_EVENT_DELETE, s_delete_hex}};
+    for (size_t i = 0; i < 2; i++) {
+        const char *hex = cases[i].hex;
+        uint8_t want[1024];
+        size_t size = s_unhex(hex, want, sizeof(want));
+        cr_assert_eq(size * 2, strlen(hex));
+        hvn_frames_t fr = s_encode(cases[i].event, &node, HVN_KIND_NOTIFICATION);
+        cr_assert_eq(fr.body_size, size, "event %d", cases[i].event);
+        cr_assert_arr_eq(fr.body, want, size, "event %d", cases[i].event);
+    }
 }
 
 Test(codec, create_carries_all_eighteen_fields_and_the_envelope)
@@ -895,6 +967,9 @@ Test(ids, uuid4_is_canonical_version_4_and_unique)
         cr_assert_eq(text[14], '4', "%s", text);
         cr_assert(strchr("89ab", text[19]), "%s", text);
         cr_assert_eq(uuid_parse(text, seen[i]), 0);
+        char back[37];
+        uuid_unparse_lower(seen[i], back);
+        cr_assert_str_eq(back, text);
     }
     qsort(seen, N, 16, s_cmp16);
     for (int i = 1; i < N; i++)

@@ -4,7 +4,9 @@
     at the versions beside them: change a field's name, type, nullability or
     order and the pin fails until the payload version is bumped too.
 */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hvn_proto.h"
@@ -226,4 +228,46 @@ Test(schema, utf8_check_refuses_malformed_sequences)
     cr_assert_not(hvn_utf8_valid("\xed\xa0\x80", 3));
     cr_assert_not(hvn_utf8_valid("\xf4\x90\x80\x80", 4));
     cr_assert_not(hvn_utf8_valid("\x80", 1));
+}
+
+//  Returns what host_ip's check answered before it had a shortcut for
+//  dotted quads.
+static bool s_inet_pton_valid(const char *text)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, text, addr) == 1 || inet_pton(AF_INET6, text, addr) == 1;
+}
+
+Test(schema, host_ip_check_agrees_with_inet_pton)
+{
+    static const char *const cases[] = {
+        "0.0.0.0",        "255.255.255.255", "192.0.2.17", "1.2.3.4",
+        "256.1.1.1",      "01.2.3.4",        "1.2.3.04",   "1.2.3.4.",
+        ".1.2.3.4",       "1..2.3",          "1.2.3",      "1.2.3.4.5",
+        "1.2.3.4444",     "1234.1.1.1",      "00.1.1.1",   "1.2.3.-4",
+        "1.2.3.4 ",       " 1.2.3.4",        "::1",        "2001:db8::1",
+        "::ffff:1.2.3.4", "1.2.3.a",         "",           "999.999.999.999",
+        "10.0.0.255",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_assert_eq(hvn_field_text_valid(HVN_F_HOST_IP, cases[i], strlen(cases[i])),
+                     s_inet_pton_valid(cases[i]), "'%s'", cases[i]);
+    //  Random texts of 3 to 5 parts of 0 to 4 digits (a leading zero now and
+    //  then), mostly joined by dots
+    srand(6);
+    for (int n = 0; n < 200000; n++) {
+        char text[32];
+        size_t len = 0;
+        int parts = 3 + rand() % 3;
+        for (int p = 0; p < parts; p++) {
+            if (p > 0)
+                text[len++] = rand() % 16 ? '.' : ':';
+            int digits = rand() % 5;
+            for (int d = 0; d < digits; d++)
+                text[len++] = (char)('0' + (d == 0 && rand() % 3 ? 1 + rand() % 2 : rand() % 10));
+        }
+        text[len] = '\0';
+        cr_assert_eq(hvn_field_text_valid(HVN_F_HOST_IP, text, len), s_inet_pton_valid(text),
+                     "'%s'", text);
+    }
 }

@@ -115,46 +115,50 @@ struct _s_snapjob_t {
 };
 
 struct _hvn_broker_t {
-    zsock_t *frontend;             //  XSUB, bound; publishers connect
-    zsock_t *backend;              //  XPUB, bound; subscribers connect
-    zsock_t *service;              //  ROUTER, bound; snapshot and stats
-    zmq_pollitem_t items[6];       //  The three sockets' libzmq handles, then the monitors
-    int nitems;                    //  Items polled: 3, or 6 with CURVE on
-    zsock_t *monitor[3];           //  CURVE on: PAIRs reading the sockets' handshake failures
-    char *endpoint[3];             //  Resolved bound endpoints, same order
-    char name[HVN_TOPIC_MAX + 1];  //  Broker name, hvn.broker@<name>
-    char id[HVN_UUID_STR_LEN + 1]; //  Instance id as UUID text
-    uint8_t instance[16];          //  Instance id, fresh per start
-    size_t max_msg_size;           //  Largest notification body accepted, bytes
-    size_t max_heartbeat_size;     //  Largest publisher heartbeat body accepted, bytes
-    size_t max_publisher_nodes;    //  Most nodes a publisher heartbeat may list
-    int64_t heartbeat_ms;          //  Our heartbeat interval
-    int64_t started_ms;            //  Monotonic start time
-    int64_t now_ms;                //  Monotonic time of this wake-up
-    int64_t next_heartbeat_ms;     //  When our next heartbeat is due
-    hvn_decoder_t *decoder;        //  Validates every frontend message
-    hvn_encoder_t *encoder;        //  Encodes our heartbeats
-    hvn_msg_t msg;                 //  The message being handled, decoded
-    zmq_msg_t parts[S_PARTS_KEPT]; //  Its frames as received
-    hvn_cache_t *cache;            //  Node uuid -> last create/update frames
-    hvn_seqmap_t *seqmap;          //  Publisher instance -> last seq
-    hvn_auth_t *auth;              //  CURVE on: ZAP handler and key -> host; else NULL
-    hvn_sublimit_t *sublimit;      //  Subscriptions per peer (backend, manual XPUB)
-    hvn_ratelimit_t *snaplimit;    //  Snapshot requests per second per peer
-    size_t max_topic_size;         //  Longest topic accepted
-    s_ratelog_t log_limits;        //  Limits hit
-    s_ratelog_t log_handshakes;    //  Handshakes failed before ZAP
-    msgpack_sbuffer sbuf;          //  Reply bodies (STATS, END)
-    msgpack_packer pk;             //  Packs into sbuf
-    hvn_broker_stats_t stats;      //  Counters, as STATS reports them
-    s_ratelog_t log_service;       //  Refused service requests
-    s_ratelog_t log_snapshot;      //  Snapshots served or cut short
-    s_ratelog_t log_untracked;     //  Instances the seq map had no room for
-    s_ratelog_t log_trouble;       //  Forward and cache errors
-    s_ratelog_t log_pruned;        //  Nodes pruned on a heartbeat
-    s_snapjob_t *snapshots;        //  Snapshots in progress, oldest first
-    size_t snapshots_active;       //  How many
-    uint64_t instances_seen;       //  Clock of publisher appearances, for the seq map
+    zsock_t *frontend;                 //  XSUB, bound; publishers connect
+    zsock_t *backend;                  //  XPUB, bound; subscribers connect
+    zsock_t *service;                  //  ROUTER, bound; snapshot and stats
+    zmq_pollitem_t items[6];           //  The three sockets' libzmq handles, then the monitors
+    int nitems;                        //  Items polled: 3, or 6 with CURVE on
+    zsock_t *monitor[3];               //  CURVE on: PAIRs reading the sockets' handshake failures
+    char *endpoint[3];                 //  Resolved bound endpoints, same order
+    char name[HVN_TOPIC_MAX + 1];      //  Broker name, hvn.broker@<name>
+    char id[HVN_UUID_STR_LEN + 1];     //  Instance id as UUID text
+    uint8_t instance[16];              //  Instance id, fresh per start
+    size_t max_msg_size;               //  Largest notification body accepted, bytes
+    size_t max_heartbeat_size;         //  Largest publisher heartbeat body accepted, bytes
+    size_t max_publisher_nodes;        //  Most nodes a publisher heartbeat may list
+    int64_t heartbeat_ms;              //  Our heartbeat interval
+    int64_t started_ms;                //  Monotonic start time
+    int64_t now_ms;                    //  Monotonic time of this wake-up
+    int64_t next_heartbeat_ms;         //  When our next heartbeat is due
+    hvn_decoder_t *decoder;            //  Validates every frontend message
+    hvn_encoder_t *encoder;            //  Encodes our heartbeats
+    hvn_msg_t msg;                     //  The message being handled, decoded
+    zmq_msg_t parts[S_PARTS_KEPT];     //  Its frames as received
+    const uint8_t *data[S_PARTS_KEPT]; //  Their bytes, read once per message
+    size_t size[S_PARTS_KEPT];         //  Their sizes, same
+    uint8_t key[16];                   //  Node uuid of self->msg, raw; when has_key
+    int has_key;                       //  Nonzero when key holds the node's uuid
+    hvn_cache_t *cache;                //  Node uuid -> last create/update frames
+    hvn_seqmap_t *seqmap;              //  Publisher instance -> last seq
+    hvn_auth_t *auth;                  //  CURVE on: ZAP handler and key -> host; else NULL
+    hvn_sublimit_t *sublimit;          //  Subscriptions per peer (backend, manual XPUB)
+    hvn_ratelimit_t *snaplimit;        //  Snapshot requests per second per peer
+    size_t max_topic_size;             //  Longest topic accepted
+    s_ratelog_t log_limits;            //  Limits hit
+    s_ratelog_t log_handshakes;        //  Handshakes failed before ZAP
+    msgpack_sbuffer sbuf;              //  Reply bodies (STATS, END)
+    msgpack_packer pk;                 //  Packs into sbuf
+    hvn_broker_stats_t stats;          //  Counters, as STATS reports them
+    s_ratelog_t log_service;           //  Refused service requests
+    s_ratelog_t log_snapshot;          //  Snapshots served or cut short
+    s_ratelog_t log_untracked;         //  Instances the seq map had no room for
+    s_ratelog_t log_trouble;           //  Forward and cache errors
+    s_ratelog_t log_pruned;            //  Nodes pruned on a heartbeat
+    s_snapjob_t *snapshots;            //  Snapshots in progress, oldest first
+    size_t snapshots_active;           //  How many
+    uint64_t instances_seen;           //  Clock of publisher appearances, for the seq map
 };
 
 enum { S_FRONTEND = 0, S_BACKEND = 1, S_SERVICE = 2, S_MONITOR = 3 };
@@ -342,19 +346,16 @@ static int s_sync_is_stale(hvn_broker_t *self, const uint8_t key[16])
 //  self->msg: a create/update stored as received, a delete removed.
 static void s_cache_store(hvn_broker_t *self)
 {
-    uint8_t key[16];
-    if (s_uuid_key(self->msg.node.uuid, key) != 0)
-        return; //  The decoder checked it; unreachable in practice
-    if (self->msg.header.kind == HVN_KIND_SYNC && s_sync_is_stale(self, key))
+    if (!self->has_key)
+        return; //  The decoder checked the uuid; unreachable in practice
+    if (self->msg.header.kind == HVN_KIND_SYNC && s_sync_is_stale(self, self->key))
         return;
     if (self->msg.event == HVN_EVENT_DELETE) {
-        hvn_cache_delete(self->cache, key);
+        hvn_cache_delete(self->cache, self->key);
         return;
     }
-    zmq_msg_t *parts = self->parts;
-    if (hvn_cache_put(self->cache, key, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
-                      zmq_msg_data(&parts[1]), zmq_msg_data(&parts[2]),
-                      zmq_msg_size(&parts[2])) < 0) {
+    if (hvn_cache_put(self->cache, self->key, self->data[0], self->size[0], self->data[1],
+                      self->data[2], self->size[2]) < 0) {
         self->stats.cache_errors++;
         s_trouble(self, "cache: out of memory, a node was not stored");
     }
@@ -382,13 +383,12 @@ static void s_track_seq(hvn_broker_t *self)
 //  parse.
 static int s_too_big(hvn_broker_t *self)
 {
-    size_t size = zmq_msg_size(&self->parts[2]);
+    size_t size = self->size[2];
     if (size <= self->max_msg_size)
         return 0;
     static const char prefix[] = HVN_EVENT_HEARTBEAT_NAME "@";
     size_t len = sizeof(prefix) - 1;
-    int heartbeat = zmq_msg_size(&self->parts[0]) > len &&
-                    memcmp(zmq_msg_data(&self->parts[0]), prefix, len) == 0;
+    int heartbeat = self->size[0] > len && memcmp(self->data[0], prefix, len) == 0;
     return !heartbeat || size > self->max_heartbeat_size;
 }
 
@@ -466,11 +466,8 @@ static int s_key_refused(hvn_broker_t *self)
         //  of one host may not update, sync or delete it (nodes are keyed
         //  by uuid alone, so this is what keeps a host from taking over
         //  another's node). A deleted node is nobody's any more.
-        uint8_t key16[16];
         hvn_cache_item_t item;
-        if (self->msg.header.kind == HVN_KIND_HEARTBEAT ||
-            s_uuid_key(self->msg.node.uuid, key16) != 0 ||
-            !hvn_cache_lookup(self->cache, key16, &item))
+        if (!self->has_key || !hvn_cache_lookup(self->cache, self->key, &item))
             return 0;
         const char *at = memchr(item.topic, '@', item.topic_size);
         size_t owner_len = at ? item.topic_size - (size_t)(at + 1 - item.topic) : 0;
@@ -499,11 +496,12 @@ static int s_node_limited(hvn_broker_t *self)
 {
     if (self->msg.header.kind == HVN_KIND_HEARTBEAT || self->msg.event == HVN_EVENT_DELETE)
         return 0;
-    if (hvn_cache_host_size(self->cache, self->msg.host) < self->max_publisher_nodes)
-        return 0;
-    uint8_t key[16];
+    //  A node the cache holds first: one table lookup, where the host's
+    //  count would hash the host name
     hvn_cache_item_t item;
-    if (s_uuid_key(self->msg.node.uuid, key) == 0 && hvn_cache_lookup(self->cache, key, &item))
+    if (self->has_key && hvn_cache_lookup(self->cache, self->key, &item))
+        return 0;
+    if (hvn_cache_host_size(self->cache, self->msg.host) < self->max_publisher_nodes)
         return 0;
     self->stats.limited_nodes++;
     s_refuse(self, HVN_R_OVER_LIMIT, "host holds --max-publisher-nodes nodes");
@@ -520,9 +518,11 @@ static void s_accept(hvn_broker_t *self, int nparts)
         s_refuse(self, HVN_R_FRAMES, detail);
         return;
     }
-    zmq_msg_t *parts = self->parts;
-    if (zmq_msg_size(&parts[0]) > self->max_topic_size &&
-        zmq_msg_size(&parts[0]) <= HVN_TOPIC_MAX) {
+    for (int i = 0; i < S_PARTS_KEPT; i++) {
+        self->data[i] = zmq_msg_data(&self->parts[i]);
+        self->size[i] = zmq_msg_size(&self->parts[i]);
+    }
+    if (self->size[0] > self->max_topic_size && self->size[0] <= HVN_TOPIC_MAX) {
         s_refuse(self, HVN_R_TOPIC, "longer than --max-topic-size");
         return;
     }
@@ -530,13 +530,16 @@ static void s_accept(hvn_broker_t *self, int nparts)
         s_refuse(self, HVN_R_TOO_BIG, "body");
         return;
     }
-    hvn_reason_t reason = hvn_decoder_decode(
-        self->decoder, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
-        zmq_msg_size(&parts[1]), zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), &self->msg);
+    hvn_reason_t reason =
+        hvn_decoder_decode(self->decoder, self->data[0], self->size[0], self->data[1],
+                           self->size[1], self->data[2], self->size[2], &self->msg);
     if (reason != HVN_OK) {
         s_refuse(self, reason, hvn_decoder_detail(self->decoder));
         return;
     }
+    //  The node's uuid as a key, parsed once for the checks and the cache
+    self->has_key = self->msg.header.kind != HVN_KIND_HEARTBEAT &&
+                    s_uuid_key(self->msg.node.uuid, self->key) == 0;
     if (self->msg.event == HVN_EVENT_BROKER) {
         //  Only a broker speaks as a broker: a publisher sending its
         //  heartbeat topic could fake a broker restart to every subscriber

@@ -25,6 +25,8 @@ typedef struct {
 struct _hvn_seqmap_t {
     hvn_idmap_t *map;     //  Instance id -> s_record_t (owned)
     size_t max_instances; //  Cap on map size
+    s_record_t *last;     //  Record of the last update, or NULL: a publisher
+                          //  sends in runs, so most updates skip the hash
 };
 
 //  Returns a new, empty map, or NULL when out of memory.
@@ -63,7 +65,9 @@ int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t s
                       uint64_t since)
 {
     assert(self && instance);
-    s_record_t *record = hvn_idmap_lookup(self->map, instance);
+    s_record_t *record = self->last;
+    if (!record || memcmp(record->instance, instance, HVN_ID_SIZE) != 0)
+        record = hvn_idmap_lookup(self->map, instance);
     if (!record) {
         if (hvn_idmap_size(self->map) >= self->max_instances)
             return -1;
@@ -80,6 +84,7 @@ int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t s
     if (seq > record->seq)
         record->seq = seq;
     record->last_seen_ms = now_ms;
+    self->last = record;
     return 0;
 }
 
@@ -134,6 +139,8 @@ size_t hvn_seqmap_expire(hvn_seqmap_t *self, int64_t now_ms, int64_t min_interva
             interval = record->interval_ms;
         if (record && now_ms - record->last_seen_ms > interval * intervals) {
             hvn_idmap_remove(self->map, record->instance);
+            if (record == self->last)
+                self->last = NULL;
             free(record);
             forgotten++;
             continue; //  Another record may have moved into this slot

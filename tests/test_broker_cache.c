@@ -372,6 +372,36 @@ Test(cache, prune_keeps_the_host_index_exact_through_replacements_and_deletes)
     cr_assert_eq(hvn_cache_host_size(cache, "cmp-even"), 500 - 100);
 }
 
+Test(cache, an_update_in_place_keeps_the_frames_and_the_host_index_exact)
+{
+    //  The same topic again, then a topic of the same length naming
+    //  another host, then one naming the first host again
+    static const char *const topics[] = {
+        "compute_node.update@cmp-001", "compute_node.update@cmp-001", "compute_node.update@cmp-002",
+        "compute_node.update@cmp-001", "compute_node.create@cmp-001"};
+    static const char *const hosts[] = {"cmp-001", "cmp-001", "cmp-002", "cmp-001", "cmp-001"};
+    cr_assert_eq(s_put(4, "compute_node.create@cmp-001", 600, 'a'), 1);
+    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+        uint8_t fill = (uint8_t)('b' + i);
+        cr_assert_eq(s_put(4, topics[i], 600 + i, fill), 0);
+        uint8_t key[16];
+        s_key(key, 4);
+        hvn_cache_item_t item;
+        cr_assert_eq(hvn_cache_lookup(cache, key, &item), 1);
+        cr_assert_eq(item.topic_size, strlen(topics[i]));
+        cr_assert_eq(memcmp(item.topic, topics[i], item.topic_size), 0);
+        cr_assert_eq(item.header[2], fill);
+        cr_assert_eq(item.body_size, 600 + i);
+        for (size_t j = 0; j < item.body_size; j++)
+            cr_assert_eq(item.body[j], fill);
+        cr_assert_eq(hvn_cache_host_size(cache, hosts[i]), 1, "step %zu", i);
+        cr_assert_eq(
+            hvn_cache_host_size(cache, strcmp(hosts[i], "cmp-001") ? "cmp-001" : "cmp-002"), 0,
+            "step %zu", i);
+    }
+    cr_assert_eq(hvn_cache_size(cache), 1);
+}
+
 // --------------------------------------------------------------------------
 //  The id table under the cache
 

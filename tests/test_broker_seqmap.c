@@ -133,3 +133,24 @@ Test(seqmap, an_instance_keeps_the_clock_of_its_first_update)
     cr_assert_eq(hvn_seqmap_since(map, b, &since), 1);
     cr_assert_eq(since, 20);
 }
+
+Test(seqmap, an_instance_forgotten_after_its_last_update_comes_back_afresh)
+{
+    uint8_t a[16], b[16];
+    s_id(a, 1);
+    s_id(b, 2);
+    cr_assert_eq(hvn_seqmap_update(map, b, 3, 5000, 1), 0);
+    cr_assert_eq(hvn_seqmap_update(map, a, 7, 0, 2), 0); //  The last update: a
+    cr_assert_eq(hvn_seqmap_expire(map, 10001, 1000, 10), 1);
+    uint64_t seq = 0, since = 0;
+    cr_assert_eq(hvn_seqmap_get(map, a, &seq), 0);
+    cr_assert_eq(hvn_seqmap_update(map, a, 2, 10001, 3), 0);
+    cr_assert_eq(hvn_seqmap_get(map, a, &seq), 1);
+    cr_assert_eq(seq, 2); //  Not the 7 of the forgotten record
+    cr_assert_eq(hvn_seqmap_since(map, a, &since), 1);
+    cr_assert_eq(since, 3);
+    cr_assert_eq(hvn_seqmap_update(map, b, 4, 10001, 4), 0);
+    cr_assert_eq(hvn_seqmap_get(map, b, &seq), 1);
+    cr_assert_eq(seq, 4);
+    cr_assert_eq(hvn_seqmap_size(map), 2);
+}

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <msgpack.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,20 +192,31 @@ void bc_msg_free(bc_msg_t *msg)
 // --------------------------------------------------------------------------
 //  Processes
 
-//  Returns the running program's directory.
+static char s_bin_dir[PATH_MAX];                          //  The running program's directory
+static pthread_once_t s_bin_dir_once = PTHREAD_ONCE_INIT; //  Fills it once
+
+//  Returns nothing; fills s_bin_dir from /proc/self/exe, "." when unknown.
+static void s_bin_dir_init(void)
+{
+    ssize_t n = readlink("/proc/self/exe", s_bin_dir, sizeof(s_bin_dir) - 1);
+    if (n <= 0) {
+        snprintf(s_bin_dir, sizeof(s_bin_dir), ".");
+        return;
+    }
+    s_bin_dir[n] = '\0';
+    char *slash = strrchr(s_bin_dir, '/');
+    if (slash)
+        *slash = '\0';
+}
+
+//  Returns the running program's directory. Filled once for every thread:
+//  the paired latency run spawns its two middles from two threads at once,
+//  and two threads filling one buffer could each cut a '/' off it
+//  (build/bench_proxy instead of build/bin/bench_proxy, which never starts).
 const char *bc_bin_dir(void)
 {
-    static char dir[PATH_MAX];
-    if (!dir[0]) {
-        ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-        if (n <= 0)
-            return ".";
-        dir[n] = '\0';
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-    }
-    return dir;
+    pthread_once(&s_bin_dir_once, s_bin_dir_init);
+    return s_bin_dir;
 }
 
 //  Returns the child's pid, or -1.
@@ -234,6 +246,17 @@ pid_t bc_spawn(const char *program, const char *const *args)
     }
     execv(path, (char *const *)argv);
     _exit(127);
+}
+
+//  Returns true when the child has ended, *code its exit code or 128 + signal.
+bool bc_ended(pid_t pid, int *code)
+{
+    siginfo_t info = {0};
+    if (pid <= 0 || waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        info.si_pid != pid)
+        return false;
+    *code = info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
+    return true;
 }
 
 //  Returns the child's wait status, or -1.

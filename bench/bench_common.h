@@ -68,12 +68,17 @@ int64_t bc_body_stamp(const void *body, size_t size);
 //  Frees the message's body; NULL-safe.
 void bc_msg_free(bc_msg_t *msg);
 
-//  Returns the directory of the running program (build/bin), static.
+//  Returns the directory of the running program (build/bin), static; safe to
+//  call from several threads at once.
 const char *bc_bin_dir(void);
 
 //  Starts program (in bc_bin_dir() when it has no '/') with args, stdout and
 //  stderr to /dev/null unless BENCH_VERBOSE is set. Returns its pid, or -1.
 pid_t bc_spawn(const char *program, const char *const *args);
+
+//  Returns true when the child pid has ended, with its exit code (or 128 +
+//  the signal that ended it) in *code; it stays to be reaped by bc_stop.
+bool bc_ended(pid_t pid, int *code);
 
 //  Sends sig to pid and waits up to timeout_ms for it to end, then kills
 //  it. Returns its wait status, or -1; *cpu_s (when not NULL) receives the

@@ -52,6 +52,7 @@
 #define S_HANDSHAKE_MS 15000 //  Longest wait for every path to connect
 #define S_RUN_MAX_MS 120000  //  Longest a run may take
 #define S_MAX_RUNS 15
+#define S_STARTS 3 //  Tries of a run whose middle could not bind its endpoints
 
 //  Returns true when a and b are the same text.
 static bool s_streq(const char *a, const char *b)
@@ -106,6 +107,7 @@ typedef struct {
     double p50, p99, p999; //  Latency, µs (latency runs)
     double cpu_us; //  The middle's CPU (all its threads, its whole life) per message sent, µs
     int ok;        //  Nonzero when the run completed
+    int restart;   //  Nonzero when the middle exited (code 1: cannot bind) before connecting
 } s_result_t;
 
 //  Two runs started together: the latency case runs the broker's and the
@@ -342,7 +344,8 @@ static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs
     s_result_t result = {0};
     s_run_t run = {.npubs = npubs, .nsubs = nsubs, .per_pub = per_pub, .rate = rate};
     char service[256];
-    pid_t pid = s_middle_start(middle, transport, atomic_fetch_add(&serial, 1), &run, service, sizeof(service));
+    pid_t pid = s_middle_start(middle, transport, atomic_fetch_add(&serial, 1), &run, service,
+                               sizeof(service));
     if (pid < 0)
         return result;
     s_pub_t pubs[S_MAX_PUBS] = {{0}};
@@ -361,10 +364,15 @@ static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs
             (s_pub_t){.run = &run, .index = p, .msgs = msgs[p], .nmsgs = nmsgs, .ping = pings[p]};
         pthread_create(&pub_threads[p], NULL, s_pub_main, &pubs[p]);
     }
+    //  A middle that could not start (or died) fails the run at once
     int64_t deadline = bc_now_ns() + (int64_t)S_HANDSHAKE_MS * 1000000;
-    while (atomic_load(&run.ready) < npubs * nsubs && bc_now_ns() < deadline)
+    int code = 0;
+    bool ended = false;
+    while (atomic_load(&run.ready) < npubs * nsubs && bc_now_ns() < deadline &&
+           !(ended = bc_ended(pid, &code)))
         usleep(1000);
     bool connected = atomic_load(&run.ready) >= npubs * nsubs;
+    bool paths = connected;
     if (gate)
         connected = s_gate_pass(gate, connected, &run.t_go);
     else if (connected)
@@ -402,9 +410,20 @@ static s_result_t s_run_once(s_middle_t middle, const char *transport, int npubs
     }
     double cpu_s = 0;
     bc_stop(pid, SIGTERM, 5000, &cpu_s);
-    if (!connected)
+    //  A TCP port that was free when picked can be taken by any connect on
+    //  the machine (the other chain's among them) before the middle binds it
+    result.restart = ended && code == 1;
+    if (ended)
+        fprintf(stderr,
+                "bench_fabric: %s over %s: the middle ended (exit code %d) before every "
+                "path connected\n",
+                s_middle_names[middle], transport, code);
+    else if (!paths)
         fprintf(stderr, "bench_fabric: %s over %s: not every path connected within %d ms\n",
                 s_middle_names[middle], transport, S_HANDSHAKE_MS);
+    else if (!connected)
+        fprintf(stderr, "bench_fabric: %s over %s: the run beside it did not connect\n",
+                s_middle_names[middle], transport);
     if (connected && !failed && received > 0 && last > run.t_go) {
         result.ok = 1;
         result.rate = (double)received / ((double)(last - run.t_go) / 1e9);
@@ -540,14 +559,20 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
     int n = 0, failed = 0;
     for (int r = 0; r < s_opt.runs; r++) {
         s_result_t res[2];
-        if (rate > 0)
-            s_run_paired(transport, per_pub, rate, msgs, nmsgs, pings, res);
-        else
-            for (int k = 0; k < 2; k++) {
-                s_middle_t middle = (s_middle_t)((r + k) % 2);
-                res[middle] = s_run_once(middle, transport, npubs, nsubs, per_pub, rate, msgs,
-                                         nmsgs, pings, NULL);
-            }
+        for (int start = 1;; start++) {
+            if (rate > 0)
+                s_run_paired(transport, per_pub, rate, msgs, nmsgs, pings, res);
+            else
+                for (int k = 0; k < 2; k++) {
+                    s_middle_t middle = (s_middle_t)((r + k) % 2);
+                    res[middle] = s_run_once(middle, transport, npubs, nsubs, per_pub, rate, msgs,
+                                             nmsgs, pings, NULL);
+                }
+            if (!(res[0].restart || res[1].restart) || start == S_STARTS)
+                break;
+            fprintf(stderr, "bench_fabric: %s, %s: run %d again with new endpoints\n", name,
+                    transport, r);
+        }
         if (!res[0].ok || !res[1].ok) {
             failed++;
             continue;

@@ -1226,11 +1226,11 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const s_tok_t *data, bool d
         if (key->type != MSGPACK_OBJECT_STR)
             continue;
         //  A writer like ours sends the fields in table order: try the next
-        //  one before searching the table
+        //  one before searching the table (past the last field there is no
+        //  guess: an empty key must not match one)
         int f = hint;
-        const char *name = hint < HVN_F_COUNT ? hvn_schema_fields[hint].name : "";
-        size_t nlen = hint < HVN_F_COUNT ? self->name_len[hint] : 0;
-        if (nlen != key->size || memcmp(name, key->ptr, nlen) != 0)
+        if (hint >= HVN_F_COUNT || self->name_len[hint] != key->size ||
+            memcmp(hvn_schema_fields[hint].name, key->ptr, key->size) != 0)
             f = hvn_schema_find(key->ptr, key->size);
         hint = f + 1;
         if (f < 0 || (delete_payload && !hvn_schema_fields[f].in_delete))

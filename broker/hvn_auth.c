@@ -17,13 +17,13 @@
 */
 #include "hvn_auth.h"
 #include "hvn_codec.h"
+#include "hvn_error.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -311,24 +311,14 @@ static void s_zap_actor(zsock_t *pipe, void *arg)
 // --------------------------------------------------------------------------
 //  Public
 
-//  Returns nothing; error holds the formatted reason.
-static void s_error(char *error, size_t error_size, const char *format, ...)
-{
-    if (!error || error_size == 0)
-        return;
-    va_list args;
-    va_start(args, format);
-    vsnprintf(error, error_size, format, args);
-    va_end(args);
-}
-
 //  Returns 0 when path is a directory this process can read, -1 with the
 //  reason in error.
 static int s_dir_check(const char *option, const char *path, char *error, size_t error_size)
 {
     DIR *dir = path ? opendir(path) : NULL;
     if (!dir) {
-        s_error(error, error_size, "%s '%s': %s", option, path ? path : "(none)", strerror(errno));
+        hvn_error_set(error, error_size, "%s '%s': %s", option, path ? path : "(none)",
+                      strerror(errno));
         return -1;
     }
     closedir(dir);
@@ -351,14 +341,14 @@ hvn_auth_t *hvn_auth_new(const char *publishers_dir, const char *subscribers_dir
         return NULL;
     hvn_auth_t *self = calloc(1, sizeof(*self));
     if (!self) {
-        s_error(error, error_size, "out of memory");
+        hvn_error_set(error, error_size, "out of memory");
         return NULL;
     }
     self->hosts = zhashx_new();
     self->misses = zhashx_new();
     if (!self->hosts || !self->misses ||
         s_certdir_init(&self->publishers, publishers_dir, "publisher", 1) != 0) {
-        s_error(error, error_size, "out of memory");
+        hvn_error_set(error, error_size, "out of memory");
         hvn_auth_destroy(&self);
         return NULL;
     }
@@ -366,7 +356,7 @@ hvn_auth_t *hvn_auth_new(const char *publishers_dir, const char *subscribers_dir
     s_actor_args_t args = {self, publishers_dir, subscribers_dir};
     self->actor = zactor_new(s_zap_actor, &args); //  Returns after the actor signals
     if (!self->actor || !self->bound) {
-        s_error(error, error_size, "%s", self->error[0] ? self->error : "auth: cannot start");
+        hvn_error_set(error, error_size, "%s", self->error[0] ? self->error : "auth: cannot start");
         hvn_auth_destroy(&self);
         return NULL;
     }

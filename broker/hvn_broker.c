@@ -18,6 +18,7 @@
 #include "hvn_auth.h"
 #include "hvn_cache.h"
 #include "hvn_codec.h"
+#include "hvn_error.h"
 #include "hvn_ids.h"
 #include "hvn_limits.h"
 #include "hvn_seqmap.h"
@@ -27,7 +28,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <msgpack.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1149,25 +1149,14 @@ int hvn_broker_name_valid(const char *name)
     return ok;
 }
 
-//  Returns nothing; error (when not NULL) holds the formatted reason.
-static void s_error(char *error, size_t error_size, const char *format, ...)
-{
-    if (!error || error_size == 0)
-        return;
-    va_list args;
-    va_start(args, format);
-    vsnprintf(error, error_size, format, args);
-    va_end(args);
-}
-
 //  Returns 0 when sock is bound to endpoint (its resolved endpoint stored
 //  in self->endpoint[which]), -1 with the reason in error.
 static int s_bind(hvn_broker_t *self, int which, zsock_t *sock, const char *role,
                   const char *endpoint, char *error, size_t error_size)
 {
     if (zsock_bind(sock, "%s", endpoint) < 0) {
-        s_error(error, error_size, "cannot bind %s to %s: %s", role, endpoint,
-                zmq_strerror(zmq_errno()));
+        hvn_error_set(error, error_size, "cannot bind %s to %s: %s", role, endpoint,
+                      zmq_strerror(zmq_errno()));
         return -1;
     }
     self->endpoint[which] = zsock_last_endpoint(sock);
@@ -1190,8 +1179,8 @@ static int s_curve_apply(hvn_broker_t *self, const hvn_broker_config_t *config, 
     zcert_t *cert = zcert_load(config->curve_secret);
     static const uint8_t zero[32] = {0};
     if (!cert || memcmp(zcert_secret_key(cert), zero, 32) == 0) {
-        s_error(error, error_size, "--curve-secret '%s': not a readable secret certificate",
-                config->curve_secret);
+        hvn_error_set(error, error_size, "--curve-secret '%s': not a readable secret certificate",
+                      config->curve_secret);
         zcert_destroy(&cert);
         return -1;
     }
@@ -1214,7 +1203,8 @@ static int s_curve_apply(hvn_broker_t *self, const hvn_broker_config_t *config, 
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
             zsock_connect(self->monitor[i], "%s", endpoint) != 0) {
-            s_error(error, error_size, "cannot monitor the sockets: %s", zmq_strerror(zmq_errno()));
+            hvn_error_set(error, error_size, "cannot monitor the sockets: %s",
+                          zmq_strerror(zmq_errno()));
             zcert_destroy(&cert);
             return -1;
         }
@@ -1237,7 +1227,7 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     self->backend = zsock_new(ZMQ_XPUB);
     self->service = zsock_new(ZMQ_ROUTER);
     if (!self->frontend || !self->backend || !self->service) {
-        s_error(error, error_size, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
+        hvn_error_set(error, error_size, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
     size_t hard = self->max_heartbeat_size * 4;
@@ -1264,7 +1254,8 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     //  XSUB keeps the subscription and sends it to each publisher that
     //  connects, which is how a publisher learns the broker is there.
     if (zmq_send(self->items[S_FRONTEND].socket, "\x01", 1, 0) != 1) {
-        s_error(error, error_size, "cannot subscribe the frontend: %s", zmq_strerror(zmq_errno()));
+        hvn_error_set(error, error_size, "cannot subscribe the frontend: %s",
+                      zmq_strerror(zmq_errno()));
         return -1;
     }
     return 0;
@@ -1282,9 +1273,9 @@ static int s_name_set(hvn_broker_t *self, const char *name, char *error, size_t 
         name = host;
     }
     if (!hvn_broker_name_valid(name)) {
-        s_error(error, error_size,
-                "invalid broker name '%s' (1 to 244 bytes of UTF-8, no '@' or control bytes)",
-                name);
+        hvn_error_set(error, error_size,
+                      "invalid broker name '%s' (1 to 244 bytes of UTF-8, no '@' or control bytes)",
+                      name);
         return -1;
     }
     snprintf(self->name, sizeof(self->name), "%s", name);
@@ -1297,8 +1288,9 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
     assert(config && config->frontend && config->backend && config->service);
     if (!config->curve_secret != !config->publishers_dir ||
         !config->curve_secret != !config->subscribers_dir) {
-        s_error(error, error_size,
-                "CURVE needs all of curve-secret, publishers-dir and subscribers-dir, or none");
+        hvn_error_set(
+            error, error_size,
+            "CURVE needs all of curve-secret, publishers-dir and subscribers-dir, or none");
         return NULL;
     }
     if (config->max_msg_size < 1 || config->max_msg_size > HVN_BROKER_MSG_SIZE_MAX ||
@@ -1308,14 +1300,14 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         config->max_topic_size < 1 || config->max_topic_size > HVN_TOPIC_MAX ||
         config->max_subscriptions < 1 || config->max_subscriptions > HVN_BROKER_SUBSCRIPTIONS_MAX ||
         config->max_snapshot_rate < 1 || config->max_snapshot_rate > HVN_BROKER_SNAPSHOT_RATE_MAX) {
-        s_error(error, error_size,
-                "max-msg-size, heartbeat-ms, max-publisher-nodes, max-topic-size, "
-                "max-subscriptions or max-snapshot-rate out of range");
+        hvn_error_set(error, error_size,
+                      "max-msg-size, heartbeat-ms, max-publisher-nodes, max-topic-size, "
+                      "max-subscriptions or max-snapshot-rate out of range");
         return NULL;
     }
     hvn_broker_t *self = calloc(1, sizeof(*self));
     if (!self) {
-        s_error(error, error_size, "out of memory");
+        hvn_error_set(error, error_size, "out of memory");
         return NULL;
     }
     self->nitems = 3; //  The monitors join them with CURVE on
@@ -1338,7 +1330,7 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
     self->snaplimit = hvn_ratelimit_new(config->max_snapshot_rate);
     if (!self->decoder || !self->encoder || !self->cache || !self->seqmap || !self->sublimit ||
         !self->snaplimit) {
-        s_error(error, error_size, "out of memory");
+        hvn_error_set(error, error_size, "out of memory");
         hvn_broker_destroy(&self);
         return NULL;
     }

@@ -61,6 +61,7 @@ install(TARGETS ${hvn_install_targets} EXPORT hvnotifyTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 file(GLOB hvn_proto_headers ${CMAKE_SOURCE_DIR}/proto/*.h)
+list(FILTER hvn_proto_headers EXCLUDE REGEX "/hvn_cli\\.h$") # the programs' own, not libhvn's
 install(FILES ${hvn_proto_headers}
               ${CMAKE_SOURCE_DIR}/publisher/hvn_publisher.h
               ${CMAKE_SOURCE_DIR}/subscriber/hvn_subscriber.h

@@ -9,7 +9,6 @@
     The way to publish from scripts and non-C hypervisor stacks, and the way
     the integration tests drive the publisher as a black box.
 */
-#include <ctype.h>
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvn_cli.h"
 #include "hvn_publisher.h"
 
 #define S_PROG "hvn-pub"
@@ -95,26 +95,12 @@ __attribute__((format(printf, 1, 2))) static int s_usage_error(const char *fmt, 
     return S_EXIT_USAGE;
 }
 
-//  Returns 0 with *out set from a positive decimal integer, -1 if text is not one.
-static int s_parse_positive(const char *text, int *out)
-{
-    char *end;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno || end == text || *end || value <= 0 || value > INT_MAX)
-        return -1;
-    *out = (int)value;
-    return 0;
-}
-
 //  Returns 0 with *out_ms set from a non-negative number of seconds, -1 if
 //  text is not one.
 static int s_parse_seconds(const char *text, int *out_ms)
 {
-    char *end;
-    errno = 0;
-    double value = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(value) || value < 0 || value * 1000 > INT_MAX)
+    double value;
+    if (hvn_cli_parse_double(text, &value) != 0 || value < 0 || value * 1000 > INT_MAX)
         return -1;
     *out_ms = (int)lround(value * 1000);
     return 0;
@@ -168,7 +154,7 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
             args->state_dir = optarg;
             break;
         case 'b':
-            if (s_parse_positive(optarg, &args->heartbeat_ms) != 0)
+            if (hvn_cli_parse_int(optarg, 1, INT_MAX, &args->heartbeat_ms) != 0)
                 return s_usage_error("--heartbeat-ms: expected a positive integer, got '%s'",
                                      optarg);
             break;
@@ -212,15 +198,6 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
 
 // --------------------------------------------------------------------------
 //  Input
-
-//  Returns true when the line holds only white space.
-static bool s_blank(const char *line, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!isspace((unsigned char)line[i]))
-            return false;
-    return true;
-}
 
 //  Handles one input line. Returns 0 when it was accepted, -1 when it was
 //  rejected (one stderr line said why).
@@ -301,9 +278,8 @@ static size_t s_read_input(hvn_publisher_t *pub, int flush_ms, bool forget)
             break;
         }
         lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = 0;
-        if (s_blank(line, len)) {
+        len = (ssize_t)hvn_cli_line_trim(line, (size_t)len);
+        if (hvn_cli_line_blank(line, (size_t)len)) {
             if (forget && s_forget_missing(pub, flush_ms) != 0)
                 rejected++;
             forget = false;

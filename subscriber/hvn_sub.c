@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hvn_cli.h"
 #include "hvn_replica.h"
 #include "hvn_subscriber.h"
 
@@ -111,27 +112,12 @@ static int s_bad_value(const char *option, const char *value, const char *expect
     return S_EXIT_USAGE;
 }
 
-//  Returns 0 with *out set to the positive integer in text (at most max),
-//  -1 otherwise.
-static int s_parse_count(const char *text, long *out, long max)
-{
-    char *end;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno || end == text || *end || value <= 0 || value > max)
-        return -1;
-    *out = value;
-    return 0;
-}
-
 //  Returns 0 with *out set to the positive number of seconds in text, -1
 //  otherwise.
 static int s_parse_seconds(const char *text, double *out)
 {
-    char *end;
-    errno = 0;
-    double value = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(value) || value <= 0 || value > S_TIMEOUT_MAX_S)
+    double value;
+    if (hvn_cli_parse_double(text, &value) != 0 || value <= 0 || value > S_TIMEOUT_MAX_S)
         return -1;
     *out = value;
     return 0;
@@ -225,7 +211,7 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
             args->snapshot = true;
             break;
         case 'n':
-            if (s_parse_count(optarg, &args->count, LONG_MAX) != 0)
+            if (hvn_cli_parse_long(optarg, 1, LONG_MAX, &args->count) != 0)
                 return s_bad_value("count", optarg, "a positive integer");
             break;
         case 'T':
@@ -245,11 +231,11 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
             args->heartbeats = true;
             break;
         case 'R':
-            if (s_parse_count(optarg, &args->rcvhwm, INT32_MAX) != 0)
+            if (hvn_cli_parse_long(optarg, 1, INT32_MAX, &args->rcvhwm) != 0)
                 return s_bad_value("rcvhwm", optarg, "a positive number of messages");
             break;
         case 'B':
-            if (s_parse_count(optarg, &args->heartbeat_ms, INT32_MAX) != 0)
+            if (hvn_cli_parse_long(optarg, 1, INT32_MAX, &args->heartbeat_ms) != 0)
                 return s_bad_value("heartbeat-ms", optarg, "a positive number of milliseconds");
             break;
         case 'C':

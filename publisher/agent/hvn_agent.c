@@ -11,6 +11,7 @@
     libvirt unreachable with --once), 2 bad usage.
 */
 #include "hvn_agent_collect.h"
+#include "hvn_cli.h"
 #include "hvn_publisher.h"
 #ifdef HVN_HAVE_LIBVIRT
 #include "hvn_agent_libvirt.h"
@@ -94,19 +95,6 @@ static int s_bad_usage(const char *option, const char *what)
     fprintf(stderr, S_NAME ": %s: %s (see --help)\n", option, what);
     return 2;
 }
-
-//  Parses text as an integer in [min, max]. Returns 0, or -1.
-static int s_parse_int(const char *text, long min, long max, int *out)
-{
-    char *end;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno || end == text || *end || value < min || value > max)
-        return -1;
-    *out = (int)value;
-    return 0;
-}
-
 //  Parses argv into args. Returns 0 to run, 2 on bad usage, or -1 when
 //  --help was printed (exit 0).
 static int s_parse_args(int argc, char **argv, s_args_t *args)
@@ -169,11 +157,11 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
             s_usage(stdout);
             return -1;
         case 'i':
-            if (s_parse_int(optarg, 1, 86400, &args->interval_s) != 0)
+            if (hvn_cli_parse_int(optarg, 1, 86400, &args->interval_s) != 0)
                 return s_bad_usage("--interval", "expects whole seconds from 1 to 86400");
             break;
         case 'b':
-            if (s_parse_int(optarg, 1, 3600000, &args->heartbeat_ms) != 0)
+            if (hvn_cli_parse_int(optarg, 1, 3600000, &args->heartbeat_ms) != 0)
                 return s_bad_usage("--heartbeat-ms", "expects milliseconds from 1 to 3600000");
             break;
         case ':':

@@ -1,8 +1,8 @@
 /*  fuzz_json_node.c — hvn-pub's JSON node reader against hostile lines.
 
     The input is what hvn-pub could read on standard input: it is cut into
-    lines and trimmed exactly as hvn-pub's reader does (at '\n', trailing
-    '\n' and '\r' removed, blank lines skipped), and each line goes to
+    lines and trimmed by hvn-pub's own functions (hvn_cli.h: at '\n',
+    trailing '\n' and '\r' removed, blank lines skipped), and each line goes to
     hvn_json_parse_node(), the function hvn-pub hands every line to. Its
     {"uuid": ..., "deleted": true} form is parsed there too. Whatever the
     bytes:
@@ -15,10 +15,10 @@
 */
 #include "hvn_fuzz.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvn_cli.h"
 #include "hvn_proto.h"
 
 #define S_CHECK(cond)                                                                              \
@@ -30,15 +30,6 @@
 #define S_HOST "fuzz-host"
 #define S_TS "2024-05-06 07:08:09.123456"
 #define S_MSGID "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
-
-//  Returns true when the line holds only white space (as hvn-pub says).
-static bool s_blank(const char *line, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!isspace((unsigned char)line[i]))
-            return false;
-    return true;
-}
 
 //  Returns nothing; aborts unless an accepted node encodes as the
 //  notification hvn-pub's publisher would send and decodes back to it.
@@ -107,7 +98,7 @@ static void s_line(const char *line, size_t len)
 int hvn_fuzz_json_node(const uint8_t *data, size_t size)
 {
     //  Each line a NUL-terminated copy, as getline() gives hvn-pub, trimmed
-    //  in place the same way
+    //  in place by the same functions
     size_t pos = 0;
     while (pos < size) {
         const uint8_t *nl = memchr(data + pos, '\n', size - pos);
@@ -117,9 +108,8 @@ int hvn_fuzz_json_node(const uint8_t *data, size_t size)
         memcpy(line, data + pos, len);
         line[len] = '\0';
         pos += len;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (!s_blank(line, len))
+        len = hvn_cli_line_trim(line, len);
+        if (!hvn_cli_line_blank(line, len))
             s_line(line, len);
         free(line);
     }

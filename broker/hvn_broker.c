@@ -140,6 +140,7 @@ struct _hvn_broker_t {
     size_t size[S_PARTS_KEPT];         //  Their sizes, same
     uint8_t key[16];                   //  Node uuid of self->msg, raw; when has_key
     int has_key;                       //  Nonzero when key holds the node's uuid
+    int moved;                         //  Nonzero when its parts went to the backend
     hvn_cache_t *cache;                //  Node uuid -> last create/update frames
     hvn_seqmap_t *seqmap;              //  Publisher instance -> last seq
     hvn_auth_t *auth;                  //  CURVE on: ZAP handler and key -> host; else NULL
@@ -445,6 +446,7 @@ static void s_forward(hvn_broker_t *self)
         return;
     }
     self->stats.forwarded++;
+    self->moved = 1;
 }
 
 //  Returns 1 when the message in self->msg was refused (counted, logged)
@@ -587,8 +589,11 @@ static int s_handle_frontend(hvn_broker_t *self)
         if (nparts <= 0)
             return nparts == 0 || errno == EINTR || errno == EAGAIN ? 0 : -1;
         self->stats.received++;
+        self->moved = 0;
         s_accept(self, nparts);
-        s_close_parts(self->parts, nparts);
+        //  zmq_msg_send empties what it sends: nothing left to close
+        if (!self->moved)
+            s_close_parts(self->parts, nparts);
     }
     return 0;
 }

@@ -12,7 +12,7 @@
     ns per operation (the thread's CPU time, CLOCK_THREAD_CPUTIME_ID, around
     a loop of N operations, after a warm-up of N/10: time the thread spent
     preempted by other work on a busy machine is not counted) and heap allocations per operation
-   (malloc, calloc and realloc defined here and counted while the loop runs, as in report_bench.c;
+   (malloc, calloc and realloc counted by bench_common.c while the loop runs, as in report_bench.c;
    "n/a" under AddressSanitizer). Each figure is the median of --runs runs. Output: rows of the
    table bench/run prints.
 */
@@ -23,51 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define S_COUNTING 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define S_COUNTING 0
-#endif
-#endif
-#ifndef S_COUNTING
-#define S_COUNTING 1
-#endif
-
 #define S_MAX_RUNS 15
-
-static __thread int s_counting;         //  Count this thread's calls now
-static __thread unsigned long s_allocs; //  Calls counted
-
-#if S_COUNTING
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-
-//  Returns __libc_malloc's block, counted.
-void *malloc(size_t size)
-{
-    if (s_counting)
-        s_allocs++;
-    return __libc_malloc(size);
-}
-
-//  Returns __libc_calloc's block, counted.
-void *calloc(size_t count, size_t size)
-{
-    if (s_counting)
-        s_allocs++;
-    return __libc_calloc(count, size);
-}
-
-//  Returns __libc_realloc's block, counted.
-void *realloc(void *ptr, size_t size)
-{
-    if (s_counting)
-        s_allocs++;
-    return __libc_realloc(ptr, size);
-}
-#endif
 
 //  What the loops work on
 typedef struct {
@@ -123,14 +79,13 @@ static int s_time(s_bench_t *self, int (*fn)(s_bench_t *, long), long count, dou
 {
     if (fn(self, count / 10 + 1) != 0)
         return -1;
-    s_allocs = 0;
-    s_counting = 1;
+    bc_alloc_start();
     int64_t start = s_cpu_ns();
     int rc = fn(self, count);
     int64_t elapsed = s_cpu_ns() - start;
-    s_counting = 0;
+    unsigned long n = bc_alloc_stop();
     *ns = (double)elapsed / (double)count;
-    *allocs = (double)s_allocs / (double)count;
+    *allocs = (double)n / (double)count;
     return rc;
 }
 
@@ -175,7 +130,7 @@ int main(int argc, char **argv)
     size_t body = self.frames.body_size;
     double e = bc_median(enc, runs), d = bc_median(dec, runs), s = bc_median(sum, runs);
     char ea[32] = "n/a", da[32] = "n/a";
-    if (S_COUNTING) {
+    if (BC_ALLOC_COUNTING) {
         snprintf(ea, sizeof(ea), "%.2f", bc_median(enc_alloc, runs));
         snprintf(da, sizeof(da), "%.2f", bc_median(dec_alloc, runs));
     }

@@ -10,16 +10,19 @@
       changed-broker     the same with a broker (an inproc XSUB that drains)
                          taking every update, so the actor sends as it goes
 
-    Allocations are counted by defining malloc, calloc and realloc in this
-    program (ELF interposition: libhvn's and libc's calls land here too) and
-    forwarding them to glibc's __libc_* entry points, counting only while
-    the measuring thread has counting switched on. Built with sanitizers,
-    the counter is left out (ASan owns malloc) and shows "n/a".
+    Allocations are counted by the malloc, calloc and realloc that
+    bench_common.c defines in this program (ELF interposition: libhvn's and
+    libc's calls land there too) and forwards to glibc's __libc_* entry
+    points, counting only while the measuring thread has counting switched
+    on. Built with sanitizers, the counter is left out (ASan owns malloc)
+    and shows "n/a".
 
     --probe CASE runs only CASE between two getppid() calls, so that
         strace -f -o trace bench_report --probe unchanged
     shows what the loop itself asks of the kernel (bench/syscalls.sh).
 */
+#include "bench_common.h"
+
 #include <hvn_publisher.h>
 
 #include <czmq.h>
@@ -30,54 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define S_COUNTING 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define S_COUNTING 0
-#endif
-#endif
-#ifndef S_COUNTING
-#define S_COUNTING 1
-#endif
-
 #define S_MAX_RUNS 15 //  --runs at most
-
-// --------------------------------------------------------------------------
-//  Allocation counter
-
-static __thread int s_counting;         //  Count this thread's calls now
-static __thread unsigned long s_allocs; //  Calls counted
-
-#if S_COUNTING
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-
-//  Returns __libc_malloc's block, counted.
-void *malloc(size_t size)
-{
-    if (s_counting)
-        s_allocs++;
-    return __libc_malloc(size);
-}
-
-//  Returns __libc_calloc's block, counted.
-void *calloc(size_t count, size_t size)
-{
-    if (s_counting)
-        s_allocs++;
-    return __libc_calloc(count, size);
-}
-
-//  Returns __libc_realloc's block, counted.
-void *realloc(void *ptr, size_t size)
-{
-    if (s_counting)
-        s_allocs++;
-    return __libc_realloc(ptr, size);
-}
-#endif
 
 // --------------------------------------------------------------------------
 //  A broker stand-in: an XSUB that subscribes to everything and drains
@@ -160,8 +116,7 @@ static s_result_t s_measure(hvn_publisher_t *pub, hvn_node_t *nodes, int count, 
 {
     if (probe)
         syscall(SYS_getppid); //  Start marker for strace
-    s_allocs = 0;
-    s_counting = 1;
+    bc_alloc_start();
     int64_t start = s_now_ns();
     for (long i = 0; i < iterations; i++) {
         hvn_node_t *node = &nodes[i % count];
@@ -173,10 +128,10 @@ static s_result_t s_measure(hvn_publisher_t *pub, hvn_node_t *nodes, int count, 
         }
     }
     int64_t elapsed = s_now_ns() - start;
-    s_counting = 0;
+    unsigned long allocs = bc_alloc_stop();
     if (probe)
         syscall(SYS_getppid); //  End marker
-    return (s_result_t){(double)elapsed / iterations, (double)s_allocs / iterations};
+    return (s_result_t){(double)elapsed / iterations, (double)allocs / iterations};
 }
 
 //  Runs one case by name, printing its line unless quiet; *out (when not
@@ -209,7 +164,7 @@ static int s_run_case(const char *name, long iterations, bool probe, bool quiet,
     hvn_publisher_stats_t stats;
     hvn_publisher_stats(pub, &stats);
     char allocs[32] = "n/a";
-    if (S_COUNTING)
+    if (BC_ALLOC_COUNTING)
         snprintf(allocs, sizeof allocs, "%.3f", r.allocs_per_call);
     if (out)
         *out = r;
@@ -223,18 +178,6 @@ static int s_run_case(const char *name, long iterations, bool probe, bool quiet,
     zactor_destroy(&sink);
     free(nodes);
     return 0;
-}
-
-//  Returns the median of n values, sorting them.
-static double s_median(double *v, int n)
-{
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            double t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 //  Runs the unchanged, changed and changed-broker cases `runs` times each
@@ -259,14 +202,14 @@ static int s_table(long iterations, int runs)
             ns[r] = res.ns_per_call;
             allocs[r] = res.allocs_per_call;
         }
-        double n = s_median(ns, runs), a = s_median(allocs, runs);
+        double n = bc_median(ns, runs), a = bc_median(allocs, runs);
         char alloc_text[32] = "n/a";
-        if (S_COUNTING)
+        if (BC_ALLOC_COUNTING)
             snprintf(alloc_text, sizeof alloc_text, "%.3f", a);
         if (cases[c].target_ns > 0)
             printf("| %s | %.1f (%s) | | | ≤ %.0f, no allocation | %s |\n", cases[c].label, n,
                    alloc_text, cases[c].target_ns,
-                   n <= cases[c].target_ns && S_COUNTING && a == 0 ? "yes" : "no");
+                   n <= cases[c].target_ns && BC_ALLOC_COUNTING && a == 0 ? "yes" : "no");
         else
             printf("| %s | %.1f (%s) | | | | |\n", cases[c].label, n, alloc_text);
     }

@@ -22,6 +22,7 @@
 #include "hvn_ids.h"
 
 #include <assert.h>
+#include <endian.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,37 @@
 #define S_TOKENS_KEEP 16384 //  Tokens kept between decodes (a 10 000-node heartbeat)
 #define S_DETAIL_MAX 96     //  Longest detail path
 #define S_DATA_PATH "payload.nova_object.data."
+
+//  Returns true when the n bytes at a and b are the same: memcmp() == 0 for
+//  the short keys and names a body is made of, inline instead of a call,
+//  reading no byte outside either run.
+static inline bool s_same(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t x, y, u, v;
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return x == y && u == v;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
 
 // --------------------------------------------------------------------------
 //  Names
@@ -78,6 +110,14 @@ static const char *const s_event_names[] = {
     [HVN_EVENT_BROKER] = HVN_EVENT_BROKER_NAME,
 };
 #define S_EVENT_COUNT (sizeof(s_event_names) / sizeof(s_event_names[0]))
+#define S_LEN(lit) (sizeof(lit) - 1)
+static const size_t s_event_lens[S_EVENT_COUNT] = {
+    [HVN_EVENT_CREATE] = S_LEN(HVN_EVENT_CREATE_NAME),
+    [HVN_EVENT_UPDATE] = S_LEN(HVN_EVENT_UPDATE_NAME),
+    [HVN_EVENT_DELETE] = S_LEN(HVN_EVENT_DELETE_NAME),
+    [HVN_EVENT_HEARTBEAT] = S_LEN(HVN_EVENT_HEARTBEAT_NAME),
+    [HVN_EVENT_BROKER] = S_LEN(HVN_EVENT_BROKER_NAME),
+};
 
 //  Returns the event type name, or NULL for HVN_EVENT_NONE or out of range.
 const char *hvn_event_name(hvn_event_t event)
@@ -99,10 +139,10 @@ static bool s_is_notification(hvn_event_t event)
 //  Returns nothing; out holds the header's 26 wire bytes.
 void hvn_header_pack(const hvn_header_t *header, uint8_t out[HVN_HEADER_SIZE])
 {
+    uint64_t seq = htobe64(header->seq);
     out[0] = header->version;
     out[1] = header->kind;
-    for (int i = 0; i < 8; i++)
-        out[2 + i] = (uint8_t)(header->seq >> (56 - 8 * i));
+    memcpy(out + 2, &seq, 8);
     memcpy(out + 10, header->instance, 16);
 }
 
@@ -116,11 +156,11 @@ hvn_reason_t hvn_header_unpack(const void *data, size_t size, hvn_header_t *out)
         return HVN_R_HEADER_VERSION;
     if (bytes[1] < HVN_KIND_NOTIFICATION || bytes[1] > HVN_KIND_SYNC)
         return HVN_R_HEADER_KIND;
+    uint64_t seq;
+    memcpy(&seq, bytes + 2, 8);
     out->version = bytes[0];
     out->kind = bytes[1];
-    out->seq = 0;
-    for (int i = 0; i < 8; i++)
-        out->seq = (out->seq << 8) | bytes[2 + i];
+    out->seq = be64toh(seq);
     memcpy(out->instance, bytes + 10, 16);
     return HVN_OK;
 }
@@ -129,7 +169,7 @@ hvn_reason_t hvn_header_unpack(const void *data, size_t size, hvn_header_t *out)
 static hvn_event_t s_event_find(const char *name, size_t len)
 {
     for (size_t e = 1; e < S_EVENT_COUNT; e++)
-        if (strlen(s_event_names[e]) == len && memcmp(s_event_names[e], name, len) == 0)
+        if (s_event_lens[e] == len && s_same(s_event_names[e], name, len))
             return (hvn_event_t)e;
     return HVN_EVENT_NONE;
 }
@@ -163,13 +203,16 @@ hvn_reason_t hvn_topic_parse(const void *topic, size_t size, hvn_event_t *event,
 //  plausible ranges.
 static bool s_timestamp_valid(const char *s, size_t len)
 {
-    static const char shape[] = "dddd-dd-dd dd:dd:dd.dddddd";
-    if (len != HVN_TIMESTAMP_LEN)
+    static const uint8_t digit_at[20] = {0,  1,  2,  3,  5,  6,  8,  9,  11, 12,
+                                         14, 15, 17, 18, 20, 21, 22, 23, 24, 25};
+    if (len != HVN_TIMESTAMP_LEN || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' ||
+        s[16] != ':' || s[19] != '.')
         return false;
-    for (size_t i = 0; i < len; i++) {
-        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
-            return false;
-    }
+    unsigned bad = 0;
+    for (int i = 0; i < 20; i++)
+        bad |= (unsigned)(uint8_t)(s[digit_at[i]] - '0') > 9;
+    if (bad)
+        return false;
     int month = (s[5] - '0') * 10 + (s[6] - '0');
     int day = (s[8] - '0') * 10 + (s[9] - '0');
     int hour = (s[11] - '0') * 10 + (s[12] - '0');
@@ -1047,7 +1090,7 @@ static void s_index_build(s_index_t *idx, const s_tok_t *map, const s_key_t *key
             continue;
         for (int j = 0; j < count; j++) {
             int k = next + j < count ? next + j : next + j - count;
-            if (keys[k].len != key->size || memcmp(keys[k].name, key->ptr, keys[k].len) != 0)
+            if (keys[k].len != key->size || !s_same(keys[k].name, key->ptr, keys[k].len))
                 continue;
             if (idx->value[k])
                 idx->dup |= 1u << k;
@@ -1121,10 +1164,12 @@ static hvn_reason_t s_get_int(hvn_decoder_t *self, const s_tok_t *obj, int64_t *
     return HVN_OK;
 }
 
-//  Returns HVN_OK when key k is the string `expected`, else the reason
-//  (missing, wrong type, or `mismatch` when a string of another value).
+//  Returns HVN_OK when key k is the string `expected` (len bytes), else the
+//  reason (missing, wrong type, or `mismatch` when a string of another
+//  value).
 static hvn_reason_t s_expect_str(hvn_decoder_t *self, const s_index_t *idx, int k,
-                                 const char *prefix, const char *expected, hvn_reason_t mismatch)
+                                 const char *prefix, const char *expected, size_t len,
+                                 hvn_reason_t mismatch)
 {
     const s_tok_t *value = NULL;
     const char *key = idx->keys[k].name;
@@ -1133,8 +1178,7 @@ static hvn_reason_t s_expect_str(hvn_decoder_t *self, const s_index_t *idx, int 
         return rc;
     if (value->type != MSGPACK_OBJECT_STR)
         return s_fail(self, HVN_R_WRONG_TYPE, prefix, key);
-    size_t len = strlen(expected);
-    if (value->size != len || memcmp(value->ptr, expected, len) != 0)
+    if (value->size != len || !s_same(value->ptr, expected, len))
         return s_fail(self, mismatch, prefix, key);
     return HVN_OK;
 }
@@ -1146,7 +1190,7 @@ static hvn_reason_t s_read_timestamp(hvn_decoder_t *self, const s_index_t *idx, 
     hvn_reason_t rc = s_require(self, idx, S_K_TIMESTAMP, "", &value);
     if (rc == HVN_OK)
         rc = s_copy_ascii(self, value, out->timestamp, sizeof(out->timestamp), "", "timestamp");
-    if (rc == HVN_OK && !s_timestamp_valid(out->timestamp, strlen(out->timestamp)))
+    if (rc == HVN_OK && !s_timestamp_valid(out->timestamp, value->size))
         rc = s_fail(self, HVN_R_BAD_VALUE, "", "timestamp");
     return rc;
 }
@@ -1230,7 +1274,7 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const s_tok_t *data, bool d
         //  guess: an empty key must not match one)
         int f = hint;
         if (hint >= HVN_F_COUNT || self->name_len[hint] != key->size ||
-            memcmp(hvn_schema_fields[hint].name, key->ptr, key->size) != 0)
+            !s_same(hvn_schema_fields[hint].name, key->ptr, key->size))
             f = hvn_schema_find(key->ptr, key->size);
         hint = f + 1;
         if (f < 0 || (delete_payload && !hvn_schema_fields[f].in_delete))
@@ -1239,41 +1283,48 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const s_tok_t *data, bool d
             return s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, hvn_schema_fields[f].name);
         slots[f] = s_tok_next(key);
     }
+    //  The nil bits are kept here and stored on the way out: a store to
+    //  node->nulls per field would be reloaded after every string copy
     hvn_node_t *node = &out->node;
-    for (int f = 0; f < HVN_F_COUNT; f++) {
+    uint32_t nulls = node->nulls;
+    hvn_reason_t rc = HVN_OK;
+    for (int f = 0; f < HVN_F_COUNT && rc == HVN_OK; f++) {
         const hvn_field_t *field = &hvn_schema_fields[f];
         if (delete_payload && !field->in_delete)
             continue;
         const s_tok_t *value = slots[f];
-        hvn_reason_t rc = HVN_OK;
+        char *at = (char *)node + field->offset;
         if (!value)
-            return s_fail(self, HVN_R_MISSING_KEY, S_DATA_PATH, field->name);
-        if (value->type == MSGPACK_OBJECT_NIL) {
+            rc = s_fail(self, HVN_R_MISSING_KEY, S_DATA_PATH, field->name);
+        else if (value->type == MSGPACK_OBJECT_NIL) {
             if (!field->nullable)
-                return s_fail(self, HVN_R_WRONG_TYPE, S_DATA_PATH, field->name);
-            node->nulls |= 1u << f;
-            if (field->type != HVN_TYPE_INT)
-                hvn_node_str(node, f)[0] = '\0';
-            continue;
+                rc = s_fail(self, HVN_R_WRONG_TYPE, S_DATA_PATH, field->name);
+            else {
+                nulls |= 1u << f;
+                if (field->type != HVN_TYPE_INT)
+                    at[0] = '\0';
+            }
+        } else {
+            if (field->type == HVN_TYPE_INT)
+                rc = s_get_int(self, value, (int64_t *)at, S_DATA_PATH, field->name);
+            else if (field->type == HVN_TYPE_STR)
+                //  s_copy_str checks UTF-8 and length, all a free text needs
+                rc = s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
+            else {
+                //  What the type asks beyond that (uuid, ip) is checked
+                //  here, not by a second pass of hvn_node_validate
+                rc = field->type == HVN_TYPE_UUID
+                         ? s_copy_ascii(self, value, at, field->size, S_DATA_PATH, field->name)
+                         : s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
+                if (rc == HVN_OK && !hvn_field_text_valid(f, at, value->size))
+                    rc = s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, field->name);
+            }
+            if (rc == HVN_OK)
+                nulls &= ~(1u << f);
         }
-        if (field->type == HVN_TYPE_INT)
-            rc = s_get_int(self, value, hvn_node_int(node, f), S_DATA_PATH, field->name);
-        else {
-            //  s_copy_str checks UTF-8 and length; what the type asks
-            //  beyond that (uuid, ip) is checked here, not by a second
-            //  pass of hvn_node_validate over every field
-            char *text = hvn_node_str(node, f);
-            rc = field->type == HVN_TYPE_UUID
-                     ? s_copy_ascii(self, value, text, field->size, S_DATA_PATH, field->name)
-                     : s_copy_str(self, value, text, field->size, S_DATA_PATH, field->name);
-            if (rc == HVN_OK && !hvn_field_text_valid(f, text, value->size))
-                rc = s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, field->name);
-        }
-        if (rc != HVN_OK)
-            return rc;
-        node->nulls &= ~(1u << f);
     }
-    return HVN_OK;
+    node->nulls = nulls;
+    return rc;
 }
 
 //  Returns HVN_OK with a create/update/delete notification body in out.
@@ -1281,10 +1332,11 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const s_index_t *ro
 {
     bool is_delete = out->event == HVN_EVENT_DELETE;
     const s_tok_t *value = NULL;
-    hvn_reason_t rc = s_expect_str(self, root, S_K_PRIORITY, "", S_PRIORITY, HVN_R_BAD_VALUE);
+    hvn_reason_t rc =
+        s_expect_str(self, root, S_K_PRIORITY, "", S_PRIORITY, S_LEN(S_PRIORITY), HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
         rc = s_expect_str(self, root, S_K_EVENT_TYPE, "", hvn_event_name(out->event),
-                          HVN_R_TOPIC_MISMATCH);
+                          s_event_lens[out->event], HVN_R_TOPIC_MISMATCH);
     if (rc == HVN_OK)
         rc = s_read_timestamp(self, root, out);
     if (rc == HVN_OK)
@@ -1308,10 +1360,12 @@ static hvn_reason_t s_read_notification(hvn_decoder_t *self, const s_index_t *ro
     rc = s_read_version(self, &idx, is_delete ? HVN_DELETE_PAYLOAD_MAJOR : HVN_PAYLOAD_MAJOR, out);
     if (rc == HVN_OK)
         rc = s_expect_str(self, &idx, S_P_NAME, "payload.",
-                          is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME, HVN_R_BAD_VALUE);
+                          is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME,
+                          is_delete ? S_LEN(HVN_DELETE_PAYLOAD_NAME) : S_LEN(HVN_PAYLOAD_NAME),
+                          HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
         rc = s_expect_str(self, &idx, S_P_NAMESPACE, "payload.", HVN_PAYLOAD_NAMESPACE,
-                          HVN_R_BAD_VALUE);
+                          S_LEN(HVN_PAYLOAD_NAMESPACE), HVN_R_BAD_VALUE);
     if (rc == HVN_OK)
         rc = s_require(self, &idx, S_P_DATA, "payload.", &value);
     if (rc != HVN_OK)

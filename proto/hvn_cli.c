@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 int hvn_cli_parse_long(const char *text, long min, long max, long *out)
 {
@@ -36,6 +37,25 @@ int hvn_cli_parse_double(const char *text, double *out)
     if (errno || end == text || *end || !isfinite(value))
         return -1;
     *out = value;
+    return 0;
+}
+
+int hvn_cli_list_append(char **list, const char *item)
+{
+    if (!*item || strchr(item, ','))
+        return -1;
+    size_t had = *list ? strlen(*list) : 0;
+    size_t size = strlen(item) + 1;
+    char *joined = malloc(had + (had ? 1 : 0) + size);
+    if (!joined)
+        return -1;
+    if (had) {
+        memcpy(joined, *list, had);
+        joined[had++] = ',';
+    }
+    memcpy(joined + had, item, size);
+    free(*list);
+    *list = joined;
     return 0;
 }
 

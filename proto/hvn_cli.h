@@ -26,6 +26,11 @@ int hvn_cli_parse_int(const char *text, int min, int max, int *out);
 //  failure.
 int hvn_cli_parse_double(const char *text, double *out);
 
+//  Appends item to *list, a comma-separated list on the heap (NULL while
+//  empty; the caller frees it). Returns 0, or -1 when item is empty, holds
+//  a comma, or memory ran out, leaving *list as it was.
+int hvn_cli_list_append(char **list, const char *item);
+
 //  Returns the length of line[0..len) without its trailing '\n' and '\r'
 //  bytes, each of which becomes a NUL.
 size_t hvn_cli_line_trim(char *line, size_t len);

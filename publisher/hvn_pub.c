@@ -106,19 +106,6 @@ static int s_parse_seconds(const char *text, int *out_ms)
     return 0;
 }
 
-//  Appends an endpoint to the comma-joined list. Returns 0, or -1 when it
-//  is empty or holds a comma.
-static int s_add_endpoint(s_args_t *args, const char *ep)
-{
-    if (!*ep || strchr(ep, ','))
-        return -1;
-    char *joined = args->endpoint ? zsys_sprintf("%s,%s", args->endpoint, ep) : strdup(ep);
-    assert(joined);
-    zstr_free(&args->endpoint);
-    args->endpoint = joined;
-    return 0;
-}
-
 //  Returns -1 when args were parsed, or the exit status to leave with
 //  (0 after --help, 2 on bad usage).
 static int s_parse_args(int argc, char **argv, s_args_t *args)
@@ -141,7 +128,7 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
     while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            if (s_add_endpoint(args, optarg) != 0)
+            if (hvn_cli_list_append(&args->endpoint, optarg) != 0)
                 return s_usage_error("--connect: expected one endpoint, got '%s'", optarg);
             break;
         case 'H':

@@ -127,14 +127,8 @@ static int s_parse_seconds(const char *text, double *out)
 //  list, -1 when it is empty, holds a comma, or out of memory.
 static int s_add_endpoint(s_args_t *args, const char *endpoint)
 {
-    if (!*endpoint || strchr(endpoint, ','))
+    if (hvn_cli_list_append(&args->endpoints, endpoint) != 0)
         return -1;
-    char *joined =
-        args->endpoints ? zsys_sprintf("%s,%s", args->endpoints, endpoint) : strdup(endpoint);
-    if (!joined)
-        return -1;
-    free(args->endpoints);
-    args->endpoints = joined;
     args->backends[args->backend_count++] = endpoint;
     return 0;
 }

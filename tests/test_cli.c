@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hvn_cli.h"
@@ -85,4 +86,21 @@ Test(cli, a_blank_line_holds_only_white_space)
     cr_assert(hvn_cli_line_blank(" \t\r\v\f", 5));
     cr_assert_not(hvn_cli_line_blank(" x ", 3));
     cr_assert(hvn_cli_line_blank("  x", 2), "only the first len bytes count");
+}
+
+Test(cli, a_list_takes_items_one_by_one_and_refuses_empty_or_comma)
+{
+    char *list = NULL;
+    cr_assert_eq(hvn_cli_list_append(&list, "tcp://a:1"), 0);
+    cr_assert_str_eq(list, "tcp://a:1");
+    cr_assert_eq(hvn_cli_list_append(&list, "ipc:///tmp/b"), 0);
+    cr_assert_str_eq(list, "tcp://a:1,ipc:///tmp/b");
+    cr_assert_eq(hvn_cli_list_append(&list, ""), -1);
+    cr_assert_eq(hvn_cli_list_append(&list, "tcp://c:1,tcp://d:1"), -1);
+    cr_assert_str_eq(list, "tcp://a:1,ipc:///tmp/b");
+    free(list);
+
+    list = NULL;
+    cr_assert_eq(hvn_cli_list_append(&list, ","), -1);
+    cr_assert_null(list);
 }

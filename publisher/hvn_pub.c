@@ -323,8 +323,12 @@ int main(int argc, char **argv)
         hvn_publisher_stats(pub, &stats);
         if (stats.broker == 0 && stats.resyncs == 0)
             fprintf(stderr,
-                    S_PROG ": broker not reachable at %s: %" PRIu64 " notifications not sent\n",
-                    args.endpoint, stats.pending);
+                    S_PROG ": broker not reachable at %s%s: %" PRIu64 " notifications not sent\n",
+                    args.endpoint,
+                    stats.denials ? " (it refused this host's key: is its certificate in the "
+                                    "broker's --publishers-dir?)"
+                                  : "",
+                    stats.pending);
         else
             fprintf(stderr,
                     S_PROG ": broker at %s did not take everything in %.1f s: %" PRIu64

@@ -14,6 +14,8 @@
 */
 #include "hvn_publisher.h"
 
+#include "hvn_redial.h"
+
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
@@ -97,6 +99,8 @@ struct _hvn_publisher_t {
     zsock_t *pipe;              //  Actor command pipe
     zsock_t *xpub;              //  Connected to the broker frontend(s)
     void *xpub_handle;          //  Its libzmq socket
+    hvn_redial_t *redial;       //  Dials a broker that refused the handshake again
+    int64_t redial_at;          //  Monotonic ms of the next redial due, 0 = none
     zpoller_t *poller;          //  Pipe and xpub
     hvn_encoder_t *encoder;     //  Reused buffers
     zhashx_t *sent;             //  uuid -> s_sent_t, live nodes announced
@@ -569,12 +573,34 @@ static void s_work(hvn_publisher_t *self)
 //  Returns how long the actor may sleep, in ms (-1 = until an event).
 static int s_timeout(hvn_publisher_t *self)
 {
-    if (!self->broker)
-        return -1;
-    if (self->syncing || self->heartbeat_due || self->stalled)
-        return S_RETRY_MS;
-    int64_t wait = self->heartbeat_at - zclock_mono();
-    return wait < 0 ? 0 : wait > INT32_MAX ? INT32_MAX : (int)wait;
+    int64_t now = zclock_mono();
+    int64_t wait = -1;
+    if (self->broker && (self->syncing || self->heartbeat_due || self->stalled))
+        wait = S_RETRY_MS;
+    else if (self->broker)
+        wait = self->heartbeat_at > now ? self->heartbeat_at - now : 0;
+    if (self->redial_at) {
+        int64_t redial = self->redial_at > now ? self->redial_at - now : 0;
+        if (wait < 0 || redial < wait)
+            wait = redial;
+    }
+    return wait > INT32_MAX ? INT32_MAX : (int)wait;
+}
+
+//  Reads the handshake events and dials a broker that refused this
+//  publisher's key again when its backoff has passed (hvn_redial.h):
+//  libzmq does not, so a host started before its certificate reached the
+//  broker would never connect. Counts refusals and redials.
+static void s_redial(hvn_publisher_t *self)
+{
+    int next = hvn_redial_tend(self->redial);
+    self->redial_at = next < 0 ? 0 : zclock_mono() + next;
+    hvn_redial_stats_t stats;
+    hvn_redial_stats(self->redial, &stats);
+    pthread_mutex_lock(&self->mutex);
+    self->stats.denials = stats.denials;
+    self->stats.redials = stats.redials;
+    pthread_mutex_unlock(&self->mutex);
 }
 
 // --------------------------------------------------------------------------
@@ -662,7 +688,8 @@ static void s_actor(zsock_t *pipe, void *args)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     self->pipe = pipe;
-    self->poller = zpoller_new(pipe, self->xpub, NULL);
+    zsock_t *monitor = hvn_redial_monitor(self->redial);
+    self->poller = zpoller_new(pipe, self->xpub, monitor, NULL);
     assert(self->poller);
     zpoller_set_nonstop(self->poller, true);
     zsock_signal(pipe, 0);
@@ -674,6 +701,8 @@ static void s_actor(zsock_t *pipe, void *args)
             cmd = s_handle_pipe(self);
         else if (which == self->xpub)
             s_handle_xpub(self);
+        if (which == monitor || (self->redial_at && zclock_mono() >= self->redial_at))
+            s_redial(self);
         if (cmd == S_RUN)
             s_work(self);
     }
@@ -684,6 +713,7 @@ static void s_actor(zsock_t *pipe, void *args)
     int linger = self->close_linger_ms;
     pthread_mutex_unlock(&self->mutex);
     zsock_set_linger(self->xpub, linger);
+    hvn_redial_destroy(&self->redial);
     zsock_destroy(&self->xpub);
     zpoller_destroy(&self->poller);
     if (cmd == S_STOP)
@@ -1062,18 +1092,17 @@ static int s_curve_apply(zsock_t *xpub, const hvn_publisher_opts_t *opts)
     return rc;
 }
 
-//  Returns the XPUB, set up and connected, or NULL (logged).
-static zsock_t *s_xpub_new(const char *endpoint, const hvn_publisher_opts_t *opts)
+//  Returns 0 with self->xpub set up, watched by self->redial and
+//  connected, or -1 (logged).
+static int s_xpub_new(hvn_publisher_t *self, const hvn_publisher_opts_t *opts)
 {
-    zsock_t *xpub = zsock_new(ZMQ_XPUB);
+    zsock_t *xpub = self->xpub = zsock_new(ZMQ_XPUB);
     if (!xpub) {
         zsys_error("publisher: cannot create a socket");
-        return NULL;
+        return -1;
     }
-    if (s_curve_apply(xpub, opts) != 0) {
-        zsock_destroy(&xpub);
-        return NULL;
-    }
+    if (s_curve_apply(xpub, opts) != 0)
+        return -1;
     //  See the broker's subscription again when it reconnects; refuse
     //  (EAGAIN) rather than drop when a pipe is full.
     zsock_set_xpub_verbose(xpub, 1);
@@ -1087,11 +1116,15 @@ static zsock_t *s_xpub_new(const char *endpoint, const hvn_publisher_opts_t *opt
     //  ZMQ_XPUB_NODROP would stall publishing to every other broker too.
     zsock_set_immediate(xpub, 1);
     zsock_set_sndhwm(xpub, S_SNDHWM);
-    if (zsock_attach(xpub, endpoint, false) != 0) {
-        zsys_error("publisher: cannot connect to '%s'", endpoint);
-        zsock_destroy(&xpub);
+    //  Watched before it connects, so that no refusal goes unseen
+    self->redial = hvn_redial_new(xpub, "publisher", true);
+    if (!self->redial)
+        return -1;
+    if (zsock_attach(xpub, self->endpoint, false) != 0) {
+        zsys_error("publisher: cannot connect to '%s'", self->endpoint);
+        return -1;
     }
-    return xpub;
+    return 0;
 }
 
 //  Returns the endpoints of a comma-separated list, without zsock_attach's
@@ -1124,6 +1157,7 @@ static void s_free(hvn_publisher_t *self)
     zhashx_destroy(&self->sent);
     zhashx_destroy(&self->subscriptions);
     hvn_encoder_destroy(&self->encoder);
+    hvn_redial_destroy(&self->redial);
     zsock_destroy(&self->xpub);
     pthread_cond_destroy(&self->idle);
     pthread_mutex_destroy(&self->mutex);
@@ -1174,8 +1208,7 @@ hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
         s_free(self);
         return NULL;
     }
-    self->xpub = s_xpub_new(self->endpoint, opts);
-    if (!self->xpub) {
+    if (s_xpub_new(self, opts) != 0) {
         s_free(self);
         return NULL;
     }

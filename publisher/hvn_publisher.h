@@ -119,6 +119,10 @@ typedef struct {
     uint64_t resyncs;    //  Broker subscriptions answered by a resync
     uint64_t broker;     //  1 while a broker's subscription is held
     uint64_t reconnects; //  Reconnects to every broker after a stall (stall_ms)
+    uint64_t denials;    //  Handshakes a broker refused: this host's CURVE key not
+                         //  installed there yet, or CURVE on one side only
+    uint64_t redials;    //  Refusing brokers dialled again: 1 s after a refusal,
+                         //  doubling to 30 s, jittered (libzmq never does)
 } hvn_publisher_stats_t;
 
 //  Copies the publisher's counters into *out.

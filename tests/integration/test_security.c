@@ -6,7 +6,9 @@
     subscriber work, snapshot included; an unlisted publisher key, a
     plain-text publisher and a listed key publishing for another host
     deliver nothing; an unlisted or plain-text subscriber receives nothing.
-    Each refusal moves its counter in STATS.
+    Each refusal moves its counter in STATS. A publisher started before its
+    certificate was installed is refused, then gets in once the certificate
+    is in the broker's directory, without a restart.
 */
 #include "support.h"
 
@@ -383,4 +385,71 @@ Test(security, a_publisher_added_while_the_broker_runs_gets_in_with_its_first_me
     it_stop(&sub, SIGTERM, 5000);
     cr_expect_eq(s_stat("refused"), 0);
     cr_expect_eq(s_stat("cache_nodes"), 2);
+}
+
+// --------------------------------------------------------------------------
+//  Keys installed after their client started
+
+#define S_LATE_MS 60000 //  Generous: a redial comes 1 s after a refusal, then 2, 4...
+
+//  Returns nothing; a certificate pair for role (and host) made outside the
+//  broker's directories: public certificate at path (env.dir/name),
+//  secret at secret.
+static void s_late_keygen(const char *name, const char *role, const char *host, char *path,
+                          size_t path_size, char *secret, size_t secret_size)
+{
+    s_path(path, path_size, name);
+    s_keygen(role, host, path);
+    snprintf(secret, secret_size, "%s_secret", path);
+}
+
+//  Returns nothing; the public certificate at path is moved into the
+//  broker's directory dir ("publishers" or "subscribers") with rename(), so
+//  that it appears whole, as configuration management installs a file.
+static void s_install(const char *path, const char *dir)
+{
+    const char *name = strrchr(path, '/') + 1;
+    char to[600];
+    snprintf(to, sizeof(to), "%s/%s/%s", env.dir, dir, name);
+    cr_assert_eq(rename(path, to), 0, "cannot install %s", to);
+}
+
+Test(security, a_publisher_started_before_its_key_was_installed_gets_in_without_a_restart)
+{
+    char path[400], secret[420];
+    s_late_keygen("late-pub.cert", "publisher", "cmp-021", path, sizeof(path), secret,
+                  sizeof(secret));
+    const char *args[] = {"--count", "1", "--timeout", "90", NULL};
+    it_proc_t *sub = s_subscribe(sub_secret, args);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    int64_t denied = s_stat("auth_denied_publishers");
+
+    //  hvn-pub waits for the broker as long as its flush timeout allows
+    const char *argv[] = {"hvn-pub", "--connect",       env.frontend, "--host",
+                          "cmp-021", "--flush-timeout", "90",         "--curve-secret",
+                          secret,    "--server-key",    broker_cert,  NULL};
+    it_proc_t *pub = it_spawn(argv, true, false, true);
+    cr_assert_not_null(pub);
+    char line[8192];
+    it_node_json(line, sizeof(line), 21, "70000000-0000-4000-8000-000000000021", "cmp-021", 2,
+                 4096);
+    cr_assert_eq(it_write(pub, line), 0);
+    it_close_stdin(pub);
+    cr_assert_eq(s_wait_stat("auth_denied_publishers", denied + 1, 20000), 0,
+                 "the publisher's key was not refused");
+    cr_expect_eq(s_stat("received"), 0);
+
+    s_install(path, "publishers");
+    cr_assert_gt(it_read_line(sub, line, sizeof(line), S_LATE_MS), 0,
+                 "the publisher never got in after its key was installed");
+    cr_expect(strstr(line, "70000000-0000-4000-8000-000000000021") != NULL, "got %s", line);
+    cr_expect_eq(it_wait(pub, 30000), 0, "hvn-pub did not flush");
+    char *err = it_read_stderr(pub, 1000);
+    cr_expect(strstr(err, "refused the handshake") && strstr(err, "accepted the handshake"),
+              "hvn-pub's log does not tell the refusal and the recovery: %s", err);
+    free(err);
+    it_stop(&pub, SIGTERM, 5000);
+    cr_expect_eq(it_wait(sub, 10000), 0);
+    it_stop(&sub, SIGTERM, 5000);
+    cr_expect_eq(s_stat("refused"), 0);
 }

@@ -686,6 +686,12 @@ int hvn_replica_poll(hvn_replica_t *self, int timeout_ms)
         if (rc > 0 || now >= deadline)
             return handled;
         int64_t until = s_next_due(self);
+        for (size_t i = 0; i < self->link_count; i++) {
+            //  A backend that refused the handshake is dialled again
+            int redial = hvn_subscriber_redial(self->links[i].sub);
+            if (redial >= 0 && now + redial < until)
+                until = now + redial;
+        }
         if (until > deadline)
             until = deadline;
         if (s_wait(self, until > now ? until - now : 0) < 0)
@@ -762,5 +768,7 @@ void hvn_replica_stats(hvn_replica_t *self, hvn_replica_stats_t *out)
         out->received += sub.received;
         out->refused += sub.skipped_total;
         out->stale += sub.stale;
+        out->denials += sub.denials;
+        out->redials += sub.redials;
     }
 }

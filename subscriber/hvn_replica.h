@@ -148,6 +148,9 @@ typedef struct {
     uint64_t repairs;          //  Repair snapshots completed
     uint64_t repairs_failed;   //  Snapshot attempts that failed (no answer, bad reply)
     uint64_t snapshots;        //  Snapshots applied, the first included
+    uint64_t denials;          //  Backend handshakes refused, all links
+                               //  (see hvn_subscriber_redial)
+    uint64_t redials;          //  Refusing backends dialled again, all links
 } hvn_replica_stats_t;
 
 //  Copies the counters into *out.

@@ -8,7 +8,9 @@
     and the caller knows to snapshot again.
 */
 #include "hvn_subscriber.h"
+
 #include "hvn_instances.h"
+#include "hvn_redial.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -34,6 +36,7 @@ typedef struct {
 
 struct _hvn_subscriber_t {
     zsock_t *sub;                    //  SUB on the broker backend(s)
+    hvn_redial_t *redial;            //  Dials a backend that refused the handshake again
     char *service;                   //  Broker service endpoint, or NULL
     char *host;                      //  Exact host filter, or NULL
     char *curve_secret;              //  Client certificate file, or NULL
@@ -121,10 +124,12 @@ static int s_recv_parts(void *handle, zmq_msg_t *parts, int max, int flags)
     }
 }
 
-//  Waits up to timeout_ms (-1 = forever) for input on handle. Returns 1 when
-//  input is waiting, 0 on timeout, -1 when interrupted or the context ended.
-static int s_wait(void *handle, int timeout_ms)
+//  Waits up to timeout_ms (-1 = forever) for input on one of count
+//  libzmq sockets. Returns 1 when input is waiting, 0 on timeout, -1 when
+//  interrupted or the context ended.
+static int s_wait(void *const *handles, int count, int timeout_ms)
 {
+    assert(count <= 3);
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono() + timeout_ms;
     while (true) {
         if (zsys_interrupted)
@@ -140,8 +145,10 @@ static int s_wait(void *handle, int timeout_ms)
         bool sliced = wait_ms < 0 || wait_ms > S_SIGNAL_CHECK_MS;
         if (sliced)
             wait_ms = S_SIGNAL_CHECK_MS;
-        zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, wait_ms);
+        zmq_pollitem_t items[3];
+        for (int i = 0; i < count; i++)
+            items[i] = (zmq_pollitem_t){handles[i], 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(items, count, wait_ms);
         if (rc > 0)
             return 1;
         if (rc == 0 && sliced)
@@ -238,6 +245,10 @@ static int s_open_sub(hvn_subscriber_t *self, const char *endpoint)
     zsock_set_rcvhwm(self->sub, self->rcvhwm);
     if (s_apply_curve(self, self->sub) != 0)
         return -1;
+    //  Watched before it connects, so that no refusal goes unseen
+    self->redial = hvn_redial_new(self->sub, "subscriber", true);
+    if (!self->redial)
+        return -1;
     if (self->topic_count == 0)
         zsock_set_subscribe(self->sub, "");
     for (size_t i = 0; i < self->topic_count; i++)
@@ -279,6 +290,7 @@ void hvn_subscriber_destroy(hvn_subscriber_t **self_p)
     hvn_subscriber_t *self = *self_p;
     if (!self)
         return;
+    hvn_redial_destroy(&self->redial);
     zsock_destroy(&self->sub);
     hvn_decoder_destroy(&self->decoder);
     hvn_instances_destroy(&self->publishers);
@@ -380,15 +392,27 @@ int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms)
         }
         if (rc < 0)
             return -1;
+        //  Nothing waiting: a moment to dial a refusing backend again
+        int next = rc == 2 ? hvn_subscriber_redial(self) : -1;
         int64_t now = zclock_mono();
         if (deadline >= 0 && now >= deadline)
             return 0;
         if (rc == 2) {
-            rc = s_wait(handle, deadline < 0 ? -1 : (int)(deadline - now));
-            if (rc <= 0)
-                return rc;
+            int64_t wait = deadline < 0 ? -1 : deadline - now;
+            if (next >= 0 && (wait < 0 || next < wait))
+                wait = next;
+            void *handles[2] = {handle, zsock_resolve(hvn_redial_monitor(self->redial))};
+            if (s_wait(handles, 2, (int)wait) < 0)
+                return -1;
         }
     }
+}
+
+//  Returns the ms until the next redial is due, or -1 when none is.
+int hvn_subscriber_redial(hvn_subscriber_t *self)
+{
+    assert(self);
+    return hvn_redial_tend(self->redial);
 }
 
 //  Returns the SUB socket (a zsock_t owned by the subscriber).
@@ -407,6 +431,10 @@ void hvn_subscriber_stats(hvn_subscriber_t *self, hvn_subscriber_stats_t *out)
         out->skipped[r] = self->rejects.count[r];
     out->skipped_total = hvn_rejects_total(&self->rejects);
     out->publishers = hvn_instances_size(self->publishers);
+    hvn_redial_stats_t redial;
+    hvn_redial_stats(self->redial, &redial);
+    out->denials = redial.denials;
+    out->redials = redial.redials;
 }
 
 //  Returns nothing; makes the END's seqs the ones recv() skips up to, and
@@ -500,43 +528,77 @@ static int s_snapshot_end(s_snapshot_t *snap, zmq_msg_t *parts, int count)
     return rc;
 }
 
-//  Returns a DEALER connected to the service, or NULL (logged).
-static zsock_t *s_service_open(hvn_subscriber_t *self)
+//  One request to the service: a DEALER, and a watch on its handshake
+typedef struct {
+    zsock_t *dealer;       //  Connected to the service
+    hvn_redial_t *refusal; //  Counts a refused handshake (no redial)
+} s_service_t;
+
+//  Returns nothing; closes what s_service_open opened.
+static void s_service_close(s_service_t *svc)
 {
+    hvn_redial_destroy(&svc->refusal);
+    zsock_destroy(&svc->dealer);
+}
+
+//  Returns 0 with svc holding a DEALER connected to the service, or -1
+//  (logged).
+static int s_service_open(hvn_subscriber_t *self, s_service_t *svc)
+{
+    *svc = (s_service_t){0};
     if (!self->service) {
         zsys_error("subscriber: no service endpoint configured");
-        return NULL;
+        return -1;
     }
-    zsock_t *dealer = zsock_new(ZMQ_DEALER);
-    if (!dealer)
-        return NULL;
-    zsock_set_rcvhwm(dealer, 0); //  A whole fleet's snapshot must fit: never drop it
-    zsock_set_linger(dealer, 0);
-    if (s_apply_curve(self, dealer) != 0 || zsock_attach(dealer, self->service, false) != 0) {
+    svc->dealer = zsock_new(ZMQ_DEALER);
+    if (!svc->dealer)
+        return -1;
+    zsock_set_rcvhwm(svc->dealer, 0); //  A whole fleet's snapshot must fit: never drop it
+    zsock_set_linger(svc->dealer, 0);
+    if (s_apply_curve(self, svc->dealer) != 0 ||
+        !(svc->refusal = hvn_redial_new(svc->dealer, "subscriber", false)) ||
+        zsock_attach(svc->dealer, self->service, false) != 0) {
         zsys_error("subscriber: cannot connect to service '%s'", self->service);
-        zsock_destroy(&dealer);
+        s_service_close(svc);
+        return -1;
     }
-    return dealer;
+    return 0;
 }
 
 //  Returns the number of reply frames received into parts (at most max),
-//  0 on timeout, -1 when interrupted or on a socket error (logged).
-static int s_service_recv(hvn_subscriber_t *self, zsock_t *dealer, zmq_msg_t *parts, int max,
+//  0 on timeout, -1 when interrupted, refused at the handshake or on a
+//  socket error (logged). While it waits, a refusing backend is dialled
+//  again as in recv().
+static int s_service_recv(hvn_subscriber_t *self, s_service_t *svc, zmq_msg_t *parts, int max,
                           int timeout_ms)
 {
-    void *handle = zsock_resolve(dealer);
+    void *handles[3] = {zsock_resolve(svc->dealer), zsock_resolve(hvn_redial_monitor(svc->refusal)),
+                        zsock_resolve(hvn_redial_monitor(self->redial))};
+    int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono() + timeout_ms;
     while (true) {
-        int count = s_recv_parts(handle, parts, max, ZMQ_DONTWAIT);
+        int count = s_recv_parts(handles[0], parts, max, ZMQ_DONTWAIT);
         if (count > 0)
             return count;
         if (count < 0 && (errno != EINTR || zsys_interrupted))
             return -1;
-        int rc = s_wait(handle, timeout_ms);
-        if (rc == 0)
+        //  A service that refused this key never answers: no use waiting
+        hvn_redial_tend(svc->refusal);
+        hvn_redial_stats_t refusal;
+        hvn_redial_stats(svc->refusal, &refusal);
+        if (refusal.denials)
+            return -1;
+        int next = hvn_subscriber_redial(self);
+        int64_t now = zclock_mono();
+        if (deadline >= 0 && now >= deadline) {
             zsys_warning("subscriber: service '%s' did not answer within %d ms", self->service,
                          timeout_ms);
-        if (rc <= 0)
-            return rc == 0 ? 0 : -1;
+            return 0;
+        }
+        int64_t wait = deadline < 0 ? -1 : deadline - now;
+        if (next >= 0 && (wait < 0 || next < wait))
+            wait = next;
+        if (s_wait(handles, 3, (int)wait) < 0)
+            return -1;
     }
 }
 
@@ -573,16 +635,16 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
         zsys_error("subscriber: snapshot prefix longer than %d bytes", HVN_TOPIC_MAX);
         return -1;
     }
-    zsock_t *dealer = s_service_open(self);
-    if (!dealer)
+    s_service_t svc;
+    if (s_service_open(self, &svc) != 0)
         return -1;
     s_snapshot_t *snap = calloc(1, sizeof(*snap)); //  hvn_msg_t is large
     int rc = -1;
-    if (snap && zsock_send(dealer, "ss", "SNAPSHOT", prefix) == 0) {
+    if (snap && zsock_send(svc.dealer, "ss", "SNAPSHOT", prefix) == 0) {
         *snap = (s_snapshot_t){.self = self, .fn = fn, .arg = arg};
         while (true) {
             zmq_msg_t parts[S_SNAPSHOT_FRAMES];
-            int count = s_service_recv(self, dealer, parts, S_SNAPSHOT_FRAMES, timeout_ms);
+            int count = s_service_recv(self, &svc, parts, S_SNAPSHOT_FRAMES, timeout_ms);
             if (count <= 0)
                 break;
             bool done = true;
@@ -601,7 +663,7 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
         }
     }
     free(snap);
-    zsock_destroy(&dealer);
+    s_service_close(&svc);
     return rc;
 }
 
@@ -707,13 +769,13 @@ static char *s_stats_json(const void *data, size_t size)
 char *hvn_subscriber_stats_request(hvn_subscriber_t *self, int timeout_ms)
 {
     assert(self);
-    zsock_t *dealer = s_service_open(self);
-    if (!dealer)
+    s_service_t svc;
+    if (s_service_open(self, &svc) != 0)
         return NULL;
     char *text = NULL;
-    if (zsock_send(dealer, "s", "STATS") == 0) {
+    if (zsock_send(svc.dealer, "s", "STATS") == 0) {
         zmq_msg_t parts[2];
-        int count = s_service_recv(self, dealer, parts, 2, timeout_ms);
+        int count = s_service_recv(self, &svc, parts, 2, timeout_ms);
         if (count > 0) {
             if (count == 2 && s_frame_is(&parts[0], "STATS"))
                 text = s_stats_json(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
@@ -725,6 +787,6 @@ char *hvn_subscriber_stats_request(hvn_subscriber_t *self, int timeout_ms)
             s_close_parts(parts, count < 2 ? count : 2);
         }
     }
-    zsock_destroy(&dealer);
+    s_service_close(&svc);
     return text;
 }

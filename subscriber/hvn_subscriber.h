@@ -67,8 +67,20 @@ void hvn_subscriber_destroy(hvn_subscriber_t **self_p);
 int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms);
 
 //  The SUB socket (a zsock_t, owned by the subscriber), for a caller's own
-//  zpoller (then call recv with 0).
+//  zpoller (then call recv with 0). Such a caller also calls
+//  hvn_subscriber_redial() at least once a second.
 void *hvn_subscriber_socket(hvn_subscriber_t *self);
+
+//  A backend whose handshake failed for good — the broker refused this
+//  subscriber's CURVE key (not installed in its --subscribers-dir yet), or
+//  one side speaks CURVE and the other not — is not dialled again by
+//  libzmq. The subscriber does it: 1 s after the refusal, then doubling to
+//  30 s, each wait jittered; counted in stats.denials and
+//  stats.redials. recv() does this while it waits; a caller that polls
+//  hvn_subscriber_socket() itself calls this function instead, at least
+//  once a second. Returns the ms until the next redial is due, or -1
+//  when none is.
+int hvn_subscriber_redial(hvn_subscriber_t *self);
 
 //  Called once per snapshot item, with the decoded message (valid only for
 //  the duration of the call).
@@ -82,7 +94,9 @@ typedef void(hvn_snapshot_fn)(const hvn_msg_t *msg, void *arg);
 //  remembers the END's per-publisher seqs so that recv() skips live messages
 //  already covered. timeout_ms (-1 = forever) bounds the wait for each reply.
 //  Returns the number of items passed to fn, or -1 when there is no service,
-//  on timeout, when interrupted, when the broker answers ERROR, or when the END is malformed or its
+//  on timeout, when the service refused this subscriber's key at the
+//  handshake (at once: a refused request is never answered), when
+//  interrupted, when the broker answers ERROR, or when the END is malformed or its
 //  count disagrees with the items received (items already passed to fn may then be incomplete:
 //  snapshot again).
 int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snapshot_fn *fn,
@@ -103,7 +117,8 @@ const hvn_end_t *hvn_subscriber_end(hvn_subscriber_t *self);
 
 //  Asks the broker's service socket for its counters (["STATS"]) and returns
 //  them as one line of compact JSON, a heap string the caller frees, or NULL
-//  when there is no service, on timeout or a malformed answer.
+//  when there is no service, on timeout, a refused handshake or a malformed
+//  answer.
 char *hvn_subscriber_stats_request(hvn_subscriber_t *self, int timeout_ms);
 
 typedef struct {
@@ -116,6 +131,9 @@ typedef struct {
     uint64_t missed;               //  Notifications lost in those jumps
     uint64_t snapshots;            //  Snapshots completed
     uint64_t publishers;           //  Publisher instances tracked
+    uint64_t denials;              //  Backend handshakes refused (CURVE key not
+                                   //  installed at the broker, or CURVE on one side only)
+    uint64_t redials;              //  Refusing backends dialled again
 } hvn_subscriber_stats_t;
 
 //  Copies the counters into *out.

@@ -6,11 +6,14 @@
     subscriber work, snapshot included; an unlisted publisher key, a
     plain-text publisher and a listed key publishing for another host
     deliver nothing; an unlisted or plain-text subscriber receives nothing.
-    Each refusal moves its counter in STATS. A publisher started before its
-    certificate was installed is refused, then gets in once the certificate
-    is in the broker's directory, without a restart.
+    Each refusal moves its counter in STATS. A publisher or subscriber
+    started before its certificate was installed is refused, then gets in
+    once the certificate is in the broker's directory, without a restart.
 */
 #include "support.h"
+
+#include "hvn_publisher.h"
+#include "hvn_subscriber.h"
 
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -452,4 +455,118 @@ Test(security, a_publisher_started_before_its_key_was_installed_gets_in_without_
     cr_expect_eq(it_wait(sub, 10000), 0);
     it_stop(&sub, SIGTERM, 5000);
     cr_expect_eq(s_stat("refused"), 0);
+}
+
+Test(security, a_subscriber_started_before_its_key_was_installed_gets_in_without_a_restart)
+{
+    //  A plain subscriber (hvn_subscriber_recv waits and redials) and one
+    //  keeping a replica (hvn_replica_poll does), each with a key of its
+    //  own: the broker counts subscriptions per key
+    char live_path[400], live_key[420], snap_path[400], snap_key[420];
+    s_late_keygen("late-live.cert", "subscriber", NULL, live_path, sizeof(live_path), live_key,
+                  sizeof(live_key));
+    s_late_keygen("late-snap.cert", "subscriber", NULL, snap_path, sizeof(snap_path), snap_key,
+                  sizeof(snap_key));
+    int64_t denied = s_stat("auth_denied_subscribers");
+    const char *live_args[] = {"--count", "1", "--timeout", "90", NULL};
+    const char *snap_args[] = {"--snapshot", "--count", "1", "--timeout", "90", NULL};
+    it_proc_t *live = s_subscribe(live_key, live_args);
+    it_proc_t *snap = s_subscribe(snap_key, snap_args);
+    cr_assert_eq(s_wait_stat("auth_denied_subscribers", denied + 3, 20000), 0,
+                 "the subscribers' backend and service handshakes were not all refused");
+    cr_expect_eq(s_stat("subscriptions"), 0, "a refused subscriber subscribed");
+
+    s_install(live_path, "subscribers");
+    s_install(snap_path, "subscribers");
+    //  Counted per key and prefix: "" for the plain one, "compute_node."
+    //  and "hvn." for the replica
+    cr_assert_eq(it_wait_subscriptions(env.service, 3, S_LATE_MS), 0,
+                 "the subscribers never got in after their keys were installed");
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    char line[8192];
+    cr_assert_gt(it_read_line(live, line, sizeof(line), 20000), 0,
+                 "the live subscriber got nothing");
+    cr_expect(strstr(line, S_UUID_OK) != NULL, "got %s", line);
+    cr_assert_gt(it_read_line(snap, line, sizeof(line), S_LATE_MS), 0, "the replica got nothing");
+    cr_expect(strstr(line, S_UUID_OK) != NULL, "got %s", line);
+    it_proc_t *subs[] = {live, snap};
+    for (size_t i = 0; i < 2; i++) {
+        cr_expect_eq(it_wait(subs[i], 10000), 0, "subscriber %zu", i);
+        char *err = it_read_stderr(subs[i], 1000);
+        cr_expect(strstr(err, "refused the handshake") != NULL,
+                  "subscriber %zu does not log the refusal: %s", i, err);
+        free(err);
+        it_stop(&subs[i], SIGTERM, 5000);
+    }
+}
+
+Test(security, the_libraries_count_refusals_and_redials)
+{
+    char pub_path[400], pub_key[420], sub_path[400], sub_key[420];
+    s_late_keygen("late-pub.cert", "publisher", "cmp-022", pub_path, sizeof(pub_path), pub_key,
+                  sizeof(pub_key));
+    s_late_keygen("late-sub.cert", "subscriber", NULL, sub_path, sizeof(sub_path), sub_key,
+                  sizeof(sub_key));
+    hvn_subscriber_opts_t sub_opts = {
+        .endpoint = env.backend, .curve_secret = sub_key, .curve_server = broker_cert};
+    hvn_subscriber_t *sub = hvn_subscriber_new(&sub_opts);
+    cr_assert_not_null(sub);
+    hvn_publisher_opts_t pub_opts = {.endpoint = env.frontend,
+                                     .host = "cmp-022",
+                                     .curve_secret = pub_key,
+                                     .curve_server = broker_cert};
+    hvn_publisher_t *pub = hvn_publisher_new(&pub_opts);
+    cr_assert_not_null(pub);
+
+    //  Both refused; the publisher's actor redials by itself, the
+    //  subscriber while recv() waits
+    hvn_msg_t *msg = calloc(1, sizeof(*msg));
+    cr_assert_not_null(msg);
+    hvn_subscriber_stats_t sub_stats = {0};
+    int64_t deadline = zclock_mono() + 20000;
+    while (sub_stats.redials < 1 && zclock_mono() < deadline) {
+        cr_assert_eq(hvn_subscriber_recv(sub, msg, 100), 0, "a refused subscriber received");
+        hvn_subscriber_stats(sub, &sub_stats);
+    }
+    cr_assert_geq(sub_stats.denials, 1);
+    cr_assert_geq(sub_stats.redials, 1, "the subscriber did not dial again");
+    hvn_publisher_stats_t pub_stats = {0};
+    deadline = zclock_mono() + 20000;
+    while (pub_stats.redials < 1 && zclock_mono() < deadline) {
+        hvn_publisher_stats(pub, &pub_stats);
+        nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
+    }
+    cr_assert_geq(pub_stats.denials, 1);
+    cr_assert_geq(pub_stats.redials, 1, "the publisher did not dial again");
+    cr_expect_eq(pub_stats.broker, 0);
+
+    //  Installed: both get in, and the publisher's create reaches the subscriber
+    s_install(sub_path, "subscribers");
+    s_install(pub_path, "publishers");
+    //  The subscriber redials only while it is used: recv() drives it
+    deadline = zclock_mono() + S_LATE_MS;
+    while (it_broker_stat(env.service, "subscriptions", 2000) < 1 && zclock_mono() < deadline)
+        cr_assert_eq(hvn_subscriber_recv(sub, msg, 100), 0);
+    cr_assert_geq(it_broker_stat(env.service, "subscriptions", 2000), 1,
+                  "the subscriber never got in");
+    char line[2048];
+    it_node_json(line, sizeof(line), 22, "80000000-0000-4000-8000-000000000022", "cmp-022", 2,
+                 4096);
+    hvn_node_t node;
+    char why[256];
+    cr_assert_eq(hvn_json_parse_node(line, strlen(line), &node, NULL, why, sizeof(why)), 0, "%s",
+                 why);
+    cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+    cr_assert_eq(hvn_publisher_flush(pub, S_LATE_MS), 0, "the publisher never got in");
+    bool created = false; //  Heartbeats may come first
+    deadline = zclock_mono() + 20000;
+    while (!created && zclock_mono() < deadline)
+        created = hvn_subscriber_recv(sub, msg, 100) == 1 && msg->event == HVN_EVENT_CREATE;
+    cr_assert(created, "the create did not arrive");
+    cr_expect_str_eq(msg->node.uuid, "80000000-0000-4000-8000-000000000022");
+    hvn_publisher_stats(pub, &pub_stats);
+    cr_expect_eq(pub_stats.broker, 1);
+    free(msg);
+    hvn_publisher_destroy(&pub);
+    hvn_subscriber_destroy(&sub);
 }

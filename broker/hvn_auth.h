@@ -24,7 +24,8 @@
     ten times a second at most): a certificate added is honoured by the
     connections that follow, one removed refuses them but does not close a
     connection already open (restart the broker to cut those). libzmq does
-    not retry a client refused at the handshake.
+    not retry a client refused at the handshake; hvnotify's clients dial
+    again by themselves (proto/hvn_redial.h).
 */
 #ifndef HVN_AUTH_H_INCLUDED
 #define HVN_AUTH_H_INCLUDED

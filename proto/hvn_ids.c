@@ -83,11 +83,13 @@ void hvn_uuid4_raw(uint8_t out[16])
     out[8] = (uint8_t)((out[8] & 0x3F) | 0x80);
 }
 
-//  Each byte's value as a hex digit plus one; 0 for a byte that is not one
-static const uint8_t s_hex_plus1[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+//  Each byte's value as a hex digit with bit 7 set; 0 for a byte that is
+//  not one
+static const uint8_t s_hex_digit[256] = {
+    ['0'] = 0x80, ['1'] = 0x81, ['2'] = 0x82, ['3'] = 0x83, ['4'] = 0x84, ['5'] = 0x85,
+    ['6'] = 0x86, ['7'] = 0x87, ['8'] = 0x88, ['9'] = 0x89, ['a'] = 0x8A, ['b'] = 0x8B,
+    ['c'] = 0x8C, ['d'] = 0x8D, ['e'] = 0x8E, ['f'] = 0x8F, ['A'] = 0x8A, ['B'] = 0x8B,
+    ['C'] = 0x8C, ['D'] = 0x8D, ['E'] = 0x8E, ['F'] = 0x8F,
 };
 
 //  Where each of the 16 bytes starts in UUID text
@@ -118,15 +120,13 @@ int hvn_uuid_parse(const char *text, size_t len, uint8_t *out)
         return -1;
     const uint8_t *p = (const uint8_t *)text;
     uint8_t bytes[16];
-    int bad = 0;
+    unsigned all = 0x80; //  Bit 7 stays set while every digit is one
     for (int i = 0; i < 16; i++) {
-        uint8_t hi = s_hex_plus1[p[s_uuid_pos[i]]], lo = s_hex_plus1[p[s_uuid_pos[i] + 1]];
-        bad |= hi == 0 || lo == 0;
-        //  Unsigned: a non-hex hi is 0, and (0 - 1) << 4 on an int is
-        //  undefined behaviour
-        bytes[i] = (uint8_t)(((hi - 1u) & 0x0Fu) << 4 | ((lo - 1u) & 0x0Fu));
+        unsigned hi = s_hex_digit[p[s_uuid_pos[i]]], lo = s_hex_digit[p[s_uuid_pos[i] + 1]];
+        all &= hi & lo;
+        bytes[i] = (uint8_t)(hi << 4 | (lo & 0x0Fu));
     }
-    if (bad)
+    if (!all)
         return -1;
     if (out)
         memcpy(out, bytes, 16);

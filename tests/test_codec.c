@@ -1057,4 +1057,18 @@ Test(codec, uuid_parse_accepts_and_refuses_what_libuuid_does)
             cr_assert_arr_eq(got, expected, 16, "case %zu", i);
     }
     cr_assert_eq(hvn_uuid_parse(NULL, 36, NULL), -1);
+    //  Every byte value at every position of a valid text
+    for (int at = 0; at < 36; at++) {
+        for (int c = 1; c < 256; c++) {
+            char text[37] = "5f3bb5bc-7f77-4fd2-9f4c-ABCDEFabcdef";
+            text[at] = (char)c;
+            uuid_t expected;
+            uint8_t got[16];
+            int want = uuid_parse(text, expected);
+            int rc = hvn_uuid_parse(text, 36, got);
+            cr_assert_eq(rc, want, "byte %d at %d", c, at);
+            if (rc == 0)
+                cr_assert_arr_eq(got, expected, 16, "byte %d at %d", c, at);
+        }
+    }
 }

@@ -217,6 +217,26 @@ bool hvn_utf8_valid(const char *s, size_t len)
             break;
         i += 8;
     }
+    //  Fewer than eight left, all before them ASCII: the last eight bytes
+    //  (or the last four and the first four of a shorter text) as whole
+    //  words, overlapping what was checked
+    if (i + 8 > len && i < len) {
+        if (len >= 8) {
+            uint64_t word;
+            memcpy(&word, p + len - 8, 8);
+            if (!(word & 0x8080808080808080ULL) &&
+                !((word - 0x0101010101010101ULL) & ~word & 0x8080808080808080ULL))
+                return true;
+        } else if (len >= 4) {
+            uint32_t head, tail;
+            memcpy(&head, p, 4);
+            memcpy(&tail, p + len - 4, 4);
+            uint32_t both = head | tail;
+            if (!(both & 0x80808080u) && !((head - 0x01010101u) & ~head & 0x80808080u) &&
+                !((tail - 0x01010101u) & ~tail & 0x80808080u))
+                return true;
+        }
+    }
     while (i < len) {
         uint8_t c = p[i];
         if (c == 0)

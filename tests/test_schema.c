@@ -228,6 +228,26 @@ Test(schema, utf8_check_refuses_malformed_sequences)
     cr_assert_not(hvn_utf8_valid("\xed\xa0\x80", 3));
     cr_assert_not(hvn_utf8_valid("\xf4\x90\x80\x80", 4));
     cr_assert_not(hvn_utf8_valid("\x80", 1));
+    //  Every length up to 24, with a NUL, a stray continuation byte, a
+    //  truncated sequence or a good two-byte one at every position
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            char text[32];
+            memset(text, 'a', sizeof(text));
+            text[at] = '\0';
+            cr_assert_not(hvn_utf8_valid(text, len), "NUL at %zu of %zu", at, len);
+            text[at] = (char)0x80;
+            cr_assert_not(hvn_utf8_valid(text, len), "0x80 at %zu of %zu", at, len);
+            text[at] = (char)0xC3;
+            if (at + 1 < len) {
+                cr_assert_not(hvn_utf8_valid(text, at + 1), "0xC3 at the end, %zu", at + 1);
+                text[at + 1] = (char)0xA9;
+                cr_assert(hvn_utf8_valid(text, len), "U+00E9 at %zu of %zu", at, len);
+            }
+            memset(text, 'a', sizeof(text));
+            cr_assert(hvn_utf8_valid(text, len), "ASCII, %zu", len);
+        }
+    }
 }
 
 //  Returns what host_ip's check answered before it had a shortcut for

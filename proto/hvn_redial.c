@@ -3,9 +3,16 @@
 
     The idea it rests on: libzmq's monitor names the endpoint of every
     handshake event as the socket was told to connect it, so the endpoint
-    can be disconnected and connected again under that name. A redial is
-    made only when the disconnect finds the endpoint: a name that does not
-    match is logged, never connected twice.
+    can be disconnected and connected again under that name.
+
+    The disconnect comes at once, when the refusal is read, and the connect
+    when the wait is over. libzmq 4.3 keeps a refused endpoint's entry, with
+    a pointer to its ended (freed) session, until zmq_disconnect removes
+    it, and zmq_disconnect ends the session at that address if the socket
+    owns one. Removed at once, before this socket connects anything again,
+    the pointer cannot have been reused by a new session of the socket, so
+    the disconnect never ends another endpoint's live connection. A name
+    the socket does not know is logged and never connected a second time.
 */
 #include "hvn_redial.h"
 
@@ -20,7 +27,6 @@
 #include <string.h>
 
 #define S_LOG_MS 1000 //  At most one refusal line a second
-#define S_BATCH 64    //  Events read per call
 
 //  The handshake failures that end a connection for good: the ZAP handler
 //  refused the key (AUTH), or the peers disagree on the mechanism or break
@@ -87,6 +93,13 @@ static void s_failed(hvn_redial_t *self, const char *endpoint, uint16_t event, u
     int64_t now = zclock_mono();
     ep->failures++;
     self->stats.denials++;
+    if (self->redial && !ep->lost && zmq_disconnect(self->handle, endpoint) != 0 &&
+        errno == ENOENT) {
+        zsys_error("%s: '%s' is not a name this socket was connected with: cannot dial it again "
+                   "(restart to reconnect it)",
+                   self->who, endpoint);
+        ep->lost = true;
+    }
     if (self->redial)
         s_schedule(ep, now);
     if (now - self->logged_ms < S_LOG_MS && self->logged_ms) {
@@ -166,16 +179,13 @@ static int s_event(hvn_redial_t *self)
 // --------------------------------------------------------------------------
 //  Redials
 
-//  Returns nothing; endpoint is disconnected and connected again, or
-//  marked lost (logged) when the socket does not know it by that name.
+//  Returns nothing; endpoint, disconnected when its refusal was read, is
+//  connected again (or marked lost, logged, when it cannot be).
 static void s_redial(hvn_redial_t *self, const char *endpoint, s_endpoint_t *ep)
 {
-    if (zmq_disconnect(self->handle, endpoint) != 0) {
-        zsys_error("%s: cannot dial '%s' again (%s): restart to reconnect it", self->who, endpoint,
-                   zmq_strerror(errno));
-        ep->lost = true;
-        return;
-    }
+    //  Connected again meanwhile by the socket's owner (the publisher's
+    //  reconnect after a stall): that connection goes, or there would be two
+    zmq_disconnect(self->handle, endpoint);
     if (zmq_connect(self->handle, endpoint) != 0) {
         zsys_error("%s: cannot connect again to '%s': %s", self->who, endpoint,
                    zmq_strerror(errno));
@@ -188,7 +198,9 @@ static void s_redial(hvn_redial_t *self, const char *endpoint, s_endpoint_t *ep)
 int hvn_redial_tend(hvn_redial_t *self)
 {
     assert(self);
-    for (int n = 0; n < S_BATCH && s_event(self); n++)
+    //  Every waiting event first: a refused endpoint is disconnected
+    //  before anything is connected (see the top of this file)
+    while (s_event(self))
         ;
     int64_t now = zclock_mono();
     int64_t next = -1;

@@ -183,6 +183,38 @@ Test(redial, a_refused_endpoint_is_dialled_again_later_each_time_and_gets_in_whe
     zstr_free(&text);
 }
 
+Test(redial, two_refusing_endpoints_of_one_socket_both_get_in)
+{
+    //  A second server at another endpoint: each refusal disconnects one
+    //  endpoint while the other's redial may have connected a new session
+    char second[160];
+    snprintf(second, sizeof(second), "ipc://%s/second", fx.dir);
+    zsock_t *other = zsock_new(ZMQ_PULL);
+    cr_assert_not_null(other);
+    zcert_apply(fx.server_cert, other);
+    zsock_set_curve_server(other, 1);
+    cr_assert_eq(zsock_bind(other, "%s", second), 0);
+    s_client_connect(true);
+    cr_assert_eq(zsock_connect(fx.client, "%s", second), 0);
+    cr_assert_eq(s_until_denials(6), 0, "both endpoints not refused three times");
+    fx.allow = true;
+    cr_assert_eq(s_until_accepted(), 0, "not both let in once allowed");
+    //  Both connections work: PUSH deals to each in turn
+    zsock_set_rcvtimeo(fx.server, S_WAIT_MS);
+    zsock_set_rcvtimeo(other, S_WAIT_MS);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(zstr_send(fx.client, "hello"), 0);
+    char *a = zstr_recv(fx.server);
+    char *b = zstr_recv(other);
+    cr_expect(a && b, "a connection was lost: %s, %s", a ? a : "-", b ? b : "-");
+    zstr_free(&a);
+    zstr_free(&b);
+    zsock_destroy(&other);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/second", fx.dir);
+    remove(path);
+}
+
 Test(redial, a_handshake_that_succeeds_starts_the_backoff_again)
 {
     s_client_connect(true);

@@ -1312,11 +1312,17 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const s_tok_t *data, bool d
                 rc = s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
             else {
                 //  What the type asks beyond that (uuid, ip) is checked
-                //  here, not by a second pass of hvn_node_validate
-                rc = field->type == HVN_TYPE_UUID
-                         ? s_copy_ascii(self, value, at, field->size, S_DATA_PATH, field->name)
-                         : s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
-                if (rc == HVN_OK && !hvn_field_text_valid(f, at, value->size))
+                //  here, not by a second pass of hvn_node_validate; the node's
+                //  uuid (the schema's only one) is kept as its 16 bytes too
+                bool valid;
+                if (field->type == HVN_TYPE_UUID) {
+                    rc = s_copy_ascii(self, value, at, field->size, S_DATA_PATH, field->name);
+                    valid = rc != HVN_OK || hvn_uuid_parse(at, value->size, out->node_uuid) == 0;
+                } else {
+                    rc = s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
+                    valid = rc != HVN_OK || hvn_field_text_valid(f, at, value->size);
+                }
+                if (!valid)
                     rc = s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, field->name);
             }
             if (rc == HVN_OK)
@@ -1483,6 +1489,8 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
         out->node.nulls = 0;
     else
         hvn_node_init(&out->node);
+    if (!s_is_notification(out->event))
+        memset(out->node_uuid, 0, sizeof(out->node_uuid));
     s_index_t idx;
     s_index_build(&idx, root, s_root_keys, S_K_ROOT_COUNT);
     if (s_is_notification(out->event))

@@ -108,6 +108,8 @@ typedef struct {
     int payload_major;                          //  nova_object.version
     int payload_minor;
     hvn_node_t node;                            //  nova_object.data
+    uint8_t node_uuid[16];                      //  node.uuid's 16 bytes (create/
+                                                //  update/delete; zero otherwise)
     int64_t interval_ms;                        //  Heartbeats
     size_t node_count;                          //  Publisher heartbeat: uuids
     const uint8_t (*nodes)[16];                 //  Owned by the decoder; valid

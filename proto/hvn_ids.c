@@ -83,13 +83,13 @@ void hvn_uuid4_raw(uint8_t out[16])
     out[8] = (uint8_t)((out[8] & 0x3F) | 0x80);
 }
 
-//  Each byte's value as a hex digit with bit 7 set; 0 for a byte that is
+//  Each byte's value as a hex digit with bit 8 set; 0 for a byte that is
 //  not one
-static const uint8_t s_hex_digit[256] = {
-    ['0'] = 0x80, ['1'] = 0x81, ['2'] = 0x82, ['3'] = 0x83, ['4'] = 0x84, ['5'] = 0x85,
-    ['6'] = 0x86, ['7'] = 0x87, ['8'] = 0x88, ['9'] = 0x89, ['a'] = 0x8A, ['b'] = 0x8B,
-    ['c'] = 0x8C, ['d'] = 0x8D, ['e'] = 0x8E, ['f'] = 0x8F, ['A'] = 0x8A, ['B'] = 0x8B,
-    ['C'] = 0x8C, ['D'] = 0x8D, ['E'] = 0x8E, ['F'] = 0x8F,
+static const uint16_t s_hex_digit[256] = {
+    ['0'] = 0x100, ['1'] = 0x101, ['2'] = 0x102, ['3'] = 0x103, ['4'] = 0x104, ['5'] = 0x105,
+    ['6'] = 0x106, ['7'] = 0x107, ['8'] = 0x108, ['9'] = 0x109, ['a'] = 0x10A, ['b'] = 0x10B,
+    ['c'] = 0x10C, ['d'] = 0x10D, ['e'] = 0x10E, ['f'] = 0x10F, ['A'] = 0x10A, ['B'] = 0x10B,
+    ['C'] = 0x10C, ['D'] = 0x10D, ['E'] = 0x10E, ['F'] = 0x10F,
 };
 
 //  Where each of the 16 bytes starts in UUID text
@@ -120,11 +120,11 @@ int hvn_uuid_parse(const char *text, size_t len, uint8_t *out)
         return -1;
     const uint8_t *p = (const uint8_t *)text;
     uint8_t bytes[16];
-    unsigned all = 0x80; //  Bit 7 stays set while every digit is one
+    unsigned all = 0x100; //  Bit 8 stays set while every digit is one
     for (int i = 0; i < 16; i++) {
         unsigned hi = s_hex_digit[p[s_uuid_pos[i]]], lo = s_hex_digit[p[s_uuid_pos[i] + 1]];
         all &= hi & lo;
-        bytes[i] = (uint8_t)(hi << 4 | (lo & 0x0Fu));
+        bytes[i] = (uint8_t)(hi << 4 | lo); //  The flags land above the byte
     }
     if (!all)
         return -1;

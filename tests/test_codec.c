@@ -445,6 +445,30 @@ Test(codec, fresh_timestamp_and_message_id_when_envelope_leaves_them_null)
     cr_assert_eq(strlen(msg.timestamp), 26);
 }
 
+Test(codec, node_uuid_holds_the_nodes_bytes_and_is_zero_after_a_heartbeat)
+{
+    hvn_node_t node;
+    s_full_node(&node);
+    uuid_t raw;
+    cr_assert_eq(uuid_parse(S_UUID, raw), 0);
+    hvn_msg_t msg;
+    memset(&msg, 0x5A, sizeof(msg));
+    hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
+    cr_assert_eq(s_decode_frames(&fr, &msg), HVN_OK, "%s", hvn_decoder_detail(decoder));
+    cr_assert_arr_eq(msg.node_uuid, raw, 16);
+    memset(msg.node_uuid, 0x5A, sizeof(msg.node_uuid));
+    fr = s_encode(HVN_EVENT_DELETE, &node, HVN_KIND_SYNC);
+    cr_assert_eq(s_decode_frames(&fr, &msg), HVN_OK, "%s", hvn_decoder_detail(decoder));
+    cr_assert_arr_eq(msg.node_uuid, raw, 16);
+    //  The same message again: a heartbeat leaves no node's bytes behind
+    const char *uuids[] = {S_UUID2};
+    hvn_header_t header = {.kind = 0, .seq = 9};
+    cr_assert_eq(hvn_encoder_heartbeat(encoder, &s_env, 10000, uuids, 1, &header, &fr), 0);
+    cr_assert_eq(s_decode_frames(&fr, &msg), HVN_OK, "%s", hvn_decoder_detail(decoder));
+    static const uint8_t zero[16] = {0};
+    cr_assert_arr_eq(msg.node_uuid, zero, 16);
+}
+
 Test(codec, round_trips_publisher_heartbeat)
 {
     const char *uuids[] = {S_UUID, S_UUID2};

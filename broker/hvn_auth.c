@@ -23,34 +23,37 @@
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_KEY_TEXT 40    //  Z85 text of a 32-byte key
 #define S_RESCAN_MS 1000 //  Shortest time between two looks at a directory
 #define S_FORCED_MS 100  //  Same, when the handler does not know a key
+#define S_DEPTH_MAX 8    //  Subdirectories looked into (zdir reads them too)
 
 //  One certificate directory, loaded into a store, reloaded on change.
 typedef struct {
-    char *path;          //  The directory
-    zcertstore_t *store; //  Its certificates, by public key text
-    time_t modified;     //  What the directory looked like when loaded
-    size_t count;        //  Files in it
-    off_t cursize;       //  Their total size
-    int64_t checked_ms;  //  When the directory was last looked at
-    int64_t forced_ms;   //  When an unknown key last made the handler look
-    int missing;         //  The directory could not be read at the last look
-    int need_host;       //  Publishers: a certificate must name a valid host
-    const char *role;    //  "publisher" or "subscriber", for log lines
+    char *path;           //  The directory
+    zcertstore_t *store;  //  Its certificates, by public key text
+    uint64_t fingerprint; //  What the directory looked like when loaded
+    int64_t checked_ms;   //  When the directory was last looked at
+    int64_t forced_ms;    //  When an unknown key last made the handler look
+    zhashx_t *misses;     //  Broker's copies: key -> when it was last not found (ms)
+    int missing;          //  The directory could not be read at the last look
+    int need_host;        //  Publishers: a certificate must name a valid host
+    const char *role;     //  "publisher" or "subscriber", for log lines
 } s_certdir_t;
 
 struct _hvn_auth_t {
     zactor_t *actor;               //  The ZAP handler
-    s_certdir_t publishers;        //  Broker thread's own copy, for host lookups
+    s_certdir_t publishers;        //  Broker thread's own copies, for host lookups
+    s_certdir_t subscribers;       //  and service requests
     zhashx_t *hosts;               //  Key text -> host (strdup'd), cache
-    zhashx_t *misses;              //  Key text -> when it was last not found (ms)
     char last_key[S_KEY_TEXT + 1]; //  Key of the last lookup
     const char *last_host;         //  Its answer (owned by hosts), or NULL
     atomic_uint_fast64_t allowed;
@@ -82,35 +85,105 @@ static void s_certdir_empty(s_certdir_t *dir)
     dir->store = zcertstore_new(NULL);
 }
 
-//  Returns nothing; dir's store holds the certificates now in its
-//  directory when it changed since the last load. force 0: unless the last
-//  look was less than a second ago; 1: look now; 2: reload, changed or not.
-static void s_certdir_refresh(s_certdir_t *dir, int force)
+//  Returns a 64-bit mix of x (splitmix64's finalizer).
+static uint64_t s_mix(uint64_t x)
 {
-    //  Looking means reading the whole directory (zdir): at most once a
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+//  Returns 0 with *sum grown by one term per entry under the directory
+//  open as fd (closed here), -1 when it cannot be read. A term mixes the
+//  entry's name, inode, size, mode and change and modification times to
+//  the nanosecond, so a file added, removed, renamed, replaced or
+//  rewritten in place changes the sum; terms are added, so the order
+//  readdir returns them in does not matter.
+static int s_fingerprint_fd(int fd, int depth, uint64_t *sum)
+{
+    DIR *dir = fdopendir(fd);
+    if (!dir) {
+        close(fd);
+        return -1;
+    }
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        const char *name = entry->d_name;
+        if (streq(name, ".") || streq(name, ".."))
+            continue;
+        uint64_t term = 0xcbf29ce484222325ULL; //  FNV-1a over the name
+        for (const char *c = name; *c; c++)
+            term = (term ^ (uint8_t)*c) * 0x100000001b3ULL;
+        struct stat st;
+        if (fstatat(dirfd(dir), name, &st, 0) == 0) {
+            term = s_mix(term ^ (uint64_t)st.st_ino);
+            term = s_mix(term ^ (uint64_t)st.st_size ^ ((uint64_t)st.st_mode << 48));
+            term = s_mix(term ^ (uint64_t)st.st_mtim.tv_sec * 1000000000u ^
+                         (uint64_t)st.st_mtim.tv_nsec);
+            term = s_mix(term ^ (uint64_t)st.st_ctim.tv_sec * 1000000000u ^
+                         (uint64_t)st.st_ctim.tv_nsec);
+            if (S_ISDIR(st.st_mode) && depth < S_DEPTH_MAX) {
+                int sub = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (sub >= 0)
+                    s_fingerprint_fd(sub, depth + 1, &term);
+            }
+        }
+        *sum += s_mix(term);
+    }
+    closedir(dir);
+    return 0;
+}
+
+//  Returns 0 with *out set to what the directory at path looks like now
+//  (see s_fingerprint_fd), -1 when it cannot be read. Costs a readdir and
+//  a stat per file; reads no file.
+static int s_fingerprint(const char *path, uint64_t *out)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    uint64_t sum = 1; //  Never 0, the value of a directory never loaded
+    if (fd < 0 || s_fingerprint_fd(fd, 0, &sum) != 0)
+        return -1;
+    *out = sum;
+    return 0;
+}
+
+//  Returns 1 when dir's store was loaded again (it holds the certificates
+//  now in its directory, or nothing when the directory cannot be read),
+//  0 when it was left as it was: the directory looked the same as at the
+//  last load, or was looked at less than a second ago (force 0). force 0:
+//  look unless the last look was less than a second ago; 1: look now; 2:
+//  reload, changed or not. The look itself (s_fingerprint) reads no
+//  certificate; only a change does.
+static int s_certdir_refresh(s_certdir_t *dir, int force)
+{
+    //  A look lists the directory and stats each file: at most once a
     //  second, so a crowd of handshakes (every host reconnecting after a
     //  broker restart, or one client retrying with an unknown key) costs
-    //  one scan a second, not one each
+    //  one look a second, not one each
     int64_t now = zclock_mono();
     if (!force && now - dir->checked_ms < S_RESCAN_MS)
-        return;
+        return 0;
     dir->checked_ms = now;
-    zdir_t *zdir = zdir_new(dir->path, NULL);
-    if (!zdir) {
+    //  Taken before the files are read: a change made while they are read
+    //  shows at the next look, and is loaded then
+    uint64_t fingerprint = 0;
+    zdir_t *zdir = NULL;
+    if (s_fingerprint(dir->path, &fingerprint) != 0 || !(zdir = zdir_new(dir->path, NULL))) {
         //  Gone or unreadable: nobody is let in until it is back
         if (dir->missing && force < 2)
-            return; //  Said so already
+            return 0; //  Said so already
         s_certdir_empty(dir);
         dir->missing = 1;
-        dir->modified = 0;
+        dir->fingerprint = 0;
         zsys_warning("auth: %s certificate directory '%s' cannot be read: no %s is let in",
                      dir->role, dir->path, dir->role);
-        return;
+        return 1;
     }
-    if (force < 2 && dir->modified == zdir_modified(zdir) && dir->count == zdir_count(zdir) &&
-        dir->cursize == zdir_cursize(zdir)) {
+    if (force < 2 && !dir->missing && dir->fingerprint == fingerprint) {
         zdir_destroy(&zdir);
-        return;
+        return 0;
     }
     dir->missing = 0;
     s_certdir_empty(dir);
@@ -144,11 +217,10 @@ static void s_certdir_refresh(s_certdir_t *dir, int force)
         }
     }
     zdir_flatten_free(&files);
-    dir->modified = zdir_modified(zdir);
-    dir->count = zdir_count(zdir);
-    dir->cursize = zdir_cursize(zdir);
+    dir->fingerprint = fingerprint;
     zdir_destroy(&zdir);
     zsys_info("auth: %zu %s certificate(s) loaded from '%s'", loaded, dir->role, dir->path);
+    return 1;
 }
 
 //  Returns 0 with dir set up and loaded, -1 when it cannot be.
@@ -168,6 +240,7 @@ static int s_certdir_init(s_certdir_t *dir, const char *path, const char *role, 
 //  Returns nothing; frees what s_certdir_init made.
 static void s_certdir_fini(s_certdir_t *dir)
 {
+    zhashx_destroy(&dir->misses);
     zcertstore_destroy(&dir->store);
     zstr_free(&dir->path);
 }
@@ -345,9 +418,9 @@ hvn_auth_t *hvn_auth_new(const char *publishers_dir, const char *subscribers_dir
         return NULL;
     }
     self->hosts = zhashx_new();
-    self->misses = zhashx_new();
-    if (!self->hosts || !self->misses ||
-        s_certdir_init(&self->publishers, publishers_dir, "publisher", 1) != 0) {
+    if (!self->hosts || s_certdir_init(&self->publishers, publishers_dir, "publisher", 1) != 0 ||
+        s_certdir_init(&self->subscribers, subscribers_dir, "subscriber", 0) != 0 ||
+        !(self->publishers.misses = zhashx_new()) || !(self->subscribers.misses = zhashx_new())) {
         hvn_error_set(error, error_size, "out of memory");
         hvn_auth_destroy(&self);
         return NULL;
@@ -372,10 +445,51 @@ void hvn_auth_destroy(hvn_auth_t **self_p)
         return;
     zactor_destroy(&self->actor);
     zhashx_destroy(&self->hosts);
-    zhashx_destroy(&self->misses);
     s_certdir_fini(&self->publishers);
+    s_certdir_fini(&self->subscribers);
     free(self);
     *self_p = NULL;
+}
+
+//  Returns 1 when the broker thread's copy dir was loaded again (see
+//  s_certdir_refresh for force), with what was cached from its old
+//  certificates forgotten: the keys not found, and for the publishers the
+//  key-to-host map. Else 0.
+static int s_refresh(hvn_auth_t *self, s_certdir_t *dir, int force)
+{
+    if (!s_certdir_refresh(dir, force))
+        return 0;
+    if (dir->misses)
+        zhashx_purge(dir->misses);
+    if (dir == &self->publishers) {
+        zhashx_purge(self->hosts);
+        self->last_key[0] = '\0';
+        self->last_host = NULL;
+    }
+    return 1;
+}
+
+//  Returns the certificate of key in the broker thread's copy dir, or
+//  NULL. A key the handler let in but this copy does not know was added
+//  since this copy last looked: the directory is looked at now, whatever
+//  the time since (else a new client's first requests would be refused).
+//  A key still unknown after that (its certificate removed while its
+//  connection stays open) gets such a look once a second at most, so its
+//  messages cost hash lookups, not a directory listing each.
+static zcert_t *s_lookup(hvn_auth_t *self, s_certdir_t *dir, const char *key)
+{
+    zcert_t *cert = dir->store ? zcertstore_lookup(dir->store, key) : NULL;
+    if (cert)
+        return cert;
+    int64_t now = zclock_mono();
+    int64_t missed = dir->misses ? (int64_t)(intptr_t)zhashx_lookup(dir->misses, key) : 0;
+    if (missed && now - missed < S_RESCAN_MS)
+        return NULL;
+    s_refresh(self, dir, 1);
+    cert = dir->store ? zcertstore_lookup(dir->store, key) : NULL;
+    if (!cert && dir->misses)
+        zhashx_update(dir->misses, key, (void *)(intptr_t)(now ? now : 1));
+    return cert;
 }
 
 //  Returns the host bound to a publisher key, or NULL.
@@ -388,24 +502,10 @@ const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key)
         return self->last_host;
     const char *host = zhashx_lookup(self->hosts, key);
     if (!host) {
-        //  A key the handler let in but this copy does not know yet was
-        //  added since this copy last looked: look now, whatever the time
-        //  since (else a new host's first messages would be refused). A key
-        //  that is still unknown then (its certificate removed while it
-        //  stays connected) gets that forced look once a second at most.
-        int64_t now = zclock_mono();
-        int64_t missed = (int64_t)(intptr_t)zhashx_lookup(self->misses, key);
-        if (!missed || now - missed >= S_RESCAN_MS)
-            s_certdir_refresh(&self->publishers, 1);
-        zcert_t *cert =
-            self->publishers.store ? zcertstore_lookup(self->publishers.store, key) : NULL;
+        zcert_t *cert = s_lookup(self, &self->publishers, key);
         const char *meta = cert ? zcert_meta(cert, "host") : NULL;
-        if (!meta || !s_host_valid(meta)) {
-            if (!missed || now - missed >= S_RESCAN_MS)
-                zhashx_update(self->misses, key, (void *)(intptr_t)(now ? now : 1));
+        if (!meta || !s_host_valid(meta))
             return NULL;
-        }
-        zhashx_delete(self->misses, key);
         char *copy = strdup(meta);
         if (!copy)
             return NULL;
@@ -415,6 +515,22 @@ const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key)
     snprintf(self->last_key, sizeof(self->last_key), "%s", key);
     self->last_host = host;
     return host;
+}
+
+//  Returns 1 when key is a subscriber's, else 0.
+int hvn_auth_subscriber_known(hvn_auth_t *self, const char *key)
+{
+    assert(self);
+    return key && *key && s_lookup(self, &self->subscribers, key) != NULL;
+}
+
+//  Returns 1 when either directory was loaded again, else 0.
+int hvn_auth_refresh(hvn_auth_t *self)
+{
+    assert(self);
+    int publishers = s_refresh(self, &self->publishers, 1);
+    int subscribers = s_refresh(self, &self->subscribers, 1);
+    return publishers || subscribers;
 }
 
 //  Returns nothing; *out holds the counters.

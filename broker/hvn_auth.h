@@ -22,10 +22,15 @@
     Certificates are read again at a handshake when their directory
     changed (looked at once a second at most; at once for an unknown key,
     ten times a second at most): a certificate added is honoured by the
-    connections that follow, one removed refuses them but does not close a
-    connection already open (restart the broker to cut those). libzmq does
-    not retry a client refused at the handshake; hvnotify's clients dial
-    again by themselves (proto/hvn_redial.h).
+    connections that follow. The broker also calls hvn_auth_refresh once a
+    second, so that a certificate removed or changed takes effect on the
+    connections already open: a removed publisher's messages find no host
+    and are refused, a removed subscriber's service requests are refused
+    (hvn_auth_subscriber_known). libzmq cannot refuse one peer's live
+    traffic on the backend: a subscriber connected before its removal keeps
+    receiving until it disconnects (docs/security.md). libzmq does not
+    retry a client refused at the handshake; hvnotify's clients dial again
+    by themselves (proto/hvn_redial.h).
 */
 #ifndef HVN_AUTH_H_INCLUDED
 #define HVN_AUTH_H_INCLUDED
@@ -69,6 +74,20 @@ void hvn_auth_destroy(hvn_auth_t **self_p);
 //  before. The string is owned by self. Not thread-safe: the broker's
 //  thread only.
 const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key);
+
+//  Returns 1 when the subscriber key (Z85 text, a ZAP User-Id) is in the
+//  subscribers' directory, else 0: one hash lookup for a listed key. Not
+//  thread-safe: the broker's thread only.
+int hvn_auth_subscriber_known(hvn_auth_t *self, const char *key);
+
+//  Looks at both directories now and loads again one that changed since
+//  its last load (a file added, removed, renamed or rewritten): what
+//  hvn_auth_publisher_host and hvn_auth_subscriber_known answer follows
+//  from then on. A look lists the directory and stats each entry, and
+//  reads no certificate unless something changed. Returns 1 when a
+//  directory was loaded again, else 0. Not thread-safe: the broker's
+//  thread only, about once a second.
+int hvn_auth_refresh(hvn_auth_t *self);
 
 //  Copies the handshake counters into *out (read atomically).
 void hvn_auth_stats(hvn_auth_t *self, hvn_auth_stats_t *out);

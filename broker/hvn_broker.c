@@ -46,6 +46,10 @@
 //  makes sure zsys_interrupted is seen even if the signal went elsewhere.
 #define S_POLL_MAX_MS 250
 
+//  CURVE on: how often the certificate directories are looked at, so that
+//  a certificate removed or changed takes effect on open connections
+#define S_AUTH_REFRESH_MS 1000
+
 //  Backend XPUB: up to this many messages queue for one subscriber before
 //  XPUB drops that subscriber's excess. A drop shows up to it as a seq gap,
 //  and it re-snapshots. The default 1000 drops during ordinary bursts
@@ -144,6 +148,7 @@ struct _hvn_broker_t {
     hvn_cache_t *cache;                //  Node uuid -> last create/update frames
     hvn_seqmap_t *seqmap;              //  Publisher instance -> last seq
     hvn_auth_t *auth;                  //  CURVE on: ZAP handler and key -> host; else NULL
+    int64_t next_auth_ms;              //  CURVE on: when the key directories are looked at
     hvn_sublimit_t *sublimit;          //  Subscriptions per peer (backend, manual XPUB)
     hvn_ratelimit_t *snaplimit;        //  Snapshot requests per second per peer
     size_t max_topic_size;             //  Longest topic accepted
@@ -941,6 +946,12 @@ static void s_serve(hvn_broker_t *self, int nparts)
     zmq_msg_t *parts = self->parts;
     if (nparts < 2)
         return; //  A ROUTER always gives id + frames; nothing to answer
+    //  The handshake let the key in; its certificate may have been removed
+    //  since, with this connection still open
+    if (self->auth && !hvn_auth_subscriber_known(self->auth, zmq_msg_gets(&parts[1], "User-Id"))) {
+        s_serve_error(self, &parts[0], &parts[1], "key not in --subscribers-dir any more");
+        return;
+    }
     if (s_frame_is(&parts[1], "SNAPSHOT")) {
         const char *peer = s_peer(&parts[1]);
         if (!hvn_ratelimit_take(self->snaplimit, peer, self->now_ms)) {
@@ -1085,6 +1096,11 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
         s_handle_snapshots(self);
     if (self->now_ms >= self->next_heartbeat_ms)
         s_handle_timer(self);
+    if (self->auth && self->now_ms >= self->next_auth_ms) {
+        //  A certificate removed or changed takes effect on open connections
+        hvn_auth_refresh(self->auth);
+        self->next_auth_ms = self->now_ms + S_AUTH_REFRESH_MS;
+    }
     return zsys_interrupted ? -1 : 0;
 }
 

@@ -121,3 +121,76 @@ Test(auth, one_handler_per_process_and_directories_must_exist)
     cr_expect_null(auth);
     cr_expect(strstr(error, "subscribers") != NULL, "error: %s", error);
 }
+
+Test(auth, a_removed_or_changed_certificate_takes_effect_at_the_next_refresh)
+{
+    zcert_t *a = s_cert(pubs, "cmp-1.cert", "cmp-1");
+    zcert_t *b = s_cert(pubs, "cmp-2.cert", "cmp-2");
+    zcert_t *reader = s_cert(subs, "reader.cert", NULL);
+    zcert_t *other = s_cert(subs, "other.cert", NULL);
+    char error[256] = "";
+    hvn_auth_t *auth = hvn_auth_new(pubs, subs, error, sizeof(error));
+    cr_assert_not_null(auth, "%s", error);
+    cr_assert_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(a)), "cmp-1");
+    cr_assert_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(b)), "cmp-2");
+    cr_expect_eq(hvn_auth_subscriber_known(auth, zcert_public_txt(reader)), 1);
+    cr_expect_eq(hvn_auth_subscriber_known(auth, zcert_public_txt(other)), 1);
+    cr_expect_eq(hvn_auth_subscriber_known(auth, zcert_public_txt(a)), 0,
+                 "a publisher key is no subscriber");
+    cr_expect_eq(hvn_auth_subscriber_known(auth, NULL), 0);
+    cr_expect_eq(hvn_auth_subscriber_known(auth, ""), 0);
+    cr_expect_eq(hvn_auth_refresh(auth), 0, "nothing changed, nothing loaded");
+
+    //  Removed: the next refresh forgets the key, cached answers included
+    char path[400];
+    snprintf(path, sizeof(path), "%s/cmp-1.cert", pubs);
+    cr_assert_eq(remove(path), 0);
+    snprintf(path, sizeof(path), "%s/reader.cert", subs);
+    cr_assert_eq(remove(path), 0);
+    cr_expect_eq(hvn_auth_refresh(auth), 1);
+    cr_expect_null(hvn_auth_publisher_host(auth, zcert_public_txt(a)));
+    cr_expect_null(hvn_auth_publisher_host(auth, zcert_public_txt(a)), "asked again");
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(b)), "cmp-2");
+    cr_expect_eq(hvn_auth_subscriber_known(auth, zcert_public_txt(reader)), 0);
+    cr_expect_eq(hvn_auth_subscriber_known(auth, zcert_public_txt(other)), 1);
+    cr_expect_eq(hvn_auth_refresh(auth), 0);
+
+    //  Changed: the same key bound to another host of the same length,
+    //  installed with rename() as configuration management does (and no
+    //  secret twin, which zcert_load would read instead)
+    snprintf(path, sizeof(path), "%s/cmp-2.cert_secret", pubs);
+    cr_assert_eq(remove(path), 0);
+    zcert_t *b9 = zcert_new_from(zcert_public_key(b), zcert_secret_key(b));
+    cr_assert_not_null(b9);
+    zcert_set_meta(b9, "host", "%s", "cmp-9");
+    char tmp[400];
+    snprintf(tmp, sizeof(tmp), "%s/cmp-2.cert.new", dir);
+    cr_assert_eq(zcert_save_public(b9, tmp), 0);
+    zcert_destroy(&b9);
+    snprintf(path, sizeof(path), "%s/cmp-2.cert", pubs);
+    cr_assert_eq(rename(tmp, path), 0);
+    cr_expect_eq(hvn_auth_refresh(auth), 1);
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(b)), "cmp-9");
+
+    //  Put back: found again (a lookup of an unknown key looks at once)
+    snprintf(path, sizeof(path), "%s/cmp-1.cert", pubs);
+    cr_assert_eq(zcert_save_public(a, path), 0);
+    cr_expect_eq(hvn_auth_refresh(auth), 1);
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(a)), "cmp-1");
+
+    //  The directory gone: nobody is known; back: known again
+    char moved[400];
+    snprintf(moved, sizeof(moved), "%s/subscribers.old", dir);
+    cr_assert_eq(rename(subs, moved), 0);
+    cr_expect_eq(hvn_auth_refresh(auth), 1);
+    cr_expect_eq(hvn_auth_subscriber_known(auth, zcert_public_txt(other)), 0);
+    cr_assert_eq(rename(moved, subs), 0);
+    cr_expect_eq(hvn_auth_refresh(auth), 1);
+    cr_expect_eq(hvn_auth_subscriber_known(auth, zcert_public_txt(other)), 1);
+
+    hvn_auth_destroy(&auth);
+    zcert_destroy(&a);
+    zcert_destroy(&b);
+    zcert_destroy(&reader);
+    zcert_destroy(&other);
+}

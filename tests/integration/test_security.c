@@ -9,6 +9,9 @@
     Each refusal moves its counter in STATS. A publisher or subscriber
     started before its certificate was installed is refused, then gets in
     once the certificate is in the broker's directory, without a restart.
+    A publisher or subscriber whose certificate is removed while its
+    connection stays open is refused from then on: the publisher's messages,
+    the subscriber's service requests.
 */
 #include "support.h"
 
@@ -608,4 +611,180 @@ Test(security, the_libraries_count_refusals_and_redials)
     free(msg);
     hvn_publisher_destroy(&pub);
     hvn_subscriber_destroy(&sub);
+}
+
+// --------------------------------------------------------------------------
+//  Keys removed while their clients stay connected
+
+#define S_REVOKE_MS 20000 //  The broker looks once a second; generous for a loaded machine
+
+//  Returns nothing; the public certificate env.dir/dir/name is removed.
+static void s_revoke(const char *dir, const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s/%s", env.dir, dir, name);
+    cr_assert_eq(remove(path), 0, "cannot remove %s", path);
+}
+
+//  Returns nothing; node (parsed from a hvn-pub input line) is reported
+//  by pub and flushed to the broker (asserted).
+static void s_report(hvn_publisher_t *pub, int64_t id, const char *uuid, const char *host,
+                     int64_t vcpus)
+{
+    char line[2048], why[256];
+    hvn_node_t node;
+    it_node_json(line, sizeof(line), id, uuid, host, vcpus, 4096);
+    cr_assert_eq(hvn_json_parse_node(line, strlen(line), &node, NULL, why, sizeof(why)), 0, "%s",
+                 why);
+    cr_assert_eq(hvn_publisher_report(pub, &node), 0);
+    cr_assert_eq(hvn_publisher_flush(pub, 20000), 0, "not flushed");
+}
+
+//  Returns 1 once sub receives a create of uuid within timeout_ms, else 0;
+//  *other is set when a create or update of avoid (may be NULL) came first.
+static int s_recv_create(hvn_subscriber_t *sub, hvn_msg_t *msg, const char *uuid, const char *avoid,
+                         bool *other, int timeout_ms)
+{
+    for (int64_t deadline = zclock_mono() + timeout_ms; zclock_mono() < deadline;) {
+        if (hvn_subscriber_recv(sub, msg, 100) != 1 || msg->event == HVN_EVENT_BROKER)
+            continue;
+        if (avoid && streq(msg->node.uuid, avoid))
+            *other = true;
+        if (msg->event == HVN_EVENT_CREATE && streq(msg->node.uuid, uuid))
+            return 1;
+    }
+    return 0;
+}
+
+Test(security, a_removed_publisher_key_is_refused_on_its_open_connection)
+{
+    char path[400], secret[420];
+    s_path(path, sizeof(path), "publishers/cmp-030.cert");
+    s_keygen("publisher", "cmp-030", path);
+    snprintf(secret, sizeof(secret), "%s_secret", path);
+    hvn_subscriber_opts_t sub_opts = {
+        .endpoint = env.backend, .curve_secret = sub_secret, .curve_server = broker_cert};
+    hvn_subscriber_t *sub = hvn_subscriber_new(&sub_opts);
+    cr_assert_not_null(sub);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    hvn_publisher_opts_t pub_opts = {.endpoint = env.frontend,
+                                     .host = "cmp-030",
+                                     .curve_secret = secret,
+                                     .curve_server = broker_cert};
+    hvn_publisher_t *pub = hvn_publisher_new(&pub_opts);
+    cr_assert_not_null(pub);
+    hvn_msg_t *msg = calloc(1, sizeof(*msg));
+    cr_assert_not_null(msg);
+    bool other = false;
+
+    //  Listed: its create arrives
+    const char *uuid = "a0000000-0000-4000-8000-000000000030";
+    s_report(pub, 30, uuid, "cmp-030", 1);
+    cr_assert(s_recv_create(sub, msg, uuid, NULL, &other, 20000), "the listed create was lost");
+    int64_t refused = s_stat("refused.not_authorized");
+
+    //  Removed while connected: its updates are refused, within a deadline
+    s_revoke("publishers", "cmp-030.cert");
+    int64_t vcpus = 2;
+    int64_t deadline = zclock_mono() + S_REVOKE_MS;
+    while (s_stat("refused.not_authorized") <= refused && zclock_mono() < deadline) {
+        s_report(pub, 30, uuid, "cmp-030", vcpus++);
+        nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
+    }
+    cr_assert_gt(s_stat("refused.not_authorized"), refused,
+                 "the removed key's messages were still accepted");
+
+    //  From then on nothing of it passes: a new node is refused (counted),
+    //  and a listed host's create sent after it reaches the subscriber
+    //  without it
+    refused = s_stat("refused.not_authorized");
+    const char *late = "b0000000-0000-4000-8000-000000000030";
+    s_report(pub, 31, late, "cmp-030", 1);
+    cr_assert_eq(s_wait_stat("refused.not_authorized", refused + 1, 20000), 0,
+                 "the removed key's create was not refused");
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    cr_assert(s_recv_create(sub, msg, S_UUID_OK, late, &other, 20000),
+              "the listed create was lost");
+    cr_expect_not(other, "the removed key's create reached the subscriber");
+    cr_expect_eq(s_stat("cache_nodes"), 2); //  The first create and cmp-017's
+
+    free(msg);
+    hvn_publisher_set_linger(pub, 0);
+    hvn_publisher_destroy(&pub);
+    hvn_subscriber_destroy(&sub);
+}
+
+//  Returns the first frame of the broker's answer to request (one frame,
+//  then arg when not NULL) on dealer, as a heap string ("" when none came
+//  in time); *why gets the second frame when not NULL.
+static char *s_ask(zsock_t *dealer, const char *request, const char *arg, char **why)
+{
+    if (arg)
+        cr_assert_eq(zstr_sendx(dealer, request, arg, NULL), 0);
+    else
+        cr_assert_eq(zstr_send(dealer, request), 0);
+    zmsg_t *reply = zmsg_recv(dealer);
+    char *word = reply ? zmsg_popstr(reply) : NULL;
+    if (why)
+        *why = reply ? zmsg_popstr(reply) : NULL;
+    zmsg_destroy(&reply);
+    return word ? word : strdup("");
+}
+
+Test(security, a_removed_subscriber_key_is_refused_service_on_its_open_connection)
+{
+    char path[400], secret[420];
+    s_path(path, sizeof(path), "subscribers/watcher.cert");
+    s_keygen("subscriber", NULL, path);
+    snprintf(secret, sizeof(secret), "%s_secret", path);
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+
+    //  One connection, kept open, as a program polling STATS holds it
+    zcert_t *cert = zcert_load(secret);
+    zcert_t *server = zcert_load(broker_cert);
+    cr_assert(cert && server);
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    cr_assert_not_null(dealer);
+    zcert_apply(cert, dealer);
+    zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
+    zsock_set_rcvtimeo(dealer, 10000);
+    zsock_set_linger(dealer, 0);
+    cr_assert_eq(zsock_connect(dealer, "%s", env.service), 0);
+    char *word = s_ask(dealer, "STATS", NULL, NULL);
+    cr_assert_str_eq(word, "STATS", "the listed key got no STATS");
+    free(word);
+    int64_t refused = s_stat("service_refused");
+
+    s_revoke("subscribers", "watcher.cert");
+    char *why = NULL;
+    word = NULL;
+    for (int64_t deadline = zclock_mono() + S_REVOKE_MS; zclock_mono() < deadline;) {
+        free(word);
+        zstr_free(&why);
+        word = s_ask(dealer, "STATS", NULL, &why);
+        if (!streq(word, "STATS"))
+            break;
+        nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
+    }
+    cr_expect_str_eq(word, "ERROR", "the removed key still gets STATS");
+    cr_expect(why && strstr(why, "--subscribers-dir"), "why: %s", why ? why : "(none)");
+    free(word);
+    zstr_free(&why);
+    word = s_ask(dealer, "SNAPSHOT", "", NULL);
+    cr_expect_str_eq(word, "ERROR", "the removed key still gets a snapshot");
+    free(word);
+    cr_expect_geq(s_stat("service_refused"), refused + 2);
+
+    //  A new connection with that key is refused at the handshake
+    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "10", NULL};
+    it_proc_t *snap = s_subscribe(secret, args);
+    char *out = it_read_stdout(snap, 15000);
+    cr_expect_str_empty(out, "the removed key took a snapshot: %s", out);
+    free(out);
+    cr_expect_eq(it_wait(snap, 10000), 1);
+    it_stop(&snap, SIGTERM, 5000);
+
+    zsock_destroy(&dealer);
+    zcert_destroy(&cert);
+    zcert_destroy(&server);
 }

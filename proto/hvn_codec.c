@@ -659,6 +659,10 @@ struct _hvn_decoder_t {
     uint8_t (*nodes)[16];          //  Publisher heartbeat uuids, grown on demand
     size_t nodes_cap;              //  Entries allocated in nodes
     uint8_t name_len[HVN_F_COUNT]; //  strlen of each schema field's name
+    uint8_t order[HVN_F_COUNT];    //  The payload's fields, in table order
+    uint8_t delete_order[HVN_F_COUNT]; //  The delete payload's, in table order
+    uint32_t delete_count;             //  Fields in delete_order
+    uint32_t delete_mask;              //  Bit per field in delete_order
 };
 
 //  Returns a new decoder with the default body limit, or NULL.
@@ -674,8 +678,14 @@ hvn_decoder_t *hvn_decoder_new(void)
     }
     self->tokens.cap = S_TOKENS_INIT;
     self->max_size = HVN_MAX_MSG_SIZE;
-    for (int f = 0; f < HVN_F_COUNT; f++)
+    for (int f = 0; f < HVN_F_COUNT; f++) {
         self->name_len[f] = (uint8_t)strlen(hvn_schema_fields[f].name);
+        self->order[f] = (uint8_t)f;
+        if (hvn_schema_fields[f].in_delete) {
+            self->delete_order[self->delete_count++] = (uint8_t)f;
+            self->delete_mask |= 1u << f;
+        }
+    }
     return self;
 }
 
@@ -1073,10 +1083,16 @@ typedef struct {
     uint32_t dup;                      //  Bit k: key k occurs more than once
 } s_index_t;
 
+//  Returns true when token key is the string keys[k].
+static inline bool s_key_is(const s_tok_t *key, const s_key_t *keys, int k)
+{
+    return keys[k].len == key->size && s_same(keys[k].name, key->ptr, keys[k].len);
+}
+
 //  Returns nothing; idx holds where each of the count keys is in map. One
 //  pass: each entry's key is compared with the key after the last one
-//  found first (a writer like ours sends them in this order), then with the
-//  rest. Keys that are not strings or not known are ignored.
+//  found first (a writer like ours sends them in this order), then with
+//  each key. Keys that are not strings or not known are ignored.
 static void s_index_build(s_index_t *idx, const s_tok_t *map, const s_key_t *keys, int count)
 {
     idx->keys = keys;
@@ -1088,16 +1104,17 @@ static void s_index_build(s_index_t *idx, const s_tok_t *map, const s_key_t *key
     for (uint32_t i = 0; i < map->size; i++, key = s_tok_next(s_tok_next(key))) {
         if (key->type != MSGPACK_OBJECT_STR)
             continue;
-        for (int j = 0; j < count; j++) {
-            int k = next + j < count ? next + j : next + j - count;
-            if (keys[k].len != key->size || !s_same(keys[k].name, key->ptr, keys[k].len))
+        int k = next;
+        if (k >= count || !s_key_is(key, keys, k)) {
+            for (k = 0; k < count && !s_key_is(key, keys, k); k++)
+                ;
+            if (k == count)
                 continue;
-            if (idx->value[k])
-                idx->dup |= 1u << k;
-            idx->value[k] = s_tok_next(key);
-            next = k + 1 < count ? k + 1 : 0;
-            break;
         }
+        if (idx->value[k])
+            idx->dup |= 1u << k;
+        idx->value[k] = s_tok_next(key);
+        next = k + 1;
     }
 }
 
@@ -1258,20 +1275,92 @@ static hvn_reason_t s_read_version(hvn_decoder_t *self, const s_index_t *payload
     return HVN_OK;
 }
 
+//  Returns HVN_OK after storing field f's value (its token) in node and
+//  setting its bit in *nulls when it is nil (the caller clears it before),
+//  or the reason it is refused (detail the field's path). The node uuid's
+//  16 bytes land in uuid_raw.
+static inline hvn_reason_t s_read_field(hvn_decoder_t *self, int f, const s_tok_t *value,
+                                        hvn_node_t *node, uint32_t *nulls, uint8_t *uuid_raw)
+{
+    const hvn_field_t *field = &hvn_schema_fields[f];
+    char *at = (char *)node + field->offset;
+    hvn_reason_t rc = HVN_OK;
+    if (value->type == MSGPACK_OBJECT_NIL) {
+        if (!field->nullable)
+            return s_fail(self, HVN_R_WRONG_TYPE, S_DATA_PATH, field->name);
+        *nulls |= 1u << f;
+        if (field->type != HVN_TYPE_INT)
+            at[0] = '\0';
+        return HVN_OK;
+    }
+    if (field->type == HVN_TYPE_INT)
+        rc = s_get_int(self, value, (int64_t *)at, S_DATA_PATH, field->name);
+    else if (field->type == HVN_TYPE_STR)
+        //  s_copy_str checks UTF-8 and length, all a free text needs
+        rc = s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
+    else {
+        //  What the type asks beyond that (uuid, ip) is checked here, not
+        //  by a second pass of hvn_node_validate; the node's uuid (the
+        //  schema's only one) is kept as its 16 bytes too
+        bool valid;
+        if (field->type == HVN_TYPE_UUID) {
+            rc = s_copy_ascii(self, value, at, field->size, S_DATA_PATH, field->name);
+            valid = rc != HVN_OK || hvn_uuid_parse(at, value->size, uuid_raw) == 0;
+        } else {
+            rc = s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
+            valid = rc != HVN_OK || hvn_field_text_valid(f, at, value->size);
+        }
+        if (!valid)
+            rc = s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, field->name);
+    }
+    return rc;
+}
+
 //  Returns HVN_OK with out->node filled from nova_object.data (every field
 //  of the payload, or only the in_delete ones), checked against the schema.
 static hvn_reason_t s_read_data(hvn_decoder_t *self, const s_tok_t *data, bool delete_payload,
                                 hvn_msg_t *out)
 {
+    //  The nil bits are kept here and stored on the way out: a store to
+    //  node->nulls per field would be reloaded after every string copy
+    hvn_node_t *node = &out->node;
+    uint32_t nulls = node->nulls;
+    hvn_reason_t rc = HVN_OK;
+
+    //  A writer like ours sends exactly the payload's fields, in table
+    //  order. Then no key is missing or twice, and the fields are read in
+    //  one pass over the map, in the order the general path below reads
+    //  them (table order), with the same first refusal
+    const uint8_t *order = delete_payload ? self->delete_order : self->order;
+    uint32_t expected = delete_payload ? self->delete_count : HVN_F_COUNT;
+    if (data->size == expected) {
+        const s_tok_t *key = data + 1;
+        uint32_t i = 0;
+        for (; i < expected; i++, key = s_tok_next(key + 1)) {
+            int f = order[i];
+            if (key->type != MSGPACK_OBJECT_STR || key->size != self->name_len[f] ||
+                !s_same(hvn_schema_fields[f].name, key->ptr, key->size))
+                break;
+        }
+        if (i == expected) {
+            nulls &= delete_payload ? ~self->delete_mask : 0;
+            key = data + 1;
+            for (i = 0; i < expected && rc == HVN_OK; i++, key = s_tok_next(key + 1))
+                rc = s_read_field(self, order[i], key + 1, node, &nulls, out->node_uuid);
+            node->nulls = nulls;
+            return rc;
+        }
+    }
+
     const s_tok_t *slots[HVN_F_COUNT] = {NULL};
     int hint = 0;
     const s_tok_t *key = data + 1;
     for (uint32_t i = 0; i < data->size; i++, key = s_tok_next(s_tok_next(key))) {
         if (key->type != MSGPACK_OBJECT_STR)
             continue;
-        //  A writer like ours sends the fields in table order: try the next
-        //  one before searching the table (past the last field there is no
-        //  guess: an empty key must not match one)
+        //  Try the field after the last one before searching the table
+        //  (past the last field there is no guess: an empty key must not
+        //  match one)
         int f = hint;
         if (hint >= HVN_F_COUNT || self->name_len[hint] != key->size ||
             !s_same(hvn_schema_fields[hint].name, key->ptr, key->size))
@@ -1283,50 +1372,15 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const s_tok_t *data, bool d
             return s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, hvn_schema_fields[f].name);
         slots[f] = s_tok_next(key);
     }
-    //  The nil bits are kept here and stored on the way out: a store to
-    //  node->nulls per field would be reloaded after every string copy
-    hvn_node_t *node = &out->node;
-    uint32_t nulls = node->nulls;
-    hvn_reason_t rc = HVN_OK;
     for (int f = 0; f < HVN_F_COUNT && rc == HVN_OK; f++) {
         const hvn_field_t *field = &hvn_schema_fields[f];
         if (delete_payload && !field->in_delete)
             continue;
-        const s_tok_t *value = slots[f];
-        char *at = (char *)node + field->offset;
-        if (!value)
+        if (!slots[f])
             rc = s_fail(self, HVN_R_MISSING_KEY, S_DATA_PATH, field->name);
-        else if (value->type == MSGPACK_OBJECT_NIL) {
-            if (!field->nullable)
-                rc = s_fail(self, HVN_R_WRONG_TYPE, S_DATA_PATH, field->name);
-            else {
-                nulls |= 1u << f;
-                if (field->type != HVN_TYPE_INT)
-                    at[0] = '\0';
-            }
-        } else {
-            if (field->type == HVN_TYPE_INT)
-                rc = s_get_int(self, value, (int64_t *)at, S_DATA_PATH, field->name);
-            else if (field->type == HVN_TYPE_STR)
-                //  s_copy_str checks UTF-8 and length, all a free text needs
-                rc = s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
-            else {
-                //  What the type asks beyond that (uuid, ip) is checked
-                //  here, not by a second pass of hvn_node_validate; the node's
-                //  uuid (the schema's only one) is kept as its 16 bytes too
-                bool valid;
-                if (field->type == HVN_TYPE_UUID) {
-                    rc = s_copy_ascii(self, value, at, field->size, S_DATA_PATH, field->name);
-                    valid = rc != HVN_OK || hvn_uuid_parse(at, value->size, out->node_uuid) == 0;
-                } else {
-                    rc = s_copy_str(self, value, at, field->size, S_DATA_PATH, field->name);
-                    valid = rc != HVN_OK || hvn_field_text_valid(f, at, value->size);
-                }
-                if (!valid)
-                    rc = s_fail(self, HVN_R_BAD_VALUE, S_DATA_PATH, field->name);
-            }
-            if (rc == HVN_OK)
-                nulls &= ~(1u << f);
+        else {
+            nulls &= ~(1u << f);
+            rc = s_read_field(self, f, slots[f], node, &nulls, out->node_uuid);
         }
     }
     node->nulls = nulls;

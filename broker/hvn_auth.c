@@ -169,8 +169,11 @@ static int s_certdir_refresh(s_certdir_t *dir, int force)
     //  Taken before the files are read: a change made while they are read
     //  shows at the next look, and is loaded then
     uint64_t fingerprint = 0;
-    zdir_t *zdir = NULL;
-    if (s_fingerprint(dir->path, &fingerprint) != 0 || !(zdir = zdir_new(dir->path, NULL))) {
+    int readable = s_fingerprint(dir->path, &fingerprint) == 0;
+    if (readable && force < 2 && !dir->missing && dir->fingerprint == fingerprint)
+        return 0; //  Unchanged: no certificate read
+    zdir_t *zdir = readable ? zdir_new(dir->path, NULL) : NULL;
+    if (!zdir) {
         //  Gone or unreadable: nobody is let in until it is back
         if (dir->missing && force < 2)
             return 0; //  Said so already
@@ -180,10 +183,6 @@ static int s_certdir_refresh(s_certdir_t *dir, int force)
         zsys_warning("auth: %s certificate directory '%s' cannot be read: no %s is let in",
                      dir->role, dir->path, dir->role);
         return 1;
-    }
-    if (force < 2 && !dir->missing && dir->fingerprint == fingerprint) {
-        zdir_destroy(&zdir);
-        return 0;
     }
     dir->missing = 0;
     s_certdir_empty(dir);

@@ -71,8 +71,10 @@ void hvn_auth_destroy(hvn_auth_t **self_p);
 //  publish as, or NULL when the key is not a publisher's (or its
 //  certificate names no host). The answer is cached per key: one string
 //  compare when the same key asks again, one hash lookup for any key seen
-//  before. The string is owned by self. Not thread-safe: the broker's
-//  thread only.
+//  before. The cache is emptied when hvn_auth_refresh loads the
+//  publishers' directory again, so a removed key gets NULL and a changed
+//  certificate its new host from then on. The string is owned by self
+//  until then. Not thread-safe: the broker's thread only.
 const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key);
 
 //  Returns 1 when the subscriber key (Z85 text, a ZAP User-Id) is in the

@@ -726,9 +726,10 @@ const char *hvn_decoder_detail(const hvn_decoder_t *self)
 //  allocation once the token array is warm. An object is its token's index.
 
 //  Returns the index of a new token of type t, or -1 when out of memory.
-static inline int64_t s_tok_add(s_tokens_t *u, msgpack_object_type t)
+//  Unless checked, the array is known to have room (see s_tokenize).
+static inline int64_t s_tok_add(s_tokens_t *u, msgpack_object_type t, bool checked)
 {
-    if (u->count == u->cap) {
+    if (checked && u->count == u->cap) {
         if (u->cap > UINT32_MAX / 4)
             return -1;
         s_tok_t *grown = realloc(u->tok, 2 * (size_t)u->cap * sizeof(s_tok_t));
@@ -746,10 +747,10 @@ static inline int64_t s_tok_add(s_tokens_t *u, msgpack_object_type t)
 
 //  Returns 0 with *o a new integer token (typed as msgpack-c types it), or
 //  -1 when out of memory.
-static inline int s_tok_int(s_tokens_t *u, int64_t d, uint32_t *o)
+static inline int s_tok_int(s_tokens_t *u, int64_t d, uint32_t *o, bool checked)
 {
-    int64_t i =
-        s_tok_add(u, d >= 0 ? MSGPACK_OBJECT_POSITIVE_INTEGER : MSGPACK_OBJECT_NEGATIVE_INTEGER);
+    int64_t i = s_tok_add(
+        u, d >= 0 ? MSGPACK_OBJECT_POSITIVE_INTEGER : MSGPACK_OBJECT_NEGATIVE_INTEGER, checked);
     if (i < 0)
         return -1;
     u->tok[i].i64 = d;
@@ -758,9 +759,10 @@ static inline int s_tok_int(s_tokens_t *u, int64_t d, uint32_t *o)
 }
 
 //  Returns 0 with *o a new token of type t and size n, or -1.
-static inline int s_tok_sized(s_tokens_t *u, msgpack_object_type t, uint32_t n, uint32_t *o)
+static inline int s_tok_sized(s_tokens_t *u, msgpack_object_type t, uint32_t n, uint32_t *o,
+                              bool checked)
 {
-    int64_t i = s_tok_add(u, t);
+    int64_t i = s_tok_add(u, t, checked);
     if (i < 0)
         return -1;
     u->tok[i].size = n;
@@ -771,123 +773,94 @@ static inline int s_tok_sized(s_tokens_t *u, msgpack_object_type t, uint32_t n, 
 //  The callbacks unpack_template.h calls, one per kind of object, each as
 //  msgpack-c's src/unpack.c types it (signed integers >= 0 are positive).
 //  Each returns 0 with *o the object's new token, or < 0 to stop the parse.
-static inline uint32_t s_mp_cb_root(s_tokens_t *u)
-{
-    (void)u;
-    return 0;
-}
-static inline int s_mp_cb_uint8(s_tokens_t *u, uint8_t d, uint32_t *o)
-{
-    return s_tok_int(u, d, o);
-}
-static inline int s_mp_cb_uint16(s_tokens_t *u, uint16_t d, uint32_t *o)
-{
-    return s_tok_int(u, d, o);
-}
-static inline int s_mp_cb_uint32(s_tokens_t *u, uint32_t d, uint32_t *o)
-{
-    return s_tok_int(u, d, o);
-}
-static inline int s_mp_cb_uint64(s_tokens_t *u, uint64_t d, uint32_t *o)
-{
-    if (s_tok_sized(u, MSGPACK_OBJECT_POSITIVE_INTEGER, 0, o) != 0)
-        return -1;
-    u->tok[*o].u64 = d;
-    return 0;
-}
-static inline int s_mp_cb_int8(s_tokens_t *u, int8_t d, uint32_t *o)
-{
-    return s_tok_int(u, d, o);
-}
-static inline int s_mp_cb_int16(s_tokens_t *u, int16_t d, uint32_t *o)
-{
-    return s_tok_int(u, d, o);
-}
-static inline int s_mp_cb_int32(s_tokens_t *u, int32_t d, uint32_t *o)
-{
-    return s_tok_int(u, d, o);
-}
-static inline int s_mp_cb_int64(s_tokens_t *u, int64_t d, uint32_t *o)
-{
-    return s_tok_int(u, d, o);
-}
-static inline int s_mp_cb_float(s_tokens_t *u, float d, uint32_t *o)
-{
-    (void)d;
-    return s_tok_sized(u, MSGPACK_OBJECT_FLOAT32, 0, o);
-}
-static inline int s_mp_cb_double(s_tokens_t *u, double d, uint32_t *o)
-{
-    (void)d;
-    return s_tok_sized(u, MSGPACK_OBJECT_FLOAT64, 0, o);
-}
-static inline int s_mp_cb_nil(s_tokens_t *u, uint32_t *o)
-{
-    return s_tok_sized(u, MSGPACK_OBJECT_NIL, 0, o);
-}
-static inline int s_mp_cb_true(s_tokens_t *u, uint32_t *o)
-{
-    return s_tok_sized(u, MSGPACK_OBJECT_BOOLEAN, 0, o);
-}
-static inline int s_mp_cb_false(s_tokens_t *u, uint32_t *o)
-{
-    return s_tok_sized(u, MSGPACK_OBJECT_BOOLEAN, 0, o);
-}
-static inline int s_mp_cb_array(s_tokens_t *u, unsigned int n, uint32_t *o)
-{
-    return s_tok_sized(u, MSGPACK_OBJECT_ARRAY, n, o);
-}
-//  A container's span is complete after its last element
-static inline int s_mp_cb_array_item(s_tokens_t *u, uint32_t *c, uint32_t o)
-{
-    (void)o;
-    u->tok[*c].span = u->count - *c;
-    return 0;
-}
-static inline int s_mp_cb_map(s_tokens_t *u, unsigned int n, uint32_t *o)
-{
-    return s_tok_sized(u, MSGPACK_OBJECT_MAP, n, o);
-}
-static inline int s_mp_cb_map_item(s_tokens_t *u, uint32_t *c, uint32_t k, uint32_t v)
-{
-    (void)k;
-    (void)v;
-    u->tok[*c].span = u->count - *c;
-    return 0;
-}
-static inline int s_mp_cb_str(s_tokens_t *u, const char *b, const char *p, unsigned int l,
-                              uint32_t *o)
-{
-    (void)b;
-    if (s_tok_sized(u, MSGPACK_OBJECT_STR, l, o) != 0)
-        return -1;
-    u->tok[*o].ptr = p;
-    return 0;
-}
-static inline int s_mp_cb_bin(s_tokens_t *u, const char *b, const char *p, unsigned int l,
-                              uint32_t *o)
-{
-    (void)b;
-    (void)p;
-    return s_tok_sized(u, MSGPACK_OBJECT_BIN, l, o);
-}
-//  msgpack-c refuses an ext without its type byte (length 0) as a parse error
-static inline int s_mp_cb_ext(s_tokens_t *u, const char *b, const char *p, unsigned int l,
-                              uint32_t *o)
-{
-    (void)b;
-    (void)p;
-    if (l == 0)
-        return MSGPACK_UNPACK_PARSE_ERROR;
-    return s_tok_sized(u, MSGPACK_OBJECT_EXT, l - 1, o);
-}
+//  A container's span is complete after its last element. msgpack-c
+//  refuses an ext without its type byte (length 0) as a parse error.
+//  Defined twice: P##_cb_* with CHECKED true grow the array when it is
+//  full; with CHECKED false they do not look (the array has room).
+// clang-format off
+#define S_MP_CALLBACKS(P, CHECKED)                                                                 \
+    static inline uint32_t P##_cb_root(s_tokens_t *u) { (void)u; return 0; }                       \
+    static inline int P##_cb_uint8(s_tokens_t *u, uint8_t d, uint32_t *o)                          \
+    { return s_tok_int(u, d, o, CHECKED); }                                                        \
+    static inline int P##_cb_uint16(s_tokens_t *u, uint16_t d, uint32_t *o)                        \
+    { return s_tok_int(u, d, o, CHECKED); }                                                        \
+    static inline int P##_cb_uint32(s_tokens_t *u, uint32_t d, uint32_t *o)                        \
+    { return s_tok_int(u, d, o, CHECKED); }                                                        \
+    static inline int P##_cb_uint64(s_tokens_t *u, uint64_t d, uint32_t *o)                        \
+    {                                                                                              \
+        if (s_tok_sized(u, MSGPACK_OBJECT_POSITIVE_INTEGER, 0, o, CHECKED) != 0)                   \
+            return -1;                                                                             \
+        u->tok[*o].u64 = d;                                                                        \
+        return 0;                                                                                  \
+    }                                                                                              \
+    static inline int P##_cb_int8(s_tokens_t *u, int8_t d, uint32_t *o)                            \
+    { return s_tok_int(u, d, o, CHECKED); }                                                        \
+    static inline int P##_cb_int16(s_tokens_t *u, int16_t d, uint32_t *o)                          \
+    { return s_tok_int(u, d, o, CHECKED); }                                                        \
+    static inline int P##_cb_int32(s_tokens_t *u, int32_t d, uint32_t *o)                          \
+    { return s_tok_int(u, d, o, CHECKED); }                                                        \
+    static inline int P##_cb_int64(s_tokens_t *u, int64_t d, uint32_t *o)                          \
+    { return s_tok_int(u, d, o, CHECKED); }                                                        \
+    static inline int P##_cb_float(s_tokens_t *u, float d, uint32_t *o)                            \
+    { (void)d; return s_tok_sized(u, MSGPACK_OBJECT_FLOAT32, 0, o, CHECKED); }                     \
+    static inline int P##_cb_double(s_tokens_t *u, double d, uint32_t *o)                          \
+    { (void)d; return s_tok_sized(u, MSGPACK_OBJECT_FLOAT64, 0, o, CHECKED); }                     \
+    static inline int P##_cb_nil(s_tokens_t *u, uint32_t *o)                                       \
+    { return s_tok_sized(u, MSGPACK_OBJECT_NIL, 0, o, CHECKED); }                                  \
+    static inline int P##_cb_true(s_tokens_t *u, uint32_t *o)                                      \
+    { return s_tok_sized(u, MSGPACK_OBJECT_BOOLEAN, 0, o, CHECKED); }                              \
+    static inline int P##_cb_false(s_tokens_t *u, uint32_t *o)                                     \
+    { return s_tok_sized(u, MSGPACK_OBJECT_BOOLEAN, 0, o, CHECKED); }                              \
+    static inline int P##_cb_array(s_tokens_t *u, unsigned int n, uint32_t *o)                     \
+    { return s_tok_sized(u, MSGPACK_OBJECT_ARRAY, n, o, CHECKED); }                                \
+    static inline int P##_cb_array_item(s_tokens_t *u, uint32_t *c, uint32_t o)                    \
+    { (void)o; u->tok[*c].span = u->count - *c; return 0; }                                        \
+    static inline int P##_cb_map(s_tokens_t *u, unsigned int n, uint32_t *o)                       \
+    { return s_tok_sized(u, MSGPACK_OBJECT_MAP, n, o, CHECKED); }                                  \
+    static inline int P##_cb_map_item(s_tokens_t *u, uint32_t *c, uint32_t k, uint32_t v)          \
+    { (void)k; (void)v; u->tok[*c].span = u->count - *c; return 0; }                               \
+    static inline int P##_cb_str(s_tokens_t *u, const char *b, const char *p, unsigned int l,      \
+                                 uint32_t *o)                                                      \
+    {                                                                                              \
+        (void)b;                                                                                   \
+        if (s_tok_sized(u, MSGPACK_OBJECT_STR, l, o, CHECKED) != 0)                                \
+            return -1;                                                                             \
+        u->tok[*o].ptr = p;                                                                        \
+        return 0;                                                                                  \
+    }                                                                                              \
+    static inline int P##_cb_bin(s_tokens_t *u, const char *b, const char *p, unsigned int l,      \
+                                 uint32_t *o)                                                      \
+    { (void)b; (void)p; return s_tok_sized(u, MSGPACK_OBJECT_BIN, l, o, CHECKED); }                \
+    static inline int P##_cb_ext(s_tokens_t *u, const char *b, const char *p, unsigned int l,      \
+                                 uint32_t *o)                                                      \
+    {                                                                                              \
+        (void)b;                                                                                   \
+        (void)p;                                                                                   \
+        if (l == 0)                                                                                \
+            return MSGPACK_UNPACK_PARSE_ERROR;                                                     \
+        return s_tok_sized(u, MSGPACK_OBJECT_EXT, l - 1, o, CHECKED);                              \
+    }
+// clang-format on
 
+S_MP_CALLBACKS(s_mp, true)
+S_MP_CALLBACKS(s_mq, false)
+
+//  s_mp_*: the parser for any body, growing the tokens as it goes
 #define msgpack_unpack_struct(name) struct s_mp##name
 #define msgpack_unpack_func(ret, name) static inline ret s_mp##name
 #define msgpack_unpack_callback(name) s_mp_cb##name
 #define msgpack_unpack_object uint32_t
 #define msgpack_unpack_user s_tokens_t
 #include <msgpack/unpack_define.h>
+#include <msgpack/unpack_template.h>
+
+//  s_mq_*: the same parser for a body of no more bytes than the array has
+//  tokens (every msgpack object takes at least one byte)
+#define msgpack_unpack_struct(name) struct s_mq##name
+#define msgpack_unpack_func(ret, name) static inline ret s_mq##name
+#define msgpack_unpack_callback(name) s_mq_cb##name
+#define msgpack_unpack_object uint32_t
+#define msgpack_unpack_user s_tokens_t
 #include <msgpack/unpack_template.h>
 
 //  Returns the body's root token, or NULL when msgpack_unpack() would not
@@ -903,13 +876,35 @@ static const s_tok_t *s_tokenize(hvn_decoder_t *self, const void *body, size_t s
             self->tokens.cap = S_TOKENS_INIT;
         }
     }
-    struct s_mp_context ctx;
-    s_mp_init(&ctx);
-    ctx.user = self->tokens;
-    ctx.user.count = 0;
+    //  A body of up to S_TOKENS_KEEP bytes gets a token per byte (kept), so
+    //  that the parser need not check for room at every object
+    if (size > self->tokens.cap && size <= S_TOKENS_KEEP) {
+        uint32_t cap = self->tokens.cap;
+        while (cap < size)
+            cap *= 2;
+        s_tok_t *grown = realloc(self->tokens.tok, cap * sizeof(s_tok_t));
+        if (grown) {
+            self->tokens.tok = grown;
+            self->tokens.cap = cap;
+        }
+    }
     size_t offset = 0;
-    int rc = s_mp_execute(&ctx, body, size, &offset);
-    self->tokens = ctx.user;
+    int rc;
+    if (size <= self->tokens.cap) {
+        struct s_mq_context ctx;
+        s_mq_init(&ctx);
+        ctx.user = self->tokens;
+        ctx.user.count = 0;
+        rc = s_mq_execute(&ctx, body, size, &offset);
+        self->tokens = ctx.user;
+    } else {
+        struct s_mp_context ctx;
+        s_mp_init(&ctx);
+        ctx.user = self->tokens;
+        ctx.user.count = 0;
+        rc = s_mp_execute(&ctx, body, size, &offset);
+        self->tokens = ctx.user;
+    }
     if (rc != 1 || offset != size)
         return NULL;
     return self->tokens.tok;

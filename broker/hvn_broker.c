@@ -620,6 +620,12 @@ static void s_subscription(hvn_broker_t *self, zmq_msg_t *frame)
         zmq_setsockopt(backend, ZMQ_UNSUBSCRIBE, data + 1, size - 1);
         hvn_sublimit_unsubscribe(self->sublimit, zmq_msg_gets(frame, "Socket-Type") ? peer : NULL,
                                  data + 1, size - 1);
+    } else if (self->auth && !hvn_auth_subscriber_known(self->auth, peer)) {
+        //  The handshake let the key in; its certificate was removed since,
+        //  with this connection still open: it gets no new prefix
+        self->stats.limited_subscriptions++;
+        s_limit_log(self, "subscription from a key no longer in --subscribers-dir not applied",
+                    peer, self->stats.limited_subscriptions);
     } else if (hvn_sublimit_subscribe(self->sublimit, peer, data + 1, size - 1) == 1) {
         if (zmq_setsockopt(backend, ZMQ_SUBSCRIBE, data + 1, size - 1) != 0)
             hvn_sublimit_unsubscribe(self->sublimit, peer, data + 1, size - 1);

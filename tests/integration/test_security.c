@@ -585,10 +585,11 @@ Test(security, the_libraries_count_refusals_and_redials)
     //  Installed: both get in, and the publisher's create reaches the subscriber
     s_install(sub_path, "subscribers");
     s_install(pub_path, "publishers");
-    //  The subscriber redials only while it is used: recv() drives it
+    //  The subscriber redials only while it is used: recv() drives it. Once
+    //  in, it may get the publisher's heartbeat before STATS shows it in
     deadline = zclock_mono() + S_LATE_MS;
     while (it_broker_stat(env.service, "subscriptions", 2000) < 1 && zclock_mono() < deadline)
-        cr_assert_eq(hvn_subscriber_recv(sub, msg, 100), 0);
+        cr_assert_geq(hvn_subscriber_recv(sub, msg, 100), 0);
     cr_assert_geq(it_broker_stat(env.service, "subscriptions", 2000), 1,
                   "the subscriber never got in");
     char line[2048];

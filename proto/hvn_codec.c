@@ -39,22 +39,31 @@
 #define S_DETAIL_MAX 96     //  Longest detail path
 #define S_DATA_PATH "payload.nova_object.data."
 
+//  Returns the eight bytes at p as a word.
+static inline uint64_t s_word(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
 //  Returns true when the n bytes at a and b are the same: memcmp() == 0 for
 //  the short keys and names a body is made of, inline instead of a call,
 //  reading no byte outside either run.
 static inline bool s_same(const char *a, const char *b, size_t n)
 {
     if (n >= 8) {
-        uint64_t x, y;
-        for (size_t i = 0; i + 8 < n; i += 8) {
-            memcpy(&x, a + i, 8);
-            memcpy(&y, b + i, 8);
-            if (x != y)
-                return false;
-        }
-        memcpy(&x, a + n - 8, 8);
-        memcpy(&y, b + n - 8, 8);
-        return x == y;
+        //  The last word, then those before it (the first three without a
+        //  loop: a body's keys and names are up to 24 bytes), differences
+        //  gathered in one word
+        uint64_t diff = s_word(a + n - 8) ^ s_word(b + n - 8);
+        if (n > 8)
+            diff |= s_word(a) ^ s_word(b);
+        if (n > 16)
+            diff |= s_word(a + 8) ^ s_word(b + 8);
+        for (size_t i = 16; i + 8 < n; i += 8)
+            diff |= s_word(a + i) ^ s_word(b + i);
+        return diff == 0;
     }
     if (n >= 4) {
         uint32_t x, y, u, v;
@@ -911,8 +920,9 @@ static const s_tok_t *s_tokenize(hvn_decoder_t *self, const void *body, size_t s
 }
 
 //  Returns reason, after recording prefix+name as the refusal's detail.
-static hvn_reason_t s_fail(hvn_decoder_t *self, hvn_reason_t reason, const char *prefix,
-                           const char *name)
+//  Out of line and marked cold: the checks that call it stay compact.
+static __attribute__((cold, noinline)) hvn_reason_t s_fail(hvn_decoder_t *self, hvn_reason_t reason,
+                                                           const char *prefix, const char *name)
 {
     snprintf(self->detail, sizeof(self->detail), "%s%s", prefix, name ? name : "");
     return reason;

@@ -1333,28 +1333,28 @@ static hvn_reason_t s_read_data(hvn_decoder_t *self, const s_tok_t *data, bool d
     hvn_reason_t rc = HVN_OK;
 
     //  A writer like ours sends exactly the payload's fields, in table
-    //  order. Then no key is missing or twice, and the fields are read in
-    //  one pass over the map, in the order the general path below reads
-    //  them (table order), with the same first refusal
+    //  order, each valid: then they are read in one pass over the map, each
+    //  as its key is passed. At the first key out of that order or the
+    //  first refusal, the general path below reads the map again from the
+    //  start, with its own order of checks and its first refusal
     const uint8_t *order = delete_payload ? self->delete_order : self->order;
     uint32_t expected = delete_payload ? self->delete_count : HVN_F_COUNT;
     if (data->size == expected) {
+        uint32_t fast = nulls & (delete_payload ? ~self->delete_mask : 0);
         const s_tok_t *key = data + 1;
         uint32_t i = 0;
         for (; i < expected; i++, key = s_tok_next(key + 1)) {
             int f = order[i];
             if (key->type != MSGPACK_OBJECT_STR || key->size != self->name_len[f] ||
-                !s_same(hvn_schema_fields[f].name, key->ptr, key->size))
+                !s_same(hvn_schema_fields[f].name, key->ptr, key->size) ||
+                s_read_field(self, f, key + 1, node, &fast, out->node_uuid) != HVN_OK)
                 break;
         }
         if (i == expected) {
-            nulls &= delete_payload ? ~self->delete_mask : 0;
-            key = data + 1;
-            for (i = 0; i < expected && rc == HVN_OK; i++, key = s_tok_next(key + 1))
-                rc = s_read_field(self, order[i], key + 1, node, &nulls, out->node_uuid);
-            node->nulls = nulls;
-            return rc;
+            node->nulls = fast;
+            return HVN_OK;
         }
+        self->detail[0] = '\0';
     }
 
     const s_tok_t *slots[HVN_F_COUNT] = {NULL};

@@ -1102,10 +1102,25 @@ static void s_index_build(s_index_t *idx, const s_tok_t *map, const s_key_t *key
 {
     idx->keys = keys;
     idx->dup = 0;
+    //  Keys in the table's order, each once (a writer like ours): no search
+    const s_tok_t *key = map + 1;
+    uint32_t n = map->size;
+    if (n <= (uint32_t)count) {
+        uint32_t i = 0;
+        for (; i < n && key->type == MSGPACK_OBJECT_STR && s_key_is(key, keys, (int)i); i++) {
+            idx->value[i] = key + 1;
+            key = s_tok_next(key + 1);
+        }
+        if (i == n) {
+            for (; i < (uint32_t)count; i++)
+                idx->value[i] = NULL;
+            return;
+        }
+        key = map + 1;
+    }
     for (int k = 0; k < count; k++)
         idx->value[k] = NULL;
     int next = 0;
-    const s_tok_t *key = map + 1;
     for (uint32_t i = 0; i < map->size; i++, key = s_tok_next(s_tok_next(key))) {
         if (key->type != MSGPACK_OBJECT_STR)
             continue;

@@ -672,6 +672,7 @@ struct _hvn_decoder_t {
     uint8_t delete_order[HVN_F_COUNT]; //  The delete payload's, in table order
     uint32_t delete_count;             //  Fields in delete_order
     uint32_t delete_mask;              //  Bit per field in delete_order
+    size_t host_len;                   //  Bytes of the topic's host, this decode
 };
 
 //  Returns a new decoder with the default body limit, or NULL.
@@ -1243,10 +1244,13 @@ static hvn_reason_t s_read_publisher_id(hvn_decoder_t *self, const s_index_t *id
                         "publisher_id");
     if (rc != HVN_OK)
         return rc;
-    const char *colon = strchr(out->publisher_id, ':');
+    //  Neither text holds a NUL (UTF-8 checked): lengths and bytes decide
+    const char *id = out->publisher_id;
+    const char *colon = memchr(id, ':', value->size);
     if (!colon)
         return s_fail(self, HVN_R_BAD_VALUE, "", "publisher_id");
-    if (strcmp(colon + 1, out->host) != 0)
+    size_t rest = value->size - (size_t)(colon + 1 - id);
+    if (rest != self->host_len || !s_same(colon + 1, out->host, rest))
         return s_fail(self, HVN_R_TOPIC_MISMATCH, "", "publisher_id");
     return HVN_OK;
 }
@@ -1546,6 +1550,7 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
     out->topic[topic_size] = '\0';
     if (out->event == HVN_EVENT_NONE)
         return s_fail(self, HVN_R_UNKNOWN_EVENT, "topic", NULL);
+    self->host_len = topic_size - s_event_lens[out->event] - 1;
     if (s_kind_matches(out->event, out->header.kind) != HVN_OK)
         return s_fail(self, HVN_R_HEADER_KIND, "header", NULL);
     if (body_size > self->max_size)

@@ -212,14 +212,26 @@ hvn_reason_t hvn_topic_parse(const void *topic, size_t size, hvn_event_t *event,
 //  plausible ranges.
 static bool s_timestamp_valid(const char *s, size_t len)
 {
-    static const uint8_t digit_at[20] = {0,  1,  2,  3,  5,  6,  8,  9,  11, 12,
-                                         14, 15, 17, 18, 20, 21, 22, 23, 24, 25};
+    //  The bytes of four words (0-7, 8-15, 16-23, 18-25) that are digits
+    static const uint64_t digit_at[4] = {0x00FFFF00FFFFFFFFULL, 0xFFFF00FFFF00FFFFULL,
+                                         0xFFFFFFFF00FFFF00ULL, 0xFFFFFFFFFFFF00FFULL};
+    static const uint8_t word_at[4] = {0, 8, 16, 18};
     if (len != HVN_TIMESTAMP_LEN || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' ||
         s[16] != ':' || s[19] != '.')
         return false;
-    unsigned bad = 0;
-    for (int i = 0; i < 20; i++)
-        bad |= (unsigned)(uint8_t)(s[digit_at[i]] - '0') > 9;
+    //  Eight bytes at a time: a byte below 0x80 is a digit when adding
+    //  0x80 - '0' sets its top bit and adding 0x7F - '9' does not (no carry
+    //  leaves a byte once the top bits are cleared)
+    const uint64_t top = 0x8080808080808080ULL;
+    uint64_t bad = 0;
+    for (int i = 0; i < 4; i++) {
+        uint64_t w;
+        memcpy(&w, s + word_at[i], 8);
+        w = le64toh(w);
+        uint64_t low = w & ~top;
+        uint64_t digit = (low + 0x5050505050505050ULL) & ~(low + 0x4646464646464646ULL);
+        bad |= (w | ~digit) & top & digit_at[i];
+    }
     if (bad)
         return false;
     int month = (s[5] - '0') * 10 + (s[6] - '0');

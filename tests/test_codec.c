@@ -828,6 +828,42 @@ Test(codec, malformed_values_are_refused)
         HVN_R_BAD_VALUE);
 }
 
+//  Returns true when the 26 bytes at t are a timestamp the protocol admits,
+//  checked character by character (the decoder checks words of eight).
+static bool s_timestamp_reference(const char *t)
+{
+    static const char shape[] = "dddd-dd-dd dd:dd:dd.dddddd";
+    for (int i = 0; i < 26; i++)
+        if (shape[i] == 'd' ? t[i] < '0' || t[i] > '9' : t[i] != shape[i])
+            return false;
+    int month = (t[5] - '0') * 10 + t[6] - '0', day = (t[8] - '0') * 10 + t[9] - '0';
+    int hour = (t[11] - '0') * 10 + t[12] - '0', minute = (t[14] - '0') * 10 + t[15] - '0';
+    int second = (t[17] - '0') * 10 + t[18] - '0';
+    return month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 &&
+           second <= 60;
+}
+
+Test(codec, timestamp_check_matches_the_reference_for_every_byte_at_every_position)
+{
+    static const char *const bases[] = {S_TS, "1999-12-31 23:59:60.999999",
+                                        "2000-10-20 19:50:59.000000"};
+    for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+        for (int at = 0; at < 26; at++) {
+            for (int c = 1; c < 256; c++) {
+                char text[27];
+                memcpy(text, bases[b], 27);
+                text[at] = (char)c;
+                msgpack_object value = {.type = MSGPACK_OBJECT_STR};
+                value.via.str.ptr = text;
+                value.via.str.size = 26;
+                hvn_reason_t want = s_timestamp_reference(text) ? HVN_OK : HVN_R_BAD_VALUE;
+                cr_assert_eq(s_with_value(HVN_EVENT_UPDATE, "timestamp", value), want,
+                             "base %zu, byte %d at %d", b, c, at);
+            }
+        }
+    }
+}
+
 Test(codec, duplicate_keys_are_refused)
 {
     body_t *body = s_body(HVN_EVENT_UPDATE);

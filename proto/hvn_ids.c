@@ -8,9 +8,11 @@
 */
 #include "hvn_ids.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,24 +114,56 @@ void hvn_uuid4_str(char out[37])
     out[36] = '\0';
 }
 
+#define S_BYTES(c) (0x0101010101010101ULL * (c)) //  c in every byte
+
+//  Returns the eight bytes at p as a word, the first in its low byte; with
+//  half = true, the four at p then the four at p + 5 (a dash between).
+static inline uint64_t s_word_le(const char *p, bool half)
+{
+    uint64_t w;
+    if (half) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + 5, 4);
+        return le32toh(a) | (uint64_t)le32toh(b) << 32;
+    }
+    memcpy(&w, p, 8);
+    return le64toh(w);
+}
+
+//  Returns 0 when the eight characters in w are hex digits, else not 0.
+//  A byte below 0x80 is a digit when adding 0x80 - '0' sets its top bit
+//  and adding 0x7F - '9' does not (with the top bits cleared no sum
+//  carries into the next byte); a letter likewise, 'a'..'f' once its 0x20
+//  bit is set.
+static inline uint64_t s_not_hex8(uint64_t w)
+{
+    const uint64_t top = S_BYTES(0x80);
+    uint64_t low = w & ~top;
+    uint64_t digit = (low + S_BYTES(0x80 - '0')) & ~(low + S_BYTES(0x7F - '9'));
+    uint64_t lower = low | S_BYTES(0x20);
+    uint64_t letter = (lower + S_BYTES(0x80 - 'a')) & ~(lower + S_BYTES(0x7F - 'f'));
+    return (w & top) | (~(digit | letter) & top);
+}
+
 //  Returns 0 with the bytes in out (when not NULL), -1 when not UUID text.
+//  The 32 digits are checked as four words of eight (0-7, 9-12 with
+//  14-17, 19-22 with 24-27, 28-35), then converted through the table.
 int hvn_uuid_parse(const char *text, size_t len, uint8_t *out)
 {
     if (!text || len != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
         text[23] != '-')
         return -1;
-    const uint8_t *p = (const uint8_t *)text;
-    uint8_t bytes[16];
-    unsigned all = 0x100; //  Bit 8 stays set while every digit is one
-    for (int i = 0; i < 16; i++) {
-        unsigned hi = s_hex_digit[p[s_uuid_pos[i]]], lo = s_hex_digit[p[s_uuid_pos[i] + 1]];
-        all &= hi & lo;
-        bytes[i] = (uint8_t)(hi << 4 | lo); //  The flags land above the byte
-    }
-    if (!all)
+    uint64_t bad = s_not_hex8(s_word_le(text, false)) | s_not_hex8(s_word_le(text + 9, true)) |
+                   s_not_hex8(s_word_le(text + 19, true)) | s_not_hex8(s_word_le(text + 28, false));
+    if (bad)
         return -1;
-    if (out)
-        memcpy(out, bytes, 16);
+    if (out) {
+        const uint8_t *p = (const uint8_t *)text;
+        for (int i = 0; i < 16; i++)
+            out[i] =
+                (uint8_t)(s_hex_digit[p[s_uuid_pos[i]]] << 4 | s_hex_digit[p[s_uuid_pos[i] + 1]]);
+    }
     return 0;
 }
 

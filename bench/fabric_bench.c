@@ -131,7 +131,8 @@ static struct {
     const char *only;  //  One case by name, or NULL
     int idle_ms;       //  Quiet time after the last send that ends a run
     char tmpdir[64];   //  ipc endpoints live here
-} s_opt = {5, 200000, 20000, 10000, true, true, NULL, 1000, ""};
+    int proxy_hwm;     //  The proxy's high water marks; 0 = libzmq's default
+} s_opt = {5, 200000, 20000, 10000, true, true, NULL, 1000, "", 0};
 
 // --------------------------------------------------------------------------
 //  Threads
@@ -306,7 +307,9 @@ static pid_t s_middle_start(s_middle_t middle, const char *transport, int serial
         snprintf(service, service_size, "ipc://%s/svc-%d", s_opt.tmpdir, serial);
     }
     if (middle == S_PROXY) {
-        const char *args[] = {run->frontend, run->backend, NULL};
+        char hwm[16];
+        snprintf(hwm, sizeof(hwm), "%d", s_opt.proxy_hwm);
+        const char *args[] = {run->frontend, run->backend, s_opt.proxy_hwm ? hwm : NULL, NULL};
         return bc_spawn("bench_proxy", args);
     }
     const char *args[] = {"--frontend", run->frontend, "--backend", run->backend, "--service",
@@ -605,6 +608,9 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
     for (int m = 0; m < 2; m++)
         for (int k = 0; k < 6; k++)
             med[m][k] = bc_median(v[m][k], n);
+    char hwm[64] = ""; //  Says so when the proxy runs with other HWMs
+    if (s_opt.proxy_hwm)
+        snprintf(hwm, sizeof(hwm), " (proxy's HWMs %d)", s_opt.proxy_hwm);
     char a[32], b[32];
     if (rate > 0) {
         double r99 = bc_median(ratio[1], n);
@@ -615,14 +621,14 @@ static int s_case(const char *name, const char *transport, int npubs, int nsubs,
             r99 <= 1.2 ? "yes" : "no");
     } else {
         double r = bc_median(ratio[0], n);
-        printf("| %s, %s: msg/s delivered (loss) | %s (%.1f %%) | %s (%.1f %%) | %.2f | ≥ 0.9 | %s "
-               "|\n",
-               name, transport, s_rate_text(a, sizeof(a), med[0][0]), med[0][1],
+        printf("| %s, %s%s: msg/s delivered (loss) | %s (%.1f %%) | %s (%.1f %%) | %.2f | ≥ 0.9 | "
+               "%s |\n",
+               name, transport, hwm, s_rate_text(a, sizeof(a), med[0][0]), med[0][1],
                s_rate_text(b, sizeof(b), med[1][0]), med[1][1], r, r >= 0.9 ? "yes" : "no");
     }
     if (rate == 0)
-        printf("| %s, %s: middle's CPU µs per message | %.2f | %.2f | %.2f | | |\n", name,
-               transport, med[0][5], med[1][5], bc_median(ratio[2], n));
+        printf("| %s, %s%s: middle's CPU µs per message | %.2f | %.2f | %.2f | | |\n", name,
+               transport, hwm, med[0][5], med[1][5], bc_median(ratio[2], n));
     fflush(stdout);
     return failed ? -1 : 0;
 }
@@ -645,6 +651,8 @@ int main(int argc, char **argv)
             s_opt.ipc = s_streq(t, "ipc") || s_streq(t, "both");
         } else if (s_streq(argv[i], "--case") && i + 1 < argc)
             s_opt.only = argv[++i];
+        else if (s_streq(argv[i], "--proxy-hwm") && i + 1 < argc)
+            s_opt.proxy_hwm = atoi(argv[++i]);
         else if (s_streq(argv[i], "--smoke")) {
             s_opt.runs = 1;
             s_opt.messages = 4000;
@@ -654,12 +662,12 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: bench_fabric [--runs N] [--messages N] [--latency-messages N] "
                             "[--rate MSG_PER_S] [--transport tcp|ipc|both] "
-                            "[--case 1-1|4-1|1-4|latency] [--smoke]\n");
+                            "[--case 1-1|4-1|1-4|latency] [--proxy-hwm N] [--smoke]\n");
             return 2;
         }
     }
     if (s_opt.runs < 1 || s_opt.runs > S_MAX_RUNS || s_opt.messages < 4 || s_opt.lat_messages < 1 ||
-        s_opt.lat_rate <= 0 || (!s_opt.tcp && !s_opt.ipc)) {
+        s_opt.lat_rate <= 0 || (!s_opt.tcp && !s_opt.ipc) || s_opt.proxy_hwm < 0) {
         fprintf(stderr, "bench_fabric: option out of range (runs 1..%d)\n", S_MAX_RUNS);
         return 2;
     }

@@ -22,10 +22,14 @@
 
     At the end the faults and the changes stop, everything down is
     restarted, publishers flush, and the program waits (polling, up to
-    --settle-ms) until every subscriber's view equals the truth field for
-    field: no node missing, none extra, none different. It prints a summary
-    and exits 0 only when every view matched (PASS) and, for every
-    subscriber, the losses it detected equal the losses it repaired.
+    --settle-ms) until every subscriber's replica is synced with no repair
+    pending and its view equals the truth field for field (no node missing,
+    none extra, none different), every broker's snapshot equals it too, and
+    all this has held for four heartbeat intervals with no replica
+    detecting a new loss (a fault made just before the end is noticed
+    late). It prints a summary and exits 0 only when that happened (PASS)
+    and, for every subscriber, the losses it detected equal the losses it
+    repaired.
 
     The seed fixes the sequence of random choices (nodes, values, fault
     kinds and targets); their timing follows the clock, so two runs with
@@ -122,18 +126,19 @@ typedef struct {
 
 //  One subscriber: a replica followed by its own thread
 typedef struct {
-    hvn_replica_t *replica;     //  NULL while down
-    pthread_t thread;           //  Polls the replica while it is up
-    pthread_mutex_t mutex;      //  Held by the thread while it polls
-    atomic_bool stop;           //  Asks the thread to end
-    atomic_int readers;         //  Main thread waiting for the mutex
-    pthread_mutex_t last_mutex; //  Guards last
-    hvn_replica_stats_t last;   //  Counters after the thread's last poll
-    int64_t up_at;              //  While down: when to create it again
-    int starts;                 //  Times created
-    uint64_t detected;          //  Losses detected by destroyed instances
-    uint64_t repaired;          //  Losses repaired by destroyed instances
-    uint64_t unfinished;        //  Detected but not repaired when destroyed
+    hvn_replica_t *replica;      //  NULL while down
+    pthread_t thread;            //  Polls the replica while it is up
+    pthread_mutex_t mutex;       //  Held by the thread while it polls
+    atomic_bool stop;            //  Asks the thread to end
+    atomic_int readers;          //  Main thread waiting for the mutex
+    pthread_mutex_t last_mutex;  //  Guards last
+    hvn_replica_stats_t last;    //  Counters after the thread's last poll
+    hvn_replica_stats_t checked; //  Counters when its view was last compared
+    int64_t up_at;               //  While down: when to create it again
+    int starts;                  //  Times created
+    uint64_t detected;           //  Losses detected by destroyed instances
+    uint64_t repaired;           //  Losses repaired by destroyed instances
+    uint64_t unfinished;         //  Detected but not repaired when destroyed
 } s_subscriber_t;
 
 //  The whole run
@@ -531,17 +536,6 @@ static void s_subscriber_lock(s_subscriber_t *sub)
     atomic_fetch_sub(&sub->readers, 1);
 }
 
-//  Returns nothing; copies the replica's counters (zero while it is down).
-static void s_subscriber_stats(s_subscriber_t *sub, hvn_replica_stats_t *stats)
-{
-    memset(stats, 0, sizeof(*stats));
-    if (!sub->replica)
-        return;
-    s_subscriber_lock(sub);
-    hvn_replica_stats(sub->replica, stats);
-    pthread_mutex_unlock(&sub->mutex);
-}
-
 //  Destroys the subscriber's replica abruptly: its thread stops after the
 //  poll in progress and the replica, with its view, is gone. Returns
 //  nothing.
@@ -651,10 +645,12 @@ static int s_view_compare(s_chaos_t *self, zhashx_t *view, const char *name, boo
 
 //  Returns a new view (uuid -> hvn_node_t) of a subscriber's replica, and
 //  in *settled whether the replica is synced with no repair pending (every
-//  loss it detected repaired). NULL while the subscriber is down.
+//  loss it detected repaired); sub->checked holds the replica's counters
+//  read with the view. NULL while the subscriber is down.
 static zhashx_t *s_view_of_subscriber(s_subscriber_t *sub, bool *settled)
 {
     *settled = false;
+    memset(&sub->checked, 0, sizeof(sub->checked));
     if (!sub->replica)
         return NULL;
     zhashx_t *view = zhashx_new();
@@ -664,6 +660,7 @@ static zhashx_t *s_view_of_subscriber(s_subscriber_t *sub, bool *settled)
     hvn_replica_stats_t stats;
     hvn_replica_stats(sub->replica, &stats);
     *settled = hvn_replica_synced(sub->replica) && stats.losses == stats.repaired;
+    sub->checked = stats;
     hvn_replica_foreach(sub->replica, s_view_copy, view);
     pthread_mutex_unlock(&sub->mutex);
     return view;
@@ -976,18 +973,49 @@ static int s_wait_brokers(s_chaos_t *self, int64_t deadline)
     return 0;
 }
 
-//  Waits until every view equals the truth, at most until deadline,
-//  checking every 50 ms. Returns 0 when they do, -1 otherwise.
-static int s_converge(s_chaos_t *self, int64_t deadline)
+//  Returns the losses detected by every replica, killed ones included, as
+//  of the last comparison of the views.
+static uint64_t s_losses_checked(s_chaos_t *self)
 {
+    uint64_t losses = 0;
+    for (int s = 0; s < self->config.subscribers; s++)
+        losses += self->subscribers[s].checked.losses + self->subscribers[s].detected;
+    return losses;
+}
+
+//  Waits until every view equals the truth and has gone on doing so, with
+//  no replica detecting a new loss, for quiet_ms: a fault made just before
+//  the end (a broker killed and started again by the heal) reaches a
+//  replica only with the new broker's first heartbeat, or after three
+//  intervals of silence, which may be after the views already agree. The
+//  replicas are checked every 50 ms; once they agree, the brokers'
+//  snapshots too, every 250 ms (a broker limits snapshot requests per
+//  peer). At most until deadline. Returns 0 when they agreed (the verdict:
+//  each subscriber's checked counters are from the last comparison), with
+//  *agreed_at the monotonic time agreement began; -1 otherwise.
+static int s_converge(s_chaos_t *self, int64_t deadline, int64_t quiet_ms, int64_t *agreed_at)
+{
+    int64_t agreed = -1;
+    uint64_t losses = 0;
     while (!zsys_interrupted) {
         //  The replicas first: a broker's snapshot is asked for only when
-        //  they all agree (a broker limits snapshot requests per peer)
-        if (s_views_compare(self, false, false) == 0 && s_views_compare(self, true, false) == 0)
+        //  they all agree
+        bool replicas = s_views_compare(self, false, false) == 0;
+        bool agree = replicas && s_views_compare(self, true, false) == 0;
+        int64_t now = zclock_mono();
+        uint64_t seen = s_losses_checked(self);
+        if (!agree)
+            agreed = -1;
+        else if (agreed < 0 || seen != losses)
+            agreed = now;
+        else if (now - agreed >= quiet_ms) {
+            *agreed_at = agreed;
             return 0;
-        if (zclock_mono() >= deadline)
+        }
+        losses = seen;
+        if (now >= deadline)
             return -1;
-        zclock_sleep(50); //  Between checks of a condition that has no event
+        zclock_sleep(replicas ? 250 : 50); //  Between checks of a condition that has no event
     }
     return -1;
 }
@@ -1241,8 +1269,7 @@ static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64
     uint64_t total_detected = 0, total_repaired = 0;
     for (int s = 0; s < config->subscribers; s++) {
         s_subscriber_t *sub = &self->subscribers[s];
-        hvn_replica_stats_t st;
-        s_subscriber_stats(sub, &st);
+        hvn_replica_stats_t st = sub->checked; //  As the verdict saw them
         printf("subscriber %d: started %d times; last replica: losses detected %" PRIu64
                " (gaps %" PRIu64 " missing %" PRIu64 " notifications, stale heartbeats %" PRIu64
                ", broker restarts %" PRIu64 ", silences %" PRIu64 "), repaired %" PRIu64
@@ -1316,13 +1343,16 @@ int main(int argc, char **argv)
             if (hvn_publisher_flush(chaos.publishers[p].pub, left > 0 ? (int)left : 0) != 0)
                 zsys_warning(S_PROG ": %s did not flush in time", chaos.publishers[p].host);
         }
-        if (rc == 0 && s_converge(&chaos, deadline) == 0) {
-            int64_t now = zclock_mono();
-            converge_ms = now - healed;
-            since_fault_ms = now - chaos.last_fault;
-        }
-        if (rc == 0)
-            views_bad = s_views_compare(&chaos, true, true);
+        //  Quiet for four heartbeat intervals: long enough for a replica to
+        //  hear a restarted broker's first heartbeat, or to find one silent
+        int64_t quiet_ms = 4 * (int64_t)chaos.config.heartbeat_ms;
+        int64_t agreed_at = 0;
+        if (rc == 0 && s_converge(&chaos, deadline, quiet_ms, &agreed_at) == 0) {
+            converge_ms = agreed_at - healed;
+            since_fault_ms = agreed_at - chaos.last_fault;
+            views_bad = 0;
+        } else if (rc == 0)
+            views_bad = s_views_compare(&chaos, true, true); //  Says which differ
     }
     bool pass = false;
     if (rc == 0)

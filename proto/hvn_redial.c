@@ -269,6 +269,12 @@ void hvn_redial_destroy(hvn_redial_t **self_p)
     hvn_redial_t *self = *self_p;
     if (!self)
         return;
+    //  The events already waiting are read first, without a redial: a
+    //  handshake that let the socket in just before its owner stopped still
+    //  gets its log line
+    self->redial = false;
+    while (s_event(self))
+        ;
     zmq_socket_monitor(self->handle, NULL, 0);
     zsock_destroy(&self->monitor);
     zhashx_destroy(&self->endpoints);

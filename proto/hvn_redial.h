@@ -52,8 +52,9 @@ typedef struct {
 //  when the monitor cannot be set up.
 hvn_redial_t *hvn_redial_new(void *sock, const char *who, bool redial);
 
-//  Stops monitoring and frees; call it before the socket is destroyed.
-//  NULL-safe, sets *self_p to NULL.
+//  Handles the monitor's waiting events (counted and logged, no redial
+//  comes of them), stops monitoring and frees; call it before the socket
+//  is destroyed. NULL-safe, sets *self_p to NULL.
 void hvn_redial_destroy(hvn_redial_t **self_p);
 
 //  Returns the monitor's PAIR socket, to poll for input (owned by self).

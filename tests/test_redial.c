@@ -253,3 +253,38 @@ Test(redial, destroy_is_null_safe_and_idempotent)
     cr_expect_null(redial);
     hvn_redial_destroy(&redial);
 }
+
+Test(redial, destroy_logs_a_handshake_that_succeeded_after_the_last_tend)
+{
+    s_client_connect(true);
+    cr_assert_eq(s_until_denials(1), 0);
+    fx.allow = true;
+    //  Tended until the redial; the handshake that follows is let in and
+    //  carries a message to the server, but the redialer is not tended
+    //  again: the success waits on its monitor
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (s_step().redials < 1)
+        cr_assert(zclock_mono() < deadline, "no redial");
+    zsock_set_sndtimeo(fx.client, S_WAIT_MS);
+    cr_assert_eq(zstr_send(fx.client, "in"), 0);
+    zsock_set_rcvtimeo(fx.server, 5);
+    char *got = NULL;
+    while (!got && zclock_mono() < deadline) {
+        s_zap_answer();
+        got = zstr_recv(fx.server);
+    }
+    cr_assert_str_eq(got ? got : "", "in", "the client did not get in");
+    zstr_free(&got);
+
+    FILE *log = tmpfile();
+    cr_assert_not_null(log);
+    zsys_set_logstream(log);
+    hvn_redial_destroy(&fx.redial);
+    zsys_set_logstream(stdout);
+    char text[4096] = "";
+    rewind(log);
+    size_t len = fread(text, 1, sizeof(text) - 1, log);
+    text[len] = '\0';
+    fclose(log);
+    cr_expect(strstr(text, "accepted the handshake after 1 refusal(s)") != NULL, "log: %s", text);
+}

@@ -142,15 +142,86 @@ static int64_t s_stat(const char *key)
     return value;
 }
 
-//  Returns 0 once counter `key` is at least n, -1 after timeout_ms.
+//  Returns 0 once counter `key` is at least n, -1 after timeout_ms (a
+//  deadline on the monotonic clock, STATS round trips included).
 static int s_wait_stat(const char *key, int64_t n, int timeout_ms)
 {
-    for (int waited = 0; waited < timeout_ms; waited += 20) {
+    for (int64_t deadline = zclock_mono() + timeout_ms; zclock_mono() < deadline;) {
         if (it_broker_stat(env.service, key, 2000) >= n)
             return 0;
         nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
     }
     return -1;
+}
+
+//  Returns the broker's counter `key` once it is at least n (waited for at
+//  most S_STAT_MS), or its value then: what another process did is counted
+//  when the broker has read it, not when that process has exited.
+#define S_STAT_MS 20000
+#define S_WAIT_MS 20000 //  For a line, a subscription: generous on a loaded machine
+static int64_t s_stat_after(const char *key, int64_t n)
+{
+    s_wait_stat(key, n, S_STAT_MS);
+    return s_stat(key);
+}
+
+//  Returns 0 once what proc writes to stderr from now on holds needle and
+//  also (when not NULL) also, -1 after timeout_ms (a line the program logs
+//  is the event waited for).
+static int s_wait_stderr2(it_proc_t *proc, const char *needle, const char *also, int timeout_ms)
+{
+    size_t len = 0;
+    char *text = calloc(1, 1);
+    cr_assert_not_null(text);
+    int64_t deadline = zclock_mono() + timeout_ms;
+    int found = -1;
+    while (found < 0 && zclock_mono() < deadline) {
+        char *more = it_read_stderr(proc, 100);
+        size_t add = strlen(more);
+        text = realloc(text, len + add + 1);
+        cr_assert_not_null(text);
+        memcpy(text + len, more, add + 1);
+        len += add;
+        free(more);
+        if (strstr(text, needle) && (!also || strstr(text, also)))
+            found = 0;
+    }
+    free(text);
+    return found;
+}
+
+//  Returns as s_wait_stderr2 with one needle.
+static int s_wait_stderr(it_proc_t *proc, const char *needle, int timeout_ms)
+{
+    return s_wait_stderr2(proc, needle, NULL, timeout_ms);
+}
+
+//  Returns 0 once hvn-sub proc has logged that the broker's backend
+//  refused its handshake, and with service its service too: its key
+//  (plain false) or its plain text (plain true); -1 after S_STAT_MS.
+static int s_wait_refused(it_proc_t *proc, bool plain, bool service)
+{
+    const char *format = plain ? "handshake with '%s' failed" : "'%s' refused the handshake";
+    char backend[400], svc[400];
+    snprintf(backend, sizeof(backend), format, env.backend);
+    snprintf(svc, sizeof(svc), format, env.service);
+    return s_wait_stderr2(proc, backend, service ? svc : NULL, S_STAT_MS);
+}
+
+//  Returns nothing; proc, still running (asserted), is stopped with
+//  SIGTERM, a clean stop (asserted), and has printed nothing (asserted).
+static void s_stop_silent(it_proc_t **proc_p, const char *what)
+{
+    bool up = it_wait(*proc_p, 0) < 0;
+    cr_expect(up, "%s exited", what);
+    if (up) {
+        kill((*proc_p)->pid, SIGTERM);
+        cr_expect_eq(it_wait(*proc_p, 10000), 0, "%s did not stop cleanly", what);
+    }
+    char *out = it_read_stdout(*proc_p, 5000);
+    cr_expect_str_empty(out, "%s printed: %s", what, out);
+    free(out);
+    it_stop(proc_p, SIGKILL, 1000);
 }
 
 #define S_UUID_OK "10000000-0000-4000-8000-000000000017"
@@ -161,19 +232,19 @@ static int s_wait_stat(const char *key, int64_t n, int timeout_ms)
 Test(security, listed_keys_publish_subscribe_and_snapshot)
 {
     cr_assert_eq(s_stat("curve"), 1);
-    const char *live_args[] = {"--count", "1", "--timeout", "20", NULL};
+    const char *live_args[] = {"--count", "1", "--timeout", "30", NULL};
     it_proc_t *live = s_subscribe(sub_secret, live_args);
-    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
     char line[8192];
-    cr_assert_gt(it_read_line(live, line, sizeof(line), 10000), 0, "no live line");
+    cr_assert_gt(it_read_line(live, line, sizeof(line), S_WAIT_MS), 0, "no live line");
     cr_expect(strstr(line, S_UUID_OK) && strstr(line, "compute_node.create"), "got %s", line);
     cr_expect_eq(it_wait(live, 10000), 0);
     it_stop(&live, SIGTERM, 5000);
 
-    const char *snap_args[] = {"--snapshot", "--count", "1", "--timeout", "10", NULL};
+    const char *snap_args[] = {"--snapshot", "--count", "1", "--timeout", "30", NULL};
     it_proc_t *snap = s_subscribe(sub_secret, snap_args);
-    cr_assert_gt(it_read_line(snap, line, sizeof(line), 10000), 0, "no snapshot line");
+    cr_assert_gt(it_read_line(snap, line, sizeof(line), S_WAIT_MS), 0, "no snapshot line");
     cr_expect(strstr(line, S_UUID_OK) != NULL, "got %s", line);
     cr_expect_eq(it_wait(snap, 10000), 0);
     it_stop(&snap, SIGTERM, 5000);
@@ -186,29 +257,32 @@ Test(security, refused_publishers_deliver_nothing)
 {
     const char *args[] = {"--count", "1", "--timeout", "30", NULL};
     it_proc_t *sub = s_subscribe(sub_secret, args);
-    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
 
     //  A key not in the publishers' directory: refused at the handshake,
     //  so the broker's subscription never reaches it and it cannot flush
+    int64_t denied = s_stat("auth_denied_publishers");
     cr_expect_eq(s_publish("cmp-017", S_UUID_ROGUE, rogue_pub_secret, "2"), 1);
-    cr_expect_geq(s_stat("auth_denied_publishers"), 1);
+    cr_expect_geq(s_stat_after("auth_denied_publishers", denied + 1), denied + 1,
+                  "the unlisted publisher's handshake was not refused");
     //  Plain text: the handshake fails before ZAP, seen by the monitor
     int64_t failed = s_stat("handshakes_failed");
     cr_expect_eq(s_publish("cmp-017", S_UUID_PLAIN, NULL, "2"), 1);
-    cr_expect_eq(s_wait_stat("handshakes_failed", failed + 1, 10000), 0,
+    cr_expect_eq(s_wait_stat("handshakes_failed", failed + 1, S_STAT_MS), 0,
                  "the plain-text publisher's handshake was not counted");
     cr_expect_eq(s_stat("received"), 0);
     //  A listed key bound to cmp-017 publishing as cmp-018: connected, its
-    //  messages read and refused
+    //  messages read and refused; once that is counted, nothing of it
+    //  was forwarded or cached
     cr_expect_eq(s_publish("cmp-018", S_UUID_OTHER, pub_secret, "20"), 0);
-    cr_expect_geq(s_stat("refused.not_authorized"), 1);
+    cr_expect_geq(s_stat_after("refused.not_authorized", 1), 1);
     cr_expect_eq(s_stat("forwarded"), 0);
     cr_expect_eq(s_stat("cache_nodes"), 0);
 
     //  The one message the subscriber gets is the listed one's
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
     char line[8192];
-    cr_assert_gt(it_read_line(sub, line, sizeof(line), 10000), 0, "no line");
+    cr_assert_gt(it_read_line(sub, line, sizeof(line), S_WAIT_MS), 0, "no line");
     cr_expect(strstr(line, S_UUID_OK) != NULL, "first message is not the listed one: %s", line);
     cr_expect_eq(it_wait(sub, 10000), 0);
     it_stop(&sub, SIGTERM, 5000);
@@ -217,33 +291,42 @@ Test(security, refused_publishers_deliver_nothing)
 
 Test(security, refused_subscribers_receive_nothing)
 {
-    const char *args[] = {"--count", "1", "--timeout", "3", NULL};
-    const char *snap_args[] = {"--snapshot", "--count", "1", "--timeout", "3", NULL};
+    //  Each refused subscriber is seen refused (the broker's counters, its
+    //  own log line) and stays up, --timeout far off, until the listed one
+    //  has the notification it would have got too: a node in the cache
+    //  before they start, which a snapshot let in would print
+    const char *args[] = {"--count", "1", "--timeout", "60", NULL};
+    const char *snap_args[] = {"--snapshot", "--count", "1", "--timeout", "60", NULL};
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    cr_assert_eq(s_stat_after("cache_nodes", 1), 1);
     int64_t denied = s_stat("auth_denied_subscribers");
-    it_proc_t *rogue = s_subscribe(rogue_sub_secret, args);
-    it_proc_t *rogue_snap = s_subscribe(rogue_sub_secret, snap_args);
-    it_proc_t *plain = s_subscribe(NULL, args);
-    it_proc_t *plain_snap = s_subscribe(NULL, snap_args);
-    const char *listed_args[] = {"--count", "1", "--timeout", "30", NULL};
+    it_proc_t *refused[] = {s_subscribe(rogue_sub_secret, args),
+                            s_subscribe(rogue_sub_secret, snap_args), s_subscribe(NULL, args),
+                            s_subscribe(NULL, snap_args)};
+    const char *listed_args[] = {"--count", "1", "--timeout", "60", NULL};
     it_proc_t *listed = s_subscribe(sub_secret, listed_args);
-    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
-    cr_assert_eq(s_wait_stat("auth_denied_subscribers", denied + 2, 10000), 0,
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
+    cr_assert_eq(s_wait_stat("auth_denied_subscribers", denied + 2, S_STAT_MS), 0,
                  "the unlisted subscriber's handshakes were not refused");
-    cr_assert_eq(s_wait_stat("handshakes_failed", 2, 10000), 0,
+    cr_assert_eq(s_wait_stat("handshakes_failed", 2, S_STAT_MS), 0,
                  "the plain-text subscribers' handshakes were not counted");
+    for (size_t i = 0; i < 4; i++) {
+        //  The live feed refused, and for the replicas the snapshot too
+        cr_assert_eq(s_wait_refused(refused[i], i >= 2, i % 2), 0,
+                     "refused subscriber %zu does not say it was refused", i);
+    }
+
     cr_assert_eq(s_publish("cmp-017", "50000000-0000-4000-8000-000000000017", pub_secret, "20"), 0);
     char line[8192];
-    cr_assert_gt(it_read_line(listed, line, sizeof(line), 10000), 0, "listed got nothing");
-    it_proc_t *refused[] = {rogue, rogue_snap, plain, plain_snap};
-    for (size_t i = 0; i < 4; i++) {
-        char *out = it_read_stdout(refused[i], 15000);
-        cr_expect_str_empty(out, "refused subscriber %zu printed: %s", i, out);
-        free(out);
-        cr_expect_eq(it_wait(refused[i], 10000), 1, "refused subscriber %zu", i);
-        it_stop(&refused[i], SIGTERM, 5000);
-    }
+    cr_assert_gt(it_read_line(listed, line, sizeof(line), S_WAIT_MS), 0, "listed got nothing");
+    cr_expect(strstr(line, "50000000-0000-4000-8000-000000000017") != NULL, "got %s", line);
+    cr_expect_eq(it_wait(listed, 10000), 0);
     it_stop(&listed, SIGTERM, 5000);
+    for (size_t i = 0; i < 4; i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "refused subscriber %zu", i);
+        s_stop_silent(&refused[i], what);
+    }
 }
 
 Test(security, curve_options_go_together)
@@ -311,7 +394,7 @@ Test(security, hvn_agent_publishes_with_its_host_key)
     cr_assert_not_null(agent);
     cr_expect_eq(it_wait(agent, 30000), 0, "hvn-agent --once with CURVE failed");
     it_stop(&agent, SIGKILL, 1000);
-    cr_expect_eq(s_stat("cache_nodes"), 1);
+    cr_expect_eq(s_stat_after("cache_nodes", 1), 1);
     cr_expect_eq(s_stat("refused"), 0);
 
     //  The same key for another host: delivered to the broker, refused there
@@ -322,7 +405,7 @@ Test(security, hvn_agent_publishes_with_its_host_key)
     cr_assert_not_null(agent);
     cr_expect_eq(it_wait(agent, 30000), 0);
     it_stop(&agent, SIGKILL, 1000);
-    cr_expect_geq(s_stat("refused.not_authorized"), 1);
+    cr_expect_geq(s_stat_after("refused.not_authorized", 1), 1);
     cr_expect_eq(s_stat("cache_nodes"), 1);
 }
 
@@ -357,21 +440,22 @@ Test(security, an_unreadable_certificate_is_a_clear_failure)
 Test(security, a_host_cannot_take_over_another_hosts_node)
 {
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
-    cr_assert_eq(s_stat("cache_nodes"), 1);
-    //  cmp-019's own, listed key, its own topic host, but cmp-017's node
+    cr_assert_eq(s_stat_after("cache_nodes", 1), 1);
+    //  cmp-019's own, listed key, its own topic host, but cmp-017's node:
+    //  refused (counted) before the snapshot below is asked for
     cr_expect_eq(s_publish("cmp-019", S_UUID_OK, other_pub_secret, "20"), 0);
-    cr_expect_geq(s_stat("refused.not_authorized"), 1);
-    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "10", NULL};
+    cr_assert_geq(s_stat_after("refused.not_authorized", 1), 1);
+    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "30", NULL};
     it_proc_t *snap = s_subscribe(sub_secret, args);
     char line[8192];
-    cr_assert_gt(it_read_line(snap, line, sizeof(line), 10000), 0, "no snapshot line");
+    cr_assert_gt(it_read_line(snap, line, sizeof(line), S_WAIT_MS), 0, "no snapshot line");
     cr_expect(strstr(line, S_UUID_OK) && strstr(line, "nova-compute:cmp-017"),
               "the node changed hands: %s", line);
     cr_expect_eq(it_wait(snap, 10000), 0);
     it_stop(&snap, SIGTERM, 5000);
     //  A node of its own is fine
     cr_expect_eq(s_publish("cmp-019", S_UUID_OTHER, other_pub_secret, "20"), 0);
-    cr_expect_eq(s_stat("cache_nodes"), 2);
+    cr_expect_eq(s_stat_after("cache_nodes", 2), 2);
 }
 
 Test(security, a_publisher_added_while_the_broker_runs_gets_in_with_its_first_message)
@@ -383,10 +467,10 @@ Test(security, a_publisher_added_while_the_broker_runs_gets_in_with_its_first_me
     snprintf(secret, sizeof(secret), "%s_secret", path);
     const char *args[] = {"--count", "1", "--timeout", "30", NULL};
     it_proc_t *sub = s_subscribe(sub_secret, args);
-    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
     cr_expect_eq(s_publish("cmp-020", "60000000-0000-4000-8000-000000000020", secret, "20"), 0);
     char line[8192];
-    cr_assert_gt(it_read_line(sub, line, sizeof(line), 10000), 0, "the new host's create lost");
+    cr_assert_gt(it_read_line(sub, line, sizeof(line), S_WAIT_MS), 0, "the new host's create lost");
     cr_expect(strstr(line, "60000000-0000-4000-8000-000000000020") != NULL, "got %s", line);
     it_stop(&sub, SIGTERM, 5000);
     cr_expect_eq(s_stat("refused"), 0);
@@ -420,30 +504,6 @@ static void s_install(const char *path, const char *dir)
     cr_assert_eq(rename(path, to), 0, "cannot install %s", to);
 }
 
-//  Returns 0 once proc's stderr holds needle, -1 after timeout_ms (a line
-//  the program logs is the event waited for).
-static int s_wait_stderr(it_proc_t *proc, const char *needle, int timeout_ms)
-{
-    size_t len = 0;
-    char *text = calloc(1, 1);
-    cr_assert_not_null(text);
-    int64_t deadline = zclock_mono() + timeout_ms;
-    int found = -1;
-    while (found < 0 && zclock_mono() < deadline) {
-        char *more = it_read_stderr(proc, 100);
-        size_t add = strlen(more);
-        text = realloc(text, len + add + 1);
-        cr_assert_not_null(text);
-        memcpy(text + len, more, add + 1);
-        len += add;
-        free(more);
-        if (strstr(text, needle))
-            found = 0;
-    }
-    free(text);
-    return found;
-}
-
 Test(security, a_publisher_started_before_its_key_was_installed_gets_in_without_a_restart)
 {
     //  The broker of a fresh deployment: no host key installed yet
@@ -468,7 +528,7 @@ Test(security, a_publisher_started_before_its_key_was_installed_gets_in_without_
                   sizeof(secret));
     const char *args[] = {"--count", "1", "--timeout", "90", NULL};
     it_proc_t *sub = s_subscribe(sub_secret, args);
-    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
     int64_t denied = s_stat("auth_denied_publishers");
 
     //  hvn-pub waits for the broker as long as its flush timeout allows
@@ -588,10 +648,11 @@ Test(security, the_libraries_count_refusals_and_redials)
     //  The subscriber redials only while it is used: recv() drives it. Once
     //  in, it may get the publisher's heartbeat before STATS shows it in
     deadline = zclock_mono() + S_LATE_MS;
-    while (it_broker_stat(env.service, "subscriptions", 2000) < 1 && zclock_mono() < deadline)
+    int64_t subscriptions;
+    while ((subscriptions = it_broker_stat(env.service, "subscriptions", 2000)) < 1 &&
+           zclock_mono() < deadline)
         cr_assert_geq(hvn_subscriber_recv(sub, msg, 100), 0);
-    cr_assert_geq(it_broker_stat(env.service, "subscriptions", 2000), 1,
-                  "the subscriber never got in");
+    cr_assert_geq(subscriptions, 1, "the subscriber never got in");
     char line[2048];
     it_node_json(line, sizeof(line), 22, "80000000-0000-4000-8000-000000000022", "cmp-022", 2,
                  4096);
@@ -667,7 +728,7 @@ Test(security, a_removed_publisher_key_is_refused_on_its_open_connection)
         .endpoint = env.backend, .curve_secret = sub_secret, .curve_server = broker_cert};
     hvn_subscriber_t *sub = hvn_subscriber_new(&sub_opts);
     cr_assert_not_null(sub);
-    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "subscriber not connected");
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
     hvn_publisher_opts_t pub_opts = {.endpoint = env.frontend,
                                      .host = "cmp-030",
                                      .curve_secret = secret,
@@ -764,7 +825,8 @@ Test(security,
     zsock_set_linger(live, 0);
     zsock_set_subscribe(live, "compute_node.");
     cr_assert_eq(zsock_connect(live, "%s", env.backend), 0);
-    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "the live feed not subscribed");
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0,
+                 "the live feed not subscribed");
     int64_t limited = s_stat("limited_subscriptions");
 
     s_revoke("subscribers", "watcher.cert");
@@ -794,14 +856,15 @@ Test(security,
     cr_expect_eq(s_stat("subscriptions"), 1);
     zsock_destroy(&live);
 
-    //  A new connection with that key is refused at the handshake
-    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "10", NULL};
+    //  A new connection with that key gets no snapshot: refused at the
+    //  handshake, or at the request while the handshake's view of the
+    //  directory is still under a second old; the replica says so, and
+    //  stays up without printing anything
+    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "60", NULL};
     it_proc_t *snap = s_subscribe(secret, args);
-    char *out = it_read_stdout(snap, 15000);
-    cr_expect_str_empty(out, "the removed key took a snapshot: %s", out);
-    free(out);
-    cr_expect_eq(it_wait(snap, 10000), 1);
-    it_stop(&snap, SIGTERM, 5000);
+    cr_expect_eq(s_wait_stderr(snap, "no broker answered the snapshot", S_STAT_MS), 0,
+                 "the removed key's snapshot was not refused");
+    s_stop_silent(&snap, "the removed key's replica");
 
     zsock_destroy(&dealer);
     zcert_destroy(&cert);

@@ -582,10 +582,10 @@ Test(broker, a_heartbeat_of_five_thousand_nodes_passes_and_a_notification_that_s
     zsock_destroy(&sub);
 }
 
-Test(broker, a_big_snapshot_arrives_whole_while_forwarding_goes_on)
+//  Returns when the broker caches `nodes` nodes, sent half for each of two
+//  hosts (one host may not hold more than max_publisher_nodes).
+static void s_fill_two_hosts(int nodes)
 {
-    //  Two hosts: one host may not hold more than max_publisher_nodes
-    const int nodes = 20000;
     for (int n = 1; n <= nodes; n++) {
         hvn_frames_t f = s_note_on(n <= nodes / 2 ? "cmp-many" : "cmp-many-2", n, (uint64_t)n);
         s_send(&f);
@@ -595,6 +595,12 @@ Test(broker, a_big_snapshot_arrives_whole_while_forwarding_goes_on)
         cr_assert_lt(zclock_mono(), deadline, "cache never filled");
         hvn_broker_poll(broker, 2);
     }
+}
+
+Test(broker, a_big_snapshot_arrives_whole_while_forwarding_goes_on)
+{
+    const int nodes = 20000;
+    s_fill_two_hosts(nodes);
     zsock_t *sub = s_subscriber("compute_node.");
     zstr_sendm(dealer, "SNAPSHOT");
     zstr_send(dealer, "");
@@ -641,15 +647,8 @@ Test(broker, a_big_snapshot_arrives_whole_while_forwarding_goes_on)
 Test(broker, a_client_gone_mid_snapshot_is_counted_and_the_broker_goes_on)
 {
     const int nodes = 20000; //  More than the service queue holds for one client
-    for (int n = 1; n <= nodes; n++) {
-        hvn_frames_t f = s_note_on(n <= nodes / 2 ? "cmp-many" : "cmp-many-2", n, (uint64_t)n);
-        s_send(&f);
-    }
+    s_fill_two_hosts(nodes);
     int64_t deadline = zclock_mono() + 10 * S_WAIT_MS;
-    while (hvn_broker_cache_nodes(broker) < (size_t)nodes) {
-        cr_assert_lt(zclock_mono(), deadline, "cache never filled");
-        hvn_broker_poll(broker, 2);
-    }
     zsock_t *client = zsock_new(ZMQ_DEALER);
     cr_assert_eq(zsock_connect(client, "%s", endpoints[2]), 0);
     zstr_sendm(client, "SNAPSHOT");

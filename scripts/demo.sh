@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
-cmake -S . -B build >/dev/null
+cmake -S . -B build -DHVN_TESTS=OFF >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 bin=build/bin
 interval=${HVN_DEMO_INTERVAL:-5}

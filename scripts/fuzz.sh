@@ -19,7 +19,7 @@ fi
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(decoder json_node end)
 
-scripts/deps.sh
+scripts/deps.sh --test
 if ! command -v clang >/dev/null; then
   echo "fuzz: clang not found, fuzz targets not built" >&2
   exit 1

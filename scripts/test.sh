@@ -17,8 +17,8 @@ elif [ -n "${1:-}" ]; then
   exit 2
 fi
 
-scripts/deps.sh
-cmake -S . -B "$dir" -DHVN_WERROR=ON "${flags[@]}" >/dev/null
+scripts/deps.sh --test
+cmake -S . -B "$dir" -DHVN_WERROR=ON -DHVN_TESTS=ON "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$(nproc)"
 cd "$dir"
 ctest --output-on-failure -j "$(nproc)"

@@ -42,15 +42,13 @@ set_target_properties(hvn PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${hvn_iface_
 
 set(hvn_install_targets hvn)
 if(HVN_STATIC)
-  # The same sources as the shared library, compiled again without -fPIC
-  # into libhvn.a; every dependency becomes part of its link interface.
-  get_target_property(hvn_sources hvn SOURCES)
+  # The same objects as the shared library, in libhvn.a; every dependency
+  # becomes part of its link interface.
   get_target_property(hvn_link_libs hvn LINK_LIBRARIES)
-  get_target_property(hvn_private_dirs hvn INCLUDE_DIRECTORIES)
-  add_library(hvn_static STATIC ${hvn_sources})
+  add_library(hvn_static STATIC $<TARGET_OBJECTS:hvnproto_obj> $<TARGET_OBJECTS:hvnpublisher_obj>
+                                $<TARGET_OBJECTS:hvnsubscriber_obj>)
   set_target_properties(hvn_static PROPERTIES OUTPUT_NAME hvn)
-  target_include_directories(hvn_static PRIVATE ${hvn_private_dirs}
-                                        INTERFACE ${hvn_iface_fixed})
+  target_include_directories(hvn_static INTERFACE ${hvn_iface_fixed})
   target_link_libraries(hvn_static PUBLIC ${hvn_link_libs})
   list(APPEND hvn_install_targets hvn_static)
 endif()
@@ -60,13 +58,13 @@ install(TARGETS ${hvn_install_targets} EXPORT hvnotifyTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-file(GLOB hvn_proto_headers ${CMAKE_SOURCE_DIR}/proto/*.h)
-list(FILTER hvn_proto_headers EXCLUDE REGEX "/hvn_cli\\.h$") # the programs' own, not libhvn's
-install(FILES ${hvn_proto_headers}
-              ${CMAKE_SOURCE_DIR}/publisher/hvn_publisher.h
-              ${CMAKE_SOURCE_DIR}/subscriber/hvn_subscriber.h
-              ${CMAKE_SOURCE_DIR}/subscriber/hvn_replica.h
-        DESTINATION ${hvn_pkg_includedir})
+# The public headers: every proto header, the publisher's and the
+# subscriber's. What they declare is all that libhvn.so exports.
+file(GLOB hvn_public_headers ${CMAKE_SOURCE_DIR}/proto/*.h)
+list(APPEND hvn_public_headers ${CMAKE_SOURCE_DIR}/publisher/hvn_publisher.h
+                               ${CMAKE_SOURCE_DIR}/subscriber/hvn_subscriber.h
+                               ${CMAKE_SOURCE_DIR}/subscriber/hvn_replica.h)
+install(FILES ${hvn_public_headers} DESTINATION ${hvn_pkg_includedir})
 
 # --------------------------------------------------------------------------
 # Programs, each as it lands; they find libhvn beside them through $ORIGIN
@@ -116,4 +114,8 @@ if(HVN_TESTS)
            COMMAND ${CMAKE_SOURCE_DIR}/tests/install/check_install.sh
                    ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR} ${HVN_SANITIZE})
   set_tests_properties(install_embed PROPERTIES TIMEOUT 300)
+  add_test(NAME libhvn_exports
+           COMMAND ${CMAKE_SOURCE_DIR}/tests/install/check_exports.sh $<TARGET_FILE:hvn>
+                   ${hvn_public_headers})
+  set_tests_properties(libhvn_exports PROPERTIES TIMEOUT 30)
 endif()

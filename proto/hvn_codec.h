@@ -18,6 +18,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 #define HVN_WIRE_VERSION   1
 #define HVN_HEADER_SIZE    26
 #define HVN_TOPIC_MAX      255
@@ -246,6 +249,8 @@ hvn_reason_t hvn_end_decode(const void *data, size_t size, hvn_end_t *out, const
 //  Frees the publishers an hvn_end_decode filled in and empties *end.
 //  Safe on an empty or already cleared hvn_end_t.
 void hvn_end_clear(hvn_end_t *end);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 //  Writes a fresh random UUID4 (16 raw bytes).
 void hvn_uuid4_raw(uint8_t out[16]);
 
@@ -28,6 +31,8 @@ int hvn_uuid_parse(const char *text, size_t len, uint8_t *out);
 
 //  Writes the current UTC time as "YYYY-MM-DD HH:MM:SS.ffffff" (27 bytes).
 void hvn_timestamp_now(char out[27]);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

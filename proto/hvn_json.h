@@ -14,6 +14,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 //  Renders a decoded notification (create/update/delete) or heartbeat as
 //  one line of compact JSON, no trailing newline. Returns a heap string the
 //  caller frees with free(), or NULL when out of memory.
@@ -26,6 +29,8 @@ char *hvn_json_render(const hvn_msg_t *msg);
 //  one-line reason in err (naming the field) when the object is refused.
 int hvn_json_parse_node(const char *text, size_t size, hvn_node_t *node,
                         bool *deleted, char *err, size_t err_size);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

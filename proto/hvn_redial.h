@@ -32,6 +32,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 #define HVN_REDIAL_FIRST_MS 1000 //  First wait before dialling a refused endpoint again
 #define HVN_REDIAL_MAX_MS 30000  //  Longest wait
 
@@ -67,6 +70,8 @@ int hvn_redial_tend(hvn_redial_t *self);
 
 //  Copies the counters into *out.
 void hvn_redial_stats(hvn_redial_t *self, hvn_redial_stats_t *out);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

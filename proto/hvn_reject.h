@@ -13,6 +13,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 typedef struct {
     uint64_t count[HVN_R_COUNT];     //  Refusals by reason (index HVN_OK unused)
     int64_t last_log_ms[HVN_R_COUNT]; //  Monotonic time of the last log line
@@ -30,6 +33,8 @@ void hvn_rejects_add(hvn_rejects_t *self, hvn_reason_t reason,
 
 //  Returns the total of all refusals.
 uint64_t hvn_rejects_total(const hvn_rejects_t *self);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 #define HVN_STR_MAX      255 //  Longest string value of any field, bytes
 #define HVN_UUID_STR_LEN 36  //  Canonical UUID text, without the NUL
 #define HVN_IP_STR_MAX   45  //  Longest IPv4/IPv6 text (INET6_ADDRSTRLEN - 1)
@@ -147,6 +150,8 @@ int hvn_node_validate(const hvn_node_t *node, hvn_field_id_t *bad_field);
 
 //  Returns true when `len` bytes at s are well-formed UTF-8 without a NUL.
 bool hvn_utf8_valid(const char *s, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

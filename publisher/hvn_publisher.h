@@ -43,6 +43,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 #define HVN_PUBLISHER_QUEUE_MAX 1000000 //  Queued events before refusing
 
 typedef struct {
@@ -127,6 +130,8 @@ typedef struct {
 
 //  Copies the publisher's counters into *out.
 void hvn_publisher_stats(hvn_publisher_t *self, hvn_publisher_stats_t *out);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

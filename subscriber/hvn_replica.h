@@ -46,6 +46,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 #define HVN_REPLICA_BROKERS_MAX 8 //  Links one replica may have
 
 //  One node of the view: the last create/update applied for it
@@ -155,6 +158,8 @@ typedef struct {
 
 //  Copies the counters into *out.
 void hvn_replica_stats(hvn_replica_t *self, hvn_replica_stats_t *out);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,9 @@
 extern "C" {
 #endif
 
+//  Everything declared here is libhvn's public API (exported from libhvn.so)
+#pragma GCC visibility push(default)
+
 typedef struct {
     const char *endpoint;      //  Broker backend(s), comma-separated; required
     const char *service;       //  Broker service endpoint; NULL = none
@@ -138,6 +141,8 @@ typedef struct {
 
 //  Copies the counters into *out.
 void hvn_subscriber_stats(hvn_subscriber_t *self, hvn_subscriber_stats_t *out);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,376 @@
+/*  hvn_opt.c — one command-line option table per program (see hvn_opt.h).
+
+    The table is turned into a getopt_long array at parse time; each value
+    is checked by its type, then by the option's own check, and the first
+    bad one ends the program with the one form of error. --help walks the
+    same table, so what it says is what the parser accepts.
+*/
+#include "hvn_opt.h"
+#include "hvn_cli.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef HVN_VERSION
+#define HVN_VERSION "0"
+#endif
+
+#define S_OPTIONS_MAX 64 //  Options one program may declare
+#define S_HELP_COLUMN 24 //  Where the help text starts in --help
+
+//  Which options of which program were given (one program parses per process)
+static const hvn_opt_program_t *s_given_program;
+static bool s_given[S_OPTIONS_MAX];
+
+//  ---------------------------------------------------------------------
+//  Errors
+
+void hvn_opt_fail(const hvn_opt_program_t *program, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fprintf(stderr, "%s: ", program->name);
+    vfprintf(stderr, format, args);
+    fprintf(stderr, " (try --help)\n");
+    va_end(args);
+    exit(2);
+}
+
+//  Never returns: the one error line for a bad value of option.
+static void s_bad_value(const hvn_opt_program_t *program, const hvn_opt_t *option,
+                        const char *what, const char *value)
+{
+    hvn_opt_fail(program, "--%s: expected %s, got '%s'", option->name, what, value);
+}
+
+//  ---------------------------------------------------------------------
+//  Values by type
+
+//  Returns true when text is an endpoint libzmq can take: a transport
+//  and an address after "://".
+static bool s_endpoint_valid(const char *text)
+{
+    static const char *transports[] = {"tcp://", "ipc://", "inproc://", "pgm://", "epgm://",
+                                       "vmci://", "ws://", "wss://", "tipc://"};
+    for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
+        size_t len = strlen(transports[i]);
+        if (strncmp(text, transports[i], len) == 0)
+            return text[len] != '\0';
+    }
+    return false;
+}
+
+//  Returns true when text is ADDR:PORT with a port from 0 to 65535 and a
+//  non-empty address ([v6] in brackets).
+static bool s_address_valid(const char *text)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text)
+        return false;
+    if (text[0] == '[' && colon[-1] != ']')
+        return false;
+    long port;
+    return hvn_cli_parse_long(colon + 1, 0, 65535, &port) == 0;
+}
+
+//  Returns true when text is "scheme://rest" with a scheme of letters,
+//  digits, '+', '-' or '.' and a non-empty rest.
+static bool s_url_valid(const char *text)
+{
+    const char *sep = strstr(text, "://");
+    if (!sep || sep == text || !sep[3])
+        return false;
+    for (const char *p = text; p < sep; p++)
+        if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+            !(*p >= '0' && *p <= '9') && *p != '+' && *p != '-' && *p != '.')
+            return false;
+    return true;
+}
+
+//  Returns true when value is one of the '|'-separated words of choices.
+static bool s_choice_valid(const char *choices, const char *value)
+{
+    size_t len = strlen(value);
+    for (const char *p = choices; p && *p;) {
+        const char *bar = strchr(p, '|');
+        size_t word = bar ? (size_t)(bar - p) : strlen(p);
+        if (word == len && strncmp(p, value, len) == 0)
+            return true;
+        p = bar ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+//  Returns 0 with *out set to text as a byte count (digits, then an
+//  optional K, M or G for 1024, 1024², 1024³) from min to max; -1 if not.
+static int s_parse_size(const char *text, long min, long max, size_t *out)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 32)
+        return -1;
+    char digits[33];
+    memcpy(digits, text, len + 1);
+    uint64_t unit = 1;
+    switch (digits[len - 1]) {
+    case 'K': case 'k': unit = 1024; break;
+    case 'M': case 'm': unit = 1024 * 1024; break;
+    case 'G': case 'g': unit = 1024 * 1024 * 1024; break;
+    default: break;
+    }
+    if (unit != 1)
+        digits[len - 1] = '\0';
+    long value;
+    if (hvn_cli_parse_long(digits, 0, LONG_MAX, &value) != 0)
+        return -1;
+    if ((uint64_t)value > (uint64_t)LONG_MAX / unit)
+        return -1;
+    long bytes = (long)((uint64_t)value * unit);
+    if (bytes < min || (max > 0 && bytes > max))
+        return -1;
+    *out = (size_t)bytes;
+    return 0;
+}
+
+//  Returns nothing; stores value into option's destination or ends the
+//  program with the option's error.
+static void s_store(const hvn_opt_program_t *program, const hvn_opt_t *option, const char *value)
+{
+    char what[128];
+    switch (option->type) {
+    case HVN_OPT_FLAG:
+        *(bool *)option->dest = true;
+        return;
+    case HVN_OPT_STRING:
+    case HVN_OPT_PATH:
+        if (!*value)
+            s_bad_value(program, option, option->type == HVN_OPT_PATH ? "a path" : "a value",
+                        value);
+        break;
+    case HVN_OPT_ENDPOINT:
+        if (!s_endpoint_valid(value))
+            s_bad_value(program, option, "an endpoint such as tcp://127.0.0.1:5561", value);
+        break;
+    case HVN_OPT_ADDRESS:
+        if (!s_address_valid(value))
+            s_bad_value(program, option, "ADDR:PORT such as 127.0.0.1:8780", value);
+        break;
+    case HVN_OPT_URL:
+        if (!s_url_valid(value))
+            s_bad_value(program, option, "a URL such as scheme://host/path", value);
+        break;
+    case HVN_OPT_INT: {
+        long number;
+        long max = option->max > 0 ? option->max : LONG_MAX;
+        if (hvn_cli_parse_long(value, option->min, max, &number) != 0) {
+            if (option->max > 0)
+                snprintf(what, sizeof(what), "a whole number from %ld to %ld", option->min, max);
+            else
+                snprintf(what, sizeof(what), "a whole number of at least %ld", option->min);
+            s_bad_value(program, option, what, value);
+        }
+        if (option->check && option->check(value))
+            s_bad_value(program, option, option->check(value), value);
+        *(long *)option->dest = number;
+        return;
+    }
+    case HVN_OPT_SIZE: {
+        size_t bytes;
+        if (s_parse_size(value, option->min, option->max, &bytes) != 0) {
+            if (option->max > 0)
+                snprintf(what, sizeof(what), "a byte count from %ld to %ld (K, M, G allowed)",
+                         option->min, option->max);
+            else
+                snprintf(what, sizeof(what), "a byte count of at least %ld (K, M, G allowed)",
+                         option->min);
+            s_bad_value(program, option, what, value);
+        }
+        *(size_t *)option->dest = bytes;
+        return;
+    }
+    case HVN_OPT_DOUBLE: {
+        double number;
+        if (hvn_cli_parse_double(value, &number) != 0 || number < option->dmin ||
+            number > option->dmax) {
+            snprintf(what, sizeof(what), "a number from %g to %g", option->dmin, option->dmax);
+            s_bad_value(program, option, what, value);
+        }
+        if (option->check && option->check(value))
+            s_bad_value(program, option, option->check(value), value);
+        *(double *)option->dest = number;
+        return;
+    }
+    case HVN_OPT_CHOICE:
+        if (!s_choice_valid(option->choices, value)) {
+            snprintf(what, sizeof(what), "one of %s", option->choices);
+            s_bad_value(program, option, what, value);
+        }
+        break;
+    case HVN_OPT_LIST: {
+        if (!*value)
+            s_bad_value(program, option, "a value", value);
+        if (option->check && option->check(value))
+            s_bad_value(program, option, option->check(value), value);
+        const char **list = option->dest;
+        long n = 0;
+        while (list[n])
+            n++;
+        if (n >= option->max)
+            hvn_opt_fail(program, "--%s: at most %ld allowed", option->name, option->max);
+        list[n] = value;
+        list[n + 1] = NULL;
+        return;
+    }
+    case HVN_OPT_END:
+        return;
+    }
+    if (option->check && option->check(value))
+        s_bad_value(program, option, option->check(value), value);
+    *(const char **)option->dest = value;
+}
+
+//  ---------------------------------------------------------------------
+//  --help
+
+//  Returns nothing; prints option's default in parentheses, or nothing
+//  when it has none.
+static void s_print_default(const hvn_opt_t *option, FILE *out)
+{
+    if (option->default_text) {
+        fprintf(out, " (default %s)", option->default_text);
+        return;
+    }
+    switch (option->type) {
+    case HVN_OPT_INT:
+        fprintf(out, " (default %ld)", *(const long *)option->dest);
+        break;
+    case HVN_OPT_SIZE:
+        fprintf(out, " (default %zu)", *(const size_t *)option->dest);
+        break;
+    case HVN_OPT_DOUBLE:
+        fprintf(out, " (default %g)", *(const double *)option->dest);
+        break;
+    case HVN_OPT_STRING:
+    case HVN_OPT_PATH:
+    case HVN_OPT_ENDPOINT:
+    case HVN_OPT_ADDRESS:
+    case HVN_OPT_URL:
+    case HVN_OPT_CHOICE:
+        if (*(const char **)option->dest)
+            fprintf(out, " (default %s)", *(const char **)option->dest);
+        break;
+    default:
+        break;
+    }
+}
+
+//  Returns nothing; prints one option's entry of --help.
+static void s_print_option(const hvn_opt_t *option, FILE *out)
+{
+    char head[96];
+    const char *metavar = option->metavar ? option->metavar : "VALUE";
+    if (option->type == HVN_OPT_FLAG)
+        snprintf(head, sizeof(head), "  --%s", option->name);
+    else if (option->type == HVN_OPT_CHOICE && !option->metavar)
+        snprintf(head, sizeof(head), "  --%s %s", option->name, option->choices);
+    else
+        snprintf(head, sizeof(head), "  --%s %s", option->name, metavar);
+    size_t width = strlen(head);
+    fputs(head, out);
+    if (width + 1 >= S_HELP_COLUMN)
+        fprintf(out, "\n%*s", S_HELP_COLUMN, "");
+    else
+        fprintf(out, "%*s", (int)(S_HELP_COLUMN - width), "");
+    const char *help = option->help ? option->help : "";
+    for (const char *p = help; *p; p++) {
+        fputc(*p, out);
+        if (*p == '\n')
+            fprintf(out, "%*s", S_HELP_COLUMN, "");
+    }
+    if (option->type == HVN_OPT_INT && option->max > 0 && !strstr(help, " to "))
+        fprintf(out, ", %ld to %ld", option->min, option->max);
+    if (option->type == HVN_OPT_LIST)
+        fprintf(out, " (repeatable, up to %ld)", option->max);
+    s_print_default(option, out);
+    fputc('\n', out);
+}
+
+void hvn_opt_usage(const hvn_opt_program_t *program, FILE *out)
+{
+    fprintf(out, "Usage: %s [OPTION]...%s%s\n", program->name, program->operands ? " " : "",
+            program->operands ? program->operands : "");
+    fprintf(out, "%s\n\nOptions:\n", program->summary);
+    for (const hvn_opt_t *option = program->options; option->name; option++)
+        if (!option->hidden)
+            s_print_option(option, out);
+    fprintf(out, "  --help%*sshow this help and exit\n", S_HELP_COLUMN - 8, "");
+    fprintf(out, "  --version%*sshow the version and exit\n", S_HELP_COLUMN - 11, "");
+    if (program->epilogue)
+        fprintf(out, "\n%s\n", program->epilogue);
+}
+
+//  ---------------------------------------------------------------------
+//  Parsing
+
+bool hvn_opt_given(const hvn_opt_program_t *program, const char *name)
+{
+    if (program != s_given_program)
+        return false;
+    for (size_t i = 0; program->options[i].name; i++)
+        if (strcmp(program->options[i].name, name) == 0)
+            return s_given[i];
+    return false;
+}
+
+int hvn_opt_parse(const hvn_opt_program_t *program, int argc, char **argv)
+{
+    enum { O_HELP = 1, O_VERSION = 2, O_FIRST = 3 };
+    struct option longopts[S_OPTIONS_MAX + 3];
+    size_t count = 0;
+    for (; program->options[count].name; count++) {
+        if (count >= S_OPTIONS_MAX) {
+            fprintf(stderr, "%s: too many options in the table\n", program->name);
+            abort();
+        }
+        const hvn_opt_t *option = &program->options[count];
+        longopts[count] = (struct option){option->name,
+                                          option->type == HVN_OPT_FLAG ? no_argument
+                                                                       : required_argument,
+                                          NULL, O_FIRST + (int)count};
+    }
+    longopts[count] = (struct option){"help", no_argument, NULL, O_HELP};
+    longopts[count + 1] = (struct option){"version", no_argument, NULL, O_VERSION};
+    longopts[count + 2] = (struct option){NULL, 0, NULL, 0};
+
+    s_given_program = program;
+    memset(s_given, 0, sizeof(s_given));
+    opterr = 0;
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (opt == 'h' || opt == O_HELP) {
+            hvn_opt_usage(program, stdout);
+            exit(0);
+        }
+        if (opt == O_VERSION) {
+            printf("%s (hvnotify) %s\n", program->name, HVN_VERSION);
+            exit(0);
+        }
+        if (opt == ':')
+            hvn_opt_fail(program, "%s: missing value", argv[optind - 1]);
+        if (opt < O_FIRST || opt >= O_FIRST + (int)count)
+            hvn_opt_fail(program, "unknown option '%s'", argv[optind - 1]);
+        s_given[opt - O_FIRST] = true;
+        s_store(program, &program->options[opt - O_FIRST], optarg);
+    }
+    size_t operands = (size_t)(argc - optind);
+    if (operands > program->operands_max)
+        hvn_opt_fail(program, "unexpected argument '%s'", argv[optind + (int)program->operands_max]);
+    if (operands < program->operands_min)
+        hvn_opt_fail(program, "missing %s", program->operands ? program->operands : "argument");
+    return optind;
+}

@@ -88,6 +88,12 @@
 #define S_SEQMAP_MAX 262144
 #define S_SEQMAP_INTERVALS 10
 
+//  Largest step a publisher instance's seq may take from one message to the
+//  next the broker sees: 2^40 notifications, 127 days at 100 000 a second,
+//  so a legitimate gap (the broker away while a publisher kept counting)
+//  always fits, and 2^64 - 1 sent as a poison never does.
+#define S_SEQ_JUMP_MAX (UINT64_C(1) << 40)
+
 #define S_LOG_INTERVAL_MS 1000 //  Rate-limited log lines: at most one a second
 #define S_PARTS_KEPT 3         //  Parts of a message kept; the rest are drained
 
@@ -322,9 +328,11 @@ static void s_limit_log(hvn_broker_t *self, const char *what, const char *peer, 
 // --------------------------------------------------------------------------
 //  Frontend: validate, cache, forward
 
-//  Returns 1 when the sync in self->msg is no newer than the cached entry
-//  of the same node from the same publisher instance, else 0.
-static int s_sync_is_stale(hvn_broker_t *self, const uint8_t key[16])
+//  Returns 1 when the notification or sync in self->msg is no newer than
+//  the cached entry of the same node from the same publisher instance
+//  (a replay, or a sync of a state already overtaken), else 0. The cache
+//  keeps each node's newest message by (instance, seq).
+static int s_is_stale(hvn_broker_t *self, const uint8_t key[16])
 {
     hvn_cache_item_t item;
     hvn_header_t cached;
@@ -334,18 +342,19 @@ static int s_sync_is_stale(hvn_broker_t *self, const uint8_t key[16])
         return 0;
     if (memcmp(cached.instance, self->msg.header.instance, 16) != 0)
         return 0;
-    if (cached.seq > self->msg.header.seq)
+    if (cached.seq > self->msg.header.seq && self->msg.header.kind == HVN_KIND_SYNC)
         self->stats.syncs_stale++;
     return cached.seq >= self->msg.header.seq;
 }
 
 //  Returns nothing; the cache reflects the notification or sync in
-//  self->msg: a create/update stored as received, a delete removed.
+//  self->msg: a create/update stored as received, a delete removed; one
+//  no newer than the node's cached message (same instance) changes nothing.
 static void s_cache_store(hvn_broker_t *self)
 {
     if (!self->has_key)
         return; //  The decoder checked the uuid; unreachable in practice
-    if (self->msg.header.kind == HVN_KIND_SYNC && s_sync_is_stale(self, self->key))
+    if (s_is_stale(self, self->key))
         return;
     if (self->msg.event == HVN_EVENT_DELETE) {
         hvn_cache_delete(self->cache, self->key);
@@ -356,6 +365,49 @@ static void s_cache_store(hvn_broker_t *self)
         self->stats.cache_errors++;
         s_trouble(self, "cache: out of memory, a node was not stored");
     }
+}
+
+//  Returns 1 when the message in self->msg was refused (counted, logged)
+//  for what its header's publisher instance says, else 0 (the instance is
+//  then bound to the message's host, or the map had no room: counted as
+//  untracked by s_track_seq). An instance belongs to the host that named
+//  it first: another host using it is not_authorized. A notification
+//  whose seq is not above its instance's last is a replay (stale); a seq
+//  more than S_SEQ_JUMP_MAX past the instance's last is refused as
+//  bad_value, so that no single message can make every replica take the
+//  instance's next S_SEQ_JUMP_MAX real messages for duplicates.
+static int s_instance_refused(hvn_broker_t *self)
+{
+    const hvn_header_t *header = &self->msg.header;
+    int bound = hvn_seqmap_bind(self->seqmap, header->instance, self->msg.host, self->now_ms,
+                                self->instances_seen + 1);
+    if (bound < 0)
+        return 0;
+    char detail[HVN_TOPIC_MAX + 128];
+    char text[HVN_UUID_STR_LEN + 1];
+    uuid_unparse_lower(header->instance, text);
+    if (bound == 0) {
+        snprintf(detail, sizeof(detail), "publisher instance %s belongs to host '%s'", text,
+                 hvn_seqmap_host(self->seqmap, header->instance));
+        s_refuse(self, HVN_R_NOT_AUTHORIZED, detail);
+        return 1;
+    }
+    self->instances_seen++; //  The clock only has to grow as instances appear
+    uint64_t last = 0;
+    hvn_seqmap_get(self->seqmap, header->instance, &last);
+    if (header->kind == HVN_KIND_NOTIFICATION && header->seq <= last) {
+        snprintf(detail, sizeof(detail), "seq %" PRIu64 " of instance %s, last %" PRIu64,
+                 header->seq, text, last);
+        s_refuse(self, HVN_R_STALE, detail);
+        return 1;
+    }
+    if (header->seq > last && header->seq - last > S_SEQ_JUMP_MAX) {
+        snprintf(detail, sizeof(detail), "seq %" PRIu64 " jumps past instance %s's last %" PRIu64,
+                 header->seq, text, last);
+        s_refuse(self, HVN_R_BAD_VALUE, detail);
+        return 1;
+    }
+    return 0;
 }
 
 //  Returns nothing; the seq map holds the message's seq for its instance.
@@ -548,6 +600,8 @@ static void s_accept(hvn_broker_t *self, int nparts)
         return;
     }
     if (self->auth && s_key_refused(self))
+        return;
+    if (s_instance_refused(self))
         return;
     if (s_node_limited(self))
         return;

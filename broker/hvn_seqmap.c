@@ -20,6 +20,7 @@ typedef struct {
     int64_t last_seen_ms;          //  Monotonic time it was last heard from
     int64_t interval_ms;           //  Its announced heartbeat interval; 0 = unknown
     uint64_t since;                //  Caller's clock when it was added
+    char host[];                   //  Host it belongs to; "" = not bound
 } s_record_t;
 
 struct _hvn_seqmap_t {
@@ -59,6 +60,27 @@ void hvn_seqmap_destroy(hvn_seqmap_t **self_p)
     *self_p = NULL;
 }
 
+//  Returns a new record of instance bound to host, added to the map, or
+//  NULL when the map is full or memory is out.
+static s_record_t *s_record_new(hvn_seqmap_t *self, const uint8_t instance[16], const char *host,
+                                uint64_t since)
+{
+    if (hvn_idmap_size(self->map) >= self->max_instances)
+        return NULL;
+    size_t len = strnlen(host, 255);
+    s_record_t *record = calloc(1, sizeof(*record) + len + 1);
+    if (!record)
+        return NULL;
+    memcpy(record->instance, instance, HVN_ID_SIZE);
+    memcpy(record->host, host, len);
+    record->since = since;
+    if (hvn_idmap_insert(self->map, record) != 0) {
+        free(record);
+        return NULL;
+    }
+    return record;
+}
+
 //  Returns 0 with the instance's seq raised to seq, or -1 when a new
 //  instance does not fit.
 int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq, int64_t now_ms,
@@ -69,23 +91,43 @@ int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t s
     if (!record || memcmp(record->instance, instance, HVN_ID_SIZE) != 0)
         record = hvn_idmap_lookup(self->map, instance);
     if (!record) {
-        if (hvn_idmap_size(self->map) >= self->max_instances)
-            return -1;
-        record = calloc(1, sizeof(*record));
+        record = s_record_new(self, instance, "", since);
         if (!record)
             return -1;
-        memcpy(record->instance, instance, HVN_ID_SIZE);
-        record->since = since;
-        if (hvn_idmap_insert(self->map, record) != 0) {
-            free(record);
-            return -1;
-        }
     }
     if (seq > record->seq)
         record->seq = seq;
     record->last_seen_ms = now_ms;
     self->last = record;
     return 0;
+}
+
+//  Returns 1 when the instance is (now) host's, 0 when another host's,
+//  -1 when a new one does not fit.
+int hvn_seqmap_bind(hvn_seqmap_t *self, const uint8_t instance[16], const char *host,
+                    int64_t now_ms, uint64_t since)
+{
+    assert(self && instance && host);
+    s_record_t *record = self->last;
+    if (!record || memcmp(record->instance, instance, HVN_ID_SIZE) != 0)
+        record = hvn_idmap_lookup(self->map, instance);
+    if (!record) {
+        record = s_record_new(self, instance, host, since);
+        if (!record)
+            return -1;
+        record->last_seen_ms = now_ms;
+    }
+    self->last = record;
+    //  A record added without a host (hvn_seqmap_update alone) is nobody's
+    return !record->host[0] || strcmp(record->host, host) == 0 ? 1 : 0;
+}
+
+//  Returns the instance's host, or NULL.
+const char *hvn_seqmap_host(const hvn_seqmap_t *self, const uint8_t instance[16])
+{
+    assert(self && instance);
+    const s_record_t *record = hvn_idmap_lookup(self->map, instance);
+    return record && record->host[0] ? record->host : NULL;
 }
 
 //  Returns 1 when the instance is known (and now alive), else 0.

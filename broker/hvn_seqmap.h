@@ -6,6 +6,12 @@
     come and go (every restart is a new one), so the map is bounded twice:
     an instance silent for a number of heartbeat intervals is forgotten, and
     the map never holds more than a fixed number of instances.
+
+    Each instance also belongs to one host: the host of the first message
+    that named it (hvn_seqmap_bind). An instance id is visible to anyone
+    who reads a header or a snapshot's END, so without the binding one
+    host could send under another's instance, with an absurd seq, and
+    every replica would then drop the other host's real updates as stale.
 */
 #ifndef HVN_SEQMAP_H_INCLUDED
 #define HVN_SEQMAP_H_INCLUDED
@@ -37,6 +43,19 @@ void hvn_seqmap_destroy(hvn_seqmap_t **self_p);
 //  memory is out): it is then not recorded.
 int hvn_seqmap_update(hvn_seqmap_t *self, const uint8_t instance[16], uint64_t seq, int64_t now_ms,
                       uint64_t since);
+
+//  Binds `instance` to `host` (NUL-terminated, up to 255 bytes) when the
+//  instance is new: it is then recorded with seq 0, alive at now_ms,
+//  `since` as in hvn_seqmap_update. Returns 1 when the instance belongs to
+//  host (new or already), 0 when it belongs to another host (nothing
+//  recorded), -1 when it is new and the map is full or memory is out.
+int hvn_seqmap_bind(hvn_seqmap_t *self, const uint8_t instance[16], const char *host,
+                    int64_t now_ms, uint64_t since);
+
+//  Returns the host the instance is bound to (owned by the map, valid
+//  until the instance is forgotten), or NULL when it is unknown or was
+//  added by hvn_seqmap_update without a host.
+const char *hvn_seqmap_host(const hvn_seqmap_t *self, const uint8_t instance[16]);
 
 //  Returns 1 with *since set to the clock given by the update that added
 //  the instance, or 0 when the instance is not known.

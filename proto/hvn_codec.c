@@ -100,6 +100,7 @@ static const char *const s_reason_names[HVN_R_COUNT] = {
     [HVN_R_TOPIC_MISMATCH] = "topic_mismatch",
     [HVN_R_NOT_AUTHORIZED] = "not_authorized",
     [HVN_R_OVER_LIMIT] = "over_limit",
+    [HVN_R_STALE] = "stale",
 };
 
 //  Returns the snake_case name of reason, or "unknown" when out of range.

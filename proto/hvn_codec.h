@@ -78,6 +78,7 @@ typedef enum {
     HVN_R_TOPIC_MISMATCH,   //  event_type or host disagrees with the topic
     HVN_R_NOT_AUTHORIZED,   //  Host not the one bound to the sender's key
     HVN_R_OVER_LIMIT,       //  Past a receiver's limit (e.g. nodes per host)
+    HVN_R_STALE,            //  Not newer than what the receiver has from its instance (a replay)
     HVN_R_COUNT
 } hvn_reason_t;
 

@@ -171,8 +171,13 @@ static void s_send_node(const char *host, int n)
     snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
     snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
     hvn_envelope_t envelope = {.host = host};
-    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = (uint64_t)n};
+    //  One instance per host (the broker binds an instance id to one host),
+    //  its seq growing with every message
+    static uint64_t seq;
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = ++seq};
     memcpy(header.instance, instance, 16);
+    for (size_t i = 0; host[i]; i++)
+        header.instance[i % 16] ^= (uint8_t)host[i];
     hvn_frames_t f;
     cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &envelope, &node, &header, &f),
                  0);

@@ -22,6 +22,24 @@ static zsock_t *pub;    //  XPUB, connected to the frontend
 static zsock_t *dealer; //  DEALER, connected to the service
 static hvn_encoder_t *encoder;
 static uint8_t instance[16]; //  The test publisher's instance id
+static char hosts[16][64];   //  Hosts the test published as, first one first
+static int nhosts;           //  How many
+
+//  Returns nothing; out is the instance id the test uses for host: the
+//  first host named in a test gets `instance`, each other one its own
+//  (the broker binds an instance id to one host).
+static void s_instance_for(const char *host, uint8_t out[16])
+{
+    int i = 0;
+    while (i < nhosts && strcmp(hosts[i], host) != 0)
+        i++;
+    if (i == nhosts) {
+        cr_assert_lt(nhosts, 16);
+        snprintf(hosts[nhosts++], sizeof(hosts[0]), "%s", host);
+    }
+    memcpy(out, instance, 16);
+    out[0] ^= (uint8_t)i;
+}
 static char endpoints[3][64];
 
 //  Returns nothing; runs the broker's loop until ready(sock) or the
@@ -75,6 +93,7 @@ static void s_setup(void)
     cr_assert_eq(zsock_connect(dealer, "%s", endpoints[2]), 0);
     encoder = hvn_encoder_new();
     hvn_uuid4_raw(instance);
+    nhosts = 0;
 }
 
 //  Returns nothing; everything closed, the broker destroyed.
@@ -106,7 +125,7 @@ static hvn_frames_t s_note(hvn_event_t event, int n, uint8_t kind, uint64_t seq,
     snprintf(host, sizeof(host), "cmp-%03d", n);
     hvn_envelope_t envelope = {.host = host};
     hvn_header_t header = {.kind = kind, .seq = seq};
-    memcpy(header.instance, instance, 16);
+    s_instance_for(host, header.instance);
     hvn_frames_t frames;
     cr_assert_eq(hvn_encoder_notification(encoder, event, &envelope, &node, &header, &frames), 0);
     return frames;
@@ -333,7 +352,7 @@ Test(broker, publisher_heartbeats_are_forwarded_and_counted)
 {
     zsock_t *sub = s_subscriber("hvn.heartbeat@");
     hvn_header_t header = {.seq = 0};
-    memcpy(header.instance, instance, 16);
+    s_instance_for("cmp-001", header.instance);
     hvn_envelope_t envelope = {.host = "cmp-001"};
     hvn_frames_t f;
     cr_assert_eq(hvn_encoder_heartbeat(encoder, &envelope, 10000, NULL, 0, &header, &f), 0);
@@ -453,6 +472,125 @@ Test(broker, an_older_sync_does_not_overwrite_a_newer_update)
     cr_assert_eq(s_stat("syncs_stale"), 1);
 }
 
+//  Returns the frames of an update of node n (host cmp-00n) whose header
+//  carries instance `id` and `seq`, vcpus `vcpus`; valid until the next
+//  encode. For messages a hostile host makes up.
+static hvn_frames_t s_note_with(int n, const uint8_t id[16], uint64_t seq, int vcpus)
+{
+    hvn_node_t node;
+    hvn_node_init(&node);
+    node.id = n;
+    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
+    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    node.vcpus = vcpus;
+    char host[32];
+    snprintf(host, sizeof(host), "cmp-%03d", n);
+    hvn_envelope_t envelope = {.host = host};
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
+    memcpy(header.instance, id, 16);
+    hvn_frames_t frames;
+    cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &envelope, &node, &header,
+                                          &frames),
+                 0);
+    return frames;
+}
+
+//  Returns the seq in the header of a snapshot's only item of node n.
+static uint64_t s_cached_seq(int n)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "compute_node.update@cmp-%03d", n);
+    s_snapshot_t snap;
+    s_snapshot(prefix, &snap);
+    cr_assert_eq(snap.count, 1);
+    zmsg_first(snap.items[0]);
+    zframe_t *header = zmsg_next(snap.items[0]);
+    hvn_header_t decoded;
+    cr_assert_eq(hvn_header_unpack(zframe_data(header), zframe_size(header), &decoded), HVN_OK);
+    s_snapshot_free(&snap);
+    return decoded.seq;
+}
+
+Test(broker, an_instance_id_belongs_to_the_host_that_used_it_first)
+{
+    zsock_t *sub = s_subscriber("compute_node.");
+    hvn_frames_t f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, 1, 8); //  cmp-001's
+    s_send(&f);
+    zmsg_t *msg = s_recv(sub);
+    zmsg_destroy(&msg);
+    //  cmp-002 sends about its own node under cmp-001's instance, with the
+    //  highest seq: were it forwarded, every replica would drop cmp-001's
+    //  next updates as stale
+    f = s_note_with(2, instance, UINT64_MAX, 8);
+    s_send(&f);
+    f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, 2, 16);
+    s_send(&f);
+    msg = s_recv(sub);
+    cr_assert(s_frame_eq(zmsg_last(msg), f.body, f.body_size), "the forgery was not forwarded");
+    zmsg_destroy(&msg);
+    cr_assert_eq(s_stat("refused.not_authorized"), 1);
+    s_snapshot_t snap;
+    s_snapshot("", &snap);
+    cr_assert_eq(snap.count, 1, "cmp-002's node is not cached either");
+    cr_assert_eq(snap.publisher_seq, 2, "END carries cmp-001's real last seq");
+    s_snapshot_free(&snap);
+    zsock_destroy(&sub);
+}
+
+Test(broker, a_seq_that_jumps_absurdly_far_is_refused)
+{
+    zsock_t *sub = s_subscriber("compute_node.");
+    hvn_frames_t f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, 1, 8);
+    s_send(&f);
+    f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, UINT64_MAX, 8);
+    s_send(&f);
+    uint8_t fresh[16]; //  A new instance starting at an absurd seq
+    hvn_uuid4_raw(fresh);
+    f = s_note_with(2, fresh, UINT64_C(1) << 62, 8);
+    s_send(&f);
+    f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, 1000000, 4); //  A plain gap
+    s_send(&f);
+    for (int i = 0; i < 2; i++) {
+        zmsg_t *msg = s_recv(sub);
+        zmsg_destroy(&msg);
+    }
+    cr_assert_eq(s_stat("refused.bad_value"), 2);
+    cr_assert_eq(s_stat("forwarded"), 2);
+    cr_assert_eq(s_cached_seq(1), 1000000);
+    zsock_destroy(&sub);
+}
+
+Test(broker, a_replayed_older_notification_changes_neither_cache_nor_subscribers)
+{
+    zsock_t *sub = s_subscriber("compute_node.");
+    hvn_frames_t f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, 2, 1);
+    uint8_t topic[HVN_TOPIC_MAX], header[HVN_HEADER_SIZE], body[2048];
+    size_t topic_size = f.topic_size, body_size = f.body_size;
+    memcpy(topic, f.topic, topic_size);
+    memcpy(header, f.header, HVN_HEADER_SIZE);
+    memcpy(body, f.body, body_size);
+    s_send(&f);
+    f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, 3, 2);
+    s_send(&f);
+    const void *replay[] = {topic, header, body}; //  Seq 2 (vcpus 1) again
+    size_t replay_sizes[] = {topic_size, HVN_HEADER_SIZE, body_size};
+    s_send_raw(replay, replay_sizes, 3);
+    f = s_note(HVN_EVENT_UPDATE, 1, HVN_KIND_NOTIFICATION, 4, 2);
+    s_send(&f);
+    for (uint64_t seq = 2; seq <= 4; seq++) {
+        zmsg_t *msg = s_recv(sub);
+        zmsg_first(msg);
+        zframe_t *h = zmsg_next(msg);
+        hvn_header_t decoded;
+        cr_assert_eq(hvn_header_unpack(zframe_data(h), zframe_size(h), &decoded), HVN_OK);
+        cr_assert_eq(decoded.seq, seq, "the replay was forwarded");
+        zmsg_destroy(&msg);
+    }
+    cr_assert_eq(s_stat("refused.stale"), 1);
+    cr_assert_eq(s_cached_seq(1), 4);
+    zsock_destroy(&sub);
+}
+
 // --------------------------------------------------------------------------
 //  Publisher heartbeats: pruning, size
 
@@ -467,7 +605,7 @@ static hvn_frames_t s_note_on(const char *host, int n, uint64_t seq)
     snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
     hvn_envelope_t envelope = {.host = host};
     hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
-    memcpy(header.instance, instance, 16);
+    s_instance_for(host, header.instance);
     hvn_frames_t frames;
     cr_assert_eq(
         hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &envelope, &node, &header, &frames), 0);
@@ -486,7 +624,7 @@ static void s_heartbeat(const char *host, uint64_t seq, int first, int count)
         uuids[i] = text[i];
     }
     hvn_header_t header = {.seq = seq};
-    memcpy(header.instance, instance, 16);
+    s_instance_for(host, header.instance);
     hvn_envelope_t envelope = {.host = host};
     hvn_frames_t f;
     cr_assert_eq(
@@ -629,8 +767,8 @@ Test(broker, a_big_snapshot_arrives_whole_while_forwarding_goes_on)
             end_count = s_get(&result.data, "count")->via.i64;
             char text[HVN_UUID_STR_LEN + 1];
             uuid_unparse_lower(instance, text);
-            cr_assert_eq(s_get(s_get(&result.data, "publishers"), text)->via.u64, (uint64_t)nodes,
-                         "seqs as at the request");
+            cr_assert_eq(s_get(s_get(&result.data, "publishers"), text)->via.u64,
+                         (uint64_t)nodes / 2, "seqs as at the request (cmp-many's last)");
             msgpack_unpacked_destroy(&result);
             zframe_destroy(&body);
         }

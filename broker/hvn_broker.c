@@ -22,12 +22,12 @@
 #include "hvn_ids.h"
 #include "hvn_limits.h"
 #include "hvn_seqmap.h"
+#include "hvn_service.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <msgpack.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,8 +119,9 @@ struct _s_snapjob_t {
     size_t count;                   //  Keys held
     size_t next_key;                //  Next one to send
     long sent;                      //  Items sent
-    uint8_t *publishers;            //  Packed msgpack map of seqs at the request
-    size_t publishers_size;         //  Its bytes
+    hvn_end_publisher_t *publishers; //  The publishers' seqs at the request, for END
+    size_t publisher_count;          //  Entries in publishers
+    size_t publishers_cap;           //  Entries allocated
     int64_t blocked_ms;             //  Since when the client's queue is full; 0 = not
 };
 
@@ -160,9 +161,8 @@ struct _hvn_broker_t {
     size_t max_topic_size;             //  Longest topic accepted
     s_ratelog_t log_limits;            //  Limits hit
     s_ratelog_t log_handshakes;        //  Handshakes failed before ZAP
-    msgpack_sbuffer sbuf;              //  Reply bodies (STATS, END)
-    msgpack_packer pk;                 //  Packs into sbuf
     hvn_broker_stats_t stats;          //  Counters, as STATS reports them
+    hvn_stats_t *report;               //  The counters as rows, for STATS and the log
     s_ratelog_t log_service;           //  Refused service requests
     s_ratelog_t log_snapshot;          //  Snapshots served or cut short
     s_ratelog_t log_untracked;         //  Instances the seq map had no room for
@@ -175,8 +175,10 @@ struct _hvn_broker_t {
 
 enum { S_FRONTEND = 0, S_BACKEND = 1, S_SERVICE = 2, S_MONITOR = 3 };
 
-//  A uint64 counter of the stats struct and its name in STATS: the table
-//  that STATS walks, so a counter is added in one place.
+//  A uint64 counter of the stats struct and its name in STATS: the rows
+//  hvn_broker_stats_table() starts with, so that a counter is a field of
+//  hvn_broker_stats_t and one line here; STATS and the log line at exit
+//  walk the table.
 static const struct {
     const char *name; //  Key in the STATS map
     size_t offset;    //  Where it lives in hvn_broker_stats_t
@@ -723,7 +725,7 @@ typedef struct {
 static int s_send_item(const hvn_cache_item_t *item, void *arg)
 {
     s_snapshot_t *snap = arg;
-    if (s_send(snap->handle, snap->id, snap->id_size, 1) || s_send(snap->handle, "ITEM", 4, 1) ||
+    if (s_send(snap->handle, snap->id, snap->id_size, 1) || s_send(snap->handle, HVN_SERVICE_ITEM, strlen(HVN_SERVICE_ITEM), 1) ||
         s_send(snap->handle, item->topic, item->topic_size, 1) ||
         s_send(snap->handle, item->header, HVN_HEADER_SIZE, 1) ||
         s_send(snap->handle, item->body, item->body_size, 0)) {
@@ -733,27 +735,26 @@ static int s_send_item(const hvn_cache_item_t *item, void *arg)
     return 0;
 }
 
-//  Returns 0 after packing one "uuid text": seq pair of the END map.
-static int s_pack_publisher(const uint8_t instance[16], uint64_t seq, void *arg)
+//  Returns 0 after appending one publisher's seq to the snapshot's END
+//  list, -1 when out of memory.
+static int s_snapjob_add_publisher(const uint8_t instance[16], uint64_t seq, void *arg)
 {
-    msgpack_packer *pk = arg;
-    char text[HVN_UUID_STR_LEN + 1];
-    uuid_unparse_lower(instance, text);
-    msgpack_pack_str(pk, HVN_UUID_STR_LEN);
-    msgpack_pack_str_body(pk, text, HVN_UUID_STR_LEN);
-    msgpack_pack_uint64(pk, seq);
+    s_snapjob_t *job = arg;
+    if (job->publisher_count == job->publishers_cap) {
+        size_t cap = job->publishers_cap ? job->publishers_cap * 2 : 16;
+        hvn_end_publisher_t *grown = realloc(job->publishers, cap * sizeof(*grown));
+        if (!grown)
+            return -1;
+        job->publishers = grown;
+        job->publishers_cap = cap;
+    }
+    hvn_end_publisher_t *pub = &job->publishers[job->publisher_count++];
+    memcpy(pub->instance, instance, 16);
+    pub->seq = seq;
     return 0;
 }
 
-//  Returns nothing; packs the string key (or value) s.
-static void s_pack_cstr(msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen(s);
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s, len);
-}
-
-//  Returns 0 when the reply [id, word, sbuf] is queued, -1 when not.
+//  Returns 0 when the reply [id, word, body] is queued, -1 when not.
 static int s_reply(hvn_broker_t *self, zmq_msg_t *id, const char *word, const void *body,
                    size_t body_size)
 {
@@ -820,16 +821,10 @@ static void s_serve_snapshot(hvn_broker_t *self, zmq_msg_t *id, zmq_msg_t *prefi
         s_frame_text(job->prefix, sizeof(job->prefix), prefix);
         job->id_size = zmq_msg_size(id);
         job->id = malloc(job->id_size ? job->id_size : 1);
-        msgpack_sbuffer_clear(&self->sbuf);
-        msgpack_pack_map(&self->pk, (uint32_t)hvn_seqmap_size(self->seqmap));
-        hvn_seqmap_foreach(self->seqmap, s_pack_publisher, &self->pk);
-        job->publishers_size = self->sbuf.size;
-        job->publishers = malloc(self->sbuf.size);
-        if (job->id && job->publishers &&
+        if (job->id && hvn_seqmap_foreach(self->seqmap, s_snapjob_add_publisher, job) >= 0 &&
             hvn_cache_foreach(self->cache, zmq_msg_data(prefix), zmq_msg_size(prefix),
                               s_snapjob_add_key, job) >= 0) {
             memcpy(job->id, zmq_msg_data(id), job->id_size);
-            memcpy(job->publishers, self->sbuf.data, self->sbuf.size);
             s_snapjob_t **tail = &self->snapshots;
             while (*tail)
                 tail = &(*tail)->next;
@@ -842,25 +837,32 @@ static void s_serve_snapshot(hvn_broker_t *self, zmq_msg_t *id, zmq_msg_t *prefi
     const char *why = self->snapshots_active < S_SNAPSHOTS_MAX ? "out of memory"
                                                                : "too many snapshots in progress";
     self->stats.snapshots_failed++;
-    s_reply(self, id, "ERROR", why, strlen(why));
+    s_reply(self, id, HVN_SERVICE_ERROR, why, strlen(why));
 }
 
 //  Returns 0 when the END frame went out, -1 when not (errno set).
 static int s_snapjob_end(hvn_broker_t *self, s_snapjob_t *job)
 {
-    msgpack_sbuffer_clear(&self->sbuf);
-    msgpack_pack_map(&self->pk, 3);
-    s_pack_cstr(&self->pk, "broker_id");
-    s_pack_cstr(&self->pk, self->id);
-    s_pack_cstr(&self->pk, "count");
-    msgpack_pack_int64(&self->pk, job->sent);
-    s_pack_cstr(&self->pk, "publishers");
-    msgpack_sbuffer_write(&self->sbuf, (const char *)job->publishers, job->publishers_size);
-    void *service = self->items[S_SERVICE].socket;
-    if (s_send(service, job->id, job->id_size, 1) || s_send(service, "END", 3, 1) ||
-        s_send(service, self->sbuf.data, self->sbuf.size, 0))
+    hvn_end_t end = {.count = (uint64_t)job->sent,
+                     .publisher_count = job->publisher_count,
+                     .publishers = job->publishers};
+    snprintf(end.broker_id, sizeof(end.broker_id), "%s", self->id);
+    size_t size;
+    uint8_t *body = hvn_end_encode(&end, &size);
+    if (!body) {
+        errno = ENOMEM;
         return -1;
-    return 0;
+    }
+    void *service = self->items[S_SERVICE].socket;
+    int rc = s_send(service, job->id, job->id_size, 1) ||
+                     s_send(service, HVN_SERVICE_END, strlen(HVN_SERVICE_END), 1) ||
+                     s_send(service, body, size, 0)
+                 ? -1
+                 : 0;
+    int err = errno;
+    free(body);
+    errno = err;
+    return rc;
 }
 
 //  Returns 1 when the snapshot is finished (sent, or failed: counted),
@@ -936,52 +938,54 @@ static int s_snapshots_ready(const hvn_broker_t *self)
     return 0;
 }
 
-//  Returns nothing; the client gets ["STATS", msgpack map of counters].
-static void s_serve_stats(hvn_broker_t *self, zmq_msg_t *id)
+//  Returns 0 with table holding the broker's counters and figures, in the
+//  order STATS reports them, or -1 when out of memory.
+int hvn_broker_stats_table(const hvn_broker_t *self, hvn_stats_t *table)
 {
-    msgpack_packer *pk = &self->pk;
+    assert(self && table);
     const hvn_rejects_t *rejects = &self->stats.rejects;
-    msgpack_sbuffer_clear(&self->sbuf);
-    msgpack_pack_map(pk, (uint32_t)(S_COUNTERS + 1 + (HVN_R_COUNT - 1) + 7 + 4));
-    for (size_t i = 0; i < S_COUNTERS; i++) {
-        s_pack_cstr(pk, s_counters[i].name);
-        msgpack_pack_uint64(pk,
-                            *(const uint64_t *)((const char *)&self->stats + s_counters[i].offset));
-    }
-    s_pack_cstr(pk, "refused");
-    msgpack_pack_uint64(pk, hvn_rejects_total(rejects));
+    hvn_stats_clear(table);
+    int rc = 0;
+    for (size_t i = 0; i < S_COUNTERS; i++)
+        rc |= hvn_stats_add_uint(
+            table, s_counters[i].name,
+            *(const uint64_t *)((const char *)&self->stats + s_counters[i].offset));
+    rc |= hvn_stats_add_uint(table, "refused", hvn_rejects_total(rejects));
     for (int r = HVN_OK + 1; r < HVN_R_COUNT; r++) {
         char key[64];
         snprintf(key, sizeof(key), "refused.%s", hvn_reason_str((hvn_reason_t)r));
-        s_pack_cstr(pk, key);
-        msgpack_pack_uint64(pk, rejects->count[r]);
+        rc |= hvn_stats_add_uint(table, key, rejects->count[r]);
     }
-    s_pack_cstr(pk, "cache_nodes");
-    msgpack_pack_uint64(pk, hvn_cache_size(self->cache));
-    s_pack_cstr(pk, "cache_bytes");
-    msgpack_pack_uint64(pk, hvn_cache_bytes(self->cache));
-    s_pack_cstr(pk, "subscriptions");
-    msgpack_pack_int64(pk, self->stats.subscriptions);
-    s_pack_cstr(pk, "publishers");
-    msgpack_pack_uint64(pk, hvn_seqmap_size(self->seqmap));
-    s_pack_cstr(pk, "uptime_ms");
-    msgpack_pack_int64(pk, zclock_mono() - self->started_ms);
-    s_pack_cstr(pk, "broker_id");
-    s_pack_cstr(pk, self->id);
-    s_pack_cstr(pk, "name");
-    s_pack_cstr(pk, self->name);
+    rc |= hvn_stats_add_uint(table, "cache_nodes", hvn_cache_size(self->cache));
+    rc |= hvn_stats_add_uint(table, "cache_bytes", hvn_cache_bytes(self->cache));
+    rc |= hvn_stats_add_int(table, "subscriptions", self->stats.subscriptions);
+    rc |= hvn_stats_add_uint(table, "publishers", hvn_seqmap_size(self->seqmap));
+    rc |= hvn_stats_add_int(table, "uptime_ms", zclock_mono() - self->started_ms);
+    rc |= hvn_stats_add_text(table, "broker_id", self->id);
+    rc |= hvn_stats_add_text(table, "name", self->name);
     hvn_auth_stats_t auth = {0, 0, 0};
     if (self->auth)
         hvn_auth_stats(self->auth, &auth);
-    s_pack_cstr(pk, "curve");
-    msgpack_pack_uint64(pk, self->auth ? 1 : 0);
-    s_pack_cstr(pk, "auth_allowed");
-    msgpack_pack_uint64(pk, auth.allowed);
-    s_pack_cstr(pk, "auth_denied_publishers");
-    msgpack_pack_uint64(pk, auth.denied_publishers);
-    s_pack_cstr(pk, "auth_denied_subscribers");
-    msgpack_pack_uint64(pk, auth.denied_subscribers);
-    s_reply(self, id, "STATS", self->sbuf.data, self->sbuf.size);
+    rc |= hvn_stats_add_uint(table, "curve", self->auth ? 1 : 0);
+    rc |= hvn_stats_add_uint(table, "auth_allowed", auth.allowed);
+    rc |= hvn_stats_add_uint(table, "auth_denied_publishers", auth.denied_publishers);
+    rc |= hvn_stats_add_uint(table, "auth_denied_subscribers", auth.denied_subscribers);
+    return rc ? -1 : 0;
+}
+
+//  Returns nothing; the client gets ["STATS", msgpack map of counters], or
+//  ["ERROR", why] when out of memory.
+static void s_serve_stats(hvn_broker_t *self, zmq_msg_t *id)
+{
+    size_t size = 0;
+    uint8_t *body = NULL;
+    if (hvn_broker_stats_table(self, self->report) == 0)
+        body = hvn_stats_encode(self->report, &size);
+    if (body)
+        s_reply(self, id, HVN_SERVICE_STATS, body, size);
+    else
+        s_reply(self, id, HVN_SERVICE_ERROR, "out of memory", 13);
+    free(body);
 }
 
 //  Returns nothing; the client gets ["ERROR", why]; counted and logged
@@ -996,7 +1000,7 @@ static void s_serve_error(hvn_broker_t *self, zmq_msg_t *id, zmq_msg_t *command,
         zsys_warning("service: refused request '%s': %s (%" PRIu64 " total, %" PRIu64
                      " suppressed since last line)",
                      text, why, self->stats.service_refused, suppressed);
-    s_reply(self, id, "ERROR", why, strlen(why));
+    s_reply(self, id, HVN_SERVICE_ERROR, why, strlen(why));
 }
 
 //  Returns nothing; one request of nparts parts (routing id first) is
@@ -1012,19 +1016,20 @@ static void s_serve(hvn_broker_t *self, int nparts)
         s_serve_error(self, &parts[0], &parts[1], "key not in --subscribers-dir any more");
         return;
     }
-    if (s_frame_is(&parts[1], "SNAPSHOT")) {
+    if (s_frame_is(&parts[1], HVN_SERVICE_SNAPSHOT)) {
         const char *peer = s_peer(&parts[1]);
         if (!hvn_ratelimit_take(self->snaplimit, peer, self->now_ms)) {
             self->stats.limited_snapshots++;
             s_limit_log(self, "snapshot request over --max-snapshot-rate answered ERROR", peer,
                         self->stats.limited_snapshots);
-            s_reply(self, &parts[0], "ERROR", "snapshot rate limit: try again later", 36);
+            const char *why = "snapshot rate limit: try again later";
+            s_reply(self, &parts[0], HVN_SERVICE_ERROR, why, strlen(why));
         } else if (nparts == 3 && zmq_msg_size(&parts[2]) <= HVN_TOPIC_MAX)
             s_serve_snapshot(self, &parts[0], &parts[2]);
         else
             s_serve_error(self, &parts[0], &parts[1],
                           "SNAPSHOT takes one frame: a topic prefix of at most 255 bytes");
-    } else if (s_frame_is(&parts[1], "STATS")) {
+    } else if (s_frame_is(&parts[1], HVN_SERVICE_STATS)) {
         if (nparts == 2)
             s_serve_stats(self, &parts[0]);
         else
@@ -1164,6 +1169,30 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
     return zsys_interrupted ? -1 : 0;
 }
 
+//  Returns nothing; logs one line with every row of the broker's table
+//  ("received 5, forwarded 4, ..."), as STATS would report it.
+static void s_log_stopping(hvn_broker_t *self, const char *why)
+{
+    char line[4096];
+    size_t len = 0;
+    line[0] = '\0';
+    if (hvn_broker_stats_table(self, self->report) == 0)
+        for (size_t i = 0; i < hvn_stats_size(self->report) && len < sizeof(line); i++) {
+            const hvn_stat_t *row = hvn_stats_at(self->report, i);
+            const char *sep = i ? ", " : "";
+            int n = row->type == HVN_STAT_UINT
+                        ? snprintf(line + len, sizeof(line) - len, "%s%s %" PRIu64, sep,
+                                   row->name, row->uint)
+                    : row->type == HVN_STAT_INT
+                        ? snprintf(line + len, sizeof(line) - len, "%s%s %" PRId64, sep,
+                                   row->name, row->sint)
+                        : snprintf(line + len, sizeof(line) - len, "%s%s %s", sep, row->name,
+                                   row->text);
+            len += n > 0 ? (size_t)n : 0;
+        }
+    zsys_info("broker %s stopping %s: %s", self->id, why, line);
+}
+
 //  Returns 0 when stopped by a signal, -1 on a fatal socket error.
 int hvn_broker_run(hvn_broker_t *self)
 {
@@ -1177,15 +1206,7 @@ int hvn_broker_run(hvn_broker_t *self)
     while (hvn_broker_poll(self, S_POLL_MAX_MS) == 0)
         ;
     int rc = zsys_interrupted ? 0 : -1;
-    const hvn_broker_stats_t *st = &self->stats;
-    zsys_info("broker %s stopping%s: received %" PRIu64 ", forwarded %" PRIu64 ", refused %" PRIu64
-              ", syncs %" PRIu64 ", heartbeats in %" PRIu64 ", snapshots %" PRIu64
-              ", cache %zu nodes / %zu bytes, publishers %zu, "
-              "subscriptions %" PRId64 ", uptime %" PRId64 " ms",
-              self->id, rc == 0 ? " on signal" : " on error", st->received, st->forwarded,
-              hvn_rejects_total(&st->rejects), st->syncs, st->heartbeats_in, st->snapshots,
-              hvn_cache_size(self->cache), hvn_cache_bytes(self->cache),
-              hvn_seqmap_size(self->seqmap), st->subscriptions, zclock_mono() - self->started_ms);
+    s_log_stopping(self, rc == 0 ? "on signal" : "on error");
     return rc;
 }
 
@@ -1395,16 +1416,15 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
     hvn_rejects_init(&self->stats.rejects, "broker");
     hvn_uuid4_raw(self->instance);
     uuid_unparse_lower(self->instance, self->id);
-    msgpack_sbuffer_init(&self->sbuf);
-    msgpack_packer_init(&self->pk, &self->sbuf, msgpack_sbuffer_write);
+    self->report = hvn_stats_new();
     self->decoder = hvn_decoder_new();
     self->encoder = hvn_encoder_new();
     self->cache = hvn_cache_new();
     self->seqmap = hvn_seqmap_new(S_SEQMAP_MAX);
     self->sublimit = hvn_sublimit_new(config->max_subscriptions);
     self->snaplimit = hvn_ratelimit_new(config->max_snapshot_rate);
-    if (!self->decoder || !self->encoder || !self->cache || !self->seqmap || !self->sublimit ||
-        !self->snaplimit) {
+    if (!self->report || !self->decoder || !self->encoder || !self->cache || !self->seqmap ||
+        !self->sublimit || !self->snaplimit) {
         hvn_error_set(error, error_size, "out of memory");
         hvn_broker_destroy(&self);
         return NULL;
@@ -1451,7 +1471,7 @@ void hvn_broker_destroy(hvn_broker_t **self_p)
         self->snapshots = job->next;
         s_snapjob_free(job);
     }
-    msgpack_sbuffer_destroy(&self->sbuf);
+    hvn_stats_destroy(&self->report);
     free(self);
     *self_p = NULL;
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "hvn_reject.h"
+#include "hvn_service.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -117,6 +118,12 @@ const char *hvn_broker_endpoint(const hvn_broker_t *self, const char *which);
 
 //  Returns the broker's counters; owned by the broker, live.
 const hvn_broker_stats_t *hvn_broker_stats(const hvn_broker_t *self);
+
+//  Fills table with the broker's counters and figures as rows, in the order
+//  STATS reports them (the hvn_broker_stats_t counters, the refusals in all
+//  and by reason, the cache, subscriptions, publishers, uptime, ids, CURVE).
+//  Returns 0, or -1 when out of memory.
+int hvn_broker_stats_table(const hvn_broker_t *self, hvn_stats_t *table);
 
 //  Returns the largest publisher heartbeat body accepted, in bytes, for a
 //  broker allowing max_publisher_nodes nodes per publisher and notification

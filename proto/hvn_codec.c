@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #define S_STR_(x) #x
 #define S_STR(x) S_STR_(x)
@@ -1035,26 +1034,6 @@ bool hvn_msgpack_bounded(const void *bytes, size_t size, bool allow_trailing)
     return allow_trailing || pos == size;
 }
 
-//  Returns 1 and *value when map holds key exactly once, 0 when it holds
-//  it not at all, -1 when more than once (ambiguous: refused). Keys that are
-//  not strings are ignored like any unknown key.
-static int s_map_get(const msgpack_object *map, const char *key, const msgpack_object **value)
-{
-    size_t klen = strlen(key);
-    int found = 0;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0) {
-            if (found)
-                return -1;
-            *value = &map->via.map.ptr[i].val;
-            found = 1;
-        }
-    }
-    return found;
-}
-
 //  A key the decoder looks for, and its length
 typedef struct {
     const char *name; //  The key
@@ -1590,127 +1569,4 @@ hvn_reason_t hvn_decoder_decode(hvn_decoder_t *self, const void *topic, size_t t
     if (out->event == HVN_EVENT_HEARTBEAT)
         return s_read_heartbeat(self, &idx, out);
     return s_read_broker(self, &idx, out);
-}
-
-// --------------------------------------------------------------------------
-//  Snapshot END body
-
-//  Returns the reason, with *detail set to what, for a refused END.
-static hvn_reason_t s_end_fail(hvn_reason_t reason, const char *what, const char **detail)
-{
-    if (detail)
-        *detail = what;
-    return reason;
-}
-
-//  Orders publisher entries by instance id.
-static int s_end_publisher_cmp(const void *a, const void *b)
-{
-    return memcmp(((const hvn_end_publisher_t *)a)->instance,
-                  ((const hvn_end_publisher_t *)b)->instance, 16);
-}
-
-//  Returns HVN_OK after filling out->publishers from a msgpack map of UUID
-//  text to seq, or the reason it is refused (detail "publishers").
-static hvn_reason_t s_end_publishers(const msgpack_object *pubs, hvn_end_t *out)
-{
-    if (pubs->type != MSGPACK_OBJECT_MAP)
-        return HVN_R_WRONG_TYPE;
-    uint32_t n = pubs->via.map.size;
-    if (n > HVN_END_PUBLISHERS_MAX)
-        return HVN_R_TOO_BIG;
-    if (n == 0)
-        return HVN_OK;
-    out->publishers = calloc(n, sizeof(hvn_end_publisher_t));
-    if (!out->publishers)
-        return HVN_R_TOO_BIG;
-    for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object_kv *kv = &pubs->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return HVN_R_WRONG_TYPE;
-        char text[HVN_UUID_STR_LEN + 1];
-        if (kv->key.via.str.size != HVN_UUID_STR_LEN)
-            return HVN_R_BAD_VALUE;
-        memcpy(text, kv->key.via.str.ptr, HVN_UUID_STR_LEN);
-        text[HVN_UUID_STR_LEN] = '\0';
-        hvn_end_publisher_t *pub = &out->publishers[out->publisher_count];
-        if (uuid_parse(text, pub->instance) != 0)
-            return HVN_R_BAD_VALUE;
-        pub->seq = kv->val.via.u64;
-        out->publisher_count++;
-    }
-    qsort(out->publishers, out->publisher_count, sizeof(hvn_end_publisher_t), s_end_publisher_cmp);
-    for (size_t i = 1; i < out->publisher_count; i++)
-        if (s_end_publisher_cmp(&out->publishers[i - 1], &out->publishers[i]) == 0)
-            return HVN_R_BAD_VALUE; //  One instance named twice: which seq?
-    return HVN_OK;
-}
-
-//  Returns HVN_OK after filling *out from the END's root map, or the reason
-//  (detail set).
-static hvn_reason_t s_end_read(const msgpack_object *root, hvn_end_t *out, const char **detail)
-{
-    if (root->type != MSGPACK_OBJECT_MAP)
-        return s_end_fail(HVN_R_NOT_MAP, "body", detail);
-    const msgpack_object *id = NULL, *count = NULL, *pubs = NULL;
-    int found = s_map_get(root, "broker_id", &id);
-    if (found != 1)
-        return s_end_fail(found ? HVN_R_BAD_VALUE : HVN_R_MISSING_KEY, "broker_id", detail);
-    found = s_map_get(root, "count", &count);
-    if (found != 1)
-        return s_end_fail(found ? HVN_R_BAD_VALUE : HVN_R_MISSING_KEY, "count", detail);
-    found = s_map_get(root, "publishers", &pubs);
-    if (found != 1)
-        return s_end_fail(found ? HVN_R_BAD_VALUE : HVN_R_MISSING_KEY, "publishers", detail);
-    if (id->type != MSGPACK_OBJECT_STR)
-        return s_end_fail(HVN_R_WRONG_TYPE, "broker_id", detail);
-    size_t len = id->via.str.size;
-    if (len == 0 || len > HVN_STR_MAX || !hvn_utf8_valid(id->via.str.ptr, len) ||
-        memchr(id->via.str.ptr, '\0', len))
-        return s_end_fail(HVN_R_BAD_VALUE, "broker_id", detail);
-    if (count->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return s_end_fail(HVN_R_WRONG_TYPE, "count", detail);
-    hvn_reason_t reason = s_end_publishers(pubs, out);
-    if (reason != HVN_OK)
-        return s_end_fail(reason, "publishers", detail);
-    memcpy(out->broker_id, id->via.str.ptr, len);
-    out->broker_id[len] = '\0';
-    out->count = count->via.u64;
-    return HVN_OK;
-}
-
-//  Returns HVN_OK with *out filled, or the reason the END is refused.
-hvn_reason_t hvn_end_decode(const void *data, size_t size, hvn_end_t *out, const char **detail)
-{
-    assert(out);
-    memset(out, 0, sizeof(*out));
-    if (detail)
-        *detail = "";
-    if (size > HVN_END_MAX_SIZE)
-        return s_end_fail(HVN_R_TOO_BIG, "body", detail);
-    if (!data || size == 0 || !hvn_msgpack_bounded(data, size, false))
-        return s_end_fail(HVN_R_MSGPACK, "body", detail);
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 4096))
-        return s_end_fail(HVN_R_TOO_BIG, "body", detail);
-    msgpack_object root;
-    size_t offset = 0;
-    hvn_reason_t reason;
-    if (msgpack_unpack(data, size, &offset, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
-        offset != size)
-        reason = s_end_fail(HVN_R_MSGPACK, "body", detail);
-    else
-        reason = s_end_read(&root, out, detail);
-    msgpack_zone_destroy(&zone);
-    if (reason != HVN_OK)
-        hvn_end_clear(out);
-    return reason;
-}
-
-//  Returns nothing; frees the publishers and empties *end.
-void hvn_end_clear(hvn_end_t *end)
-{
-    assert(end);
-    free(end->publishers);
-    memset(end, 0, sizeof(*end));
 }

@@ -208,7 +208,7 @@ hvn_reason_t hvn_topic_parse(const void *topic, size_t size, hvn_event_t *event,
 const char *hvn_event_name(hvn_event_t event);
 
 // --------------------------------------------------------------------------
-//  Service replies and msgpack guard
+//  msgpack guard
 
 //  Returns true when data begins with one complete msgpack object in which
 //  no array or map claims more elements than bytes remain (each element
@@ -217,39 +217,6 @@ const char *hvn_event_name(hvn_event_t event);
 //  nothing follows the object. Walks without recursion; never reads past
 //  size. Use it before msgpack_unpack on anything a peer sent.
 bool hvn_msgpack_bounded(const void *data, size_t size, bool allow_trailing);
-
-#define HVN_END_PUBLISHERS_MAX 262144       //  Publisher seqs an END may name
-#define HVN_END_MAX_SIZE (16 * 1024 * 1024) //  Largest END body, bytes
-
-//  One publisher instance's last seq, as an END names it
-typedef struct {
-    uint8_t instance[16]; //  Publisher instance id, raw UUID
-    uint64_t seq;         //  Its last seq the broker had seen
-} hvn_end_publisher_t;
-
-//  What a snapshot's END body says (PROTOCOL.md section 5)
-typedef struct {
-    char broker_id[HVN_STR_MAX + 1]; //  The broker instance, 1..255 bytes UTF-8
-    uint64_t count;                  //  ITEMs the broker sent before the END
-    size_t publisher_count;          //  Entries in publishers
-    hvn_end_publisher_t *publishers; //  Heap array, owned by the hvn_end_t;
-                                     //  sorted by instance, no duplicates
-} hvn_end_t;
-
-//  Decodes an END body: a msgpack map with exactly one each of "broker_id"
-//  (non-empty UTF-8 str), "count" (unsigned int) and "publishers" (a map of
-//  UUID text, any case, to unsigned int; at most HVN_END_PUBLISHERS_MAX
-//  entries, no instance twice); other keys are ignored, nothing may follow
-//  the map. Returns HVN_OK with *out filled (free with hvn_end_clear), or
-//  the reason it was refused (HVN_R_TOO_BIG, _MSGPACK, _NOT_MAP,
-//  _MISSING_KEY, _WRONG_TYPE, _BAD_VALUE) with *out empty. When detail is
-//  not NULL it is set to a static string naming the part that was wrong
-//  ("publishers", "count", ...), or "" on success.
-hvn_reason_t hvn_end_decode(const void *data, size_t size, hvn_end_t *out, const char **detail);
-
-//  Frees the publishers an hvn_end_decode filled in and empties *end.
-//  Safe on an empty or already cleared hvn_end_t.
-void hvn_end_clear(hvn_end_t *end);
 
 #pragma GCC visibility pop
 

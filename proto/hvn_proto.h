@@ -7,5 +7,6 @@
 #include "hvn_ids.h"
 #include "hvn_json.h"
 #include "hvn_reject.h"
+#include "hvn_service.h"
 
 #endif

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -640,7 +639,7 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
         return -1;
     s_snapshot_t *snap = calloc(1, sizeof(*snap)); //  hvn_msg_t is large
     int rc = -1;
-    if (snap && zsock_send(svc.dealer, "ss", "SNAPSHOT", prefix) == 0) {
+    if (snap && zsock_send(svc.dealer, "ss", HVN_SERVICE_SNAPSHOT, prefix) == 0) {
         *snap = (s_snapshot_t){.self = self, .fn = fn, .arg = arg};
         while (true) {
             zmq_msg_t parts[S_SNAPSHOT_FRAMES];
@@ -648,12 +647,12 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
             if (count <= 0)
                 break;
             bool done = true;
-            if (s_frame_is(&parts[0], "ITEM")) {
+            if (s_frame_is(&parts[0], HVN_SERVICE_ITEM)) {
                 s_snapshot_item(snap, parts, count);
                 done = false;
-            } else if (s_frame_is(&parts[0], "END"))
+            } else if (s_frame_is(&parts[0], HVN_SERVICE_END))
                 rc = s_snapshot_end(snap, parts, count);
-            else if (s_frame_is(&parts[0], "ERROR"))
+            else if (s_frame_is(&parts[0], HVN_SERVICE_ERROR))
                 s_service_error(self, parts, count);
             else
                 zsys_warning("subscriber: service '%s' sent an unknown reply", self->service);
@@ -692,76 +691,32 @@ const hvn_end_t *hvn_subscriber_end(hvn_subscriber_t *self)
 // --------------------------------------------------------------------------
 //  Broker stats
 
-//  Returns a new JSON value for a msgpack object (maps with string keys,
-//  arrays, scalars; depth bounded), or NULL for anything else.
-static json_t *s_to_json(const msgpack_object *obj, int depth)
+//  Returns a heap JSON text of a STATS body (an object of each row's name
+//  to its number or text, keys sorted), or NULL when the body is refused
+//  (logged) or out of memory.
+static char *s_stats_json(hvn_subscriber_t *self, const void *data, size_t size)
 {
-    switch (obj->type) {
-    case MSGPACK_OBJECT_NIL:
-        return json_null();
-    case MSGPACK_OBJECT_BOOLEAN:
-        return json_boolean(obj->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        return obj->via.u64 > INT64_MAX ? json_real((double)obj->via.u64)
-                                        : json_integer((json_int_t)obj->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return json_integer((json_int_t)obj->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return json_real(obj->via.f64);
-    case MSGPACK_OBJECT_STR:
-        return json_stringn(obj->via.str.ptr, obj->via.str.size); //  NULL unless UTF-8
-    case MSGPACK_OBJECT_ARRAY: {
-        json_t *array = depth > 0 ? json_array() : NULL;
-        for (uint32_t i = 0; array && i < obj->via.array.size; i++)
-            if (json_array_append_new(array, s_to_json(&obj->via.array.ptr[i], depth - 1)) != 0) {
-                json_decref(array);
-                array = NULL;
-            }
-        return array;
-    }
-    case MSGPACK_OBJECT_MAP: {
-        json_t *map = depth > 0 ? json_object() : NULL;
-        for (uint32_t i = 0; map && i < obj->via.map.size; i++) {
-            const msgpack_object_kv *kv = &obj->via.map.ptr[i];
-            char key[256];
-            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof(key) ||
-                memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size))
-                continue;
-            memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
-            key[kv->key.via.str.size] = '\0';
-            if (json_object_set_new(map, key, s_to_json(&kv->val, depth - 1)) != 0) {
-                json_decref(map);
-                map = NULL;
-            }
+    hvn_stats_t *table = hvn_stats_new();
+    json_t *json = json_object();
+    const char *detail = "body";
+    hvn_reason_t reason = table ? hvn_stats_decode(table, data, size, &detail) : HVN_R_TOO_BIG;
+    if (reason != HVN_OK)
+        zsys_warning("subscriber: service '%s' sent a malformed STATS reply (%s: %s)",
+                     self->service, hvn_reason_str(reason), detail);
+    for (size_t i = 0; json && reason == HVN_OK && i < hvn_stats_size(table); i++) {
+        const hvn_stat_t *row = hvn_stats_at(table, i);
+        json_t *value = row->type == HVN_STAT_TEXT ? json_string(row->text)
+                        : row->type == HVN_STAT_INT ? json_integer((json_int_t)row->sint)
+                        : row->uint > INT64_MAX     ? json_real((double)row->uint)
+                                                    : json_integer((json_int_t)row->uint);
+        if (json_object_set_new(json, row->name, value) != 0) {
+            json_decref(json);
+            json = NULL;
         }
-        return map;
     }
-    default:
-        return NULL;
-    }
-}
-
-//  Returns a heap JSON text of a STATS body, or NULL when it is not a
-//  sane msgpack map.
-static char *s_stats_json(const void *data, size_t size)
-{
-    if (size > HVN_END_MAX_SIZE || !hvn_msgpack_bounded(data, size, false))
-        return NULL;
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 4096))
-        return NULL;
-    msgpack_object root;
-    size_t offset = 0;
-    char *text = NULL;
-    if (msgpack_unpack(data, size, &offset, &zone, &root) == MSGPACK_UNPACK_SUCCESS &&
-        root.type == MSGPACK_OBJECT_MAP) {
-        json_t *json = s_to_json(&root, 8);
-        if (json)
-            text = json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(json);
-    }
-    msgpack_zone_destroy(&zone);
+    char *text = json && reason == HVN_OK ? json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(json);
+    hvn_stats_destroy(&table);
     return text;
 }
 
@@ -773,15 +728,16 @@ char *hvn_subscriber_stats_request(hvn_subscriber_t *self, int timeout_ms)
     if (s_service_open(self, &svc) != 0)
         return NULL;
     char *text = NULL;
-    if (zsock_send(svc.dealer, "s", "STATS") == 0) {
+    if (zsock_send(svc.dealer, "s", HVN_SERVICE_STATS) == 0) {
         zmq_msg_t parts[2];
         int count = s_service_recv(self, &svc, parts, 2, timeout_ms);
         if (count > 0) {
-            if (count == 2 && s_frame_is(&parts[0], "STATS"))
-                text = s_stats_json(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
-            if (s_frame_is(&parts[0], "ERROR"))
+            bool stats = count == 2 && s_frame_is(&parts[0], HVN_SERVICE_STATS);
+            if (stats)
+                text = s_stats_json(self, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+            if (s_frame_is(&parts[0], HVN_SERVICE_ERROR))
                 s_service_error(self, parts, count);
-            else if (!text)
+            else if (!stats)
                 zsys_warning("subscriber: service '%s' sent a malformed STATS reply",
                              self->service);
             s_close_parts(parts, count < 2 ? count : 2);

@@ -1,0 +1,46 @@
+/*  hvn_db_backend.h — what a database backend of hvn_db provides.
+
+    Private to subscriber/index. A backend is a table of functions over its
+    own connection object; hvn_db.c writes every statement once and hands
+    it to whichever backend the target named.
+*/
+#ifndef HVN_DB_BACKEND_H_INCLUDED
+#define HVN_DB_BACKEND_H_INCLUDED
+
+#include "hvn_db.h"
+
+//  Statements hvn_db prepares once per connection
+typedef enum {
+    HVN_DB_STMT_UPSERT_NODE = 0,
+    HVN_DB_STMT_DELETE_NODE,
+    HVN_DB_STMT_INSERT_EVENT,
+    HVN_DB_STMT_PUBLISHER,
+    HVN_DB_STMT_EXPIRE,
+    HVN_DB_STMT_COUNT
+} hvn_db_stmt_t;
+
+typedef struct {
+    const char *name;      //  "sqlite", "postgresql"
+    const char *int_type;  //  Column type of a 64-bit integer
+    const char *serial_pk; //  Column definition of an auto-numbered key
+    //  Returns a connection, or NULL with the reason in err.
+    void *(*open)(const char *target, bool readonly, char *err, size_t err_size);
+    //  Closes and frees a connection (NULL-safe).
+    void (*close)(void *conn);
+    //  Runs SQL without parameters or rows. Returns 0 or -1.
+    int (*exec)(void *conn, const char *sql);
+    //  Prepares statement slot from SQL. Returns 0 or -1.
+    int (*prepare)(void *conn, hvn_db_stmt_t slot, const char *sql);
+    //  Runs prepared slot (sql NULL) or sql once, with parameters; calls fn
+    //  per row. Returns the rows seen, or for a statement without rows the
+    //  rows it changed; -1 on error.
+    int (*run)(void *conn, int slot, const char *sql, const hvn_db_value_t *params, size_t count,
+               hvn_db_row_fn *fn, void *arg);
+    //  Returns the last error's text.
+    const char *(*error)(void *conn);
+} hvn_db_backend_t;
+
+extern const hvn_db_backend_t hvn_db_sqlite_backend;
+extern const hvn_db_backend_t hvn_db_pg_backend;
+
+#endif

@@ -1,0 +1,503 @@
+/*  hvn_index.c — the fleet index's writer: replica changes into tables.
+
+    The idea: a batch is a set of node uuids and a list of event rows; at
+    commit time each uuid's row is made what the view holds (or deleted
+    when the view lacks it), so the table can never drift from the view,
+    whatever the batch folded together or a failed commit kept for later.
+*/
+#include "hvn_index.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#define S_COMMIT_MS 50          //  Default longest wait of a change
+#define S_EVENTS_MAX 200000     //  Default event rows held
+#define S_RETRY_MIN_MS 100      //  First retry after a failed commit
+#define S_RETRY_MAX_MS 5000     //  Longest wait between retries
+#define S_LOG_MS 1000           //  At most one error line per second
+#define S_EXPIRE_EVERY_MS 60000 //  Retention runs
+#define S_EXPIRE_CHUNK 10000    //  Rows one retention statement deletes
+#define S_TICK_MAX_MS 1000      //  Longest tick wait
+
+const double hvn_index_commit_bounds[HVN_INDEX_COMMIT_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, HUGE_VAL};
+
+//  One event row held until its commit
+typedef struct {
+    char timestamp[32];                    //  Notification (or repair) time
+    const char *event_type;                //  Static name
+    char uuid[HVN_UUID_STR_LEN + 1];       //  The node
+    char *host;                            //  Publisher host (heap) or NULL
+    char message_id[HVN_UUID_STR_LEN + 1]; //  "" for none
+    uint64_t seq;                          //  0 for none
+    char instance[HVN_UUID_STR_LEN + 1];   //  "" for none
+    bool repair;                           //  Made by a snapshot
+    char *payload;                         //  JSON (heap)
+} s_event_t;
+
+struct _hvn_index_t {
+    hvn_index_opts_t opts;   //  Copied options
+    zhashx_t *touched;       //  uuid -> publisher_id (heap text, "" unknown)
+    zhashx_t *publishers;    //  Instance text -> uint64_t * last seq
+    s_event_t *events;       //  Event rows of the batch
+    size_t event_count;      //  Rows held
+    size_t event_alloc;      //  Rows allocated
+    bool reconcile;          //  A snapshot was applied: delete rows it lacks
+    int64_t first_ms;        //  Monotonic ms of the batch's first change
+    int64_t retry_at;        //  Monotonic ms of the next retry; 0 none
+    int retry_ms;            //  Current backoff
+    int64_t expire_at;       //  Monotonic ms of the next retention run
+    int64_t logged_ms;       //  Monotonic ms of the last error line
+    uint64_t unlogged;       //  Errors since that line
+    hvn_index_stats_t stats; //  Counters
+};
+
+// --------------------------------------------------------------------------
+//  Payload JSON
+
+//  Returns the JSON value of field f of node.
+static json_t *s_field_json(const hvn_node_t *node, int f)
+{
+    const hvn_field_t *field = &hvn_schema_fields[f];
+    if (hvn_node_is_null(node, (hvn_field_id_t)f))
+        return json_null();
+    const char *at = (const char *)node + field->offset;
+    if (field->type == HVN_TYPE_INT)
+        return json_integer(*(const int64_t *)at);
+    return json_string(at);
+}
+
+char *hvn_index_payload_json(const hvn_node_t *node, bool delete_payload)
+{
+    assert(node);
+    json_t *obj = json_object();
+    if (!obj)
+        return NULL;
+    for (int f = 0; f < HVN_F_COUNT; f++)
+        if (!delete_payload || hvn_schema_fields[f].in_delete)
+            json_object_set_new(obj, hvn_schema_fields[f].name, s_field_json(node, f));
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    return text;
+}
+
+// --------------------------------------------------------------------------
+//  Construction
+
+//  Returns nothing; frees a zhashx item.
+static void s_free_item(void **item_p)
+{
+    free(*item_p);
+    *item_p = NULL;
+}
+
+hvn_index_t *hvn_index_new(const hvn_index_opts_t *opts)
+{
+    assert(opts && opts->db && opts->get);
+    hvn_index_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    if (self->opts.commit_ms <= 0)
+        self->opts.commit_ms = S_COMMIT_MS;
+    if (self->opts.events_max == 0)
+        self->opts.events_max = S_EVENTS_MAX;
+    self->touched = zhashx_new();
+    self->publishers = zhashx_new();
+    if (!self->touched || !self->publishers) {
+        hvn_index_destroy(&self);
+        return NULL;
+    }
+    zhashx_set_destructor(self->touched, s_free_item);
+    zhashx_set_destructor(self->publishers, s_free_item);
+    self->retry_ms = S_RETRY_MIN_MS;
+    self->stats.db_ok = true;
+    return self;
+}
+
+//  Returns nothing; frees the batch's event rows.
+static void s_events_clear(hvn_index_t *self)
+{
+    for (size_t i = 0; i < self->event_count; i++) {
+        free(self->events[i].host);
+        free(self->events[i].payload);
+    }
+    self->event_count = 0;
+}
+
+void hvn_index_destroy(hvn_index_t **self_p)
+{
+    assert(self_p);
+    hvn_index_t *self = *self_p;
+    if (!self)
+        return;
+    s_events_clear(self);
+    free(self->events);
+    zhashx_destroy(&self->touched);
+    zhashx_destroy(&self->publishers);
+    free(self);
+    *self_p = NULL;
+}
+
+// --------------------------------------------------------------------------
+//  Recording changes
+
+//  Returns nothing; starts the batch's clock with its first change.
+static void s_dirty(hvn_index_t *self)
+{
+    if (zhashx_size(self->touched) == 0 && self->event_count == 0 && !self->reconcile)
+        self->first_ms = zclock_mono();
+}
+
+//  Returns nothing; logs a problem, at most once a second.
+static void s_log_error(hvn_index_t *self, const char *what, const char *why)
+{
+    int64_t now = zclock_mono();
+    if (now - self->logged_ms < S_LOG_MS) {
+        self->unlogged++;
+        return;
+    }
+    zsys_error("index: %s: %s (%" PRIu64 " more since the last such line)", what, why,
+               self->unlogged);
+    self->logged_ms = now;
+    self->unlogged = 0;
+}
+
+//  Returns nothing; marks uuid's row to be written from the view.
+static void s_touch(hvn_index_t *self, const char *uuid, const char *publisher_id)
+{
+    char *copy = strdup(publisher_id ? publisher_id : "");
+    if (!copy) {
+        s_log_error(self, "out of memory", uuid);
+        return;
+    }
+    zhashx_update(self->touched, uuid, copy);
+}
+
+//  Returns nothing; remembers the last seq of a publisher instance.
+static void s_publisher(hvn_index_t *self, const char *instance, uint64_t seq)
+{
+    uint64_t *last = zhashx_lookup(self->publishers, instance);
+    if (last) {
+        if (*last < seq)
+            *last = seq;
+        return;
+    }
+    last = malloc(sizeof(*last));
+    if (!last)
+        return;
+    *last = seq;
+    zhashx_insert(self->publishers, instance, last);
+}
+
+//  Returns a new event row of the batch, or NULL when held rows are at
+//  their bound (counted) or memory ran out.
+static s_event_t *s_event_add(hvn_index_t *self)
+{
+    if (self->event_count >= self->opts.events_max) {
+        self->stats.events_dropped++;
+        s_log_error(self, "event rows dropped", "the database has been failing too long");
+        return NULL;
+    }
+    if (self->event_count == self->event_alloc) {
+        size_t alloc = self->event_alloc ? self->event_alloc * 2 : 256;
+        s_event_t *events = realloc(self->events, alloc * sizeof(*events));
+        if (!events)
+            return NULL;
+        self->events = events;
+        self->event_alloc = alloc;
+    }
+    s_event_t *e = &self->events[self->event_count++];
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+//  Returns the event type name of a notification.
+static const char *s_event_name(hvn_event_t event)
+{
+    return event == HVN_EVENT_CREATE   ? HVN_EVENT_CREATE_NAME
+           : event == HVN_EVENT_UPDATE ? HVN_EVENT_UPDATE_NAME
+                                       : HVN_EVENT_DELETE_NAME;
+}
+
+//  Returns nothing; records the event row of msg (a notification or a
+//  snapshot item).
+static void s_event_of_msg(hvn_index_t *self, const hvn_msg_t *msg, bool repair)
+{
+    s_event_t *e = s_event_add(self);
+    if (!e)
+        return;
+    snprintf(e->timestamp, sizeof(e->timestamp), "%s", msg->timestamp);
+    e->event_type = s_event_name(msg->event);
+    snprintf(e->uuid, sizeof(e->uuid), "%s", msg->node.uuid);
+    e->host = strdup(msg->host);
+    snprintf(e->message_id, sizeof(e->message_id), "%s", msg->message_id);
+    e->seq = msg->header.seq;
+    uuid_unparse_lower(msg->header.instance, e->instance);
+    e->repair = repair;
+    e->payload = hvn_index_payload_json(&msg->node, msg->event == HVN_EVENT_DELETE);
+    s_publisher(self, e->instance, e->seq);
+}
+
+//  Returns nothing; records a deletion no notification announced.
+static void s_event_removed(hvn_index_t *self, const char *uuid, int64_t id, const char *host)
+{
+    s_event_t *e = s_event_add(self);
+    if (!e)
+        return;
+    hvn_db_timestamp(e->timestamp, 0);
+    e->event_type = HVN_EVENT_DELETE_NAME;
+    snprintf(e->uuid, sizeof(e->uuid), "%s", uuid);
+    e->host = host ? strdup(host) : NULL;
+    e->repair = true;
+    hvn_node_t node;
+    hvn_node_init(&node);
+    hvn_node_set_int(&node, HVN_F_ID, id);
+    hvn_node_set_str(&node, HVN_F_UUID, uuid);
+    e->payload = hvn_index_payload_json(&node, true);
+}
+
+void hvn_index_apply(hvn_index_t *self, const hvn_replica_event_t *event)
+{
+    assert(self && event);
+    if (event->change == HVN_REPLICA_HEARTBEAT)
+        return;
+    s_dirty(self);
+    switch (event->change) {
+    case HVN_REPLICA_CREATED:
+    case HVN_REPLICA_UPDATED:
+        s_touch(self, event->node->node.uuid, event->msg ? event->msg->publisher_id : NULL);
+        if (event->msg)
+            s_event_of_msg(self, event->msg, event->from_snapshot);
+        if (!event->from_snapshot)
+            self->stats.notifications++;
+        break;
+    case HVN_REPLICA_DELETED:
+        if (event->msg) {
+            s_touch(self, event->msg->node.uuid, NULL);
+            s_event_of_msg(self, event->msg, event->from_snapshot);
+            self->stats.notifications++;
+        } else if (event->node) {
+            s_touch(self, event->node->node.uuid, NULL);
+            s_event_removed(self, event->node->node.uuid, event->node->node.id, event->node->host);
+        }
+        break;
+    case HVN_REPLICA_REPLACED:
+        self->reconcile = true;
+        break;
+    default:
+        break;
+    }
+}
+
+// --------------------------------------------------------------------------
+//  Committing
+
+//  A row of compute_nodes the view may lack
+typedef struct {
+    char uuid[HVN_UUID_STR_LEN + 1]; //  Its uuid
+    int64_t id;                      //  Its id
+    char *host;                      //  Its host (heap) or NULL
+} s_row_t;
+
+//  State of one reconcile scan
+typedef struct {
+    hvn_index_t *self; //  The writer
+    zlist_t *gone;     //  s_row_t * the view lacks
+} s_scan_t;
+
+//  Returns 0 after noting a row the view lacks (the hvn_db_row_fn).
+static int s_scan_row(size_t columns, const char *const *values, void *arg)
+{
+    s_scan_t *scan = arg;
+    if (columns < 3 || !values[0] || scan->self->opts.get(values[0], scan->self->opts.arg))
+        return 0;
+    s_row_t *row = calloc(1, sizeof(*row));
+    if (!row)
+        return 0;
+    snprintf(row->uuid, sizeof(row->uuid), "%s", values[0]);
+    row->id = values[1] ? strtoll(values[1], NULL, 10) : 0;
+    row->host = values[2] ? strdup(values[2]) : NULL;
+    zlist_append(scan->gone, row);
+    return 0;
+}
+
+//  Returns 0 after deleting the rows of nodes the view lacks (each
+//  recorded as a repair), or -1.
+static int s_reconcile(hvn_index_t *self, hvn_index_stats_t *st)
+{
+    s_scan_t scan = {self, zlist_new()};
+    if (!scan.gone)
+        return -1;
+    int rc = hvn_db_query(self->opts.db, "SELECT uuid, id, host FROM compute_nodes", NULL, 0,
+                          s_scan_row, &scan) < 0
+                 ? -1
+                 : 0;
+    for (s_row_t *row = zlist_first(scan.gone); row; row = zlist_next(scan.gone)) {
+        if (rc == 0) {
+            rc = hvn_db_delete_node(self->opts.db, row->uuid);
+            st->rows_deleted++;
+            s_event_removed(self, row->uuid, row->id, row->host);
+        }
+        free(row->host);
+        free(row);
+    }
+    zlist_destroy(&scan.gone);
+    return rc;
+}
+
+//  Returns 0 after writing every held change into the open transaction,
+//  or -1.
+static int s_write(hvn_index_t *self, hvn_index_stats_t *st)
+{
+    hvn_db_t *db = self->opts.db;
+    for (const char *pid = zhashx_first(self->touched); pid; pid = zhashx_next(self->touched)) {
+        const char *uuid = zhashx_cursor(self->touched);
+        const hvn_replica_node_t *node = self->opts.get(uuid, self->opts.arg);
+        if (node ? hvn_db_upsert_node(db, node, *pid ? pid : NULL) : hvn_db_delete_node(db, uuid))
+            return -1;
+        if (node)
+            st->rows_written++;
+        else
+            st->rows_deleted++;
+    }
+    if (self->reconcile && s_reconcile(self, st) != 0)
+        return -1;
+    for (size_t i = 0; i < self->event_count; i++) {
+        const s_event_t *e = &self->events[i];
+        hvn_db_event_t row = {e->timestamp,
+                              e->event_type,
+                              e->uuid,
+                              e->host,
+                              *e->message_id ? e->message_id : NULL,
+                              (int64_t)e->seq,
+                              *e->instance ? e->instance : NULL,
+                              e->repair ? "repair" : "notification",
+                              e->payload ? e->payload : "{}"};
+        int added = hvn_db_insert_event(db, &row);
+        if (added < 0)
+            return -1;
+        if (added) {
+            st->events_written++;
+            st->repairs += e->repair;
+        } else
+            st->events_duplicate++;
+    }
+    for (uint64_t *seq = zhashx_first(self->publishers); seq; seq = zhashx_next(self->publishers))
+        if (hvn_db_publisher_seq(db, zhashx_cursor(self->publishers), *seq) != 0)
+            return -1;
+    return 0;
+}
+
+//  Returns nothing; counts a commit's latency.
+static void s_commit_time(hvn_index_t *self, int64_t us)
+{
+    self->stats.commit_us_sum += (uint64_t)us;
+    for (int i = 0; i < HVN_INDEX_COMMIT_BUCKETS; i++)
+        if ((double)us / 1e6 <= hvn_index_commit_bounds[i])
+            self->stats.commit_buckets[i]++;
+}
+
+int hvn_index_flush(hvn_index_t *self)
+{
+    assert(self);
+    if (zhashx_size(self->touched) == 0 && self->event_count == 0 && !self->reconcile)
+        return 0;
+    int64_t started = zclock_usecs();
+    hvn_index_stats_t st = self->stats; //  Counted only if the commit succeeds
+    size_t held = self->event_count;
+    int rc = hvn_db_begin(self->opts.db);
+    if (rc == 0)
+        rc = s_write(self, &st);
+    if (rc == 0)
+        rc = hvn_db_commit(self->opts.db);
+    if (rc != 0) {
+        const char *why = hvn_db_error(self->opts.db);
+        char reason[512];
+        snprintf(reason, sizeof(reason), "%s", why);
+        hvn_db_rollback(self->opts.db);
+        //  Rows a reconcile queued belong to the retried batch's reconcile
+        for (size_t i = held; i < self->event_count; i++) {
+            free(self->events[i].host);
+            free(self->events[i].payload);
+        }
+        self->event_count = held;
+        self->stats.db_errors++;
+        self->stats.db_ok = false;
+        self->retry_at = zclock_mono() + self->retry_ms;
+        s_log_error(self, "commit failed, changes held for a retry", reason);
+        self->retry_ms = self->retry_ms * 2 > S_RETRY_MAX_MS ? S_RETRY_MAX_MS : self->retry_ms * 2;
+        return -1;
+    }
+    st.commits++;
+    st.db_ok = true;
+    st.last_change_ms = zclock_time();
+    self->stats = st;
+    s_commit_time(self, zclock_usecs() - started);
+    if (self->retry_at)
+        zsys_info("index: the database is writable again");
+    self->retry_at = 0;
+    self->retry_ms = S_RETRY_MIN_MS;
+    zhashx_purge(self->touched);
+    zhashx_purge(self->publishers);
+    s_events_clear(self);
+    self->reconcile = false;
+    return 0;
+}
+
+int hvn_index_expire(hvn_index_t *self)
+{
+    assert(self);
+    if (self->opts.retention_days <= 0)
+        return 0;
+    char cutoff[32];
+    hvn_db_timestamp(cutoff, -(int64_t)self->opts.retention_days * 86400);
+    int total = 0, deleted;
+    do {
+        deleted = hvn_db_events_expire(self->opts.db, cutoff, S_EXPIRE_CHUNK);
+        if (deleted < 0) {
+            self->stats.db_errors++;
+            s_log_error(self, "expiring old events failed", hvn_db_error(self->opts.db));
+            return -1;
+        }
+        total += deleted;
+    } while (deleted == S_EXPIRE_CHUNK);
+    self->stats.events_expired += (uint64_t)total;
+    return total;
+}
+
+int hvn_index_tick(hvn_index_t *self)
+{
+    assert(self);
+    int64_t now = zclock_mono();
+    bool pending = zhashx_size(self->touched) || self->event_count || self->reconcile;
+    if (pending) {
+        bool due = self->retry_at ? now >= self->retry_at
+                                  : self->reconcile || now - self->first_ms >= self->opts.commit_ms;
+        if (due)
+            hvn_index_flush(self);
+    }
+    if (!self->retry_at && now >= self->expire_at) {
+        hvn_index_expire(self);
+        self->expire_at = now + S_EXPIRE_EVERY_MS;
+    }
+    pending = zhashx_size(self->touched) || self->event_count || self->reconcile;
+    int64_t wait = S_TICK_MAX_MS;
+    if (pending)
+        wait = self->retry_at ? self->retry_at - now : self->first_ms + self->opts.commit_ms - now;
+    return wait < 0 ? 0 : wait > S_TICK_MAX_MS ? S_TICK_MAX_MS : (int)wait;
+}
+
+void hvn_index_stats(hvn_index_t *self, hvn_index_stats_t *out)
+{
+    assert(self && out);
+    *out = self->stats;
+    out->pending_nodes = zhashx_size(self->touched);
+    out->pending_events = self->event_count;
+}

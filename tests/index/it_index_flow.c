@@ -1,0 +1,256 @@
+/*  it_index_flow.c — hvn-index end to end: hvn-pub → hvn-broker → hvn-index
+    → the database, read by Python's sqlite3 module (tests/index/dump_db.py),
+    which knows nothing of hvnotify's code.
+
+    The rows must equal what hvn-pub was given after creates, updates and
+    deletes; every notification is an event row with its message id; a
+    kill -9 of hvn-index while the fleet changes, then a restart, converges
+    to the truth, and the changes it missed are recorded as repairs.
+*/
+#include "support.h"
+
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UUID_A "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a01"
+#define UUID_B "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a02"
+#define UUID_C "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a03"
+#define UUID_D "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a04"
+#define S_CONVERGE_MS 15000 //  Longest the table may take to equal the truth
+
+static it_env_t env;
+static char db_path[512];
+static json_t *truth; //  uuid -> the node as last given to hvn-pub
+
+static void s_setup(void)
+{
+    it_env_init(&env);
+    it_broker_start(&env, NULL);
+    snprintf(db_path, sizeof(db_path), "%s/fleet.db", env.dir);
+    truth = json_object();
+}
+
+static void s_teardown(void)
+{
+    json_decref(truth);
+    it_env_fini(&env);
+}
+
+TestSuite(index_flow, .init = s_setup, .fini = s_teardown, .timeout = 90);
+
+//  Returns a running hvn-index on the test's broker and database.
+static it_proc_t *s_index_start(void)
+{
+    const char *argv[] = {"hvn-index",      "--connect", env.backend, "--service",
+                          env.service,      "--db",      db_path,     "--no-http",
+                          "--heartbeat-ms", "1000",      NULL};
+    it_proc_t *proc = it_spawn(argv, false, false, false);
+    cr_assert_not_null(proc);
+    return proc;
+}
+
+//  Returns a running hvn-pub for host cmp-1, reading its stdin, once
+//  hvn-index's subscription has reached the broker (so that what follows
+//  reaches it live).
+static it_proc_t *s_pub_start(void)
+{
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "hvn-index never subscribed");
+    const char *argv[] = {"hvn-pub", "--connect", env.frontend, "--host", "cmp-1", NULL};
+    it_proc_t *pub = it_spawn(argv, true, false, false);
+    cr_assert_not_null(pub);
+    return pub;
+}
+
+//  Returns nothing; reports node uuid to hvn-pub and records it as truth.
+static void s_report(it_proc_t *pub, int64_t id, const char *uuid, int64_t vcpus_used)
+{
+    char line[2048];
+    it_node_json(line, sizeof(line), id, uuid, "cmp-1", vcpus_used, 4096);
+    cr_assert_eq(it_write(pub, line), 0);
+    json_error_t error;
+    json_t *node = json_loads(line, 0, &error);
+    cr_assert_not_null(node);
+    json_object_set_new(truth, uuid, node);
+}
+
+//  Returns nothing; removes node uuid through hvn-pub and from the truth.
+static void s_remove(it_proc_t *pub, const char *uuid)
+{
+    char line[256];
+    snprintf(line, sizeof(line), "{\"uuid\": \"%s\", \"deleted\": true}\n", uuid);
+    cr_assert_eq(it_write(pub, line), 0);
+    json_object_del(truth, uuid);
+}
+
+//  Returns what dump_db.py prints for the database (caller decrefs), or
+//  NULL when it printed nothing parsable (the file may not exist yet).
+static json_t *s_dump(void)
+{
+    const char *argv[] = {HVN_PYTHON, HVN_SOURCE_DIR "/tests/index/dump_db.py", "sqlite", db_path,
+                          NULL};
+    it_proc_t *py = it_spawn(argv, false, true, true);
+    cr_assert_not_null(py);
+    char *out = it_read_stdout(py, 10000);
+    it_wait(py, 5000);
+    it_stop(&py, SIGKILL, 1000);
+    json_error_t error;
+    json_t *dump = out ? json_loads(out, 0, &error) : NULL;
+    free(out);
+    return dump;
+}
+
+//  Returns true when the rows equal the truth: the same uuids, and every
+//  payload field of every row equal to what hvn-pub was given.
+static bool s_rows_equal_truth(json_t *dump)
+{
+    json_t *nodes = json_object_get(dump, "nodes");
+    if (!nodes || json_object_size(nodes) != json_object_size(truth))
+        return false;
+    const char *uuid;
+    json_t *expected;
+    json_object_foreach(truth, uuid, expected)
+    {
+        json_t *row = json_object_get(nodes, uuid);
+        if (!row)
+            return false;
+        const char *field;
+        json_t *value;
+        json_object_foreach(expected, field, value) if (!json_equal(json_object_get(row, field),
+                                                                    value)) return false;
+        if (!json_is_string(json_object_get(row, "created_at")) ||
+            !json_is_string(json_object_get(row, "updated_at")) ||
+            !json_equal(json_object_get(row, "publisher_id"), json_string("nova-compute:cmp-1")))
+            return false;
+    }
+    return true;
+}
+
+//  Returns the dump once the rows equal the truth (caller decrefs); fails
+//  the test after S_CONVERGE_MS.
+static json_t *s_converged(void)
+{
+    int64_t deadline = zclock_mono() + S_CONVERGE_MS;
+    json_t *dump = NULL;
+    while (zclock_mono() < deadline) {
+        json_decref(dump);
+        dump = s_dump();
+        if (dump && s_rows_equal_truth(dump))
+            return dump;
+        zclock_sleep(50); //  Polling the database: there is no handshake to wait on
+    }
+    char *text = dump ? json_dumps(dump, JSON_COMPACT) : NULL;
+    cr_assert_fail("the table never equalled the truth; last dump: %s", text ? text : "none");
+    return NULL;
+}
+
+//  Returns the number of events matching event_type, uuid and source.
+static size_t s_events(json_t *dump, const char *event_type, const char *uuid, const char *source)
+{
+    size_t n = 0, i;
+    json_t *e;
+    json_array_foreach(json_object_get(dump, "events"), i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "event_type")), event_type) == 0 &&
+            strcmp(json_string_value(json_object_get(e, "uuid")), uuid) == 0 &&
+            strcmp(json_string_value(json_object_get(e, "source")), source) == 0)
+            n++;
+    }
+    return n;
+}
+
+Test(index_flow, rows_equal_what_was_reported_after_create_update_delete)
+{
+    it_proc_t *index = s_index_start();
+    it_proc_t *pub = s_pub_start();
+    s_report(pub, 1, UUID_A, 1);
+    s_report(pub, 2, UUID_B, 2);
+    s_report(pub, 3, UUID_C, 3);
+    json_decref(s_converged());
+    s_report(pub, 1, UUID_A, 11); //  vcpus_used: an update
+    s_remove(pub, UUID_B);
+    json_t *dump = s_converged();
+    //  Every notification, once, with its message id
+    cr_expect_eq(s_events(dump, "compute_node.create", UUID_A, "notification"), 1);
+    cr_expect_eq(s_events(dump, "compute_node.update", UUID_A, "notification"), 1);
+    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_B, "notification"), 1);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(dump, "events"), i, e)
+    {
+        const char *mid = json_string_value(json_object_get(e, "message_id"));
+        cr_expect(mid && strlen(mid) == 36, "event %zu has no message id", i);
+    }
+    cr_expect_eq(json_array_size(json_object_get(dump, "events")), 5);
+    json_decref(dump);
+    it_close_stdin(pub);
+    cr_expect_eq(it_wait(pub, 10000), 0);
+    it_stop(&pub, SIGKILL, 1000);
+    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index stops cleanly on SIGTERM");
+}
+
+Test(index_flow, kill_9_and_restart_converge_and_missed_changes_are_repairs)
+{
+    it_proc_t *index = s_index_start();
+    it_proc_t *pub = s_pub_start();
+    s_report(pub, 1, UUID_A, 1);
+    s_report(pub, 2, UUID_B, 2);
+    s_report(pub, 3, UUID_C, 3);
+    json_decref(s_converged());
+    it_stop(&index, SIGKILL, 1000);
+    //  While it is down: an update, a delete, a create
+    s_report(pub, 1, UUID_A, 21);
+    s_remove(pub, UUID_C);
+    s_report(pub, 4, UUID_D, 4);
+    //  The broker has them before the index comes back
+    int64_t deadline = zclock_mono() + 10000;
+    while (it_broker_stat(env.service, "notifications", 2000) < 6 && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_eq(it_broker_stat(env.service, "notifications", 2000), 6);
+    index = s_index_start();
+    json_t *dump = s_converged();
+    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_C, "repair"), 1,
+                 "the missed delete is recorded as a repair");
+    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_C, "notification"), 0);
+    cr_expect_eq(s_events(dump, "compute_node.create", UUID_D, "repair"), 1);
+    cr_expect_eq(s_events(dump, "compute_node.create", UUID_A, "notification"), 1,
+                 "what was recorded before the kill is kept, not recorded twice");
+    json_decref(dump);
+    //  Live again after the restart
+    s_report(pub, 2, UUID_B, 12);
+    json_decref(s_converged());
+    it_close_stdin(pub);
+    it_wait(pub, 10000);
+    it_stop(&pub, SIGKILL, 1000);
+    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0);
+}
+
+Test(index_flow, unwritable_database_is_a_clear_error_and_bad_usage_exits_2)
+{
+    const char *argv[] = {"hvn-index",
+                          "--connect",
+                          env.backend,
+                          "--service",
+                          env.service,
+                          "--db",
+                          "/nonexistent-dir/fleet.db",
+                          "--no-http",
+                          NULL};
+    it_proc_t *proc = it_spawn(argv, false, false, true);
+    cr_assert_eq(it_wait(proc, 10000), 1);
+    char *err = it_read_stderr(proc, 1000);
+    cr_expect(strstr(err, "/nonexistent-dir/fleet.db"), "%s", err);
+    free(err);
+    it_stop(&proc, SIGKILL, 1000);
+
+    const char *bad[] = {"hvn-index", "--events-retention", "-3", NULL};
+    proc = it_spawn(bad, false, false, true);
+    cr_assert_eq(it_wait(proc, 10000), 2);
+    err = it_read_stderr(proc, 1000);
+    cr_expect(strstr(err, "--events-retention"), "%s", err);
+    free(err);
+    it_stop(&proc, SIGKILL, 1000);
+}

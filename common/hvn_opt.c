@@ -21,7 +21,7 @@
 #endif
 
 #define S_OPTIONS_MAX 64 //  Options one program may declare
-#define S_HELP_COLUMN 24 //  Where the help text starts in --help
+#define S_HELP_COLUMN 26 //  Where the help text starts in --help
 
 //  Which options of which program were given (one program parses per process)
 static const hvn_opt_program_t *s_given_program;
@@ -63,6 +63,11 @@ static bool s_endpoint_valid(const char *text)
             return text[len] != '\0';
     }
     return false;
+}
+
+const char *hvn_opt_check_endpoint(const char *value)
+{
+    return s_endpoint_valid(value) ? NULL : "an endpoint such as tcp://127.0.0.1:5561";
 }
 
 //  Returns true when text is ADDR:PORT with a port from 0 to 65535 and a
@@ -196,7 +201,7 @@ static void s_store(const hvn_opt_program_t *program, const hvn_opt_t *option, c
         double number;
         if (hvn_cli_parse_double(value, &number) != 0 || number < option->dmin ||
             number > option->dmax) {
-            snprintf(what, sizeof(what), "a number from %g to %g", option->dmin, option->dmax);
+            snprintf(what, sizeof(what), "a number from %.10g to %.10g", option->dmin, option->dmax);
             s_bad_value(program, option, what, value);
         }
         if (option->check && option->check(value))
@@ -236,23 +241,24 @@ static void s_store(const hvn_opt_program_t *program, const hvn_opt_t *option, c
 //  ---------------------------------------------------------------------
 //  --help
 
-//  Returns nothing; prints option's default in parentheses, or nothing
+//  Returns nothing; writes into buf the option's default as text, or ""
 //  when it has none.
-static void s_print_default(const hvn_opt_t *option, FILE *out)
+static void s_default_text(const hvn_opt_t *option, char *buf, size_t size)
 {
+    buf[0] = '\0';
     if (option->default_text) {
-        fprintf(out, " (default %s)", option->default_text);
+        snprintf(buf, size, "%s", option->default_text);
         return;
     }
     switch (option->type) {
     case HVN_OPT_INT:
-        fprintf(out, " (default %ld)", *(const long *)option->dest);
+        snprintf(buf, size, "%ld", *(const long *)option->dest);
         break;
     case HVN_OPT_SIZE:
-        fprintf(out, " (default %zu)", *(const size_t *)option->dest);
+        snprintf(buf, size, "%zu", *(const size_t *)option->dest);
         break;
     case HVN_OPT_DOUBLE:
-        fprintf(out, " (default %g)", *(const double *)option->dest);
+        snprintf(buf, size, "%g", *(const double *)option->dest);
         break;
     case HVN_OPT_STRING:
     case HVN_OPT_PATH:
@@ -261,14 +267,39 @@ static void s_print_default(const hvn_opt_t *option, FILE *out)
     case HVN_OPT_URL:
     case HVN_OPT_CHOICE:
         if (*(const char **)option->dest)
-            fprintf(out, " (default %s)", *(const char **)option->dest);
+            snprintf(buf, size, "%s", *(const char **)option->dest);
         break;
     default:
         break;
     }
 }
 
-//  Returns nothing; prints one option's entry of --help.
+//  Returns nothing; writes into buf what --help adds after an option's
+//  text: its range, whether it repeats and its default, in parentheses
+//  ("" when there is nothing to say).
+static void s_suffix(const hvn_opt_t *option, char *buf, size_t size)
+{
+    char range[96] = "", def[256];
+    if ((option->type == HVN_OPT_INT || option->type == HVN_OPT_SIZE) && option->max > 0)
+        snprintf(range, sizeof(range), "%ld to %ld", option->min, option->max);
+    else if (option->type == HVN_OPT_INT || option->type == HVN_OPT_SIZE)
+        snprintf(range, sizeof(range), "at least %ld", option->min);
+    else if (option->type == HVN_OPT_DOUBLE)
+        snprintf(range, sizeof(range), "%.10g to %.10g", option->dmin, option->dmax);
+    else if (option->type == HVN_OPT_LIST)
+        snprintf(range, sizeof(range), "repeatable, up to %ld", option->max);
+    s_default_text(option, def, sizeof(def));
+    if (*range && *def)
+        snprintf(buf, size, "(%s; default %s)", range, def);
+    else if (*range || *def)
+        snprintf(buf, size, "(%s%s%s)", range, *def ? "default " : "", def);
+    else
+        buf[0] = '\0';
+}
+
+//  Returns nothing; prints one option's entry of --help: the option and
+//  its value's name, then its help from column S_HELP_COLUMN, wrapped
+//  where the text has '\n', then its range and default.
 static void s_print_option(const hvn_opt_t *option, FILE *out)
 {
     char head[96];
@@ -285,18 +316,23 @@ static void s_print_option(const hvn_opt_t *option, FILE *out)
         fprintf(out, "\n%*s", S_HELP_COLUMN, "");
     else
         fprintf(out, "%*s", (int)(S_HELP_COLUMN - width), "");
-    const char *help = option->help ? option->help : "";
-    for (const char *p = help; *p; p++) {
+    size_t column = S_HELP_COLUMN;
+    for (const char *p = option->help ? option->help : ""; *p; p++) {
         fputc(*p, out);
-        if (*p == '\n')
+        column++;
+        if (*p == '\n') {
             fprintf(out, "%*s", S_HELP_COLUMN, "");
+            column = S_HELP_COLUMN;
+        }
     }
-    if (option->type == HVN_OPT_INT && option->max > 0 && !strstr(help, " to "))
-        fprintf(out, ", %ld to %ld", option->min, option->max);
-    if (option->type == HVN_OPT_LIST)
-        fprintf(out, " (repeatable, up to %ld)", option->max);
-    s_print_default(option, out);
-    fputc('\n', out);
+    char suffix[384];
+    s_suffix(option, suffix, sizeof(suffix));
+    if (*suffix && column + 1 + strlen(suffix) > 79)
+        fprintf(out, "\n%*s%s\n", S_HELP_COLUMN, "", suffix);
+    else if (*suffix)
+        fprintf(out, "%s%s\n", column > S_HELP_COLUMN ? " " : "", suffix);
+    else
+        fputc('\n', out);
 }
 
 void hvn_opt_usage(const hvn_opt_program_t *program, FILE *out)

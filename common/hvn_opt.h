@@ -1,15 +1,15 @@
 /*  hvn_opt.h — one command-line option table per program.
 
-        static const char *connect = "tcp://127.0.0.1:5562";
-        static long count = 0;
-        static const hvn_opt_t options[] = {
-            {"connect", HVN_OPT_ENDPOINT, &connect, .metavar = "EP",
-             .help = "the broker's backend"},
-            {"count", HVN_OPT_INT, &count, .min = 0, .max = 1000000,
-             .help = "stop after N notifications (0: never)"},
-            {NULL}
+        const char *connect = "tcp://127.0.0.1:5562";
+        long count = 0;
+        const hvn_opt_t options[] = {
+            {.name = "connect", .type = HVN_OPT_ENDPOINT, .dest = &connect,
+             .metavar = "EP", .help = "the broker's backend"},
+            {.name = "count", .type = HVN_OPT_INT, .dest = &count, .metavar = "N",
+             .help = "stop after N notifications (0: never)", .min = 0, .max = 1000000},
+            {.name = NULL}
         };
-        static const hvn_opt_program_t program = {
+        const hvn_opt_program_t program = {
             .name = "hvn-sub", .summary = "Print hvnotify notifications.",
             .options = options };
         int first = hvn_opt_parse (&program, argc, argv);
@@ -25,8 +25,9 @@
 
     with exit status 2. --help and --version print on stdout and exit 0.
 
-    Not part of libhvn's API: the static library hvncommon, shared by the
-    programs.
+    Declare tables with designated initializers (-Wextra warns about a
+    positional one that leaves fields out). Not part of libhvn's API: the
+    static library hvncommon, shared by the programs.
 */
 #ifndef HVN_OPT_H_INCLUDED
 #define HVN_OPT_H_INCLUDED
@@ -37,7 +38,7 @@
 
 //  What an option takes, and what its destination points to
 typedef enum {
-    HVN_OPT_END = 0,   //  Ends the table ({NULL})
+    HVN_OPT_END = 0,   //  Ends the table ({.name = NULL})
     HVN_OPT_FLAG,      //  No value; bool *, set to true
     HVN_OPT_STRING,    //  Any non-empty text; const char ** (points into argv)
     HVN_OPT_PATH,      //  A non-empty path; const char **
@@ -102,6 +103,10 @@ void hvn_opt_usage(const hvn_opt_program_t *program, FILE *out);
 //  Returns true when the user gave option `name` on the command line in
 //  the last hvn_opt_parse() of program.
 bool hvn_opt_given(const hvn_opt_program_t *program, const char *name);
+
+//  Returns NULL when value is a ZeroMQ endpoint, else what was expected:
+//  the check of an HVN_OPT_LIST of endpoints.
+const char *hvn_opt_check_endpoint(const char *value);
 
 //  Never returns: prints "<program>: <message>" formatted like printf,
 //  followed by " (try --help)", on stderr and exits 2. For the checks

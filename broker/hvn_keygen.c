@@ -12,11 +12,11 @@
     exist, 2 on bad usage.
 */
 #include "hvn_codec.h"
+#include "hvn_opt.h"
 #include "hvn_schema.h"
 
 #include <czmq.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,36 +24,6 @@
 #include <unistd.h>
 
 #define S_PROG "hvn-keygen"
-
-//  Returns nothing; prints the usage text on `out`.
-static void s_usage(FILE *out)
-{
-    fprintf(out, "Usage: " S_PROG " broker|publisher|subscriber [OPTION]...\n"
-                 "Create a CURVE certificate pair for hvnotify: PATH (public key and metadata)\n"
-                 "and PATH_secret (both keys, mode 0600), in czmq's zcert format.\n"
-                 "\n"
-                 "  --host HOST   publisher only, required: the one host this key may publish\n"
-                 "                as (written into the certificate's metadata)\n"
-                 "  --out PATH    public certificate file (default: broker.cert, HOST.cert or\n"
-                 "                subscriber.cert in the current directory)\n"
-                 "  --force       overwrite existing files\n"
-                 "  --help        show this help and exit\n"
-                 "\n"
-                 "Give the broker its own PATH_secret (hvn-broker --curve-secret) and every\n"
-                 "client the broker's public PATH (--server-key). Copy each publisher's and\n"
-                 "subscriber's public PATH into the broker's --publishers-dir or\n"
-                 "--subscribers-dir; the _secret file stays on the host it was made for.\n"
-                 "\n"
-                 "Exit status: 0 on success, 1 when a file exists (without --force) or cannot\n"
-                 "be written, 2 on bad usage.\n");
-}
-
-//  Returns nothing; prints "hvn-keygen: <message> (try --help)" and exits 2.
-static void s_bad_usage(const char *message, const char *value)
-{
-    fprintf(stderr, S_PROG ": %s '%s' (try --help)\n", message, value);
-    exit(2);
-}
 
 //  Returns 1 when host can be a publisher's host: the longest topic,
 //  "compute_node.create@<host>", stays within 255 bytes; no '@', no control
@@ -70,67 +40,55 @@ static int s_host_valid(const char *host)
     return 1;
 }
 
+//  Returns NULL when text can be a publisher certificate's host, else what
+//  was expected.
+static const char *s_check_host(const char *text)
+{
+    return s_host_valid(text) ? NULL
+                              : "1 to 235 bytes of UTF-8 without '@', '/' or control bytes";
+}
+
 //  Returns the process exit status.
 int main(int argc, char **argv)
 {
-    enum { O_HOST = 1, O_OUT, O_FORCE, O_HELP };
-    static const struct option options[] = {
-        {"host", required_argument, NULL, O_HOST},
-        {"out", required_argument, NULL, O_OUT},
-        {"force", no_argument, NULL, O_FORCE},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
-    };
     const char *host = NULL, *out = NULL;
-    int force = 0;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (opt) {
-        case O_HOST:
-            if (!s_host_valid(optarg))
-                s_bad_usage("--host: expected 1 to 235 bytes of UTF-8 without '@', '/' or "
-                            "control bytes, got",
-                            optarg);
-            host = optarg;
-            break;
-        case O_OUT:
-            if (!*optarg)
-                s_bad_usage("--out: expected a file path, got", optarg);
-            out = optarg;
-            break;
-        case O_FORCE:
-            force = 1;
-            break;
-        case 'h':
-        case O_HELP:
-            s_usage(stdout);
-            return 0;
-        case ':':
-            fprintf(stderr, S_PROG ": %s: missing value (try --help)\n", argv[optind - 1]);
-            return 2;
-        default:
-            fprintf(stderr, S_PROG ": unknown option '%s' (try --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind >= argc) {
-        fprintf(stderr, S_PROG ": missing role: broker, publisher or subscriber (try --help)\n");
-        return 2;
-    }
-    if (optind + 1 < argc)
-        s_bad_usage("unexpected argument", argv[optind + 1]);
-    const char *role = argv[optind];
+    bool force = false;
+    const hvn_opt_t options[] = {
+        {.name = "host", .type = HVN_OPT_STRING, .dest = &host, .metavar = "HOST",
+         .help = "publisher only, required: the one host this key may\n"
+                 "publish as (written into the certificate's metadata)",
+         .check = s_check_host},
+        {.name = "out", .type = HVN_OPT_PATH, .dest = &out, .metavar = "PATH",
+         .help = "public certificate file",
+         .default_text = "./broker.cert, ./HOST.cert or ./subscriber.cert"},
+        {.name = "force", .type = HVN_OPT_FLAG, .dest = &force,
+         .help = "overwrite existing files"},
+        {.name = NULL},
+    };
+    const hvn_opt_program_t program = {
+        .name = S_PROG,
+        .operands = "broker|publisher|subscriber",
+        .operands_min = 1,
+        .operands_max = 1,
+        .summary = "Create a CURVE certificate pair for hvnotify: PATH (public key and metadata)\n"
+                   "and PATH_secret (both keys, mode 0600), in czmq's zcert format.",
+        .epilogue =
+            "Give the broker its own PATH_secret (hvn-broker --curve-secret) and every\n"
+            "client the broker's public PATH (--server-key). Copy each publisher's and\n"
+            "subscriber's public PATH into the broker's --publishers-dir or\n"
+            "--subscribers-dir; the _secret file stays on the host it was made for.\n"
+            "\n"
+            "Exit status: 0 on success, 1 when a file exists (without --force) or cannot\n"
+            "be written, 2 on bad usage.",
+        .options = options,
+    };
+    const char *role = argv[hvn_opt_parse(&program, argc, argv)];
     if (!streq(role, "broker") && !streq(role, "publisher") && !streq(role, "subscriber"))
-        s_bad_usage("role must be broker, publisher or subscriber, got", role);
-    if (streq(role, "publisher") && !host) {
-        fprintf(stderr, S_PROG ": a publisher certificate needs --host (try --help)\n");
-        return 2;
-    }
-    if (!streq(role, "publisher") && host) {
-        fprintf(stderr, S_PROG ": --host is for publisher certificates only (try --help)\n");
-        return 2;
-    }
+        hvn_opt_fail(&program, "role must be broker, publisher or subscriber, got '%s'", role);
+    if (streq(role, "publisher") && !host)
+        hvn_opt_fail(&program, "a publisher certificate needs --host");
+    if (!streq(role, "publisher") && host)
+        hvn_opt_fail(&program, "--host is for publisher certificates only");
 
     char path[4096], secret[4096 + 8];
     if (out)

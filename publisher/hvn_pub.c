@@ -11,16 +11,15 @@
 */
 #include <czmq.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hvn_cli.h"
+#include "hvn_opt.h"
 #include "hvn_publisher.h"
 
 #define S_PROG "hvn-pub"
@@ -29,7 +28,6 @@
 
 #define S_EXIT_OK 0
 #define S_EXIT_FAIL 1
-#define S_EXIT_USAGE 2
 
 //  What the command line asked for
 typedef struct {
@@ -44,143 +42,103 @@ typedef struct {
     bool forget_missing;      //  --forget-missing
 } s_args_t;
 
-static const char *s_usage =
-    "Usage: hvn-pub --connect EP [--connect EP]... --host HOST [OPTION]...\n"
-    "Publish compute-node notifications read as JSON lines on standard input.\n"
-    "\n"
-    "Each line is one JSON object: a compute node with the payload's field names\n"
-    "as keys (uuid and every non-nullable field required, null allowed where the\n"
-    "schema allows it), or {\"uuid\": \"...\", \"deleted\": true} for a node that is\n"
-    "gone. Blank lines are ignored (but see --forget-missing). The first report\n"
-    "of a uuid sends compute_node.create, a later one compute_node.update when\n"
-    "an update-triggering field changed, nothing otherwise; a deletion sends\n"
-    "compute_node.delete. A bad line is reported on stderr and skipped.\n"
-    "\n"
-    "  --connect EP        broker frontend to connect to (e.g. tcp://127.0.0.1:5561);\n"
-    "                      repeat for several brokers; required\n"
-    "  --host HOST         this host's name, as in topics and publisher_id; required\n"
-    "  --service NAME      publisher_id prefix (default nova-compute)\n"
-    "  --state-dir DIR     keep the last state sent in DIR, so that a later run\n"
-    "                      sends no second create for the nodes it already sent\n"
-    "  --forget-missing    with --state-dir: the input up to its first blank line\n"
-    "                      (or its end) is the whole fleet of this host; a node\n"
-    "                      the state directory holds that is not in it is gone,\n"
-    "                      and compute_node.delete is sent for it\n"
-    "  --heartbeat-ms MS   heartbeat interval while connected (default 10000)\n"
-    "  --flush-timeout S   at end of input, wait at most S seconds for a broker\n"
-    "                      to take everything (default 30)\n"
-    "  --curve-secret CERT this host's secret certificate (hvn-keygen publisher\n"
-    "                      --host HOST): connect with CURVE; needs --server-key\n"
-    "  --server-key CERT   the broker's public certificate\n"
-    "  --help              show this help and exit\n"
-    "\n"
-    "SIGINT or SIGTERM stops reading; what was read is flushed for at most\n"
-    "min(S, 5) seconds.\n"
-    "\n"
-    "Exit status: 0 when every line was accepted and everything was sent,\n"
-    "1 when a line was rejected or the flush timed out, 2 on bad usage.\n";
-
 // --------------------------------------------------------------------------
 //  Command line
 
-//  Prints a usage error and returns the exit status for it.
-__attribute__((format(printf, 1, 2))) static int s_usage_error(const char *fmt, ...)
+#define S_CONNECT_MAX 16 //  Most --connect
+
+//  Returns NULL when text can be a host name, else what was expected.
+static const char *s_check_host(const char *text)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, S_PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry '" S_PROG " --help' for more information.\n");
-    return S_EXIT_USAGE;
+    return hvn_publisher_host_valid(text) ? NULL
+                                          : "a host name of UTF-8 without '@' or control characters";
 }
 
-//  Returns 0 with *out_ms set from a non-negative number of seconds, -1 if
-//  text is not one.
-static int s_parse_seconds(const char *text, int *out_ms)
+//  Returns NULL when text can be the service of publisher_id, else what
+//  was expected.
+static const char *s_check_service(const char *text)
 {
-    double value;
-    if (hvn_cli_parse_double(text, &value) != 0 || value < 0 || value * 1000 > INT_MAX)
-        return -1;
-    *out_ms = (int)lround(value * 1000);
-    return 0;
+    return hvn_publisher_service_valid(text) ? NULL
+                                             : "a service name without ':' or control characters";
 }
 
-//  Returns -1 when args were parsed, or the exit status to leave with
+//  Returns nothing; args hold the command line, or the process has exited
 //  (0 after --help, 2 on bad usage).
-static int s_parse_args(int argc, char **argv, s_args_t *args)
+static void s_parse_args(int argc, char **argv, s_args_t *args)
 {
-    static const struct option options[] = {{"connect", required_argument, NULL, 'c'},
-                                            {"host", required_argument, NULL, 'H'},
-                                            {"service", required_argument, NULL, 's'},
-                                            {"state-dir", required_argument, NULL, 'd'},
-                                            {"heartbeat-ms", required_argument, NULL, 'b'},
-                                            {"flush-timeout", required_argument, NULL, 'f'},
-                                            {"curve-secret", required_argument, NULL, 'C'},
-                                            {"server-key", required_argument, NULL, 'K'},
-                                            {"forget-missing", no_argument, NULL, 'm'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+    const char *connect[S_CONNECT_MAX + 1] = {NULL};
+    long heartbeat_ms = 10000;
+    double flush_s = S_DEFAULT_FLUSH_S;
     memset(args, 0, sizeof(*args));
-    args->flush_ms = (int)(S_DEFAULT_FLUSH_S * 1000);
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            if (hvn_cli_list_append(&args->endpoint, optarg) != 0)
-                return s_usage_error("--connect: expected one endpoint, got '%s'", optarg);
-            break;
-        case 'H':
-            args->host = optarg;
-            break;
-        case 's':
-            args->service = optarg;
-            break;
-        case 'd':
-            args->state_dir = optarg;
-            break;
-        case 'b':
-            if (hvn_cli_parse_int(optarg, 1, INT_MAX, &args->heartbeat_ms) != 0)
-                return s_usage_error("--heartbeat-ms: expected a positive integer, got '%s'",
-                                     optarg);
-            break;
-        case 'f':
-            if (s_parse_seconds(optarg, &args->flush_ms) != 0)
-                return s_usage_error("--flush-timeout: expected a number of seconds, got '%s'",
-                                     optarg);
-            break;
-        case 'C':
-            args->curve_secret = optarg;
-            break;
-        case 'K':
-            args->server_key = optarg;
-            break;
-        case 'm':
-            args->forget_missing = true;
-            break;
-        case 'h':
-            fputs(s_usage, stdout);
-            return S_EXIT_OK;
-        case ':':
-            return s_usage_error("%s: missing argument", argv[optind - 1]);
-        default:
-            return s_usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return s_usage_error("unexpected argument '%s'", argv[optind]);
-    if (!args->endpoint)
-        return s_usage_error("--connect is required");
-    if (!args->host || !*args->host)
-        return s_usage_error("--host is required");
-    if (strchr(args->host, '@'))
-        return s_usage_error("--host: '@' not allowed in a host name, got '%s'", args->host);
+    const hvn_opt_t options[] = {
+        {.name = "connect", .type = HVN_OPT_LIST, .dest = connect, .metavar = "EP",
+         .help = "broker frontend to connect to (e.g. tcp://127.0.0.1:5561);\n"
+                 "repeat for several brokers; required",
+         .max = S_CONNECT_MAX, .check = hvn_opt_check_endpoint},
+        {.name = "host", .type = HVN_OPT_STRING, .dest = &args->host, .metavar = "HOST",
+         .help = "this host's name, as in topics and publisher_id; required",
+         .check = s_check_host},
+        {.name = "service", .type = HVN_OPT_STRING, .dest = &args->service, .metavar = "NAME",
+         .help = "publisher_id prefix", .check = s_check_service,
+         .default_text = HVN_DEFAULT_SERVICE},
+        {.name = "state-dir", .type = HVN_OPT_PATH, .dest = &args->state_dir, .metavar = "DIR",
+         .help = "keep the last state sent in DIR, so that a later run\n"
+                 "sends no second create for the nodes it already sent"},
+        {.name = "forget-missing", .type = HVN_OPT_FLAG, .dest = &args->forget_missing,
+         .help = "with --state-dir: the input up to its first blank line\n"
+                 "(or its end) is the whole fleet of this host; a node\n"
+                 "the state directory holds that is not in it is gone,\n"
+                 "and compute_node.delete is sent for it"},
+        {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
+         .help = "heartbeat interval while connected", .min = 1, .max = INT_MAX},
+        {.name = "flush-timeout", .type = HVN_OPT_DOUBLE, .dest = &flush_s, .metavar = "S",
+         .help = "at end of input, wait at most S seconds for a broker\nto take everything",
+         .dmin = 0, .dmax = INT_MAX / 1000},
+        {.name = "curve-secret", .type = HVN_OPT_PATH, .dest = &args->curve_secret,
+         .metavar = "CERT",
+         .help = "this host's secret certificate (hvn-keygen publisher\n"
+                 "--host HOST): connect with CURVE; needs --server-key"},
+        {.name = "server-key", .type = HVN_OPT_PATH, .dest = &args->server_key,
+         .metavar = "CERT", .help = "the broker's public certificate"},
+        {.name = NULL},
+    };
+    const hvn_opt_program_t program = {
+        .name = S_PROG,
+        .summary =
+            "Publish compute-node notifications read as JSON lines on standard input.\n"
+            "\n"
+            "Each line is one JSON object: a compute node with the payload's field names\n"
+            "as keys (uuid and every non-nullable field required, null allowed where the\n"
+            "schema allows it), or {\"uuid\": \"...\", \"deleted\": true} for a node that is\n"
+            "gone. Blank lines are ignored (but see --forget-missing). The first report\n"
+            "of a uuid sends compute_node.create, a later one compute_node.update when\n"
+            "an update-triggering field changed, nothing otherwise; a deletion sends\n"
+            "compute_node.delete. A bad line is reported on stderr and skipped.",
+        .epilogue = "SIGINT or SIGTERM stops reading; what was read is flushed for at most\n"
+                    "min(S, 5) seconds.\n"
+                    "\n"
+                    "Exit status: 0 when every line was accepted and everything was sent,\n"
+                    "1 when a line was rejected, a message could not be sent or the flush\n"
+                    "timed out, 2 on bad usage.",
+        .options = options,
+    };
+    hvn_opt_parse(&program, argc, argv);
+    if (!connect[0])
+        hvn_opt_fail(&program, "--connect is required");
+    if (!args->host)
+        hvn_opt_fail(&program, "--host is required");
+    if (args->service && strlen(args->service) + 1 + strlen(args->host) > HVN_STR_MAX)
+        hvn_opt_fail(&program, "--service and --host: service:host is over %d bytes",
+                     HVN_STR_MAX);
     if (!args->curve_secret != !args->server_key)
-        return s_usage_error("--curve-secret and --server-key go together");
+        hvn_opt_fail(&program, "--curve-secret and --server-key go together");
     if (args->forget_missing && !args->state_dir)
-        return s_usage_error("--forget-missing needs --state-dir");
-    return -1;
+        hvn_opt_fail(&program, "--forget-missing needs --state-dir");
+    for (size_t i = 0; connect[i]; i++)
+        if (hvn_cli_list_append(&args->endpoint, connect[i]) != 0)
+            hvn_opt_fail(&program, "--connect: expected one endpoint, got '%s'", connect[i]);
+    args->heartbeat_ms = (int)heartbeat_ms;
+    args->flush_ms = (int)lround(flush_s * 1000);
 }
 
 // --------------------------------------------------------------------------
@@ -288,11 +246,7 @@ static size_t s_read_input(hvn_publisher_t *pub, int flush_ms, bool forget)
 int main(int argc, char **argv)
 {
     s_args_t args;
-    int status = s_parse_args(argc, argv, &args);
-    if (status >= 0) {
-        zstr_free(&args.endpoint);
-        return status;
-    }
+    s_parse_args(argc, argv, &args);
     //  zsys_init installs the SIGINT/SIGTERM handler that sets
     //  zsys_interrupted; log lines go to stderr, stdout is for --help.
     zsys_init();
@@ -317,7 +271,7 @@ int main(int argc, char **argv)
     int flush_ms = args.flush_ms;
     if (zsys_interrupted && flush_ms > S_INTERRUPT_FLUSH_MS)
         flush_ms = S_INTERRUPT_FLUSH_MS;
-    status = rejected ? S_EXIT_FAIL : S_EXIT_OK;
+    int status = rejected ? S_EXIT_FAIL : S_EXIT_OK;
     if (hvn_publisher_flush(pub, flush_ms) != 0) {
         hvn_publisher_stats_t stats;
         hvn_publisher_stats(pub, &stats);

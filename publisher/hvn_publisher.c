@@ -1024,6 +1024,32 @@ static int s_state_open(hvn_publisher_t *self)
 // --------------------------------------------------------------------------
 //  Construction
 
+//  Returns true when text[0..len) holds a control character (below 0x20,
+//  or 0x7f), which no name on the wire may hold.
+static bool s_has_control(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+            return true;
+    return false;
+}
+
+bool hvn_publisher_host_valid(const char *host)
+{
+    //  The longest topic is "compute_node.create@<host>"
+    size_t host_max = HVN_TOPIC_MAX - strlen(HVN_EVENT_CREATE_NAME "@");
+    size_t len = host ? strlen(host) : 0;
+    return len > 0 && len <= host_max && !strchr(host, '@') && hvn_utf8_valid(host, len) &&
+           !s_has_control(host, len);
+}
+
+bool hvn_publisher_service_valid(const char *service)
+{
+    size_t len = service ? strlen(service) : 0;
+    return len > 0 && len < HVN_STR_MAX && !strchr(service, ':') &&
+           hvn_utf8_valid(service, len) && !s_has_control(service, len);
+}
+
 //  Returns 0 when the options can work, -1 (logged) when not.
 static int s_opts_check(const hvn_publisher_opts_t *opts)
 {
@@ -1031,17 +1057,16 @@ static int s_opts_check(const hvn_publisher_opts_t *opts)
         zsys_error("publisher: no endpoint");
         return -1;
     }
-    //  The longest topic is "compute_node.create@<host>"
-    size_t host_max = HVN_TOPIC_MAX - strlen(HVN_EVENT_CREATE_NAME "@");
-    if (!opts->host || !*opts->host || strlen(opts->host) > host_max || strchr(opts->host, '@') ||
-        !hvn_utf8_valid(opts->host, strlen(opts->host))) {
-        zsys_error("publisher: host must be 1..%zu bytes of UTF-8 without '@'", host_max);
+    if (!hvn_publisher_host_valid(opts->host)) {
+        zsys_error("publisher: host must be 1..%zu bytes of UTF-8 without '@' or control "
+                   "characters",
+                   HVN_TOPIC_MAX - strlen(HVN_EVENT_CREATE_NAME "@"));
         return -1;
     }
-    if (opts->service &&
-        (!*opts->service || strlen(opts->service) + 1 + strlen(opts->host) > HVN_STR_MAX ||
-         !hvn_utf8_valid(opts->service, strlen(opts->service)))) {
-        zsys_error("publisher: service must be UTF-8, and service:host at most %d bytes",
+    if (opts->service && (!hvn_publisher_service_valid(opts->service) ||
+                          strlen(opts->service) + 1 + strlen(opts->host) > HVN_STR_MAX)) {
+        zsys_error("publisher: service must be UTF-8 without ':' or control characters, and "
+                   "service:host at most %d bytes",
                    HVN_STR_MAX);
         return -1;
     }

@@ -12,7 +12,6 @@
 */
 #include <czmq.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -22,6 +21,7 @@
 #include <unistd.h>
 
 #include "hvn_cli.h"
+#include "hvn_opt.h"
 #include "hvn_replica.h"
 #include "hvn_subscriber.h"
 
@@ -29,6 +29,8 @@
 #define S_DEFAULT_CONNECT "tcp://127.0.0.1:5562"
 #define S_DEFAULT_SERVICE "tcp://127.0.0.1:5563"
 #define S_TIMEOUT_MAX_S 2000000.0 //  Longest --timeout, so milliseconds fit an int
+#define S_TIMEOUT_MIN_S 0.001     //  Shortest --timeout: the resolution is 1 ms
+#define S_TOPICS_MAX 64           //  Most --topic
 
 //  Exit codes
 #define S_EXIT_OK 0
@@ -40,18 +42,17 @@ typedef enum { S_FORMAT_JSON, S_FORMAT_TABLE } s_format_t;
 //  The command line, parsed
 typedef struct {
     char *endpoints;          //  --connect values joined with ',' (heap)
-    const char **backends;    //  --connect values (heap array, strings in argv)
-    size_t backend_count;     //  Entries in backends
-    const char **services;    //  --service values (heap array, strings in argv)
-    size_t service_count;     //  Entries in services
-    const char **topics;      //  --topic values (heap array, strings in argv)
-    size_t topic_count;       //  Entries in topics
+    const char *backends[HVN_REPLICA_BROKERS_MAX + 1]; //  --connect values (in argv)
+    size_t backend_count;                              //  Entries in backends
+    const char *services[HVN_REPLICA_BROKERS_MAX + 1]; //  --service values (in argv)
+    size_t service_count;                              //  Entries in services
+    const char *topics[S_TOPICS_MAX + 1];              //  --topic values (in argv)
+    size_t topic_count;                                //  Entries in topics
     const char *host;         //  --host, or NULL
     bool snapshot;            //  --snapshot
     bool heartbeats;          //  --heartbeats
     long count;               //  --count; 0 = unlimited
     double timeout_s;         //  --timeout; 0 = none
-    const char *timeout_arg;  //  --timeout as given, for messages
     s_format_t format;        //  --format
     long rcvhwm;              //  --rcvhwm; 0 = library default
     long heartbeat_ms;        //  --heartbeat-ms; 0 = replica default
@@ -59,207 +60,132 @@ typedef struct {
     const char *server_key;   //  --server-key
 } s_args_t;
 
-//  Returns nothing; prints the usage text on out.
-static void s_usage(FILE *out)
+//  Returns NULL when text can follow --topic, else what was expected.
+static const char *s_check_topic(const char *text)
 {
-    fprintf(out, "Usage: " S_NAME " [OPTION]...\n"
-                 "Follow compute-node notifications from hvnotify brokers; print one JSON\n"
-                 "object per line (the Nova versioned-notification envelope) on stdout.\n"
-                 "\n"
-                 "  --connect EP     broker backend endpoint; repeat for several brokers\n"
-                 "                   (default " S_DEFAULT_CONNECT ")\n"
-                 "  --service EP     broker service endpoint, for --snapshot and --format\n"
-                 "                   table; repeat, one per --connect, paired by order\n"
-                 "                   (default " S_DEFAULT_SERVICE ")\n"
-                 "  --topic PREFIX   topic prefix to follow, e.g. compute_node.update;\n"
-                 "                   repeat for several (default: everything)\n"
-                 "  --host HOST      only messages of this host (exact match)\n"
-                 "  --snapshot       keep a replica of the fleet: first print the broker's\n"
-                 "                   cached nodes, then each live notification once (also\n"
-                 "                   through two brokers); a seq gap, a heartbeat that\n"
-                 "                   disagrees, a restarted or silent broker is repaired by a\n"
-                 "                   new snapshot: the nodes it changed are printed as its\n"
-                 "                   items, the nodes it removed are logged on stderr\n"
-                 "  --count N        exit 0 after N messages printed (snapshot items count)\n"
-                 "  --timeout S      stop after S seconds without a message printed: exit 0,\n"
-                 "                   or 1 when --count was given and not reached; also the\n"
-                 "                   wait for each snapshot reply (default 5 s)\n"
-                 "  --format FORMAT  json (default) or table: the replica's fleet, one row\n"
-                 "                   per node (host, vCPUs, RAM, disk, VMs, last change),\n"
-                 "                   redrawn at most 4 times a second on a terminal, else\n"
-                 "                   printed once at exit\n"
-                 "  --heartbeats     json: print heartbeats too (default: notifications only)\n"
-                 "  --rcvhwm N       messages queued per broker before the library drops\n"
-                 "                   (default 100000); a small value makes a slow reader\n"
-                 "                   lose messages, which --snapshot then repairs\n"
-                 "  --heartbeat-ms N broker heartbeat interval assumed until a broker\n"
-                 "                   advertises its own (default 10000); silence past three\n"
-                 "                   intervals is a loss\n"
-                 "  --curve-secret CERT  this subscriber's secret certificate (hvn-keygen\n"
-                 "                   subscriber): connect with CURVE; needs --server-key\n"
-                 "  --server-key CERT    the broker's public certificate\n"
-                 "  --help           print this help and exit\n"
-                 "\n"
-                 "At exit, when anything was refused, lost or repaired, the counters go to\n"
-                 "stderr. Exit status: 0 on success (also on SIGINT/SIGTERM), 1 on failure,\n"
-                 "2 on bad usage.\n");
+    return strlen(text) <= HVN_TOPIC_MAX ? NULL : "a topic prefix of at most 255 bytes";
 }
 
-//  Returns S_EXIT_USAGE after printing a one-line error naming the option.
-static int s_bad_value(const char *option, const char *value, const char *expected)
+//  Returns NULL when text can follow --host, else what was expected.
+static const char *s_check_host(const char *text)
 {
-    fprintf(stderr, S_NAME ": invalid value '%s' for --%s (%s)\n", value, option, expected);
-    return S_EXIT_USAGE;
+    return !strchr(text, '@') && strlen(text) <= HVN_STR_MAX ? NULL
+                                                             : "a host name without '@'";
 }
 
-//  Returns 0 with *out set to the positive number of seconds in text, -1
-//  otherwise.
-static int s_parse_seconds(const char *text, double *out)
+//  Returns NULL when text is an endpoint that holds no ',', else what was
+//  expected.
+static const char *s_check_endpoint(const char *text)
 {
-    double value;
-    if (hvn_cli_parse_double(text, &value) != 0 || value <= 0 || value > S_TIMEOUT_MAX_S)
-        return -1;
-    *out = value;
-    return 0;
+    if (strchr(text, ','))
+        return "one endpoint (no ',')";
+    return hvn_opt_check_endpoint(text);
 }
 
-//  Returns 0 after adding endpoint to the backends and the comma-separated
-//  list, -1 when it is empty, holds a comma, or out of memory.
-static int s_add_endpoint(s_args_t *args, const char *endpoint)
-{
-    if (hvn_cli_list_append(&args->endpoints, endpoint) != 0)
-        return -1;
-    args->backends[args->backend_count++] = endpoint;
-    return 0;
-}
-
-//  Returns -1 when the endpoints pair up (args filled), else S_EXIT_USAGE
-//  after an error line.
-static int s_check_pairs(s_args_t *args)
+//  Returns -1 when the endpoints pair up (args filled), else exits 2 after
+//  an error line.
+static int s_check_pairs(const hvn_opt_program_t *program, s_args_t *args)
 {
     if (args->service_count == 0)
         args->services[args->service_count++] = S_DEFAULT_SERVICE;
     bool replica = args->snapshot || args->format == S_FORMAT_TABLE;
-    if (replica && args->service_count != args->backend_count) {
-        fprintf(stderr,
-                S_NAME ": %zu --connect but %zu --service: give one service per broker, "
-                       "in the same order\n",
-                args->backend_count, args->service_count);
-        return S_EXIT_USAGE;
-    }
-    if (replica && args->backend_count > HVN_REPLICA_BROKERS_MAX) {
-        fprintf(stderr, S_NAME ": at most %d brokers\n", HVN_REPLICA_BROKERS_MAX);
-        return S_EXIT_USAGE;
-    }
+    if (replica && args->service_count != args->backend_count)
+        hvn_opt_fail(program,
+                     "%zu --connect but %zu --service: give one service per broker, in the "
+                     "same order",
+                     args->backend_count, args->service_count);
     return -1;
 }
 
-//  Returns -1 when the arguments are good (args filled), else the exit code:
-//  S_EXIT_OK after --help, S_EXIT_USAGE after an error line on stderr.
+//  Returns -1 when the arguments are good (args filled), S_EXIT_FAIL when
+//  memory ran out; exits 0 after --help, 2 after an error line on stderr.
 static int s_parse_args(int argc, char *argv[], s_args_t *args)
 {
-    static const struct option options[] = {{"connect", required_argument, NULL, 'c'},
-                                            {"service", required_argument, NULL, 's'},
-                                            {"topic", required_argument, NULL, 't'},
-                                            {"host", required_argument, NULL, 'H'},
-                                            {"snapshot", no_argument, NULL, 'S'},
-                                            {"count", required_argument, NULL, 'n'},
-                                            {"timeout", required_argument, NULL, 'T'},
-                                            {"format", required_argument, NULL, 'f'},
-                                            {"heartbeats", no_argument, NULL, 'b'},
-                                            {"rcvhwm", required_argument, NULL, 'R'},
-                                            {"heartbeat-ms", required_argument, NULL, 'B'},
-                                            {"curve-secret", required_argument, NULL, 'C'},
-                                            {"server-key", required_argument, NULL, 'K'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
-    args->topics = calloc((size_t)argc, sizeof(char *));
-    args->backends = calloc((size_t)argc + 1, sizeof(char *));
-    args->services = calloc((size_t)argc + 1, sizeof(char *));
-    if (!args->topics || !args->backends || !args->services)
-        return S_EXIT_FAIL;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            if (s_add_endpoint(args, optarg) != 0)
-                return s_bad_value("connect", optarg, "an endpoint such as tcp://host:5562");
-            break;
-        case 's':
-            if (!*optarg || strchr(optarg, ','))
-                return s_bad_value("service", optarg, "an endpoint such as tcp://host:5563");
-            args->services[args->service_count++] = optarg;
-            break;
-        case 't':
-            if (strlen(optarg) > HVN_TOPIC_MAX)
-                return s_bad_value("topic", optarg, "at most 255 bytes");
-            args->topics[args->topic_count++] = optarg;
-            break;
-        case 'H':
-            if (!*optarg || strchr(optarg, '@') || strlen(optarg) > HVN_STR_MAX)
-                return s_bad_value("host", optarg, "a host name without '@'");
-            args->host = optarg;
-            break;
-        case 'S':
-            args->snapshot = true;
-            break;
-        case 'n':
-            if (hvn_cli_parse_long(optarg, 1, LONG_MAX, &args->count) != 0)
-                return s_bad_value("count", optarg, "a positive integer");
-            break;
-        case 'T':
-            if (s_parse_seconds(optarg, &args->timeout_s) != 0)
-                return s_bad_value("timeout", optarg, "a positive number of seconds");
-            args->timeout_arg = optarg;
-            break;
-        case 'f':
-            if (strcmp(optarg, "json") == 0)
-                args->format = S_FORMAT_JSON;
-            else if (strcmp(optarg, "table") == 0)
-                args->format = S_FORMAT_TABLE;
-            else
-                return s_bad_value("format", optarg, "json or table");
-            break;
-        case 'b':
-            args->heartbeats = true;
-            break;
-        case 'R':
-            if (hvn_cli_parse_long(optarg, 1, INT32_MAX, &args->rcvhwm) != 0)
-                return s_bad_value("rcvhwm", optarg, "a positive number of messages");
-            break;
-        case 'B':
-            if (hvn_cli_parse_long(optarg, 1, INT32_MAX, &args->heartbeat_ms) != 0)
-                return s_bad_value("heartbeat-ms", optarg, "a positive number of milliseconds");
-            break;
-        case 'C':
-            args->curve_secret = optarg;
-            break;
-        case 'K':
-            args->server_key = optarg;
-            break;
-        case 'h':
-            s_usage(stdout);
-            return S_EXIT_OK;
-        case ':':
-            fprintf(stderr, S_NAME ": option '%s' needs a value\n", argv[optind - 1]);
-            return S_EXIT_USAGE;
-        default:
-            fprintf(stderr, S_NAME ": unknown option '%s' (try --help)\n", argv[optind - 1]);
-            return S_EXIT_USAGE;
-        }
+    const char *format = "json";
+    long count = 0, rcvhwm = 0, heartbeat_ms = 0;
+    const hvn_opt_t options[] = {
+        {.name = "connect", .type = HVN_OPT_LIST, .dest = args->backends, .metavar = "EP",
+         .help = "broker backend endpoint; repeat for several brokers",
+         .max = HVN_REPLICA_BROKERS_MAX, .check = s_check_endpoint,
+         .default_text = S_DEFAULT_CONNECT},
+        {.name = "service", .type = HVN_OPT_LIST, .dest = args->services, .metavar = "EP",
+         .help = "broker service endpoint, for --snapshot and --format\n"
+                 "table; repeat, one per --connect, paired by order",
+         .max = HVN_REPLICA_BROKERS_MAX, .check = s_check_endpoint,
+         .default_text = S_DEFAULT_SERVICE},
+        {.name = "topic", .type = HVN_OPT_LIST, .dest = args->topics, .metavar = "PREFIX",
+         .help = "topic prefix to follow, e.g. compute_node.update;\n"
+                 "repeat for several (default: everything)",
+         .max = S_TOPICS_MAX, .check = s_check_topic},
+        {.name = "host", .type = HVN_OPT_STRING, .dest = &args->host, .metavar = "HOST",
+         .help = "only messages of this host (exact match)", .check = s_check_host},
+        {.name = "snapshot", .type = HVN_OPT_FLAG, .dest = &args->snapshot,
+         .help = "keep a replica of the fleet: first print the broker's\n"
+                 "cached nodes, then each live notification once (also\n"
+                 "through two brokers); a seq gap, a heartbeat that\n"
+                 "disagrees, a restarted or silent broker is repaired by a\n"
+                 "new snapshot: the nodes it changed are printed as its\n"
+                 "items, the nodes it removed are logged on stderr"},
+        {.name = "count", .type = HVN_OPT_INT, .dest = &count, .metavar = "N",
+         .help = "exit 0 after N messages printed (snapshot items count)", .min = 1,
+         .default_text = "no limit"},
+        {.name = "timeout", .type = HVN_OPT_DOUBLE, .dest = &args->timeout_s, .metavar = "S",
+         .help = "stop after S seconds without a message printed: exit 0,\n"
+                 "or 1 when --count was given and not reached; also the\n"
+                 "wait for each snapshot reply (5 s when not given)",
+         .dmin = S_TIMEOUT_MIN_S, .dmax = S_TIMEOUT_MAX_S, .default_text = "no timeout"},
+        {.name = "format", .type = HVN_OPT_CHOICE, .dest = &format, .metavar = "FORMAT",
+         .choices = "json|table",
+         .help = "json or table: the replica's fleet, one row per node\n"
+                 "(host, vCPUs, RAM, disk, VMs, last change), redrawn at\n"
+                 "most 4 times a second on a terminal, else printed once\nat exit"},
+        {.name = "heartbeats", .type = HVN_OPT_FLAG, .dest = &args->heartbeats,
+         .help = "json: print heartbeats too (default: notifications only)"},
+        {.name = "rcvhwm", .type = HVN_OPT_INT, .dest = &rcvhwm, .metavar = "N",
+         .help = "messages queued per broker before the library drops;\n"
+                 "a small value makes a slow reader lose messages, which\n"
+                 "--snapshot then repairs",
+         .min = 1, .max = INT32_MAX, .default_text = "100000"},
+        {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "N",
+         .help = "broker heartbeat interval assumed until a broker\n"
+                 "advertises its own; silence past three intervals is a\nloss",
+         .min = 1, .max = INT32_MAX, .default_text = "10000"},
+        {.name = "curve-secret", .type = HVN_OPT_PATH, .dest = &args->curve_secret,
+         .metavar = "CERT",
+         .help = "this subscriber's secret certificate (hvn-keygen\n"
+                 "subscriber): connect with CURVE; needs --server-key"},
+        {.name = "server-key", .type = HVN_OPT_PATH, .dest = &args->server_key,
+         .metavar = "CERT", .help = "the broker's public certificate"},
+        {.name = NULL},
+    };
+    const hvn_opt_program_t program = {
+        .name = S_NAME,
+        .summary = "Follow compute-node notifications from hvnotify brokers; print one JSON\n"
+                   "object per line (the Nova versioned-notification envelope) on stdout.",
+        .epilogue = "At exit, when anything was refused, lost or repaired, the counters go to\n"
+                    "stderr. Exit status: 0 on success (also on SIGINT/SIGTERM), 1 on failure\n"
+                    "(a broker that cannot be reached or answered), 2 on bad usage.",
+        .options = options,
+    };
+    hvn_opt_parse(&program, argc, argv);
+    if (!args->curve_secret != !args->server_key)
+        hvn_opt_fail(&program, "--curve-secret and --server-key go together");
+    args->format = strcmp(format, "table") == 0 ? S_FORMAT_TABLE : S_FORMAT_JSON;
+    args->count = count;
+    args->rcvhwm = rcvhwm;
+    args->heartbeat_ms = heartbeat_ms;
+    if (!args->backends[0])
+        args->backends[0] = S_DEFAULT_CONNECT;
+    while (args->backends[args->backend_count]) {
+        if (hvn_cli_list_append(&args->endpoints, args->backends[args->backend_count]) != 0)
+            return S_EXIT_FAIL;
+        args->backend_count++;
     }
-    if (optind < argc) {
-        fprintf(stderr, S_NAME ": unexpected argument '%s' (try --help)\n", argv[optind]);
-        return S_EXIT_USAGE;
-    }
-    if (!args->curve_secret != !args->server_key) {
-        fprintf(stderr, S_NAME ": --curve-secret and --server-key go together (try --help)\n");
-        return S_EXIT_USAGE;
-    }
-    if (!args->endpoints && s_add_endpoint(args, S_DEFAULT_CONNECT) != 0)
-        return S_EXIT_FAIL;
-    return s_check_pairs(args);
+    while (args->topics[args->topic_count])
+        args->topic_count++;
+    while (args->services[args->service_count])
+        args->service_count++;
+    return s_check_pairs(&program, args);
 }
 
 // --------------------------------------------------------------------------
@@ -457,7 +383,7 @@ static int s_finish(s_run_t *run)
     if (run->failed)
         return S_EXIT_FAIL;
     if (args->count && run->shown < args->count) {
-        fprintf(stderr, S_NAME ": timed out after %s s: got %ld of %ld\n", args->timeout_arg,
+        fprintf(stderr, S_NAME ": timed out after %g s: got %ld of %ld\n", args->timeout_s,
                 run->shown, args->count);
         return S_EXIT_FAIL;
     }
@@ -590,8 +516,5 @@ int main(int argc, char *argv[])
         hvn_subscriber_destroy(&run.sub);
     }
     free(args.endpoints);
-    free(args.topics);
-    free(args.backends);
-    free(args.services);
     return code;
 }

@@ -11,7 +11,7 @@
     libvirt unreachable with --once), 2 bad usage.
 */
 #include "hvn_agent_collect.h"
-#include "hvn_cli.h"
+#include "hvn_opt.h"
 #include "hvn_publisher.h"
 #ifdef HVN_HAVE_LIBVIRT
 #include "hvn_agent_libvirt.h"
@@ -19,7 +19,6 @@
 
 #include <czmq.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -64,128 +63,89 @@ typedef struct {
 // --------------------------------------------------------------------------
 //  Command line
 
-//  Prints the usage text to out.
-static void s_usage(FILE *out)
+#define S_CONNECT_MAX 16 //  Most --connect
+
+//  Returns NULL when text can be a host name, else what was expected.
+static const char *s_check_host(const char *text)
 {
-    fprintf(
-        out,
-        "usage: " S_NAME " --connect EP [options]\n"
-        "Reports this host's compute node to an hvn-broker every interval.\n"
-        "  --connect EP           broker frontend, e.g. tcp://broker:5561 (required);\n"
-        "                         repeat to publish to several brokers at once\n"
-        "  --host HOST            host name in topics and payload (default: short host name)\n"
-        "  --interval SECONDS     seconds between reports (default %d)\n"
-        "  --once                 report once, wait for the broker to take it, exit\n"
-        "  --state-dir DIR        node uuid and last-sent state (default " HVN_AGENT_STATE_DIR ")\n"
-        "  --instances-path PATH  disk to measure (default " HVN_AGENT_INSTANCES_PATH ", else /)\n"
-        "  --libvirt-uri URI      read running VMs and the hypervisor from libvirt,\n"
-        "                         e.g. qemu:///system or test:///default (default: no libvirt)\n"
-        "  --decommission         send the delete of this host's node, forget it, exit\n"
-        "  --heartbeat-ms MS      publisher heartbeat interval (default 10000)\n"
-        "  --curve-secret CERT    this host's secret certificate (hvn-keygen publisher\n"
-        "                         --host HOST): connect with CURVE; needs --server-key\n"
-        "  --server-key CERT      the broker's public certificate\n"
-        "  --help                 this text\n",
-        S_DEFAULT_INTERVAL);
+    return hvn_publisher_host_valid(text) ? NULL
+                                          : "a host name of UTF-8 without '@' or control characters";
 }
 
-//  Prints a one-line usage error. Returns 2, the exit code for it.
-static int s_bad_usage(const char *option, const char *what)
+//  Returns NULL when text is an endpoint without ',', else what was
+//  expected.
+static const char *s_check_endpoint(const char *text)
 {
-    fprintf(stderr, S_NAME ": %s: %s (see --help)\n", option, what);
-    return 2;
+    return strchr(text, ',') ? "one endpoint per --connect" : hvn_opt_check_endpoint(text);
 }
-//  Parses argv into args. Returns 0 to run, 2 on bad usage, or -1 when
-//  --help was printed (exit 0).
-static int s_parse_args(int argc, char **argv, s_args_t *args)
+
+//  Returns nothing; args hold the command line, or the process has exited
+//  (0 after --help, 2 on bad usage).
+static void s_parse_args(int argc, char **argv, s_args_t *args)
 {
-    static const struct option options[] = {
-        {"connect", required_argument, NULL, 'c'},
-        {"host", required_argument, NULL, 'H'},
-        {"interval", required_argument, NULL, 'i'},
-        {"once", no_argument, NULL, 'o'},
-        {"state-dir", required_argument, NULL, 's'},
-        {"instances-path", required_argument, NULL, 'p'},
-        {"libvirt-uri", required_argument, NULL, 'l'},
-        {"decommission", no_argument, NULL, 'd'},
-        {"heartbeat-ms", required_argument, NULL, 'b'},
-        {"curve-secret", required_argument, NULL, 'C'},
-        {"server-key", required_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    const char *connect[S_CONNECT_MAX + 1] = {NULL};
+    long interval_s = S_DEFAULT_INTERVAL, heartbeat_ms = 10000;
     *args = (s_args_t){.state_dir = HVN_AGENT_STATE_DIR,
-                       .instances_path = HVN_AGENT_INSTANCES_PATH,
-                       .interval_s = S_DEFAULT_INTERVAL};
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            if (!*optarg || strchr(optarg, ',') ||
-                strlen(args->endpoint) + 1 + strlen(optarg) >= sizeof(args->endpoint))
-                return s_bad_usage("--connect", "expects one endpoint per --connect");
-            if (*args->endpoint)
-                strcat(args->endpoint, ",");
-            strcat(args->endpoint, optarg);
-            break;
-        case 'H':
-            args->host = optarg;
-            break;
-        case 'o':
-            args->once = true;
-            break;
-        case 's':
-            args->state_dir = optarg;
-            break;
-        case 'p':
-            args->instances_path = optarg;
-            break;
-        case 'l':
-            args->libvirt_uri = optarg;
-            break;
-        case 'd':
-            args->decommission = true;
-            break;
-        case 'C':
-            args->curve_secret = optarg;
-            break;
-        case 'K':
-            args->server_key = optarg;
-            break;
-        case 'h':
-            s_usage(stdout);
-            return -1;
-        case 'i':
-            if (hvn_cli_parse_int(optarg, 1, 86400, &args->interval_s) != 0)
-                return s_bad_usage("--interval", "expects whole seconds from 1 to 86400");
-            break;
-        case 'b':
-            if (hvn_cli_parse_int(optarg, 1, 3600000, &args->heartbeat_ms) != 0)
-                return s_bad_usage("--heartbeat-ms", "expects milliseconds from 1 to 3600000");
-            break;
-        case ':':
-            return s_bad_usage(argv[optind - 1], "needs a value");
-        default:
-            return s_bad_usage(argv[optind - 1], "unknown option");
-        }
-    }
-    if (optind < argc)
-        return s_bad_usage(argv[optind], "unexpected argument");
-    if (!*args->endpoint)
-        return s_bad_usage("--connect", "is required");
-    if (args->host && (!*args->host || strchr(args->host, '@') || strlen(args->host) > HVN_STR_MAX))
-        return s_bad_usage("--host", "expects 1 to 255 bytes without '@'");
-    if (!*args->state_dir)
-        return s_bad_usage("--state-dir", "expects a directory");
+                       .instances_path = HVN_AGENT_INSTANCES_PATH};
+    const hvn_opt_t options[] = {
+        {.name = "connect", .type = HVN_OPT_LIST, .dest = connect, .metavar = "EP",
+         .help = "broker frontend, e.g. tcp://broker:5561 (required);\n"
+                 "repeat to publish to several brokers at once",
+         .max = S_CONNECT_MAX, .check = s_check_endpoint},
+        {.name = "host", .type = HVN_OPT_STRING, .dest = &args->host, .metavar = "HOST",
+         .help = "host name in topics and payload", .check = s_check_host,
+         .default_text = "the short host name"},
+        {.name = "interval", .type = HVN_OPT_INT, .dest = &interval_s, .metavar = "SECONDS",
+         .help = "seconds between reports", .min = 1, .max = 86400},
+        {.name = "once", .type = HVN_OPT_FLAG, .dest = &args->once,
+         .help = "report once, wait for the broker to take it, exit"},
+        {.name = "state-dir", .type = HVN_OPT_PATH, .dest = &args->state_dir, .metavar = "DIR",
+         .help = "node uuid and last-sent state"},
+        {.name = "instances-path", .type = HVN_OPT_PATH, .dest = &args->instances_path,
+         .metavar = "PATH", .help = "disk to measure (else /)"},
+        {.name = "libvirt-uri", .type = HVN_OPT_STRING, .dest = &args->libvirt_uri,
+         .metavar = "URI",
+         .help = "read running VMs and the hypervisor from libvirt,\n"
+                 "e.g. qemu:///system or test:///default",
+         .default_text = "no libvirt"},
+        {.name = "decommission", .type = HVN_OPT_FLAG, .dest = &args->decommission,
+         .help = "send the delete of this host's node, forget it, exit"},
+        {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
+         .help = "publisher heartbeat interval", .min = 1, .max = 3600000},
+        {.name = "curve-secret", .type = HVN_OPT_PATH, .dest = &args->curve_secret,
+         .metavar = "CERT",
+         .help = "this host's secret certificate (hvn-keygen publisher\n"
+                 "--host HOST): connect with CURVE; needs --server-key"},
+        {.name = "server-key", .type = HVN_OPT_PATH, .dest = &args->server_key,
+         .metavar = "CERT", .help = "the broker's public certificate"},
+        {.name = NULL},
+    };
+    const hvn_opt_program_t program = {
+        .name = S_NAME,
+        .summary = "Report this host's compute node to an hvn-broker every interval.",
+        .epilogue = "Runs in the foreground and logs to stderr; SIGINT or SIGTERM flushes and\n"
+                    "stops it. Exit status: 0 on success, 1 when it cannot run (state\n"
+                    "directory, publisher, a broker that never took --once), 2 on bad usage.",
+        .options = options,
+    };
+    hvn_opt_parse(&program, argc, argv);
+    if (!connect[0])
+        hvn_opt_fail(&program, "--connect is required");
     if (!args->curve_secret != !args->server_key)
-        return s_bad_usage(args->curve_secret ? "--curve-secret" : "--server-key",
-                           "needs the other of --curve-secret and --server-key");
+        hvn_opt_fail(&program, "--curve-secret and --server-key go together");
 #ifndef HVN_HAVE_LIBVIRT
     if (args->libvirt_uri)
-        return s_bad_usage("--libvirt-uri", "this hvn-agent was built without libvirt");
+        hvn_opt_fail(&program, "--libvirt-uri: this hvn-agent was built without libvirt");
 #endif
-    return 0;
+    for (size_t i = 0; connect[i]; i++) {
+        if (strlen(args->endpoint) + 1 + strlen(connect[i]) >= sizeof(args->endpoint))
+            hvn_opt_fail(&program, "--connect: the endpoints are too long together");
+        if (*args->endpoint)
+            strcat(args->endpoint, ",");
+        strcat(args->endpoint, connect[i]);
+    }
+    args->interval_s = (int)interval_s;
+    args->heartbeat_ms = (int)heartbeat_ms;
 }
 
 // --------------------------------------------------------------------------
@@ -404,9 +364,7 @@ static int s_decommission(s_agent_t *self)
 int main(int argc, char **argv)
 {
     s_agent_t agent = {0};
-    int rc = s_parse_args(argc, argv, &agent.args);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    s_parse_args(argc, argv, &agent.args);
 
     zsys_init();
     zsys_set_logident(S_NAME);
@@ -429,6 +387,7 @@ int main(int argc, char **argv)
     if (s_open_publisher(&agent) != 0)
         return 1;
 
+    int rc;
     if (agent.args.decommission)
         rc = s_decommission(&agent);
     else if (agent.args.once)

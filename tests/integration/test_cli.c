@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,11 @@ Test(cli, bad_usage_exits_2_naming_the_problem)
         {{"hvn-sub", "--timeout", "soon", NULL}, "timeout"},
         {{"hvn-sub", "--format", "xml", NULL}, "format"},
         {{"hvn-sub", "stray", NULL}, "stray"},
+        {{"hvn-sub", "--timeout", "0.0004", NULL}, "timeout"},
+        {{"hvn-pub", "--connect", "tcp://127.0.0.1:1", "--host", "h", "--service", "a:b", NULL},
+         "service"},
+        {{"hvn-agent", "--connect", "tcp://127.0.0.1:1", "--interval", "0", NULL}, "interval"},
+        {{"hvn-keygen", "admin", NULL}, "admin"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         s_bad_case_t *bad = &cases[i];
@@ -75,6 +81,50 @@ Test(cli, help_exits_0_and_lists_every_option)
         for (size_t o = 0; programs[p].options[o]; o++)
             cr_expect(strstr(out, programs[p].options[o]) != NULL, "%s --help lacks %s",
                       programs[p].program, programs[p].options[o]);
+        free(err);
+        free(out);
+    }
+}
+
+//  Returns the text of a file (caller frees), or NULL.
+static char *s_slurp(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return NULL;
+    char *text = calloc(1, 1 << 20);
+    size_t n = fread(text, 1, (1 << 20) - 1, file);
+    text[n] = '\0';
+    fclose(file);
+    return text;
+}
+
+Test(cli, every_option_of_help_is_in_the_manual_page)
+{
+    const char *programs[] = {"hvn-broker", "hvn-pub", "hvn-sub", "hvn-agent", "hvn-keygen"};
+    for (size_t p = 0; p < sizeof(programs) / sizeof(programs[0]); p++) {
+        const char *argv[] = {programs[p], "--help", NULL};
+        char *err = NULL, *out = NULL;
+        cr_assert_eq(s_run(argv, &err, &out), 0, "%s --help", programs[p]);
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/../man/%s.1", HVN_BIN_DIR, programs[p]);
+        char *page = s_slurp(path);
+        cr_assert_not_null(page, "no manual page %s", path);
+        size_t options = 0;
+        //  Each option line of --help starts "  --name"; help2man writes it "\-\-name"
+        for (char *line = strstr(out, "\n  --"); line; line = strstr(line + 1, "\n  --")) {
+            char name[64], roff[160];
+            if (sscanf(line + 5, "%63[a-z0-9-]", name) != 1)
+                continue;
+            char *w = roff;
+            w += sprintf(w, "\\-\\-");
+            for (const char *c = name; *c; c++)
+                w += *c == '-' ? sprintf(w, "\\-") : sprintf(w, "%c", *c);
+            cr_expect(strstr(page, roff) != NULL, "%s.1 lacks --%s", programs[p], name);
+            options++;
+        }
+        cr_expect_gt(options, 2, "%s: options read from --help", programs[p]);
+        free(page);
         free(err);
         free(out);
     }

@@ -69,13 +69,33 @@ install(FILES ${hvn_public_headers} DESTINATION ${hvn_pkg_includedir})
 # --------------------------------------------------------------------------
 # Programs, each as it lands; they find libhvn beside them through $ORIGIN
 
-foreach(prog hvn-broker hvn-pub hvn-sub hvn-agent hvn-keygen)
+# Every program built, and its manual page, written at build time from its
+# --help (help2man), which the program's option table generates.
+set(hvn_programs hvn-broker hvn-pub hvn-sub hvn-agent hvn-keygen hvn-index hvn-bridge)
+find_program(HVN_HELP2MAN help2man)
+set(hvn_man_pages "")
+foreach(prog ${hvn_programs})
   if(TARGET ${prog})
     set_target_properties(${prog} PROPERTIES
                           INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
     install(TARGETS ${prog} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+    if(HVN_HELP2MAN)
+      set(page ${CMAKE_BINARY_DIR}/man/${prog}.1)
+      add_custom_command(OUTPUT ${page}
+        COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
+        COMMAND ${CMAKE_SOURCE_DIR}/cmake/man.sh ${HVN_HELP2MAN} $<TARGET_FILE:${prog}> ${page}
+        DEPENDS ${prog} ${CMAKE_SOURCE_DIR}/cmake/man.sh
+        COMMENT "Writing the manual page of ${prog}" VERBATIM)
+      list(APPEND hvn_man_pages ${page})
+    endif()
   endif()
 endforeach()
+if(HVN_HELP2MAN)
+  add_custom_target(man ALL DEPENDS ${hvn_man_pages})
+  install(FILES ${hvn_man_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+else()
+  message(STATUS "help2man not found: no manual pages (scripts/deps.sh installs it)")
+endif()
 
 # --------------------------------------------------------------------------
 # pkg-config and CMake package files

@@ -37,13 +37,13 @@
 */
 #include <hvn_publisher.h>
 #include <hvn_replica.h>
+#include "hvn_opt.h"
 #include <hvn_subscriber.h>
 
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -1023,77 +1023,39 @@ static int s_converge(s_chaos_t *self, int64_t deadline, int64_t quiet_ms, int64
 // --------------------------------------------------------------------------
 //  Options
 
-//  Returns nothing; prints the usage text on out.
-static void s_usage(FILE *out)
+//  Returns NULL when text lists fault kinds (comma-separated) or is
+//  "none", else what was expected.
+static const char *s_check_faults(const char *text)
 {
-    fprintf(out,
-            "Usage: " S_PROG " [OPTION]...\n"
-            "Change compute nodes at random through libhvn publishers and real hvn-broker\n"
-            "processes while killing and restarting brokers, subscribers and publishers;\n"
-            "then check that every subscriber's view equals the truth, field for field.\n"
-            "\n"
-            "  --publishers N     publishers in this process (default 5)\n"
-            "  --nodes M          nodes per publisher (default 20)\n"
-            "  --seconds T        length of the chaos phase (default 30)\n"
-            "  --brokers 1|2      hvn-broker processes (default 1)\n"
-            "  --subscribers S    subscribers following the fleet (default 3)\n"
-            "  --seed X           random seed (default: from the clock; printed)\n"
-            "  --heartbeat-ms MS  heartbeat interval of publishers and brokers (default 1000)\n"
-            "  --rate R           node changes per second, all publishers (default 500)\n"
-            "  --fault-ms MS      mean interval between faults (default 1500)\n"
-            "  --down-ms MS       longest down time of a killed component (default 2000)\n"
-            "  --settle-ms MS     longest wait for convergence at the end (default 30000)\n"
-            "  --faults LIST      kinds to inject, comma-separated: broker, stall,\n"
-            "                     subscriber, publisher, or none (default all)\n"
-            "  --broker PATH      hvn-broker program (default: next to this program)\n"
-            "  --keep             keep the temporary directory (broker logs, publisher\n"
-            "                     state) and print it; kept anyway when the run fails\n"
-            "  --verbose          log every fault, and progress every second\n"
-            "  --help             show this help and exit\n"
-            "\n"
-            "Exit status: 0 when every view equals the truth and every subscriber repaired\n"
-            "the losses it detected, 1 otherwise, 2 on bad usage.\n");
-}
-
-//  Returns nothing; prints "chaos: <message>" on stderr and exits 2.
-static void s_bad_usage(const char *option, const char *what, const char *value)
-{
-    fprintf(stderr, S_PROG ": %s: %s, got '%s' (try --help)\n", option, what, value);
-    exit(2);
-}
-
-//  Returns text as a whole number from lo to hi; exits 2 otherwise.
-static int64_t s_parse_int(const char *option, const char *text, int64_t lo, int64_t hi)
-{
-    char what[96];
-    snprintf(what, sizeof(what), "expected a whole number from %" PRId64 " to %" PRId64, lo, hi);
-    char *end = NULL;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
-        s_bad_usage(option, what, text);
-    return (int64_t)value;
-}
-
-//  Returns nothing; sets the fault kinds from a comma-separated list, or
-//  exits 2.
-static void s_parse_faults(s_config_t *config, const char *text)
-{
-    memset(config->faults, 0, sizeof(config->faults));
+    static const char *expected = "a list of broker, stall, subscriber, publisher, or none";
     if (streq(text, "none"))
-        return;
-    char *copy = strdup(text);
-    assert(copy);
-    char *save = NULL;
-    for (char *word = strtok_r(copy, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
+        return NULL;
+    for (const char *p = text; *p;) {
+        size_t len = strcspn(p, ",");
         int k = 0;
-        while (k < S_FAULT_COUNT && !streq(word, s_fault_names[k]))
+        while (k < S_FAULT_COUNT &&
+               !(strlen(s_fault_names[k]) == len && strncmp(p, s_fault_names[k], len) == 0))
             k++;
         if (k == S_FAULT_COUNT)
-            s_bad_usage("--faults", "expected broker, stall, subscriber, publisher or none", word);
-        config->faults[k] = true;
+            return expected;
+        p += len;
+        if (*p == ',' && *++p == '\0')
+            return expected;
     }
-    free(copy);
+    return NULL;
+}
+
+//  Returns nothing; sets the fault kinds from a list s_check_faults() took.
+static void s_set_faults(s_config_t *config, const char *text)
+{
+    memset(config->faults, 0, sizeof(config->faults));
+    for (const char *p = text; *p && !streq(text, "none");) {
+        size_t len = strcspn(p, ",");
+        for (int k = 0; k < S_FAULT_COUNT; k++)
+            if (strlen(s_fault_names[k]) == len && strncmp(p, s_fault_names[k], len) == 0)
+                config->faults[k] = true;
+        p += len + (p[len] == ',');
+    }
 }
 
 //  Returns the path of hvn-broker next to this program, in a static buffer.
@@ -1113,126 +1075,76 @@ static const char *s_default_broker(void)
 //  process has exited (0 after --help, 2 on bad usage).
 static void s_parse_args(int argc, char **argv, s_config_t *config)
 {
-    enum {
-        O_PUBLISHERS = 1,
-        O_NODES,
-        O_SECONDS,
-        O_BROKERS,
-        O_SUBSCRIBERS,
-        O_SEED,
-        O_HEARTBEAT,
-        O_RATE,
-        O_FAULT_MS,
-        O_DOWN_MS,
-        O_SETTLE_MS,
-        O_FAULTS,
-        O_BROKER,
-        O_KEEP,
-        O_VERBOSE,
-        O_HELP
+    long publishers = 5, nodes = 20, seconds = 30, brokers = 1, subscribers = 3;
+    long seed = (long)(((uint64_t)zclock_time() ^ ((uint64_t)getpid() << 32)) & INT64_MAX);
+    long heartbeat_ms = 1000, rate = 500, fault_ms = 1500, down_ms = 2000, settle_ms = 30000;
+    const char *faults = "broker,stall,subscriber,publisher";
+    *config = (s_config_t){.broker_path = NULL};
+    const hvn_opt_t options[] = {
+        {.name = "publishers", .type = HVN_OPT_INT, .dest = &publishers, .metavar = "N",
+         .help = "publishers in this process", .min = 1, .max = 1000},
+        {.name = "nodes", .type = HVN_OPT_INT, .dest = &nodes, .metavar = "M",
+         .help = "nodes per publisher", .min = 1, .max = 100000},
+        {.name = "seconds", .type = HVN_OPT_INT, .dest = &seconds, .metavar = "T",
+         .help = "length of the chaos phase", .min = 1, .max = 86400},
+        {.name = "brokers", .type = HVN_OPT_INT, .dest = &brokers, .metavar = "N",
+         .help = "hvn-broker processes", .min = 1, .max = S_MAX_BROKERS},
+        {.name = "subscribers", .type = HVN_OPT_INT, .dest = &subscribers, .metavar = "S",
+         .help = "subscribers following the fleet", .min = 1, .max = 100},
+        {.name = "seed", .type = HVN_OPT_INT, .dest = &seed, .metavar = "X",
+         .help = "random seed (printed)", .min = 0, .max = LONG_MAX,
+         .default_text = "from the clock"},
+        {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
+         .help = "heartbeat interval of publishers and brokers", .min = 10, .max = 600000},
+        {.name = "rate", .type = HVN_OPT_INT, .dest = &rate, .metavar = "R",
+         .help = "node changes per second, all publishers", .min = 1, .max = 1000000},
+        {.name = "fault-ms", .type = HVN_OPT_INT, .dest = &fault_ms, .metavar = "MS",
+         .help = "mean interval between faults", .min = 2, .max = 3600000},
+        {.name = "down-ms", .type = HVN_OPT_INT, .dest = &down_ms, .metavar = "MS",
+         .help = "longest down time of a killed component", .min = 0, .max = 3600000},
+        {.name = "settle-ms", .type = HVN_OPT_INT, .dest = &settle_ms, .metavar = "MS",
+         .help = "longest wait for convergence at the end", .min = 1, .max = 3600000},
+        {.name = "faults", .type = HVN_OPT_STRING, .dest = &faults, .metavar = "LIST",
+         .help = "kinds to inject, comma-separated: broker, stall,\n"
+                 "subscriber, publisher, or none",
+         .check = s_check_faults, .default_text = "all"},
+        {.name = "broker", .type = HVN_OPT_PATH, .dest = &config->broker_path, .metavar = "PATH",
+         .help = "hvn-broker program", .default_text = "next to this program"},
+        {.name = "keep", .type = HVN_OPT_FLAG, .dest = &config->keep,
+         .help = "keep the temporary directory (broker logs, publisher\n"
+                 "state) and print it; kept anyway when the run fails"},
+        {.name = "verbose", .type = HVN_OPT_FLAG, .dest = &config->verbose,
+         .help = "log every fault, and progress every second"},
+        {.name = NULL},
     };
-    static const struct option options[] = {
-        {"publishers", required_argument, NULL, O_PUBLISHERS},
-        {"nodes", required_argument, NULL, O_NODES},
-        {"seconds", required_argument, NULL, O_SECONDS},
-        {"brokers", required_argument, NULL, O_BROKERS},
-        {"subscribers", required_argument, NULL, O_SUBSCRIBERS},
-        {"seed", required_argument, NULL, O_SEED},
-        {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
-        {"rate", required_argument, NULL, O_RATE},
-        {"fault-ms", required_argument, NULL, O_FAULT_MS},
-        {"down-ms", required_argument, NULL, O_DOWN_MS},
-        {"settle-ms", required_argument, NULL, O_SETTLE_MS},
-        {"faults", required_argument, NULL, O_FAULTS},
-        {"broker", required_argument, NULL, O_BROKER},
-        {"keep", no_argument, NULL, O_KEEP},
-        {"verbose", no_argument, NULL, O_VERBOSE},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
+    const hvn_opt_program_t program = {
+        .name = S_PROG,
+        .summary = "Change compute nodes at random through libhvn publishers and real hvn-broker\n"
+                   "processes while killing and restarting brokers, subscribers and publishers;\n"
+                   "then check that every subscriber's view equals the truth, field for field.",
+        .epilogue = "Exit status: 0 when every view equals the truth and every subscriber repaired\n"
+                    "the losses it detected, 1 otherwise, 2 on bad usage.",
+        .options = options,
     };
-    *config = (s_config_t){.publishers = 5,
-                           .nodes = 20,
-                           .seconds = 30,
-                           .brokers = 1,
-                           .subscribers = 3,
-                           .seed = (uint64_t)zclock_time() ^ ((uint64_t)getpid() << 32),
-                           .heartbeat_ms = 1000,
-                           .rate = 500,
-                           .fault_ms = 1500,
-                           .down_ms = 2000,
-                           .settle_ms = 30000,
-                           .faults = {true, true, true, true},
-                           .broker_path = NULL};
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (opt) {
-        case O_PUBLISHERS:
-            config->publishers = (int)s_parse_int("--publishers", optarg, 1, 1000);
-            break;
-        case O_NODES:
-            config->nodes = (int)s_parse_int("--nodes", optarg, 1, 100000);
-            break;
-        case O_SECONDS:
-            config->seconds = (int)s_parse_int("--seconds", optarg, 1, 86400);
-            break;
-        case O_BROKERS:
-            config->brokers = (int)s_parse_int("--brokers", optarg, 1, S_MAX_BROKERS);
-            break;
-        case O_SUBSCRIBERS:
-            config->subscribers = (int)s_parse_int("--subscribers", optarg, 1, 100);
-            break;
-        case O_SEED:
-            config->seed = (uint64_t)s_parse_int("--seed", optarg, 0, INT64_MAX);
-            break;
-        case O_HEARTBEAT:
-            config->heartbeat_ms = (int)s_parse_int("--heartbeat-ms", optarg, 10, 600000);
-            break;
-        case O_RATE:
-            config->rate = (int)s_parse_int("--rate", optarg, 1, 1000000);
-            break;
-        case O_FAULT_MS:
-            config->fault_ms = (int)s_parse_int("--fault-ms", optarg, 2, 3600000);
-            break;
-        case O_DOWN_MS:
-            config->down_ms = (int)s_parse_int("--down-ms", optarg, 0, 3600000);
-            break;
-        case O_SETTLE_MS:
-            config->settle_ms = (int)s_parse_int("--settle-ms", optarg, 1, 3600000);
-            break;
-        case O_FAULTS:
-            s_parse_faults(config, optarg);
-            break;
-        case O_BROKER:
-            config->broker_path = optarg;
-            break;
-        case O_KEEP:
-            config->keep = true;
-            break;
-        case O_VERBOSE:
-            config->verbose = true;
-            break;
-        case 'h':
-        case O_HELP:
-            s_usage(stdout);
-            exit(0);
-        case ':':
-            fprintf(stderr, S_PROG ": %s: missing value (try --help)\n", argv[optind - 1]);
-            exit(2);
-        default:
-            fprintf(stderr, S_PROG ": unknown option '%s' (try --help)\n", argv[optind - 1]);
-            exit(2);
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, S_PROG ": unexpected argument '%s' (try --help)\n", argv[optind]);
-        exit(2);
-    }
+    hvn_opt_parse(&program, argc, argv);
+    config->publishers = (int)publishers;
+    config->nodes = (int)nodes;
+    config->seconds = (int)seconds;
+    config->brokers = (int)brokers;
+    config->subscribers = (int)subscribers;
+    config->seed = (uint64_t)seed;
+    config->heartbeat_ms = (int)heartbeat_ms;
+    config->rate = (int)rate;
+    config->fault_ms = (int)fault_ms;
+    config->down_ms = (int)down_ms;
+    config->settle_ms = (int)settle_ms;
+    s_set_faults(config, faults);
     config->seed &= INT64_MAX; //  Printable and accepted back by --seed
     if (!config->broker_path)
         config->broker_path = s_default_broker();
     if (access(config->broker_path, X_OK) != 0)
-        s_bad_usage("--broker", "expected an executable hvn-broker", config->broker_path);
+        hvn_opt_fail(&program, "--broker: expected an executable hvn-broker, got '%s'",
+                     config->broker_path);
 }
 
 // --------------------------------------------------------------------------

@@ -13,6 +13,7 @@
     collapses into one queued update that carries the node as it is now.
 */
 #include "hvn_publisher.h"
+#include "hvn_curve.h"
 
 #include "hvn_redial.h"
 
@@ -1092,29 +1093,17 @@ static int s_curve_apply(zsock_t *xpub, const hvn_publisher_opts_t *opts)
 {
     if (!opts->curve_secret)
         return 0;
-    static const uint8_t zero[32] = {0};
-    zcert_t *client = zcert_load(opts->curve_secret);
-    zcert_t *server = zcert_load(opts->curve_server);
-    int rc = -1;
-    if (!client || memcmp(zcert_secret_key(client), zero, 32) == 0)
-        zsys_error("publisher: '%s' is not a readable secret certificate", opts->curve_secret);
-    else if (!server)
-        zsys_error("publisher: cannot load broker certificate '%s'", opts->curve_server);
-    else {
-        //  The broker refuses every message for a host other than the one
-        //  the certificate names: say so now rather than leave it silent
-        const char *bound = zcert_meta(client, "host");
-        if (bound && !streq(bound, opts->host))
-            zsys_warning("publisher: certificate '%s' is bound to host '%s', not '%s': the "
-                         "broker will refuse what this publisher sends",
-                         opts->curve_secret, bound, opts->host);
-        zcert_apply(client, xpub);
-        zsock_set_curve_serverkey(xpub, zcert_public_txt(server));
-        rc = 0;
-    }
-    zcert_destroy(&client);
-    zcert_destroy(&server);
-    return rc;
+    char bound[HVN_STR_MAX + 1];
+    if (hvn_curve_client_apply(xpub, opts->curve_secret, opts->curve_server, "publisher", bound,
+                               sizeof(bound)) != 0)
+        return -1;
+    //  The broker refuses every message for a host other than the one the
+    //  certificate names: say so now rather than leave it silent
+    if (*bound && !streq(bound, opts->host))
+        zsys_warning("publisher: certificate '%s' is bound to host '%s', not '%s': the "
+                     "broker will refuse what this publisher sends",
+                     opts->curve_secret, bound, opts->host);
+    return 0;
 }
 
 //  Returns 0 with self->xpub set up, watched by self->redial and

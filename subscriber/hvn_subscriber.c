@@ -8,6 +8,7 @@
     and the caller knows to snapshot again.
 */
 #include "hvn_subscriber.h"
+#include "hvn_curve.h"
 
 #include "hvn_instances.h"
 #include "hvn_redial.h"
@@ -67,22 +68,8 @@ static int s_apply_curve(hvn_subscriber_t *self, zsock_t *sock)
 {
     if (!self->curve_secret)
         return 0;
-    static const uint8_t zero[32] = {0};
-    zcert_t *client = zcert_load(self->curve_secret);
-    zcert_t *server = zcert_load(self->curve_server);
-    int rc = -1;
-    if (!client || memcmp(zcert_secret_key(client), zero, 32) == 0)
-        zsys_error("subscriber: '%s' is not a readable secret certificate", self->curve_secret);
-    else if (!server)
-        zsys_error("subscriber: cannot load broker certificate '%s'", self->curve_server);
-    else {
-        zcert_apply(client, sock);
-        zsock_set_curve_serverkey(sock, zcert_public_txt(server));
-        rc = 0;
-    }
-    zcert_destroy(&client);
-    zcert_destroy(&server);
-    return rc;
+    return hvn_curve_client_apply(sock, self->curve_secret, self->curve_server, "subscriber",
+                                  NULL, 0);
 }
 
 //  Returns nothing; closes the first count parts.

@@ -96,7 +96,22 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
   timeout 30 "$prefix/bin/hvn-sub" --connect "tcp://127.0.0.1:$be" --topic compute_node. \
       --count 4 --timeout 20 >"$prefix/sub.out" 2>"$prefix/sub.log" &
   sub=$!
-  sleep 1
+  # hvn-sub's subscription must reach the broker before embed publishes:
+  # wait until the broker's STATS counts it
+  /usr/bin/python3 - "tcp://127.0.0.1:$sv" <<'PY' || fail "hvn-sub's subscription never reached the broker"
+import sys, time, zmq, msgpack
+sock = zmq.Context().socket(zmq.DEALER)
+sock.connect(sys.argv[1])
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    sock.send(b"STATS")
+    if sock.poll(1000):
+        word, body = sock.recv_multipart()[:2]
+        if word == b"STATS" and msgpack.unpackb(body).get("subscriptions", 0) >= 1:
+            sys.exit(0)
+    time.sleep(0.05)
+sys.exit(1)
+PY
   bin=embed
   [ -x "$prefix/embed-static" ] && bin=embed-static
   timeout 20 "$prefix/$bin" --connect "tcp://127.0.0.1:$fe" --rounds 3 --require-broker \

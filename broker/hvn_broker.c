@@ -41,6 +41,7 @@
 #define S_BATCH_FRONTEND 1024
 #define S_BATCH_BACKEND 1024
 #define S_BATCH_SERVICE 64
+#define S_BATCH_MONITOR 1024
 
 //  Longest sleep in zmq_poll. A signal interrupts the poll anyway; the bound
 //  makes sure zsys_interrupted is seen even if the signal went elsewhere.
@@ -130,8 +131,9 @@ struct _hvn_broker_t {
     zsock_t *backend;                  //  XPUB, bound; subscribers connect
     zsock_t *service;                  //  ROUTER, bound; snapshot and stats
     zmq_pollitem_t items[6];           //  The three sockets' libzmq handles, then the monitors
-    int nitems;                        //  Items polled: 3, or 6 with CURVE on
-    zsock_t *monitor[3];               //  CURVE on: PAIRs reading the sockets' handshake failures
+    int nitems;                        //  Items polled: 6
+    zsock_t *monitor[3];               //  PAIRs reading the sockets' events (s_handle_monitor)
+    int track_conns;                   //  Backend not inproc: subscriptions counted per connection
     char *endpoint[3];                 //  Resolved bound endpoints, same order
     char name[HVN_TOPIC_MAX + 1];      //  Broker name, hvn.broker@<name>
     char id[HVN_UUID_STR_LEN + 1];     //  Instance id as UUID text
@@ -161,6 +163,7 @@ struct _hvn_broker_t {
     size_t max_topic_size;             //  Longest topic accepted
     s_ratelog_t log_limits;            //  Limits hit
     s_ratelog_t log_handshakes;        //  Handshakes failed before ZAP
+    s_ratelog_t log_accept;            //  Connections libzmq could not accept
     hvn_broker_stats_t stats;          //  Counters, as STATS reports them
     hvn_stats_t *report;               //  The counters as rows, for STATS and the log
     s_ratelog_t log_service;           //  Refused service requests
@@ -201,6 +204,7 @@ static const struct {
     {"limited_subscriptions", offsetof(hvn_broker_stats_t, limited_subscriptions)},
     {"limited_snapshots", offsetof(hvn_broker_stats_t, limited_snapshots)},
     {"handshakes_failed", offsetof(hvn_broker_stats_t, handshakes_failed)},
+    {"accept_failed", offsetof(hvn_broker_stats_t, accept_failed)},
 };
 #define S_COUNTERS (sizeof(s_counters) / sizeof(s_counters[0]))
 
@@ -670,27 +674,45 @@ static void s_subscription(hvn_broker_t *self, zmq_msg_t *frame)
         return;
     void *backend = self->items[S_BACKEND].socket;
     const char *peer = s_peer(frame);
+    //  A frame libzmq made up for a disconnect has no metadata, names no
+    //  peer and no connection
+    int from_peer = zmq_msg_gets(frame, "Socket-Type") != NULL;
+    int conn = self->track_conns && from_peer ? zmq_msg_get(frame, ZMQ_SRCFD) : -1;
     if (data[0] == 0) {
         //  libzmq ignores this for a disconnect's unsubscribe (no last
-        //  connection then); such a frame has no metadata, so names no peer
+        //  connection then)
         zmq_setsockopt(backend, ZMQ_UNSUBSCRIBE, data + 1, size - 1);
-        hvn_sublimit_unsubscribe(self->sublimit, zmq_msg_gets(frame, "Socket-Type") ? peer : NULL,
-                                 data + 1, size - 1);
+        if (conn >= 0)
+            hvn_sublimit_unsubscribe_conn(self->sublimit, conn, data + 1, size - 1);
+        else if (!self->track_conns)
+            hvn_sublimit_unsubscribe(self->sublimit, from_peer ? peer : NULL, data + 1,
+                                     size - 1);
+        //  else: the connection's close (s_handle_monitor) released it
     } else if (self->auth && !hvn_auth_subscriber_known(self->auth, peer)) {
         //  The handshake let the key in; its certificate was removed since,
         //  with this connection still open: it gets no new prefix
         self->stats.limited_subscriptions++;
         s_limit_log(self, "subscription from a key no longer in --subscribers-dir not applied",
                     peer, self->stats.limited_subscriptions);
-    } else if (hvn_sublimit_subscribe(self->sublimit, peer, data + 1, size - 1) == 1) {
-        if (zmq_setsockopt(backend, ZMQ_SUBSCRIBE, data + 1, size - 1) != 0)
-            hvn_sublimit_unsubscribe(self->sublimit, peer, data + 1, size - 1);
     } else {
-        self->stats.limited_subscriptions++;
-        s_limit_log(self,
-                    size - 1 > HVN_TOPIC_MAX ? "subscription longer than any topic not applied"
-                                             : "subscription past --max-subscriptions not applied",
-                    peer, self->stats.limited_subscriptions);
+        int rc = conn >= 0
+                     ? hvn_sublimit_subscribe_conn(self->sublimit, peer, conn, data + 1, size - 1)
+                     : hvn_sublimit_subscribe(self->sublimit, peer, data + 1, size - 1);
+        if (rc == 1 || rc == 2) {
+            if (zmq_setsockopt(backend, ZMQ_SUBSCRIBE, data + 1, size - 1) != 0 && rc == 1) {
+                if (conn >= 0)
+                    hvn_sublimit_unsubscribe_conn(self->sublimit, conn, data + 1, size - 1);
+                else
+                    hvn_sublimit_unsubscribe(self->sublimit, peer, data + 1, size - 1);
+            }
+        } else {
+            self->stats.limited_subscriptions++;
+            s_limit_log(self,
+                        size - 1 > HVN_TOPIC_MAX
+                            ? "subscription longer than any topic not applied"
+                            : "subscription past --max-subscriptions not applied",
+                        peer, self->stats.limited_subscriptions);
+        }
     }
     self->stats.subscriptions = (int64_t)hvn_sublimit_total(self->sublimit);
 }
@@ -1088,16 +1110,33 @@ static void s_handle_timer(hvn_broker_t *self)
 // --------------------------------------------------------------------------
 //  Monitors: handshakes that fail before ZAP is asked
 
-//  Returns nothing; the handshake failures reported on monitor `which`
-//  (a batch) are counted and logged, rate-limited. These are clients that
-//  speak plain text to a CURVE socket, or hold a wrong broker key, or do
-//  not speak ZMTP: libzmq drops them before any ZAP request, so
-//  auth_denied_* does not see them.
+//  Returns nothing; one connection libzmq could not accept (errno err:
+//  out of file descriptors, most often) is counted and logged,
+//  rate-limited. libzmq retries the accept at once, so while descriptors
+//  are short this fires as fast as it can spin; the log line and the
+//  counter are how an operator sees it.
+static void s_accept_failed(hvn_broker_t *self, const char *where, uint32_t err)
+{
+    self->stats.accept_failed++;
+    uint64_t suppressed;
+    if (s_ratelog_due(&self->log_accept, self->now_ms, &suppressed))
+        zsys_error("cannot accept a connection on the %s: %s (%" PRIu64 " so far, %" PRIu64
+                   " suppressed since last line; raise the open files limit, ulimit -n)",
+                   where, strerror((int)err), self->stats.accept_failed, suppressed);
+}
+
+//  Returns nothing; the events reported on monitor `which` (a batch) are
+//  handled. A backend connection closed releases the subscriptions it
+//  held (hvn_sublimit_closed). An accept that failed is counted and
+//  logged. A handshake that failed before ZAP (CURVE on: a client that
+//  speaks plain text to a CURVE socket, holds a wrong broker key or does
+//  not speak ZMTP; libzmq drops it before any ZAP request, so auth_denied_*
+//  does not see it) is counted and logged, rate-limited.
 static void s_handle_monitor(hvn_broker_t *self, int which)
 {
     static const char *const names[3] = {"frontend", "backend", "service"};
     void *handle = self->items[S_MONITOR + which].socket;
-    for (int n = 0; n < S_BATCH_SERVICE; n++) {
+    for (int n = 0; n < S_BATCH_MONITOR; n++) {
         zmq_msg_t parts[S_PARTS_KEPT];
         int nparts = s_recv_parts(handle, parts);
         if (nparts <= 0)
@@ -1112,6 +1151,15 @@ static void s_handle_monitor(hvn_broker_t *self, int which)
         if (nparts >= 2)
             s_frame_text(peer, sizeof(peer), &parts[1]);
         s_close_parts(parts, nparts);
+        if (event == ZMQ_EVENT_DISCONNECTED && which == S_BACKEND && self->track_conns) {
+            hvn_sublimit_closed(self->sublimit, (int)value);
+            self->stats.subscriptions = (int64_t)hvn_sublimit_total(self->sublimit);
+            continue;
+        }
+        if (event == ZMQ_EVENT_ACCEPT_FAILED) {
+            s_accept_failed(self, names[which], value);
+            continue;
+        }
         if (!(event & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)))
             continue;
         self->stats.handshakes_failed++;
@@ -1148,15 +1196,17 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
         return -1;
     }
     self->now_ms = zclock_mono();
+    //  Monitors first: a backend connection's close is seen before a new
+    //  connection that reuses its descriptor sends anything
+    for (int i = S_MONITOR; i < self->nitems; i++)
+        if (self->items[i].revents & ZMQ_POLLIN)
+            s_handle_monitor(self, i - S_MONITOR);
     if ((self->items[S_FRONTEND].revents & ZMQ_POLLIN) && s_handle_frontend(self) != 0)
         return -1;
     if ((self->items[S_BACKEND].revents & ZMQ_POLLIN) && s_handle_backend(self) != 0)
         return -1;
     if ((self->items[S_SERVICE].revents & ZMQ_POLLIN) && s_handle_service(self) != 0)
         return -1;
-    for (int i = S_MONITOR; i < self->nitems; i++)
-        if (self->items[i].revents & ZMQ_POLLIN)
-            s_handle_monitor(self, i - S_MONITOR);
     if (self->snapshots)
         s_handle_snapshots(self);
     if (self->now_ms >= self->next_heartbeat_ms)
@@ -1291,26 +1341,45 @@ static int s_curve_apply(hvn_broker_t *self, const hvn_broker_config_t *config, 
         zcert_apply(cert, socks[i]);
         zsock_set_curve_server(socks[i], 1);
         zsock_set_zap_domain(socks[i], domains[i]);
+    }
+    zsys_info("CURVE on: broker key %s, publishers from '%s', subscribers from '%s'",
+              zcert_public_txt(cert), config->publishers_dir, config->subscribers_dir);
+    zcert_destroy(&cert);
+    return 0;
+}
+
+//  Returns 0 with a monitor on each socket (before anything is bound, so
+//  no connection goes unseen), -1 with the reason in error. Every socket
+//  reports accepts that failed; the backend its connections' closes (the
+//  subscriptions they held are released then); with CURVE on, every
+//  socket its handshakes that failed before ZAP.
+static int s_monitors_open(hvn_broker_t *self, char *error, size_t error_size)
+{
+    zsock_t *socks[3] = {self->frontend, self->backend, self->service};
+    for (int i = 0; i < 3; i++) {
+        int events = ZMQ_EVENT_ACCEPT_FAILED;
+        if (i == S_BACKEND)
+            events |= ZMQ_EVENT_DISCONNECTED;
+        if (self->auth)
+            events |= ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
         char endpoint[96];
-        snprintf(endpoint, sizeof(endpoint), "inproc://hvn-broker-monitor-%p-%d", (void *)self, i);
+        //  Named by the instance id: a destroyed broker's names are
+        //  released asynchronously, and the next may get its address
+        snprintf(endpoint, sizeof(endpoint), "inproc://hvn-broker-monitor-%s-%d", self->id, i);
         self->monitor[i] = zsock_new(ZMQ_PAIR);
         if (!self->monitor[i] ||
-            zmq_socket_monitor(zsock_resolve(socks[i]), endpoint,
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+            zmq_socket_monitor(zsock_resolve(socks[i]), endpoint, events) != 0 ||
             zsock_connect(self->monitor[i], "%s", endpoint) != 0) {
             hvn_error_set(error, error_size, "cannot monitor the sockets: %s",
                           zmq_strerror(zmq_errno()));
-            zcert_destroy(&cert);
             return -1;
         }
+        //  A lost close would leave its subscriptions counted
+        zsock_set_rcvhwm(self->monitor[i], 0);
         self->items[S_MONITOR + i].socket = zsock_resolve(self->monitor[i]);
         self->items[S_MONITOR + i].events = ZMQ_POLLIN;
     }
     self->nitems = 6;
-    zsys_info("CURVE on: broker key %s, publishers from '%s', subscribers from '%s'",
-              zcert_public_txt(cert), config->publishers_dir, config->subscribers_dir);
-    zcert_destroy(&cert);
     return 0;
 }
 
@@ -1338,8 +1407,11 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     zsock_set_sndhwm(self->service, S_SERVICE_SNDHWM);
     zsock_set_router_mandatory(self->service, 1);
     zsock_set_maxmsgsize(self->service, S_CONTROL_FRAME_MAX);
-    if (s_curve_apply(self, config, error, error_size) != 0)
+    if (s_curve_apply(self, config, error, error_size) != 0 ||
+        s_monitors_open(self, error, error_size) != 0)
         return -1;
+    //  Over inproc:// a message names no connection (ZMQ_SRCFD is -1)
+    self->track_conns = strncmp(config->backend, "inproc://", 9) != 0;
     if (s_bind(self, S_FRONTEND, self->frontend, "frontend", config->frontend, error, error_size) !=
             0 ||
         s_bind(self, S_BACKEND, self->backend, "backend", config->backend, error, error_size) !=
@@ -1406,7 +1478,7 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         hvn_error_set(error, error_size, "out of memory");
         return NULL;
     }
-    self->nitems = 3; //  The monitors join them with CURVE on
+    self->nitems = 3; //  The monitors join them (s_monitors_open)
     self->max_msg_size = config->max_msg_size;
     self->max_publisher_nodes = config->max_publisher_nodes;
     self->max_heartbeat_size =

@@ -78,6 +78,7 @@ typedef struct {
     uint64_t limited_subscriptions; //  Subscriptions not applied: peer at max_subscriptions
     uint64_t limited_snapshots;     //  Snapshot requests answered ERROR: peer over its rate
     uint64_t handshakes_failed; //  CURVE on: handshakes failed before ZAP (plain text, wrong key)
+    uint64_t accept_failed;     //  Connections libzmq could not accept (out of descriptors)
     int64_t subscriptions;      //  Active subscriptions on the backend
     hvn_rejects_t rejects;      //  Refused messages by reason
 } hvn_broker_stats_t;

@@ -19,8 +19,27 @@ struct _hvn_sublimit_t {
     size_t max;        //  Distinct prefixes per peer
     size_t total;      //  Applied subscriptions, all peers
     zhashx_t *applied; //  Prefix hex -> count of applied subscriptions (uintptr_t)
-    zhashx_t *peers;   //  Peer -> zhashx set of prefix hex
+    zhashx_t *peers;   //  Peer -> zhashx set of prefix hex (-> holders, _conn calls)
+    zhashx_t *conns;   //  Connection fd text -> s_conn_t (the _conn calls)
 };
+
+//  What one connection holds (the _conn calls).
+typedef struct {
+    char *peer;         //  The peer it belongs to
+    zhashx_t *prefixes; //  Prefix hex -> 1
+} s_conn_t;
+
+//  Returns nothing; destroys a connection's record.
+static void s_conn_destroy(void **item_p)
+{
+    s_conn_t *conn = *item_p;
+    if (conn) {
+        zhashx_destroy(&conn->prefixes);
+        free(conn->peer);
+        free(conn);
+    }
+    *item_p = NULL;
+}
 
 //  Returns nothing; hex holds the hex text of prefix (2 * size + 1 bytes).
 static void s_hex(char *hex, const void *prefix, size_t size)
@@ -50,11 +69,13 @@ hvn_sublimit_t *hvn_sublimit_new(size_t max)
     self->max = max;
     self->applied = zhashx_new();
     self->peers = zhashx_new();
-    if (!self->applied || !self->peers) {
+    self->conns = zhashx_new();
+    if (!self->applied || !self->peers || !self->conns) {
         hvn_sublimit_destroy(&self);
         return NULL;
     }
     zhashx_set_destructor(self->peers, s_set_destroy);
+    zhashx_set_destructor(self->conns, s_conn_destroy);
     return self;
 }
 
@@ -64,6 +85,7 @@ void hvn_sublimit_destroy(hvn_sublimit_t **self_p)
     hvn_sublimit_t *self = *self_p;
     if (!self)
         return;
+    zhashx_destroy(&self->conns);
     zhashx_destroy(&self->applied);
     zhashx_destroy(&self->peers);
     free(self);
@@ -136,6 +158,124 @@ void hvn_sublimit_unsubscribe(hvn_sublimit_t *self, const char *peer, const void
         }
     }
     zlistx_destroy(&drop);
+}
+
+//  Returns nothing; the count of hex in table goes up by one (from 0: added).
+static int s_count_up(zhashx_t *table, const char *hex)
+{
+    uintptr_t count = (uintptr_t)zhashx_lookup(table, hex);
+    if (count == 0)
+        return zhashx_insert(table, hex, (void *)1);
+    zhashx_update(table, hex, (void *)(count + 1));
+    return 0;
+}
+
+//  Returns nothing; the count of hex in table goes down by one (at 0: gone).
+static void s_count_down(zhashx_t *table, const char *hex)
+{
+    uintptr_t count = (uintptr_t)zhashx_lookup(table, hex);
+    if (count > 1)
+        zhashx_update(table, hex, (void *)(count - 1));
+    else if (count == 1)
+        zhashx_delete(table, hex);
+}
+
+//  Returns nothing; one holder of hex (a connection of peer) is gone.
+static void s_release(hvn_sublimit_t *self, const char *peer, const char *hex)
+{
+    s_count_down(self->applied, hex);
+    self->total--;
+    zhashx_t *set = zhashx_lookup(self->peers, peer);
+    if (set) {
+        s_count_down(set, hex);
+        if (zhashx_size(set) == 0)
+            zhashx_delete(self->peers, peer);
+    }
+}
+
+int hvn_sublimit_subscribe_conn(hvn_sublimit_t *self, const char *peer, int conn,
+                                const void *prefix, size_t size)
+{
+    assert(self && peer && conn >= 0);
+    if (size > HVN_TOPIC_MAX)
+        return 0;
+    char hex[2 * HVN_TOPIC_MAX + 1];
+    s_hex(hex, prefix, size);
+    char key[16];
+    snprintf(key, sizeof(key), "%d", conn);
+    s_conn_t *rec = zhashx_lookup(self->conns, key);
+    if (rec && strcmp(rec->peer, peer) != 0) {
+        hvn_sublimit_closed(self, conn); //  A new connection on a reused descriptor
+        rec = NULL;
+    }
+    if (rec && zhashx_lookup(rec->prefixes, hex))
+        return 2;
+    zhashx_t *set = zhashx_lookup(self->peers, peer);
+    if ((!set || !zhashx_lookup(set, hex)) && (set ? zhashx_size(set) : 0) >= self->max)
+        return 0;
+    if (!rec) {
+        rec = calloc(1, sizeof(*rec));
+        if (!rec)
+            return -1;
+        rec->peer = strdup(peer);
+        rec->prefixes = zhashx_new();
+        if (!rec->peer || !rec->prefixes || zhashx_insert(self->conns, key, rec) != 0) {
+            void *item = rec;
+            s_conn_destroy(&item);
+            return -1;
+        }
+    }
+    if (!set) {
+        set = zhashx_new();
+        if (!set || zhashx_insert(self->peers, peer, set) != 0) {
+            zhashx_destroy(&set);
+            return -1;
+        }
+    }
+    if (zhashx_insert(rec->prefixes, hex, (void *)1) != 0)
+        return -1;
+    if (s_count_up(set, hex) != 0 || s_count_up(self->applied, hex) != 0) {
+        zhashx_delete(rec->prefixes, hex);
+        return -1;
+    }
+    self->total++;
+    return 1;
+}
+
+int hvn_sublimit_unsubscribe_conn(hvn_sublimit_t *self, int conn, const void *prefix, size_t size)
+{
+    assert(self && conn >= 0);
+    if (size > HVN_TOPIC_MAX)
+        return 0;
+    char hex[2 * HVN_TOPIC_MAX + 1];
+    s_hex(hex, prefix, size);
+    char key[16];
+    snprintf(key, sizeof(key), "%d", conn);
+    s_conn_t *rec = zhashx_lookup(self->conns, key);
+    if (!rec || !zhashx_lookup(rec->prefixes, hex))
+        return 0;
+    zhashx_delete(rec->prefixes, hex);
+    s_release(self, rec->peer, hex);
+    if (zhashx_size(rec->prefixes) == 0)
+        zhashx_delete(self->conns, key);
+    return 1;
+}
+
+size_t hvn_sublimit_closed(hvn_sublimit_t *self, int conn)
+{
+    assert(self);
+    char key[16];
+    snprintf(key, sizeof(key), "%d", conn);
+    s_conn_t *rec = zhashx_lookup(self->conns, key);
+    if (!rec)
+        return 0;
+    size_t released = 0;
+    for (void *one = zhashx_first(rec->prefixes); one; one = zhashx_next(rec->prefixes)) {
+        s_release(self, rec->peer, zhashx_cursor(rec->prefixes));
+        released++;
+    }
+    zhashx_delete(self->conns, key);
+    return released;
 }
 
 size_t hvn_sublimit_total(const hvn_sublimit_t *self)

@@ -54,6 +54,33 @@ int hvn_sublimit_subscribe(hvn_sublimit_t *self, const char *peer, const void *p
 void hvn_sublimit_unsubscribe(hvn_sublimit_t *self, const char *peer, const void *prefix,
                               size_t size);
 
+//  Connections. Over tcp:// and ipc:// the broker knows which connection a
+//  subscribe came from (its file descriptor) and when a connection closes
+//  (the backend's socket monitor), so the three calls below keep the count
+//  exactly: a prefix a connection subscribes twice (libzmq passes both
+//  messages in manual mode, and reports one unsubscribe at its close)
+//  costs one slot, and a connection's close frees exactly what it held,
+//  so the disconnect's own unsubscribes (which name no peer) are not
+//  counted. A peer's slots are the distinct prefixes its open connections
+//  hold. Use these, or the two calls above (inproc://, where a message
+//  names no connection), not both on one limiter.
+
+//  Returns 1 when peer's connection conn (>= 0) may subscribe to prefix
+//  (recorded: the caller applies it), 2 when conn holds it already (apply
+//  it again, nothing is counted), 0 when the peer is at max or the prefix
+//  is longer than any topic (nothing recorded), -1 when out of memory.
+int hvn_sublimit_subscribe_conn(hvn_sublimit_t *self, const char *peer, int conn,
+                                const void *prefix, size_t size);
+
+//  Returns 1 when conn held prefix and now does not (counted down), 0 when
+//  it did not hold it (a second unsubscribe, or one of a prefix never
+//  applied): nothing changes.
+int hvn_sublimit_unsubscribe_conn(hvn_sublimit_t *self, int conn, const void *prefix, size_t size);
+
+//  Returns how many subscriptions of conn were released: the connection
+//  closed (or its descriptor is seen again on a new connection).
+size_t hvn_sublimit_closed(hvn_sublimit_t *self, int conn);
+
 //  Returns how many subscriptions are applied, all peers together.
 size_t hvn_sublimit_total(const hvn_sublimit_t *self);
 

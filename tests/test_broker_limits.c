@@ -5,6 +5,7 @@
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include <inttypes.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <string.h>
@@ -289,4 +290,97 @@ Test(limits, snapshots_past_the_rate_are_answered_error)
     char *word = s_reply_word();
     cr_expect_str_eq(word, "END");
     zstr_free(&word);
+}
+
+// --------------------------------------------------------------------------
+//  Subscriptions over TCP: counted per connection
+
+//  Returns nothing; runs self's loop for about ms milliseconds.
+static void s_pump_broker(hvn_broker_t *self, int ms)
+{
+    int64_t until = zclock_mono() + ms;
+    while (zclock_mono() < until)
+        hvn_broker_poll(self, 1);
+}
+
+//  Returns a broker on loopback TCP (free ports) allowing max_subscriptions
+//  prefixes per subscriber; *backend is its backend endpoint.
+static hvn_broker_t *s_tcp_broker(size_t max_subscriptions, const char **backend)
+{
+    hvn_broker_config_t config;
+    hvn_broker_config_defaults(&config);
+    config.frontend = "tcp://127.0.0.1:*";
+    config.backend = "tcp://127.0.0.1:*";
+    config.service = "tcp://127.0.0.1:*";
+    config.name = "limits-tcp";
+    config.max_subscriptions = max_subscriptions;
+    char error[256] = "";
+    hvn_broker_t *self = hvn_broker_new(&config, error, sizeof(error));
+    cr_assert_not_null(self, "%s", error);
+    *backend = hvn_broker_endpoint(self, "backend");
+    return self;
+}
+
+//  Returns nothing; runs the broker until it counts `subscriptions` (and
+//  `limited` subscriptions not applied), asserted within S_WAIT_MS.
+static void s_wait_subscriptions(hvn_broker_t *self, int64_t subscriptions, uint64_t limited)
+{
+    const hvn_broker_stats_t *st = hvn_broker_stats(self);
+    int64_t deadline = zclock_mono() + S_WAIT_MS;
+    while (st->subscriptions != subscriptions || st->limited_subscriptions != limited) {
+        cr_assert_lt(zclock_mono(), deadline,
+                     "subscriptions %" PRId64 " (want %" PRId64 "), limited %" PRIu64
+                     " (want %" PRIu64 ")",
+                     st->subscriptions, subscriptions, st->limited_subscriptions, limited);
+        hvn_broker_poll(self, 2);
+    }
+}
+
+Test(tcp_limits, a_prefix_subscribed_twice_costs_one_slot_and_is_freed_at_the_close)
+{
+    const char *backend;
+    hvn_broker_t *self = s_tcp_broker(1, &backend);
+    zsock_t *twice = zsock_new(ZMQ_SUB);
+    cr_assert_eq(zsock_connect(twice, "%s", backend), 0);
+    zsock_set_subscribe(twice, "compute_node.");
+    zsock_set_subscribe(twice, "compute_node.");
+    s_wait_subscriptions(self, 1, 0);
+    s_pump_broker(self, 100); //  Both subscribe messages read
+    zsock_destroy(&twice);
+    s_wait_subscriptions(self, 0, 0);
+    //  The next honest subscriber from the same address gets its prefix
+    zsock_t *honest = zsock_new(ZMQ_SUB);
+    cr_assert_eq(zsock_connect(honest, "%s", backend), 0);
+    zsock_set_subscribe(honest, "hvn.");
+    s_wait_subscriptions(self, 1, 0);
+    zsock_destroy(&honest);
+    s_wait_subscriptions(self, 0, 0);
+    hvn_broker_destroy(&self);
+}
+
+Test(tcp_limits, an_unsubscribe_of_a_refused_prefix_takes_nothing_from_its_holder)
+{
+    const char *backend;
+    hvn_broker_t *self = s_tcp_broker(1, &backend);
+    zsock_t *first = zsock_new(ZMQ_SUB);
+    cr_assert_eq(zsock_connect(first, "%s", backend), 0);
+    zsock_set_subscribe(first, "a");
+    s_wait_subscriptions(self, 1, 0);
+    //  Another address, one slot: "x" is applied, "a" refused, then the
+    //  refused "a" unsubscribed
+    const char *port = strrchr(backend, ':');
+    zsock_t *other = zsock_new(ZMQ_SUB);
+    cr_assert_eq(zsock_connect(other, "tcp://127.0.0.2:0;127.0.0.1%s", port), 0);
+    zsock_set_subscribe(other, "x");
+    s_wait_subscriptions(self, 2, 0);
+    zsock_set_subscribe(other, "a");
+    s_wait_subscriptions(self, 2, 1);
+    zsock_set_unsubscribe(other, "a");
+    s_pump_broker(self, 100);
+    s_wait_subscriptions(self, 2, 1);
+    zsock_destroy(&other);
+    s_wait_subscriptions(self, 1, 1);
+    zsock_destroy(&first);
+    s_wait_subscriptions(self, 0, 1);
+    hvn_broker_destroy(&self);
 }

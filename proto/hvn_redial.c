@@ -56,15 +56,25 @@ struct _hvn_redial_t {
 // --------------------------------------------------------------------------
 //  Backoff
 
-//  Returns a wait drawn between half of bound_ms and all of it.
-static int64_t s_jitter(int64_t bound_ms)
+//  Returns a number drawn at random from low to high, both included.
+static int64_t s_draw(int64_t low, int64_t high)
 {
     uint8_t random[16];
     hvn_uuid4_raw(random); //  From the process's pool of random bytes
     uint32_t r;
     memcpy(&r, random, sizeof(r));
-    int64_t half = bound_ms / 2;
-    return half + (int64_t)(r % (uint32_t)(bound_ms - half + 1));
+    return low + (int64_t)(r % (uint32_t)(high - low + 1));
+}
+
+//  Returns a wait drawn between half of bound_ms and all of it.
+static int64_t s_jitter(int64_t bound_ms)
+{
+    return s_draw(bound_ms / 2, bound_ms);
+}
+
+int hvn_redial_reconnect_ivl(void)
+{
+    return (int)s_draw(HVN_RECONNECT_IVL_MIN_MS, HVN_RECONNECT_IVL_MAX_MS);
 }
 
 //  Returns nothing; ep's redial is set for later, and its next wait doubled.

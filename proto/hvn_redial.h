@@ -35,8 +35,10 @@ extern "C" {
 //  Everything declared here is libhvn's public API (exported from libhvn.so)
 #pragma GCC visibility push(default)
 
-#define HVN_REDIAL_FIRST_MS 1000 //  First wait before dialling a refused endpoint again
-#define HVN_REDIAL_MAX_MS 30000  //  Longest wait
+#define HVN_REDIAL_FIRST_MS 1000      //  First wait before dialling a refused endpoint again
+#define HVN_REDIAL_MAX_MS 30000       //  Longest wait
+#define HVN_RECONNECT_IVL_MIN_MS 100  //  Shortest reconnect interval drawn
+#define HVN_RECONNECT_IVL_MAX_MS 300  //  Longest reconnect interval drawn
 
 typedef struct _hvn_redial_t hvn_redial_t;
 
@@ -67,6 +69,11 @@ zsock_t *hvn_redial_monitor(hvn_redial_t *self);
 //  whose wait has passed. Returns the ms until the next redial is due, or
 //  -1 when none is.
 int hvn_redial_tend(hvn_redial_t *self);
+
+//  Returns a reconnect interval for one client socket, in ms, drawn at
+//  random from HVN_RECONNECT_IVL_MIN_MS to HVN_RECONNECT_IVL_MAX_MS (both
+//  included), to set as its ZMQ_RECONNECT_IVL before it connects.
+int hvn_redial_reconnect_ivl(void);
 
 //  Copies the counters into *out.
 void hvn_redial_stats(hvn_redial_t *self, hvn_redial_stats_t *out);

@@ -1130,6 +1130,13 @@ static int s_xpub_new(hvn_publisher_t *self, const hvn_publisher_opts_t *opts)
     //  ZMQ_XPUB_NODROP would stall publishing to every other broker too.
     zsock_set_immediate(xpub, 1);
     zsock_set_sndhwm(xpub, S_SNDHWM);
+    //  libzmq 4.3 retries a broken connection every ZMQ_RECONNECT_IVL plus
+    //  up to one more interval of jitter: with its default of 100 ms, a
+    //  restarted broker is hit by every host within 200 ms, more SYNs than
+    //  its listen queue holds. An interval of our own, drawn per publisher
+    //  from 0.1 to 0.3 s, spreads the fleet over 0.6 s (three times
+    //  thinner) and still brings every host back well within a heartbeat.
+    zsock_set_reconnect_ivl(xpub, hvn_redial_reconnect_ivl());
     //  Watched before it connects, so that no refusal goes unseen
     self->redial = hvn_redial_new(xpub, "publisher", true);
     if (!self->redial)

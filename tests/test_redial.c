@@ -288,3 +288,21 @@ Test(redial, destroy_logs_a_handshake_that_succeeded_after_the_last_tend)
     fclose(log);
     cr_expect(strstr(text, "accepted the handshake after 1 refusal(s)") != NULL, "log: %s", text);
 }
+
+Test(redial, reconnect_intervals_of_a_fleet_are_drawn_apart_over_the_whole_range)
+{
+    //  A thousand publishers' intervals: each within the range, and
+    //  together spread over all of it, a tenth of them in each tenth of it
+    //  (100 expected in each; fewer than 50 is five standard deviations
+    //  off), so that a restarted broker is not hit by every host at once
+    int buckets[10] = {0};
+    int span = HVN_RECONNECT_IVL_MAX_MS - HVN_RECONNECT_IVL_MIN_MS + 1;
+    for (int i = 0; i < 1000; i++) {
+        int ivl = hvn_redial_reconnect_ivl();
+        cr_assert(ivl >= HVN_RECONNECT_IVL_MIN_MS && ivl <= HVN_RECONNECT_IVL_MAX_MS,
+                  "interval %d ms out of range", ivl);
+        buckets[(ivl - HVN_RECONNECT_IVL_MIN_MS) * 10 / span]++;
+    }
+    for (int b = 0; b < 10; b++)
+        cr_expect_geq(buckets[b], 50, "tenth %d of the range drew %d of 1000", b, buckets[b]);
+}

@@ -1277,6 +1277,7 @@ void hvn_broker_config_defaults(hvn_broker_config_t *config)
     config->max_topic_size = HVN_TOPIC_MAX;
     config->max_subscriptions = HVN_BROKER_SUBSCRIPTIONS;
     config->max_snapshot_rate = HVN_BROKER_SNAPSHOT_RATE;
+    config->listen_backlog = HVN_BROKER_LISTEN_BACKLOG;
 }
 
 //  Returns 1 when our heartbeat could be encoded with this name, else 0.
@@ -1383,6 +1384,27 @@ static int s_monitors_open(hvn_broker_t *self, char *error, size_t error_size)
     return 0;
 }
 
+//  Returns nothing; the three sockets will listen with room for backlog
+//  connections not yet accepted. libzmq's default, 100, is far too few
+//  when thousands of publishers reconnect at once after a broker restart:
+//  the kernel drops the SYNs past it and each host waits out TCP's
+//  retransmission timer (1 s, then 3 s, 7 s...) before it tries again. The
+//  kernel silently caps the backlog at net.core.somaxconn: said once here.
+static void s_backlog_apply(hvn_broker_t *self, int backlog)
+{
+    zsock_set_backlog(self->frontend, backlog);
+    zsock_set_backlog(self->backend, backlog);
+    zsock_set_backlog(self->service, backlog);
+    FILE *file = fopen("/proc/sys/net/core/somaxconn", "r");
+    int cap = 0;
+    if (file && fscanf(file, "%d", &cap) == 1 && cap > 0 && cap < backlog)
+        zsys_warning("listen backlog %d is capped at %d by the kernel (net.core.somaxconn): "
+                     "raise that to %d for the whole backlog",
+                     backlog, cap, backlog);
+    if (file)
+        fclose(file);
+}
+
 //  Returns 0 with the three sockets made and bound, -1 with the reason in
 //  error.
 static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config, char *error,
@@ -1407,6 +1429,7 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     zsock_set_sndhwm(self->service, S_SERVICE_SNDHWM);
     zsock_set_router_mandatory(self->service, 1);
     zsock_set_maxmsgsize(self->service, S_CONTROL_FRAME_MAX);
+    s_backlog_apply(self, config->listen_backlog);
     if (s_curve_apply(self, config, error, error_size) != 0 ||
         s_monitors_open(self, error, error_size) != 0)
         return -1;
@@ -1467,10 +1490,11 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         config->max_publisher_nodes > HVN_BROKER_PUBLISHER_NODES_MAX ||
         config->max_topic_size < 1 || config->max_topic_size > HVN_TOPIC_MAX ||
         config->max_subscriptions < 1 || config->max_subscriptions > HVN_BROKER_SUBSCRIPTIONS_MAX ||
-        config->max_snapshot_rate < 1 || config->max_snapshot_rate > HVN_BROKER_SNAPSHOT_RATE_MAX) {
+        config->max_snapshot_rate < 1 || config->max_snapshot_rate > HVN_BROKER_SNAPSHOT_RATE_MAX ||
+        config->listen_backlog < 1 || config->listen_backlog > HVN_BROKER_LISTEN_BACKLOG_MAX) {
         hvn_error_set(error, error_size,
                       "max-msg-size, heartbeat-ms, max-publisher-nodes, max-topic-size, "
-                      "max-subscriptions or max-snapshot-rate out of range");
+                      "max-subscriptions, max-snapshot-rate or listen-backlog out of range");
         return NULL;
     }
     hvn_broker_t *self = calloc(1, sizeof(*self));

@@ -36,6 +36,8 @@ extern "C" {
 #define HVN_BROKER_SUBSCRIPTIONS_MAX 1000000               //  Largest --max-subscriptions
 #define HVN_BROKER_SNAPSHOT_RATE 10                        //  Default --max-snapshot-rate
 #define HVN_BROKER_SNAPSHOT_RATE_MAX 100000                //  Largest --max-snapshot-rate
+#define HVN_BROKER_LISTEN_BACKLOG 4096                     //  Default --listen-backlog
+#define HVN_BROKER_LISTEN_BACKLOG_MAX 1000000              //  Largest --listen-backlog
 
 //  What the broker is told at start. Strings are borrowed for the duration
 //  of hvn_broker_new only.
@@ -52,6 +54,9 @@ typedef struct {
     size_t max_topic_size;       //  Longest topic accepted, 1..255 bytes
     size_t max_subscriptions;    //  Distinct prefixes one subscriber may hold (hvn_limits.h)
     uint32_t max_snapshot_rate;  //  Snapshot requests a second per peer (hvn_limits.h)
+    int listen_backlog;          //  ZMQ_BACKLOG of the three bound sockets: TCP
+                                 //  connections waiting to be accepted (the
+                                 //  kernel caps it at net.core.somaxconn)
     const char *curve_secret;    //  CURVE: the broker's secret certificate; NULL = plain text
     const char *publishers_dir;  //  CURVE: publishers' public certificates (with host)
     const char *subscribers_dir; //  CURVE: subscribers' public certificates

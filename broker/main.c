@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 //  Returns NULL when name can name a broker, else what was expected.
 static const char *s_check_name(const char *name)
@@ -28,6 +29,7 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
     long max_subs = (long)config->max_subscriptions;
     long snapshot_rate = (long)config->max_snapshot_rate;
     long heartbeat_ms = (long)config->heartbeat_ms;
+    long backlog = config->listen_backlog;
     const hvn_opt_t options[] = {
         {.name = "frontend", .type = HVN_OPT_ENDPOINT, .dest = &config->frontend, .metavar = "EP",
          .help = "bind the XSUB socket publishers connect to here"},
@@ -61,6 +63,12 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
         {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
          .help = "interval of the broker's heartbeat",
          .min = 1, .max = HVN_BROKER_HEARTBEAT_MAX},
+        {.name = "listen-backlog", .type = HVN_OPT_INT, .dest = &backlog, .metavar = "N",
+         .help = "connections each socket's listen queue holds before they\n"
+         "are accepted: a fleet reconnects at once after a restart,\n"
+         "and a SYN past the queue waits 1 s or more to be retried\n"
+         "(the kernel caps it at net.core.somaxconn)",
+         .min = 1, .max = HVN_BROKER_LISTEN_BACKLOG_MAX},
         {.name = "curve-secret", .type = HVN_OPT_PATH, .dest = &config->curve_secret, .metavar = "CERT",
          .help = "turn CURVE on: the broker's secret certificate\n"
          "(hvn-keygen broker); needs the two directories below"},
@@ -92,10 +100,29 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
     config->max_subscriptions = (size_t)max_subs;
     config->max_snapshot_rate = (uint32_t)snapshot_rate;
     config->heartbeat_ms = heartbeat_ms;
+    config->listen_backlog = (int)backlog;
     int curve = !!config->curve_secret + !!config->publishers_dir + !!config->subscribers_dir;
     if (curve != 0 && curve != 3)
         hvn_opt_fail(&program,
                      "CURVE needs --curve-secret, --publishers-dir and --subscribers-dir together");
+}
+
+//  Returns nothing; the soft limit on open files is raised to the hard one:
+//  every connected publisher and subscriber holds a descriptor, and the
+//  usual soft limit (1024) would refuse the thousandth host. Logs the room.
+static void s_files_limit_raise(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+        getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    zsys_info("open files limit %llu: room for about %llu connected hosts and subscribers",
+              (unsigned long long)limit.rlim_cur,
+              (unsigned long long)(limit.rlim_cur > 64 ? limit.rlim_cur - 64 : 0));
 }
 
 //  Returns the process exit status.
@@ -109,6 +136,7 @@ int main(int argc, char **argv)
     zsys_set_logstream(stderr);
     zsys_set_logsystem(false);
     zsys_init();
+    s_files_limit_raise();
 
     char error[512] = "";
     hvn_broker_t *broker = hvn_broker_new(&config, error, sizeof(error));

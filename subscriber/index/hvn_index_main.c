@@ -13,6 +13,7 @@
 
 #include "hvn_db.h"
 #include "hvn_index.h"
+#include "hvn_index_api.h"
 #include "hvn_opt.h"
 #include "hvn_replica.h"
 
@@ -74,6 +75,7 @@ typedef struct {
     hvn_replica_t *replica; //  The fleet
     hvn_index_t *index;     //  Its writer
     hvn_db_t *db;           //  The writer's connection
+    hvn_index_api_t *api;   //  The HTTP API, or NULL
 } s_run_t;
 
 //  Returns the view's node of uuid (the hvn_index_get_fn).
@@ -142,8 +144,26 @@ static int s_start(s_run_t *run, size_t brokers, const char *target)
     run->index = hvn_index_new(&iopts);
     if (!run->index)
         return -1;
-    zsys_info("indexing into %s", target);
+    if (!s_no_http) {
+        hvn_index_api_opts_t aopts = {.address = s_http, .db_target = target};
+        run->api = hvn_index_api_new(&aopts, err, sizeof(err));
+        if (!run->api) {
+            zsys_error("%s", err);
+            return -1;
+        }
+        zsys_info("indexing into %s; HTTP on %s", target, s_http);
+    } else
+        zsys_info("indexing into %s", target);
     return 0;
+}
+
+//  Returns nothing; hands the counters to the HTTP API.
+static void s_publish(s_run_t *run)
+{
+    hvn_index_api_status_t status = {.synced = hvn_replica_synced(run->replica)};
+    hvn_replica_stats(run->replica, &status.replica);
+    hvn_index_stats(run->index, &status.index);
+    hvn_index_api_publish(run->api, &status);
 }
 
 //  Returns nothing; follows the fleet until interrupted.
@@ -151,6 +171,8 @@ static void s_follow(s_run_t *run)
 {
     while (!zsys_interrupted) {
         int wait_ms = hvn_index_tick(run->index);
+        if (run->api)
+            s_publish(run);
         if (hvn_replica_poll(run->replica, wait_ms) < 0)
             break;
     }
@@ -177,6 +199,7 @@ int main(int argc, char *argv[])
     int code = s_start(&run, brokers, target) == 0 ? 0 : 1;
     if (code == 0)
         s_follow(&run);
+    hvn_index_api_destroy(&run.api);
     hvn_index_destroy(&run.index);
     hvn_replica_destroy(&run.replica);
     hvn_db_destroy(&run.db);

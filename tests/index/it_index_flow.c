@@ -42,15 +42,33 @@ static void s_teardown(void)
 
 TestSuite(index_flow, .init = s_setup, .fini = s_teardown, .timeout = 90);
 
-//  Returns a running hvn-index on the test's broker and database.
-static it_proc_t *s_index_start(void)
+//  Returns a running hvn-index on the test's broker and database, serving
+//  HTTP on port when it is not 0.
+static it_proc_t *s_index_start_http(int port)
 {
-    const char *argv[] = {"hvn-index",      "--connect", env.backend, "--service",
-                          env.service,      "--db",      db_path,     "--no-http",
-                          "--heartbeat-ms", "1000",      NULL};
+    char http[64];
+    snprintf(http, sizeof(http), "127.0.0.1:%d", port);
+    const char *argv[] = {"hvn-index",
+                          "--connect",
+                          env.backend,
+                          "--service",
+                          env.service,
+                          "--db",
+                          db_path,
+                          "--heartbeat-ms",
+                          "1000",
+                          port ? "--http" : "--no-http",
+                          port ? http : NULL,
+                          NULL};
     it_proc_t *proc = it_spawn(argv, false, false, false);
     cr_assert_not_null(proc);
     return proc;
+}
+
+//  Returns a running hvn-index without HTTP.
+static it_proc_t *s_index_start(void)
+{
+    return s_index_start_http(0);
 }
 
 //  Returns a running hvn-pub for host cmp-1, reading its stdin, once
@@ -253,4 +271,35 @@ Test(index_flow, unwritable_database_is_a_clear_error_and_bad_usage_exits_2)
     cr_expect(strstr(err, "--events-retention"), "%s", err);
     free(err);
     it_stop(&proc, SIGKILL, 1000);
+}
+
+Test(index_flow, http_api_metrics_and_hostile_requests_seen_by_python_clients)
+{
+    int port = it_free_port();
+    it_proc_t *index = s_index_start_http(port);
+    it_proc_t *pub = s_pub_start();
+    s_report(pub, 1, UUID_A, 1);
+    s_report(pub, 2, UUID_B, 5);
+    s_report(pub, 3, UUID_C, 3);
+    s_report(pub, 4, UUID_D, 5);
+    json_decref(s_converged());
+    char truth_path[600], port_text[16];
+    snprintf(truth_path, sizeof(truth_path), "%s/truth.json", env.dir);
+    cr_assert_eq(json_dump_file(truth, truth_path, 0), 0);
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    const char *argv[] = {HVN_PYTHON, HVN_SOURCE_DIR "/tests/index/check_api.py", port_text,
+                          truth_path, NULL};
+    it_proc_t *py = it_spawn(argv, false, true, true);
+    cr_assert_not_null(py);
+    char *out = it_read_stdout(py, 60000);
+    int code = it_wait(py, 10000);
+    char *err = it_read_stderr(py, 1000);
+    cr_expect_eq(code, 0, "check_api.py: %s%s", out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+    it_stop(&py, SIGKILL, 1000);
+    it_close_stdin(pub);
+    it_wait(pub, 10000);
+    it_stop(&pub, SIGKILL, 1000);
+    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index survived the hostile requests");
 }

@@ -17,6 +17,7 @@
 */
 #include "hvn_auth.h"
 #include "hvn_codec.h"
+#include "hvn_names.h"
 #include "hvn_error.h"
 
 #include <assert.h>
@@ -67,14 +68,6 @@ struct _hvn_auth_t {
 
 // --------------------------------------------------------------------------
 //  Certificate directories
-
-//  Returns 1 when host can be a publisher's host in a topic, else 0.
-static int s_host_valid(const char *host)
-{
-    size_t len = host ? strlen(host) : 0;
-    return len > 0 && len <= HVN_TOPIC_MAX - strlen(HVN_EVENT_CREATE_NAME "@") &&
-           !strchr(host, '@');
-}
 
 //  Returns nothing; dir's store is empty (zcertstore_empty is draft API in
 //  czmq 4.2.1: a fresh store instead; NULL only when out of memory, and
@@ -199,7 +192,7 @@ static int s_certdir_refresh(s_certdir_t *dir, int force)
             continue;
         }
         const char *host = zcert_meta(cert, "host");
-        if (dir->need_host && !s_host_valid(host)) {
+        if (dir->need_host && hvn_names_host_check(host)) {
             zsys_warning("auth: publisher certificate '%s' names no valid host "
                          "(metadata host), ignored",
                          name);
@@ -503,7 +496,7 @@ const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key)
     if (!host) {
         zcert_t *cert = s_lookup(self, &self->publishers, key);
         const char *meta = cert ? zcert_meta(cert, "host") : NULL;
-        if (!meta || !s_host_valid(meta))
+        if (!meta || hvn_names_host_check(meta))
             return NULL;
         char *copy = strdup(meta);
         if (!copy)

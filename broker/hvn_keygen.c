@@ -12,6 +12,7 @@
     exist, 2 on bad usage.
 */
 #include "hvn_codec.h"
+#include "hvn_names.h"
 #include "hvn_opt.h"
 #include "hvn_schema.h"
 
@@ -25,27 +26,13 @@
 
 #define S_PROG "hvn-keygen"
 
-//  Returns 1 when host can be a publisher's host: the longest topic,
-//  "compute_node.create@<host>", stays within 255 bytes; no '@', no control
-//  bytes, UTF-8.
-static int s_host_valid(const char *host)
-{
-    size_t len = strlen(host);
-    if (len == 0 || len > HVN_TOPIC_MAX - strlen(HVN_EVENT_CREATE_NAME "@") || strchr(host, '@') ||
-        strchr(host, '/') || !hvn_utf8_valid(host, len))
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)host[i] < 0x20 || host[i] == 0x7F)
-            return 0;
-    return 1;
-}
-
 //  Returns NULL when text can be a publisher certificate's host, else what
-//  was expected.
+//  was expected: a host name of the wire that can also name a file.
 static const char *s_check_host(const char *text)
 {
-    return s_host_valid(text) ? NULL
-                              : "1 to 235 bytes of UTF-8 without '@', '/' or control bytes";
+    if (strchr(text, '/'))
+        return "a host name without '/'";
+    return hvn_names_host_check(text);
 }
 
 //  Returns the process exit status.

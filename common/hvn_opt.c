@@ -67,7 +67,10 @@ static bool s_endpoint_valid(const char *text)
 
 const char *hvn_opt_check_endpoint(const char *value)
 {
-    return s_endpoint_valid(value) ? NULL : "an endpoint such as tcp://127.0.0.1:5561";
+    //  The libraries join several endpoints with ','
+    return s_endpoint_valid(value) && !strchr(value, ',')
+               ? NULL
+               : "one endpoint such as tcp://127.0.0.1:5561";
 }
 
 //  Returns true when text is ADDR:PORT with a port from 0 to 65535 and a
@@ -157,8 +160,8 @@ static void s_store(const hvn_opt_program_t *program, const hvn_opt_t *option, c
                         value);
         break;
     case HVN_OPT_ENDPOINT:
-        if (!s_endpoint_valid(value))
-            s_bad_value(program, option, "an endpoint such as tcp://127.0.0.1:5561", value);
+        if (hvn_opt_check_endpoint(value))
+            s_bad_value(program, option, hvn_opt_check_endpoint(value), value);
         break;
     case HVN_OPT_ADDRESS:
         if (!s_address_valid(value))

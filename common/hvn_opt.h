@@ -104,8 +104,8 @@ void hvn_opt_usage(const hvn_opt_program_t *program, FILE *out);
 //  the last hvn_opt_parse() of program.
 bool hvn_opt_given(const hvn_opt_program_t *program, const char *name);
 
-//  Returns NULL when value is a ZeroMQ endpoint, else what was expected:
-//  the check of an HVN_OPT_LIST of endpoints.
+//  Returns NULL when value is one ZeroMQ endpoint (no ','), else what was
+//  expected: the check of an HVN_OPT_LIST of endpoints.
 const char *hvn_opt_check_endpoint(const char *value);
 
 //  Never returns: prints "<program>: <message>" formatted like printf,

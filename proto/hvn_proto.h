@@ -6,6 +6,7 @@
 #include "hvn_codec.h"
 #include "hvn_ids.h"
 #include "hvn_json.h"
+#include "hvn_names.h"
 #include "hvn_reject.h"
 #include "hvn_service.h"
 

@@ -47,21 +47,6 @@ typedef struct {
 
 #define S_CONNECT_MAX 16 //  Most --connect
 
-//  Returns NULL when text can be a host name, else what was expected.
-static const char *s_check_host(const char *text)
-{
-    return hvn_publisher_host_valid(text) ? NULL
-                                          : "a host name of UTF-8 without '@' or control characters";
-}
-
-//  Returns NULL when text can be the service of publisher_id, else what
-//  was expected.
-static const char *s_check_service(const char *text)
-{
-    return hvn_publisher_service_valid(text) ? NULL
-                                             : "a service name without ':' or control characters";
-}
-
 //  Returns nothing; args hold the command line, or the process has exited
 //  (0 after --help, 2 on bad usage).
 static void s_parse_args(int argc, char **argv, s_args_t *args)
@@ -77,9 +62,9 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
          .max = S_CONNECT_MAX, .check = hvn_opt_check_endpoint},
         {.name = "host", .type = HVN_OPT_STRING, .dest = &args->host, .metavar = "HOST",
          .help = "this host's name, as in topics and publisher_id; required",
-         .check = s_check_host},
+         .check = hvn_names_host_check},
         {.name = "service", .type = HVN_OPT_STRING, .dest = &args->service, .metavar = "NAME",
-         .help = "publisher_id prefix", .check = s_check_service,
+         .help = "publisher_id prefix", .check = hvn_names_service_check,
          .default_text = HVN_DEFAULT_SERVICE},
         {.name = "state-dir", .type = HVN_OPT_PATH, .dest = &args->state_dir, .metavar = "DIR",
          .help = "keep the last state sent in DIR, so that a later run\n"
@@ -136,7 +121,7 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
         hvn_opt_fail(&program, "--forget-missing needs --state-dir");
     for (size_t i = 0; connect[i]; i++)
         if (hvn_cli_list_append(&args->endpoint, connect[i]) != 0)
-            hvn_opt_fail(&program, "--connect: expected one endpoint, got '%s'", connect[i]);
+            hvn_opt_fail(&program, "out of memory");
     args->heartbeat_ms = (int)heartbeat_ms;
     args->flush_ms = (int)lround(flush_s * 1000);
 }

@@ -14,6 +14,7 @@
 */
 #include "hvn_publisher.h"
 #include "hvn_curve.h"
+#include "hvn_names.h"
 
 #include "hvn_redial.h"
 
@@ -1025,32 +1026,6 @@ static int s_state_open(hvn_publisher_t *self)
 // --------------------------------------------------------------------------
 //  Construction
 
-//  Returns true when text[0..len) holds a control character (below 0x20,
-//  or 0x7f), which no name on the wire may hold.
-static bool s_has_control(const char *text, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
-            return true;
-    return false;
-}
-
-bool hvn_publisher_host_valid(const char *host)
-{
-    //  The longest topic is "compute_node.create@<host>"
-    size_t host_max = HVN_TOPIC_MAX - strlen(HVN_EVENT_CREATE_NAME "@");
-    size_t len = host ? strlen(host) : 0;
-    return len > 0 && len <= host_max && !strchr(host, '@') && hvn_utf8_valid(host, len) &&
-           !s_has_control(host, len);
-}
-
-bool hvn_publisher_service_valid(const char *service)
-{
-    size_t len = service ? strlen(service) : 0;
-    return len > 0 && len < HVN_STR_MAX && !strchr(service, ':') &&
-           hvn_utf8_valid(service, len) && !s_has_control(service, len);
-}
-
 //  Returns 0 when the options can work, -1 (logged) when not.
 static int s_opts_check(const hvn_publisher_opts_t *opts)
 {
@@ -1058,17 +1033,15 @@ static int s_opts_check(const hvn_publisher_opts_t *opts)
         zsys_error("publisher: no endpoint");
         return -1;
     }
-    if (!hvn_publisher_host_valid(opts->host)) {
-        zsys_error("publisher: host must be 1..%zu bytes of UTF-8 without '@' or control "
-                   "characters",
-                   HVN_TOPIC_MAX - strlen(HVN_EVENT_CREATE_NAME "@"));
+    const char *expected = hvn_names_host_check(opts->host);
+    if (expected) {
+        zsys_error("publisher: host must be %s", expected);
         return -1;
     }
-    if (opts->service && (!hvn_publisher_service_valid(opts->service) ||
-                          strlen(opts->service) + 1 + strlen(opts->host) > HVN_STR_MAX)) {
-        zsys_error("publisher: service must be UTF-8 without ':' or control characters, and "
-                   "service:host at most %d bytes",
-                   HVN_STR_MAX);
+    expected = opts->service ? hvn_names_service_check(opts->service) : NULL;
+    if (expected || (opts->service && strlen(opts->service) + 1 + strlen(opts->host) > HVN_STR_MAX)) {
+        zsys_error("publisher: service must be %s, and service:host at most %d bytes",
+                   expected ? expected : "shorter", HVN_STR_MAX);
         return -1;
     }
     if (opts->heartbeat_ms < 0 || opts->linger_ms < 0) {

@@ -72,13 +72,6 @@ typedef struct _hvn_publisher_t hvn_publisher_t;
 //  copied; the caller keeps ownership of its strings.
 hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts);
 
-//  Returns true when host can be opts.host: 1 to 235 bytes of UTF-8 (the
-//  longest topic fits 255), without '@' or a control character.
-bool hvn_publisher_host_valid(const char *host);
-
-//  Returns true when service can be opts.service, the part of publisher_id
-//  before ':': UTF-8 without ':' or a control character.
-bool hvn_publisher_service_valid(const char *service);
 
 //  Flushes what is pending (at most linger_ms), stops the actor, frees.
 //  NULL-safe and idempotent; sets *self_p to NULL.

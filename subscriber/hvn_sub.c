@@ -73,15 +73,6 @@ static const char *s_check_host(const char *text)
                                                              : "a host name without '@'";
 }
 
-//  Returns NULL when text is an endpoint that holds no ',', else what was
-//  expected.
-static const char *s_check_endpoint(const char *text)
-{
-    if (strchr(text, ','))
-        return "one endpoint (no ',')";
-    return hvn_opt_check_endpoint(text);
-}
-
 //  Returns -1 when the endpoints pair up (args filled), else exits 2 after
 //  an error line.
 static int s_check_pairs(const hvn_opt_program_t *program, s_args_t *args)
@@ -106,12 +97,12 @@ static int s_parse_args(int argc, char *argv[], s_args_t *args)
     const hvn_opt_t options[] = {
         {.name = "connect", .type = HVN_OPT_LIST, .dest = args->backends, .metavar = "EP",
          .help = "broker backend endpoint; repeat for several brokers",
-         .max = HVN_REPLICA_BROKERS_MAX, .check = s_check_endpoint,
+         .max = HVN_REPLICA_BROKERS_MAX, .check = hvn_opt_check_endpoint,
          .default_text = S_DEFAULT_CONNECT},
         {.name = "service", .type = HVN_OPT_LIST, .dest = args->services, .metavar = "EP",
          .help = "broker service endpoint, for --snapshot and --format\n"
                  "table; repeat, one per --connect, paired by order",
-         .max = HVN_REPLICA_BROKERS_MAX, .check = s_check_endpoint,
+         .max = HVN_REPLICA_BROKERS_MAX, .check = hvn_opt_check_endpoint,
          .default_text = S_DEFAULT_SERVICE},
         {.name = "topic", .type = HVN_OPT_LIST, .dest = args->topics, .metavar = "PREFIX",
          .help = "topic prefix to follow, e.g. compute_node.update;\n"

@@ -65,20 +65,6 @@ typedef struct {
 
 #define S_CONNECT_MAX 16 //  Most --connect
 
-//  Returns NULL when text can be a host name, else what was expected.
-static const char *s_check_host(const char *text)
-{
-    return hvn_publisher_host_valid(text) ? NULL
-                                          : "a host name of UTF-8 without '@' or control characters";
-}
-
-//  Returns NULL when text is an endpoint without ',', else what was
-//  expected.
-static const char *s_check_endpoint(const char *text)
-{
-    return strchr(text, ',') ? "one endpoint per --connect" : hvn_opt_check_endpoint(text);
-}
-
 //  Returns nothing; args hold the command line, or the process has exited
 //  (0 after --help, 2 on bad usage).
 static void s_parse_args(int argc, char **argv, s_args_t *args)
@@ -91,9 +77,9 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
         {.name = "connect", .type = HVN_OPT_LIST, .dest = connect, .metavar = "EP",
          .help = "broker frontend, e.g. tcp://broker:5561 (required);\n"
                  "repeat to publish to several brokers at once",
-         .max = S_CONNECT_MAX, .check = s_check_endpoint},
+         .max = S_CONNECT_MAX, .check = hvn_opt_check_endpoint},
         {.name = "host", .type = HVN_OPT_STRING, .dest = &args->host, .metavar = "HOST",
-         .help = "host name in topics and payload", .check = s_check_host,
+         .help = "host name in topics and payload", .check = hvn_names_host_check,
          .default_text = "the short host name"},
         {.name = "interval", .type = HVN_OPT_INT, .dest = &interval_s, .metavar = "SECONDS",
          .help = "seconds between reports", .min = 1, .max = 86400},

@@ -1,6 +1,10 @@
 /*  it_index_flow.c — hvn-index end to end: hvn-pub → hvn-broker → hvn-index
-    → the database, read by Python's sqlite3 module (tests/index/dump_db.py),
-    which knows nothing of hvnotify's code.
+    → the database, read by Python's sqlite3 module or psycopg2
+    (tests/index/dump_db.py), which know nothing of hvnotify's code.
+
+    Every case runs twice: on SQLite (suite index_sqlite) and on a real
+    PostgreSQL started for the test in its temp dir (suite index_pg,
+    tests/index/pg.sh).
 
     The rows must equal what hvn-pub was given after creates, updates and
     deletes; every notification is an event row with its message id; a
@@ -23,24 +27,58 @@
 #define S_CONVERGE_MS 15000 //  Longest the table may take to equal the truth
 
 static it_env_t env;
-static char db_path[512];
-static json_t *truth; //  uuid -> the node as last given to hvn-pub
+static char db_target[512]; //  The database: a file path or a postgresql:// URI
+static const char *db_kind; //  "sqlite" or "postgresql", for dump_db.py
+static json_t *truth;       //  uuid -> the node as last given to hvn-pub
 
-static void s_setup(void)
+static void s_setup_sqlite(void)
 {
     it_env_init(&env);
     it_broker_start(&env, NULL);
-    snprintf(db_path, sizeof(db_path), "%s/fleet.db", env.dir);
+    snprintf(db_target, sizeof(db_target), "%s/fleet.db", env.dir);
+    db_kind = "sqlite";
+    truth = json_object();
+}
+
+static char pg_port[16]; //  The PostgreSQL's port
+
+//  Returns pg.sh's exit status after running it with command and DIR (and
+//  PORT for start and up); its stdout's first line in out when out is set.
+static int s_pg(const char *command, char *out, size_t size)
+{
+    const char *argv[] = {HVN_SOURCE_DIR "/tests/index/pg.sh", command, env.dir, pg_port, NULL};
+    it_proc_t *pg = it_spawn(argv, false, out != NULL, false);
+    cr_assert_not_null(pg);
+    if (out && it_read_line(pg, out, size, 60000) <= 0)
+        out[0] = '\0';
+    int code = it_wait(pg, 60000);
+    it_stop(&pg, SIGKILL, 1000);
+    return code;
+}
+
+static void s_setup_pg(void)
+{
+    it_env_init(&env);
+    it_broker_start(&env, NULL);
+    snprintf(pg_port, sizeof(pg_port), "%d", it_free_port());
+    char line[512];
+    int code = s_pg("start", line, sizeof(line));
+    cr_assert(code == 0 && line[0], "PostgreSQL did not start (pg.sh exit %d)", code);
+    snprintf(db_target, sizeof(db_target), "%s", line);
+    db_kind = "postgresql";
     truth = json_object();
 }
 
 static void s_teardown(void)
 {
     json_decref(truth);
+    if (strcmp(db_kind, "postgresql") == 0)
+        s_pg("stop", NULL, 0);
     it_env_fini(&env);
 }
 
-TestSuite(index_flow, .init = s_setup, .fini = s_teardown, .timeout = 90);
+TestSuite(index_sqlite, .init = s_setup_sqlite, .fini = s_teardown, .timeout = 90);
+TestSuite(index_pg, .init = s_setup_pg, .fini = s_teardown, .timeout = 120);
 
 //  Returns a running hvn-index on the test's broker and database, serving
 //  HTTP on port when it is not 0.
@@ -54,7 +92,7 @@ static it_proc_t *s_index_start_http(int port)
                           "--service",
                           env.service,
                           "--db",
-                          db_path,
+                          db_target,
                           "--heartbeat-ms",
                           "1000",
                           port ? "--http" : "--no-http",
@@ -108,7 +146,7 @@ static void s_remove(it_proc_t *pub, const char *uuid)
 //  NULL when it printed nothing parsable (the file may not exist yet).
 static json_t *s_dump(void)
 {
-    const char *argv[] = {HVN_PYTHON, HVN_SOURCE_DIR "/tests/index/dump_db.py", "sqlite", db_path,
+    const char *argv[] = {HVN_PYTHON, HVN_SOURCE_DIR "/tests/index/dump_db.py", db_kind, db_target,
                           NULL};
     it_proc_t *py = it_spawn(argv, false, true, true);
     cr_assert_not_null(py);
@@ -180,7 +218,8 @@ static size_t s_events(json_t *dump, const char *event_type, const char *uuid, c
     return n;
 }
 
-Test(index_flow, rows_equal_what_was_reported_after_create_update_delete)
+//  Returns nothing; checks that rows equal what was reported after create update delete.
+static void s_case_rows_equal_what_was_reported_after_create_update_delete(void)
 {
     it_proc_t *index = s_index_start();
     it_proc_t *pub = s_pub_start();
@@ -210,7 +249,8 @@ Test(index_flow, rows_equal_what_was_reported_after_create_update_delete)
     cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index stops cleanly on SIGTERM");
 }
 
-Test(index_flow, kill_9_and_restart_converge_and_missed_changes_are_repairs)
+//  Returns nothing; checks that kill 9 and restart converge and missed changes are repairs.
+static void s_case_kill_9_and_restart_converge_and_missed_changes_are_repairs(void)
 {
     it_proc_t *index = s_index_start();
     it_proc_t *pub = s_pub_start();
@@ -246,7 +286,8 @@ Test(index_flow, kill_9_and_restart_converge_and_missed_changes_are_repairs)
     cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0);
 }
 
-Test(index_flow, unwritable_database_is_a_clear_error_and_bad_usage_exits_2)
+//  Returns nothing; checks that unwritable database is a clear error and bad usage exits 2.
+static void s_case_unwritable_database_is_a_clear_error_and_bad_usage_exits_2(void)
 {
     const char *argv[] = {"hvn-index",
                           "--connect",
@@ -273,7 +314,8 @@ Test(index_flow, unwritable_database_is_a_clear_error_and_bad_usage_exits_2)
     it_stop(&proc, SIGKILL, 1000);
 }
 
-Test(index_flow, http_api_metrics_and_hostile_requests_seen_by_python_clients)
+//  Returns nothing; checks that http api metrics and hostile requests seen by python clients.
+static void s_case_http_api_metrics_and_hostile_requests_seen_by_python_clients(void)
 {
     int port = it_free_port();
     it_proc_t *index = s_index_start_http(port);
@@ -302,4 +344,67 @@ Test(index_flow, http_api_metrics_and_hostile_requests_seen_by_python_clients)
     it_wait(pub, 10000);
     it_stop(&pub, SIGKILL, 1000);
     cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index survived the hostile requests");
+}
+
+Test(index_pg, database_restarted_under_the_index_is_retried_and_nothing_is_lost)
+{
+    it_proc_t *index = s_index_start();
+    it_proc_t *pub = s_pub_start();
+    s_report(pub, 1, UUID_A, 1);
+    json_decref(s_converged());
+    cr_assert_eq(s_pg("down", NULL, 0), 0);
+    s_report(pub, 1, UUID_A, 2); //  Held in memory while the server is down
+    s_report(pub, 2, UUID_B, 3);
+    s_remove(pub, UUID_A);
+    int64_t deadline = zclock_mono() + 10000;
+    while (it_broker_stat(env.service, "notifications", 2000) < 4 && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_eq(s_pg("up", NULL, 0), 0);
+    json_t *dump = s_converged();
+    cr_expect_eq(s_events(dump, "compute_node.update", UUID_A, "notification"), 1);
+    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_A, "notification"), 1);
+    cr_expect_eq(s_events(dump, "compute_node.create", UUID_B, "notification"), 1);
+    json_decref(dump);
+    it_close_stdin(pub);
+    it_wait(pub, 10000);
+    it_stop(&pub, SIGKILL, 1000);
+    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index is still running");
+}
+
+// --------------------------------------------------------------------------
+//  The cases on each database
+
+Test(index_sqlite, rows_equal_what_was_reported_after_create_update_delete)
+{
+    s_case_rows_equal_what_was_reported_after_create_update_delete();
+}
+
+Test(index_pg, rows_equal_what_was_reported_after_create_update_delete)
+{
+    s_case_rows_equal_what_was_reported_after_create_update_delete();
+}
+
+Test(index_sqlite, kill_9_and_restart_converge_and_missed_changes_are_repairs)
+{
+    s_case_kill_9_and_restart_converge_and_missed_changes_are_repairs();
+}
+
+Test(index_pg, kill_9_and_restart_converge_and_missed_changes_are_repairs)
+{
+    s_case_kill_9_and_restart_converge_and_missed_changes_are_repairs();
+}
+
+Test(index_sqlite, unwritable_database_is_a_clear_error_and_bad_usage_exits_2)
+{
+    s_case_unwritable_database_is_a_clear_error_and_bad_usage_exits_2();
+}
+
+Test(index_sqlite, http_api_metrics_and_hostile_requests_seen_by_python_clients)
+{
+    s_case_http_api_metrics_and_hostile_requests_seen_by_python_clients();
+}
+
+Test(index_pg, http_api_metrics_and_hostile_requests_seen_by_python_clients)
+{
+    s_case_http_api_metrics_and_hostile_requests_seen_by_python_clients();
 }

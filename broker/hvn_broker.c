@@ -22,6 +22,7 @@
 #include "hvn_ids.h"
 #include "hvn_limits.h"
 #include "hvn_seqmap.h"
+#include "hvn_state.h"
 #include "hvn_service.h"
 
 #include <assert.h>
@@ -95,6 +96,11 @@
 //  always fits, and 2^64 - 1 sent as a poison never does.
 #define S_SEQ_JUMP_MAX (UINT64_C(1) << 40)
 
+//  --state-file: written at most this often when a binding changed, and
+//  this often when only seqs moved
+#define S_STATE_SAVE_MS 1000
+#define S_STATE_SEQS_MS 30000
+
 #define S_LOG_INTERVAL_MS 1000 //  Rate-limited log lines: at most one a second
 #define S_PARTS_KEPT 3         //  Parts of a message kept; the rest are drained
 
@@ -166,6 +172,12 @@ struct _hvn_broker_t {
     s_ratelog_t log_accept;            //  Connections libzmq could not accept
     hvn_broker_stats_t stats;          //  Counters, as STATS reports them
     hvn_stats_t *report;               //  The counters as rows, for STATS and the log
+    char *state_path;                  //  --state-file, or NULL: bindings kept in memory only
+    hvn_idmap_t *owners;               //  Nodes the state file binds, not in the cache yet
+    int bindings_dirty;                //  A node or instance binding changed since the save
+    int seqs_dirty;                    //  An instance's seq moved since the save
+    int64_t saved_ms;                  //  When the state file was last written
+    s_ratelog_t log_state;             //  State file errors
     s_ratelog_t log_service;           //  Refused service requests
     s_ratelog_t log_snapshot;          //  Snapshots served or cut short
     s_ratelog_t log_untracked;         //  Instances the seq map had no room for
@@ -362,15 +374,21 @@ static void s_cache_store(hvn_broker_t *self)
         return; //  The decoder checked the uuid; unreachable in practice
     if (s_is_stale(self, self->key))
         return;
+    //  Whatever the state file bound this node to, the cache says it now
+    if (hvn_idmap_size(self->owners))
+        free(hvn_idmap_remove(self->owners, self->key));
     if (self->msg.event == HVN_EVENT_DELETE) {
-        hvn_cache_delete(self->cache, self->key);
+        if (hvn_cache_delete(self->cache, self->key))
+            self->bindings_dirty = 1;
         return;
     }
-    if (hvn_cache_put(self->cache, self->key, self->data[0], self->size[0], self->data[1],
-                      self->data[2], self->size[2]) < 0) {
+    int rc = hvn_cache_put(self->cache, self->key, self->data[0], self->size[0], self->data[1],
+                           self->data[2], self->size[2]);
+    if (rc < 0) {
         self->stats.cache_errors++;
         s_trouble(self, "cache: out of memory, a node was not stored");
-    }
+    } else if (rc == 1)
+        self->bindings_dirty = 1;
 }
 
 //  Returns 1 when the message in self->msg was refused (counted, logged)
@@ -385,10 +403,13 @@ static void s_cache_store(hvn_broker_t *self)
 static int s_instance_refused(hvn_broker_t *self)
 {
     const hvn_header_t *header = &self->msg.header;
+    size_t known = hvn_seqmap_size(self->seqmap);
     int bound = hvn_seqmap_bind(self->seqmap, header->instance, self->msg.host, self->now_ms,
                                 self->instances_seen + 1);
     if (bound < 0)
         return 0;
+    if (hvn_seqmap_size(self->seqmap) != known)
+        self->bindings_dirty = 1;
     char detail[HVN_TOPIC_MAX + 128];
     char text[HVN_UUID_STR_LEN + 1];
     uuid_unparse_lower(header->instance, text);
@@ -420,6 +441,7 @@ static int s_instance_refused(hvn_broker_t *self)
 static void s_track_seq(hvn_broker_t *self)
 {
     const hvn_header_t *header = &self->msg.header;
+    self->seqs_dirty = 1;
     if (hvn_seqmap_update(self->seqmap, header->instance, header->seq, self->now_ms,
                           ++self->instances_seen) == 0)
         return;
@@ -467,9 +489,13 @@ static int s_newer(const uint8_t instance[16], void *arg)
 //  instance sent them after the heartbeat's seq. A delete lost while the
 //  broker was away, or a publisher restarted without its state, would
 //  otherwise leave a node in every snapshot forever.
+static void s_prune_owners(hvn_broker_t *self);
+
 static void s_prune(hvn_broker_t *self)
 {
     const hvn_msg_t *msg = &self->msg;
+    if (hvn_idmap_size(self->owners))
+        s_prune_owners(self);
     //  An instance not known yet (no notification since this broker
     //  started) is the newest there is.
     s_newer_t newer = {self->seqmap, UINT64_MAX};
@@ -484,6 +510,33 @@ static void s_prune(hvn_broker_t *self)
         zsys_info("cache: %zu node(s) of host '%s' pruned: not in its heartbeat (%" PRIu64
                   " total, %" PRIu64 " such lines suppressed)",
                   removed, msg->host, self->stats.pruned, suppressed);
+}
+
+//  Returns nothing; the nodes the state file bound to the heartbeat's host
+//  that the heartbeat does not list are that host's no more (as a pruned
+//  cache entry would be). The list goes into a table first: the
+//  heartbeat's uuids are 16-byte items as hvn_idmap wants them.
+static void s_prune_owners(hvn_broker_t *self)
+{
+    const hvn_msg_t *msg = &self->msg;
+    hvn_idmap_t *listed = hvn_idmap_new();
+    for (size_t i = 0; listed && i < msg->node_count; i++)
+        if (!hvn_idmap_lookup(listed, msg->nodes[i]) &&
+            hvn_idmap_insert(listed, (void *)msg->nodes[i]) != 0)
+            hvn_idmap_destroy(&listed);
+    if (!listed)
+        return; //  Out of memory: the bindings stay, which is the safe side
+    size_t slot = 0;
+    while (slot < hvn_idmap_slots(self->owners)) {
+        hvn_owner_t *owner = hvn_idmap_at(self->owners, slot);
+        if (owner && streq(owner->host, msg->host) && !hvn_idmap_lookup(listed, owner->node)) {
+            free(hvn_idmap_remove(self->owners, owner->node));
+            self->bindings_dirty = 1;
+            continue; //  Another item may have moved into this slot
+        }
+        slot++;
+    }
+    hvn_idmap_destroy(&listed);
 }
 
 //  Returns nothing; the three parts are moved to the backend (or counted
@@ -523,8 +576,19 @@ static int s_key_refused(hvn_broker_t *self)
         //  by uuid alone, so this is what keeps a host from taking over
         //  another's node). A deleted node is nobody's any more.
         hvn_cache_item_t item;
-        if (!self->has_key || !hvn_cache_lookup(self->cache, self->key, &item))
+        if (!self->has_key)
             return 0;
+        if (!hvn_cache_lookup(self->cache, self->key, &item)) {
+            //  Not cached: the state file may still bind it (a restart
+            //  while its host was away)
+            const hvn_owner_t *owner = hvn_idmap_lookup(self->owners, self->key);
+            if (!owner || streq(owner->host, host))
+                return 0;
+            snprintf(detail, sizeof(detail), "node %s belongs to host '%s', not '%s'",
+                     self->msg.node.uuid, owner->host, host);
+            s_refuse(self, HVN_R_NOT_AUTHORIZED, detail);
+            return 1;
+        }
         const char *at = memchr(item.topic, '@', item.topic_size);
         size_t owner_len = at ? item.topic_size - (size_t)(at + 1 - item.topic) : 0;
         if (at && owner_len == strlen(host) && memcmp(at + 1, host, owner_len) == 0)
@@ -1173,6 +1237,32 @@ static void s_handle_monitor(hvn_broker_t *self, int which)
 }
 
 // --------------------------------------------------------------------------
+//  The state file
+
+//  Returns nothing; with --state-file, the bindings are written when one
+//  changed (at most once every S_STATE_SAVE_MS), when only seqs moved
+//  (every S_STATE_SEQS_MS), or at once when `now` is set and anything
+//  changed. A failure is logged (rate-limited) and retried next time.
+static void s_state_save(hvn_broker_t *self, int now)
+{
+    if (!self->state_path || !(self->bindings_dirty || self->seqs_dirty))
+        return;
+    int64_t since = self->now_ms - self->saved_ms;
+    if (!now && since < (self->bindings_dirty ? S_STATE_SAVE_MS : S_STATE_SEQS_MS))
+        return;
+    char error[512];
+    self->saved_ms = self->now_ms;
+    if (hvn_state_save(self->state_path, self->cache, self->owners, self->seqmap, error,
+                       sizeof(error)) == 0) {
+        self->bindings_dirty = self->seqs_dirty = 0;
+        return;
+    }
+    uint64_t suppressed;
+    if (s_ratelog_due(&self->log_state, self->now_ms, &suppressed))
+        zsys_error("%s (%" PRIu64 " such lines suppressed)", error, suppressed);
+}
+
+// --------------------------------------------------------------------------
 //  The loop
 
 //  Returns 0 after one wake-up, -1 when interrupted or on a fatal error.
@@ -1211,6 +1301,7 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
         s_handle_snapshots(self);
     if (self->now_ms >= self->next_heartbeat_ms)
         s_handle_timer(self);
+    s_state_save(self, 0);
     if (self->auth && self->now_ms >= self->next_auth_ms) {
         //  A certificate removed or changed takes effect on open connections
         hvn_auth_refresh(self->auth);
@@ -1519,11 +1610,25 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
     self->seqmap = hvn_seqmap_new(S_SEQMAP_MAX);
     self->sublimit = hvn_sublimit_new(config->max_subscriptions);
     self->snaplimit = hvn_ratelimit_new(config->max_snapshot_rate);
+    self->owners = hvn_idmap_new();
+    if (config->state_file)
+        self->state_path = strdup(config->state_file);
     if (!self->report || !self->decoder || !self->encoder || !self->cache || !self->seqmap ||
-        !self->sublimit || !self->snaplimit) {
+        !self->sublimit || !self->snaplimit || !self->owners ||
+        (config->state_file && !self->state_path)) {
         hvn_error_set(error, error_size, "out of memory");
         hvn_broker_destroy(&self);
         return NULL;
+    }
+    if (self->state_path) {
+        long read = hvn_state_load(self->state_path, self->owners, self->seqmap, zclock_mono(),
+                                   &self->instances_seen, error, error_size);
+        if (read < 0) {
+            hvn_broker_destroy(&self);
+            return NULL;
+        }
+        zsys_info("state file '%s': %zu node and %zu publisher instance binding(s) read",
+                  self->state_path, hvn_idmap_size(self->owners), hvn_seqmap_size(self->seqmap));
     }
     //  Each kind's own limit is checked before decoding (s_too_big)
     hvn_decoder_set_max_size(self->decoder, self->max_heartbeat_size);
@@ -1544,6 +1649,10 @@ void hvn_broker_destroy(hvn_broker_t **self_p)
     hvn_broker_t *self = *self_p;
     if (!self)
         return;
+    if (self->cache && self->seqmap && self->owners) {
+        self->now_ms = zclock_mono();
+        s_state_save(self, 1); //  What changed since the last save
+    }
     zsock_t *socks[3] = {self->frontend, self->backend, self->service};
     for (int i = 0; i < 3; i++)
         if (self->monitor[i]) {
@@ -1562,6 +1671,11 @@ void hvn_broker_destroy(hvn_broker_t **self_p)
     hvn_encoder_destroy(&self->encoder);
     hvn_cache_destroy(&self->cache);
     hvn_seqmap_destroy(&self->seqmap);
+    if (self->owners)
+        for (size_t i = 0; i < hvn_idmap_slots(self->owners); i++)
+            free(hvn_idmap_at(self->owners, i));
+    hvn_idmap_destroy(&self->owners);
+    free(self->state_path);
     while (self->snapshots) {
         s_snapjob_t *job = self->snapshots;
         self->snapshots = job->next;

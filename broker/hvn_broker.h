@@ -61,6 +61,8 @@ typedef struct {
     const char *publishers_dir;  //  CURVE: publishers' public certificates (with host)
     const char *subscribers_dir; //  CURVE: subscribers' public certificates
                                  //  All three or none; see hvn_auth.h
+    const char *state_file;      //  Where node and publisher instance bindings survive a
+                                 //  restart (hvn_state.h); NULL = kept in memory only
 } hvn_broker_config_t;
 
 //  Counters, as STATS reports them.

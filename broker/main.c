@@ -77,6 +77,9 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
          "metadata the one host its key may publish as"},
         {.name = "subscribers-dir", .type = HVN_OPT_PATH, .dest = &config->subscribers_dir, .metavar = "DIR",
          .help = "subscribers' public certificates (backend and service\nsockets)"},
+        {.name = "state-file", .type = HVN_OPT_PATH, .dest = &config->state_file, .metavar = "PATH",
+         .help = "keep which host each node and publisher instance\n"
+         "belongs to in this file, so a restart does not forget\nit (written within a second of a change)"},
         {.name = NULL},
     };
     const hvn_opt_program_t program = {

@@ -870,3 +870,48 @@ Test(security,
     zcert_destroy(&cert);
     zcert_destroy(&server);
 }
+
+//  Returns nothing; the broker was stopped with sig and started again,
+//  CURVE on as in s_setup, keeping its bindings in the file at state.
+static void s_broker_restart(int sig, const char *state)
+{
+    it_stop(&env.broker, sig, 5000);
+    char pubs[300], subs[300], secret[420];
+    s_path(pubs, sizeof(pubs), "publishers");
+    s_path(subs, sizeof(subs), "subscribers");
+    snprintf(secret, sizeof(secret), "%s_secret", broker_cert);
+    const char *extra[] = {"--curve-secret",    secret, "--publishers-dir", pubs,
+                           "--subscribers-dir", subs,   "--state-file",     state, NULL};
+    it_broker_start(&env, extra);
+}
+
+Test(security, a_node_stays_its_hosts_across_a_broker_restart)
+{
+    char state[400];
+    s_path(state, sizeof(state), "broker.state");
+    s_broker_restart(SIGTERM, state);
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    cr_assert_eq(s_stat_after("cache_nodes", 1), 1);
+    //  The binding reaches the file within a second of the create
+    struct stat st;
+    for (int64_t deadline = zclock_mono() + 5000; stat(state, &st) != 0;) {
+        cr_assert_lt(zclock_mono(), deadline, "no state file written");
+        nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
+    }
+    //  kill -9 while cmp-017 is away; cmp-019 then creates cmp-017's node
+    s_broker_restart(SIGKILL, state);
+    cr_assert_eq(s_stat("cache_nodes"), 0);
+    cr_expect_eq(s_publish("cmp-019", S_UUID_OK, other_pub_secret, "20"), 0);
+    cr_assert_geq(s_stat_after("refused.not_authorized", 1), 1);
+    cr_expect_eq(s_stat("cache_nodes"), 0, "the forgery was cached");
+    //  cmp-017 comes back: the node is its own, and every snapshot says so
+    cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
+    cr_assert_eq(s_stat_after("cache_nodes", 1), 1);
+    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "30", NULL};
+    it_proc_t *snap = s_subscribe(sub_secret, args);
+    char line[8192];
+    cr_assert_gt(it_read_line(snap, line, sizeof(line), S_WAIT_MS), 0, "no snapshot line");
+    cr_expect(strstr(line, S_UUID_OK) && strstr(line, "nova-compute:cmp-017"),
+              "the node changed hands: %s", line);
+    it_stop(&snap, SIGTERM, 5000);
+}

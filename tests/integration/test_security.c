@@ -892,10 +892,25 @@ Test(security, a_node_stays_its_hosts_across_a_broker_restart)
     s_broker_restart(SIGTERM, state);
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
     cr_assert_eq(s_stat_after("cache_nodes", 1), 1);
-    //  The binding reaches the file within a second of the create
-    struct stat st;
-    for (int64_t deadline = zclock_mono() + 5000; stat(state, &st) != 0;) {
-        cr_assert_lt(zclock_mono(), deadline, "no state file written");
+    //  The binding reaches the file within a second of the create: the
+    //  node's 16 raw uuid bytes appear in it
+    uint8_t raw[16];
+    for (int i = 0, j = 0; i < 16; j++)
+        if (S_UUID_OK[j] != '-') {
+            unsigned byte;
+            sscanf(S_UUID_OK + j, "%2x", &byte);
+            raw[i++] = (uint8_t)byte;
+            j++;
+        }
+    for (int64_t deadline = zclock_mono() + 5000;;) {
+        cr_assert_lt(zclock_mono(), deadline, "the node never reached the state file");
+        char buf[4096];
+        FILE *f = fopen(state, "rb");
+        size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+        if (f)
+            fclose(f);
+        if (n >= 16 && memmem(buf, n, raw, 16))
+            break;
         nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
     }
     //  kill -9 while cmp-017 is away; cmp-019 then creates cmp-017's node

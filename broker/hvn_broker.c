@@ -21,6 +21,7 @@
 #include "hvn_error.h"
 #include "hvn_ids.h"
 #include "hvn_limits.h"
+#include "hvn_ring.h"
 #include "hvn_seqmap.h"
 #include "hvn_state.h"
 #include "hvn_service.h"
@@ -103,6 +104,7 @@
 
 #define S_LOG_INTERVAL_MS 1000 //  Rate-limited log lines: at most one a second
 #define S_PARTS_KEPT 3         //  Parts of a message kept; the rest are drained
+#define S_SERVICE_PARTS 5      //  Parts of a service request kept: id, REPLAY and its three
 
 //  A log line that repeats at most once a second, counting the rest.
 typedef struct {
@@ -154,7 +156,7 @@ struct _hvn_broker_t {
     hvn_decoder_t *decoder;            //  Validates every frontend message
     hvn_encoder_t *encoder;            //  Encodes our heartbeats
     hvn_msg_t msg;                     //  The message being handled, decoded
-    zmq_msg_t parts[S_PARTS_KEPT];     //  Its frames as received
+    zmq_msg_t parts[S_SERVICE_PARTS];  //  Its frames as received (a service request's too)
     const uint8_t *data[S_PARTS_KEPT]; //  Their bytes, read once per message
     size_t size[S_PARTS_KEPT];         //  Their sizes, same
     uint8_t key[16];                   //  Node uuid of self->msg, raw; when has_key
@@ -162,6 +164,8 @@ struct _hvn_broker_t {
     int moved;                         //  Nonzero when its parts went to the backend
     hvn_cache_t *cache;                //  Node uuid -> last create/update frames
     hvn_seqmap_t *seqmap;              //  Publisher instance -> last seq
+    hvn_ring_t *ring;                  //  Notifications forwarded last, for REPLAY
+    s_ratelog_t log_replay;            //  Replays cut short, ring errors
     hvn_auth_t *auth;                  //  CURVE on: ZAP handler and key -> host; else NULL
     int64_t next_auth_ms;              //  CURVE on: when the key directories are looked at
     hvn_sublimit_t *sublimit;          //  Subscriptions per peer (backend, manual XPUB)
@@ -217,6 +221,12 @@ static const struct {
     {"limited_snapshots", offsetof(hvn_broker_stats_t, limited_snapshots)},
     {"handshakes_failed", offsetof(hvn_broker_stats_t, handshakes_failed)},
     {"accept_failed", offsetof(hvn_broker_stats_t, accept_failed)},
+    {"replays", offsetof(hvn_broker_stats_t, replays)},
+    {"replay_items", offsetof(hvn_broker_stats_t, replay_items)},
+    {"replays_short", offsetof(hvn_broker_stats_t, replays_short)},
+    {"replays_failed", offsetof(hvn_broker_stats_t, replays_failed)},
+    {"replays_refused", offsetof(hvn_broker_stats_t, replays_refused)},
+    {"ring_errors", offsetof(hvn_broker_stats_t, ring_errors)},
 };
 #define S_COUNTERS (sizeof(s_counters) / sizeof(s_counters[0]))
 
@@ -259,21 +269,21 @@ static int s_frame_is(zmq_msg_t *frame, const char *word)
 }
 
 //  Returns the number of parts of the next message on `handle`, the first
-//  S_PARTS_KEPT of them in parts[] (the caller closes them), the rest
+//  max of them in parts[] (the caller closes them), the rest
 //  received and dropped; 0 when no message is waiting; -1 on a socket error
 //  (errno set; parts[] then holds nothing to close).
-static int s_recv_parts(void *handle, zmq_msg_t *parts)
+static int s_recv_parts_max(void *handle, zmq_msg_t *parts, int max)
 {
     int count = 0;
     int more = 1;
     while (more) {
         zmq_msg_t extra;
-        zmq_msg_t *part = count < S_PARTS_KEPT ? &parts[count] : &extra;
+        zmq_msg_t *part = count < max ? &parts[count] : &extra;
         zmq_msg_init(part);
         if (zmq_msg_recv(part, handle, ZMQ_DONTWAIT) < 0) {
             int err = errno;
             zmq_msg_close(part);
-            for (int i = 0; i < count && i < S_PARTS_KEPT; i++)
+            for (int i = 0; i < count && i < max; i++)
                 zmq_msg_close(&parts[i]);
             errno = err;
             return count == 0 && err == EAGAIN ? 0 : -1;
@@ -284,6 +294,12 @@ static int s_recv_parts(void *handle, zmq_msg_t *parts)
         count++;
     }
     return count;
+}
+
+//  Returns as s_recv_parts_max, keeping S_PARTS_KEPT parts.
+static int s_recv_parts(void *handle, zmq_msg_t *parts)
+{
+    return s_recv_parts_max(handle, parts, S_PARTS_KEPT);
 }
 
 //  Returns nothing; closes the kept parts of a message of `count` parts.
@@ -556,6 +572,18 @@ static void s_forward(hvn_broker_t *self)
     self->moved = 1;
 }
 
+//  Returns nothing; the notification in self->parts is kept in the replay
+//  ring (a copy of its bytes), or counted as a ring error when memory is
+//  out.
+static void s_ring_keep(hvn_broker_t *self)
+{
+    if (hvn_ring_put(self->ring, self->msg.header.instance, self->msg.header.seq, self->data[0],
+                     self->size[0], self->data[1], self->data[2], self->size[2]) >= 0)
+        return;
+    self->stats.ring_errors++;
+    s_trouble(self, "ring: out of memory, a notification was not kept for REPLAY");
+}
+
 //  Returns 1 when the message in self->msg was refused (counted, logged)
 //  because its sender's key is not bound to the message's host, or the
 //  node it is about is cached for another host; else 0. The key is the
@@ -680,6 +708,7 @@ static void s_accept(hvn_broker_t *self, int nparts)
         self->stats.notifications++;
         s_cache_store(self);
         s_track_seq(self);
+        s_ring_keep(self); //  Before the parts move to the backend
         s_forward(self);
         break;
     case HVN_KIND_HEARTBEAT:
@@ -1046,6 +1075,11 @@ int hvn_broker_stats_table(const hvn_broker_t *self, hvn_stats_t *table)
     rc |= hvn_stats_add_uint(table, "cache_bytes", hvn_cache_bytes(self->cache));
     rc |= hvn_stats_add_int(table, "subscriptions", self->stats.subscriptions);
     rc |= hvn_stats_add_uint(table, "publishers", hvn_seqmap_size(self->seqmap));
+    rc |= hvn_stats_add_uint(table, "ring_entries", hvn_ring_size(self->ring));
+    rc |= hvn_stats_add_uint(table, "ring_bytes", hvn_ring_bytes(self->ring));
+    rc |= hvn_stats_add_uint(table, "ring_max_bytes", hvn_ring_max_bytes(self->ring));
+    rc |= hvn_stats_add_uint(table, "ring_publishers", hvn_ring_instances(self->ring));
+    rc |= hvn_stats_add_uint(table, "ring_evicted", hvn_ring_evicted(self->ring));
     rc |= hvn_stats_add_int(table, "uptime_ms", zclock_mono() - self->started_ms);
     rc |= hvn_stats_add_text(table, "broker_id", self->id);
     rc |= hvn_stats_add_text(table, "name", self->name);
@@ -1089,6 +1123,66 @@ static void s_serve_error(hvn_broker_t *self, zmq_msg_t *id, zmq_msg_t *command,
     s_reply(self, id, HVN_SERVICE_ERROR, why, strlen(why));
 }
 
+//  Returns 0 when the ITEM message of a ring entry is queued, -1 when not
+//  (the hvn_ring_fn of a REPLAY; arg is an s_snapshot_t).
+static int s_send_ring_item(const hvn_ring_item_t *item, void *arg)
+{
+    hvn_cache_item_t view = {.key = NULL,
+                             .topic = item->topic,
+                             .topic_size = item->topic_size,
+                             .header = item->header,
+                             .body = item->body,
+                             .body_size = item->body_size};
+    return s_send_item(&view, arg);
+}
+
+//  Returns nothing; a REPLAY answered: the ring's entries of the instance
+//  in the range as ITEMs, in seq order, then END with their count and the
+//  instance's span in the ring now. A malformed request is answered ERROR
+//  (counted, logged rate-limited); an answer the client cannot take is
+//  cut short, counted and logged.
+static void s_serve_replay(hvn_broker_t *self, zmq_msg_t *parts, int nparts)
+{
+    hvn_replay_t request;
+    const char *why = "REPLAY takes three frames: instance, first, last";
+    if (nparts == 5)
+        why = hvn_replay_decode(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
+                                zmq_msg_data(&parts[3]), zmq_msg_size(&parts[3]),
+                                zmq_msg_data(&parts[4]), zmq_msg_size(&parts[4]), &request);
+    if (why) {
+        self->stats.replays_refused++;
+        s_serve_error(self, &parts[0], &parts[1], why);
+        return;
+    }
+    s_snapshot_t snap = {self->items[S_SERVICE].socket, zmq_msg_data(&parts[0]),
+                         zmq_msg_size(&parts[0]), 0};
+    long sent = hvn_ring_foreach(self->ring, request.instance, request.first, request.last,
+                                 s_send_ring_item, &snap);
+    hvn_end_t end = {.count = sent > 0 ? (uint64_t)sent : 0};
+    snprintf(end.broker_id, sizeof(end.broker_id), "%s", self->id);
+    hvn_ring_span(self->ring, request.instance, &end.first, &end.last);
+    size_t size = 0;
+    uint8_t *body = sent >= 0 ? hvn_end_encode_replay(&end, &size) : NULL;
+    if (!body || s_reply(self, &parts[0], HVN_SERVICE_END, body, size) != 0) {
+        self->stats.replays_failed++;
+        uint64_t suppressed;
+        if (s_ratelog_due(&self->log_replay, self->now_ms, &suppressed))
+            zsys_warning("service: replay of seqs %" PRIu64 "..%" PRIu64 " cut short: %s (%" PRIu64
+                         " cut short, %" PRIu64 " unlogged since last line)",
+                         request.first, request.last,
+                         !body ? (sent < 0 ? zmq_strerror(snap.err) : "out of memory")
+                               : zmq_strerror(errno),
+                         self->stats.replays_failed, suppressed);
+        free(body);
+        return;
+    }
+    free(body);
+    self->stats.replays++;
+    self->stats.replay_items += end.count;
+    if (end.count < request.last - request.first + 1)
+        self->stats.replays_short++;
+}
+
 //  Returns nothing; one request of nparts parts (routing id first) is
 //  answered.
 static void s_serve(hvn_broker_t *self, int nparts)
@@ -1115,6 +1209,8 @@ static void s_serve(hvn_broker_t *self, int nparts)
         else
             s_serve_error(self, &parts[0], &parts[1],
                           "SNAPSHOT takes one frame: a topic prefix of at most 255 bytes");
+    } else if (s_frame_is(&parts[1], HVN_SERVICE_REPLAY)) {
+        s_serve_replay(self, parts, nparts);
     } else if (s_frame_is(&parts[1], HVN_SERVICE_STATS)) {
         if (nparts == 2)
             s_serve_stats(self, &parts[0]);
@@ -1129,11 +1225,12 @@ static void s_serve(hvn_broker_t *self, int nparts)
 static int s_handle_service(hvn_broker_t *self)
 {
     for (int n = 0; n < S_BATCH_SERVICE && !zsys_interrupted; n++) {
-        int nparts = s_recv_parts(self->items[S_SERVICE].socket, self->parts);
+        int nparts = s_recv_parts_max(self->items[S_SERVICE].socket, self->parts, S_SERVICE_PARTS);
         if (nparts <= 0)
             return nparts == 0 || errno == EINTR || errno == EAGAIN ? 0 : -1;
         s_serve(self, nparts);
-        s_close_parts(self->parts, nparts);
+        for (int i = 0; i < nparts && i < S_SERVICE_PARTS; i++)
+            zmq_msg_close(&self->parts[i]);
     }
     return 0;
 }
@@ -1340,10 +1437,11 @@ int hvn_broker_run(hvn_broker_t *self)
     assert(self);
     zsys_info("broker %s started: name %s, frontend %s, backend %s, service %s, "
               "max-msg-size %zu, max-publisher-nodes %zu (heartbeats up to %zu bytes), "
-              "max-topic-size %zu, heartbeat-ms %" PRId64,
+              "max-topic-size %zu, heartbeat-ms %" PRId64 ", ring-bytes %zu",
               self->id, self->name, self->endpoint[S_FRONTEND], self->endpoint[S_BACKEND],
               self->endpoint[S_SERVICE], self->max_msg_size, self->max_publisher_nodes,
-              self->max_heartbeat_size, self->max_topic_size, self->heartbeat_ms);
+              self->max_heartbeat_size, self->max_topic_size, self->heartbeat_ms,
+              hvn_ring_max_bytes(self->ring));
     while (hvn_broker_poll(self, S_POLL_MAX_MS) == 0)
         ;
     int rc = zsys_interrupted ? 0 : -1;
@@ -1369,6 +1467,7 @@ void hvn_broker_config_defaults(hvn_broker_config_t *config)
     config->max_subscriptions = HVN_BROKER_SUBSCRIPTIONS;
     config->max_snapshot_rate = HVN_BROKER_SNAPSHOT_RATE;
     config->listen_backlog = HVN_BROKER_LISTEN_BACKLOG;
+    config->ring_bytes = HVN_BROKER_RING_BYTES;
 }
 
 //  Returns 1 when our heartbeat could be encoded with this name, else 0.
@@ -1582,10 +1681,12 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         config->max_topic_size < 1 || config->max_topic_size > HVN_TOPIC_MAX ||
         config->max_subscriptions < 1 || config->max_subscriptions > HVN_BROKER_SUBSCRIPTIONS_MAX ||
         config->max_snapshot_rate < 1 || config->max_snapshot_rate > HVN_BROKER_SNAPSHOT_RATE_MAX ||
-        config->listen_backlog < 1 || config->listen_backlog > HVN_BROKER_LISTEN_BACKLOG_MAX) {
+        config->listen_backlog < 1 || config->listen_backlog > HVN_BROKER_LISTEN_BACKLOG_MAX ||
+        (unsigned long long)config->ring_bytes > (unsigned long long)HVN_BROKER_RING_BYTES_MAX) {
         hvn_error_set(error, error_size,
                       "max-msg-size, heartbeat-ms, max-publisher-nodes, max-topic-size, "
-                      "max-subscriptions, max-snapshot-rate or listen-backlog out of range");
+                      "max-subscriptions, max-snapshot-rate, listen-backlog or ring-bytes out of "
+                      "range");
         return NULL;
     }
     hvn_broker_t *self = calloc(1, sizeof(*self));
@@ -1608,13 +1709,14 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
     self->encoder = hvn_encoder_new();
     self->cache = hvn_cache_new();
     self->seqmap = hvn_seqmap_new(S_SEQMAP_MAX);
+    self->ring = hvn_ring_new(config->ring_bytes);
     self->sublimit = hvn_sublimit_new(config->max_subscriptions);
     self->snaplimit = hvn_ratelimit_new(config->max_snapshot_rate);
     self->owners = hvn_idmap_new();
     if (config->state_file)
         self->state_path = strdup(config->state_file);
     if (!self->report || !self->decoder || !self->encoder || !self->cache || !self->seqmap ||
-        !self->sublimit || !self->snaplimit || !self->owners ||
+        !self->ring || !self->sublimit || !self->snaplimit || !self->owners ||
         (config->state_file && !self->state_path)) {
         hvn_error_set(error, error_size, "out of memory");
         hvn_broker_destroy(&self);
@@ -1676,6 +1778,7 @@ void hvn_broker_destroy(hvn_broker_t **self_p)
             free(hvn_idmap_at(self->owners, i));
     hvn_idmap_destroy(&self->owners);
     free(self->state_path);
+    hvn_ring_destroy(&self->ring);
     while (self->snapshots) {
         s_snapjob_t *job = self->snapshots;
         self->snapshots = job->next;

@@ -4,7 +4,8 @@
     the HVN/1 decoder and, when good, forwarded unchanged on the XPUB
     backend (notifications and publisher heartbeats) and/or kept in the
     last-value cache (creates, updates, syncs; deletes remove). A ROUTER
-    service socket answers SNAPSHOT and STATS. The broker heartbeats on the
+    service socket answers SNAPSHOT, REPLAY (from a ring of the notifications
+    forwarded last, hvn_ring.h) and STATS. The broker heartbeats on the
     backend so subscribers can tell it is alive and when it restarted.
 
     One thread, one loop: poll, then hand each ready socket to its handler.
@@ -38,6 +39,8 @@ extern "C" {
 #define HVN_BROKER_SNAPSHOT_RATE_MAX 100000                //  Largest --max-snapshot-rate
 #define HVN_BROKER_LISTEN_BACKLOG 4096                     //  Default --listen-backlog
 #define HVN_BROKER_LISTEN_BACKLOG_MAX 1000000              //  Largest --listen-backlog
+#define HVN_BROKER_RING_BYTES (64 * 1024 * 1024)           //  Default --ring-bytes
+#define HVN_BROKER_RING_BYTES_MAX (64LL * 1024 * 1024 * 1024) //  Largest --ring-bytes
 
 //  What the broker is told at start. Strings are borrowed for the duration
 //  of hvn_broker_new only.
@@ -57,6 +60,7 @@ typedef struct {
     int listen_backlog;          //  ZMQ_BACKLOG of the three bound sockets: TCP
                                  //  connections waiting to be accepted (the
                                  //  kernel caps it at net.core.somaxconn)
+    size_t ring_bytes;           //  Bytes of recent notifications kept for REPLAY; 0 = none
     const char *curve_secret;    //  CURVE: the broker's secret certificate; NULL = plain text
     const char *publishers_dir;  //  CURVE: publishers' public certificates (with host)
     const char *subscribers_dir; //  CURVE: subscribers' public certificates
@@ -86,6 +90,12 @@ typedef struct {
     uint64_t limited_snapshots;     //  Snapshot requests answered ERROR: peer over its rate
     uint64_t handshakes_failed; //  CURVE on: handshakes failed before ZAP (plain text, wrong key)
     uint64_t accept_failed;     //  Connections libzmq could not accept (out of descriptors)
+    uint64_t replays;           //  REPLAY requests answered in full
+    uint64_t replay_items;      //  ITEMs those answers held
+    uint64_t replays_short;     //  Answered with fewer ITEMs than the range (ring wrapped)
+    uint64_t replays_failed;    //  Answers cut short: client gone or its queue full
+    uint64_t replays_refused;   //  Malformed REPLAY requests answered ERROR
+    uint64_t ring_errors;       //  Notifications not kept in the ring for want of memory
     int64_t subscriptions;      //  Active subscriptions on the backend
     hvn_rejects_t rejects;      //  Refused messages by reason
 } hvn_broker_stats_t;

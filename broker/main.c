@@ -24,6 +24,7 @@ static const char *s_check_name(const char *name)
 static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
 {
     size_t max_msg_size = config->max_msg_size;
+    size_t ring_bytes = config->ring_bytes;
     long max_nodes = (long)config->max_publisher_nodes;
     long max_topic = (long)config->max_topic_size;
     long max_subs = (long)config->max_subscriptions;
@@ -36,7 +37,7 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
         {.name = "backend", .type = HVN_OPT_ENDPOINT, .dest = &config->backend, .metavar = "EP",
          .help = "bind the XPUB socket subscribers connect to here"},
         {.name = "service", .type = HVN_OPT_ENDPOINT, .dest = &config->service, .metavar = "EP",
-         .help = "bind the ROUTER socket for SNAPSHOT and STATS here"},
+         .help = "bind the ROUTER socket for SNAPSHOT, REPLAY and STATS here"},
         {.name = "name", .type = HVN_OPT_STRING, .dest = &config->name, .metavar = "NAME",
          .help = "broker name in its heartbeat topic hvn.broker@NAME", .check = s_check_name,
          .default_text = "the short host name"},
@@ -60,6 +61,10 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
          .help = "snapshot requests a second per subscriber; more are\nanswered ERROR "
          "(limited_snapshots)",
          .min = 1, .max = HVN_BROKER_SNAPSHOT_RATE_MAX},
+        {.name = "ring-bytes", .type = HVN_OPT_SIZE, .dest = &ring_bytes, .metavar = "BYTES",
+         .help = "memory for the notifications forwarded last, which\n"
+         "REPLAY answers from (the oldest go first); 0 keeps none",
+         .min = 0, .max = HVN_BROKER_RING_BYTES_MAX},
         {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
          .help = "interval of the broker's heartbeat",
          .min = 1, .max = HVN_BROKER_HEARTBEAT_MAX},
@@ -98,6 +103,7 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
     };
     hvn_opt_parse(&program, argc, argv);
     config->max_msg_size = max_msg_size;
+    config->ring_bytes = ring_bytes;
     config->max_publisher_nodes = (size_t)max_nodes;
     config->max_topic_size = (size_t)max_topic;
     config->max_subscriptions = (size_t)max_subs;

@@ -10,7 +10,9 @@
 #include "hvn_ids.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -313,6 +315,64 @@ void hvn_end_clear(hvn_end_t *end)
     assert(end);
     free(end->publishers);
     memset(end, 0, sizeof(*end));
+}
+
+// --------------------------------------------------------------------------
+//  REPLAY request
+
+//  Returns true with *value set when the size bytes at data are a decimal
+//  number of 1 to HVN_SEQ_TEXT_MAX digits that fits a uint64, else false.
+static bool s_seq_text(const void *data, size_t size, uint64_t *value)
+{
+    const unsigned char *text = data;
+    if (size < 1 || size > HVN_SEQ_TEXT_MAX)
+        return false;
+    uint64_t n = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        unsigned digit = text[i] - '0';
+        if (n > (UINT64_MAX - digit) / 10)
+            return false;
+        n = n * 10 + digit;
+    }
+    *value = n;
+    return true;
+}
+
+//  Returns NULL with *out filled, or why the request is refused.
+const char *hvn_replay_decode(const void *instance, size_t instance_size, const void *first,
+                              size_t first_size, const void *last, size_t last_size,
+                              hvn_replay_t *out)
+{
+    assert(out);
+    char text[HVN_UUID_STR_LEN + 1];
+    hvn_replay_t request;
+    if (instance_size != HVN_UUID_STR_LEN)
+        return "REPLAY: instance is not UUID text";
+    memcpy(text, instance, HVN_UUID_STR_LEN);
+    text[HVN_UUID_STR_LEN] = '\0';
+    if (uuid_parse(text, request.instance) != 0)
+        return "REPLAY: instance is not UUID text";
+    if (!s_seq_text(first, first_size, &request.first) ||
+        !s_seq_text(last, last_size, &request.last))
+        return "REPLAY: first and last are seqs in decimal text";
+    if (request.first > request.last)
+        return "REPLAY: first is above last";
+    if (request.last - request.first >= HVN_REPLAY_SPAN_MAX)
+        return "REPLAY: range wider than 4096 seqs";
+    *out = request;
+    return NULL;
+}
+
+//  Returns nothing; the request's three frames as text.
+void hvn_replay_text(const hvn_replay_t *request, char instance[37],
+                     char first[HVN_SEQ_TEXT_MAX + 1], char last[HVN_SEQ_TEXT_MAX + 1])
+{
+    assert(request && instance && first && last);
+    uuid_unparse_lower(request->instance, instance);
+    snprintf(first, HVN_SEQ_TEXT_MAX + 1, "%" PRIu64, request->first);
+    snprintf(last, HVN_SEQ_TEXT_MAX + 1, "%" PRIu64, request->last);
 }
 
 // --------------------------------------------------------------------------

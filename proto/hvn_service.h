@@ -101,6 +101,35 @@ hvn_reason_t hvn_end_decode_replay(const void *data, size_t size, hvn_end_t *out
 void hvn_end_clear(hvn_end_t *end);
 
 // --------------------------------------------------------------------------
+//  REPLAY request: ["REPLAY", instance, first, last]
+
+#define HVN_REPLAY_SPAN_MAX 4096 //  Widest range (last - first + 1) a REPLAY may ask
+#define HVN_SEQ_TEXT_MAX 20      //  Digits of the largest uint64
+
+//  What a REPLAY asks: an instance's seqs first..last, both included
+typedef struct {
+    uint8_t instance[16]; //  Publisher instance id, raw UUID
+    uint64_t first;       //  First seq wanted
+    uint64_t last;        //  Last seq wanted, first <= last
+} hvn_replay_t;
+
+//  Decodes the three frames after the word: the instance as UUID text (36
+//  bytes, any case), first and last as decimal text (1 to 20 digits, no
+//  sign, no space, at most 2^64 - 1), first <= last, and the range at
+//  most HVN_REPLAY_SPAN_MAX seqs wide. Returns NULL with *out filled, or
+//  a static text saying what was wrong (the ERROR reply's text), with *out
+//  untouched.
+const char *hvn_replay_decode(const void *instance, size_t instance_size, const void *first,
+                              size_t first_size, const void *last, size_t last_size,
+                              hvn_replay_t *out);
+
+//  Returns nothing; instance holds the request's instance as lowercase UUID
+//  text, first and last its seqs as decimal text (all NUL-terminated): the
+//  three frames a client sends after the word.
+void hvn_replay_text(const hvn_replay_t *request, char instance[37],
+                     char first[HVN_SEQ_TEXT_MAX + 1], char last[HVN_SEQ_TEXT_MAX + 1]);
+
+// --------------------------------------------------------------------------
 //  STATS: a table of (name, value) rows
 
 #define HVN_STATS_MAX 4096    //  Rows a STATS body may hold

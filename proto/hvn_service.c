@@ -2,12 +2,15 @@
     encoded and decoded.
 
     The bodies are small and rare (one per request), so they are packed with
-    msgpack-c's own packer into a heap buffer handed to the caller. STATS is
-    a table of rows that the broker fills and that the encoder, the decoder
-    and every report walk: a counter is a row, never a hand-counted size.
+    msgpack-c's own packer into a heap buffer handed to the caller, and read
+    back through hvni_mp_read() (hvn_mpread.h), the reader every peer-sent
+    body goes through. STATS is a table of rows that the broker fills and
+    that the encoder, the decoder and every report walk: a counter is a
+    row, never a hand-counted size.
 */
 #include "hvn_service.h"
 #include "hvn_ids.h"
+#include "hvn_mpread.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -114,20 +117,22 @@ static hvn_reason_t s_end_fail(hvn_reason_t reason, const char *what, const char
     return reason;
 }
 
+//  A body's object: a token of hvn_mpread.h
+typedef hvni_mp_tok_t s_tok_t;
+
 //  Returns 1 and *value when map holds key exactly once, 0 when it holds
 //  it not at all, -1 when more than once (ambiguous: refused). Keys that are
 //  not strings are ignored like any unknown key.
-static int s_map_get(const msgpack_object *map, const char *key, const msgpack_object **value)
+static int s_map_get(const s_tok_t *map, const char *key, const s_tok_t **value)
 {
     size_t klen = strlen(key);
     int found = 0;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0) {
+    const s_tok_t *k = map + 1;
+    for (uint32_t i = 0; i < map->size; i++, k = hvni_mp_next(hvni_mp_next(k))) {
+        if (k->type == HVNI_MP_STR && k->size == klen && memcmp(k->ptr, key, klen) == 0) {
             if (found)
                 return -1;
-            *value = &map->via.map.ptr[i].val;
+            *value = k + 1;
             found = 1;
         }
     }
@@ -143,11 +148,11 @@ static int s_end_publisher_cmp(const void *a, const void *b)
 
 //  Returns HVN_OK after filling out->publishers from a msgpack map of UUID
 //  text to seq, or the reason it is refused (detail "publishers").
-static hvn_reason_t s_end_publishers(const msgpack_object *pubs, hvn_end_t *out)
+static hvn_reason_t s_end_publishers(const s_tok_t *pubs, hvn_end_t *out)
 {
-    if (pubs->type != MSGPACK_OBJECT_MAP)
+    if (pubs->type != HVNI_MP_MAP)
         return HVN_R_WRONG_TYPE;
-    uint32_t n = pubs->via.map.size;
+    uint32_t n = pubs->size;
     if (n > HVN_END_PUBLISHERS_MAX)
         return HVN_R_TOO_BIG;
     if (n == 0)
@@ -155,19 +160,20 @@ static hvn_reason_t s_end_publishers(const msgpack_object *pubs, hvn_end_t *out)
     out->publishers = calloc(n, sizeof(hvn_end_publisher_t));
     if (!out->publishers)
         return HVN_R_TOO_BIG;
-    for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object_kv *kv = &pubs->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    const s_tok_t *key = pubs + 1;
+    for (uint32_t i = 0; i < n; i++, key = hvni_mp_next(hvni_mp_next(key))) {
+        const s_tok_t *val = hvni_mp_next(key);
+        if (key->type != HVNI_MP_STR || val->type != HVNI_MP_POSITIVE_INTEGER)
             return HVN_R_WRONG_TYPE;
         char text[HVN_UUID_STR_LEN + 1];
-        if (kv->key.via.str.size != HVN_UUID_STR_LEN)
+        if (key->size != HVN_UUID_STR_LEN)
             return HVN_R_BAD_VALUE;
-        memcpy(text, kv->key.via.str.ptr, HVN_UUID_STR_LEN);
+        memcpy(text, key->ptr, HVN_UUID_STR_LEN);
         text[HVN_UUID_STR_LEN] = '\0';
         hvn_end_publisher_t *pub = &out->publishers[out->publisher_count];
         if (uuid_parse(text, pub->instance) != 0)
             return HVN_R_BAD_VALUE;
-        pub->seq = kv->val.via.u64;
+        pub->seq = val->u64;
         out->publisher_count++;
     }
     qsort(out->publishers, out->publisher_count, sizeof(hvn_end_publisher_t), s_end_publisher_cmp);
@@ -179,8 +185,8 @@ static hvn_reason_t s_end_publishers(const msgpack_object *pubs, hvn_end_t *out)
 
 //  Returns HVN_OK with *value set to the root's key, or the reason it is
 //  refused (missing, or there twice), detail the key.
-static hvn_reason_t s_end_key(const msgpack_object *root, const char *key,
-                              const msgpack_object **value, const char **detail)
+static hvn_reason_t s_end_key(const s_tok_t *root, const char *key, const s_tok_t **value,
+                              const char **detail)
 {
     int found = s_map_get(root, key, value);
     if (found != 1)
@@ -188,39 +194,42 @@ static hvn_reason_t s_end_key(const msgpack_object *root, const char *key,
     return HVN_OK;
 }
 
+//  Returns true when the len bytes at s are UTF-8 without NUL.
+static bool s_text_valid(const char *s, size_t len)
+{
+    return hvn_utf8_valid(s, len) && !memchr(s, '\0', len);
+}
+
 //  Returns HVN_OK after copying the END's broker_id into out, or the reason
 //  (detail "broker_id").
-static hvn_reason_t s_end_broker_id(const msgpack_object *id, hvn_end_t *out, const char **detail)
+static hvn_reason_t s_end_broker_id(const s_tok_t *id, hvn_end_t *out, const char **detail)
 {
-    if (id->type != MSGPACK_OBJECT_STR)
+    if (id->type != HVNI_MP_STR)
         return s_end_fail(HVN_R_WRONG_TYPE, "broker_id", detail);
-    size_t len = id->via.str.size;
-    if (len == 0 || len > HVN_STR_MAX || !hvn_utf8_valid(id->via.str.ptr, len) ||
-        memchr(id->via.str.ptr, '\0', len))
+    size_t len = id->size;
+    if (len == 0 || len > HVN_STR_MAX || !s_text_valid(id->ptr, len))
         return s_end_fail(HVN_R_BAD_VALUE, "broker_id", detail);
-    memcpy(out->broker_id, id->via.str.ptr, len);
+    memcpy(out->broker_id, id->ptr, len);
     out->broker_id[len] = '\0';
     return HVN_OK;
 }
 
 //  Returns HVN_OK with *value the unsigned integer obj holds, or
 //  HVN_R_WRONG_TYPE (detail what).
-static hvn_reason_t s_end_uint(const msgpack_object *obj, uint64_t *value, const char *what,
+static hvn_reason_t s_end_uint(const s_tok_t *obj, uint64_t *value, const char *what,
                                const char **detail)
 {
-    if (obj->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (obj->type != HVNI_MP_POSITIVE_INTEGER)
         return s_end_fail(HVN_R_WRONG_TYPE, what, detail);
-    *value = obj->via.u64;
+    *value = obj->u64;
     return HVN_OK;
 }
 
 //  Returns HVN_OK after filling *out from a SNAPSHOT END's root map, or the
 //  reason (detail set).
-static hvn_reason_t s_end_read(const msgpack_object *root, hvn_end_t *out, const char **detail)
+static hvn_reason_t s_end_read(const s_tok_t *root, hvn_end_t *out, const char **detail)
 {
-    if (root->type != MSGPACK_OBJECT_MAP)
-        return s_end_fail(HVN_R_NOT_MAP, "body", detail);
-    const msgpack_object *id = NULL, *count = NULL, *pubs = NULL;
+    const s_tok_t *id = NULL, *count = NULL, *pubs = NULL;
     hvn_reason_t reason = s_end_key(root, "broker_id", &id, detail);
     if (reason == HVN_OK)
         reason = s_end_key(root, "count", &count, detail);
@@ -237,12 +246,9 @@ static hvn_reason_t s_end_read(const msgpack_object *root, hvn_end_t *out, const
 
 //  Returns HVN_OK after filling *out from a REPLAY END's root map, or the
 //  reason (detail set).
-static hvn_reason_t s_end_read_replay(const msgpack_object *root, hvn_end_t *out,
-                                      const char **detail)
+static hvn_reason_t s_end_read_replay(const s_tok_t *root, hvn_end_t *out, const char **detail)
 {
-    if (root->type != MSGPACK_OBJECT_MAP)
-        return s_end_fail(HVN_R_NOT_MAP, "body", detail);
-    const msgpack_object *id = NULL, *count = NULL, *first = NULL, *last = NULL;
+    const s_tok_t *id = NULL, *count = NULL, *first = NULL, *last = NULL;
     hvn_reason_t reason = s_end_key(root, "broker_id", &id, detail);
     if (reason == HVN_OK)
         reason = s_end_key(root, "count", &count, detail);
@@ -263,34 +269,41 @@ static hvn_reason_t s_end_read_replay(const msgpack_object *root, hvn_end_t *out
     return reason;
 }
 
-typedef hvn_reason_t(s_end_reader_fn)(const msgpack_object *root, hvn_end_t *out,
-                                      const char **detail);
+//  Returns the root map of a service body read into tokens, or NULL with
+//  *reason set (detail "body"): too big, not msgpack (also out of memory),
+//  not a map.
+static const s_tok_t *s_body_read(hvni_mp_t *tokens, const void *data, size_t size,
+                                  hvn_reason_t *reason, const char **detail)
+{
+    const s_tok_t *root = NULL;
+    if (size > HVN_END_MAX_SIZE)
+        *reason = s_end_fail(HVN_R_TOO_BIG, "body", detail);
+    else if (!(root = hvni_mp_read(tokens, data, size)))
+        *reason = s_end_fail(HVN_R_MSGPACK, "body", detail);
+    else if (root->type != HVNI_MP_MAP)
+        *reason = s_end_fail(HVN_R_NOT_MAP, "body", detail);
+    else
+        return root;
+    return NULL;
+}
+
+typedef hvn_reason_t(s_end_reader_fn)(const s_tok_t *root, hvn_end_t *out, const char **detail);
 
 //  Returns HVN_OK with *out filled by read from the body's root map, or
 //  the reason the END is refused.
-static hvn_reason_t s_end_decode(const void *data, size_t size, hvn_end_t *out,
-                                 const char **detail, s_end_reader_fn *read)
+static hvn_reason_t s_end_decode(const void *data, size_t size, hvn_end_t *out, const char **detail,
+                                 s_end_reader_fn *read)
 {
     assert(out);
     memset(out, 0, sizeof(*out));
     if (detail)
         *detail = "";
-    if (size > HVN_END_MAX_SIZE)
-        return s_end_fail(HVN_R_TOO_BIG, "body", detail);
-    if (!data || size == 0 || !hvn_msgpack_bounded(data, size, false))
-        return s_end_fail(HVN_R_MSGPACK, "body", detail);
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 4096))
-        return s_end_fail(HVN_R_TOO_BIG, "body", detail);
-    msgpack_object root;
-    size_t offset = 0;
-    hvn_reason_t reason;
-    if (msgpack_unpack(data, size, &offset, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
-        offset != size)
-        reason = s_end_fail(HVN_R_MSGPACK, "body", detail);
-    else
-        reason = read(&root, out, detail);
-    msgpack_zone_destroy(&zone);
+    hvni_mp_t tokens = {NULL, 0, 0};
+    hvn_reason_t reason = HVN_OK;
+    const s_tok_t *root = s_body_read(&tokens, data, size, &reason, detail);
+    if (root)
+        reason = read(root, out, detail);
+    hvni_mp_release(&tokens);
     if (reason != HVN_OK)
         hvn_end_clear(out);
     return reason;
@@ -543,36 +556,29 @@ static bool s_stats_has_duplicate(const hvn_stats_t *self)
     return twice;
 }
 
-//  Returns true when the len bytes at s are UTF-8 without NUL.
-static bool s_text_valid(const char *s, size_t len)
-{
-    return hvn_utf8_valid(s, len) && !memchr(s, '\0', len);
-}
-
 //  Returns HVN_OK after appending the row of one STATS entry (or nothing,
 //  for a value of a type it does not know), or the reason it is refused
 //  (detail "name", or "text" for a text that is not UTF-8 without NUL).
-static hvn_reason_t s_stats_entry(hvn_stats_t *self, const msgpack_object_kv *kv,
-                                  const char **detail)
+static hvn_reason_t s_stats_entry(hvn_stats_t *self, const s_tok_t *key, const char **detail)
 {
-    const msgpack_object *key = &kv->key, *val = &kv->val;
-    if (key->type != MSGPACK_OBJECT_STR)
+    const s_tok_t *val = hvni_mp_next(key);
+    if (key->type != HVNI_MP_STR)
         return s_end_fail(HVN_R_WRONG_TYPE, "name", detail);
-    size_t len = key->via.str.size;
-    if (len == 0 || len > HVN_STAT_NAME_MAX || !s_text_valid(key->via.str.ptr, len))
+    size_t len = key->size;
+    if (len == 0 || len > HVN_STAT_NAME_MAX || !s_text_valid(key->ptr, len))
         return s_end_fail(HVN_R_BAD_VALUE, "name", detail);
     hvn_stat_t *row = NULL;
-    if (val->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if ((row = s_stats_row(self, key->via.str.ptr, len, HVN_STAT_UINT)))
-            row->uint = val->via.u64;
-    } else if (val->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        if ((row = s_stats_row(self, key->via.str.ptr, len, HVN_STAT_INT)))
-            row->sint = val->via.i64;
-    } else if (val->type == MSGPACK_OBJECT_STR) {
-        if (!s_text_valid(val->via.str.ptr, val->via.str.size))
+    if (val->type == HVNI_MP_POSITIVE_INTEGER) {
+        if ((row = s_stats_row(self, key->ptr, len, HVN_STAT_UINT)))
+            row->uint = val->u64;
+    } else if (val->type == HVNI_MP_NEGATIVE_INTEGER) {
+        if ((row = s_stats_row(self, key->ptr, len, HVN_STAT_INT)))
+            row->sint = val->i64;
+    } else if (val->type == HVNI_MP_STR) {
+        if (!s_text_valid(val->ptr, val->size))
             return s_end_fail(HVN_R_BAD_VALUE, "text", detail);
-        char *text = strndup(val->via.str.ptr, val->via.str.size);
-        if (text && (row = s_stats_row(self, key->via.str.ptr, len, HVN_STAT_TEXT)))
+        char *text = strndup(val->ptr, val->size);
+        if (text && (row = s_stats_row(self, key->ptr, len, HVN_STAT_TEXT)))
             row->text = text;
         else
             free(text);
@@ -583,33 +589,23 @@ static hvn_reason_t s_stats_entry(hvn_stats_t *self, const msgpack_object_kv *kv
 
 //  Returns HVN_OK with the table's rows those of the STATS body, or the
 //  reason it is refused (the table then empty).
-hvn_reason_t hvn_stats_decode(hvn_stats_t *self, const void *data, size_t size,
-                              const char **detail)
+hvn_reason_t hvn_stats_decode(hvn_stats_t *self, const void *data, size_t size, const char **detail)
 {
     assert(self);
     hvn_stats_clear(self);
     if (detail)
         *detail = "";
-    if (size > HVN_END_MAX_SIZE)
-        return s_end_fail(HVN_R_TOO_BIG, "body", detail);
-    if (!data || size == 0 || !hvn_msgpack_bounded(data, size, false))
-        return s_end_fail(HVN_R_MSGPACK, "body", detail);
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 4096))
-        return s_end_fail(HVN_R_TOO_BIG, "body", detail);
-    msgpack_object root;
-    size_t offset = 0;
+    hvni_mp_t tokens = {NULL, 0, 0};
     hvn_reason_t reason = HVN_OK;
-    if (msgpack_unpack(data, size, &offset, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
-        offset != size)
-        reason = s_end_fail(HVN_R_MSGPACK, "body", detail);
-    else if (root.type != MSGPACK_OBJECT_MAP)
-        reason = s_end_fail(HVN_R_NOT_MAP, "body", detail);
-    else if (root.via.map.size > HVN_STATS_MAX)
+    const s_tok_t *root = s_body_read(&tokens, data, size, &reason, detail);
+    if (root && root->size > HVN_STATS_MAX)
         reason = s_end_fail(HVN_R_TOO_BIG, "body", detail);
-    for (uint32_t i = 0; reason == HVN_OK && i < root.via.map.size; i++)
-        reason = s_stats_entry(self, &root.via.map.ptr[i], detail);
-    msgpack_zone_destroy(&zone);
+    const s_tok_t *key = root ? root + 1 : NULL;
+    for (uint32_t i = 0; reason == HVN_OK && i < root->size; i++) {
+        reason = s_stats_entry(self, key, detail);
+        key = hvni_mp_next(hvni_mp_next(key));
+    }
+    hvni_mp_release(&tokens);
     if (reason == HVN_OK && s_stats_has_duplicate(self))
         reason = s_end_fail(HVN_R_BAD_VALUE, "name", detail);
     if (reason != HVN_OK)

@@ -31,12 +31,12 @@ extern "C" {
 
 //  Request words
 #define HVN_SERVICE_SNAPSHOT "SNAPSHOT" //  + prefix: the cached fleet under a topic prefix
-#define HVN_SERVICE_REPLAY   "REPLAY"   //  + instance, first, last: notifications from the ring
-#define HVN_SERVICE_STATS    "STATS"    //  The broker's counters
+#define HVN_SERVICE_REPLAY "REPLAY"     //  + instance, first, last: notifications from the ring
+#define HVN_SERVICE_STATS "STATS"       //  The broker's counters
 
 //  Reply words (STATS answers with its own word)
-#define HVN_SERVICE_ITEM  "ITEM"  //  + topic, header, body: one message, frames as received
-#define HVN_SERVICE_END   "END"   //  + body: the end of a SNAPSHOT's or a REPLAY's items
+#define HVN_SERVICE_ITEM "ITEM"   //  + topic, header, body: one message, frames as received
+#define HVN_SERVICE_END "END"     //  + body: the end of a SNAPSHOT's or a REPLAY's items
 #define HVN_SERVICE_ERROR "ERROR" //  + why: the request was refused (text)
 
 //  Returns true when the size bytes at data are exactly the word (one of

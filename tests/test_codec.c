@@ -702,7 +702,7 @@ Test(codec, trailing_bytes_and_garbage_are_msgpack_errors)
     cr_assert_eq(s_decode_raw("\xdd\xff\xff\xff\xff\xc0", 6), HVN_R_MSGPACK);
     cr_assert_eq(s_decode_raw("\xdf\x7f\xff\xff\xff\xc0\xc0", 7), HVN_R_MSGPACK);
     cr_assert_eq(s_decode_raw("\xdb\xff\xff\xff\xff", 5), HVN_R_MSGPACK);
-    //  Counts small enough to skip the pre-scan, and just over, still refused
+    //  Small container counts short of their elements, and just over, still refused
     cr_assert_eq(s_decode_raw("\xde\x00\x40\xc0", 4), HVN_R_MSGPACK);
     cr_assert_eq(s_decode_raw("\xde\x00\x41\xc0", 4), HVN_R_MSGPACK);
     cr_assert_eq(s_decode_raw("\x81\xa1x\xdc\x00\x10\xc0\xc0", 8), HVN_R_MSGPACK);

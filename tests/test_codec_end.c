@@ -1,4 +1,4 @@
-/*  test_codec_end.c — the snapshot END body parser and the msgpack guard
+/*  test_codec_end.c — the snapshot END body parser and the msgpack reader
     shared by every reader of peer-sent msgpack.
 
     END bodies are built with msgpack-c's packer, one malformation per case.
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "hvn_mpread.h"
 #include "hvn_proto.h"
 
 #define S_INST1 "01010101-0101-0101-0101-010101010101"
@@ -308,22 +309,56 @@ Test(end, random_bytes_never_crash_and_never_pass)
     }
 }
 
-Test(msgpack_guard, bounded_checks_completeness_and_trailing_bytes)
+//  Returns true when the reader every peer-sent body goes through reads
+//  the size bytes at data as one whole msgpack object.
+static bool s_reads(const char *data, size_t size)
 {
-    cr_assert(hvn_msgpack_bounded("\xc0", 1, false));
-    cr_assert_not(hvn_msgpack_bounded("\xc0\xc0", 2, false));
-    cr_assert(hvn_msgpack_bounded("\xc0\xc0", 2, true));
-    cr_assert_not(hvn_msgpack_bounded("", 0, true));
-    cr_assert_not(hvn_msgpack_bounded(NULL, 0, true));
-    cr_assert_not(hvn_msgpack_bounded("\x92\xc0", 2, true), "array short of an element");
-    cr_assert(hvn_msgpack_bounded("\x92\xc0\xc0", 3, false));
-    cr_assert_not(hvn_msgpack_bounded("\xdd\xff\xff\xff\xff\xc0", 6, true), "huge array claim");
-    cr_assert_not(hvn_msgpack_bounded("\xdb\xff\xff\xff\xff", 5, true), "huge str claim");
-    cr_assert_not(hvn_msgpack_bounded("\xc1", 1, true), "never-used byte");
-    cr_assert(hvn_msgpack_bounded("\xa3"
-                                  "abc",
-                                  4, false));
-    cr_assert_not(hvn_msgpack_bounded("\xa3"
-                                      "ab",
-                                      3, true));
+    hvni_mp_t tokens = {NULL, 0, 0};
+    bool read = hvni_mp_read(&tokens, data, size) != NULL;
+    hvni_mp_release(&tokens);
+    return read;
+}
+
+Test(msgpack_reader, reads_one_whole_object_and_nothing_after_it)
+{
+    cr_assert(s_reads("\xc0", 1));
+    cr_assert_not(s_reads("\xc0\xc0", 2), "trailing bytes");
+    cr_assert_not(s_reads("", 0));
+    cr_assert_not(s_reads(NULL, 0));
+    cr_assert_not(s_reads("\x92\xc0", 2), "array short of an element");
+    cr_assert(s_reads("\x92\xc0\xc0", 3));
+    cr_assert_not(s_reads("\xdd\xff\xff\xff\xff\xc0", 6), "huge array claim");
+    cr_assert_not(s_reads("\xdb\xff\xff\xff\xff", 5), "huge str claim");
+    cr_assert_not(s_reads("\xc1", 1), "never-used byte");
+    cr_assert(s_reads("\xa3"
+                      "abc",
+                      4));
+    cr_assert_not(s_reads("\xa3"
+                          "ab",
+                          3));
+}
+
+Test(msgpack_reader, tokens_are_the_objects_in_document_order)
+{
+    //  {"a": [1, -2], "b": bin "xy"}
+    static const char body[] = "\x82\xa1"
+                               "a\x92\x01\xfe\xa1"
+                               "b\xc4\x02xy";
+    hvni_mp_t tokens = {NULL, 0, 0};
+    const hvni_mp_tok_t *root = hvni_mp_read(&tokens, body, sizeof(body) - 1);
+    cr_assert(root);
+    cr_assert_eq(root->type, HVNI_MP_MAP);
+    cr_assert_eq(root->size, 2);
+    cr_assert_eq(root->span, 7);
+    const hvni_mp_tok_t *array = root + 2;
+    cr_assert_eq(array->type, HVNI_MP_ARRAY);
+    cr_assert_eq(array->span, 3);
+    cr_assert_eq(array[1].u64, 1);
+    cr_assert_eq(array[2].type, HVNI_MP_NEGATIVE_INTEGER);
+    cr_assert_eq(array[2].i64, -2);
+    const hvni_mp_tok_t *bin = hvni_mp_next(hvni_mp_next(array));
+    cr_assert_eq(bin->type, HVNI_MP_BIN);
+    cr_assert_eq(bin->size, 2);
+    cr_assert_eq(memcmp(bin->ptr, "xy", 2), 0);
+    hvni_mp_release(&tokens);
 }

@@ -346,7 +346,7 @@ static void s_one(s_state_t *state, const uint8_t *topic, size_t topic_size, con
     bool body_read = reason == HVN_OK || reason == HVN_R_NOT_MAP || reason == HVN_R_MISSING_KEY ||
                      reason == HVN_R_WRONG_TYPE || reason == HVN_R_BAD_VALUE ||
                      reason == HVN_R_PAYLOAD_VERSION || reason == HVN_R_TOPIC_MISMATCH;
-    S_CHECK(!body_read || hvn_msgpack_bounded(body, body_size, true));
+    S_CHECK(!body_read || hvn_fuzz_bounded(body, body_size, true));
 
     //  A fresh decoder agrees, refusal detail included
     hvn_decoder_t *fresh = hvn_decoder_new();

@@ -9,8 +9,9 @@
     - an accepted END has a non-empty UTF-8 broker_id and publishers sorted
       by instance without duplicates, and packed again as a broker packs it
       decodes to the same;
-    - the msgpack guard in front of every msgpack_unpack agrees with
-      msgpack-c: a body msgpack-c reads whole and in bounds passes it.
+    - the reader every peer-sent body goes through (hvni_mp_read) agrees
+      with msgpack-c: it reads a body exactly when msgpack_unpack() reads
+      it whole, asked only of bodies the harness's own pre-scan bounds.
 */
 #include "hvn_fuzz.h"
 
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "hvn_mpread.h"
 #include "hvn_proto.h"
 
 #define S_CHECK(cond)                                                                              \
@@ -76,27 +78,33 @@ static void s_check_accepted(const hvn_end_t *end, const char *detail)
     msgpack_sbuffer_destroy(&sbuf);
 }
 
-//  Returns nothing; aborts unless the guard passes what msgpack-c reads
-//  whole without reading past the end.
-static void s_check_guard(const uint8_t *data, size_t size)
+//  Returns nothing; aborts unless the reader reads what msgpack-c reads
+//  whole, and nothing else.
+static void s_check_reader(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return;
-    bool whole = hvn_msgpack_bounded(data, size, false);
-    bool prefix = hvn_msgpack_bounded(data, size, true);
+    bool whole = hvn_fuzz_bounded(data, size, false);
+    bool prefix = hvn_fuzz_bounded(data, size, true);
     S_CHECK(!whole || prefix);
+    hvni_mp_t tokens = {NULL, 0, 0};
+    bool read = hvni_mp_read(&tokens, data, size) != NULL;
+    hvni_mp_release(&tokens);
+    S_CHECK(!read || whole);
     msgpack_zone zone;
     S_CHECK(msgpack_zone_init(&zone, 4096));
     msgpack_object root;
     size_t offset = 0;
     //  Unbounded containers would make msgpack-c allocate for elements
-    //  that are not there: only ask it about what the guard passed
+    //  that are not there: only ask it about what the pre-scan passed
     if (prefix) {
         msgpack_unpack_return rc = msgpack_unpack((const char *)data, size, &offset, &zone, &root);
         if (rc == MSGPACK_UNPACK_SUCCESS)
-            S_CHECK(whole && offset == size);
+            S_CHECK(whole && offset == size && read);
         else if (rc == MSGPACK_UNPACK_EXTRA_BYTES)
-            S_CHECK(!whole && offset < size);
+            S_CHECK(!whole && offset < size && !read);
+        else if (rc != MSGPACK_UNPACK_NOMEM_ERROR)
+            S_CHECK(!read);
     }
     msgpack_zone_destroy(&zone);
 }
@@ -119,7 +127,7 @@ int hvn_fuzz_end(const uint8_t *data, size_t size)
     hvn_end_clear(&end);
     S_CHECK(hvn_end_decode(data, size, &end, NULL) == reason);
     hvn_end_clear(&end);
-    s_check_guard(data, size);
+    s_check_reader(data, size);
     return 0;
 }
 

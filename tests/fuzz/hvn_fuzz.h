@@ -13,6 +13,7 @@
 #ifndef HVN_FUZZ_H_INCLUDED
 #define HVN_FUZZ_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,12 @@ int hvn_fuzz_json_node(const uint8_t *data, size_t size);
 //  The snapshot reply parser: the input is an END body, as a subscriber
 //  receives it after a snapshot's ITEMs. Returns 0.
 int hvn_fuzz_end(const uint8_t *data, size_t size);
+
+//  Returns true when data begins with one complete msgpack object in which
+//  no array or map claims more elements than bytes remain (each element
+//  takes at least one byte), and, unless allow_trailing, nothing follows
+//  it: then msgpack_unpack() may be asked about it. Never reads past size.
+bool hvn_fuzz_bounded(const void *data, size_t size, bool allow_trailing);
 
 //  Writes one message in the framing hvn_fuzz_decoder reads into out (room
 //  for HVN_FUZZ_FRAME_MAX(body_size) bytes); last says the body runs to the

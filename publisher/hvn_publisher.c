@@ -16,19 +16,17 @@
 #include "hvn_curve.h"
 #include "hvn_names.h"
 
+#include "hvn_pubstate.h"
 #include "hvn_redial.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <msgpack.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,8 +68,8 @@ typedef struct {
     uint8_t body[];                  //  Frame 2
 } s_sent_t;
 
-struct _hvn_publisher_t {
-    //  Set by new(), read-only afterwards
+//  Set by new(), read-only afterwards: any thread reads them without a lock
+typedef struct {
     char *endpoint;       //  Broker frontend(s), comma-separated
     char *host;           //  Topic host, publisher_id host
     char *service;        //  publisher_id service
@@ -81,10 +79,11 @@ struct _hvn_publisher_t {
     int stall_ms;         //  Reconnect after a stall this long; -1 = never
     zlist_t *endpoints;   //  Each broker's endpoint, for reconnects
     uint8_t instance[16]; //  This instance's id, raw UUID
-    zactor_t *actor;      //  The network side
+} s_config_t;
 
-    //  Shared by caller and actor, under mutex
-    pthread_mutex_t mutex;       //  Guards this section
+//  Shared by the caller's threads and the actor, under mutex
+typedef struct {
+    pthread_mutex_t mutex;       //  Guards this struct
     pthread_cond_t idle;         //  Broadcast when nothing is left to send
     zhashx_t *entries;           //  uuid -> s_entry_t, nodes held
     s_event_t *head;             //  Oldest queued event
@@ -96,8 +95,12 @@ struct _hvn_publisher_t {
     int close_linger_ms;         //  ZMQ_LINGER of the socket at close
     int64_t refusal_logged;      //  Monotonic ms of the last refusal log
     hvn_publisher_stats_t stats; //  Counters (nodes, pending: computed)
+} s_shared_t;
 
-    //  Actor thread only
+//  The actor thread's own: new() sets them up (the socket, the sent map from
+//  the state file) before the thread starts, and from then on nothing else
+//  touches them until destroy() has stopped it
+typedef struct {
     zsock_t *pipe;              //  Actor command pipe
     zsock_t *xpub;              //  Connected to the broker frontend(s)
     void *xpub_handle;          //  Its libzmq socket
@@ -123,6 +126,13 @@ struct _hvn_publisher_t {
     bool state_dirty;           //  Sent map changed since the state file
     int64_t state_written;      //  Monotonic ms of the last state write
     int64_t state_error_logged; //  Monotonic ms of the last write failure log
+} s_actor_t;
+
+struct _hvn_publisher_t {
+    s_config_t cfg;    //  Read-only once made
+    s_shared_t shared; //  Under shared.mutex
+    s_actor_t own;     //  The actor thread's
+    zactor_t *actor;   //  The network side; started by new(), stopped by destroy()
 };
 
 // --------------------------------------------------------------------------
@@ -179,14 +189,14 @@ static struct timespec s_deadline(int ms)
 //  Returns true, logging at most once a second, when the queue is full.
 static bool s_queue_full(hvn_publisher_t *self)
 {
-    if (self->queue_size < HVN_PUBLISHER_QUEUE_MAX)
+    if (self->shared.queue_size < HVN_PUBLISHER_QUEUE_MAX)
         return false;
-    self->stats.refused++;
+    self->shared.stats.refused++;
     int64_t now = zclock_mono();
-    if (now - self->refusal_logged >= 1000) {
-        self->refusal_logged = now;
+    if (now - self->shared.refusal_logged >= 1000) {
+        self->shared.refusal_logged = now;
         zsys_warning("publisher: queue full (%d events), %" PRIu64 " reports refused so far",
-                     HVN_PUBLISHER_QUEUE_MAX, self->stats.refused);
+                     HVN_PUBLISHER_QUEUE_MAX, self->shared.stats.refused);
     }
     return true;
 }
@@ -207,12 +217,12 @@ static void s_enqueue(hvn_publisher_t *self, hvn_event_t event, s_entry_t *owner
             owner->pending->owner = NULL;
         owner->pending = ev;
     }
-    if (self->tail)
-        self->tail->next = ev;
+    if (self->shared.tail)
+        self->shared.tail->next = ev;
     else
-        self->head = ev;
-    self->tail = ev;
-    if (self->queue_size++ == 0)
+        self->shared.head = ev;
+    self->shared.tail = ev;
+    if (self->shared.queue_size++ == 0)
         //  The pipe's send timeout is 0: if it is full, the actor has
         //  wake-ups enough to read.
         zsock_signal(self->actor, 0);
@@ -221,13 +231,13 @@ static void s_enqueue(hvn_publisher_t *self, hvn_event_t event, s_entry_t *owner
 //  Returns the oldest queued event, detached from its node, or NULL.
 static s_event_t *s_dequeue(hvn_publisher_t *self)
 {
-    s_event_t *ev = self->head;
+    s_event_t *ev = self->shared.head;
     if (!ev)
         return NULL;
-    self->head = ev->next;
-    if (!self->head)
-        self->tail = NULL;
-    self->queue_size--;
+    self->shared.head = ev->next;
+    if (!self->shared.head)
+        self->shared.tail = NULL;
+    self->shared.queue_size--;
     if (ev->owner)
         ev->owner->pending = NULL;
     ev->owner = NULL;
@@ -243,7 +253,7 @@ static void s_forget(hvn_publisher_t *self, s_entry_t *entry)
     s_enqueue(self, HVN_EVENT_DELETE, NULL, &entry->last);
     char uuid[HVN_UUID_STR_LEN + 1];
     memcpy(uuid, entry->last.uuid, sizeof(uuid));
-    zhashx_delete(self->entries, uuid);
+    zhashx_delete(self->shared.entries, uuid);
 }
 
 // --------------------------------------------------------------------------
@@ -274,18 +284,18 @@ static s_sent_t *s_sent_new(const hvn_frames_t *frames, hvn_event_t event, const
 static int s_send(hvn_publisher_t *self, const char *topic, size_t topic_size,
                   const uint8_t *header, const uint8_t *body, size_t body_size)
 {
-    if (zmq_send(self->xpub_handle, topic, topic_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+    if (zmq_send(self->own.xpub_handle, topic, topic_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
         if (errno != EAGAIN)
             zsys_error("publisher: send failed: %s", zmq_strerror(errno));
-        else if (!self->blocked_since)
-            self->blocked_since = zclock_mono();
+        else if (!self->own.blocked_since)
+            self->own.blocked_since = zclock_mono();
         return -1;
     }
-    self->blocked_since = 0;
+    self->own.blocked_since = 0;
     //  Once the first frame is in, the rest of the message always fits
     //  (libzmq checks the high water mark per whole message).
-    if (zmq_send(self->xpub_handle, header, HVN_HEADER_SIZE, ZMQ_SNDMORE) == -1 ||
-        zmq_send(self->xpub_handle, body, body_size, 0) == -1) {
+    if (zmq_send(self->own.xpub_handle, header, HVN_HEADER_SIZE, ZMQ_SNDMORE) == -1 ||
+        zmq_send(self->own.xpub_handle, body, body_size, 0) == -1) {
         zsys_error("publisher: send failed mid-message: %s", zmq_strerror(errno));
         return -1;
     }
@@ -296,12 +306,12 @@ static int s_send(hvn_publisher_t *self, const char *topic, size_t topic_size,
 //  sent, or -1 when it could not go out yet.
 static int s_send_notification(hvn_publisher_t *self, s_sent_t *msg)
 {
-    hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_NOTIFICATION, self->seq + 1, {0}};
-    memcpy(header.instance, self->instance, 16);
+    hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_NOTIFICATION, self->own.seq + 1, {0}};
+    memcpy(header.instance, self->cfg.instance, 16);
     hvn_header_pack(&header, msg->header);
     if (s_send(self, msg->topic, msg->topic_size, msg->header, msg->body, msg->body_size) != 0)
         return -1;
-    self->seq++;
+    self->own.seq++;
     return 0;
 }
 
@@ -310,11 +320,11 @@ static int s_send_notification(hvn_publisher_t *self, s_sent_t *msg)
 //  passed validation).
 static s_sent_t *s_encode(hvn_publisher_t *self, const s_event_t *ev)
 {
-    hvn_envelope_t env = {self->service, self->host, NULL, NULL};
+    hvn_envelope_t env = {self->cfg.service, self->cfg.host, NULL, NULL};
     hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_NOTIFICATION, 0, {0}};
-    memcpy(header.instance, self->instance, 16);
+    memcpy(header.instance, self->cfg.instance, 16);
     hvn_frames_t frames;
-    if (hvn_encoder_notification(self->encoder, ev->event, &env, &ev->node, &header, &frames) !=
+    if (hvn_encoder_notification(self->own.encoder, ev->event, &env, &ev->node, &header, &frames) !=
         0) {
         zsys_error("publisher: cannot encode %s of node %.36s, dropped", hvn_event_name(ev->event),
                    ev->node.uuid);
@@ -332,31 +342,31 @@ static s_sent_t *s_encode(hvn_publisher_t *self, const s_event_t *ev)
 static void s_install(hvn_publisher_t *self, s_sent_t *msg)
 {
     if (msg->event == HVN_EVENT_DELETE) {
-        zhashx_delete(self->sent, msg->uuid);
+        zhashx_delete(self->own.sent, msg->uuid);
         free(msg);
     } else {
-        msg->stamp = ++self->stamp;
-        zhashx_update(self->sent, msg->uuid, msg);
+        msg->stamp = ++self->own.stamp;
+        zhashx_update(self->own.sent, msg->uuid, msg);
     }
-    self->state_dirty = true;
+    self->own.state_dirty = true;
 }
 
 //  Returns a heartbeat listing the live nodes announced, with the last seq
 //  used, or NULL when it cannot be encoded (logged).
 static s_sent_t *s_heartbeat_encode(hvn_publisher_t *self)
 {
-    size_t count = zhashx_size(self->sent);
+    size_t count = zhashx_size(self->own.sent);
     const char **uuids = malloc((count ? count : 1) * sizeof(char *));
     assert(uuids);
     size_t n = 0;
-    for (s_sent_t *msg = zhashx_first(self->sent); msg; msg = zhashx_next(self->sent))
+    for (s_sent_t *msg = zhashx_first(self->own.sent); msg; msg = zhashx_next(self->own.sent))
         uuids[n++] = msg->uuid;
-    hvn_envelope_t env = {self->service, self->host, NULL, NULL};
-    hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_HEARTBEAT, self->seq, {0}};
-    memcpy(header.instance, self->instance, 16);
+    hvn_envelope_t env = {self->cfg.service, self->cfg.host, NULL, NULL};
+    hvn_header_t header = {HVN_WIRE_VERSION, HVN_KIND_HEARTBEAT, self->own.seq, {0}};
+    memcpy(header.instance, self->cfg.instance, 16);
     hvn_frames_t frames;
     s_sent_t *msg = NULL;
-    if (hvn_encoder_heartbeat(self->encoder, &env, self->heartbeat_ms, uuids, n, &header,
+    if (hvn_encoder_heartbeat(self->own.encoder, &env, self->cfg.heartbeat_ms, uuids, n, &header,
                               &frames) != 0)
         zsys_error("publisher: cannot encode a heartbeat");
     else {
@@ -365,8 +375,8 @@ static s_sent_t *s_heartbeat_encode(hvn_publisher_t *self)
         //  this publisher as silent.
         if ((n > HVN_HEARTBEAT_NODES_MAX ||
              frames.body_size > HVN_HEARTBEAT_SIZE_MAX(HVN_HEARTBEAT_NODES_MAX)) &&
-            !self->heartbeat_warned) {
-            self->heartbeat_warned = true;
+            !self->own.heartbeat_warned) {
+            self->own.heartbeat_warned = true;
             zsys_warning("publisher: a heartbeat listing %zu nodes is %zu bytes, more than a "
                          "default broker accepts (%d nodes, %zu bytes): brokers need "
                          "--max-publisher-nodes %zu or more",
@@ -382,9 +392,9 @@ static s_sent_t *s_heartbeat_encode(hvn_publisher_t *self)
 //  Drops a heartbeat that was due but not sent.
 static void s_heartbeat_cancel(hvn_publisher_t *self)
 {
-    free(self->heartbeat);
-    self->heartbeat = NULL;
-    self->heartbeat_due = false;
+    free(self->own.heartbeat);
+    self->own.heartbeat = NULL;
+    self->own.heartbeat_due = false;
 }
 
 //  Returns 0 when the heartbeat went out (or could not be encoded, logged),
@@ -393,20 +403,20 @@ static void s_heartbeat_cancel(hvn_publisher_t *self)
 //  nothing else is sent before it.
 static int s_send_heartbeat(hvn_publisher_t *self)
 {
-    if (!self->heartbeat)
-        self->heartbeat = s_heartbeat_encode(self);
-    const s_sent_t *msg = self->heartbeat;
+    if (!self->own.heartbeat)
+        self->own.heartbeat = s_heartbeat_encode(self);
+    const s_sent_t *msg = self->own.heartbeat;
     if (msg &&
         s_send(self, msg->topic, msg->topic_size, msg->header, msg->body, msg->body_size) != 0) {
-        self->heartbeat_due = true; //  Retried on the short timer, not at once
+        self->own.heartbeat_due = true; //  Retried on the short timer, not at once
         return -1;
     }
     s_heartbeat_cancel(self);
-    self->heartbeat_at = zclock_mono() + self->heartbeat_ms;
+    self->own.heartbeat_at = zclock_mono() + self->cfg.heartbeat_ms;
     if (msg) {
-        pthread_mutex_lock(&self->mutex);
-        self->stats.heartbeats++;
-        pthread_mutex_unlock(&self->mutex);
+        pthread_mutex_lock(&self->shared.mutex);
+        self->shared.stats.heartbeats++;
+        pthread_mutex_unlock(&self->shared.mutex);
     }
     return 0;
 }
@@ -426,26 +436,26 @@ static int s_stamp_cmp(const void *a, const void *b)
 //  oldest first.
 static void s_resync_start(hvn_publisher_t *self)
 {
-    free(self->sync);
-    self->sync_count = zhashx_size(self->sent);
-    self->sync = malloc((self->sync_count ? self->sync_count : 1) * sizeof(s_sent_t *));
-    assert(self->sync);
+    free(self->own.sync);
+    self->own.sync_count = zhashx_size(self->own.sent);
+    self->own.sync = malloc((self->own.sync_count ? self->own.sync_count : 1) * sizeof(s_sent_t *));
+    assert(self->own.sync);
     size_t n = 0;
-    for (s_sent_t *msg = zhashx_first(self->sent); msg; msg = zhashx_next(self->sent))
-        self->sync[n++] = msg;
-    qsort(self->sync, n, sizeof(s_sent_t *), s_stamp_cmp);
-    self->sync_next = 0;
-    self->syncing = true;
+    for (s_sent_t *msg = zhashx_first(self->own.sent); msg; msg = zhashx_next(self->own.sent))
+        self->own.sync[n++] = msg;
+    qsort(self->own.sync, n, sizeof(s_sent_t *), s_stamp_cmp);
+    self->own.sync_next = 0;
+    self->own.syncing = true;
     s_heartbeat_cancel(self);
 }
 
 //  Stops a resync, finished or not.
 static void s_resync_stop(hvn_publisher_t *self)
 {
-    free(self->sync);
-    self->sync = NULL;
-    self->sync_count = self->sync_next = 0;
-    self->syncing = false;
+    free(self->own.sync);
+    self->own.sync = NULL;
+    self->own.sync_count = self->own.sync_next = 0;
+    self->own.syncing = false;
 }
 
 //  Sends what is left of a resync, then asks for a heartbeat. Returns 0
@@ -455,8 +465,8 @@ static int s_resync(hvn_publisher_t *self)
 {
     uint64_t sent = 0;
     int rc = 0;
-    while (self->sync_next < self->sync_count) {
-        const s_sent_t *msg = self->sync[self->sync_next];
+    while (self->own.sync_next < self->own.sync_count) {
+        const s_sent_t *msg = self->own.sync[self->own.sync_next];
         uint8_t header[HVN_HEADER_SIZE];
         memcpy(header, msg->header, HVN_HEADER_SIZE);
         header[1] = HVN_KIND_SYNC;
@@ -464,15 +474,15 @@ static int s_resync(hvn_publisher_t *self)
             rc = -1;
             break;
         }
-        self->sync_next++;
+        self->own.sync_next++;
         sent++;
     }
-    pthread_mutex_lock(&self->mutex);
-    self->stats.syncs += sent;
-    pthread_mutex_unlock(&self->mutex);
+    pthread_mutex_lock(&self->shared.mutex);
+    self->shared.stats.syncs += sent;
+    pthread_mutex_unlock(&self->shared.mutex);
     if (rc == 0) {
         s_resync_stop(self);
-        self->heartbeat_due = true;
+        self->own.heartbeat_due = true;
     }
     return rc;
 }
@@ -488,13 +498,13 @@ static void s_state_write(hvn_publisher_t *self);
 //  Counts a notification sent.
 static void s_count_sent(hvn_publisher_t *self, hvn_event_t event)
 {
-    self->stats.sent = self->seq;
+    self->shared.stats.sent = self->own.seq;
     if (event == HVN_EVENT_CREATE)
-        self->stats.creates++;
+        self->shared.stats.creates++;
     else if (event == HVN_EVENT_UPDATE)
-        self->stats.updates++;
+        self->shared.stats.updates++;
     else
-        self->stats.deletes++;
+        self->shared.stats.deletes++;
 }
 
 //  Sends queued events until the queue is empty or a pipe is full.
@@ -502,26 +512,26 @@ static void s_count_sent(hvn_publisher_t *self, hvn_event_t event)
 static int s_drain(hvn_publisher_t *self)
 {
     while (true) {
-        if (self->stalled) {
-            if (s_send_notification(self, self->stalled) != 0)
+        if (self->own.stalled) {
+            if (s_send_notification(self, self->own.stalled) != 0)
                 return -1;
-            s_sent_t *msg = self->stalled;
-            self->stalled = NULL;
+            s_sent_t *msg = self->own.stalled;
+            self->own.stalled = NULL;
             hvn_event_t event = msg->event;
             s_install(self, msg);
-            pthread_mutex_lock(&self->mutex);
+            pthread_mutex_lock(&self->shared.mutex);
             s_count_sent(self, event);
         } else
-            pthread_mutex_lock(&self->mutex);
+            pthread_mutex_lock(&self->shared.mutex);
 
         s_event_t *ev = s_dequeue(self);
-        self->in_flight = ev != NULL;
+        self->shared.in_flight = ev != NULL;
         if (!ev)
-            pthread_cond_broadcast(&self->idle);
-        pthread_mutex_unlock(&self->mutex);
+            pthread_cond_broadcast(&self->shared.idle);
+        pthread_mutex_unlock(&self->shared.mutex);
         if (!ev)
             return 0;
-        self->stalled = s_encode(self, ev);
+        self->own.stalled = s_encode(self, ev);
         free(ev);
     }
 }
@@ -536,39 +546,42 @@ static int s_drain(hvn_publisher_t *self)
 //  (ZMQ_IMMEDIATE) until it reads again.
 static void s_unstall(hvn_publisher_t *self)
 {
-    if (self->stall_ms < 0 || zlist_size(self->endpoints) < 2 || !self->blocked_since ||
-        zclock_mono() - self->blocked_since < self->stall_ms)
+    if (self->cfg.stall_ms < 0 || zlist_size(self->cfg.endpoints) < 2 || !self->own.blocked_since ||
+        zclock_mono() - self->own.blocked_since < self->cfg.stall_ms)
         return;
     zsys_warning("publisher: no broker took a message for %d ms; reconnecting to all %zu "
                  "(one that is not reading gets nothing until it reads again)",
-                 self->stall_ms, zlist_size(self->endpoints));
-    for (const char *ep = zlist_first(self->endpoints); ep; ep = zlist_next(self->endpoints))
-        zmq_disconnect(self->xpub_handle, ep);
-    for (const char *ep = zlist_first(self->endpoints); ep; ep = zlist_next(self->endpoints))
-        if (zmq_connect(self->xpub_handle, ep) != 0)
+                 self->cfg.stall_ms, zlist_size(self->cfg.endpoints));
+    for (const char *ep = zlist_first(self->cfg.endpoints); ep;
+         ep = zlist_next(self->cfg.endpoints))
+        zmq_disconnect(self->own.xpub_handle, ep);
+    for (const char *ep = zlist_first(self->cfg.endpoints); ep;
+         ep = zlist_next(self->cfg.endpoints))
+        if (zmq_connect(self->own.xpub_handle, ep) != 0)
             zsys_error("publisher: cannot connect again to '%s': %s", ep, zmq_strerror(errno));
-    self->blocked_since = 0;
-    pthread_mutex_lock(&self->mutex);
-    self->stats.reconnects++;
-    pthread_mutex_unlock(&self->mutex);
+    self->own.blocked_since = 0;
+    pthread_mutex_lock(&self->shared.mutex);
+    self->shared.stats.reconnects++;
+    pthread_mutex_unlock(&self->shared.mutex);
 }
 
 //  Does whatever can be done now: finish a resync, send a heartbeat when
 //  due, drain the queue, save the state.
 static void s_work(hvn_publisher_t *self)
 {
-    if (!self->broker)
+    if (!self->own.broker)
         return;
     s_unstall(self);
-    if (self->syncing && s_resync(self) != 0)
+    if (self->own.syncing && s_resync(self) != 0)
         return;
-    if ((self->heartbeat_due || zclock_mono() >= self->heartbeat_at) && s_send_heartbeat(self) != 0)
+    if ((self->own.heartbeat_due || zclock_mono() >= self->own.heartbeat_at) &&
+        s_send_heartbeat(self) != 0)
         return;
     //  A batch ends when the queue is empty; while a slow broker keeps it
     //  from emptying, the state is saved at most once a second.
     bool drained = s_drain(self) == 0;
-    if (self->state_dirty && self->state_path &&
-        (drained || zclock_mono() - self->state_written >= S_STATE_BUSY_MS))
+    if (self->own.state_dirty && self->cfg.state_path &&
+        (drained || zclock_mono() - self->own.state_written >= S_STATE_BUSY_MS))
         s_state_write(self);
 }
 
@@ -577,12 +590,12 @@ static int s_timeout(hvn_publisher_t *self)
 {
     int64_t now = zclock_mono();
     int64_t wait = -1;
-    if (self->broker && (self->syncing || self->heartbeat_due || self->stalled))
+    if (self->own.broker && (self->own.syncing || self->own.heartbeat_due || self->own.stalled))
         wait = S_RETRY_MS;
-    else if (self->broker)
-        wait = self->heartbeat_at > now ? self->heartbeat_at - now : 0;
-    if (self->redial_at) {
-        int64_t redial = self->redial_at > now ? self->redial_at - now : 0;
+    else if (self->own.broker)
+        wait = self->own.heartbeat_at > now ? self->own.heartbeat_at - now : 0;
+    if (self->own.redial_at) {
+        int64_t redial = self->own.redial_at > now ? self->own.redial_at - now : 0;
         if (wait < 0 || redial < wait)
             wait = redial;
     }
@@ -595,14 +608,14 @@ static int s_timeout(hvn_publisher_t *self)
 //  broker would never connect. Counts refusals and redials.
 static void s_redial(hvn_publisher_t *self)
 {
-    int next = hvn_redial_tend(self->redial);
-    self->redial_at = next < 0 ? 0 : zclock_mono() + next;
+    int next = hvn_redial_tend(self->own.redial);
+    self->own.redial_at = next < 0 ? 0 : zclock_mono() + next;
     hvn_redial_stats_t stats;
-    hvn_redial_stats(self->redial, &stats);
-    pthread_mutex_lock(&self->mutex);
-    self->stats.denials = stats.denials;
-    self->stats.redials = stats.redials;
-    pthread_mutex_unlock(&self->mutex);
+    hvn_redial_stats(self->own.redial, &stats);
+    pthread_mutex_lock(&self->shared.mutex);
+    self->shared.stats.denials = stats.denials;
+    self->shared.stats.redials = stats.redials;
+    pthread_mutex_unlock(&self->shared.mutex);
 }
 
 // --------------------------------------------------------------------------
@@ -617,7 +630,7 @@ static void s_handle_xpub(hvn_publisher_t *self)
     zmq_msg_t msg;
     zmq_msg_init(&msg);
     bool subscribed = false;
-    while (zmq_msg_recv(&msg, self->xpub_handle, ZMQ_DONTWAIT) >= 0) {
+    while (zmq_msg_recv(&msg, self->own.xpub_handle, ZMQ_DONTWAIT) >= 0) {
         const uint8_t *data = zmq_msg_data(&msg);
         size_t size = zmq_msg_size(&msg);
         if (size == 0 || data[0] > 1 || zmq_msg_more(&msg))
@@ -629,27 +642,27 @@ static void s_handle_xpub(hvn_publisher_t *self)
             snprintf(key + 1 + 2 * i, 3, "%02x", data[1 + i]);
         key[1 + 2 * len] = 0;
         if (data[0] == 1) {
-            zhashx_update(self->subscriptions, key, (void *)1);
+            zhashx_update(self->own.subscriptions, key, (void *)1);
             subscribed = true;
         } else
-            zhashx_delete(self->subscriptions, key);
+            zhashx_delete(self->own.subscriptions, key);
     }
     zmq_msg_close(&msg);
 
-    bool present = zhashx_size(self->subscriptions) > 0;
+    bool present = zhashx_size(self->own.subscriptions) > 0;
     if (present && subscribed)
         s_resync_start(self);
-    else if (!present && self->broker) {
+    else if (!present && self->own.broker) {
         s_resync_stop(self);
         s_heartbeat_cancel(self);
     }
-    if (present != self->broker || subscribed) {
-        self->broker = present;
-        pthread_mutex_lock(&self->mutex);
-        self->stats.broker = present;
+    if (present != self->own.broker || subscribed) {
+        self->own.broker = present;
+        pthread_mutex_lock(&self->shared.mutex);
+        self->shared.stats.broker = present;
         if (subscribed)
-            self->stats.resyncs++;
-        pthread_mutex_unlock(&self->mutex);
+            self->shared.stats.resyncs++;
+        pthread_mutex_unlock(&self->shared.mutex);
     }
 }
 
@@ -660,7 +673,7 @@ typedef enum { S_RUN, S_STOP, S_TERM } s_pipe_cmd_t;
 
 static s_pipe_cmd_t s_handle_pipe(hvn_publisher_t *self)
 {
-    zmsg_t *msg = zmsg_recv(self->pipe);
+    zmsg_t *msg = zmsg_recv(self->own.pipe);
     if (!msg)
         return S_TERM;
     s_pipe_cmd_t cmd = S_RUN;
@@ -689,35 +702,35 @@ static void s_actor(zsock_t *pipe, void *args)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
-    self->pipe = pipe;
-    zsock_t *monitor = hvn_redial_monitor(self->redial);
-    self->poller = zpoller_new(pipe, self->xpub, monitor, NULL);
-    assert(self->poller);
-    zpoller_set_nonstop(self->poller, true);
+    self->own.pipe = pipe;
+    zsock_t *monitor = hvn_redial_monitor(self->own.redial);
+    self->own.poller = zpoller_new(pipe, self->own.xpub, monitor, NULL);
+    assert(self->own.poller);
+    zpoller_set_nonstop(self->own.poller, true);
     zsock_signal(pipe, 0);
 
     s_pipe_cmd_t cmd = S_RUN;
     while (cmd == S_RUN) {
-        void *which = zpoller_wait(self->poller, s_timeout(self));
+        void *which = zpoller_wait(self->own.poller, s_timeout(self));
         if (which == pipe)
             cmd = s_handle_pipe(self);
-        else if (which == self->xpub)
+        else if (which == self->own.xpub)
             s_handle_xpub(self);
-        if (which == monitor || (self->redial_at && zclock_mono() >= self->redial_at))
+        if (which == monitor || (self->own.redial_at && zclock_mono() >= self->own.redial_at))
             s_redial(self);
         if (cmd == S_RUN)
             s_work(self);
     }
-    if (self->state_dirty && self->state_path)
+    if (self->own.state_dirty && self->cfg.state_path)
         s_state_write(self);
 
-    pthread_mutex_lock(&self->mutex);
-    int linger = self->close_linger_ms;
-    pthread_mutex_unlock(&self->mutex);
-    zsock_set_linger(self->xpub, linger);
-    hvn_redial_destroy(&self->redial);
-    zsock_destroy(&self->xpub);
-    zpoller_destroy(&self->poller);
+    pthread_mutex_lock(&self->shared.mutex);
+    int linger = self->shared.close_linger_ms;
+    pthread_mutex_unlock(&self->shared.mutex);
+    zsock_set_linger(self->own.xpub, linger);
+    hvn_redial_destroy(&self->own.redial);
+    zsock_destroy(&self->own.xpub);
+    zpoller_destroy(&self->own.poller);
     if (cmd == S_STOP)
         zsock_signal(pipe, 0);
 }
@@ -725,281 +738,87 @@ static void s_actor(zsock_t *pipe, void *args)
 // --------------------------------------------------------------------------
 //  The state file
 
-//  <state_dir>/publisher-<host>.state holds the frames last sent for every
-//  live node, oldest first, as msgpack:
-//      {"format": "hvn-publisher-state", "version": 1, "host": str,
-//       "nodes": [[topic str, header bin, body bin], ...]}
-//  Loading decodes each body with the wire decoder, which both validates it
-//  and gives back the node's fields. The frames keep the instance id and
-//  seq they were sent with: a resync after a restart re-sends them as they
-//  were, and a new instance never claims an old instance's seqs.
-
-#define S_STATE_FORMAT "hvn-publisher-state"
-#define S_STATE_VERSION 1
-#define S_STATE_MAX (1024L * 1024 * 1024) //  Largest state file read
-
-//  Packs a C string as a msgpack str.
-static void s_pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen(s);
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s, len);
-}
-
-//  Writes size bytes to a temporary file, fsyncs it and renames it over
-//  the state file. Returns 0, or -1 with errno set.
-static int s_state_replace(hvn_publisher_t *self, const char *data, size_t size)
-{
-    char *tmp = zsys_sprintf("%s.tmp", self->state_path);
-    assert(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = fd < 0 ? -1 : 0;
-    for (size_t done = 0; rc == 0 && done < size;) {
-        ssize_t n = write(fd, data + done, size - done);
-        if (n < 0 && errno != EINTR)
-            rc = -1;
-        else if (n > 0)
-            done += (size_t)n;
-    }
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -1;
-    int saved = errno;
-    if (fd >= 0 && close(fd) != 0 && rc == 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc == 0 && rename(tmp, self->state_path) != 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc != 0)
-        unlink(tmp);
-    else {
-        //  Make the rename itself durable
-        int dir = open(self->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir >= 0) {
-            fsync(dir);
-            close(dir);
-        }
-    }
-    free(tmp);
-    errno = saved;
-    return rc;
-}
+//  <state_dir>/publisher-<host>.state: the frames last sent for every live
+//  node, oldest first (hvn_pubstate.h says how they are kept).
 
 //  Writes the sent map to the state file. A failure is logged (at most once
 //  a minute) and retried after the next batch.
 static void s_state_write(hvn_publisher_t *self)
 {
-    size_t count = zhashx_size(self->sent);
+    size_t count = zhashx_size(self->own.sent);
     s_sent_t **order = malloc((count ? count : 1) * sizeof(s_sent_t *));
-    assert(order);
+    hvn_pubstate_node_t *nodes = malloc((count ? count : 1) * sizeof(hvn_pubstate_node_t));
+    assert(order && nodes);
     size_t n = 0;
-    for (s_sent_t *msg = zhashx_first(self->sent); msg; msg = zhashx_next(self->sent))
+    for (s_sent_t *msg = zhashx_first(self->own.sent); msg; msg = zhashx_next(self->own.sent))
         order[n++] = msg;
     qsort(order, n, sizeof(s_sent_t *), s_stamp_cmp);
-
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    s_pack_str(&pk, "format");
-    s_pack_str(&pk, S_STATE_FORMAT);
-    s_pack_str(&pk, "version");
-    msgpack_pack_int(&pk, S_STATE_VERSION);
-    s_pack_str(&pk, "host");
-    s_pack_str(&pk, self->host);
-    s_pack_str(&pk, "nodes");
-    msgpack_pack_array(&pk, n);
-    for (size_t i = 0; i < n; i++) {
-        msgpack_pack_array(&pk, 3);
-        msgpack_pack_str(&pk, order[i]->topic_size);
-        msgpack_pack_str_body(&pk, order[i]->topic, order[i]->topic_size);
-        msgpack_pack_bin(&pk, HVN_HEADER_SIZE);
-        msgpack_pack_bin_body(&pk, order[i]->header, HVN_HEADER_SIZE);
-        msgpack_pack_bin(&pk, order[i]->body_size);
-        msgpack_pack_bin_body(&pk, order[i]->body, order[i]->body_size);
-    }
-    free(order);
-
-    self->state_written = zclock_mono();
-    if (s_state_replace(self, sbuf.data, sbuf.size) == 0)
-        self->state_dirty = false;
+    for (size_t i = 0; i < n; i++)
+        nodes[i] = (hvn_pubstate_node_t){.topic = order[i]->topic,
+                                         .topic_size = order[i]->topic_size,
+                                         .header = order[i]->header,
+                                         .body = order[i]->body,
+                                         .body_size = order[i]->body_size};
+    self->own.state_written = zclock_mono();
+    if (hvn_pubstate_write(self->cfg.state_path, self->cfg.state_dir, self->cfg.host, nodes, n) ==
+        0)
+        self->own.state_dirty = false;
     else {
         int64_t now = zclock_mono();
-        if (self->state_error_logged == 0 || now - self->state_error_logged >= 60000) {
-            self->state_error_logged = now;
+        if (self->own.state_error_logged == 0 || now - self->own.state_error_logged >= 60000) {
+            self->own.state_error_logged = now;
             zsys_warning("publisher: cannot save state to %s: %s (retried after each batch)",
-                         self->state_path, strerror(errno));
+                         self->cfg.state_path, strerror(errno));
         }
     }
-    msgpack_sbuffer_destroy(&sbuf);
+    free(nodes);
+    free(order);
 }
 
-//  Returns the value of key in a msgpack map, or NULL.
-static const msgpack_object *s_map_get(const msgpack_object *map, const char *key)
+//  Returns nothing; one node of a good state file joins the sent map (its
+//  frames) and the entries (its state as last reported).
+static void s_state_node(const hvn_pubstate_node_t *node, const hvn_msg_t *msg, void *arg)
 {
-    size_t len = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-            memcmp(k->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-//  Returns NULL when one stored node (an array of its three frames) is a
-//  valid create/update of this host that was sent as a notification, with
-//  *out holding its frames (heap) and msg its decoding; else what is wrong.
-static const char *s_state_node(hvn_publisher_t *self, hvn_decoder_t *decoder, hvn_msg_t *msg,
-                                const msgpack_object *obj, s_sent_t **out)
-{
-    if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 3)
-        return "a node is not an array of three frames";
-    const msgpack_object *topic = &obj->via.array.ptr[0];
-    const msgpack_object *header = &obj->via.array.ptr[1];
-    const msgpack_object *body = &obj->via.array.ptr[2];
-    if (topic->type != MSGPACK_OBJECT_STR || header->type != MSGPACK_OBJECT_BIN ||
-        body->type != MSGPACK_OBJECT_BIN)
-        return "a node's frames have the wrong types";
-    hvn_reason_t reason =
-        hvn_decoder_decode(decoder, topic->via.str.ptr, topic->via.str.size, header->via.bin.ptr,
-                           header->via.bin.size, body->via.bin.ptr, body->via.bin.size, msg);
-    if (reason != HVN_OK)
-        return hvn_reason_str(reason);
-    if (msg->header.kind != HVN_KIND_NOTIFICATION ||
-        (msg->event != HVN_EVENT_CREATE && msg->event != HVN_EVENT_UPDATE))
-        return "a node's last notification is not a create or update";
-    if (strcmp(msg->host, self->host) != 0)
-        return "a node was sent for another host";
-    hvn_frames_t frames = {.topic_size = topic->via.str.size,
-                           .body = (const uint8_t *)body->via.bin.ptr,
-                           .body_size = body->via.bin.size};
-    memcpy(frames.topic, topic->via.str.ptr, frames.topic_size);
-    frames.topic[frames.topic_size] = 0;
-    memcpy(frames.header, header->via.bin.ptr, HVN_HEADER_SIZE);
-    *out = s_sent_new(&frames, msg->event, msg->node.uuid);
-    assert(*out);
-    return NULL;
-}
-
-//  Returns NULL with the nodes of a parsed state file in entries and the
-//  sent map, or what is wrong with it (both maps then left empty).
-static const char *s_state_parse(hvn_publisher_t *self, const msgpack_object *root)
-{
-    if (root->type != MSGPACK_OBJECT_MAP)
-        return "not a map";
-    const msgpack_object *format = s_map_get(root, "format");
-    const msgpack_object *version = s_map_get(root, "version");
-    const msgpack_object *host = s_map_get(root, "host");
-    const msgpack_object *nodes = s_map_get(root, "nodes");
-    if (!format || format->type != MSGPACK_OBJECT_STR ||
-        format->via.str.size != strlen(S_STATE_FORMAT) ||
-        memcmp(format->via.str.ptr, S_STATE_FORMAT, format->via.str.size) != 0)
-        return "not a publisher state file";
-    if (!version || version->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        version->via.u64 != S_STATE_VERSION)
-        return "unknown version";
-    if (!host || host->type != MSGPACK_OBJECT_STR || host->via.str.size != strlen(self->host) ||
-        memcmp(host->via.str.ptr, self->host, host->via.str.size) != 0)
-        return "written for another host";
-    if (!nodes || nodes->type != MSGPACK_OBJECT_ARRAY)
-        return "no node list";
-
-    hvn_decoder_t *decoder = hvn_decoder_new();
-    hvn_msg_t *msg = malloc(sizeof(hvn_msg_t));
-    assert(decoder && msg);
-    const char *error = NULL;
-    for (uint32_t i = 0; i < nodes->via.array.size && !error; i++) {
-        s_sent_t *sent = NULL;
-        error = s_state_node(self, decoder, msg, &nodes->via.array.ptr[i], &sent);
-        if (!error && zhashx_lookup(self->sent, sent->uuid)) {
-            error = "a node is listed twice";
-            free(sent);
-        } else if (!error) {
-            sent->stamp = ++self->stamp;
-            zhashx_insert(self->sent, sent->uuid, sent);
-            s_entry_t *entry = calloc(1, sizeof(s_entry_t));
-            assert(entry);
-            entry->last = msg->node;
-            zhashx_insert(self->entries, sent->uuid, entry);
-        }
-    }
-    free(msg);
-    hvn_decoder_destroy(&decoder);
-    if (error) {
-        zhashx_purge(self->sent);
-        zhashx_purge(self->entries);
-        self->stamp = 0;
-    }
-    return error;
-}
-
-//  Returns a heap buffer with the whole file at path and its size, or NULL
-//  with errno set (EFBIG when over S_STATE_MAX).
-static char *s_read_file(const char *path, size_t *size)
-{
-    FILE *file = fopen(path, "rbe");
-    if (!file)
-        return NULL;
-    char *data = NULL;
-    struct stat st;
-    int saved = 0;
-    if (fstat(fileno(file), &st) != 0)
-        saved = errno;
-    else if (st.st_size > S_STATE_MAX)
-        saved = EFBIG;
-    else {
-        data = malloc(st.st_size ? (size_t)st.st_size : 1);
-        assert(data);
-        *size = fread(data, 1, (size_t)st.st_size, file);
-        if (*size != (size_t)st.st_size) {
-            saved = ferror(file) ? EIO : EAGAIN;
-            free(data);
-            data = NULL;
-        }
-    }
-    fclose(file);
-    errno = saved;
-    return data;
+    hvn_publisher_t *self = arg;
+    hvn_frames_t frames = {
+        .topic_size = node->topic_size, .body = node->body, .body_size = node->body_size};
+    memcpy(frames.topic, node->topic, node->topic_size);
+    frames.topic[node->topic_size] = '\0';
+    memcpy(frames.header, node->header, HVN_HEADER_SIZE);
+    s_sent_t *sent = s_sent_new(&frames, msg->event, msg->node.uuid);
+    s_entry_t *entry = calloc(1, sizeof(s_entry_t));
+    assert(sent && entry);
+    sent->stamp = ++self->own.stamp;
+    zhashx_insert(self->own.sent, sent->uuid, sent);
+    entry->last = msg->node;
+    zhashx_insert(self->shared.entries, sent->uuid, entry);
 }
 
 //  Loads the state file into entries and the sent map. Returns 0; a
 //  missing, unreadable or bad file is logged and means a fresh start.
 static int s_state_load(hvn_publisher_t *self)
 {
-    size_t size = 0;
-    char *data = s_read_file(self->state_path, &size);
-    if (!data) {
-        if (errno == ENOENT)
-            zsys_warning("publisher: no state file %s: fresh start, every node reported "
-                         "gets a create",
-                         self->state_path);
-        else
-            zsys_warning("publisher: cannot read state file %s: %s; fresh start", self->state_path,
-                         strerror(errno));
-        return 0;
-    }
-    msgpack_unpacked result;
-    msgpack_unpacked_init(&result);
-    size_t offset = 0;
-    const char *error = NULL;
-    if (msgpack_unpack_next(&result, data, size, &offset) != MSGPACK_UNPACK_SUCCESS)
-        error = "not msgpack, or cut short";
-    else if (offset != size)
-        error = "trailing bytes";
-    else
-        error = s_state_parse(self, &result.data);
-    if (error)
+    const char *why = "";
+    switch (hvn_pubstate_read(self->cfg.state_path, self->cfg.host, s_state_node, self, &why)) {
+    case HVN_PUBSTATE_OK:
+        zsys_info("publisher: %zu nodes loaded from %s", zhashx_size(self->own.sent),
+                  self->cfg.state_path);
+        break;
+    case HVN_PUBSTATE_MISSING:
+        zsys_warning("publisher: no state file %s: fresh start, every node reported "
+                     "gets a create",
+                     self->cfg.state_path);
+        break;
+    case HVN_PUBSTATE_UNREADABLE:
+        zsys_warning("publisher: cannot read state file %s: %s; fresh start", self->cfg.state_path,
+                     why);
+        break;
+    case HVN_PUBSTATE_CORRUPT:
         zsys_warning("publisher: state file %s is corrupt (%s); fresh start, it will be "
                      "replaced",
-                     self->state_path, error);
-    else
-        zsys_info("publisher: %zu nodes loaded from %s", zhashx_size(self->sent), self->state_path);
-    msgpack_unpacked_destroy(&result);
-    free(data);
+                     self->cfg.state_path, why);
+        break;
+    }
     return 0;
 }
 
@@ -1007,18 +826,18 @@ static int s_state_load(hvn_publisher_t *self)
 //  parents), or -1 (logged) when it cannot be used.
 static int s_state_open(hvn_publisher_t *self)
 {
-    if (zsys_dir_create("%s", self->state_dir) != 0 || access(self->state_dir, W_OK) != 0) {
-        zsys_error("publisher: state directory %s cannot be used: %s", self->state_dir,
+    if (zsys_dir_create("%s", self->cfg.state_dir) != 0 || access(self->cfg.state_dir, W_OK) != 0) {
+        zsys_error("publisher: state directory %s cannot be used: %s", self->cfg.state_dir,
                    strerror(errno));
         return -1;
     }
     //  A host name is a file name here: keep it one path component
-    char *name = s_strdup(self->host);
+    char *name = s_strdup(self->cfg.host);
     for (char *c = name; *c; c++)
         if (*c == '/')
             *c = '_';
-    self->state_path = zsys_sprintf("%s/publisher-%s.state", self->state_dir, name);
-    assert(self->state_path);
+    self->cfg.state_path = zsys_sprintf("%s/publisher-%s.state", self->cfg.state_dir, name);
+    assert(self->cfg.state_path);
     free(name);
     return s_state_load(self);
 }
@@ -1079,11 +898,11 @@ static int s_curve_apply(zsock_t *xpub, const hvn_publisher_opts_t *opts)
     return 0;
 }
 
-//  Returns 0 with self->xpub set up, watched by self->redial and
+//  Returns 0 with self->own.xpub set up, watched by self->own.redial and
 //  connected, or -1 (logged).
 static int s_xpub_new(hvn_publisher_t *self, const hvn_publisher_opts_t *opts)
 {
-    zsock_t *xpub = self->xpub = zsock_new(ZMQ_XPUB);
+    zsock_t *xpub = self->own.xpub = zsock_new(ZMQ_XPUB);
     if (!xpub) {
         zsys_error("publisher: cannot create a socket");
         return -1;
@@ -1111,11 +930,11 @@ static int s_xpub_new(hvn_publisher_t *self, const hvn_publisher_opts_t *opts)
     //  thinner) and still brings every host back well within a heartbeat.
     zsock_set_reconnect_ivl(xpub, hvn_redial_reconnect_ivl());
     //  Watched before it connects, so that no refusal goes unseen
-    self->redial = hvn_redial_new(xpub, "publisher", true);
-    if (!self->redial)
+    self->own.redial = hvn_redial_new(xpub, "publisher", true);
+    if (!self->own.redial)
         return -1;
-    if (zsock_attach(xpub, self->endpoint, false) != 0) {
-        zsys_error("publisher: cannot connect to '%s'", self->endpoint);
+    if (zsock_attach(xpub, self->cfg.endpoint, false) != 0) {
+        zsys_error("publisher: cannot connect to '%s'", self->cfg.endpoint);
         return -1;
     }
     return 0;
@@ -1139,28 +958,28 @@ static zlist_t *s_endpoints(const char *list)
 //  Frees everything but the actor.
 static void s_free(hvn_publisher_t *self)
 {
-    while (self->head) {
-        s_event_t *ev = self->head;
-        self->head = ev->next;
+    while (self->shared.head) {
+        s_event_t *ev = self->shared.head;
+        self->shared.head = ev->next;
         free(ev);
     }
-    free(self->stalled);
-    free(self->heartbeat);
-    free(self->sync);
-    zhashx_destroy(&self->entries);
-    zhashx_destroy(&self->sent);
-    zhashx_destroy(&self->subscriptions);
-    hvn_encoder_destroy(&self->encoder);
-    hvn_redial_destroy(&self->redial);
-    zsock_destroy(&self->xpub);
-    pthread_cond_destroy(&self->idle);
-    pthread_mutex_destroy(&self->mutex);
-    free(self->endpoint);
-    zlist_destroy(&self->endpoints);
-    free(self->host);
-    free(self->service);
-    free(self->state_dir);
-    free(self->state_path);
+    free(self->own.stalled);
+    free(self->own.heartbeat);
+    free(self->own.sync);
+    zhashx_destroy(&self->shared.entries);
+    zhashx_destroy(&self->own.sent);
+    zhashx_destroy(&self->own.subscriptions);
+    hvn_encoder_destroy(&self->own.encoder);
+    hvn_redial_destroy(&self->own.redial);
+    zsock_destroy(&self->own.xpub);
+    pthread_cond_destroy(&self->shared.idle);
+    pthread_mutex_destroy(&self->shared.mutex);
+    free(self->cfg.endpoint);
+    zlist_destroy(&self->cfg.endpoints);
+    free(self->cfg.host);
+    free(self->cfg.service);
+    free(self->cfg.state_dir);
+    free(self->cfg.state_path);
     free(self);
 }
 
@@ -1173,32 +992,32 @@ hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
         return NULL;
     hvn_publisher_t *self = calloc(1, sizeof(hvn_publisher_t));
     assert(self);
-    self->endpoint = s_strdup(opts->endpoint);
-    self->host = s_strdup(opts->host);
-    self->service = s_strdup(opts->service ? opts->service : HVN_DEFAULT_SERVICE);
-    self->state_dir = s_strdup(opts->state_dir);
-    self->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : S_DEFAULT_HEARTBEAT_MS;
-    self->stall_ms = opts->stall_ms ? opts->stall_ms : S_STALL_MS;
-    self->endpoints = s_endpoints(opts->endpoint);
-    self->linger_ms = opts->linger_ms ? opts->linger_ms : S_DEFAULT_LINGER_MS;
-    hvn_uuid4_raw(self->instance);
+    self->cfg.endpoint = s_strdup(opts->endpoint);
+    self->cfg.host = s_strdup(opts->host);
+    self->cfg.service = s_strdup(opts->service ? opts->service : HVN_DEFAULT_SERVICE);
+    self->cfg.state_dir = s_strdup(opts->state_dir);
+    self->cfg.heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : S_DEFAULT_HEARTBEAT_MS;
+    self->cfg.stall_ms = opts->stall_ms ? opts->stall_ms : S_STALL_MS;
+    self->cfg.endpoints = s_endpoints(opts->endpoint);
+    self->shared.linger_ms = opts->linger_ms ? opts->linger_ms : S_DEFAULT_LINGER_MS;
+    hvn_uuid4_raw(self->cfg.instance);
 
-    pthread_mutex_init(&self->mutex, NULL);
+    pthread_mutex_init(&self->shared.mutex, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->idle, &attr);
+    pthread_cond_init(&self->shared.idle, &attr);
     pthread_condattr_destroy(&attr);
 
-    self->entries = zhashx_new();
-    self->sent = zhashx_new();
-    self->subscriptions = zhashx_new();
-    self->encoder = hvn_encoder_new();
-    assert(self->entries && self->sent && self->subscriptions && self->encoder);
-    zhashx_set_destructor(self->entries, s_entry_free);
-    zhashx_set_destructor(self->sent, s_sent_free);
+    self->shared.entries = zhashx_new();
+    self->own.sent = zhashx_new();
+    self->own.subscriptions = zhashx_new();
+    self->own.encoder = hvn_encoder_new();
+    assert(self->shared.entries && self->own.sent && self->own.subscriptions && self->own.encoder);
+    zhashx_set_destructor(self->shared.entries, s_entry_free);
+    zhashx_set_destructor(self->own.sent, s_sent_free);
 
-    if (self->state_dir && s_state_open(self) != 0) {
+    if (self->cfg.state_dir && s_state_open(self) != 0) {
         s_free(self);
         return NULL;
     }
@@ -1206,7 +1025,7 @@ hvn_publisher_t *hvn_publisher_new(const hvn_publisher_opts_t *opts)
         s_free(self);
         return NULL;
     }
-    self->xpub_handle = zsock_resolve(self->xpub);
+    self->own.xpub_handle = zsock_resolve(self->own.xpub);
     //  The socket moves to the actor's thread; thread creation is the
     //  memory barrier libzmq asks for.
     self->actor = zactor_new(s_actor, self);
@@ -1224,10 +1043,10 @@ void hvn_publisher_destroy(hvn_publisher_t **self_p)
     if (!self)
         return;
     int64_t start = zclock_mono();
-    pthread_mutex_lock(&self->mutex);
-    int linger = self->linger_ms;
-    bool quiet = self->linger_quiet;
-    pthread_mutex_unlock(&self->mutex);
+    pthread_mutex_lock(&self->shared.mutex);
+    int linger = self->shared.linger_ms;
+    bool quiet = self->shared.linger_quiet;
+    pthread_mutex_unlock(&self->shared.mutex);
 
     if (hvn_publisher_flush(self, linger) != 0 && !quiet) {
         hvn_publisher_stats_t stats;
@@ -1237,9 +1056,9 @@ void hvn_publisher_destroy(hvn_publisher_t **self_p)
                      stats.broker ? "broker too slow" : "no broker subscribed");
     }
     int64_t remaining = linger - (zclock_mono() - start);
-    pthread_mutex_lock(&self->mutex);
-    self->close_linger_ms = remaining > 0 ? (int)remaining : 0;
-    pthread_mutex_unlock(&self->mutex);
+    pthread_mutex_lock(&self->shared.mutex);
+    self->shared.close_linger_ms = remaining > 0 ? (int)remaining : 0;
+    pthread_mutex_unlock(&self->shared.mutex);
 
     zsock_set_sndtimeo(self->actor, -1);
     if (zstr_send(self->actor, "STOP") == 0)
@@ -1268,14 +1087,14 @@ static int s_report_changed(hvn_publisher_t *self, s_entry_t *entry, const hvn_n
         assert(entry);
         entry->last = *node;
         entry->reported = true;
-        zhashx_insert(self->entries, node->uuid, entry);
+        zhashx_insert(self->shared.entries, node->uuid, entry);
         s_enqueue(self, HVN_EVENT_CREATE, entry, node);
         return 0;
     }
     if (hvn_node_triggers_update(&entry->last, node)) {
         if (entry->pending && entry->pending->event == HVN_EVENT_UPDATE) {
             entry->pending->node = *node;
-            self->stats.coalesced++;
+            self->shared.stats.coalesced++;
         } else if (s_queue_full(self))
             return -1;
         else
@@ -1309,15 +1128,15 @@ int hvn_publisher_report(hvn_publisher_t *self, const hvn_node_t *node)
     assert(self && node);
     if (!s_terminated(node->uuid, sizeof(node->uuid)))
         return -1;
-    pthread_mutex_lock(&self->mutex);
-    self->stats.reports++;
-    s_entry_t *entry = zhashx_lookup(self->entries, node->uuid);
+    pthread_mutex_lock(&self->shared.mutex);
+    self->shared.stats.reports++;
+    s_entry_t *entry = zhashx_lookup(self->shared.entries, node->uuid);
     int rc = 0;
     if (entry && s_unchanged(entry, node))
         entry->reported = true; //  Nothing changed: the fast path
     else
         rc = s_report_changed(self, entry, node);
-    pthread_mutex_unlock(&self->mutex);
+    pthread_mutex_unlock(&self->shared.mutex);
     return rc;
 }
 
@@ -1328,14 +1147,14 @@ int hvn_publisher_remove(hvn_publisher_t *self, const char *uuid)
     assert(self && uuid);
     if (strnlen(uuid, HVN_UUID_STR_LEN + 1) > HVN_UUID_STR_LEN)
         return -1;
-    pthread_mutex_lock(&self->mutex);
-    s_entry_t *entry = zhashx_lookup(self->entries, uuid);
+    pthread_mutex_lock(&self->shared.mutex);
+    s_entry_t *entry = zhashx_lookup(self->shared.entries, uuid);
     int rc = -1;
     if (entry && !s_queue_full(self)) {
         s_forget(self, entry);
         rc = 0;
     }
-    pthread_mutex_unlock(&self->mutex);
+    pthread_mutex_unlock(&self->shared.mutex);
     return rc;
 }
 
@@ -1344,11 +1163,12 @@ int hvn_publisher_remove(hvn_publisher_t *self, const char *uuid)
 int hvn_publisher_forget_missing(hvn_publisher_t *self)
 {
     assert(self);
-    pthread_mutex_lock(&self->mutex);
+    pthread_mutex_lock(&self->shared.mutex);
     //  Collect first: deleting while iterating a zhashx is not allowed
     zlistx_t *missing = zlistx_new();
     assert(missing);
-    for (s_entry_t *entry = zhashx_first(self->entries); entry; entry = zhashx_next(self->entries))
+    for (s_entry_t *entry = zhashx_first(self->shared.entries); entry;
+         entry = zhashx_next(self->shared.entries))
         if (!entry->reported)
             zlistx_add_end(missing, entry);
     int count = 0;
@@ -1360,7 +1180,7 @@ int hvn_publisher_forget_missing(hvn_publisher_t *self)
         s_forget(self, entry);
         count++;
     }
-    pthread_mutex_unlock(&self->mutex);
+    pthread_mutex_unlock(&self->shared.mutex);
     zlistx_destroy(&missing);
     return count;
 }
@@ -1371,15 +1191,16 @@ int hvn_publisher_flush(hvn_publisher_t *self, int timeout_ms)
 {
     assert(self);
     struct timespec deadline = s_deadline(timeout_ms < 0 ? 0 : timeout_ms);
-    pthread_mutex_lock(&self->mutex);
-    while (self->queue_size > 0 || self->in_flight) {
+    pthread_mutex_lock(&self->shared.mutex);
+    while (self->shared.queue_size > 0 || self->shared.in_flight) {
         if (timeout_ms < 0)
-            pthread_cond_wait(&self->idle, &self->mutex);
-        else if (pthread_cond_timedwait(&self->idle, &self->mutex, &deadline) == ETIMEDOUT)
+            pthread_cond_wait(&self->shared.idle, &self->shared.mutex);
+        else if (pthread_cond_timedwait(&self->shared.idle, &self->shared.mutex, &deadline) ==
+                 ETIMEDOUT)
             break;
     }
-    int rc = self->queue_size > 0 || self->in_flight ? -1 : 0;
-    pthread_mutex_unlock(&self->mutex);
+    int rc = self->shared.queue_size > 0 || self->shared.in_flight ? -1 : 0;
+    pthread_mutex_unlock(&self->shared.mutex);
     return rc;
 }
 
@@ -1387,19 +1208,19 @@ int hvn_publisher_flush(hvn_publisher_t *self, int timeout_ms)
 void hvn_publisher_set_linger(hvn_publisher_t *self, int linger_ms)
 {
     assert(self && linger_ms >= 0);
-    pthread_mutex_lock(&self->mutex);
-    self->linger_ms = linger_ms;
-    self->linger_quiet = linger_ms == 0;
-    pthread_mutex_unlock(&self->mutex);
+    pthread_mutex_lock(&self->shared.mutex);
+    self->shared.linger_ms = linger_ms;
+    self->shared.linger_quiet = linger_ms == 0;
+    pthread_mutex_unlock(&self->shared.mutex);
 }
 
 //  Returns nothing; copies the counters, with nodes and pending computed now.
 void hvn_publisher_stats(hvn_publisher_t *self, hvn_publisher_stats_t *out)
 {
     assert(self && out);
-    pthread_mutex_lock(&self->mutex);
-    *out = self->stats;
-    out->nodes = zhashx_size(self->entries);
-    out->pending = self->queue_size + (self->in_flight ? 1 : 0);
-    pthread_mutex_unlock(&self->mutex);
+    pthread_mutex_lock(&self->shared.mutex);
+    *out = self->shared.stats;
+    out->nodes = zhashx_size(self->shared.entries);
+    out->pending = self->shared.queue_size + (self->shared.in_flight ? 1 : 0);
+    pthread_mutex_unlock(&self->shared.mutex);
 }

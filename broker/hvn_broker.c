@@ -1610,7 +1610,8 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     size_t hard = self->max_heartbeat_size * 4;
     zsock_set_rcvhwm(self->frontend, S_FRONTEND_RCVHWM);
     zsock_set_maxmsgsize(self->frontend, (int)(hard > S_FRAME_HARD_MIN ? hard : S_FRAME_HARD_MIN));
-    zsock_set_sndhwm(self->backend, S_BACKEND_SNDHWM);
+    zsock_set_sndhwm(self->backend,
+                     config->subscriber_hwm > 0 ? config->subscriber_hwm : S_BACKEND_SNDHWM);
     zsock_set_xpub_verboser(self->backend, 1);
     //  Manual: the broker applies each subscription itself, within its
     //  per-subscriber limit (s_subscription)

@@ -40,6 +40,7 @@ extern "C" {
 #define HVN_BROKER_LISTEN_BACKLOG 4096                     //  Default --listen-backlog
 #define HVN_BROKER_LISTEN_BACKLOG_MAX 1000000              //  Largest --listen-backlog
 #define HVN_BROKER_RING_BYTES (64 * 1024 * 1024)           //  Default --ring-bytes
+#define HVN_BROKER_SUBSCRIBER_HWM_MAX 10000000          //  Largest --subscriber-hwm
 #define HVN_BROKER_RING_BYTES_MAX (64LL * 1024 * 1024 * 1024) //  Largest --ring-bytes
 
 //  What the broker is told at start. Strings are borrowed for the duration
@@ -61,6 +62,8 @@ typedef struct {
                                  //  connections waiting to be accepted (the
                                  //  kernel caps it at net.core.somaxconn)
     size_t ring_bytes;           //  Bytes of recent notifications kept for REPLAY; 0 = none
+    int subscriber_hwm;          //  Messages queued per subscriber before the backend
+                                 //  drops that subscriber's excess; 0 = 100 000
     const char *curve_secret;    //  CURVE: the broker's secret certificate; NULL = plain text
     const char *publishers_dir;  //  CURVE: publishers' public certificates (with host)
     const char *subscribers_dir; //  CURVE: subscribers' public certificates

@@ -25,6 +25,7 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
 {
     size_t max_msg_size = config->max_msg_size;
     size_t ring_bytes = config->ring_bytes;
+    long subscriber_hwm = 100000;
     long max_nodes = (long)config->max_publisher_nodes;
     long max_topic = (long)config->max_topic_size;
     long max_subs = (long)config->max_subscriptions;
@@ -65,6 +66,10 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
          .help = "memory for the notifications forwarded last, which\n"
          "REPLAY answers from (the oldest go first); 0 keeps none",
          .min = 0, .max = HVN_BROKER_RING_BYTES_MAX},
+        {.name = "subscriber-hwm", .type = HVN_OPT_INT, .dest = &subscriber_hwm, .metavar = "N",
+         .help = "messages queued for one subscriber before the backend\n"
+         "drops its excess (it sees a seq gap and repairs)",
+         .min = 1, .max = HVN_BROKER_SUBSCRIBER_HWM_MAX},
         {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
          .help = "interval of the broker's heartbeat",
          .min = 1, .max = HVN_BROKER_HEARTBEAT_MAX},
@@ -104,6 +109,7 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
     hvn_opt_parse(&program, argc, argv);
     config->max_msg_size = max_msg_size;
     config->ring_bytes = ring_bytes;
+    config->subscriber_hwm = (int)subscriber_hwm;
     config->max_publisher_nodes = (size_t)max_nodes;
     config->max_topic_size = (size_t)max_topic;
     config->max_subscriptions = (size_t)max_subs;

@@ -770,5 +770,10 @@ void hvn_replica_stats(hvn_replica_t *self, hvn_replica_stats_t *out)
         out->stale += sub.stale;
         out->denials += sub.denials;
         out->redials += sub.redials;
+        out->replays += sub.replays;
+        out->replayed += sub.replayed;
+        out->replays_short += sub.replays_short;
+        out->replays_failed += sub.replays_failed;
+        out->duplicates += sub.duplicates;
     }
 }

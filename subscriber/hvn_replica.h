@@ -15,6 +15,11 @@
     reaches it through both brokers is applied once: per publisher instance
     the last applied seq is kept, and a seq not above it is a duplicate.
 
+    A seq gap is first repaired by REPLAY from the broker's ring, by the
+    link's subscriber (hvn_subscriber.h): the missing notifications arrive
+    in order before the one that revealed the gap, and no loss is counted
+    (stats.replays). What the ring no longer holds is a loss as below.
+
     Every loss is detected and repaired. Four detections, each counted:
       - a seq gap: a notification (or a publisher heartbeat) beyond the next
         seq expected from its publisher instance;
@@ -148,6 +153,11 @@ typedef struct {
     uint64_t silences;         //  Detections: a broker silent past three intervals
     uint64_t losses;           //  All detections (the four above)
     uint64_t repaired;         //  Detections covered by a completed repair
+    uint64_t replays;          //  Seq gaps repaired by REPLAY from a broker's ring, all
+                               //  links (these are not losses: no snapshot needed)
+    uint64_t replayed;         //  Notifications those REPLAYs brought back
+    uint64_t replays_short;    //  REPLAYs short of the gap (ring wrapped): a snapshot repairs
+    uint64_t replays_failed;   //  REPLAYs not answered: a snapshot repairs
     uint64_t repairs;          //  Repair snapshots completed
     uint64_t repairs_failed;   //  Snapshot attempts that failed (no answer, bad reply)
     uint64_t snapshots;        //  Snapshots applied, the first included

@@ -427,10 +427,12 @@ static void s_report_losses(s_run_t *run)
     if (run->sub) {
         hvn_subscriber_stats_t stats;
         hvn_subscriber_stats(run->sub, &stats);
-        if (stats.skipped_total || stats.gaps)
+        if (stats.skipped_total || stats.gaps || stats.replays)
             zsys_warning("received %" PRIu64 ", refused %" PRIu64 ", lost %" PRIu64 " in %" PRIu64
-                         " seq gaps",
-                         stats.received, stats.skipped_total, stats.missed, stats.gaps);
+                         " seq gaps; %" PRIu64 " gaps repaired by REPLAY (%" PRIu64
+                         " notifications), %" PRIu64 " duplicates dropped",
+                         stats.received, stats.skipped_total, stats.missed, stats.gaps,
+                         stats.replays, stats.replayed, stats.duplicates);
         return;
     }
     hvn_replica_stats_t st;
@@ -440,10 +442,11 @@ static void s_report_losses(s_run_t *run)
                      ", stale %" PRIu64 ", refused %" PRIu64 "; losses detected %" PRIu64
                      " (seq gaps %" PRIu64 " missing %" PRIu64 ", stale heartbeats %" PRIu64
                      ", broker restarts %" PRIu64 ", silences %" PRIu64 "), repaired %" PRIu64
-                     " by %" PRIu64 " snapshots, %" PRIu64 " failed attempts",
+                     " by %" PRIu64 " snapshots, %" PRIu64 " failed attempts; %" PRIu64
+                     " gaps repaired by REPLAY",
                      st.received, st.applied, st.duplicates, st.stale, st.refused, st.losses,
                      st.gaps, st.missed, st.stale_heartbeats, st.broker_restarts, st.silences,
-                     st.repaired, st.repairs, st.repairs_failed);
+                     st.repaired, st.repairs, st.repairs_failed, st.replays);
 }
 
 //  Returns the client of this run (plain subscriber or replica), or -1

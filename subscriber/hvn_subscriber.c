@@ -4,8 +4,11 @@
     The one idea: nothing reaches the caller that the decoder has not
     validated, and nothing is lost silently. Bad messages are counted by
     reason; per publisher instance the last seq is kept, so a drop anywhere
-    (a full HWM, a broker restart, a late subscription) shows up as a gap
-    and the caller knows to snapshot again.
+    (a full HWM, a broker restart, a late subscription) shows up as a gap.
+    A gap is repaired by REPLAY from the broker's ring where it can be: the
+    missing messages and the one that revealed the gap wait in a queue that
+    recv() empties before it reads the socket again. What the ring cannot
+    give back stays a gap, and the caller knows to snapshot again.
 */
 #include "hvn_subscriber.h"
 #include "hvn_curve.h"
@@ -25,6 +28,8 @@
 #define S_RCVHWM 100000       //  Messages queued per pipe before libzmq drops
 #define S_SNAPSHOT_FRAMES 4   //  ["ITEM", topic, header, body]
 #define S_SIGNAL_CHECK_MS 100 //  Longest poll between checks for a signal
+#define S_REPLAY_TIMEOUT_MS 1000 //  Default wait for a REPLAY's reply in recv()
+#define S_REPLAY_BACKOFF_MS 5000 //  No REPLAY from recv() this long after one failed
 
 //  What we know of one publisher instance
 typedef struct {
@@ -32,6 +37,8 @@ typedef struct {
     uint64_t snapshot_seq; //  Seq named by the last snapshot's END; 0 = none
     uint64_t last_seq;     //  Highest seq seen from it (notification or heartbeat)
     bool seen;             //  last_seq is known
+    uint64_t delivered;    //  Highest notification seq delivered (or skipped as filtered)
+    bool delivered_seen;   //  delivered is known
 } s_publisher_t;
 
 struct _hvn_subscriber_t {
@@ -51,6 +58,9 @@ struct _hvn_subscriber_t {
     char broker_id[HVN_STR_MAX + 1]; //  From the last snapshot's END
     hvn_end_t end;                   //  The last snapshot's END, kept whole
     hvn_subscriber_stats_t stats;    //  Counters (skipped ones live in rejects)
+    int replay_timeout_ms;           //  Wait for a REPLAY in recv(); -1 = no REPLAY
+    int64_t replay_after_ms;         //  No REPLAY from recv() before this (after a failure)
+    zlist_t *pending;                //  zmsg_t (topic, header, body) recv() delivers first
 };
 
 // --------------------------------------------------------------------------
@@ -264,6 +274,13 @@ hvn_subscriber_t *hvn_subscriber_new(const hvn_subscriber_opts_t *opts)
         return NULL;
     }
     self->rcvhwm = opts->rcvhwm > 0 ? opts->rcvhwm : S_RCVHWM;
+    self->replay_timeout_ms = opts->replay_timeout_ms ? opts->replay_timeout_ms
+                                                      : S_REPLAY_TIMEOUT_MS;
+    self->pending = zlist_new();
+    if (!self->pending) {
+        hvn_subscriber_destroy(&self);
+        return NULL;
+    }
     if (s_open_sub(self, opts->endpoint) != 0)
         hvn_subscriber_destroy(&self);
     return self;
@@ -278,6 +295,11 @@ void hvn_subscriber_destroy(hvn_subscriber_t **self_p)
         return;
     hvn_redial_destroy(&self->redial);
     zsock_destroy(&self->sub);
+    while (self->pending && zlist_size(self->pending)) {
+        zmsg_t *queued = zlist_pop(self->pending);
+        zmsg_destroy(&queued);
+    }
+    zlist_destroy(&self->pending);
     hvn_decoder_destroy(&self->decoder);
     hvn_instances_destroy(&self->publishers);
     hvn_end_clear(&self->end);
@@ -303,12 +325,22 @@ static bool s_accept(hvn_subscriber_t *self, const hvn_msg_t *msg)
     const hvn_header_t *h = &msg->header;
     bool notification = h->kind == HVN_KIND_NOTIFICATION || h->kind == HVN_KIND_SYNC;
     if (notification || msg->event == HVN_EVENT_HEARTBEAT) {
-        s_publisher_t *pub = s_publisher(self, h->instance, self->track_gaps);
+        s_publisher_t *pub =
+            s_publisher(self, h->instance, self->track_gaps || h->kind == HVN_KIND_NOTIFICATION);
         if (pub) {
             pub->last_ms = zclock_mono();
             if (notification && h->seq <= pub->snapshot_seq) {
                 self->stats.stale++;
                 return false;
+            }
+            if (h->kind == HVN_KIND_NOTIFICATION) {
+                //  Another broker's copy, or one a REPLAY delivered already
+                if (pub->delivered_seen && h->seq <= pub->delivered) {
+                    self->stats.duplicates++;
+                    return false;
+                }
+                pub->delivered = h->seq;
+                pub->delivered_seen = true;
             }
             //  A heartbeat carries the last seq used, a notification the
             //  next one; syncs resend old seqs and say nothing about loss
@@ -331,8 +363,68 @@ static bool s_accept(hvn_subscriber_t *self, const hvn_msg_t *msg)
     return true;
 }
 
+//  Returns true with the missing seqs in *first..*last when the decoded
+//  live message reveals a gap that recv() should repair by REPLAY now: a
+//  notification beyond the next seq of its instance, or a heartbeat above
+//  its last seq, with gaps tracked, a service known, no REPLAY failure in
+//  the last S_REPLAY_BACKOFF_MS, and the host wanted.
+static bool s_gap_to_replay(hvn_subscriber_t *self, const hvn_msg_t *msg, uint64_t *first,
+                            uint64_t *last)
+{
+    const hvn_header_t *h = &msg->header;
+    if (self->replay_timeout_ms < 0 || !self->service || !self->track_gaps)
+        return false;
+    if (h->kind != HVN_KIND_NOTIFICATION && msg->event != HVN_EVENT_HEARTBEAT)
+        return false;
+    if (self->host && strcmp(msg->host, self->host) != 0)
+        return false;
+    s_publisher_t *pub = s_publisher(self, h->instance, false);
+    if (!pub || !pub->seen || h->seq == 0 || h->seq <= pub->last_seq)
+        return false;
+    if (h->kind == HVN_KIND_NOTIFICATION && h->seq <= pub->snapshot_seq)
+        return false;
+    uint64_t end = h->kind == HVN_KIND_HEARTBEAT ? h->seq : h->seq - 1;
+    if (end <= pub->last_seq || zclock_mono() < self->replay_after_ms)
+        return false;
+    if (end - pub->last_seq > HVN_REPLAY_SPAN_MAX) {
+        self->stats.replays_short++; //  Wider than a REPLAY may ask: a snapshot's job
+        return false;
+    }
+    *first = pub->last_seq + 1;
+    *last = end;
+    return true;
+}
+
+static int s_repair(hvn_subscriber_t *self, const uint8_t instance[16], uint64_t first,
+                    uint64_t last, zmq_msg_t *live);
+
+//  Reads one message recv() queued (a replayed one, or the live one that
+//  revealed their gap). Returns 1 when it is valid and wanted (*msg
+//  filled), 0 when it was skipped, 2 when none is queued.
+static int s_read_pending(hvn_subscriber_t *self, hvn_msg_t *msg)
+{
+    zmsg_t *queued = zlist_pop(self->pending);
+    if (!queued)
+        return 2;
+    zframe_t *topic = zmsg_first(queued);
+    zframe_t *header = zmsg_next(queued);
+    zframe_t *body = zmsg_next(queued);
+    hvn_reason_t reason = hvn_decoder_decode(self->decoder, zframe_data(topic), zframe_size(topic),
+                                             zframe_data(header), zframe_size(header),
+                                             zframe_data(body), zframe_size(body), msg);
+    int result = 0;
+    if (reason != HVN_OK)
+        hvn_rejects_add(&self->rejects, reason, hvn_decoder_detail(self->decoder),
+                        msg->topic[0] ? msg->topic : NULL);
+    else if (s_accept(self, msg))
+        result = 1;
+    zmsg_destroy(&queued);
+    return result;
+}
+
 //  Reads one waiting message. Returns 1 when it is valid and wanted (*msg
-//  filled), 0 when it was skipped, 2 when nothing was waiting, -1 when
+//  filled), 0 when it was skipped (or queued behind the REPLAY that
+//  repairs the gap it revealed), 2 when nothing was waiting, -1 when
 //  interrupted or the context ended.
 static int s_read_live(hvn_subscriber_t *self, void *handle, hvn_msg_t *msg)
 {
@@ -350,9 +442,13 @@ static int s_read_live(hvn_subscriber_t *self, void *handle, hvn_msg_t *msg)
             hvn_decoder_decode(self->decoder, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
                                zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
                                zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), msg);
+        uint64_t first, last;
         if (reason != HVN_OK)
             hvn_rejects_add(&self->rejects, reason, hvn_decoder_detail(self->decoder),
                             msg->topic[0] ? msg->topic : NULL);
+        else if (s_gap_to_replay(self, msg, &first, &last) &&
+                 s_repair(self, msg->header.instance, first, last, parts) == 0)
+            result = 0; //  Queued after what the REPLAY brought back
         else if (s_accept(self, msg))
             result = 1;
     }
@@ -371,7 +467,9 @@ int hvn_subscriber_recv(hvn_subscriber_t *self, hvn_msg_t *msg, int timeout_ms)
     while (true) {
         if (zsys_interrupted)
             return -1;
-        int rc = s_read_live(self, handle, msg);
+        int rc = s_read_pending(self, msg);
+        if (rc == 2)
+            rc = s_read_live(self, handle, msg);
         if (rc == 1) {
             self->stats.received++;
             return 1;
@@ -650,6 +748,154 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
     }
     free(snap);
     s_service_close(&svc);
+    return rc;
+}
+
+// --------------------------------------------------------------------------
+//  Replay
+
+//  Called for each ITEM of a REPLAY with its frames (the word first).
+typedef void(s_item_fn)(zmq_msg_t *parts, int count, void *arg);
+
+//  Returns the number of ITEMs received after a good END (*end filled),
+//  or -1 when there is no service, no answer, an ERROR, or a malformed
+//  END or one whose count disagrees with the ITEMs (logged).
+static int s_replay_request(hvn_subscriber_t *self, const uint8_t instance[16], uint64_t first,
+                            uint64_t last, s_item_fn *fn, void *arg, hvn_end_t *end,
+                            int timeout_ms)
+{
+    hvn_replay_t request = {.first = first, .last = last};
+    memcpy(request.instance, instance, 16);
+    char text[HVN_UUID_STR_LEN + 1], first_text[HVN_SEQ_TEXT_MAX + 1],
+        last_text[HVN_SEQ_TEXT_MAX + 1];
+    hvn_replay_text(&request, text, first_text, last_text);
+    s_service_t svc;
+    if (s_service_open(self, &svc) != 0)
+        return -1;
+    int rc = -1;
+    uint64_t items = 0;
+    if (zsock_send(svc.dealer, "ssss", HVN_SERVICE_REPLAY, text, first_text, last_text) == 0)
+        while (true) {
+            zmq_msg_t parts[S_SNAPSHOT_FRAMES];
+            int count = s_service_recv(self, &svc, parts, S_SNAPSHOT_FRAMES, timeout_ms);
+            if (count <= 0)
+                break;
+            bool done = true;
+            if (s_frame_is(&parts[0], HVN_SERVICE_ITEM)) {
+                fn(parts, count, arg);
+                items++;
+                done = false;
+            } else if (s_frame_is(&parts[0], HVN_SERVICE_END)) {
+                const char *detail = "frames";
+                hvn_reason_t reason = count == 2 ? hvn_end_decode_replay(zmq_msg_data(&parts[1]),
+                                                                         zmq_msg_size(&parts[1]),
+                                                                         end, &detail)
+                                                 : HVN_R_FRAMES;
+                if (reason != HVN_OK)
+                    zsys_warning("subscriber: replay: malformed END from '%s' (%s: %s)",
+                                 self->service, hvn_reason_str(reason), detail);
+                else if (end->count != items)
+                    zsys_warning("subscriber: replay: END counts %" PRIu64 " items, %" PRIu64
+                                 " arrived",
+                                 end->count, items);
+                else
+                    rc = (int)items;
+            } else if (s_frame_is(&parts[0], HVN_SERVICE_ERROR))
+                s_service_error(self, parts, count);
+            else
+                zsys_warning("subscriber: service '%s' sent an unknown reply", self->service);
+            s_close_parts(parts, count < S_SNAPSHOT_FRAMES ? count : S_SNAPSHOT_FRAMES);
+            if (done)
+                break;
+        }
+    s_service_close(&svc);
+    return rc;
+}
+
+//  Returns nothing; one ITEM's frames appended to a zlist of zmsg_t
+//  (topic, header, body), or counted as refused when it is not four
+//  frames or memory is out (an s_item_fn).
+static void s_item_keep(zmq_msg_t *parts, int count, void *arg)
+{
+    hvn_subscriber_t *self = ((void **)arg)[0];
+    zlist_t *items = ((void **)arg)[1];
+    zmsg_t *copy = count == S_SNAPSHOT_FRAMES ? zmsg_new() : NULL;
+    for (int i = 1; copy && i < S_SNAPSHOT_FRAMES; i++)
+        if (zmsg_addmem(copy, zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])) != 0)
+            zmsg_destroy(&copy);
+    if (!copy || zlist_append(items, copy) != 0) {
+        zmsg_destroy(&copy);
+        hvn_rejects_add(&self->rejects, HVN_R_FRAMES, "replay item", NULL);
+    }
+}
+
+//  Returns 0 when the REPLAY of first..last was answered: its items and
+//  then the live message (its three frames in live) wait in the pending
+//  queue, whole or short (counted); -1 when it was not (counted, and no
+//  REPLAY from recv() for S_REPLAY_BACKOFF_MS): the live message is then
+//  handled as it is.
+static int s_repair(hvn_subscriber_t *self, const uint8_t instance[16], uint64_t first,
+                    uint64_t last, zmq_msg_t *live)
+{
+    zlist_t *items = zlist_new();
+    zmsg_t *copy = zmsg_new();
+    hvn_end_t end = {.count = 0};
+    void *arg[2] = {self, items};
+    int got = -1;
+    if (items && copy)
+        got = s_replay_request(self, instance, first, last, s_item_keep, arg, &end,
+                               self->replay_timeout_ms);
+    for (int i = 0; got >= 0 && i < 3; i++)
+        if (zmsg_addmem(copy, zmq_msg_data(&live[i]), zmq_msg_size(&live[i])) != 0)
+            got = -1;
+    if (got >= 0 && zlist_append(items, copy) == 0) {
+        copy = NULL;
+        zmsg_t *queued;
+        while ((queued = zlist_pop(items)))
+            zlist_append(self->pending, queued);
+        self->stats.replayed += end.count;
+        if (end.count >= last - first + 1)
+            self->stats.replays++;
+        else
+            self->stats.replays_short++;
+    } else {
+        got = -1;
+        self->stats.replays_failed++;
+        self->replay_after_ms = zclock_mono() + S_REPLAY_BACKOFF_MS;
+    }
+    zmsg_destroy(&copy);
+    while (items && zlist_size(items)) {
+        zmsg_t *item = zlist_pop(items);
+        zmsg_destroy(&item);
+    }
+    zlist_destroy(&items);
+    return got >= 0 ? 0 : -1;
+}
+
+//  Returns nothing; one ITEM decoded and passed to the caller's fn (an
+//  s_item_fn over an s_snapshot_t).
+static void s_item_deliver(zmq_msg_t *parts, int count, void *arg)
+{
+    s_snapshot_item(arg, parts, count);
+}
+
+//  Returns the number of items passed to fn, or -1.
+int hvn_subscriber_replay(hvn_subscriber_t *self, const uint8_t instance[16], uint64_t first,
+                          uint64_t last, hvn_snapshot_fn *fn, void *arg, hvn_end_t *end,
+                          int timeout_ms)
+{
+    assert(self && instance && fn && first <= last);
+    s_snapshot_t *snap = calloc(1, sizeof(*snap)); //  hvn_msg_t is large
+    if (!snap)
+        return -1;
+    *snap = (s_snapshot_t){.self = self, .fn = fn, .arg = arg};
+    hvn_end_t got = {.count = 0};
+    int rc = s_replay_request(self, instance, first, last, s_item_deliver, snap, &got, timeout_ms);
+    if (rc >= 0)
+        rc = snap->delivered;
+    if (end)
+        *end = got;
+    free(snap);
     return rc;
 }
 

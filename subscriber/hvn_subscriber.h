@@ -19,10 +19,20 @@
     publisher instance, so nothing is applied twice or out of order.
 
     Loss is seen, not hidden: per publisher instance the last seq is kept and
-    a jump counts as a gap (stats.gaps, stats.missed). The answer to a gap is
-    another snapshot. Gaps are only tracked when a subscribed prefix covers
-    every notification ("", "compute_node." or a prefix of it), since a
-    narrower subscription skips seqs by design.
+    a jump is a gap. With a service endpoint, recv() repairs a gap at once
+    by REPLAY (PROTOCOL.md section 5): it asks the broker's ring for the
+    missing seqs and delivers them, in seq order, before the message that
+    revealed the gap (stats.replays, stats.replayed). What the ring no
+    longer holds stays a gap (stats.gaps, stats.missed, and
+    stats.replays_short when a REPLAY came back short): the answer to that
+    is another snapshot. Gaps are only tracked when a subscribed prefix
+    covers every notification ("", "compute_node." or a prefix of it),
+    since a narrower subscription skips seqs by design.
+
+    Each (publisher instance, seq) is delivered once: a notification whose
+    seq is not above the last one delivered of its instance is dropped
+    (stats.duplicates), so a subscriber connected to several brokers, which
+    all forward the same notifications, hands each to the caller once.
 
     For a view of the fleet kept whole over one or more brokers (applied
     once each, losses detected and repaired), use hvn_replica.h, built on
@@ -51,6 +61,8 @@ typedef struct {
     const char *curve_secret;  //  Client certificate file; NULL = plain
     const char *curve_server;  //  Broker's public certificate file
     int rcvhwm;                //  Messages queued before libzmq drops; 0 = 100 000
+    int replay_timeout_ms;     //  Wait for a REPLAY's reply when recv() repairs a gap;
+                               //  0 = 1000, -1 = never repair by REPLAY
 } hvn_subscriber_opts_t;
 
 typedef struct _hvn_subscriber_t hvn_subscriber_t;
@@ -105,6 +117,20 @@ typedef void(hvn_snapshot_fn)(const hvn_msg_t *msg, void *arg);
 int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snapshot_fn *fn,
                             void *arg, int timeout_ms);
 
+//  Asks the broker's service socket for REPLAY of a publisher instance's
+//  seqs first..last (first <= last, at most HVN_REPLAY_SPAN_MAX of them),
+//  calls fn for each valid item that passes this subscriber's topics and
+//  host filter, in seq order, and fills *end (when not NULL) with the END:
+//  count, and the range of the instance's seqs the broker's ring holds now.
+//  When end->count is below last - first + 1 the ring has wrapped: what is
+//  missing takes a snapshot. The items do not change what recv() tracks;
+//  recv() makes its own REPLAYs. timeout_ms as for hvn_subscriber_snapshot.
+//  Returns the number of items passed to fn, or -1 as
+//  hvn_subscriber_snapshot does.
+int hvn_subscriber_replay(hvn_subscriber_t *self, const uint8_t instance[16], uint64_t first,
+                          uint64_t last, hvn_snapshot_fn *fn, void *arg, hvn_end_t *end,
+                          int timeout_ms);
+
 //  Returns the seq that the last snapshot recorded for a publisher instance
 //  (16 raw bytes), or 0 when the snapshot did not name it.
 uint64_t hvn_subscriber_snapshot_seq(hvn_subscriber_t *self, const uint8_t instance[16]);
@@ -130,8 +156,13 @@ typedef struct {
     uint64_t skipped_total;        //  Sum of skipped
     uint64_t stale;                //  Live notifications already in a snapshot
     uint64_t filtered;             //  Valid but for another host (opts.host)
-    uint64_t gaps;                 //  Seq jumps seen (each one or more lost)
+    uint64_t gaps;                 //  Seq jumps not repaired by REPLAY (each one or more lost)
     uint64_t missed;               //  Notifications lost in those jumps
+    uint64_t duplicates;           //  Notifications of an (instance, seq) already delivered
+    uint64_t replays;              //  Gaps recv() repaired by REPLAY, wholly
+    uint64_t replayed;             //  Notifications recv() got back by REPLAY
+    uint64_t replays_short;        //  REPLAYs the ring could not answer whole (wrapped)
+    uint64_t replays_failed;       //  REPLAYs not answered (no service, timeout, ERROR)
     uint64_t snapshots;            //  Snapshots completed
     uint64_t publishers;           //  Publisher instances tracked
     uint64_t denials;              //  Backend handshakes refused (CURVE key not

@@ -115,6 +115,11 @@ static it_proc_t *s_index_start(void)
 static it_proc_t *s_pub_start(void)
 {
     cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "hvn-index never subscribed");
+    //  and its first snapshot was served: what follows is live, not in it
+    int64_t deadline = zclock_mono() + 10000;
+    while (it_broker_stat(env.service, "snapshots", 2000) < 1 && zclock_mono() < deadline)
+        zclock_sleep(10);
+    cr_assert_geq(it_broker_stat(env.service, "snapshots", 2000), 1, "no snapshot was taken");
     const char *argv[] = {"hvn-pub", "--connect", env.frontend, "--host", "cmp-1", NULL};
     it_proc_t *pub = it_spawn(argv, true, false, false);
     cr_assert_not_null(pub);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job on a local default: installs what is missing, builds, then runs
-# a broker on loopback, this host's publisher and a subscriber that prints
-# every notification as one JSON line. Ctrl-C stops all three.
+# a broker on loopback, this host's publisher and the fleet index (hvn-index,
+# SQLite in a temp dir, HTTP on 127.0.0.1:8780), prints the index's answer to
+# one query, then a subscriber prints every notification as one JSON line.
+# Ctrl-C stops them all.
 #   HVN_DEMO_SECONDS=N   stop by itself after N seconds
 #   HVN_DEMO_INTERVAL=S  how often the host is measured (default 5)
+#   HVN_DEMO_HTTP=A:P    where hvn-index listens (default 127.0.0.1:8780)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,12 +30,11 @@ trap cleanup EXIT INT TERM
 "$bin/hvn-broker" --heartbeat-ms 5000 &
 pids+=($!)
 
-sub_args=(--connect tcp://127.0.0.1:5562)
-if "$bin/hvn-sub" --help | grep -q -- --snapshot; then
-  sub_args+=(--service tcp://127.0.0.1:5563 --snapshot)
+http=${HVN_DEMO_HTTP:-127.0.0.1:8780}
+if [ -x "$bin/hvn-index" ]; then
+  "$bin/hvn-index" --db "$state/fleet.db" --http "$http" &
+  pids+=($!)
 fi
-"$bin/hvn-sub" "${sub_args[@]}" &
-pids+=($!)
 
 if [ -x "$bin/hvn-agent" ]; then
   echo "demo: hvn-agent reports this host every ${interval}s (state in $state)" >&2
@@ -58,6 +60,28 @@ else
   ) | "$bin/hvn-pub" --connect tcp://127.0.0.1:5561 --host "$host" &
   pids+=($!)
 fi
+
+# One query to the index, once this host's node is in it
+if [ -x "$bin/hvn-index" ]; then
+  query="http://$http/v1/compute_nodes?sort=-free_ram_mb&limit=5"
+  answer=
+  for _ in $(seq 1 100); do
+    answer=$(curl -sf "$query" || true)
+    [ -n "$answer" ] && [ "$(jq '.compute_nodes | length' <<<"$answer")" -gt 0 ] && break
+    sleep 0.2
+  done
+  [ -n "$answer" ] || answer='{"compute_nodes": []}'
+  echo "demo: hvn-index answers $query (SQL: sqlite3 $state/fleet.db)" >&2
+  jq -c '.compute_nodes[] | {host, hypervisor_hostname, free_ram_mb, vcpus_used, running_vms, updated_at}' \
+    <<<"$answer"
+fi
+
+sub_args=(--connect tcp://127.0.0.1:5562)
+if "$bin/hvn-sub" --help | grep -q -- --snapshot; then
+  sub_args+=(--service tcp://127.0.0.1:5563 --snapshot)
+fi
+"$bin/hvn-sub" "${sub_args[@]}" &
+pids+=($!)
 
 if [ -n "${HVN_DEMO_SECONDS:-}" ]; then
   sleep "$HVN_DEMO_SECONDS"

@@ -13,6 +13,10 @@
     Resync: N nodes applied as one snapshot (one transaction), into the
     database that already holds them (a restart) and into an empty one.
 
+    Freshness: hvn-broker and hvn-index as processes, a libhvn publisher in
+    this process; each change reported is timed until a reader of the
+    database (its own SQLite connection, polling every 0.5 ms) sees it.
+
     API: hvn-index's HTTP API in this process on the ingest's database:
     GET /v1/compute_nodes with one indexed filter and limit=100, and
     /metrics over the first 10 000 nodes, each timed over a loopback
@@ -23,6 +27,7 @@
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +38,7 @@
 #include "hvn_db.h"
 #include "hvn_index.h"
 #include "hvn_index_api.h"
+#include "hvn_publisher.h"
 
 #define S_BATCH_MS 50   //  Both variants: a transaction per 50 ms
 #define S_POLL 256      //  Notifications per writer tick
@@ -326,6 +332,91 @@ static void s_api(int port, const char *what, const char *path, int count, doubl
     free(ms);
 }
 
+// --------------------------------------------------------------------------
+//  Freshness, end to end
+
+//  Returns the vcpus_used the reader sees for uuid, or -1.
+static int64_t s_read_vcpus(sqlite3_stmt *stmt)
+{
+    int64_t v = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+    sqlite3_reset(stmt);
+    return v;
+}
+
+//  Returns the ms until the reader sees vcpus_used == want, or -1 after 5 s.
+static double s_wait_visible(sqlite3 **db, sqlite3_stmt **stmt, const char *path, int64_t want,
+                             int64_t since)
+{
+    while (bc_now_ns() - since < 5000000000LL) {
+        if (!*stmt) {
+            if (!*db && sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+                sqlite3_close(*db);
+                *db = NULL;
+            }
+            if (*db)
+                sqlite3_prepare_v2(*db,
+                                   "SELECT vcpus_used FROM compute_nodes WHERE host = "
+                                   "'bench-fresh'",
+                                   -1, stmt, NULL);
+        }
+        if (*stmt && s_read_vcpus(*stmt) == want)
+            return (bc_now_ns() - since) / 1e6;
+        usleep(500);
+    }
+    return -1;
+}
+
+//  Returns nothing; prints the p50 and p99 of count changes' freshness.
+static void s_freshness(int count)
+{
+    char tmp[] = "/tmp/bench-fresh-XXXXXX";
+    s_must(mkdtemp(tmp) != NULL, "mkdtemp");
+    char fe[128], be[128], svc[128], path[128];
+    snprintf(fe, sizeof(fe), "ipc://%s/fe", tmp);
+    snprintf(be, sizeof(be), "ipc://%s/be", tmp);
+    snprintf(svc, sizeof(svc), "ipc://%s/svc", tmp);
+    snprintf(path, sizeof(path), "%s/fleet.db", tmp);
+    const char *bargs[] = {"--frontend", fe, "--backend", be, "--service", svc, NULL};
+    pid_t broker = bc_spawn("hvn-broker", bargs);
+    const char *iargs[] = {"--connect", be, "--service", svc, "--db", path, "--no-http", NULL};
+    pid_t index = bc_spawn("hvn-index", iargs);
+    hvn_publisher_opts_t popts = {.endpoint = fe, .host = "bench-fresh"};
+    hvn_publisher_t *pub = hvn_publisher_new(&popts);
+    s_must(broker > 0 && index > 0 && pub, "starting the broker, hvn-index and a publisher");
+    hvn_node_t node;
+    bc_node(&node, 0, "bench-fresh");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    node.vcpus_used = 1;
+    hvn_publisher_report(pub, &node);
+    s_must(s_wait_visible(&db, &stmt, path, 1, bc_now_ns()) >= 0, "the first report");
+    double *ms = calloc((size_t)count, sizeof(double));
+    int seen = 0;
+    for (int i = 0; i < count; i++) {
+        node.vcpus_used = 2 + i;
+        int64_t start = bc_now_ns();
+        hvn_publisher_report(pub, &node);
+        double t = s_wait_visible(&db, &stmt, path, node.vcpus_used, start);
+        if (t >= 0)
+            ms[seen++] = t;
+        usleep(10000 + (unsigned)(random() % 20000)); //  Changes at random phases of the batch
+    }
+    double p50 = bc_median(ms, seen);
+    double p99 = bc_quantile(ms, seen, 0.99);
+    printf("| freshness: report() on a host to visible to a database reader, %d changes | "
+           "p50 %.1f ms, p99 %.1f ms, %d not seen in 5 s | p99 <= 100 ms | %s |\n",
+           count, p50, p99, count - seen, p99 <= 100 && seen == count ? "yes" : "no");
+    free(ms);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    hvn_publisher_destroy(&pub);
+    bc_stop(index, SIGTERM, 5000, NULL);
+    bc_stop(broker, SIGTERM, 5000, NULL);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    s_must(system(cmd) == 0, "removing the temp dir");
+}
+
 int main(int argc, char *argv[])
 {
     bool smoke = false;
@@ -351,6 +442,8 @@ int main(int argc, char *argv[])
     zsys_set_logstream(NULL);
     s_stream_make();
     printf("| benchmark | figure | target | met |\n|---|---|---|---|\n");
+
+    s_freshness(smoke ? 10 : 200);
 
     hvn_replica_node_t *initial = malloc((size_t)nodes * sizeof(*initial));
     memcpy(initial, view, (size_t)nodes * sizeof(*initial));

@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -187,6 +188,29 @@ void hvn_metrics_sample(hvn_metrics_t *self, const char *name, const char *const
     s_puts(self, " ");
     s_value(self, value);
     s_puts(self, "\n");
+}
+
+char *hvn_metrics_labels(const char *const *labels)
+{
+    hvn_metrics_t scratch = {0}; //  Only its buffer is used
+    s_series(&scratch, "", "", labels, NULL, NULL);
+    if (scratch.failed) {
+        free(scratch.text);
+        return NULL;
+    }
+    return scratch.text ? scratch.text : strdup("");
+}
+
+void hvn_metrics_sample_int(hvn_metrics_t *self, const char *name, const char *label_set,
+                            int64_t value)
+{
+    assert(self && name);
+    char number[24];
+    int len = snprintf(number, sizeof(number), " %" PRId64 "\n", value);
+    s_puts(self, name);
+    if (label_set)
+        s_puts(self, label_set);
+    s_put(self, number, (size_t)len);
 }
 
 void hvn_metrics_histogram(hvn_metrics_t *self, const char *name, const char *const *labels,

@@ -54,6 +54,16 @@ void hvn_metrics_family(hvn_metrics_t *self, const char *name, hvn_metric_type_t
 void hvn_metrics_sample(hvn_metrics_t *self, const char *name, const char *const *labels,
                         double value);
 
+//  Returns a label set's text, {name="value",...} with the values escaped,
+//  for samples of many families that share it (a heap string the caller
+//  frees), or NULL when out of memory or a name is not valid.
+char *hvn_metrics_labels(const char *const *labels);
+
+//  Returns nothing; writes one sample of family name with a label set made
+//  by hvn_metrics_labels (NULL: none) and an integer value.
+void hvn_metrics_sample_int(hvn_metrics_t *self, const char *name, const char *label_set,
+                            int64_t value);
+
 //  Returns nothing; writes a histogram family's samples: count bounds
 //  (the last may be +Inf, which is added when missing), their cumulative
 //  counts, the sum of the observations and their number.

@@ -494,6 +494,12 @@ int hvn_index_tick(hvn_index_t *self)
     return wait < 0 ? 0 : wait > S_TICK_MAX_MS ? S_TICK_MAX_MS : (int)wait;
 }
 
+bool hvn_index_eager(hvn_index_t *self)
+{
+    assert(self);
+    return !self->retry_at && (zhashx_size(self->touched) || self->event_count || self->reconcile);
+}
+
 void hvn_index_stats(hvn_index_t *self, hvn_index_stats_t *out)
 {
     assert(self && out);

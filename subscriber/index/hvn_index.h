@@ -10,7 +10,8 @@
 
     Changes are batched in memory: the uuids of the nodes that changed, and
     one event row per notification. A batch is written as one transaction
-    at most commit_ms after its first change, and at once after a snapshot
+    as soon as no more input waits (hvn_index_eager), at the latest
+    commit_ms after its first change, and at once after a snapshot
     (which is applied by one replica poll, so one snapshot is always in one
     transaction: readers see the fleet before it or after it, never half).
     A changed node's row is written as the view holds it at commit time, so
@@ -62,6 +63,12 @@ void hvn_index_apply(hvn_index_t *self, const hvn_replica_event_t *event);
 //  when that is due. Returns the ms until it should be called again (at
 //  most 1000).
 int hvn_index_tick(hvn_index_t *self);
+
+//  Returns true when a batch waits and no retry is pending: a caller that
+//  finds no more input waiting calls hvn_index_flush() at once, so that a
+//  lone change is not held for commit_ms (under a steady stream, batches
+//  still fill for up to commit_ms).
+bool hvn_index_eager(hvn_index_t *self);
 
 //  Commits the batch now. Returns 0 (also when nothing was pending) or -1
 //  when the database failed (the batch is kept).

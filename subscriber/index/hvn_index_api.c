@@ -549,27 +549,62 @@ static void s_get_events(hvn_index_api_t *self, const hvn_http_request_t *req,
 // --------------------------------------------------------------------------
 //  GET /metrics and /healthz
 
+//  One node's gauges: its label set and its integer fields
+typedef struct {
+    char *labels;                //  {uuid=..,host=..,hypervisor_hostname=..} (heap)
+    int64_t values[HVN_F_COUNT]; //  By position among the integer fields
+    uint32_t nulls;              //  Bit per position: nil
+} s_gauge_row_t;
+
 //  Node rows being collected for the per-node gauges
 typedef struct {
-    zlist_t *rows; //  char ** of uuid, host, hypervisor_hostname, then the int fields
-    size_t width;  //  Columns per row
+    s_gauge_row_t *rows; //  Collected
+    size_t count;        //  How many
+    size_t alloc;        //  Allocated
+    bool failed;         //  Out of memory
 } s_gauges_t;
 
-//  Returns 0 after copying one row (the hvn_db_row_fn).
+//  Returns 0 after keeping one row (the hvn_db_row_fn): uuid, host,
+//  hypervisor_hostname, then the integer fields.
 static int s_gauge_row(size_t columns, const char *const *values, void *arg)
 {
     s_gauges_t *g = arg;
-    char **row = calloc(g->width, sizeof(char *));
-    if (!row)
+    if (g->count == g->alloc) {
+        size_t alloc = g->alloc ? g->alloc * 2 : 1024;
+        s_gauge_row_t *rows = realloc(g->rows, alloc * sizeof(*rows));
+        if (!rows) {
+            g->failed = true;
+            return 1;
+        }
+        g->rows = rows;
+        g->alloc = alloc;
+    }
+    s_gauge_row_t *row = &g->rows[g->count];
+    const char *labels[] = {"uuid",
+                            values[0] ? values[0] : "",
+                            "host",
+                            values[1] ? values[1] : "",
+                            "hypervisor_hostname",
+                            values[2] ? values[2] : "",
+                            NULL};
+    row->labels = hvn_metrics_labels(labels);
+    if (!row->labels) {
+        g->failed = true;
         return 1;
-    for (size_t c = 0; c < columns && c < g->width; c++)
-        row[c] = values[c] ? strdup(values[c]) : NULL;
-    zlist_append(g->rows, row);
+    }
+    row->nulls = 0;
+    for (size_t c = 3; c < columns && c - 3 < HVN_F_COUNT; c++) {
+        if (values[c])
+            row->values[c - 3] = strtoll(values[c], NULL, 10);
+        else
+            row->nulls |= 1u << (c - 3);
+    }
+    g->count++;
     return 0;
 }
 
-//  Returns nothing; writes a gauge per integer payload field, a sample
-//  per node, and the number of nodes. Returns -1 when the database failed.
+//  Returns 0 after writing a gauge per integer payload field, a sample per
+//  node, and the number of nodes; -1 when the database failed.
 static int s_node_gauges(hvn_index_api_t *self, hvn_metrics_t *m)
 {
     int ints[HVN_F_COUNT], count = 0;
@@ -586,39 +621,29 @@ static int s_node_gauges(hvn_index_api_t *self, hvn_metrics_t *m)
         }
     fprintf(out, " FROM compute_nodes ORDER BY uuid");
     fclose(out);
-    s_gauges_t g = {zlist_new(), 3 + (size_t)count};
-    int rc = g.rows ? hvn_db_query(self->db, sql, NULL, 0, s_gauge_row, &g) : -1;
+    s_gauges_t g = {0};
+    int rc = hvn_db_query(self->db, sql, NULL, 0, s_gauge_row, &g);
     free(sql);
+    if (g.failed)
+        rc = -1;
     for (int i = 0; rc >= 0 && i < count; i++) {
         char name[128], help[160];
         snprintf(name, sizeof(name), "hvnotify_compute_node_%s", hvn_schema_fields[ints[i]].name);
         snprintf(help, sizeof(help), "The compute node's %s, as last reported",
                  hvn_schema_fields[ints[i]].name);
         hvn_metrics_family(m, name, HVN_METRIC_GAUGE, help);
-        for (char **row = zlist_first(g.rows); row; row = zlist_next(g.rows)) {
-            if (!row[3 + i])
-                continue;
-            const char *labels[] = {"uuid",
-                                    row[0] ? row[0] : "",
-                                    "host",
-                                    row[1] ? row[1] : "",
-                                    "hypervisor_hostname",
-                                    row[2] ? row[2] : "",
-                                    NULL};
-            hvn_metrics_sample(m, name, labels, strtod(row[3 + i], NULL));
-        }
+        for (size_t r = 0; r < g.count; r++)
+            if (!(g.rows[r].nulls & (1u << i)))
+                hvn_metrics_sample_int(m, name, g.rows[r].labels, g.rows[r].values[i]);
     }
     if (rc >= 0) {
         hvn_metrics_family(m, "hvnotify_index_nodes", HVN_METRIC_GAUGE,
                            "Compute nodes in the compute_nodes table");
-        hvn_metrics_sample(m, "hvnotify_index_nodes", NULL, (double)zlist_size(g.rows));
+        hvn_metrics_sample(m, "hvnotify_index_nodes", NULL, (double)g.count);
     }
-    for (char **row = g.rows ? zlist_first(g.rows) : NULL; row; row = zlist_next(g.rows)) {
-        for (size_t c = 0; c < g.width; c++)
-            free(row[c]);
-        free(row);
-    }
-    zlist_destroy(&g.rows);
+    for (size_t r = 0; r < g.count; r++)
+        free(g.rows[r].labels);
+    free(g.rows);
     return rc < 0 ? -1 : 0;
 }
 

@@ -4,7 +4,10 @@
     once through several brokers, losses repaired) feeds the writer
     (hvn_index.h), which keeps compute_nodes equal to the view and records
     every notification in compute_node_events. The loop is: poll the
-    replica until the writer's next commit is due, then tick the writer.
+    replica until the writer's next commit is due, then tick the writer;
+    while a batch waits, poll without waiting, and commit as soon as no
+    input is left (a group commit: a lone change is written at once, a
+    stream in batches of up to --commit-ms).
 */
 #include <czmq.h>
 #include <stdio.h>
@@ -173,8 +176,13 @@ static void s_follow(s_run_t *run)
         int wait_ms = hvn_index_tick(run->index);
         if (run->api)
             s_publish(run);
-        if (hvn_replica_poll(run->replica, wait_ms) < 0)
+        //  A batch waiting: take what input waits, and commit when there is none
+        bool eager = hvn_index_eager(run->index);
+        int handled = hvn_replica_poll(run->replica, eager ? 0 : wait_ms);
+        if (handled < 0)
             break;
+        if (handled == 0 && eager)
+            hvn_index_flush(run->index);
     }
     hvn_index_flush(run->index);
 }

@@ -436,3 +436,23 @@ Test(index_db, payload_json_walks_the_schema)
     free(full);
     free(del);
 }
+
+Test(index_db, eager_only_while_a_batch_waits_and_no_retry_is_pending)
+{
+    hvn_index_t *index = s_index(0);
+    cr_expect_not(hvn_index_eager(index), "nothing waits");
+    hvn_replica_node_t a = s_node(S_UUID_A, 1, "cmp-1", 1);
+    s_change(index, 0, HVN_EVENT_CREATE, &a, false);
+    cr_expect(hvn_index_eager(index));
+    cr_assert_eq(
+        sqlite3_exec(reader, "ALTER TABLE compute_node_events RENAME TO gone", NULL, NULL, NULL),
+        SQLITE_OK);
+    cr_assert_eq(hvn_index_flush(index), -1);
+    cr_expect_not(hvn_index_eager(index), "a failed batch waits for its backoff");
+    cr_assert_eq(
+        sqlite3_exec(reader, "ALTER TABLE gone RENAME TO compute_node_events", NULL, NULL, NULL),
+        SQLITE_OK);
+    cr_assert_eq(hvn_index_flush(index), 0);
+    cr_expect_not(hvn_index_eager(index), "committed");
+    hvn_index_destroy(&index);
+}

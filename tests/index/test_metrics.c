@@ -87,3 +87,20 @@ Test(metrics, take_empties_for_the_next_scrape)
     cr_assert_str_eq(text, "# HELP x_a a\n# TYPE x_a gauge\n", "families start again");
     free(text);
 }
+
+Test(metrics, shared_label_set_and_integer_samples)
+{
+    const char *labels[] = {"uuid", "u\"1", "host", "h", NULL};
+    char *set = hvn_metrics_labels(labels);
+    cr_assert_str_eq(set, "{uuid=\"u\\\"1\",host=\"h\"}");
+    hvn_metrics_t *m = hvn_metrics_new();
+    hvn_metrics_family(m, "x_vms", HVN_METRIC_GAUGE, "vms");
+    hvn_metrics_sample_int(m, "x_vms", set, -9223372036854775807LL);
+    hvn_metrics_sample_int(m, "x_vms", NULL, 3);
+    char *text = s_take(&m);
+    cr_assert_str_eq(text, "# HELP x_vms vms\n# TYPE x_vms gauge\n"
+                           "x_vms{uuid=\"u\\\"1\",host=\"h\"} -9223372036854775807\n"
+                           "x_vms 3\n");
+    free(text);
+    free(set);
+}

@@ -439,7 +439,9 @@ int main(int argc, char *argv[])
     if (nodes < 1 || updates < 0)
         return 2;
     zsys_init();
+    zsys_handler_set(NULL); //  SIGINT and SIGTERM end the benchmark
     zsys_set_logstream(NULL);
+    setvbuf(stdout, NULL, _IOLBF, 0);
     s_stream_make();
     printf("| benchmark | figure | target | met |\n|---|---|---|---|\n");
 

@@ -427,7 +427,7 @@ static void s_report_losses(s_run_t *run)
     if (run->sub) {
         hvn_subscriber_stats_t stats;
         hvn_subscriber_stats(run->sub, &stats);
-        if (stats.skipped_total || stats.gaps || stats.replays)
+        if (stats.skipped_total || stats.gaps || stats.replays || stats.duplicates)
             zsys_warning("received %" PRIu64 ", refused %" PRIu64 ", lost %" PRIu64 " in %" PRIu64
                          " seq gaps; %" PRIu64 " gaps repaired by REPLAY (%" PRIu64
                          " notifications), %" PRIu64 " duplicates dropped",

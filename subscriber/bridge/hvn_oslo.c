@@ -1,0 +1,56 @@
+/*  hvn_oslo.c — the messagingv2 body (see hvn_oslo.h), built with jansson
+    on top of the envelope hvn_json_render() already writes.
+*/
+#include "hvn_oslo.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+void hvn_oslo_unique_id(const char *message_id, char out[33])
+{
+    size_t o = 0;
+    for (const char *p = message_id; *p && o < 32; p++)
+        if (isxdigit((unsigned char)*p))
+            out[o++] = (char)tolower((unsigned char)*p);
+    out[o] = '\0';
+}
+
+//  Returns the inner message (the envelope plus _unique_id) as a heap JSON
+//  string, or NULL.
+static char *s_inner(const hvn_msg_t *msg)
+{
+    char *envelope = hvn_json_render(msg);
+    if (!envelope)
+        return NULL;
+    json_t *root = json_loads(envelope, 0, NULL);
+    free(envelope);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return NULL;
+    }
+    char unique_id[33];
+    hvn_oslo_unique_id(msg->message_id, unique_id);
+    char *inner = NULL;
+    if (json_object_set_new(root, "_unique_id", json_string(unique_id)) == 0)
+        inner = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return inner;
+}
+
+char *hvn_oslo_body(const hvn_msg_t *msg, size_t *size)
+{
+    if (msg->header.kind == HVN_KIND_HEARTBEAT || !msg->message_id[0])
+        return NULL;
+    char *inner = s_inner(msg);
+    if (!inner)
+        return NULL;
+    json_t *outer = json_pack("{s:s, s:s}", "oslo.version", "2.0", "oslo.message", inner);
+    free(inner);
+    char *body = outer ? json_dumps(outer, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(outer);
+    if (body && size)
+        *size = strlen(body);
+    return body;
+}

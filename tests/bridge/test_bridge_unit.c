@@ -1,0 +1,188 @@
+/*  test_bridge_unit.c — hvn-bridge's parts that need no server: the
+    --transport-url parser and the messagingv2 body.
+*/
+#include "hvn_amqp_url.h"
+#include "hvn_oslo.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <string.h>
+
+//  Returns the parsed url; asserts it parses.
+static hvn_amqp_url_t *s_parse(const char *text)
+{
+    char err[256] = "";
+    hvn_amqp_url_t *url = hvn_amqp_url_new(text, err, sizeof(err));
+    cr_assert_not_null(url, "%s: %s", text, err);
+    return url;
+}
+
+Test(amqp_url, nova_conf_form_with_defaults)
+{
+    hvn_amqp_url_t *url = s_parse("rabbit://nova:s3cret@rabbit1.example.org:5673/openstack");
+    cr_assert_eq(url->host_count, 1);
+    cr_expect_str_eq(url->hosts[0].host, "rabbit1.example.org");
+    cr_expect_eq(url->hosts[0].port, 5673);
+    cr_expect_str_eq(url->hosts[0].user, "nova");
+    cr_expect_str_eq(url->hosts[0].password, "s3cret");
+    cr_expect_str_eq(url->vhost, "openstack");
+    hvn_amqp_url_destroy(&url);
+    cr_expect_null(url);
+    hvn_amqp_url_destroy(&url);
+
+    url = s_parse("rabbit://localhost");
+    cr_expect_str_eq(url->hosts[0].user, "guest");
+    cr_expect_str_eq(url->hosts[0].password, "guest");
+    cr_expect_eq(url->hosts[0].port, 5672);
+    cr_expect_str_eq(url->vhost, "/");
+    hvn_amqp_url_destroy(&url);
+
+    url = s_parse("rabbit://u@h/");
+    cr_expect_str_eq(url->hosts[0].password, "");
+    cr_expect_str_eq(url->vhost, "/");
+    hvn_amqp_url_destroy(&url);
+}
+
+Test(amqp_url, several_hosts_each_with_credentials_or_the_previous_ones)
+{
+    hvn_amqp_url_t *url = s_parse("rabbit://a:pa@h1:5672,b:pb@h2:5673,h3/v");
+    cr_assert_eq(url->host_count, 3);
+    cr_expect_str_eq(url->hosts[1].host, "h2");
+    cr_expect_eq(url->hosts[1].port, 5673);
+    cr_expect_str_eq(url->hosts[1].user, "b");
+    cr_expect_str_eq(url->hosts[2].user, "b");
+    cr_expect_str_eq(url->hosts[2].password, "pb");
+    cr_expect_eq(url->hosts[2].port, 5672);
+    hvn_amqp_url_destroy(&url);
+}
+
+Test(amqp_url, percent_escapes_ipv6_and_a_raw_at_in_the_password)
+{
+    hvn_amqp_url_t *url = s_parse("rabbit://us%3Aer:p%40ss%2Fw@[::1]:5672/%2F");
+    cr_expect_str_eq(url->hosts[0].user, "us:er");
+    cr_expect_str_eq(url->hosts[0].password, "p@ss/w");
+    cr_expect_str_eq(url->hosts[0].host, "::1");
+    cr_expect_str_eq(url->vhost, "/");
+    hvn_amqp_url_destroy(&url);
+    url = s_parse("rabbit://u:p@ss@h");
+    cr_expect_str_eq(url->hosts[0].password, "p@ss");
+    cr_expect_str_eq(url->hosts[0].host, "h");
+    hvn_amqp_url_destroy(&url);
+}
+
+Test(amqp_url, refusals_name_the_part_and_never_the_password)
+{
+    struct {
+        const char *text;
+        const char *says;
+    } cases[] = {
+        {"", "expected rabbit://"},
+        {"localhost:5672", "expected rabbit://"},
+        {"kafka://h", "scheme 'kafka'"},
+        {"rabbit://", "no host"},
+        {"rabbit:///vhost", "no host"},
+        {"rabbit://u:secret@h:99999", "port '99999'"},
+        {"rabbit://u:secret@h:", "':' without a port"},
+        {"rabbit://u:secret@h:12x", "port '12x'"},
+        {"rabbit://u:secret@::1:5672", "IPv6 address goes in brackets"},
+        {"rabbit://u:secret@[::1", "'[' without ']'"},
+        {"rabbit://u:secret@h1,,h2", "host 2 is empty"},
+        {"rabbit://:secret@h", "empty user name"},
+        {"rabbit://u:sec%2ret@h", "bad %-escape"},
+        {"rabbit://u:secret@h/a/b", "holds a '/'"},
+        {"rabbit://u:secret@h/%00", "virtual host"},
+        {"rabbit://u:secret@h/?ssl=1", "query parameters"},
+        {"rabbit://u:secret@h o/", "is not a host name"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[256] = "";
+        hvn_amqp_url_t *url = hvn_amqp_url_new(cases[i].text, err, sizeof(err));
+        cr_expect_null(url, "%s was accepted", cases[i].text);
+        hvn_amqp_url_destroy(&url);
+        cr_expect(strstr(err, cases[i].says), "%s: got '%s', expected '%s'", cases[i].text, err,
+                  cases[i].says);
+        cr_expect_null(strstr(err, "secret"), "%s: the password is in '%s'", cases[i].text, err);
+    }
+    char big[2048] = "rabbit://";
+    for (int i = 0; i < 17; i++)
+        strcat(big, i ? ",h" : "h");
+    char err[256] = "";
+    cr_expect_null(hvn_amqp_url_new(big, err, sizeof(err)));
+    cr_expect(strstr(err, "more than 16 hosts"), "%s", err);
+}
+
+//  Returns a decoded update of a whole node, encoded by the project's own
+//  encoder.
+static void s_decoded_update(hvn_msg_t *msg)
+{
+    hvn_node_t node;
+    memset(&node, 0, sizeof(node));
+    hvn_node_init(&node);
+    node.id = 7;
+    snprintf(node.uuid, sizeof(node.uuid), "%s", "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d");
+    node.vcpus = 16;
+    node.memory_mb = 65536;
+    node.local_gb = 500;
+    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    hvn_encoder_t *enc = hvn_encoder_new();
+    hvn_decoder_t *dec = hvn_decoder_new();
+    hvn_envelope_t env = {.host = "cmp-7",
+                          .timestamp = "2026-12-06 10:00:00.123456",
+                          .message_id = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4e"};
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = 1};
+    hvn_frames_t frames;
+    cr_assert_eq(hvn_encoder_notification(enc, HVN_EVENT_UPDATE, &env, &node, &header, &frames), 0);
+    cr_assert_eq(hvn_decoder_decode(dec, frames.topic, frames.topic_size, frames.header,
+                                    HVN_HEADER_SIZE, frames.body, frames.body_size, msg),
+                 HVN_OK);
+    hvn_encoder_destroy(&enc);
+    hvn_decoder_destroy(&dec);
+}
+
+Test(oslo, body_is_version_2_with_the_envelope_as_a_json_string)
+{
+    hvn_msg_t msg;
+    s_decoded_update(&msg);
+    size_t size = 0;
+    char *body = hvn_oslo_body(&msg, &size);
+    cr_assert_not_null(body);
+    cr_expect_eq(size, strlen(body));
+    json_t *outer = json_loads(body, 0, NULL);
+    cr_assert_not_null(outer);
+    cr_expect_eq(json_object_size(outer), 2);
+    cr_expect_str_eq(json_string_value(json_object_get(outer, "oslo.version")), "2.0");
+    json_t *inner = json_loads(json_string_value(json_object_get(outer, "oslo.message")), 0, NULL);
+    cr_assert_not_null(inner);
+    cr_expect_str_eq(json_string_value(json_object_get(inner, "message_id")),
+                     "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4e");
+    cr_expect_str_eq(json_string_value(json_object_get(inner, "_unique_id")),
+                     "5a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4e");
+    cr_expect_str_eq(json_string_value(json_object_get(inner, "event_type")),
+                     "compute_node.update");
+    cr_expect_str_eq(json_string_value(json_object_get(inner, "publisher_id")),
+                     "nova-compute:cmp-7");
+    cr_expect_str_eq(json_string_value(json_object_get(inner, "timestamp")),
+                     "2026-12-06 10:00:00.123456");
+    json_t *data = json_object_get(json_object_get(inner, "payload"), "nova_object.data");
+    cr_expect_eq(json_integer_value(json_object_get(data, "vcpus")), 16);
+    cr_expect_eq(json_object_size(data), 18);
+
+    //  The same as the envelope hvn-sub prints, plus _unique_id
+    char *envelope_text = hvn_json_render(&msg);
+    json_t *envelope = json_loads(envelope_text, 0, NULL);
+    json_object_del(inner, "_unique_id");
+    cr_expect(json_equal(envelope, inner));
+    free(envelope_text);
+    json_decref(envelope);
+    json_decref(inner);
+    json_decref(outer);
+    free(body);
+}
+
+Test(oslo, heartbeats_have_no_body)
+{
+    hvn_msg_t msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.header.kind = HVN_KIND_HEARTBEAT;
+    cr_expect_null(hvn_oslo_body(&msg, NULL));
+}

@@ -1,0 +1,55 @@
+/*  bridge_support.h — what the bridge's integration suites share: starting
+    hvn-bridge and the oslo.messaging listener, publishing through hvn-pub,
+    and reading a process's log as it grows.
+*/
+#ifndef HVN_BRIDGE_SUPPORT_H_INCLUDED
+#define HVN_BRIDGE_SUPPORT_H_INCLUDED
+
+#include "rmq.h"
+#include "support.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+//  A process's stderr, as read so far
+typedef struct {
+    char *text; //  Heap, NUL-terminated
+    size_t len; //  Bytes
+} bt_log_t;
+
+//  Returns true once the log of proc holds needle (reading more of it as
+//  it comes), false after timeout_ms.
+bool bt_log_wait(it_proc_t *proc, bt_log_t *log, const char *needle, int timeout_ms);
+
+//  Returns nothing; reads what proc wrote since and frees nothing.
+void bt_log_read(it_proc_t *proc, bt_log_t *log, int timeout_ms);
+
+//  Returns the number of times needle occurs in the log.
+size_t bt_log_count(const bt_log_t *log, const char *needle);
+
+//  Returns nothing; frees the log's text.
+void bt_log_free(bt_log_t *log);
+
+//  Starts hvn-bridge on env's broker and rmq's RabbitMQ with extra
+//  arguments (NULL-ended, may be NULL), its stderr captured into log, and
+//  waits until it is connected to RabbitMQ and has its first snapshot.
+it_proc_t *bt_bridge_start(it_env_t *env, const rmq_t *rmq, const char *const extra[],
+                           bt_log_t *log);
+
+//  Starts the oslo.messaging NotificationListener (listener.py oslo) and
+//  waits for its READY. Its stdout carries one JSON line per notification.
+it_proc_t *bt_listener_start(const rmq_t *rmq, const char *exchange, const char *topic, int count,
+                             int timeout_s, bool durable);
+
+//  Reads count JSON lines from proc's stdout (each within timeout_ms of
+//  the previous). Returns a JSON array of them (fewer on timeout).
+json_t *bt_read_json_lines(it_proc_t *proc, int count, int timeout_ms);
+
+//  Writes an hvn-pub input line for node number i (of host) with a given
+//  vcpus_used into buf. Returns buf.
+char *bt_node_line(char *buf, size_t size, int i, const char *host, int vcpus_used);
+
+//  Returns the uuid of node number i (static storage, one per call site).
+const char *bt_uuid(int i, char out[37]);
+
+#endif

@@ -1,0 +1,269 @@
+/*  test_bridge.c — hvn-bridge end to end: hvn-pub → hvn-broker → hvn-bridge
+    → a real RabbitMQ (started once for the suite) → a real oslo.messaging
+    NotificationListener, and what RabbitMQ holds in between.
+*/
+#include "bridge_support.h"
+
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static rmq_t s_node; //  The suite's RabbitMQ, shared by its tests
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    rmq_start_shared(&s_node);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    rmq_stop(&s_node);
+}
+
+static it_env_t env;
+static rmq_t rmq;
+
+static void s_setup(void)
+{
+    cr_assert(rmq_get(&rmq), "the suite's RabbitMQ did not start");
+    it_env_init(&env);
+    it_broker_start(&env, NULL);
+}
+
+static void s_teardown(void)
+{
+    it_env_fini(&env);
+}
+
+TestSuite(bridge, .init = s_setup, .fini = s_teardown, .timeout = 90);
+
+//  Feeds host's hvn-pub a create, an update and a delete of node n and
+//  waits for it to exit 0.
+static void s_publish_create_update_delete(const char *host, int n)
+{
+    const char *argv[] = {"hvn-pub", "--connect", env.frontend, "--host", host, NULL};
+    it_proc_t *pub = it_spawn(argv, true, false, false);
+    cr_assert_not_null(pub);
+    char line[2048], uuid[37];
+    it_write(pub, bt_node_line(line, sizeof(line), n, host, 2));
+    it_write(pub, bt_node_line(line, sizeof(line), n, host, 5));
+    snprintf(line, sizeof(line), "{\"uuid\": \"%s\", \"deleted\": true}\n", bt_uuid(n, uuid));
+    it_write(pub, line);
+    it_close_stdin(pub);
+    cr_assert_eq(it_wait(pub, 30000), 0, "hvn-pub failed");
+    it_stop(&pub, SIGKILL, 1000);
+}
+
+//  Returns the exit status of the bridge after SIGTERM, its log read to
+//  the end into log.
+static int s_bridge_stop(it_proc_t **bridge_p, bt_log_t *log)
+{
+    kill((*bridge_p)->pid, SIGTERM);
+    int code = it_wait(*bridge_p, 15000);
+    bt_log_read(*bridge_p, log, 100);
+    it_stop(bridge_p, SIGKILL, 1000);
+    return code;
+}
+
+//  Returns the rabbitmqctl listing (args) of the suite's node; asserts it ran.
+static char *s_ctl(const char *args)
+{
+    char *out = NULL;
+    int code = rmq_ctl(&rmq, args, &out);
+    cr_assert_eq(code, 0, "rabbitmqctl %s: %s", args, out);
+    return out;
+}
+
+Test(bridge, oslo_listener_hears_create_update_delete_as_on_the_hvnotify_wire)
+{
+    it_proc_t *listener = bt_listener_start(&rmq, "nova", "versioned_notifications", 3, 60, false);
+    bt_log_t log = {0};
+    it_proc_t *bridge = bt_bridge_start(&env, &rmq, NULL, &log);
+    const char *sub_argv[] = {"hvn-sub", "--connect", env.backend, "--count",
+                              "3",       "--timeout", "30",        NULL};
+    it_proc_t *sub = it_spawn(sub_argv, false, true, false);
+    cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0, "no subscriptions");
+    s_publish_create_update_delete("cmp-017", 1);
+
+    json_t *wire = bt_read_json_lines(sub, 3, 20000);
+    json_t *heard = bt_read_json_lines(listener, 3, 30000);
+    cr_assert_eq(json_array_size(wire), 3, "hvn-sub got %zu", json_array_size(wire));
+    cr_assert_eq(json_array_size(heard), 3, "the listener got %zu; bridge log: %s",
+                 json_array_size(heard), log.text);
+    const char *events[] = {"compute_node.create", "compute_node.update", "compute_node.delete"};
+    for (size_t i = 0; i < 3; i++) {
+        //  The listener's executor runs endpoints on a thread pool: match by message id
+        json_t *w = json_array_get(wire, i), *h = NULL;
+        for (size_t j = 0; j < 3 && !h; j++)
+            if (json_equal(json_object_get(json_array_get(heard, j), "message_id"),
+                           json_object_get(w, "message_id")))
+                h = json_array_get(heard, j);
+        cr_assert_not_null(h, "notification %zu (%s) not heard", i,
+                           json_string_value(json_object_get(w, "message_id")));
+        cr_expect_str_eq(json_string_value(json_object_get(w, "event_type")), events[i]);
+        const char *keys[] = {"message_id", "publisher_id", "event_type", "priority", "timestamp"};
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+            cr_expect(json_equal(json_object_get(w, keys[k]), json_object_get(h, keys[k])),
+                      "notification %zu: %s differs: %s vs %s", i, keys[k],
+                      json_string_value(json_object_get(w, keys[k])),
+                      json_string_value(json_object_get(h, keys[k])));
+        cr_expect(json_equal(json_object_get(w, "payload"), json_object_get(h, "payload")),
+                  "notification %zu: payload differs", i);
+    }
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(heard, 0), "publisher_id")),
+                     "nova-compute:cmp-017");
+    json_decref(wire);
+    json_decref(heard);
+    cr_expect_eq(it_wait(listener, 20000), 0, "the listener did not finish");
+    cr_expect_eq(it_wait(sub, 10000), 0);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0, "bridge exit status; log: %s", log.text);
+    cr_expect(strstr(log.text, "received 3, published 3, confirmed 3, re-sent 0, dropped 0"),
+              "counters: %s", log.text);
+    it_stop(&sub, SIGKILL, 1000);
+    it_stop(&listener, SIGKILL, 1000);
+    bt_log_free(&log);
+}
+
+Test(bridge, body_and_properties_are_oslo_messagingv2_and_wait_in_the_default_queue)
+{
+    //  Nobody consumes yet: the default queue the bridge declares keeps it
+    const char *extra[] = {"--topic", "hvn_form", NULL};
+    bt_log_t log = {0};
+    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
+    cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0);
+    s_publish_create_update_delete("cmp-020", 2);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0);
+    cr_assert(strstr(log.text, "confirmed 3,"), "counters: %s", log.text);
+
+    char *exchanges = s_ctl("list_exchanges name type durable auto_delete");
+    cr_expect(strstr(exchanges, "nova\ttopic\tfalse\tfalse"), "exchanges: %s", exchanges);
+    char *bindings = s_ctl("list_bindings source_name destination_name routing_key");
+    cr_expect(strstr(bindings, "nova\thvn_form.info\thvn_form.info"), "bindings: %s", bindings);
+    free(exchanges);
+    free(bindings);
+
+    const char *argv[] = {"/usr/bin/python3",
+                          HVN_SOURCE_DIR "/tests/bridge/listener.py",
+                          "raw",
+                          rmq.url,
+                          "hvn_form.info",
+                          "3",
+                          "20",
+                          NULL};
+    it_proc_t *raw = it_spawn(argv, false, true, false);
+    char line[8192];
+    cr_assert(it_read_line(raw, line, sizeof(line), 30000) >= 0);
+    cr_assert_str_eq(line, "READY");
+    json_t *got = bt_read_json_lines(raw, 3, 20000);
+    cr_assert_eq(json_array_size(got), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *m = json_array_get(got, i);
+        json_t *props = json_object_get(m, "properties");
+        cr_expect_str_eq(json_string_value(json_object_get(props, "content_type")),
+                         "application/json");
+        cr_expect_str_eq(json_string_value(json_object_get(props, "content_encoding")), "utf-8");
+        cr_expect_eq(json_integer_value(json_object_get(props, "delivery_mode")), 2);
+        json_t *body = json_loads(json_string_value(json_object_get(m, "body")), 0, NULL);
+        cr_assert_not_null(body);
+        cr_expect_eq(json_object_size(body), 2);
+        cr_expect_str_eq(json_string_value(json_object_get(body, "oslo.version")), "2.0");
+        const char *inner_text = json_string_value(json_object_get(body, "oslo.message"));
+        cr_assert_not_null(inner_text, "oslo.message is not a JSON string");
+        json_t *inner = json_loads(inner_text, 0, NULL);
+        cr_assert_not_null(inner);
+        cr_expect_eq(json_object_size(inner), 7, "inner keys: %s", inner_text);
+        const char *keys[] = {"message_id", "publisher_id", "event_type", "priority",
+                              "timestamp",  "payload",      "_unique_id"};
+        for (size_t k = 0; k < 7; k++)
+            cr_expect_not_null(json_object_get(inner, keys[k]), "no %s", keys[k]);
+        //  _unique_id: the message id's 32 hex digits
+        char expected[37] = "";
+        size_t o = 0;
+        for (const char *p = json_string_value(json_object_get(inner, "message_id")); p && *p; p++)
+            if (*p != '-')
+                expected[o++] = *p;
+        expected[o] = '\0';
+        cr_expect_eq(o, 32);
+        cr_expect_str_eq(json_string_value(json_object_get(inner, "_unique_id")), expected);
+        cr_expect_str_eq(json_string_value(json_object_get(inner, "priority")), "INFO");
+        json_decref(inner);
+        json_decref(body);
+    }
+    json_decref(got);
+    cr_expect_eq(it_wait(raw, 10000), 0);
+    it_stop(&raw, SIGKILL, 1000);
+    bt_log_free(&log);
+}
+
+Test(bridge, durable_declares_a_durable_exchange_and_queue)
+{
+    const char *extra[] = {"--durable", "--exchange",  "nova_durable",
+                           "--topic",   "hvn_durable", NULL};
+    bt_log_t log = {0};
+    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0);
+    char *exchanges = s_ctl("list_exchanges name type durable auto_delete");
+    cr_expect(strstr(exchanges, "nova_durable\ttopic\ttrue\tfalse"), "exchanges: %s", exchanges);
+    char *queues = s_ctl("list_queues name durable auto_delete");
+    cr_expect(strstr(queues, "hvn_durable.info\ttrue\tfalse"), "queues: %s", queues);
+    free(exchanges);
+    free(queues);
+    bt_log_free(&log);
+}
+
+Test(bridge, refused_login_is_logged_retried_and_never_fatal)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "rabbit://guest:wrong@127.0.0.1:%d/", rmq.port);
+    const char *argv[] = {"hvn-bridge", "--connect",       env.backend, "--service",
+                          env.service,  "--transport-url", url,         NULL};
+    it_proc_t *bridge = it_spawn(argv, false, false, true);
+    bt_log_t log = {0};
+    cr_assert(bt_log_wait(bridge, &log, "refused", 20000), "log: %s", log.text);
+    cr_expect(strstr(log.text, "login as 'guest' on virtual host '/' refused"), "log: %s",
+              log.text);
+    cr_expect(strstr(log.text, "ACCESS_REFUSED"), "log: %s", log.text);
+    cr_expect_null(strstr(log.text, "wrong"), "the password is logged: %s", log.text);
+    //  Retried, with backoff, and the bridge is still up
+    log.text[0] = '\0';
+    log.len = 0;
+    cr_assert(bt_log_wait(bridge, &log, "refused", 20000), "not retried: %s", log.text);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0, "log: %s", log.text);
+    cr_expect(strstr(log.text, "failed attempts"), "log: %s", log.text);
+    bt_log_free(&log);
+}
+
+Test(bridge, bad_usage_exits_2_with_one_line_naming_the_option)
+{
+    struct {
+        const char *url;
+        const char *says;
+    } cases[] = {
+        {"amqp://guest:guest@localhost:5672/", "scheme 'amqp' is not supported"},
+        {"rabbit://guest:guest@localhost:0/", "port '0' is not from 1 to 65535"},
+        {"rabbit://guest:guest@/", "no host name"},
+        {"rabbit://guest:guest@h1,/", "host 2 is empty"},
+        {"rabbit://guest:guest@h1/?ssl=1", "query parameters"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *argv[] = {"hvn-bridge", "--transport-url", cases[i].url, NULL};
+        it_proc_t *bridge = it_spawn(argv, false, false, true);
+        cr_expect_eq(it_wait(bridge, 5000), 2, "%s", cases[i].url);
+        char *err = it_read_stderr(bridge, 100);
+        cr_expect(strstr(err, "hvn-bridge: --transport-url: ") && strstr(err, cases[i].says),
+                  "%s: %s", cases[i].url, err);
+        free(err);
+        it_stop(&bridge, SIGKILL, 1000);
+    }
+    const char *argv[] = {"hvn-bridge", NULL};
+    it_proc_t *bridge = it_spawn(argv, false, false, true);
+    cr_expect_eq(it_wait(bridge, 5000), 2);
+    char *err = it_read_stderr(bridge, 100);
+    cr_expect(strstr(err, "--transport-url is required"), "%s", err);
+    free(err);
+    it_stop(&bridge, SIGKILL, 1000);
+}

@@ -2,10 +2,12 @@
 #include "bridge_support.h"
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_LISTENER HVN_SOURCE_DIR "/tests/bridge/listener.py"
 
@@ -120,4 +122,53 @@ char *bt_node_line(char *buf, size_t size, int i, const char *host, int vcpus_us
 {
     char uuid[37];
     return it_node_json(buf, size, i, bt_uuid(i, uuid), host, vcpus_used, 4096);
+}
+
+it_proc_t *bt_pub_start(it_env_t *env, const char *host)
+{
+    const char *argv[] = {"hvn-pub", "--connect", env->frontend, "--host", host, NULL};
+    it_proc_t *pub = it_spawn(argv, true, false, false);
+    cr_assert_not_null(pub);
+    return pub;
+}
+
+void bt_pub_nodes(it_proc_t *pub, const char *host, int from, int to, int pace_us)
+{
+    char line[2048];
+    for (int i = from; i < to; i++) {
+        cr_assert_eq(it_write(pub, bt_node_line(line, sizeof(line), i, host, 1)), 0);
+        if (pace_us)
+            usleep((useconds_t)pace_us);
+    }
+}
+
+void bt_pub_end(it_proc_t **pub_p)
+{
+    it_close_stdin(*pub_p);
+    cr_assert_eq(it_wait(*pub_p, 60000), 0, "hvn-pub failed");
+    it_stop(pub_p, SIGKILL, 1000);
+}
+
+size_t bt_collect(it_proc_t *listener, size_t count, int timeout_ms, size_t *distinct,
+                  json_t *expect, size_t *strangers)
+{
+    json_t *seen = json_object();
+    size_t lines = 0;
+    *strangers = 0;
+    static char line[65536];
+    while (json_object_size(seen) < count &&
+           it_read_line(listener, line, sizeof(line), timeout_ms) >= 0) {
+        json_t *item = json_loads(line, 0, NULL);
+        cr_assert_not_null(item, "not JSON: %s", line);
+        const char *id = json_string_value(json_object_get(item, "message_id"));
+        cr_assert_not_null(id);
+        if (expect && !json_object_get(expect, id))
+            (*strangers)++;
+        json_object_set_new(seen, id, json_true());
+        json_decref(item);
+        lines++;
+    }
+    *distinct = json_object_size(seen);
+    json_decref(seen);
+    return lines;
 }

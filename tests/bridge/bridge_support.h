@@ -52,4 +52,21 @@ char *bt_node_line(char *buf, size_t size, int i, const char *host, int vcpus_us
 //  Returns the uuid of node number i (static storage, one per call site).
 const char *bt_uuid(int i, char out[37]);
 
+//  Starts hvn-pub for host on env's broker, its stdin piped.
+it_proc_t *bt_pub_start(it_env_t *env, const char *host);
+
+//  Writes creates of nodes from..to-1 of host to hvn-pub, pace_us apart
+//  (load shaping, 0 = at once).
+void bt_pub_nodes(it_proc_t *pub, const char *host, int from, int to, int pace_us);
+
+//  Closes hvn-pub's input and asserts it exits 0 (everything sent).
+void bt_pub_end(it_proc_t **pub_p);
+
+//  Collects the oslo listener's JSON lines until count distinct message ids
+//  were seen or timeout_ms passed. Returns the number of lines read (the
+//  distinct ids in *distinct; message ids not in expect, when expect is not
+//  NULL, are counted in *strangers).
+size_t bt_collect(it_proc_t *listener, size_t count, int timeout_ms, size_t *distinct,
+                  json_t *expect, size_t *strangers);
+
 #endif

@@ -10,7 +10,7 @@
       reads COUNT messages from QUEUE with kombu and prints, per message, its
       AMQP properties and its body as received.
 
-Exits 0 after COUNT messages, 1 when TIMEOUT seconds pass first.
+Exits 0 after COUNT messages (oslo: COUNT distinct message ids), 1 when TIMEOUT seconds pass first.
 """
 import json
 import os
@@ -34,7 +34,7 @@ def oslo(url, exchange, topic, count, timeout, durable):
     os.unlink(f.name)
     transport = oslo_messaging.get_notification_transport(conf, url=url)
     done = threading.Event()
-    seen = []
+    seen = set()  # distinct message ids: a redelivery is printed, not counted
     lock = threading.Lock()
 
     class Endpoint:
@@ -47,7 +47,7 @@ def oslo(url, exchange, topic, count, timeout, durable):
                                "payload": payload})
             with lock:
                 print(line, flush=True)
-                seen.append(line)
+                seen.add(metadata.get("message_id"))
                 if len(seen) >= count:
                     done.set()
 

@@ -57,6 +57,19 @@ void bt_log_free(bt_log_t *log)
     log->len = 0;
 }
 
+bool bt_wait_confirmed(it_proc_t *bridge, bt_log_t *log, int count, int timeout_ms)
+{
+    char needle[64];
+    snprintf(needle, sizeof(needle), "confirmed %d, re-sent", count);
+    long long deadline = s_now_ms() + timeout_ms;
+    while (s_now_ms() < deadline) {
+        kill(bridge->pid, SIGUSR1);
+        if (bt_log_wait(bridge, log, needle, 250))
+            return true;
+    }
+    return false;
+}
+
 it_proc_t *bt_bridge_start(it_env_t *env, const rmq_t *rmq, const char *const extra[],
                            bt_log_t *log)
 {

@@ -36,6 +36,10 @@ void bt_log_free(bt_log_t *log);
 it_proc_t *bt_bridge_start(it_env_t *env, const rmq_t *rmq, const char *const extra[],
                            bt_log_t *log);
 
+//  Returns true once the bridge's counters (asked for with SIGUSR1) say
+//  that RabbitMQ confirmed count notifications, false after timeout_ms.
+bool bt_wait_confirmed(it_proc_t *bridge, bt_log_t *log, int count, int timeout_ms);
+
 //  Starts the oslo.messaging NotificationListener (listener.py oslo) and
 //  waits for its READY. Its stdout carries one JSON line per notification.
 it_proc_t *bt_listener_start(const rmq_t *rmq, const char *exchange, const char *topic, int count,

@@ -137,6 +137,7 @@ Test(bridge, body_and_properties_are_oslo_messagingv2_and_wait_in_the_default_qu
     it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
     cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0);
     s_publish_create_update_delete("cmp-020", 2);
+    cr_assert(bt_wait_confirmed(bridge, &log, 3, 20000), "not confirmed: %s", log.text);
     cr_expect_eq(s_bridge_stop(&bridge, &log), 0);
     cr_assert(strstr(log.text, "confirmed 3,"), "counters: %s", log.text);
 
@@ -267,4 +268,36 @@ Test(bridge, bad_usage_exits_2_with_one_line_naming_the_option)
     cr_expect(strstr(err, "--transport-url is required"), "%s", err);
     free(err);
     it_stop(&bridge, SIGKILL, 1000);
+}
+
+Test(bridge, past_max_pending_the_oldest_are_dropped_counted_and_logged)
+{
+    //  Nothing listens on this port: nothing is ever confirmed
+    char url[160];
+    snprintf(url, sizeof(url), "rabbit://guest:guest@127.0.0.1:%d/", it_free_port());
+    const char *argv[] = {"hvn-bridge",      "--connect", env.backend,     "--service", env.service,
+                          "--transport-url", url,         "--max-pending", "5",         NULL};
+    it_proc_t *bridge = it_spawn(argv, false, false, true);
+    bt_log_t log = {0};
+    cr_assert(bt_log_wait(bridge, &log, "following", 20000), "%s", log.text);
+    cr_expect(bt_log_wait(bridge, &log, "cannot connect to 127.0.0.1:", 20000), "%s", log.text);
+    cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0);
+    it_proc_t *pub = bt_pub_start(&env, "cmp-full");
+    bt_pub_nodes(pub, "cmp-full", 0, 8, 0);
+    bt_pub_end(&pub);
+    bool received = false;
+    for (int i = 0; i < 80 && !received; i++) {
+        kill(bridge->pid, SIGUSR1);
+        received = bt_log_wait(bridge, &log, "received 8,", 250);
+    }
+    cr_assert(received, "%s", log.text);
+    cr_expect(strstr(log.text, "received 8, published 0, confirmed 0, re-sent 0, dropped 3, "
+                               "pending 5"),
+              "%s", log.text);
+    cr_expect(strstr(log.text, "5 notifications kept unconfirmed (--max-pending): dropped the "
+                               "oldest"),
+              "%s", log.text);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0);
+    cr_expect(strstr(log.text, "stopping with 5 notifications not confirmed"), "%s", log.text);
+    bt_log_free(&log);
 }

@@ -190,6 +190,8 @@ struct _hvn_broker_t {
     s_snapjob_t *snapshots;            //  Snapshots in progress, oldest first
     size_t snapshots_active;           //  How many
     uint64_t instances_seen;           //  Clock of publisher appearances, for the seq map
+    hvn_broker_tick_fn *tick;          //  Called after each wake-up of hvn_broker_run, or NULL
+    void *tick_arg;                    //  For tick
 };
 
 enum { S_FRONTEND = 0, S_BACKEND = 1, S_SERVICE = 2, S_MONITOR = 3 };
@@ -1431,6 +1433,14 @@ static void s_log_stopping(hvn_broker_t *self, const char *why)
     zsys_info("broker %s stopping %s: %s", self->id, why, line);
 }
 
+//  Returns nothing; sets the function called after each wake-up.
+void hvn_broker_set_tick(hvn_broker_t *self, hvn_broker_tick_fn *fn, void *arg)
+{
+    assert(self);
+    self->tick = fn;
+    self->tick_arg = arg;
+}
+
 //  Returns 0 when stopped by a signal, -1 on a fatal socket error.
 int hvn_broker_run(hvn_broker_t *self)
 {
@@ -1443,7 +1453,8 @@ int hvn_broker_run(hvn_broker_t *self)
               self->max_heartbeat_size, self->max_topic_size, self->heartbeat_ms,
               hvn_ring_max_bytes(self->ring));
     while (hvn_broker_poll(self, S_POLL_MAX_MS) == 0)
-        ;
+        if (self->tick)
+            self->tick(self, self->tick_arg);
     int rc = zsys_interrupted ? 0 : -1;
     s_log_stopping(self, rc == 0 ? "on signal" : "on error");
     return rc;

@@ -130,6 +130,14 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms);
 //  socket error.
 int hvn_broker_run(hvn_broker_t *self);
 
+//  Called by hvn_broker_run after every wake-up of its loop, in its thread
+//  (so it may read the broker), e.g. to publish the counters elsewhere.
+typedef void(hvn_broker_tick_fn)(hvn_broker_t *broker, void *arg);
+
+//  Returns nothing; fn (NULL: none) is called after every wake-up of
+//  hvn_broker_run.
+void hvn_broker_set_tick(hvn_broker_t *self, hvn_broker_tick_fn *fn, void *arg);
+
 //  Returns the broker instance id as UUID text; owned by the broker.
 const char *hvn_broker_id(const hvn_broker_t *self);
 

@@ -5,6 +5,7 @@
     one line per event.
 */
 #include "hvn_broker.h"
+#include "hvn_broker_metrics.h"
 #include "hvn_opt.h"
 
 #include <czmq.h>
@@ -21,7 +22,8 @@ static const char *s_check_name(const char *name)
 
 //  Returns nothing; config holds the command line's settings, or the
 //  process has exited (0 after --help, 2 on bad usage).
-static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
+static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config,
+                         const char **metrics)
 {
     size_t max_msg_size = config->max_msg_size;
     size_t ring_bytes = config->ring_bytes;
@@ -79,6 +81,10 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config)
          "and a SYN past the queue waits 1 s or more to be retried\n"
          "(the kernel caps it at net.core.somaxconn)",
          .min = 1, .max = HVN_BROKER_LISTEN_BACKLOG_MAX},
+        {.name = "metrics", .type = HVN_OPT_ADDRESS, .dest = metrics, .metavar = "ADDR:PORT",
+         .help = "serve the STATS counters as Prometheus text on\n"
+         "http://ADDR:PORT/metrics (refreshed every second)",
+         .default_text = "off"},
         {.name = "curve-secret", .type = HVN_OPT_PATH, .dest = &config->curve_secret, .metavar = "CERT",
          .help = "turn CURVE on: the broker's secret certificate\n"
          "(hvn-keygen broker); needs the two directories below"},
@@ -145,7 +151,8 @@ int main(int argc, char **argv)
 {
     hvn_broker_config_t config;
     hvn_broker_config_defaults(&config);
-    s_parse_args(argc, argv, &config);
+    const char *metrics_address = NULL;
+    s_parse_args(argc, argv, &config, &metrics_address);
 
     zsys_set_logident("hvn-broker");
     zsys_set_logstream(stderr);
@@ -159,7 +166,15 @@ int main(int argc, char **argv)
         zsys_error("%s", error);
         return 1;
     }
+    hvn_broker_metrics_t *metrics = NULL;
+    if (metrics_address &&
+        !(metrics = hvn_broker_metrics_new(broker, metrics_address, error, sizeof(error)))) {
+        zsys_error("--metrics: %s", error);
+        hvn_broker_destroy(&broker);
+        return 1;
+    }
     int rc = hvn_broker_run(broker);
+    hvn_broker_metrics_destroy(&metrics);
     hvn_broker_destroy(&broker);
     return rc == 0 ? 0 : 1;
 }

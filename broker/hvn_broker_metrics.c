@@ -1,0 +1,187 @@
+/*  hvn_broker_metrics.c — hvn-broker's /metrics.
+
+    One table walk per render: the row's name says its family, the list of
+    gauges below its type. Rendering happens in the broker's thread; the
+    HTTP thread only copies the last text out under the mutex.
+*/
+#include "hvn_broker_metrics.h"
+#include "hvn_http.h"
+#include "hvn_metrics.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_PREFIX "hvnotify_broker_"
+#define S_REFUSED "refused."
+
+//  Rows that are gauges (they go down too); every other unsigned row is a
+//  counter
+static const char *const s_gauges[] = {
+    "cache_nodes",    "cache_bytes",     "subscriptions", "publishers", "ring_entries",
+    "ring_bytes",     "ring_max_bytes",  "ring_publishers", "curve",    NULL,
+};
+
+struct _hvn_broker_metrics_t {
+    hvn_broker_t *broker;  //  Whose table is served (read in its thread only)
+    hvn_stats_t *table;    //  Scratch table the broker fills
+    hvn_http_t *http;      //  The endpoint
+    pthread_mutex_t lock;  //  Guards text and size
+    char *text;            //  Last rendered exposition, or NULL
+    size_t size;           //  Its bytes
+    int64_t next_ms;       //  When the next render is due
+};
+
+//  Returns true when the row called name is a gauge.
+static bool s_is_gauge(const char *name)
+{
+    for (size_t i = 0; s_gauges[i]; i++)
+        if (strcmp(name, s_gauges[i]) == 0)
+            return true;
+    return false;
+}
+
+//  Returns nothing; out holds S_PREFIX, name with every byte outside
+//  [a-zA-Z0-9_] made '_', and suffix.
+static void s_metric_name(char *out, size_t size, const char *name, const char *suffix)
+{
+    int n = snprintf(out, size, "%s%s%s", S_PREFIX, name, suffix);
+    size_t len = n > 0 && (size_t)n < size ? (size_t)n : size - 1;
+    for (size_t i = strlen(S_PREFIX); i < len; i++) {
+        char c = out[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            out[i] = '_';
+    }
+}
+
+//  Returns the text of the table, or NULL when out of memory.
+char *hvn_broker_metrics_render(const hvn_stats_t *table, size_t *size)
+{
+    assert(table && size);
+    hvn_metrics_t *m = hvn_metrics_new();
+    if (!m)
+        return NULL;
+    const char *info[16];
+    size_t info_count = 0;
+    char name[HVN_STAT_NAME_MAX + 64], help[HVN_STAT_NAME_MAX + 64];
+    for (size_t i = 0; i < hvn_stats_size(table); i++) {
+        const hvn_stat_t *row = hvn_stats_at(table, i);
+        if (row->type == HVN_STAT_TEXT) {
+            if (info_count + 2 < sizeof(info) / sizeof(info[0])) {
+                info[info_count++] = row->name;
+                info[info_count++] = row->text;
+            }
+        } else if (strncmp(row->name, S_REFUSED, strlen(S_REFUSED)) == 0) {
+            const char *labels[] = {"reason", row->name + strlen(S_REFUSED), NULL};
+            hvn_metrics_family(m, S_PREFIX "refused_total", HVN_METRIC_COUNTER,
+                               "Messages refused, by reason (STATS refused.<reason>)");
+            hvn_metrics_sample(m, S_PREFIX "refused_total", labels, (double)row->uint);
+        } else if (strcmp(row->name, "refused") == 0)
+            continue; //  The sum of the family above
+        else if (strcmp(row->name, "uptime_ms") == 0) {
+            hvn_metrics_family(m, S_PREFIX "uptime_seconds", HVN_METRIC_GAUGE,
+                               "Seconds since the broker started (STATS uptime_ms)");
+            hvn_metrics_sample(m, S_PREFIX "uptime_seconds", NULL, (double)row->sint / 1000.0);
+        } else {
+            bool gauge = row->type == HVN_STAT_INT || s_is_gauge(row->name);
+            s_metric_name(name, sizeof(name), row->name, gauge ? "" : "_total");
+            snprintf(help, sizeof(help), "STATS %s", row->name);
+            hvn_metrics_family(m, name, gauge ? HVN_METRIC_GAUGE : HVN_METRIC_COUNTER, help);
+            hvn_metrics_sample(m, name, NULL,
+                               row->type == HVN_STAT_INT ? (double)row->sint : (double)row->uint);
+        }
+    }
+    info[info_count] = NULL;
+    hvn_metrics_family(m, S_PREFIX "info", HVN_METRIC_GAUGE,
+                       "The broker's identity (STATS text rows as labels); always 1");
+    hvn_metrics_sample(m, S_PREFIX "info", info, 1);
+    char *text = hvn_metrics_take(m, size);
+    hvn_metrics_destroy(&m);
+    return text;
+}
+
+//  Returns nothing; renders the broker's table when a render is due (the
+//  broker's tick: runs in the broker's thread).
+static void s_tick(hvn_broker_t *broker, void *arg)
+{
+    hvn_broker_metrics_t *self = arg;
+    int64_t now = zclock_mono();
+    if (now < self->next_ms)
+        return;
+    self->next_ms = now + HVN_BROKER_METRICS_REFRESH_MS;
+    size_t size = 0;
+    char *text = hvn_broker_stats_table(broker, self->table) == 0
+                     ? hvn_broker_metrics_render(self->table, &size)
+                     : NULL;
+    if (!text)
+        return; //  Out of memory: the last text stays
+    pthread_mutex_lock(&self->lock);
+    free(self->text);
+    self->text = text;
+    self->size = size;
+    pthread_mutex_unlock(&self->lock);
+}
+
+//  Returns nothing; answers one request (the HTTP thread): /metrics with
+//  a copy of the last text, 503 before the first render, else 404.
+static void s_serve(const hvn_http_request_t *request, hvn_http_reply_t *reply, void *arg)
+{
+    hvn_broker_metrics_t *self = arg;
+    if (strcmp(request->path, "/metrics") != 0)
+        return;
+    pthread_mutex_lock(&self->lock);
+    char *copy = self->text ? malloc(self->size + 1) : NULL;
+    size_t size = self->size;
+    if (copy)
+        memcpy(copy, self->text, size + 1);
+    bool rendered = self->text != NULL;
+    pthread_mutex_unlock(&self->lock);
+    if (copy)
+        hvn_http_reply_take(reply, 200, HVN_METRICS_CONTENT_TYPE, copy, size);
+    else
+        hvn_http_reply_text(reply, rendered ? 500 : 503, "text/plain",
+                            rendered ? "out of memory\n" : "not rendered yet\n");
+}
+
+//  Returns the endpoint, or NULL with the reason in err.
+hvn_broker_metrics_t *hvn_broker_metrics_new(hvn_broker_t *broker, const char *address, char *err,
+                                             size_t err_size)
+{
+    assert(broker && address);
+    hvn_broker_metrics_t *self = calloc(1, sizeof(*self));
+    if (!self || !(self->table = hvn_stats_new())) {
+        snprintf(err, err_size, "out of memory");
+        free(self);
+        return NULL;
+    }
+    pthread_mutex_init(&self->lock, NULL);
+    self->broker = broker;
+    s_tick(broker, self); //  A first text before the first scrape
+    hvn_http_opts_t opts = {.address = address, .fn = s_serve, .arg = self};
+    self->http = hvn_http_new(&opts, err, err_size);
+    if (!self->http) {
+        hvn_broker_metrics_destroy(&self);
+        return NULL;
+    }
+    hvn_broker_set_tick(broker, s_tick, self);
+    return self;
+}
+
+//  Returns nothing; stops the endpoint, unhooks the tick, frees.
+void hvn_broker_metrics_destroy(hvn_broker_metrics_t **self_p)
+{
+    assert(self_p);
+    hvn_broker_metrics_t *self = *self_p;
+    if (!self)
+        return;
+    hvn_http_destroy(&self->http);
+    hvn_broker_set_tick(self->broker, NULL, NULL);
+    hvn_stats_destroy(&self->table);
+    free(self->text);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}

@@ -34,6 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -84,7 +88,17 @@
 //  gigabytes; anything between the body limit and this is received, then
 //  refused as too_big and counted.
 #define S_FRAME_HARD_MIN (16 * 1024 * 1024)
-#define S_CONTROL_FRAME_MAX 65536 //  Subscriptions and service requests
+#define S_CONTROL_FRAME_MAX 65536 //  Service requests
+//  Subscriptions: one byte, then a prefix no longer than a topic. libzmq
+//  keeps every prefix a subscriber sends (manual mode: to unsubscribe it
+//  at the close) whether the broker applies it or not, so a longer frame
+//  is not received at all: libzmq drops the connection.
+#define S_SUBSCRIPTION_FRAME_MAX (1 + HVN_TOPIC_MAX)
+//  Refused subscriptions a backend connection may send before the broker
+//  cuts it (each one stays in libzmq's memory until the close)
+#define S_REFUSED_PER_CONN 64
+#define S_BACKEND_RCVBUF 65536 //  Kernel receive buffer of a subscriber's connection
+#define S_BACKEND_RCVHWM 256   //  Subscriptions queued from one subscriber
 
 //  Publisher instances tracked for the END frame's seq map, and how many
 //  of their heartbeat intervals of silence make the broker forget one.
@@ -229,6 +243,7 @@ static const struct {
     {"replays_failed", offsetof(hvn_broker_stats_t, replays_failed)},
     {"replays_refused", offsetof(hvn_broker_stats_t, replays_refused)},
     {"ring_errors", offsetof(hvn_broker_stats_t, ring_errors)},
+    {"subscribers_cut", offsetof(hvn_broker_stats_t, subscribers_cut)},
 };
 #define S_COUNTERS (sizeof(s_counters) / sizeof(s_counters[0]))
 
@@ -755,6 +770,47 @@ static int s_handle_frontend(hvn_broker_t *self)
 // --------------------------------------------------------------------------
 //  Backend: count subscriptions
 
+//  Returns 1 when descriptor fd is a connection accepted on the backend's
+//  endpoint (same address family, same TCP port or ipc path), else 0. A
+//  guard before cutting it: the descriptor comes from a message's
+//  metadata, and must not name anything else of the process.
+static int s_backend_conn(const hvn_broker_t *self, int fd)
+{
+    struct sockaddr_storage local, remote;
+    socklen_t local_len = sizeof(local), remote_len = sizeof(remote);
+    if (getsockname(fd, (struct sockaddr *)&local, &local_len) != 0 ||
+        getpeername(fd, (struct sockaddr *)&remote, &remote_len) != 0)
+        return 0;
+    const char *endpoint = self->endpoint[S_BACKEND];
+    if (local.ss_family == AF_UNIX && strncmp(endpoint, "ipc://", 6) == 0) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&local;
+        return strncmp(un->sun_path, endpoint + 6, sizeof(un->sun_path)) == 0;
+    }
+    if ((local.ss_family != AF_INET && local.ss_family != AF_INET6) ||
+        strncmp(endpoint, "tcp://", 6) != 0)
+        return 0;
+    const char *colon = strrchr(endpoint, ':');
+    int port = ntohs(local.ss_family == AF_INET ? ((struct sockaddr_in *)&local)->sin_port
+                                                : ((struct sockaddr_in6 *)&local)->sin6_port);
+    return colon && atoi(colon + 1) == port;
+}
+
+//  Returns nothing; the backend connection on descriptor fd, which keeps
+//  sending subscriptions the broker refuses, is cut (counted, logged):
+//  libzmq keeps each of them until the connection closes, and offers no
+//  call to close one peer of an XPUB, so the broker shuts the socket down
+//  (the descriptor stays libzmq's) and libzmq closes the connection as if
+//  the peer had (its subscriptions are released then, s_handle_monitor).
+//  SIGPIPE is ignored (hvn_broker_new): a write to it fails with EPIPE.
+static void s_cut_subscriber(hvn_broker_t *self, int fd, const char *peer)
+{
+    if (!s_backend_conn(self, fd) || shutdown(fd, SHUT_RDWR) != 0)
+        return;
+    self->stats.subscribers_cut++;
+    s_limit_log(self, "subscriber connection cut: it kept sending subscriptions that are refused",
+                peer, self->stats.subscribers_cut);
+}
+
 //  Returns nothing; one (un)subscription read on the backend is applied
 //  or refused. The XPUB is in manual mode: it hands over every subscribe
 //  and unsubscribe, including those libzmq makes up for a subscriber that
@@ -773,12 +829,15 @@ static void s_subscription(hvn_broker_t *self, zmq_msg_t *frame)
     //  peer and no connection
     int from_peer = zmq_msg_gets(frame, "Socket-Type") != NULL;
     int conn = self->track_conns && from_peer ? zmq_msg_get(frame, ZMQ_SRCFD) : -1;
+    //  The connection's metadata lives as long as a message of it: its
+    //  address tells this connection from a later one on the descriptor
+    uintptr_t tag = (uintptr_t)zmq_msg_gets(frame, "Socket-Type");
     if (data[0] == 0) {
         //  libzmq ignores this for a disconnect's unsubscribe (no last
         //  connection then)
         zmq_setsockopt(backend, ZMQ_UNSUBSCRIBE, data + 1, size - 1);
         if (conn >= 0)
-            hvn_sublimit_unsubscribe_conn(self->sublimit, conn, data + 1, size - 1);
+            hvn_sublimit_unsubscribe_conn(self->sublimit, conn, tag, data + 1, size - 1);
         else if (!self->track_conns)
             hvn_sublimit_unsubscribe(self->sublimit, from_peer ? peer : NULL, data + 1,
                                      size - 1);
@@ -790,13 +849,16 @@ static void s_subscription(hvn_broker_t *self, zmq_msg_t *frame)
         s_limit_log(self, "subscription from a key no longer in --subscribers-dir not applied",
                     peer, self->stats.limited_subscriptions);
     } else {
-        int rc = conn >= 0
-                     ? hvn_sublimit_subscribe_conn(self->sublimit, peer, conn, data + 1, size - 1)
-                     : hvn_sublimit_subscribe(self->sublimit, peer, data + 1, size - 1);
-        if (rc == 1 || rc == 2) {
+        int rc = conn >= 0 ? hvn_sublimit_subscribe_conn(self->sublimit, peer, conn, tag,
+                                                         data + 1, size - 1)
+                           : hvn_sublimit_subscribe(self->sublimit, peer, data + 1, size - 1);
+        if (rc == 3) {
+            //  Read after its connection closed: nothing to apply
+        } else if (rc == 1 || rc == 2) {
             if (zmq_setsockopt(backend, ZMQ_SUBSCRIBE, data + 1, size - 1) != 0 && rc == 1) {
                 if (conn >= 0)
-                    hvn_sublimit_unsubscribe_conn(self->sublimit, conn, data + 1, size - 1);
+                    hvn_sublimit_unsubscribe_conn(self->sublimit, conn, tag, data + 1,
+                                                  size - 1);
                 else
                     hvn_sublimit_unsubscribe(self->sublimit, peer, data + 1, size - 1);
             }
@@ -807,6 +869,11 @@ static void s_subscription(hvn_broker_t *self, zmq_msg_t *frame)
                             ? "subscription longer than any topic not applied"
                             : "subscription past --max-subscriptions not applied",
                         peer, self->stats.limited_subscriptions);
+            //  Once: what libzmq had read before the cut still arrives
+            if (conn >= 0 &&
+                hvn_sublimit_refused_conn(self->sublimit, peer, conn, tag) ==
+                    S_REFUSED_PER_CONN + 1)
+                s_cut_subscriber(self, conn, peer);
         }
     }
     self->stats.subscriptions = (int64_t)hvn_sublimit_total(self->sublimit);
@@ -1627,7 +1694,13 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     //  Manual: the broker applies each subscription itself, within its
     //  per-subscriber limit (s_subscription)
     zsock_set_xpub_manual(self->backend, 1);
-    zsock_set_maxmsgsize(self->backend, S_CONTROL_FRAME_MAX);
+    zsock_set_maxmsgsize(self->backend, S_SUBSCRIPTION_FRAME_MAX);
+    //  What one subscriber can have sent ahead of the broker's reading
+    //  (and so into libzmq's memory before it is cut): a small kernel
+    //  buffer and a short queue. Subscriptions are few and small; the
+    //  peer waits, nothing is dropped.
+    zsock_set_rcvbuf(self->backend, S_BACKEND_RCVBUF);
+    zsock_set_rcvhwm(self->backend, S_BACKEND_RCVHWM);
     zsock_set_sndhwm(self->service, S_SERVICE_SNDHWM);
     zsock_set_router_mandatory(self->service, 1);
     zsock_set_maxmsgsize(self->service, S_CONTROL_FRAME_MAX);
@@ -1701,6 +1774,10 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
                       "range");
         return NULL;
     }
+    //  A connection the broker shut down (s_cut_subscriber) or that broke
+    //  fails a write with EPIPE, which libzmq handles; the signal would
+    //  end the process
+    signal(SIGPIPE, SIG_IGN);
     hvn_broker_t *self = calloc(1, sizeof(*self));
     if (!self) {
         hvn_error_set(error, error_size, "out of memory");

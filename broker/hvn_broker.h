@@ -99,6 +99,7 @@ typedef struct {
     uint64_t replays_failed;    //  Answers cut short: client gone or its queue full
     uint64_t replays_refused;   //  Malformed REPLAY requests answered ERROR
     uint64_t ring_errors;       //  Notifications not kept in the ring for want of memory
+    uint64_t subscribers_cut;   //  Backend connections cut: too many refused subscriptions
     int64_t subscriptions;      //  Active subscriptions on the backend
     hvn_rejects_t rejects;      //  Refused messages by reason
 } hvn_broker_stats_t;

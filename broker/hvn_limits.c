@@ -27,6 +27,9 @@ struct _hvn_sublimit_t {
 typedef struct {
     char *peer;         //  The peer it belongs to
     zhashx_t *prefixes; //  Prefix hex -> 1
+    size_t refused;     //  Subscriptions it had refused
+    uintptr_t tag;      //  Tells it from another connection on its descriptor
+    int closed;         //  Closed: what is still read from it is stale
 } s_conn_t;
 
 //  Returns nothing; destroys a connection's record.
@@ -193,7 +196,43 @@ static void s_release(hvn_sublimit_t *self, const char *peer, const char *hex)
     }
 }
 
-int hvn_sublimit_subscribe_conn(hvn_sublimit_t *self, const char *peer, int conn,
+//  Returns the record of connection (conn, tag) of peer, made when there is
+//  none (the record of an earlier connection on the descriptor is released
+//  and replaced), or NULL when out of memory.
+static s_conn_t *s_conn_get(hvn_sublimit_t *self, const char *peer, int conn, uintptr_t tag)
+{
+    char key[16];
+    snprintf(key, sizeof(key), "%d", conn);
+    s_conn_t *rec = zhashx_lookup(self->conns, key);
+    if (rec && (rec->tag != tag || strcmp(rec->peer, peer) != 0)) {
+        hvn_sublimit_closed(self, conn);
+        zhashx_delete(self->conns, key);
+        rec = NULL;
+    }
+    if (rec)
+        return rec;
+    rec = calloc(1, sizeof(*rec));
+    if (!rec)
+        return NULL;
+    rec->peer = strdup(peer);
+    rec->prefixes = zhashx_new();
+    rec->tag = tag;
+    if (!rec->peer || !rec->prefixes || zhashx_insert(self->conns, key, rec) != 0) {
+        void *item = rec;
+        s_conn_destroy(&item);
+        return NULL;
+    }
+    return rec;
+}
+
+size_t hvn_sublimit_refused_conn(hvn_sublimit_t *self, const char *peer, int conn, uintptr_t tag)
+{
+    assert(self && peer && conn >= 0);
+    s_conn_t *rec = s_conn_get(self, peer, conn, tag);
+    return rec && !rec->closed ? ++rec->refused : 0;
+}
+
+int hvn_sublimit_subscribe_conn(hvn_sublimit_t *self, const char *peer, int conn, uintptr_t tag,
                                 const void *prefix, size_t size)
 {
     assert(self && peer && conn >= 0);
@@ -201,30 +240,16 @@ int hvn_sublimit_subscribe_conn(hvn_sublimit_t *self, const char *peer, int conn
         return 0;
     char hex[2 * HVN_TOPIC_MAX + 1];
     s_hex(hex, prefix, size);
-    char key[16];
-    snprintf(key, sizeof(key), "%d", conn);
-    s_conn_t *rec = zhashx_lookup(self->conns, key);
-    if (rec && strcmp(rec->peer, peer) != 0) {
-        hvn_sublimit_closed(self, conn); //  A new connection on a reused descriptor
-        rec = NULL;
-    }
-    if (rec && zhashx_lookup(rec->prefixes, hex))
+    s_conn_t *rec = s_conn_get(self, peer, conn, tag);
+    if (!rec)
+        return -1;
+    if (rec->closed)
+        return 3;
+    if (zhashx_lookup(rec->prefixes, hex))
         return 2;
     zhashx_t *set = zhashx_lookup(self->peers, peer);
     if ((!set || !zhashx_lookup(set, hex)) && (set ? zhashx_size(set) : 0) >= self->max)
         return 0;
-    if (!rec) {
-        rec = calloc(1, sizeof(*rec));
-        if (!rec)
-            return -1;
-        rec->peer = strdup(peer);
-        rec->prefixes = zhashx_new();
-        if (!rec->peer || !rec->prefixes || zhashx_insert(self->conns, key, rec) != 0) {
-            void *item = rec;
-            s_conn_destroy(&item);
-            return -1;
-        }
-    }
     if (!set) {
         set = zhashx_new();
         if (!set || zhashx_insert(self->peers, peer, set) != 0) {
@@ -242,7 +267,8 @@ int hvn_sublimit_subscribe_conn(hvn_sublimit_t *self, const char *peer, int conn
     return 1;
 }
 
-int hvn_sublimit_unsubscribe_conn(hvn_sublimit_t *self, int conn, const void *prefix, size_t size)
+int hvn_sublimit_unsubscribe_conn(hvn_sublimit_t *self, int conn, uintptr_t tag,
+                                  const void *prefix, size_t size)
 {
     assert(self && conn >= 0);
     if (size > HVN_TOPIC_MAX)
@@ -252,12 +278,10 @@ int hvn_sublimit_unsubscribe_conn(hvn_sublimit_t *self, int conn, const void *pr
     char key[16];
     snprintf(key, sizeof(key), "%d", conn);
     s_conn_t *rec = zhashx_lookup(self->conns, key);
-    if (!rec || !zhashx_lookup(rec->prefixes, hex))
+    if (!rec || rec->tag != tag || !zhashx_lookup(rec->prefixes, hex))
         return 0;
     zhashx_delete(rec->prefixes, hex);
     s_release(self, rec->peer, hex);
-    if (zhashx_size(rec->prefixes) == 0)
-        zhashx_delete(self->conns, key);
     return 1;
 }
 
@@ -274,7 +298,8 @@ size_t hvn_sublimit_closed(hvn_sublimit_t *self, int conn)
         s_release(self, rec->peer, zhashx_cursor(rec->prefixes));
         released++;
     }
-    zhashx_delete(self->conns, key);
+    zhashx_purge(rec->prefixes);
+    rec->closed = 1; //  Kept until the descriptor's next connection
     return released;
 }
 

@@ -64,21 +64,37 @@ void hvn_sublimit_unsubscribe(hvn_sublimit_t *self, const char *peer, const void
 //  counted. A peer's slots are the distinct prefixes its open connections
 //  hold. Use these, or the two calls above (inproc://, where a message
 //  names no connection), not both on one limiter.
+//
+//  A connection is its descriptor `conn` and a `tag` that tells two
+//  connections on one descriptor apart (the broker passes the address of
+//  the connection's metadata, which lives as long as a message of it).
+//  Messages of a connection already closed can still be read after its
+//  close: they are stale, and change nothing.
 
 //  Returns 1 when peer's connection conn (>= 0) may subscribe to prefix
 //  (recorded: the caller applies it), 2 when conn holds it already (apply
-//  it again, nothing is counted), 0 when the peer is at max or the prefix
-//  is longer than any topic (nothing recorded), -1 when out of memory.
-int hvn_sublimit_subscribe_conn(hvn_sublimit_t *self, const char *peer, int conn,
+//  it again, nothing is counted), 3 when the connection is closed (stale:
+//  do not apply it), 0 when the peer is at max or the prefix is longer
+//  than any topic (nothing recorded), -1 when out of memory.
+int hvn_sublimit_subscribe_conn(hvn_sublimit_t *self, const char *peer, int conn, uintptr_t tag,
                                 const void *prefix, size_t size);
 
 //  Returns 1 when conn held prefix and now does not (counted down), 0 when
 //  it did not hold it (a second unsubscribe, or one of a prefix never
 //  applied): nothing changes.
-int hvn_sublimit_unsubscribe_conn(hvn_sublimit_t *self, int conn, const void *prefix, size_t size);
+int hvn_sublimit_unsubscribe_conn(hvn_sublimit_t *self, int conn, uintptr_t tag,
+                                  const void *prefix, size_t size);
+
+//  Returns how many subscriptions peer's connection conn (>= 0) has had
+//  refused so far, this one included (libzmq keeps every prefix a
+//  connection sent until it closes, refused or not: the broker cuts a
+//  connection that keeps sending refused ones). 0 when out of memory or
+//  when the connection is closed.
+size_t hvn_sublimit_refused_conn(hvn_sublimit_t *self, const char *peer, int conn,
+                                 uintptr_t tag);
 
 //  Returns how many subscriptions of conn were released: the connection
-//  closed (or its descriptor is seen again on a new connection).
+//  closed. What is still read from it afterwards is stale.
 size_t hvn_sublimit_closed(hvn_sublimit_t *self, int conn);
 
 //  Returns how many subscriptions are applied, all peers together.

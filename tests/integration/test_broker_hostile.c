@@ -537,3 +537,60 @@ Test(hostile, thousands_of_malformed_messages_leave_exactly_the_valid_ones_and_f
     zsock_destroy(&pub);
     it_stop(&sub, SIGTERM, 5000);
 }
+
+//  Returns the line tests/integration/clients/hostile_peer.py printed for
+//  `mode` with its arguments (NULL-ended), in line (asserted), after the
+//  script exited.
+static void s_hostile_peer(char *line, size_t size, const char *const args[])
+{
+    const char *argv[IT_MAX_ARGS] = {"/usr/bin/python3",
+                                     HVN_SOURCE_DIR "/tests/integration/clients/hostile_peer.py"};
+    size_t n = 2;
+    for (size_t i = 0; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    it_proc_t *peer = it_spawn(argv, false, true, false);
+    cr_assert_not_null(peer);
+    cr_assert_gt(it_read_line(peer, line, size, 20000), 0, "hostile_peer.py said nothing");
+    cr_expect_eq(it_wait(peer, 10000), 0);
+    it_stop(&peer, SIGKILL, 1000);
+}
+
+Test(hostile, refused_subscriptions_cost_the_broker_bounded_memory)
+{
+    long before = s_rss_kib(env.broker->pid);
+    char line[256];
+    //  Longer than any topic: never received (libzmq drops the connection
+    //  at the first one); it cost 60 MB for 30 before
+    const char *big[] = {"subscribe", env.backend, "30", "60000", NULL};
+    s_hostile_peer(line, sizeof(line), big);
+    cr_expect_str_eq(line, "disconnected", "a 60 kB subscription was taken");
+    long after_big = s_rss_kib(env.broker->pid);
+    //  20 000 distinct prefixes of 240 bytes: the first 1 000 applied, the
+    //  connection cut soon after the 64th refused one (160 MB before)
+    const char *many[] = {"subscribe", env.backend, "20000", "240", NULL};
+    s_hostile_peer(line, sizeof(line), many);
+    cr_expect_str_eq(line, "disconnected", "a subscriber sending refused prefixes was not cut");
+    cr_expect_geq(it_broker_stat(env.service, "subscribers_cut", 2000), 1);
+    long after_many = s_rss_kib(env.broker->pid);
+    //  Once more: what the first attempt held was freed at its close
+    s_hostile_peer(line, sizeof(line), many);
+    cr_expect_str_eq(line, "disconnected");
+    long after_again = s_rss_kib(env.broker->pid);
+    fprintf(stderr,
+            "hostile: broker VmRSS %ld KiB, %ld after 30 x 60 kB, %ld after 20 000 x 240 B, "
+            "%ld after the same again\n",
+            before, after_big, after_many, after_again);
+    cr_expect_lt(after_big - before, 8 * 1024, "60 kB subscriptions kept");
+    cr_expect_lt(after_many - before, 100 * 1024, "refused subscriptions kept");
+    cr_expect_lt(after_again - after_many, 24 * 1024, "memory not freed at the close");
+    //  Each cut connection's slots are free again
+    int64_t subscriptions = -1;
+    for (int64_t deadline = zclock_mono() + 10000; zclock_mono() < deadline;) {
+        subscriptions = it_broker_stat(env.service, "subscriptions", 2000);
+        if (subscriptions == 0)
+            break;
+        zclock_sleep(20);
+    }
+    cr_expect_eq(subscriptions, 0);
+}

@@ -91,9 +91,11 @@
 #define S_CONTROL_FRAME_MAX 65536 //  Service requests
 //  Subscriptions: one byte, then a prefix no longer than a topic. libzmq
 //  keeps every prefix a subscriber sends (manual mode: to unsubscribe it
-//  at the close) whether the broker applies it or not, so a longer frame
-//  is not received at all: libzmq drops the connection.
-#define S_SUBSCRIPTION_FRAME_MAX (1 + HVN_TOPIC_MAX)
+//  at the close) whether the broker applies it or not, so a frame much
+//  longer is not received at all: libzmq drops the connection. The limit
+//  also applies to the handshake, whose CURVE INITIATE (vouch and
+//  metadata) is about 300 bytes: 1 KiB leaves it room.
+#define S_SUBSCRIPTION_FRAME_MAX 1024
 //  Refused subscriptions a backend connection may send before the broker
 //  cuts it (each one stays in libzmq's memory until the close)
 #define S_REFUSED_PER_CONN 64

@@ -184,7 +184,9 @@ static bool s_rows_equal_truth(json_t *dump)
                                                                     value)) return false;
         if (!json_is_string(json_object_get(row, "created_at")) ||
             !json_is_string(json_object_get(row, "updated_at")) ||
-            !json_equal(json_object_get(row, "publisher_id"), json_string("nova-compute:cmp-1")))
+            !json_is_string(json_object_get(row, "publisher_id")) ||
+            strcmp(json_string_value(json_object_get(row, "publisher_id")), "nova-compute:cmp-1") !=
+                0)
             return false;
     }
     return true;

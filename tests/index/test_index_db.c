@@ -96,7 +96,7 @@ static hvn_replica_node_t s_node(const char *uuid, int64_t id, const char *host,
     hvn_node_set_str(&n.node, HVN_F_HYPERVISOR_HOSTNAME, "h.example.org");
     hvn_node_set_str(&n.node, HVN_F_HOST_IP, "192.0.2.1");
     snprintf(n.host, sizeof(n.host), "%s", host);
-    snprintf(n.timestamp, sizeof(n.timestamp), "2026-12-06 10:00:%02d.000000", (int)id % 60);
+    snprintf(n.timestamp, sizeof(n.timestamp), "2026-12-06 10:00:%02u.000000", (unsigned)id % 60u);
     return n;
 }
 

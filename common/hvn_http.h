@@ -47,12 +47,25 @@ typedef struct {
     size_t arg_count;           //  How many
 } hvn_http_request_t;
 
+//  Writes at most size bytes of a stream's next bytes into buf, from the
+//  server thread. Returns how many it wrote, 0 when it has nothing now
+//  (the connection then waits for hvn_http_wake), or -1 to end the stream.
+typedef long(hvn_http_stream_fn)(void *state, char *buf, size_t size);
+
+//  Frees a stream's state once its connection is closed, from the server
+//  thread.
+typedef void(hvn_http_stream_free_fn)(void *state);
+
 //  What the handler answers. Untouched, it is a 404.
 typedef struct {
-    int status;               //  HTTP status
-    const char *content_type; //  Static text
-    char *body;               //  Heap (malloc), freed by the endpoint
-    size_t size;              //  Bytes of body
+    int status;                           //  HTTP status
+    const char *content_type;             //  Static text
+    char *body;                           //  Heap (malloc), freed by the endpoint
+    size_t size;                          //  Bytes of body
+    const char *const *headers;           //  Static {name, value, ..., NULL} pairs, or NULL
+    hvn_http_stream_fn *stream;           //  Set by hvn_http_reply_stream (then no body)
+    hvn_http_stream_free_fn *stream_free; //  Frees stream_state, or NULL
+    void *stream_state;                   //  For stream and stream_free
 } hvn_http_reply_t;
 
 typedef void(hvn_http_fn)(const hvn_http_request_t *request, hvn_http_reply_t *reply, void *arg);
@@ -86,6 +99,7 @@ typedef struct {
     uint64_t status_2xx; //  Answers by class
     uint64_t status_4xx;
     uint64_t status_5xx;
+    uint64_t streams; //  Streams open now
 } hvn_http_stats_t;
 
 //  Copies the counters into *out (any thread).
@@ -99,5 +113,16 @@ int hvn_http_reply_text(hvn_http_reply_t *reply, int status, const char *content
 //  Sets the reply to take the heap string body (length size). Returns 0.
 int hvn_http_reply_take(hvn_http_reply_t *reply, int status, const char *content_type, char *body,
                         size_t size);
+
+//  Sets the reply to a stream: fn (see hvn_http_stream_fn) is called with
+//  state until it returns -1 or the client goes; the endpoint then calls
+//  free_fn (when not NULL) with state. Takes state, also when the reply is
+//  never sent. Returns 0.
+int hvn_http_reply_stream(hvn_http_reply_t *reply, int status, const char *content_type,
+                          hvn_http_stream_fn *fn, hvn_http_stream_free_fn *free_fn, void *state);
+
+//  Returns nothing; makes every stream that is waiting call its function
+//  again soon. Any thread; never blocks on a client.
+void hvn_http_wake(hvn_http_t *self);
 
 #endif

@@ -404,6 +404,17 @@ static void s_commit_time(hvn_index_t *self, int64_t us)
             self->stats.commit_buckets[i]++;
 }
 
+//  Returns nothing; tells opts.committed every uuid the batch wrote (the
+//  touched ones, and those a reconcile deleted, which have event rows).
+static void s_tell_committed(hvn_index_t *self)
+{
+    for (void *p = zhashx_first(self->touched); p; p = zhashx_next(self->touched))
+        self->opts.committed(zhashx_cursor(self->touched), self->opts.committed_arg);
+    for (size_t i = 0; i < self->event_count; i++)
+        if (!zhashx_lookup(self->touched, self->events[i].uuid))
+            self->opts.committed(self->events[i].uuid, self->opts.committed_arg);
+}
+
 int hvn_index_flush(hvn_index_t *self)
 {
     assert(self);
@@ -435,6 +446,8 @@ int hvn_index_flush(hvn_index_t *self)
         self->retry_ms = self->retry_ms * 2 > S_RETRY_MAX_MS ? S_RETRY_MAX_MS : self->retry_ms * 2;
         return -1;
     }
+    if (self->opts.committed)
+        s_tell_committed(self);
     st.commits++;
     st.db_ok = true;
     st.last_change_ms = zclock_time();

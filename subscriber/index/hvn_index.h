@@ -38,13 +38,19 @@
 //  Returns the view's node of uuid, or NULL when the view lacks it.
 typedef const hvn_replica_node_t *(hvn_index_get_fn)(const char *uuid, void *arg);
 
+//  Returns nothing; told, after a commit, the uuid of a row it wrote or
+//  deleted (at least once per such row).
+typedef void(hvn_index_committed_fn)(const char *uuid, void *arg);
+
 typedef struct {
-    hvn_db_t *db;          //  Where to write; borrowed, required
-    hvn_index_get_fn *get; //  The view (the replica's nodes); required
-    void *arg;             //  For get
-    int commit_ms;         //  Longest a change waits for its commit; 0 = 50
-    int retention_days;    //  Events kept; 0 = forever
-    size_t events_max;     //  Event rows held while the database fails; 0 = 200 000
+    hvn_db_t *db;                      //  Where to write; borrowed, required
+    hvn_index_get_fn *get;             //  The view (the replica's nodes); required
+    void *arg;                         //  For get
+    int commit_ms;                     //  Longest a change waits for its commit; 0 = 50
+    int retention_days;                //  Events kept; 0 = forever
+    size_t events_max;                 //  Event rows held while the database fails; 0 = 200 000
+    hvn_index_committed_fn *committed; //  Told each uuid a commit wrote, or NULL
+    void *committed_arg;               //  For committed
 } hvn_index_opts_t;
 
 typedef struct _hvn_index_t hvn_index_t;

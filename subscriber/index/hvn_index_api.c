@@ -34,6 +34,7 @@ struct _hvn_index_api_t {
     pthread_mutex_t lock;          //  Guards status
     hvn_index_api_status_t status; //  As last published
     bool published;                //  Status was published at least once
+    hvn_index_page_t *page;        //  The live page, or NULL
 };
 
 //  A query being assembled
@@ -765,6 +766,8 @@ static void s_serve(const hvn_http_request_t *req, hvn_http_reply_t *reply, void
         s_get_metrics(self, reply);
     else if (strcmp(req->path, "/healthz") == 0)
         s_get_health(self, reply);
+    else if (self->page)
+        hvn_index_page_serve(self->page, req, reply);
 }
 
 hvn_index_api_t *hvn_index_api_new(const hvn_index_api_opts_t *opts, char *err, size_t err_size)
@@ -781,6 +784,9 @@ hvn_index_api_t *hvn_index_api_new(const hvn_index_api_opts_t *opts, char *err, 
         hvn_http_opts_t hopts = {.address = opts->address, .fn = s_serve, .arg = self};
         self->http = hvn_http_new(&hopts, err, err_size);
     }
+    self->page = opts->page;
+    if (self->http && self->page)
+        hvn_index_page_attach(self->page, self->http);
     if (!self->http) {
         hvn_index_api_destroy(&self);
         return NULL;

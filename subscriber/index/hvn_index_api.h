@@ -23,14 +23,16 @@
 #include <stdint.h>
 
 #include "hvn_index.h"
+#include "hvn_index_page.h"
 #include "hvn_replica.h"
 
 #define HVN_INDEX_API_LIMIT 1000      //  Default rows of one answer
 #define HVN_INDEX_API_LIMIT_MAX 10000 //  Most rows of one answer
 
 typedef struct {
-    const char *address;   //  ADDR:PORT to listen on; required
-    const char *db_target; //  The database the writer writes; required
+    const char *address;    //  ADDR:PORT to listen on; required
+    const char *db_target;  //  The database the writer writes; required
+    hvn_index_page_t *page; //  Serves / and /v1/stream (borrowed), or NULL
 } hvn_index_api_opts_t;
 
 //  What the main thread publishes

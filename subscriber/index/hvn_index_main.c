@@ -17,6 +17,7 @@
 #include "hvn_db.h"
 #include "hvn_index.h"
 #include "hvn_index_api.h"
+#include "hvn_index_page.h"
 #include "hvn_opt.h"
 #include "hvn_replica.h"
 
@@ -79,12 +80,20 @@ typedef struct {
     hvn_index_t *index;     //  Its writer
     hvn_db_t *db;           //  The writer's connection
     hvn_index_api_t *api;   //  The HTTP API, or NULL
+    hvn_index_page_t *page; //  The live page (with the API), or NULL
 } s_run_t;
 
 //  Returns the view's node of uuid (the hvn_index_get_fn).
 static const hvn_replica_node_t *s_view_get(const char *uuid, void *arg)
 {
     return hvn_replica_get((hvn_replica_t *)arg, uuid);
+}
+
+//  Returns nothing; hands a committed row to the live page (the
+//  hvn_index_committed_fn).
+static void s_committed(const char *uuid, void *arg)
+{
+    hvn_index_page_changed((hvn_index_page_t *)arg, uuid);
 }
 
 //  Returns nothing; hands a change of the view to the writer (the
@@ -139,16 +148,20 @@ static int s_start(s_run_t *run, size_t brokers, const char *target)
     run->replica = hvn_replica_new(&ropts);
     if (!run->replica)
         return -1;
+    if (!s_no_http && !(run->page = hvn_index_page_new(NULL)))
+        return -1;
     hvn_index_opts_t iopts = {.db = run->db,
                               .get = s_view_get,
                               .arg = run->replica,
                               .commit_ms = (int)s_commit_ms,
-                              .retention_days = (int)s_retention_days};
+                              .retention_days = (int)s_retention_days,
+                              .committed = run->page ? s_committed : NULL,
+                              .committed_arg = run->page};
     run->index = hvn_index_new(&iopts);
     if (!run->index)
         return -1;
     if (!s_no_http) {
-        hvn_index_api_opts_t aopts = {.address = s_http, .db_target = target};
+        hvn_index_api_opts_t aopts = {.address = s_http, .db_target = target, .page = run->page};
         run->api = hvn_index_api_new(&aopts, err, sizeof(err));
         if (!run->api) {
             zsys_error("%s", err);
@@ -176,6 +189,10 @@ static void s_follow(s_run_t *run)
         int wait_ms = hvn_index_tick(run->index);
         if (run->api)
             s_publish(run);
+        if (run->page) {
+            int page_ms = hvn_index_page_tick(run->page, s_view_get, run->replica);
+            wait_ms = page_ms < wait_ms ? page_ms : wait_ms;
+        }
         //  A batch waiting: take what input waits, and commit when there is none
         bool eager = hvn_index_eager(run->index);
         int handled = hvn_replica_poll(run->replica, eager ? 0 : wait_ms);
@@ -208,6 +225,7 @@ int main(int argc, char *argv[])
     if (code == 0)
         s_follow(&run);
     hvn_index_api_destroy(&run.api);
+    hvn_index_page_destroy(&run.page);
     hvn_index_destroy(&run.index);
     hvn_replica_destroy(&run.replica);
     hvn_db_destroy(&run.db);

@@ -1,11 +1,14 @@
 /*  hvn_index_page.c — hvn-index's live fleet page and its change stream.
 
     The one idea: the writer's thread and the HTTP thread share only a
-    ring of finished messages, each numbered; a stream is a number (the
-    next message it wants) and an offset into it. Appending evicts the
-    oldest message, so the writer's cost never depends on a client, and a
-    stream whose next message was evicted is ended: its page reconnects
-    and reloads, which costs less than holding its backlog.
+    ring of finished messages, each numbered, and the rows as of the
+    newest one; a stream is a number (the next message it wants) and an
+    offset into it, and starts with the rows taken under the same lock as
+    its number, so its page is exact without asking the database.
+    Appending evicts the oldest message, so the writer's cost never
+    depends on a client, and a stream whose next message was evicted is
+    ended: its page reconnects and starts again, which costs less than
+    holding its backlog.
 */
 #include "hvn_index_page.h"
 
@@ -38,9 +41,11 @@ struct _hvn_index_page_t {
     hvn_index_page_opts_t opts;   //  Copied options
     hvn_http_t *http;             //  Whose streams to wake (borrowed)
     zhashx_t *pending;            //  uuid -> "" noted since the last message (writer)
-    bool reload;                  //  Too many noted: send "reload" (writer)
     int64_t sent_ms;              //  Monotonic ms of the last message (writer)
+    char *fields;                 //  JSON array of the row fields' names
     pthread_mutex_t lock;         //  Guards what follows
+    zhashx_t *rows;               //  uuid -> JSON array text: the fleet as last sent
+    size_t rows_bytes;            //  Their bytes
     s_message_t *ring;            //  ring_messages slots; seq % ring_messages
     uint64_t first_seq;           //  Oldest message held
     uint64_t next_seq;            //  One past the newest
@@ -51,7 +56,8 @@ struct _hvn_index_page_t {
 //  One open stream
 typedef struct {
     hvn_index_page_t *page; //  Its page
-    char hello[128];        //  Sent first
+    char *hello;            //  Sent first (heap): the "hello" event, the rows
+    size_t hello_size;      //  Its length
     size_t hello_at;        //  Bytes of hello sent
     uint64_t next_seq;      //  Next message it wants
     size_t offset;          //  Bytes of that message sent
@@ -59,6 +65,13 @@ typedef struct {
 
 // --------------------------------------------------------------------------
 //  Construction
+
+//  Returns nothing; frees a zhashx item.
+static void s_free_text(void **item_p)
+{
+    free(*item_p);
+    *item_p = NULL;
+}
 
 hvn_index_page_t *hvn_index_page_new(const hvn_index_page_opts_t *opts)
 {
@@ -76,11 +89,19 @@ hvn_index_page_t *hvn_index_page_new(const hvn_index_page_opts_t *opts)
     o->streams_max = o->streams_max ? o->streams_max : S_STREAMS_MAX;
     pthread_mutex_init(&self->lock, NULL);
     self->pending = zhashx_new();
+    self->rows = zhashx_new();
     self->ring = calloc(o->ring_messages, sizeof(*self->ring));
-    if (!self->pending || !self->ring) {
+    json_t *names = json_array();
+    for (int f = 0; names && f < HVN_F_COUNT; f++)
+        json_array_append_new(names, json_string(hvn_schema_fields[f].name));
+    json_array_append_new(names, json_string("updated_at"));
+    self->fields = names ? json_dumps(names, JSON_COMPACT) : NULL;
+    json_decref(names);
+    if (!self->pending || !self->rows || !self->ring || !self->fields) {
         hvn_index_page_destroy(&self);
         return NULL;
     }
+    zhashx_set_destructor(self->rows, s_free_text);
     self->first_seq = self->next_seq = 1;
     self->sent_ms = zclock_mono();
     return self;
@@ -96,6 +117,8 @@ void hvn_index_page_destroy(hvn_index_page_t **self_p)
         free(self->ring[i].text);
     free(self->ring);
     zhashx_destroy(&self->pending);
+    zhashx_destroy(&self->rows);
+    free(self->fields);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -113,54 +136,81 @@ void hvn_index_page_attach(hvn_index_page_t *self, hvn_http_t *http)
 void hvn_index_page_changed(hvn_index_page_t *self, const char *uuid)
 {
     assert(self && uuid);
-    if (self->reload)
-        return;
-    if (zhashx_size(self->pending) >= self->opts.batch_max) {
-        self->reload = true; //  A snapshot's worth: cheaper to refetch
-        zhashx_purge(self->pending);
-        return;
-    }
-    zhashx_insert(self->pending, uuid, (void *)"");
+    zhashx_insert(self->pending, uuid, (void *)""); //  Bounded by the fleet
 }
 
-//  Returns the JSON row of a node as the API gives it (payload fields,
-//  updated_at), or NULL.
-static json_t *s_row(const hvn_replica_node_t *node)
+//  Returns a node's row as a compact JSON array in the order of
+//  self->fields (payload fields, updated_at), a heap string, or NULL.
+static char *s_row(const hvn_replica_node_t *node)
 {
-    json_t *row = json_object();
+    json_t *row = json_array();
     for (int f = 0; row && f < HVN_F_COUNT; f++) {
         const hvn_field_t *field = &hvn_schema_fields[f];
         const char *at = (const char *)&node->node + field->offset;
         json_t *value = hvn_node_is_null(&node->node, (hvn_field_id_t)f) ? json_null()
                         : field->type == HVN_TYPE_INT ? json_integer(*(const int64_t *)at)
                                                       : json_string(at);
-        json_object_set_new(row, field->name, value);
+        json_array_append_new(row, value);
     }
     if (row)
-        json_object_set_new(row, "updated_at", json_string(node->timestamp));
-    return row;
+        json_array_append_new(row, json_string(node->timestamp));
+    char *text = row ? json_dumps(row, JSON_COMPACT) : NULL;
+    json_decref(row);
+    return text;
 }
 
-//  Returns the "changes" message of the pending uuids (a heap string), or
-//  NULL when out of memory.
-static char *s_changes(hvn_index_page_t *self, hvn_index_get_fn *get, void *arg, size_t *rows)
+//  Returns the "changes" message of the pending uuids (a heap string; or
+//  a "reload" one past batch_max), or NULL when out of memory. Makes
+//  self->rows what the message says (under the lock).
+static char *s_changes(hvn_index_page_t *self, hvn_index_get_fn *get, void *arg, size_t *count)
 {
-    json_t *nodes = json_array(), *deleted = json_array();
+    char *message = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&message, &size);
+    if (!out)
+        return NULL;
+    bool reload = zhashx_size(self->pending) > self->opts.batch_max;
+    fprintf(out, "event: changes\ndata: {\"seq\":%" PRIu64 ",\"rows\":[", self->next_seq);
+    zlist_t *deleted = zlist_new();
+    size_t rows = 0;
+    pthread_mutex_lock(&self->lock);
     for (void *item = zhashx_first(self->pending); item; item = zhashx_next(self->pending)) {
         const char *uuid = zhashx_cursor(self->pending);
         const hvn_replica_node_t *node = get(uuid, arg);
-        if (node)
-            json_array_append_new(nodes, s_row(node));
-        else
-            json_array_append_new(deleted, json_string(uuid));
+        char *text = node ? s_row(node) : NULL;
+        char *old = zhashx_lookup(self->rows, uuid);
+        self->rows_bytes -= old ? strlen(old) : 0;
+        if (text) {
+            fprintf(out, "%s%s", rows++ ? "," : "", text);
+            self->rows_bytes += strlen(text);
+            zhashx_update(self->rows, uuid, text);
+        } else {
+            zhashx_delete(self->rows, uuid);
+            if (deleted)
+                zlist_append(deleted, (void *)uuid);
+        }
     }
-    *rows = json_array_size(nodes) + json_array_size(deleted);
-    json_t *data = json_pack("{sIsoso}", "seq", (json_int_t)self->next_seq, "nodes", nodes,
-                             "deleted", deleted);
-    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(data);
-    char *message = text ? zsys_sprintf("event: changes\ndata: %s\n\n", text) : NULL;
-    free(text);
+    pthread_mutex_unlock(&self->lock);
+    fprintf(out, "],\"deleted\":[");
+    size_t gone = 0;
+    for (const char *uuid = deleted ? zlist_first(deleted) : NULL; uuid;
+         uuid = zlist_next(deleted)) {
+        json_t *text = json_string(uuid);
+        char *quoted = text ? json_dumps(text, JSON_ENCODE_ANY) : NULL;
+        fprintf(out, "%s%s", gone++ ? "," : "", quoted ? quoted : "null");
+        free(quoted);
+        json_decref(text);
+    }
+    zlist_destroy(&deleted);
+    fprintf(out, "]}\n\n");
+    fclose(out);
+    *count = rows + gone;
+    if (reload) {
+        free(message);
+        self->stats.reloads++;
+        *count = 0;
+        message = zsys_sprintf("event: reload\ndata: {\"seq\":%" PRIu64 "}\n\n", self->next_seq);
+    }
     return message;
 }
 
@@ -193,23 +243,15 @@ int hvn_index_page_tick(hvn_index_page_t *self, hvn_index_get_fn *get, void *arg
 {
     assert(self && get);
     int64_t now = zclock_mono();
-    bool pending = self->reload || zhashx_size(self->pending) > 0;
+    bool pending = zhashx_size(self->pending) > 0;
     int64_t due = self->sent_ms + (pending ? self->opts.batch_ms : self->opts.keepalive_ms);
     if (now < due)
         return (int)(due - now);
-    char *message;
     size_t rows = 0;
-    if (self->reload) {
-        message = zsys_sprintf("event: reload\ndata: {\"seq\":%" PRIu64 "}\n\n", self->next_seq);
-        self->stats.reloads++;
-    } else if (pending)
-        message = s_changes(self, get, arg, &rows);
-    else
-        message = strdup(": keepalive\n\n");
-    if (!message) //  Out of memory: the pages must reload
+    char *message = pending ? s_changes(self, get, arg, &rows) : strdup(": keepalive\n\n");
+    if (!message) //  Out of memory: try again
         return self->opts.batch_ms;
     self->stats.nodes_sent += rows;
-    self->reload = false;
     zhashx_purge(self->pending);
     self->sent_ms = now;
     s_append(self, message);
@@ -226,11 +268,15 @@ static long s_stream_read(void *state, char *buf, size_t size)
 {
     s_stream_t *stream = state;
     hvn_index_page_t *self = stream->page;
-    size_t hello = strlen(stream->hello);
-    if (stream->hello_at < hello) {
-        size_t n = hello - stream->hello_at < size ? hello - stream->hello_at : size;
+    if (stream->hello) {
+        size_t n = stream->hello_size - stream->hello_at;
+        n = n < size ? n : size;
         memcpy(buf, stream->hello + stream->hello_at, n);
         stream->hello_at += n;
+        if (stream->hello_at == stream->hello_size) {
+            free(stream->hello); //  The rows are held once, not per stream
+            stream->hello = NULL;
+        }
         return (long)n;
     }
     long written = 0;
@@ -263,7 +309,35 @@ static void s_stream_free(void *state)
     pthread_mutex_lock(&stream->page->lock);
     stream->page->stats.streams--;
     pthread_mutex_unlock(&stream->page->lock);
+    free(stream->hello);
     free(stream);
+}
+
+//  Returns the stream's first event (a heap string of *size bytes): its
+//  seq, the fields' names and every row as of seq; or NULL. Under the lock.
+static char *s_hello(hvn_index_page_t *self, uint64_t seq, size_t *size)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head), "retry: %d\nevent: hello\ndata: {\"seq\":%" PRIu64 ",",
+                     S_RETRY_MS, seq);
+    size_t fields = strlen(self->fields);
+    size_t total = (size_t)n + fields + 32 + self->rows_bytes + zhashx_size(self->rows);
+    char *text = malloc(total);
+    if (!text)
+        return NULL;
+    char *at = text;
+    at += sprintf(at, "%s\"fields\":%s,\"rows\":[", head, self->fields);
+    for (char *row = zhashx_first(self->rows); row; row = zhashx_next(self->rows)) {
+        size_t len = strlen(row);
+        memcpy(at, row, len);
+        at += len;
+        *at++ = ',';
+    }
+    if (at[-1] == ',')
+        at--;
+    at += sprintf(at, "]}\n\n");
+    *size = (size_t)(at - text);
+    return text;
 }
 
 //  Returns nothing; answers GET /v1/stream.
@@ -283,17 +357,19 @@ static void s_serve_stream(hvn_index_page_t *self, hvn_http_reply_t *reply)
         self->stats.streams++;
         self->stats.streams_opened++;
         stream->next_seq = self->next_seq;
+        stream->hello = s_hello(self, stream->next_seq, &stream->hello_size);
     }
     pthread_mutex_unlock(&self->lock);
-    if (full) {
-        free(stream);
+    if (full || !stream->hello) {
+        if (full)
+            free(stream);
+        else
+            s_stream_free(stream);
         hvn_http_reply_text(reply, 503, "application/json",
-                            "{\"error\": \"too many streams are open\"}\n");
+                            full ? "{\"error\": \"too many streams are open\"}\n"
+                                 : "{\"error\": \"out of memory\"}\n");
         return;
     }
-    snprintf(stream->hello, sizeof(stream->hello),
-             "retry: %d\nevent: hello\ndata: {\"seq\":%" PRIu64 "}\n\n", S_RETRY_MS,
-             stream->next_seq);
     hvn_http_reply_stream(reply, 200, "text/event-stream", s_stream_read, s_stream_free, stream);
 }
 

@@ -3,23 +3,27 @@
         GET /               the page (HTML; its CSS and JavaScript at
                             /page.css and /page.js), compiled into the
                             program from subscriber/index/www/
-        GET /v1/stream      Server-Sent Events: "hello" (the stream's
-                            start), then "changes" at most every batch_ms:
-                            {"seq": N, "nodes": [{row}, ...], "deleted":
-                            [uuid, ...]}, or "reload" when a batch is too
-                            large (after a snapshot): fetch the fleet again
+        GET /v1/stream      Server-Sent Events, first "hello":
+                            {"seq": N, "fields": [names], "rows": [[values],
+                            ...]}, every row as of message N; then
+                            "changes" at most every batch_ms: {"seq": N,
+                            "rows": [[values], ...], "deleted": [uuid, ...]};
+                            "reload" when one batch would exceed batch_max
+                            rows (after a snapshot): open a new stream
 
-    The page reads the fleet from GET /v1/compute_nodes after the stream's
-    hello and applies every change that arrived since; a change carries
-    the whole row, so applying one twice is harmless.
+    A row is the payload's fields in schema order, then updated_at (the
+    last notification's timestamp); "fields" names them. Changes carry
+    whole rows, so a page never needs anything but its stream.
 
     The writer's thread feeds the stream: hvn_index_page_changed() for each
     uuid a commit wrote (so a change is in the database before it is on
     the stream), hvn_index_page_tick() from its loop, which turns the uuids
-    into one message from the view and appends it to a ring bounded in
-    messages and bytes. Each stream reads the ring from the HTTP thread at
-    its own pace; one that falls behind the ring's oldest message is ended
-    (the page reconnects and reloads). The writer never waits for a client.
+    into one message from the view, keeps the rows it sent (for the next
+    stream's hello) and appends the message to a ring bounded in messages
+    and bytes. Each stream reads the ring from the HTTP thread at its own
+    pace; one that falls behind the ring's oldest message is ended (the
+    page reconnects and starts again). The writer never waits for a
+    client.
 */
 #ifndef HVN_INDEX_PAGE_H_INCLUDED
 #define HVN_INDEX_PAGE_H_INCLUDED

@@ -52,9 +52,11 @@ for (const id of ['t-nodes', 't-vcpus', 't-ram', 't-disk', 't-vms']) {
 }
 return out;"""
 
-CELL_UTIL = """
-const c = document.querySelector('#heatmap .cell[data-uuid="' + arguments[0] + '"]');
-return c ? c.dataset.util : null;"""
+CELL_UTIL = "return window.hvnPage.cellUtil(arguments[0])"
+CELL_PIXEL = "return window.hvnPage.cellPixel(arguments[0])"
+CHANGED_AT = """
+const li = document.querySelector('#recent li.' + arguments[1] + '[data-uuid="' + arguments[0] + '"]');
+return li ? Number(li.dataset.at) : null;"""
 
 
 def ask(line):
@@ -78,8 +80,7 @@ def main():
         if not b.wait("return JSON.stringify(%s) === JSON.stringify((() => {%s})())"
                       % (json.dumps(expected), PAGE_TOTALS), 3):
             fail("totals %s, database %s" % (b.js(PAGE_TOTALS), expected))
-        cells = b.js("return [...document.querySelectorAll('#heatmap .cell')]"
-                     ".map(c => c.dataset.uuid)")
+        cells = b.js("return window.hvnPage.cellUuids()")
         if sorted(cells) != sorted(rows):
             fail("%d cells, %d rows in the database" % (len(cells), len(rows)))
         # A hostile host name is text, never markup
@@ -95,30 +96,34 @@ def main():
         # A change shows within a second
         node = sorted(rows.values(), key=lambda r: r["host"])[0]
         old = b.js(CELL_UTIL, node["uuid"])
+        pixel = b.js(CELL_PIXEL, node["uuid"])
         change = {k: v for k, v in node.items() if k not in
                   ("created_at", "updated_at", "publisher_id")}
         change["vcpus_used"] = 0 if old == "100" else change["vcpus"]
         want = "0" if old == "100" else "100"
+        asked = time.time()
         ask("send " + json.dumps(change))
-        sent = time.monotonic()
-        if not b.wait("return (() => {%s})() === arguments[1]" % CELL_UTIL, LIVE_S * 3,
+        if not b.wait("return (() => {%s})() === arguments[1]" % CELL_UTIL, LIVE_S * 5,
                       node["uuid"], want):
             fail("the cell of %s never became %s%% (it is %s)"
                  % (node["host"], want, b.js(CELL_UTIL, node["uuid"])))
-        changed_s = time.monotonic() - sent
+        changed_s = b.js(CHANGED_AT, node["uuid"], "updated") / 1000 - asked
+        if b.wait("return JSON.stringify((() => {%s})()) !== arguments[1]" % CELL_PIXEL, 1,
+                  node["uuid"], json.dumps(pixel, separators=(",", ":"))) is None:
+            fail("the square of %s was not repainted (still %s)" % (node["host"], pixel))
         first = b.js("const li = document.querySelector('#recent li');"
                      "return li ? [li.className, li.dataset.uuid] : null")
         if first != ["updated", node["uuid"]]:
             fail("the latest change listed is %s" % first)
         # A removal takes the cell away within a second
         gone = sorted(rows.values(), key=lambda r: r["host"])[-1]
+        asked = time.time()
         ask("send " + json.dumps({"uuid": gone["uuid"], "deleted": True}))
-        sent = time.monotonic()
-        if not b.wait("return !document.querySelector('#heatmap .cell[data-uuid=\"' + "
-                      "arguments[0] + '\"]')", LIVE_S * 3, gone["uuid"]):
+        if not b.wait("return window.hvnPage.cellPixel(arguments[0]) === null", LIVE_S * 5,
+                      gone["uuid"]):
             fail("the cell of removed %s stayed" % gone["host"])
-        removed_s = time.monotonic() - sent
-        count = b.js("return document.querySelectorAll('#heatmap .cell').length")
+        removed_s = b.js(CHANGED_AT, gone["uuid"], "removed") / 1000 - asked
+        count = b.js("return window.hvnPage.cellCount()")
         nodes = b.js("return Number(document.getElementById('t-nodes').dataset.used)")
         if count != len(rows) - 1 or nodes != len(rows) - 1:
             fail("after the removal: %s cells, %s nodes, expected %d" % (count, nodes,

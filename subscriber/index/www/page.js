@@ -1,21 +1,22 @@
 /*  page.js — hvn-index's live fleet page.
 
-    The fleet is read from GET /v1/compute_nodes (paged by marker) after the
-    stream GET /v1/stream says hello; every "changes" message that arrived
-    since is applied on top (a change carries the whole row, so applying
-    one twice is harmless), then the page follows the stream. On "reload",
-    or when the stream reconnects, the fleet is read again.
+    Everything comes from one stream, GET /v1/stream: its first event,
+    "hello", holds every row as of the stream's start; each "changes"
+    event after it holds the rows that changed (whole rows) and the uuids
+    removed; "reload" asks for a new stream (after a snapshot changed too
+    much to send as changes). When the stream breaks, the browser
+    reconnects and the new hello replaces everything.
 
     Nothing from the index is ever parsed as HTML: every text goes through
-    textContent or an attribute, every element through createElement. What
-    the page holds is bounded by the fleet (one row and one cell per node)
-    and by RECENT_MAX changes.
+    textContent or an attribute, every element through createElement, and
+    the heat map is drawn on canvases. What the page holds is bounded by
+    the fleet (one row and one square per node) and by RECENT_MAX changes.
 */
 'use strict';
 
 const PAGE_LIMIT = 10000;   // Rows per GET (the API's most)
 const RECENT_MAX = 100;     // Latest changes kept
-const TABLE_ROWS_MAX = 500; // Rows of the table drawn at once
+const TABLE_ROWS_MAX = 200; // Rows of the table drawn at once
 const TABLE_EVERY_MS = 250; // Table redrawn at most this often while live
 const INT_FIELDS = new Set(['id', 'vcpus', 'vcpus_used', 'memory_mb', 'memory_mb_used',
   'local_gb', 'local_gb_used', 'free_ram_mb', 'free_disk_gb', 'current_workload',
@@ -34,11 +35,11 @@ const UTIL = {
 };
 
 const nodes = new Map();  // uuid -> row
-const cells = new Map();  // uuid -> cell element
-const groups = new Map(); // group name -> {section, cells}
-let generation = 0;       // Bumped at each (re)load; stale loads give up
-let live = false;         // The fleet is loaded: apply changes at once
-let buffered = [];        // Changes that arrived while loading
+const cells = new Map();  // uuid -> {group, index}: its square
+const groups = new Map(); // group name -> {name, section, label, canvas, ctx, uuids, cols}
+let generation = 0;       // Bumped at each load
+let live = false;         // The fleet is loaded: apply changes
+let fields = [];          // Names of a row's values, from the hello
 let picked = null;        // uuid whose detail is pinned
 let sortKey = 'host';
 let sortDesc = false;
@@ -46,6 +47,15 @@ let filters = [];
 let tableDue = false;
 let tableAt = 0;
 let totalsDue = false;
+let colourBy = 'vcpu';
+let groupBy = 'hypervisor_type';
+
+// What the page measures of itself (read by bench/page_bench.py): changes
+// applied, time spent applying them, and the age of the last LAGS_MAX rows
+// when applied (now minus their notification's timestamp).
+const LAGS_MAX = 1000;
+const meter = {messages: 0, rows: 0, applyMs: 0, lags: [], lagAt: 0, paintedMs: null};
+window.hvnPage = meter;
 
 const $ = (id) => document.getElementById(id);
 
@@ -66,7 +76,7 @@ function setStatus(text, cls) {
 // Utilisation and grouping
 
 function utilisation(row) {
-  const [used, total] = UTIL[$('colour-by').value];
+  const [used, total] = UTIL[colourBy];
   const t = row[total];
   if (!t || t <= 0 || row[used] === null || row[used] === undefined) return null;
   return Math.max(0, Math.min(1, row[used] / t));
@@ -77,108 +87,162 @@ function colour(u) {
 }
 
 function groupOf(row) {
-  if ($('group-by').value === 'hypervisor_type') return row.hypervisor_type || '(none)';
+  if (groupBy === 'hypervisor_type') return row.hypervisor_type || '(none)';
   const host = String(row.host || '').split('.')[0];
   const prefix = host.replace(/[-_]?[0-9]+$/, '');
   return prefix || host || '(none)';
 }
 
 // ---------------------------------------------------------------------------
-// The heat map
+// The heat map: one canvas per group, one CELL px square per node, in the
+// group's order; a change repaints one square, a removal its group.
 
-function paintCell(cell, row) {
-  const u = utilisation(row);
-  cell.style.backgroundColor = colour(u);
-  cell.dataset.util = u === null ? '' : String(Math.round(u * 100));
-  cell.title = String(row.host) + ' — ' + (u === null ? 'n/a' : Math.round(u * 100) + '%');
+const CELL = 10;           // Square size, px
+const PITCH = CELL + 2;    // Square and gap
+
+function columns() {
+  return Math.max(1, Math.floor(($('heatmap').clientWidth - 4) / PITCH));
+}
+
+function paintAt(g, i, whole) {
+  const ctx = g.ctx;
+  const x = (i % g.cols) * PITCH, y = Math.floor(i / g.cols) * PITCH;
+  const uuid = g.uuids[i];
+  const u = utilisation(nodes.get(uuid));
+  if (!whole) ctx.clearRect(x, y, PITCH, PITCH);
+  ctx.fillStyle = colour(u);
+  ctx.fillRect(x + 1, y + 1, CELL, CELL);
+  if (uuid === picked) {
+    ctx.strokeStyle = '#fff';
+    ctx.lineWidth = 2;
+    ctx.strokeRect(x + 1, y + 1, CELL, CELL);
+  }
+}
+
+function paintGroup(g) {
+  g.cols = columns();
+  const height = Math.max(1, Math.ceil(g.uuids.length / g.cols)) * PITCH;
+  const width = g.cols * PITCH;
+  if (g.canvas.width !== width || g.canvas.height !== height) {
+    g.canvas.width = width;
+    g.canvas.height = height;
+  } else g.ctx.clearRect(0, 0, width, height);
+  for (let i = 0; i < g.uuids.length; i++) paintAt(g, i, true);
+  g.label.textContent = g.name + ' (' + g.uuids.length + ')';
+}
+
+function newGroup(name) {
+  const section = el('div', 'group');
+  const label = el('div', 'group-name', name);
+  const canvas = el('canvas', 'cells');
+  section.append(label, canvas);
+  const g = {name, section, label, canvas, ctx: canvas.getContext('2d'), uuids: [], cols: 1};
+  canvas.addEventListener('mousemove', (event) => onMapHover(g, event));
+  canvas.addEventListener('click', (event) => onMapClick(g, event));
+  groups.set(name, g);
+  return g;
 }
 
 function groupFor(name) {
   let g = groups.get(name);
   if (g) return g;
-  const section = el('div', 'group');
-  section.dataset.group = name;
-  section.append(el('div', 'group-name', name));
-  const body = el('div', 'cells');
-  section.append(body);
-  g = {section, body, name};
-  groups.set(name, g);
-  // Keep groups in name order
+  g = newGroup(name);
   const after = [...groups.values()].filter((o) => o.name > name)
     .sort((a, b) => (a.name < b.name ? -1 : 1))[0];
-  $('heatmap').insertBefore(section, after ? after.section : null);
+  $('heatmap').insertBefore(g.section, after ? after.section : null);
   return g;
 }
 
-function placeCell(uuid, row) {
-  let cell = cells.get(uuid);
-  const name = groupOf(row);
-  if (!cell) {
-    cell = el('div', 'cell');
-    cell.dataset.uuid = uuid;
-    cells.set(uuid, cell);
-  }
-  if (cell.dataset.group !== name) {
-    const old = groups.get(cell.dataset.group);
-    groupFor(name).body.append(cell);
-    cell.dataset.group = name;
-    dropEmptyGroup(old);
-  }
-  paintCell(cell, row);
-}
-
-function dropEmptyGroup(g) {
-  if (g && !g.body.firstChild) {
+function dropFromGroup(uuid) {
+  const place = cells.get(uuid);
+  if (!place) return;
+  const g = place.group;
+  g.uuids.splice(place.index, 1);
+  for (let i = place.index; i < g.uuids.length; i++) cells.get(g.uuids[i]).index = i;
+  cells.delete(uuid);
+  if (!g.uuids.length) {
     g.section.remove();
     groups.delete(g.name);
+  } else dirty.add(g);
+}
+
+const dirty = new Set(); // Groups to repaint whole at the next frame
+
+function placeCell(uuid, row) {
+  const name = groupOf(row);
+  const place = cells.get(uuid);
+  if (place && place.group.name === name) {
+    if (!dirty.has(place.group)) paintAt(place.group, place.index);
+    return;
   }
+  if (place) dropFromGroup(uuid);
+  const g = groupFor(name);
+  g.uuids.push(uuid);
+  cells.set(uuid, {group: g, index: g.uuids.length - 1});
+  dirty.add(g);
 }
 
 function removeCell(uuid) {
-  const cell = cells.get(uuid);
-  if (!cell) return;
-  const g = groups.get(cell.dataset.group);
-  cell.remove();
-  cells.delete(uuid);
-  dropEmptyGroup(g);
+  dropFromGroup(uuid);
+}
+
+function paintDirty() {
+  for (const g of dirty) if (groups.get(g.name) === g) paintGroup(g);
+  dirty.clear();
 }
 
 function rebuildMap() {
-  const map = $('heatmap');
-  map.replaceChildren();
+  $('heatmap').replaceChildren();
   cells.clear();
   groups.clear();
+  dirty.clear();
   const byGroup = new Map();
   for (const [uuid, row] of nodes) {
     const name = groupOf(row);
     if (!byGroup.has(name)) byGroup.set(name, []);
-    byGroup.get(name).push([uuid, row]);
+    byGroup.get(name).push(row);
   }
   const fragment = document.createDocumentFragment();
   for (const name of [...byGroup.keys()].sort()) {
-    const section = el('div', 'group');
-    section.dataset.group = name;
-    section.append(el('div', 'group-name', name + ' (' + byGroup.get(name).length + ')'));
-    const body = el('div', 'cells');
-    section.append(body);
-    groups.set(name, {section, body, name});
-    const members = byGroup.get(name).sort((a, b) => (String(a[1].host) < String(b[1].host) ? -1 : 1));
-    for (const [uuid, row] of members) {
-      const cell = el('div', 'cell');
-      cell.dataset.uuid = uuid;
-      cell.dataset.group = name;
-      paintCell(cell, row);
-      cells.set(uuid, cell);
-      body.append(cell);
-    }
-    fragment.append(section);
+    const g = newGroup(name);
+    const members = byGroup.get(name);
+    members.sort((a, b) => (String(a.host) < String(b.host) ? -1 : 1));
+    g.uuids = members.map((r) => r.uuid);
+    g.uuids.forEach((uuid, index) => cells.set(uuid, {group: g, index}));
+    fragment.append(g.section);
   }
-  map.append(fragment);
+  $('heatmap').append(fragment);
+  for (const g of groups.values()) paintGroup(g);
 }
 
 function recolour() {
-  for (const [uuid, cell] of cells) paintCell(cell, nodes.get(uuid));
+  for (const g of groups.values()) paintGroup(g);
 }
+
+function cellAt(g, event) {
+  const r = g.canvas.getBoundingClientRect();
+  const col = Math.floor((event.clientX - r.left) / PITCH);
+  const i = Math.floor((event.clientY - r.top) / PITCH) * g.cols + col;
+  return col < g.cols && i >= 0 && i < g.uuids.length ? g.uuids[i] : null;
+}
+
+// What the tests and the benchmark read of the map
+meter.cellCount = () => cells.size;
+meter.cellUuids = () => [...cells.keys()];
+meter.cellUtil = (uuid) => {
+  const row = nodes.get(uuid);
+  if (!row || !cells.has(uuid)) return null;
+  const u = utilisation(row);
+  return u === null ? '' : String(Math.round(u * 100));
+};
+meter.cellPixel = (uuid) => {
+  const place = cells.get(uuid);
+  if (!place) return null;
+  const g = place.group;
+  const x = (place.index % g.cols) * PITCH + 1 + CELL / 2;
+  const y = Math.floor(place.index / g.cols) * PITCH + 1 + CELL / 2;
+  return [...g.ctx.getImageData(x, y, 1, 1).data.slice(0, 3)];
+};
 
 // ---------------------------------------------------------------------------
 // The node's detail
@@ -200,18 +264,20 @@ function showDetail(uuid) {
   }
 }
 
-function onMapHover(event) {
-  const uuid = event.target.dataset && event.target.dataset.uuid;
+function onMapHover(g, event) {
+  const uuid = cellAt(g, event);
+  g.canvas.title = uuid ? String(nodes.get(uuid).host) : '';
   if (uuid && !picked) showDetail(uuid);
 }
 
-function onMapClick(event) {
-  const uuid = event.target.dataset && event.target.dataset.uuid;
+function onMapClick(g, event) {
+  const uuid = cellAt(g, event);
   if (!uuid) return;
   const old = picked && cells.get(picked);
-  if (old) old.classList.remove('picked');
   picked = picked === uuid ? null : uuid;
-  if (picked) event.target.classList.add('picked');
+  if (old) paintAt(old.group, old.index);
+  const place = cells.get(uuid);
+  paintAt(place.group, place.index);
   showDetail(uuid);
 }
 
@@ -341,7 +407,7 @@ function drawTable() {
 function schedule() {
   if (!totalsDue) {
     totalsDue = true;
-    requestAnimationFrame(drawTotals);
+    requestAnimationFrame(() => { paintDirty(); drawTotals(); });
   }
   if (!tableDue) {
     tableDue = true;
@@ -369,6 +435,7 @@ function noteRecent(kind, row, what) {
     el('span', 'host', row.host));
   if (what) li.append(el('span', 'what', ' ' + what));
   li.dataset.uuid = row.uuid;
+  li.dataset.at = String(Date.now());
   list.prepend(li);
   while (list.childElementCount > RECENT_MAX) list.lastElementChild.remove();
 }
@@ -376,11 +443,26 @@ function noteRecent(kind, row, what) {
 // ---------------------------------------------------------------------------
 // Changes
 
+function age(row) {
+  const t = Date.parse(String(row.updated_at).replace(' ', 'T').slice(0, 23) + 'Z');
+  return Number.isNaN(t) ? null : Date.now() - t;
+}
+
+function rowOf(values) {
+  const row = {};
+  for (let i = 0; i < fields.length; i++) row[fields[i]] = values[i];
+  return row;
+}
+
 function apply(message) {
-  for (const row of message.nodes) {
+  const started = performance.now();
+  meter.messages++;
+  meter.rows += message.rows.length + message.deleted.length;
+  for (const values of message.rows) {
+    const row = rowOf(values);
+    const lag = age(row);
+    if (lag !== null) meter.lags[meter.lagAt++ % LAGS_MAX] = lag;
     const old = nodes.get(row.uuid);
-    if (old && old.created_at !== undefined && row.created_at === undefined)
-      row.created_at = old.created_at;
     nodes.set(row.uuid, row);
     placeCell(row.uuid, row);
     if (!old) noteRecent('added', row, '');
@@ -396,60 +478,47 @@ function apply(message) {
     removeCell(uuid);
     noteRecent('removed', old, '');
   }
-  if (picked || message.nodes.length || message.deleted.length) {
+  if (picked || message.rows.length || message.deleted.length) {
     if (picked) showDetail(picked);
     schedule();
   }
+  meter.applyMs += performance.now() - started;
 }
 
-async function fetchFleet(gen) {
-  const fleet = new Map();
-  let marker = null;
-  for (;;) {
-    const url = '/v1/compute_nodes?limit=' + PAGE_LIMIT + (marker ? '&marker=' + marker : '');
-    const response = await fetch(url, {cache: 'no-store'});
-    if (!response.ok) throw new Error('GET ' + url + ': ' + response.status);
-    const rows = (await response.json()).compute_nodes;
-    if (gen !== generation) return null;
-    for (const r of rows) fleet.set(r.uuid, r);
-    if (rows.length < PAGE_LIMIT) return fleet;
-    marker = rows[rows.length - 1].uuid;
-  }
-}
-
-async function load() {
-  const gen = ++generation;
-  live = false;
-  buffered = [];
-  setStatus('loading…', '');
-  let fleet;
-  try {
-    fleet = await fetchFleet(gen);
-  } catch (e) {
-    setStatus('cannot read the fleet: ' + e.message, 'down');
-    return;
-  }
-  if (!fleet) return;
+function load(hello) {
+  fields = hello.fields;
+  meter.phases = {helloMs: performance.now()};
   nodes.clear();
-  for (const [uuid, row] of fleet) nodes.set(uuid, row);
+  for (const values of hello.rows) {
+    const row = rowOf(values);
+    nodes.set(row.uuid, row);
+  }
   rebuildMap();
-  for (const message of buffered) apply(message);
-  buffered = [];
+  meter.phases.mapMs = performance.now();
   live = true;
   drawTotals();
-  drawTable();
-  document.body.dataset.ready = String(gen);
   setStatus('live', 'live');
+  const gen = ++generation;
+  // The totals and the map are painted first; the table follows
+  requestAnimationFrame(() => setTimeout(() => {
+    if (meter.paintedMs === null) meter.paintedMs = performance.now();
+    drawTable();
+    meter.phases.tableMs = performance.now();
+    document.body.dataset.ready = String(gen);
+  }, 0));
 }
 
+let stream = null;
+
 function connect() {
-  const stream = new EventSource('/v1/stream');
-  stream.addEventListener('hello', () => load());
-  stream.addEventListener('reload', () => load());
+  if (stream) stream.close();
+  live = false;
+  setStatus('loading…', '');
+  stream = new EventSource('/v1/stream');
+  stream.addEventListener('hello', (event) => load(JSON.parse(event.data)));
+  stream.addEventListener('reload', () => connect());
   stream.addEventListener('changes', (event) => {
-    const message = JSON.parse(event.data);
-    if (live) apply(message);
-    else buffered.push(message);
+    if (live) apply(JSON.parse(event.data));
   });
   stream.onerror = () => {
     live = false;
@@ -459,12 +528,19 @@ function connect() {
 
 function start() {
   drawHead();
-  $('colour-by').addEventListener('change', recolour);
-  $('group-by').addEventListener('change', rebuildMap);
+  colourBy = $('colour-by').value;
+  groupBy = $('group-by').value;
+  $('colour-by').addEventListener('change', () => { colourBy = $('colour-by').value; recolour(); });
+  $('group-by').addEventListener('change', () => { groupBy = $('group-by').value; rebuildMap(); });
   $('filter').addEventListener('input', onFilter);
   $('nodes-head').addEventListener('click', onSort);
-  $('heatmap').addEventListener('mouseover', onMapHover);
-  $('heatmap').addEventListener('click', onMapClick);
+  let width = 0;
+  window.addEventListener('resize', () => {
+    if ($('heatmap').clientWidth !== width) {
+      width = $('heatmap').clientWidth;
+      recolour();
+    }
+  });
   connect();
 }
 

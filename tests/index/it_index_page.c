@@ -87,11 +87,14 @@ Test(index_page, the_page_equals_the_database_and_follows_it_live)
     it_proc_t *index = it_spawn(index_argv, false, false, false);
     cr_assert_not_null(index);
     cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "hvn-index never subscribed");
+    int64_t deadline = zclock_mono() + 10000; //  and its first snapshot was served
+    while (it_broker_stat(env.service, "snapshots", 2000) < 1 && zclock_mono() < deadline)
+        zclock_sleep(10);
     const char *pub_argv[] = {"hvn-pub", "--connect", env.frontend, "--host", "page-pub", NULL};
     it_proc_t *pub = it_spawn(pub_argv, true, false, false);
     cr_assert_not_null(pub);
     s_report_fleet(pub);
-    int64_t deadline = zclock_mono() + 15000;
+    deadline = zclock_mono() + 15000;
     while (s_rows(port) != S_NODES) {
         cr_assert_lt(zclock_mono(), deadline, "the index never held the fleet");
         zclock_sleep(50); //  Polling the API: there is no handshake to wait on

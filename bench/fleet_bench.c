@@ -459,9 +459,8 @@ static uint64_t s_listen_overflows(void)
 static void *s_stats_open(void *ctx, const s_fleet_t *fleet, const char *service)
 {
     void *dealer = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0, timeout = S_STATS_TIMEOUT_MS, ivl = 10;
+    int zero = 0, ivl = 10;
     zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof(zero));
-    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
     zmq_setsockopt(dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
     if (fleet->curve) {
         zcert_apply(fleet->client, dealer);
@@ -488,20 +487,25 @@ static uint64_t s_map_u64(const msgpack_object *map, const char *key)
     return 0;
 }
 
-//  Returns 0 with the cached nodes, bytes and refusals of one STATS reply
-//  on *dealer, -1 when none came in time (the DEALER is then made again,
-//  so that a request to a broker that died is not answered late).
-static int s_stats(void *ctx, const s_fleet_t *fleet, const char *service, void **dealer,
-                   bc_stats_t *out)
+//  Returns 0 with the cached nodes, bytes and refusals of a STATS reply
+//  read from dealer within wait_ms, 1 when none came yet, -1 on a
+//  malformed one. A request is sent only when none is pending: under a
+//  storm of handshakes a reply may take seconds, and the DEALER is kept
+//  (a new one would wait behind every host's handshake for its own).
+static int s_stats(void *dealer, bool *pending, int wait_ms, bc_stats_t *out)
 {
-    if (!*dealer && !(*dealer = s_stats_open(ctx, fleet, service)))
-        return -1;
+    if (!*pending && zmq_send(dealer, "STATS", 5, ZMQ_DONTWAIT) == 5)
+        *pending = true;
+    zmq_pollitem_t item = {.socket = dealer, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, wait_ms) != 1)
+        return 1;
     zmq_msg_t word, body;
     zmq_msg_init(&word);
     zmq_msg_init(&body);
     int rc = -1;
-    if (zmq_send(*dealer, "STATS", 5, ZMQ_DONTWAIT) == 5 && zmq_msg_recv(&word, *dealer, 0) >= 0 &&
-        zmq_msg_more(&word) && zmq_msg_recv(&body, *dealer, 0) >= 0) {
+    if (zmq_msg_recv(&word, dealer, 0) >= 0 && zmq_msg_more(&word) &&
+        zmq_msg_recv(&body, dealer, 0) >= 0) {
+        *pending = false;
         msgpack_unpacked result;
         msgpack_unpacked_init(&result);
         if (msgpack_unpack_next(&result, zmq_msg_data(&body), zmq_msg_size(&body), NULL) ==
@@ -516,10 +520,6 @@ static int s_stats(void *ctx, const s_fleet_t *fleet, const char *service, void 
     }
     zmq_msg_close(&word);
     zmq_msg_close(&body);
-    if (rc != 0) {
-        zmq_close(*dealer);
-        *dealer = NULL;
-    }
     return rc;
 }
 
@@ -555,43 +555,43 @@ static pid_t s_broker_start(const s_fleet_t *fleet, char endpoints[3][64])
 //  timeout, a refusal or the broker's end. *whole_s, *p50_s, *p99_s get
 //  the seconds since start_ns at which all, half and 99 % were cached;
 //  *up_s (when not NULL) when STATS first answered.
-static int s_wait_whole(void *ctx, const s_fleet_t *fleet, const char *service, pid_t broker,
-                        int64_t start_ns, double *whole_s, double *p50_s, double *p99_s,
-                        double *up_s, bc_stats_t *last)
+static int s_wait_whole(void *dealer, const s_fleet_t *fleet, pid_t broker, int64_t start_ns,
+                        double *whole_s, double *p50_s, double *p99_s, double *up_s,
+                        bc_stats_t *last)
 {
-    void *dealer = NULL;
     int64_t deadline = start_ns + (int64_t)fleet->timeout_s * 1000000000;
     uint64_t half = (uint64_t)fleet->hosts / 2, most = (uint64_t)fleet->hosts * 99 / 100;
     *p50_s = *p99_s = -1;
     int rc = -1, code;
-    bool up = false;
+    bool up = false, pending = false;
     while (bc_now_ns() < deadline && !bc_ended(broker, &code)) {
         bc_stats_t stats;
-        if (s_stats(ctx, fleet, service, &dealer, &stats) == 0) {
-            double t = (double)(bc_now_ns() - start_ns) / 1e9;
-            if (!up && up_s)
-                *up_s = t;
-            up = true;
-            *last = stats;
-            if (*p50_s < 0 && stats.cache_nodes >= half)
-                *p50_s = t;
-            if (*p99_s < 0 && stats.cache_nodes >= most)
-                *p99_s = t;
-            if (stats.refused) {
-                fprintf(stderr, "bench_fleet: the broker refused %llu messages\n",
-                        (unsigned long long)stats.refused);
-                break;
-            }
-            if (stats.cache_nodes >= (uint64_t)fleet->hosts) {
-                *whole_s = t;
-                rc = 0;
-                break;
-            }
+        int got = s_stats(dealer, &pending, S_POLL_MS, &stats);
+        if (got < 0)
+            break;
+        if (got > 0)
+            continue;
+        double t = (double)(bc_now_ns() - start_ns) / 1e9;
+        if (!up && up_s)
+            *up_s = t;
+        up = true;
+        *last = stats;
+        if (*p50_s < 0 && stats.cache_nodes >= half)
+            *p50_s = t;
+        if (*p99_s < 0 && stats.cache_nodes >= most)
+            *p99_s = t;
+        if (stats.refused) {
+            fprintf(stderr, "bench_fleet: the broker refused %llu messages\n",
+                    (unsigned long long)stats.refused);
+            break;
+        }
+        if (stats.cache_nodes >= (uint64_t)fleet->hosts) {
+            *whole_s = t;
+            rc = 0;
+            break;
         }
         usleep(S_POLL_MS * 1000);
     }
-    if (dealer)
-        zmq_close(dealer);
     if (rc != 0)
         fprintf(stderr, "bench_fleet: %d hosts: the cache held %llu nodes after %d s\n",
                 fleet->hosts, (unsigned long long)last->cache_nodes, fleet->timeout_s);
@@ -613,12 +613,14 @@ static int s_case(const s_fleet_t *fleet, s_result_t *r)
     char secrets[4200];
     snprintf(secrets, sizeof(secrets), "%s/secrets", fleet->dir);
     pid_t broker = s_broker_start(fleet, endpoints);
+    void *dealer = s_stats_open(ctx, fleet, endpoints[2]);
     s_fleet_t none = *fleet; //  Whole at once: waits for the first answer
     none.hosts = 0;
     none.timeout_s = 30;
     double ignored;
-    if (broker < 0 || s_wait_whole(ctx, &none, endpoints[2], broker, bc_now_ns(), &ignored,
-                                   &ignored, &ignored, NULL, &stats) != 0) {
+    if (broker < 0 || !dealer ||
+        s_wait_whole(dealer, &none, broker, bc_now_ns(), &ignored, &ignored, &ignored, NULL,
+                     &stats) != 0) {
         fprintf(stderr, "bench_fleet: the broker did not answer STATS\n");
         goto done;
     }
@@ -641,8 +643,8 @@ static int s_case(const s_fleet_t *fleet, s_result_t *r)
     for (int w = 0; w < nworkers; w++)
         if (write(workers[w].control, "G", 1) != 1)
             goto done;
-    if (s_wait_whole(ctx, fleet, endpoints[2], broker, start, &r->join_s, &r->join50_s,
-                     &r->join99_s, NULL, &stats) != 0)
+    if (s_wait_whole(dealer, fleet, broker, start, &r->join_s, &r->join50_s, &r->join99_s, NULL,
+                     &stats) != 0)
         goto done;
     r->overflows_join = (double)(s_listen_overflows() - overflows);
     r->cpu_join_s = s_cpu_s(broker) - cpu0;
@@ -656,10 +658,13 @@ static int s_case(const s_fleet_t *fleet, s_result_t *r)
     //  The restart is timed from the new broker's start: the kernel's
     //  teardown of the old one's connections and memory is apart
     r->dead_s = (double)(bc_now_ns() - start) / 1e9;
+    zmq_close(dealer);
     start = bc_now_ns();
     broker = s_broker_start(fleet, endpoints);
-    if (broker < 0 || s_wait_whole(ctx, fleet, endpoints[2], broker, start, &r->restart_s,
-                                   &r->restart50_s, &r->restart99_s, &r->up_s, &stats) != 0)
+    dealer = s_stats_open(ctx, fleet, endpoints[2]);
+    if (broker < 0 || !dealer ||
+        s_wait_whole(dealer, fleet, broker, start, &r->restart_s, &r->restart50_s, &r->restart99_s,
+                     &r->up_s, &stats) != 0)
         goto done;
     r->overflows_restart = (double)(s_listen_overflows() - overflows);
     r->cpu_restart_s = s_cpu_s(broker);
@@ -670,6 +675,8 @@ done:
         s_worker_stop(&workers[w], &r->subs, &r->sends, &r->workers_cpu_s);
     if (broker > 0)
         bc_stop(broker, SIGTERM, 10000, NULL);
+    if (dealer)
+        zmq_close(dealer);
     zmq_ctx_term(ctx);
     return rc;
 }

@@ -360,26 +360,31 @@ static int s_worker_line(s_worker_t *w, char word, char *line, size_t size, int 
     return line[0] == word ? 0 : -1;
 }
 
-//  Returns nothing; the worker is stopped (stdin closed, then killed when
-//  it has not ended within 10 s), its subscriptions and sends added to
-//  *subs and *sends, its CPU seconds to *cpu_s.
-static void s_worker_stop(s_worker_t *w, uint64_t *subs, uint64_t *sends, double *cpu_s)
+//  Returns 0 when the worker, stopped (stdin closed, then killed when it
+//  has not ended within 10 s), reported and exited 0; -1 otherwise (logged).
+//  Its subscriptions and sends are added to *subs and *sends, its CPU
+//  seconds to *cpu_s.
+static int s_worker_stop(s_worker_t *w, uint64_t *subs, uint64_t *sends, double *cpu_s)
 {
     if (w->pid <= 0)
-        return;
+        return 0;
     close(w->control);
     char line[64];
     unsigned long long s = 0, d = 0;
-    if (s_worker_line(w, 'D', line, sizeof(line), 10000) == 0 &&
-        sscanf(line, "D %llu %llu", &s, &d) == 2) {
-        *subs += s;
-        *sends += d;
-    }
+    bool reported = s_worker_line(w, 'D', line, sizeof(line), 10000) == 0 &&
+                    sscanf(line, "D %llu %llu", &s, &d) == 2;
+    *subs += s;
+    *sends += d;
     double cpu = 0;
-    bc_stop(w->pid, 0, 10000, &cpu);
+    int status = bc_stop(w->pid, 0, 10000, &cpu);
     *cpu_s += cpu;
     close(w->result);
     w->pid = 0;
+    if (reported && status == 0)
+        return 0;
+    fprintf(stderr, "bench_fleet: a worker %s (wait status %d)\n",
+            reported ? "did not exit cleanly" : "did not report", status);
+    return -1;
 }
 
 // --------------------------------------------------------------------------
@@ -672,7 +677,8 @@ static int s_case(const s_fleet_t *fleet, s_result_t *r)
     rc = 0;
 done:
     for (int w = 0; w < nworkers; w++)
-        s_worker_stop(&workers[w], &r->subs, &r->sends, &r->workers_cpu_s);
+        if (s_worker_stop(&workers[w], &r->subs, &r->sends, &r->workers_cpu_s) != 0)
+            rc = -1;
     if (broker > 0)
         bc_stop(broker, SIGTERM, 10000, NULL);
     if (dealer)
@@ -821,10 +827,14 @@ static void s_rows(int hosts, bool curve, const s_result_t *res, int n, const s_
         printf("| fleet of %d, %s: kill -9 until the old broker was gone; restart until STATS "
                "answered, s | %.3f; %.3f | | | | |\n",
                hosts, mode, S_MED(res, n, dead_s), S_MED(res, n, up_s));
+        char dropped[64] = "";
+        if (nb)
+            snprintf(dropped, sizeof(dropped), "%.0f / %.0f", S_MED(base, nb, overflows_join),
+                     S_MED(base, nb, overflows_restart));
         printf("| fleet of %d, %s: connections dropped at a full listen queue, join / restart | "
                "%.0f / %.0f | %s | | | |\n",
                hosts, mode, S_MED(res, n, overflows_join), S_MED(res, n, overflows_restart),
-               baseline && nb ? "" : "");
+               dropped);
         double idle = s_median_rss(res, n, offsetof(s_result_t, rss_idle));
         double join = s_median_rss(res, n, offsetof(s_result_t, rss_join));
         double restart = s_median_rss(res, n, offsetof(s_result_t, rss_restart));

@@ -11,6 +11,8 @@
     libvirt unreachable with --once), 2 bad usage.
 */
 #include "hvn_agent_collect.h"
+#include "hvn_http.h"
+#include "hvn_metrics.h"
 #include "hvn_opt.h"
 #include "hvn_publisher.h"
 #ifdef HVN_HAVE_LIBVIRT
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +49,7 @@ typedef struct {
     bool decommission;          //  --decommission
     const char *curve_secret;   //  --curve-secret, NULL = plain text
     const char *server_key;     //  --server-key
+    const char *metrics;        //  --metrics ADDR:PORT, NULL = no /metrics
 } s_args_t;
 
 //  The running agent
@@ -55,6 +59,7 @@ typedef struct {
     hvn_agent_identity_t ident;  //  Who this node is
     hvn_publisher_t *pub;        //  The library's publisher
     bool skipping;               //  The last collection failed (logged once)
+    hvn_http_t *http;            //  --metrics: the /metrics endpoint, or NULL
 #ifdef HVN_HAVE_LIBVIRT
     hvn_agent_libvirt_t *libvirt; //  Connection, when --libvirt-uri
 #endif
@@ -104,6 +109,11 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
                  "--host HOST): connect with CURVE; needs --server-key"},
         {.name = "server-key", .type = HVN_OPT_PATH, .dest = &args->server_key,
          .metavar = "CERT", .help = "the broker's public certificate"},
+        {.name = "metrics", .type = HVN_OPT_ADDRESS, .dest = &args->metrics,
+         .metavar = "ADDR:PORT",
+         .help = "serve the publisher's counters as Prometheus text on\n"
+                 "http://ADDR:PORT/metrics",
+         .default_text = "off"},
         {.name = NULL},
     };
     const hvn_opt_program_t program = {
@@ -289,6 +299,66 @@ static bool s_wait(int ms)
 }
 
 // --------------------------------------------------------------------------
+//  /metrics
+
+//  The publisher's counters as metrics: each a field of
+//  hvn_publisher_stats_t and one line here
+static const struct {
+    const char *name;       //  Metric name
+    size_t offset;          //  Where it lives in hvn_publisher_stats_t
+    hvn_metric_type_t type; //  Counter or gauge
+    const char *help;       //  HELP text
+} s_metrics[] = {
+#define S_COUNTER(field, help)                                                                     \
+    {"hvnotify_agent_" #field "_total", offsetof(hvn_publisher_stats_t, field),                   \
+     HVN_METRIC_COUNTER, help}
+#define S_GAUGE(field, help)                                                                       \
+    {"hvnotify_agent_" #field, offsetof(hvn_publisher_stats_t, field), HVN_METRIC_GAUGE, help}
+    S_COUNTER(reports, "report() calls"),
+    S_COUNTER(sent, "Notifications sent (the last seq)"),
+    S_COUNTER(creates, "compute_node.create sent"),
+    S_COUNTER(updates, "compute_node.update sent"),
+    S_COUNTER(deletes, "compute_node.delete sent"),
+    S_COUNTER(syncs, "Kind-3 resends to a broker that subscribed"),
+    S_COUNTER(heartbeats, "Heartbeats sent"),
+    S_COUNTER(coalesced, "Queued states replaced before they were sent"),
+    S_COUNTER(refused, "report()/remove() refused: queue full"),
+    S_COUNTER(resyncs, "Broker subscriptions answered by a resync"),
+    S_COUNTER(reconnects, "Reconnects to every broker after a stall"),
+    S_COUNTER(denials, "Handshakes a broker refused (CURVE key not installed there)"),
+    S_COUNTER(redials, "Refusing brokers dialled again"),
+    S_GAUGE(nodes, "Nodes held"),
+    S_GAUGE(pending, "Notifications queued or being sent"),
+    S_GAUGE(broker, "1 while a broker's subscription is held"),
+#undef S_COUNTER
+#undef S_GAUGE
+};
+
+//  Returns nothing; answers GET /metrics with the publisher's counters
+//  (hvn_publisher_stats may be called from any thread), else 404.
+static void s_serve_metrics(const hvn_http_request_t *request, hvn_http_reply_t *reply, void *arg)
+{
+    s_agent_t *self = arg;
+    if (strcmp(request->path, "/metrics") != 0)
+        return;
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(self->pub, &stats);
+    hvn_metrics_t *m = hvn_metrics_new();
+    for (size_t i = 0; m && i < sizeof(s_metrics) / sizeof(s_metrics[0]); i++) {
+        uint64_t value = *(const uint64_t *)((const char *)&stats + s_metrics[i].offset);
+        hvn_metrics_family(m, s_metrics[i].name, s_metrics[i].type, s_metrics[i].help);
+        hvn_metrics_sample(m, s_metrics[i].name, NULL, (double)value);
+    }
+    size_t size = 0;
+    char *text = m ? hvn_metrics_take(m, &size) : NULL;
+    hvn_metrics_destroy(&m);
+    if (text)
+        hvn_http_reply_take(reply, 200, HVN_METRICS_CONTENT_TYPE, text, size);
+    else
+        hvn_http_reply_text(reply, 500, "text/plain", "out of memory\n");
+}
+
+// --------------------------------------------------------------------------
 //  The three modes
 
 //  Runs until SIGINT/SIGTERM. Returns the exit code.
@@ -372,6 +442,16 @@ int main(int argc, char **argv)
 #endif
     if (s_open_publisher(&agent) != 0)
         return 1;
+    if (agent.args.metrics) {
+        char err[256];
+        hvn_http_opts_t opts = {.address = agent.args.metrics, .fn = s_serve_metrics, .arg = &agent};
+        agent.http = hvn_http_new(&opts, err, sizeof(err));
+        if (!agent.http) {
+            fprintf(stderr, S_NAME ": --metrics: %s\n", err);
+            hvn_publisher_destroy(&agent.pub);
+            return 1;
+        }
+    }
 
     int rc;
     if (agent.args.decommission)
@@ -381,6 +461,7 @@ int main(int argc, char **argv)
     else
         rc = s_run(&agent);
 
+    hvn_http_destroy(&agent.http); //  Before the publisher it reads
     hvn_publisher_destroy(&agent.pub);
 #ifdef HVN_HAVE_LIBVIRT
     hvn_agent_libvirt_destroy(&agent.libvirt);

@@ -1,6 +1,6 @@
 /*  test_broker_metrics.c — hvn-broker --metrics: every STATS counter as
     Prometheus text, read with a real parser (python3-prometheus-client),
-    and a bad --metrics refused at start.
+    and a bad --metrics refused at start; hvn-agent --metrics the same way.
 */
 #include "support.h"
 
@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <czmq.h>
 
 static it_env_t env;
 static int port;
@@ -88,4 +91,45 @@ Test(broker_metrics, a_bad_or_busy_metrics_address_is_refused_at_start)
     cr_expect(strstr(err, "--metrics"), "%s", err);
     free(err);
     it_stop(&broker, SIGKILL, 1000);
+}
+
+Test(broker_metrics, hvn_agent_serves_its_publisher_counters_as_prometheus_text)
+{
+    if (access(it_bin("hvn-agent"), X_OK) != 0)
+        cr_skip_test("hvn-agent is not built");
+    int agent_port = it_free_port();
+    char address[64], state[300], url[96];
+    snprintf(address, sizeof(address), "127.0.0.1:%d", agent_port);
+    snprintf(state, sizeof(state), "%s/agent", env.dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", agent_port);
+    const char *argv[] = {"hvn-agent", "--connect", env.frontend, "--state-dir", state,
+                          "--host",    "cmp-602",   "--metrics",  address,       NULL};
+    it_proc_t *agent = it_spawn(argv, false, false, true);
+    //  Its node reaches the broker: one notification sent
+    int64_t deadline = zclock_mono() + 20000;
+    while (it_broker_stat(env.service, "notifications", 1000) < 1 && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_geq(it_broker_stat(env.service, "notifications", 1000), 1);
+    //  Parsed with prometheus_client: every family typed, the counters there
+    const char *check =
+        "import sys, urllib.request\n"
+        "from prometheus_client.parser import text_string_to_metric_families as parse\n"
+        "text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()\n"
+        "samples = {s.name: (f.type, s.value) for f in parse(text) for s in f.samples}\n"
+        "assert samples['hvnotify_agent_sent_total'] == ('counter', 1.0), samples\n"
+        "assert samples['hvnotify_agent_creates_total'] == ('counter', 1.0), samples\n"
+        "assert samples['hvnotify_agent_nodes'] == ('gauge', 1.0), samples\n"
+        "assert samples['hvnotify_agent_reports_total'][1] >= 1, samples\n"
+        "print('agent metrics', len(samples))\n";
+    const char *py[] = {"/usr/bin/python3", "-c", check, url, NULL};
+    it_proc_t *proc = it_spawn(py, false, true, true);
+    char *out = it_read_stdout(proc, 20000);
+    int code = it_wait(proc, 5000);
+    char *err = it_read_stderr(proc, 1000);
+    cr_expect_eq(code, 0, "%s%s", out, err);
+    cr_expect(strstr(out, "agent metrics 16"), "%s", out);
+    free(out);
+    free(err);
+    it_stop(&proc, SIGKILL, 1000);
+    cr_expect_eq(it_stop(&agent, SIGTERM, 10000), 0);
 }

@@ -17,7 +17,7 @@
 const PAGE_LIMIT = 10000;   // Rows per GET (the API's most)
 const RECENT_MAX = 100;     // Latest changes kept
 const TABLE_ROWS_MAX = 200; // Rows of the table drawn at once
-const TABLE_EVERY_MS = 250; // Table redrawn at most this often while live
+const TABLE_EVERY_MS = 1000; // Table redrawn at most this often while live
 const INT_FIELDS = new Set(['id', 'vcpus', 'vcpus_used', 'memory_mb', 'memory_mb_used',
   'local_gb', 'local_gb_used', 'free_ram_mb', 'free_disk_gb', 'current_workload',
   'running_vms', 'disk_available_least', 'hypervisor_version']);

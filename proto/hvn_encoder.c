@@ -209,7 +209,8 @@ void hvn_encoder_destroy(hvn_encoder_t **self_p)
 }
 
 //  Returns the length of name when it is a usable host or broker name:
-//  1..HVN_STR_MAX bytes of UTF-8 without '@'; 0 otherwise.
+//  1..HVN_STR_MAX bytes of UTF-8 without '@' or a control character; 0
+//  otherwise.
 static size_t s_name_len(const char *name)
 {
     if (!name)
@@ -217,6 +218,9 @@ static size_t s_name_len(const char *name)
     size_t len = strnlen(name, HVN_STR_MAX + 1);
     if (len < 1 || len > HVN_STR_MAX || memchr(name, '@', len) || !hvn_utf8_valid(name, len))
         return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7F)
+            return 0;
     return len;
 }
 

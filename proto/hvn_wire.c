@@ -100,13 +100,17 @@ static hvn_event_t s_event_find(const char *name, size_t len)
 
 //  Returns HVN_OK (an unknown event gives *event = HVN_EVENT_NONE) or
 //  HVN_R_TOPIC when the topic is not "<event>@<host>" in 1..255 bytes of
-//  UTF-8 with exactly one '@' and no NUL.
+//  UTF-8 with exactly one '@' and no control character (a byte below 0x20,
+//  or 0x7f: a host name reaches terminals and logs).
 hvn_reason_t hvn_topic_parse(const void *topic, size_t size, hvn_event_t *event,
                              char host_out[HVN_TOPIC_MAX + 1])
 {
     const char *text = topic;
     if (!topic || size == 0 || size > HVN_TOPIC_MAX || !hvn_utf8_valid(text, size))
         return HVN_R_TOPIC;
+    for (size_t i = 0; i < size; i++)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7F)
+            return HVN_R_TOPIC;
     const char *at = memchr(text, '@', size);
     if (!at || at == text || at == text + size - 1)
         return HVN_R_TOPIC;

@@ -276,6 +276,16 @@ int main(int argc, char **argv)
         hvn_publisher_set_linger(pub, 0);
         status = S_EXIT_FAIL;
     }
+    //  A notification that could not be encoded was logged and lost: the
+    //  run did not do its job
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    if (stats.dropped) {
+        fprintf(stderr, S_PROG ": %" PRIu64 " notification(s) could not be encoded and were not "
+                               "sent (see the log lines above)\n",
+                stats.dropped);
+        status = S_EXIT_FAIL;
+    }
     //  Flushed: destroy gives the socket the rest of the linger, so the
     //  bytes leave the process before it exits.
     hvn_publisher_destroy(&pub);

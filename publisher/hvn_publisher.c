@@ -532,6 +532,11 @@ static int s_drain(hvn_publisher_t *self)
         if (!ev)
             return 0;
         self->own.stalled = s_encode(self, ev);
+        if (!self->own.stalled) {
+            pthread_mutex_lock(&self->shared.mutex);
+            self->shared.stats.dropped++;
+            pthread_mutex_unlock(&self->shared.mutex);
+        }
         free(ev);
     }
 }

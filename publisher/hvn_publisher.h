@@ -120,6 +120,7 @@ typedef struct {
     uint64_t nodes;      //  Nodes currently held
     uint64_t pending;    //  Queued or being sent, not yet sent
     uint64_t refused;    //  report()/remove() refused: queue full
+    uint64_t dropped;    //  Notifications that could not be encoded (or stored): logged, lost
     uint64_t resyncs;    //  Broker subscriptions answered by a resync
     uint64_t broker;     //  1 while a broker's subscription is held
     uint64_t reconnects; //  Reconnects to every broker after a stall (stall_ms)

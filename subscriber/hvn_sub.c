@@ -210,6 +210,18 @@ static int s_collect_row(const hvn_replica_node_t *node, void *arg)
     return 0;
 }
 
+//  Returns out: text with every control character (a byte below 0x20, or
+//  0x7f) as '?', at most size - 1 bytes: what a peer named is printed,
+//  never executed by the terminal.
+static char *s_printable(char *out, size_t size, const char *text)
+{
+    size_t i = 0;
+    for (; text[i] && i + 1 < size; i++)
+        out[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7F ? '?' : text[i];
+    out[i] = '\0';
+    return out;
+}
+
 //  Returns nothing; writes the replica's table, sorted by host, on out.
 static void s_table_print(hvn_replica_t *replica, FILE *out)
 {
@@ -233,8 +245,10 @@ static void s_table_print(hvn_replica_t *replica, FILE *out)
             snprintf(vms, sizeof(vms), "-");
         else
             snprintf(vms, sizeof(vms), "%" PRId64, n->running_vms);
-        fprintf(out, "%-24s %11s %17s %15s %7s  %.19s\n", host_null ? r->host : n->host, vcpus, ram,
-                disk, vms, r->timestamp);
+        char host[HVN_STR_MAX + 1], stamp[20];
+        fprintf(out, "%-24s %11s %17s %15s %7s  %s\n",
+                s_printable(host, sizeof(host), host_null ? r->host : n->host), vcpus, ram, disk,
+                vms, s_printable(stamp, sizeof(stamp), r->timestamp));
     }
     fprintf(out, "%zu node%s\n", rows.count, rows.count == 1 ? "" : "s");
     fflush(out);

@@ -1132,3 +1132,32 @@ Test(codec, uuid_parse_accepts_and_refuses_what_libuuid_does)
         }
     }
 }
+
+Test(codec, a_host_with_a_control_character_is_refused_both_ways)
+{
+    hvn_node_t node;
+    s_full_node(&node);
+    hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
+    //  The same message with an escape sequence in the topic's host, as a
+    //  hostile publisher would send it: it would reach hvn-sub's terminal
+    char topic[HVN_TOPIC_MAX];
+    memcpy(topic, fr.topic, fr.topic_size);
+    topic[fr.topic_size - 4] = '\x1b'; //  cmp\x1b017
+    hvn_msg_t msg;
+    cr_assert_eq(hvn_decoder_decode(decoder, topic, fr.topic_size, fr.header, HVN_HEADER_SIZE,
+                                    fr.body, fr.body_size, &msg),
+                 HVN_R_TOPIC);
+    topic[fr.topic_size - 4] = '\n';
+    cr_assert_eq(hvn_decoder_decode(decoder, topic, fr.topic_size, fr.header, HVN_HEADER_SIZE,
+                                    fr.body, fr.body_size, &msg),
+                 HVN_R_TOPIC);
+    topic[fr.topic_size - 4] = '\x7f';
+    cr_assert_eq(hvn_decoder_decode(decoder, topic, fr.topic_size, fr.header, HVN_HEADER_SIZE,
+                                    fr.body, fr.body_size, &msg),
+                 HVN_R_TOPIC);
+    //  And the encoder never makes one
+    hvn_envelope_t envelope = {.host = "cmp\x1b[2J\nfake-row"};
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = 1};
+    cr_assert_neq(
+        hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &envelope, &node, &header, &fr), 0);
+}

@@ -597,3 +597,47 @@ Test(hostile, refused_subscriptions_cost_the_broker_bounded_memory)
     }
     cr_expect_eq(subscriptions, 0);
 }
+
+Test(hostile, connections_past_the_open_files_limit_are_counted_and_logged)
+{
+    //  A broker of its own, with 64 descriptors, on TCP (libzmq 4.3.4
+    //  aborts on an ipc:// accept that fails for want of descriptors)
+    it_stop(&env.broker, SIGTERM, 5000);
+    snprintf(env.frontend, sizeof(env.frontend), "tcp://127.0.0.1:%d", it_free_port());
+    snprintf(env.backend, sizeof(env.backend), "tcp://127.0.0.1:%d", it_free_port());
+    snprintf(env.service, sizeof(env.service), "tcp://127.0.0.1:%d", it_free_port());
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "ulimit -n 64 && exec %s --frontend %s --backend %s --service %s --name fds",
+             it_bin("hvn-broker"), env.frontend, env.backend, env.service);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    it_proc_t *broker = it_spawn(argv, false, false, true);
+    cr_assert_not_null(broker);
+    cr_assert_geq(it_wait_subscriptions(env.service, 0, 10000), 0, "broker not up");
+    //  150 connections at once, held for two seconds
+    snprintf(cmd, sizeof(cmd),
+             "import time, zmq\n"
+             "c = zmq.Context()\n"
+             "socks = [c.socket(zmq.DEALER) for i in range(150)]\n"
+             "for s in socks: s.connect('%s')\n"
+             "time.sleep(2)\n"
+             "for s in socks: s.close(linger=0)\n",
+             env.frontend);
+    const char *py[] = {"/usr/bin/python3", "-c", cmd, NULL};
+    it_proc_t *flood = it_spawn(py, false, false, false);
+    cr_assert_not_null(flood);
+    cr_expect_eq(it_wait(flood, 20000), 0);
+    it_stop(&flood, SIGKILL, 1000);
+    //  The broker took the rest once the flood closed, and says what happened
+    int64_t failed = -1;
+    for (int64_t deadline = zclock_mono() + 10000; zclock_mono() < deadline && failed <= 0;)
+        failed = it_broker_stat(env.service, "accept_failed", 1000);
+    cr_expect_gt(failed, 0, "accept failures not counted");
+    kill(broker->pid, SIGTERM);
+    it_wait(broker, 5000);
+    char *log = it_read_stderr(broker, 1000);
+    it_stop(&broker, SIGKILL, 1000);
+    cr_expect(log && strstr(log, "cannot accept a connection on the frontend"),
+              "no log line: %s", log ? log : "");
+    free(log);
+}

@@ -22,9 +22,12 @@ from webdriver import Browser  # noqa: E402
 LIVE_S = 1.0  # A change shows within a second
 
 
+class Failed(Exception):
+    """A check failed: the browser is closed before it is reported."""
+
+
 def fail(why):
-    print("fail: " + why, flush=True)
-    sys.exit(1)
+    raise Failed(why)
 
 
 def db_fleet(path):
@@ -64,10 +67,19 @@ def ask(line):
     print(line, flush=True)
     answer = sys.stdin.readline().strip()
     if answer != "sent":
-        fail("the test answered %r to %r" % (answer, line))
+        raise Failed("the test answered %r to %r" % (answer, line))
 
 
 def main():
+    try:
+        check()
+    except Failed as e:  # Raised inside the with block: the browser is gone by now
+        print("fail: " + str(e), flush=True)
+        sys.exit(1)
+    print("ok", flush=True)
+
+
+def check():
     url, db = sys.argv[1], sys.argv[2]
     rows = db_fleet(db)
     with Browser() as b:
@@ -131,7 +143,6 @@ def main():
         print("changed in %.3f s, removed in %.3f s" % (changed_s, removed_s), file=sys.stderr)
         if changed_s > LIVE_S or removed_s > LIVE_S:
             fail("too slow: changed in %.3f s, removed in %.3f s" % (changed_s, removed_s))
-    print("ok", flush=True)
 
 
 if __name__ == "__main__":

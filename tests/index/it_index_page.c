@@ -105,20 +105,19 @@ Test(index_page, the_page_equals_the_database_and_follows_it_live)
                                 db_path, NULL};
     it_proc_t *check = it_spawn(check_argv, true, true, false);
     cr_assert_not_null(check);
-    char line[8192];
-    bool ok = false;
-    while (!ok && it_read_line(check, line, sizeof(line), 60000) >= 0) {
+    char line[8192], verdict[8192] = "";
+    while (!*verdict && it_read_line(check, line, sizeof(line), 60000) >= 0) {
         if (strncmp(line, "send ", 5) == 0) {
             strncat(line, "\n", sizeof(line) - strlen(line) - 1);
-            cr_assert_eq(it_write(pub, line + 5), 0);
-            cr_assert_eq(it_write(check, "sent\n"), 0);
-        } else if (strcmp(line, "ok") == 0)
-            ok = true;
-        else
-            cr_assert_fail("check_page.py: %s", line);
+            int rc = it_write(pub, line + 5);
+            it_write(check, rc == 0 ? "sent\n" : "hvn-pub is gone\n");
+        } else
+            snprintf(verdict, sizeof(verdict), "%s", line);
     }
-    cr_assert(ok, "check_page.py ended without a verdict");
-    cr_expect_eq(it_wait(check, 20000), 0, "check_page.py failed");
+    //  check_page.py closes its browser before it answers; let it finish
+    int code = it_wait(check, 30000);
+    cr_assert_str_eq(verdict, "ok", "check_page.py: %s", *verdict ? verdict : "no verdict");
+    cr_expect_eq(code, 0, "check_page.py failed");
     it_stop(&check, SIGKILL, 1000);
     it_stop(&pub, SIGTERM, 5000);
     it_stop(&index, SIGTERM, 5000);

@@ -571,12 +571,20 @@ Test(hostile, refused_subscriptions_cost_the_broker_bounded_memory)
     const char *many[] = {"subscribe", env.backend, "20000", "240", NULL};
     s_hostile_peer(line, sizeof(line), many);
     cr_expect_str_eq(line, "disconnected", "a subscriber sending refused prefixes was not cut");
-    cr_expect_geq(it_broker_stat(env.service, "subscribers_cut", 2000), 1);
+    int64_t cut = -1;
+    for (int64_t deadline = zclock_mono() + 20000; zclock_mono() < deadline && cut < 1;)
+        cut = it_broker_stat(env.service, "subscribers_cut", 2000);
+    cr_expect_geq(cut, 1);
     long after_many = s_rss_kib(env.broker->pid);
     //  Twice more: what each attempt held is freed at its cut and reused,
     //  so the broker does not grow with the attacks (how much one attempt
     //  gets in before the cut depends on how fast the broker reads)
-    for (int i = 0; i < 2; i++) {
+#ifdef __SANITIZE_ADDRESS__
+    int rounds = 0; //  Too slow to be cut in time; and no figure to read
+#else
+    int rounds = 2;
+#endif
+    for (int i = 0; i < rounds; i++) {
         s_hostile_peer(line, sizeof(line), many);
         cr_expect_str_eq(line, "disconnected");
     }
@@ -585,8 +593,11 @@ Test(hostile, refused_subscriptions_cost_the_broker_bounded_memory)
             "hostile: broker VmRSS %ld KiB, %ld after 30 x 60 kB, %ld after 20 000 x 240 B, "
             "%ld after the same twice again\n",
             before, after_big, after_many, after_again);
+#ifndef __SANITIZE_ADDRESS__
+    //  (AddressSanitizer's quarantine keeps freed memory: no figure then)
     cr_expect_lt(after_big - before, 8 * 1024, "60 kB subscriptions kept");
     cr_expect_lt(after_again - after_many, 32 * 1024, "memory not freed at the cut");
+#endif
     //  Each cut connection's slots are free again
     int64_t subscriptions = -1;
     for (int64_t deadline = zclock_mono() + 10000; zclock_mono() < deadline;) {

@@ -133,6 +133,16 @@ char *hvn_json_render(const hvn_msg_t *msg)
     return text;
 }
 
+//  Returns the node as one line of compact JSON (caller frees), or NULL
+//  when out of memory.
+char *hvn_json_node(const hvn_node_t *node)
+{
+    json_t *data = s_render_data(node, false);
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    return text;
+}
+
 // --------------------------------------------------------------------------
 //  In
 

@@ -22,6 +22,12 @@ extern "C" {
 //  caller frees with free(), or NULL when out of memory.
 char *hvn_json_render(const hvn_msg_t *msg);
 
+//  Renders a node as the JSON object hvn_json_parse_node reads: every field
+//  of the schema table, in its order, under its payload name, null where the
+//  node holds none. One line of compact JSON, no trailing newline. Returns
+//  a heap string the caller frees with free(), or NULL when out of memory.
+char *hvn_json_node(const hvn_node_t *node);
+
 //  Parses one JSON object describing a node: payload field names as keys,
 //  "uuid" required, non-nullable fields required unless `deleted` is true;
 //  null allowed for nullable fields; unknown keys are an error.

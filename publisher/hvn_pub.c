@@ -40,6 +40,7 @@ typedef struct {
     const char *curve_secret; //  --curve-secret, or NULL
     const char *server_key;   //  --server-key, or NULL
     bool forget_missing;      //  --forget-missing
+    bool example;             //  --example
 } s_args_t;
 
 // --------------------------------------------------------------------------
@@ -74,6 +75,9 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
                  "(or its end) is the whole fleet of this host; a node\n"
                  "the state directory holds that is not in it is gone,\n"
                  "and compute_node.delete is sent for it"},
+        {.name = "example", .type = HVN_OPT_FLAG, .dest = &args->example,
+         .help = "print one input line for a node of --host (every payload\n"
+                 "field, from the schema table; a fresh uuid) and exit"},
         {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
          .help = "heartbeat interval while connected", .min = 1, .max = INT_MAX},
         {.name = "flush-timeout", .type = HVN_OPT_DOUBLE, .dest = &flush_s, .metavar = "S",
@@ -108,6 +112,8 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
         .options = options,
     };
     hvn_opt_parse(&program, argc, argv);
+    if (args->example)
+        return; //  Needs nothing else
     if (!connect[0])
         hvn_opt_fail(&program, "--connect is required");
     if (!args->host)
@@ -124,6 +130,40 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
             hvn_opt_fail(&program, "out of memory");
     args->heartbeat_ms = (int)heartbeat_ms;
     args->flush_ms = (int)lround(flush_s * 1000);
+}
+
+// --------------------------------------------------------------------------
+//  --example
+
+//  Returns the exit status after printing one input line: a node of host
+//  (when given) with a fresh uuid, every other field by its type in the
+//  schema table (0, "example", a documentation address).
+static int s_example(const char *host)
+{
+    hvn_node_t node;
+    hvn_node_init(&node);
+    for (int f = 0; f < HVN_F_COUNT; f++) {
+        const hvn_field_t *field = &hvn_schema_fields[f];
+        if (field->type == HVN_TYPE_INT)
+            hvn_node_set_int(&node, f, 0);
+        else if (field->type == HVN_TYPE_IP)
+            hvn_node_set_str(&node, f, "192.0.2.1");
+        else if (field->type == HVN_TYPE_STR)
+            hvn_node_set_str(&node, f, "example");
+    }
+    if (host)
+        hvn_node_set_str(&node, HVN_F_HOST, host);
+    char uuid[HVN_UUID_STR_LEN + 1];
+    hvn_uuid4_str(uuid);
+    hvn_node_set_str(&node, HVN_F_UUID, uuid);
+    char *line = hvn_json_node(&node);
+    if (!line) {
+        fprintf(stderr, S_PROG ": out of memory\n");
+        return S_EXIT_FAIL;
+    }
+    printf("%s\n", line);
+    free(line);
+    return S_EXIT_OK;
 }
 
 // --------------------------------------------------------------------------
@@ -232,6 +272,8 @@ int main(int argc, char **argv)
 {
     s_args_t args;
     s_parse_args(argc, argv, &args);
+    if (args.example)
+        return s_example(args.host);
     //  zsys_init installs the SIGINT/SIGTERM handler that sets
     //  zsys_interrupted; log lines go to stderr, stdout is for --help.
     zsys_init();

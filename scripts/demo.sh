@@ -45,16 +45,21 @@ else
   # A scripted feed of this host's memory through hvn-pub
   echo "demo: hvn-pub feeds this host's memory every ${interval}s" >&2
   host=$(hostname -s)
-  uuid=$(cat /proc/sys/kernel/random/uuid)
+  # One line with every payload field (hvn-pub writes it from the schema
+  # table); the loop sets what it measures
+  node=$("$bin/hvn-pub" --example --host "$host")
   (
     vms=0
     while true; do
       total=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)
       avail=$(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo)
-      used=$((total - avail))
       vms=$(( (vms + 1) % 4 ))
-      printf '{"id": 1, "uuid": "%s", "host": "%s", "vcpus": %d, "memory_mb": %d, "local_gb": 0, "vcpus_used": %d, "memory_mb_used": %d, "local_gb_used": 0, "hypervisor_type": "host", "hypervisor_version": 0, "hypervisor_hostname": "%s", "free_ram_mb": %d, "free_disk_gb": null, "current_workload": 0, "running_vms": %d, "disk_available_least": null, "host_ip": null}\n' \
-        "$uuid" "$host" "$(nproc)" "$total" "$vms" "$used" "$(hostname -f 2>/dev/null || hostname)" "$avail" "$vms"
+      jq -c --argjson cpus "$(nproc)" --argjson total "$total" --argjson avail "$avail" \
+            --argjson vms "$vms" --arg fqdn "$(hostname -f 2>/dev/null || hostname)" \
+        '.id = 1 | .vcpus = $cpus | .memory_mb = $total | .vcpus_used = $vms
+         | .memory_mb_used = $total - $avail | .free_ram_mb = $avail | .running_vms = $vms
+         | .hypervisor_type = "host" | .hypervisor_hostname = $fqdn
+         | .free_disk_gb = null | .disk_available_least = null | .host_ip = null' <<<"$node"
       sleep "$interval"
     done
   ) | "$bin/hvn-pub" --connect tcp://127.0.0.1:5561 --host "$host" &

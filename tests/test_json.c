@@ -325,3 +325,33 @@ Test(json, a_parsed_node_survives_encode_decode_and_render)
     free(text);
     json_decref(root);
 }
+
+Test(json, a_node_renders_as_the_line_hvn_pub_reads_every_field_in_table_order)
+{
+    hvn_node_t node, back;
+    s_node(&node);
+    hvn_node_set_null(&node, HVN_F_HOST_IP);
+    char *text = hvn_json_node(&node);
+    cr_assert(text);
+    cr_assert_null(strchr(text, '\n'), "one line");
+    bool deleted = true;
+    char err[128] = "";
+    cr_assert_eq(hvn_json_parse_node(text, strlen(text), &back, &deleted, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_not(deleted);
+    cr_assert(hvn_node_equal(&node, &back), "the line reads back as the node");
+    json_t *obj = json_loads(text, 0, NULL);
+    cr_assert(obj);
+    cr_assert_eq(json_object_size(obj), HVN_F_COUNT);
+    cr_assert(json_is_null(json_object_get(obj, "host_ip")));
+    const char *at = text;
+    for (int f = 0; f < HVN_F_COUNT; f++) {
+        char key[64];
+        snprintf(key, sizeof(key), "\"%s\":", hvn_schema_fields[f].name);
+        const char *found = strstr(at, key);
+        cr_assert(found, "%s missing or out of the table's order", hvn_schema_fields[f].name);
+        at = found + strlen(key);
+    }
+    json_decref(obj);
+    free(text);
+}

@@ -12,6 +12,8 @@
 
 #include <hvn_proto.h>
 
+#include "../tests/alloc_count.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,31 +33,6 @@ typedef struct {
     size_t body_size;                //  Its bytes
     size_t stamp_offset;             //  Where the 8 stamp bytes are; 0 = none
 } bc_msg_t;
-
-//  Heap allocations, counted per thread. A program linking bench_common
-//  gets its malloc, calloc and realloc from bench_common.c (ELF
-//  interposition: the calls of libhvn, libczmq, libzmq and libc land there
-//  too), which forward them to glibc's __libc_* functions and count those
-//  a thread makes between bc_alloc_start() and bc_alloc_stop(). Under
-//  AddressSanitizer, which owns malloc, nothing is defined or counted and
-//  BC_ALLOC_COUNTING is 0.
-#if defined(__SANITIZE_ADDRESS__)
-#define BC_ALLOC_COUNTING 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BC_ALLOC_COUNTING 0
-#endif
-#endif
-#ifndef BC_ALLOC_COUNTING
-#define BC_ALLOC_COUNTING 1
-#endif
-
-//  Sets the calling thread's count to 0 and counts its allocations from now.
-void bc_alloc_start(void);
-
-//  Stops counting on the calling thread. Returns the allocations it made
-//  since bc_alloc_start() (0 when BC_ALLOC_COUNTING is 0).
-unsigned long bc_alloc_stop(void);
 
 //  Returns the monotonic clock in ns (the same clock in every process).
 int64_t bc_now_ns(void);

@@ -12,7 +12,7 @@
     ns per operation (the thread's CPU time, CLOCK_THREAD_CPUTIME_ID, around
     a loop of N operations, after a warm-up of N/10: time the thread spent
     preempted by other work on a busy machine is not counted) and heap allocations per operation
-   (malloc, calloc and realloc counted by bench_common.c while the loop runs, as in report_bench.c;
+   (malloc, calloc and realloc counted by tests/alloc_count.c while the loop runs, as in report_bench.c;
    "n/a" under AddressSanitizer). Each figure is the median of --runs runs. Output: rows of the
    table bench/run prints.
 */
@@ -79,11 +79,11 @@ static int s_time(s_bench_t *self, int (*fn)(s_bench_t *, long), long count, dou
 {
     if (fn(self, count / 10 + 1) != 0)
         return -1;
-    bc_alloc_start();
+    alloc_count_start();
     int64_t start = s_cpu_ns();
     int rc = fn(self, count);
     int64_t elapsed = s_cpu_ns() - start;
-    unsigned long n = bc_alloc_stop();
+    unsigned long n = alloc_count_stop();
     *ns = (double)elapsed / (double)count;
     *allocs = (double)n / (double)count;
     return rc;
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
     size_t body = self.frames.body_size;
     double e = bc_median(enc, runs), d = bc_median(dec, runs), s = bc_median(sum, runs);
     char ea[32] = "n/a", da[32] = "n/a";
-    if (BC_ALLOC_COUNTING) {
+    if (ALLOC_COUNTING) {
         snprintf(ea, sizeof(ea), "%.2f", bc_median(enc_alloc, runs));
         snprintf(da, sizeof(da), "%.2f", bc_median(dec_alloc, runs));
     }

@@ -11,7 +11,7 @@
                          taking every update, so the actor sends as it goes
 
     Allocations are counted by the malloc, calloc and realloc that
-    bench_common.c defines in this program (ELF interposition: libhvn's and
+    tests/alloc_count.c defines in this program (ELF interposition: libhvn's and
     libc's calls land there too) and forwards to glibc's __libc_* entry
     points, counting only while the measuring thread has counting switched
     on. Built with sanitizers, the counter is left out (ASan owns malloc)
@@ -116,7 +116,7 @@ static s_result_t s_measure(hvn_publisher_t *pub, hvn_node_t *nodes, int count, 
 {
     if (probe)
         syscall(SYS_getppid); //  Start marker for strace
-    bc_alloc_start();
+    alloc_count_start();
     int64_t start = s_now_ns();
     for (long i = 0; i < iterations; i++) {
         hvn_node_t *node = &nodes[i % count];
@@ -128,7 +128,7 @@ static s_result_t s_measure(hvn_publisher_t *pub, hvn_node_t *nodes, int count, 
         }
     }
     int64_t elapsed = s_now_ns() - start;
-    unsigned long allocs = bc_alloc_stop();
+    unsigned long allocs = alloc_count_stop();
     if (probe)
         syscall(SYS_getppid); //  End marker
     return (s_result_t){(double)elapsed / iterations, (double)allocs / iterations};
@@ -164,7 +164,7 @@ static int s_run_case(const char *name, long iterations, bool probe, bool quiet,
     hvn_publisher_stats_t stats;
     hvn_publisher_stats(pub, &stats);
     char allocs[32] = "n/a";
-    if (BC_ALLOC_COUNTING)
+    if (ALLOC_COUNTING)
         snprintf(allocs, sizeof allocs, "%.3f", r.allocs_per_call);
     if (out)
         *out = r;
@@ -204,12 +204,12 @@ static int s_table(long iterations, int runs)
         }
         double n = bc_median(ns, runs), a = bc_median(allocs, runs);
         char alloc_text[32] = "n/a";
-        if (BC_ALLOC_COUNTING)
+        if (ALLOC_COUNTING)
             snprintf(alloc_text, sizeof alloc_text, "%.3f", a);
         if (cases[c].target_ns > 0)
             printf("| %s | %.1f (%s) | | | ≤ %.0f, no allocation | %s |\n", cases[c].label, n,
                    alloc_text, cases[c].target_ns,
-                   n <= cases[c].target_ns && BC_ALLOC_COUNTING && a == 0 ? "yes" : "no");
+                   n <= cases[c].target_ns && ALLOC_COUNTING && a == 0 ? "yes" : "no");
         else
             printf("| %s | %.1f (%s) | | | | |\n", cases[c].label, n, alloc_text);
     }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "alloc_count.h"
 #include "hvn_publisher.h"
 
 #define S_HOST "cmp-017"
@@ -741,36 +742,7 @@ Test(publisher, heartbeat_lists_the_announced_nodes_and_the_last_seq)
 // --------------------------------------------------------------------------
 //  Cost of a report that changes nothing
 
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
-//  Counting allocator: the test binary's malloc family counts calls made
-//  by this thread while armed, then hands over to glibc.
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-static __thread bool s_armed;
-static __thread long s_allocations;
-
-void *malloc(size_t size)
-{
-    if (s_armed)
-        s_allocations++;
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t count, size_t size)
-{
-    if (s_armed)
-        s_allocations++;
-    return __libc_calloc(count, size);
-}
-
-void *realloc(void *ptr, size_t size)
-{
-    if (s_armed)
-        s_allocations++;
-    return __libc_realloc(ptr, size);
-}
-
+#if ALLOC_COUNTING && !defined(__SANITIZE_UNDEFINED__)
 Test(publisher, report_of_an_unchanged_node_does_not_allocate)
 {
     hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
@@ -779,12 +751,12 @@ Test(publisher, report_of_an_unchanged_node_does_not_allocate)
         s_node(&nodes[i], i);
         hvn_publisher_report(pub, &nodes[i]);
     }
-    s_armed = true;
+    alloc_count_start();
     for (int round = 0; round < 100; round++)
         for (int i = 0; i < 64; i++)
             hvn_publisher_report(pub, &nodes[i]);
-    s_armed = false;
-    cr_assert_eq(s_allocations, 0, "%ld allocations", s_allocations);
+    unsigned long allocations = alloc_count_stop();
+    cr_assert_eq(allocations, 0, "%lu allocations", allocations);
     hvn_publisher_set_linger(pub, 0);
     hvn_publisher_destroy(&pub);
 }

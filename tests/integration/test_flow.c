@@ -175,9 +175,9 @@ Test(flow, bad_input_line_is_named_skipped_and_the_rest_goes_out)
     it_write(pub, it_node_json(line, sizeof(line), 1, UUID_A, "cmp-017", 4, 8192));
     char bad[2048];
     it_node_json(bad, sizeof(bad), 2, UUID_B, "cmp-017", 0, 1024);
-    char *vcpus = strstr(bad, "\"vcpus\": 32");
+    char *vcpus = strstr(bad, "\"vcpus\":32");
     cr_assert_not_null(vcpus);
-    memcpy(vcpus, "\"vcpus\":\"x\"", 11);
+    memcpy(vcpus, "\"vcpus\":\"\"", 10); //  A string where an int goes
     it_write(pub, bad);
     it_write(pub, "this is not json\n");
     it_write(pub, it_node_json(line, sizeof(line), 2, UUID_B, "cmp-017", 0, 1024));

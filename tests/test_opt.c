@@ -76,6 +76,11 @@ static int s_parse(const char *const argv[], char *out, char *err, size_t size)
     out[n > 0 ? n : 0] = '\0';
     n = read(err_pipe[0], err, size - 1);
     err[n > 0 ? n : 0] = '\0';
+    //  A sanitizer's own lines at the child's exit ("==pid==...") are not
+    //  the program's
+    char *sanitizer = strncmp(err, "==", 2) == 0 ? err : strstr(err, "\n==");
+    if (sanitizer)
+        sanitizer[sanitizer == err ? 0 : 1] = '\0';
     close(out_pipe[0]);
     close(err_pipe[0]);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;

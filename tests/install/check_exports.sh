@@ -5,7 +5,9 @@
 set -euo pipefail
 lib=$1
 shift
-exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDRB]$/ {print $3}' | sort -u)
+# (symbols of the toolchain's own, such as AddressSanitizer's __odr_asan.*,
+# begin with "__" and are not the project's)
+exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDRB]$/ && $3 !~ /^__/ {print $3}' | sort -u)
 # Declarations: a name followed by '(' at the start of a declaration, or an
 # extern object; static inline helpers in headers are not symbols.
 functions=$(cat "$@" | grep -v '^[[:space:]]*static' |

@@ -17,10 +17,26 @@
 
 //  Returns nothing; sets key in obj to value, remembering a failure (NULL
 //  value or set refused) in *failed.
+//  The keys are the envelope's and the schema table's names, ASCII: jansson
+//  need not check them.
 static void s_set(json_t *obj, const char *key, json_t *value, bool *failed)
 {
-    if (!value || json_object_set_new(obj, key, value) != 0)
+    if (!value || json_object_set_new_nocheck(obj, key, value) != 0)
         *failed = true;
+}
+
+//  Returns a new JSON string of the len bytes at text, or NULL when they
+//  are not UTF-8. hvn_utf8_valid() checks it once, in a fraction of what
+//  jansson's own check of every character costs.
+static json_t *s_string(const char *text, size_t len)
+{
+    return hvn_utf8_valid(text, len) ? json_stringn_nocheck(text, len) : NULL;
+}
+
+//  Returns s_string() of a NUL-terminated text.
+static json_t *s_text(const char *text)
+{
+    return s_string(text, strlen(text));
 }
 
 //  Returns nova_object.data for node as a new JSON object (only the
@@ -40,7 +56,7 @@ static json_t *s_render_data(const hvn_node_t *node, bool delete_payload)
         else if (field->type == HVN_TYPE_INT)
             item = json_integer(*(const int64_t *)value);
         else
-            item = json_stringn(value, strnlen(value, field->size));
+            item = s_string(value, strnlen(value, field->size));
         s_set(data, field->name, item, &failed);
     }
     if (failed) {
@@ -61,15 +77,15 @@ static json_t *s_render_notification(const hvn_msg_t *msg)
     json_t *payload = json_object();
     bool failed = !root || !payload;
     if (!failed) {
-        s_set(root, "priority", json_string("INFO"), &failed);
-        s_set(root, "event_type", json_string(hvn_event_name(msg->event)), &failed);
-        s_set(root, "timestamp", json_string(msg->timestamp), &failed);
-        s_set(root, "publisher_id", json_string(msg->publisher_id), &failed);
-        s_set(root, "message_id", json_string(msg->message_id), &failed);
+        s_set(root, "priority", s_text("INFO"), &failed);
+        s_set(root, "event_type", s_text(hvn_event_name(msg->event)), &failed);
+        s_set(root, "timestamp", s_text(msg->timestamp), &failed);
+        s_set(root, "publisher_id", s_text(msg->publisher_id), &failed);
+        s_set(root, "message_id", s_text(msg->message_id), &failed);
         s_set(payload, "nova_object.name",
-              json_string(is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME), &failed);
-        s_set(payload, "nova_object.namespace", json_string(HVN_PAYLOAD_NAMESPACE), &failed);
-        s_set(payload, "nova_object.version", json_string(version), &failed);
+              s_text(is_delete ? HVN_DELETE_PAYLOAD_NAME : HVN_PAYLOAD_NAME), &failed);
+        s_set(payload, "nova_object.namespace", s_text(HVN_PAYLOAD_NAMESPACE), &failed);
+        s_set(payload, "nova_object.version", s_text(version), &failed);
         s_set(payload, "nova_object.data", s_render_data(&msg->node, is_delete), &failed);
         s_set(root, "payload", json_incref(payload), &failed);
     }
@@ -90,9 +106,9 @@ static json_t *s_render_heartbeat(const hvn_msg_t *msg)
     bool failed = !root;
     if (failed)
         return NULL;
-    s_set(root, "event_type", json_string(hvn_event_name(msg->event)), &failed);
-    s_set(root, is_broker ? "broker_id" : "publisher_id", json_string(msg->publisher_id), &failed);
-    s_set(root, "timestamp", json_string(msg->timestamp), &failed);
+    s_set(root, "event_type", s_text(hvn_event_name(msg->event)), &failed);
+    s_set(root, is_broker ? "broker_id" : "publisher_id", s_text(msg->publisher_id), &failed);
+    s_set(root, "timestamp", s_text(msg->timestamp), &failed);
     s_set(root, "interval_ms", json_integer(msg->interval_ms), &failed);
     if (!is_broker) {
         json_t *nodes = json_array();
@@ -104,7 +120,7 @@ static json_t *s_render_heartbeat(const hvn_msg_t *msg)
                      msg->nodes[i][4], msg->nodes[i][5], msg->nodes[i][6], msg->nodes[i][7],
                      msg->nodes[i][8], msg->nodes[i][9], msg->nodes[i][10], msg->nodes[i][11],
                      msg->nodes[i][12], msg->nodes[i][13], msg->nodes[i][14], msg->nodes[i][15]);
-            if (json_array_append_new(nodes, json_string(text)) != 0)
+            if (json_array_append_new(nodes, s_text(text)) != 0)
                 failed = true;
         }
         s_set(root, "nodes", nodes, &failed);

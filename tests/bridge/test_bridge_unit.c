@@ -179,6 +179,46 @@ Test(oslo, body_is_version_2_with_the_envelope_as_a_json_string)
     free(body);
 }
 
+//  The inner message is quoted into the body without jansson: every text
+//  a field can hold must come back from a JSON parser byte for byte.
+Test(oslo, texts_with_quotes_backslashes_controls_and_utf8_come_back_exactly)
+{
+    static const char *texts[] = {"a\"b",
+                                  "back\\slash\\\\",
+                                  "line\nbreak\ttab\x01\x1f",
+                                  "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x96\xa5",
+                                  "</script>\\\"",
+                                  "\\u0041 not an escape",
+                                  ""};
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+        hvn_msg_t msg;
+        s_decoded_update(&msg);
+        cr_assert_eq(hvn_node_set_str(&msg.node, HVN_F_HYPERVISOR_HOSTNAME, texts[t]), 0);
+        char *body = hvn_oslo_body(&msg, NULL);
+        cr_assert_not_null(body, "text %zu", t);
+        json_error_t err;
+        json_t *outer = json_loads(body, JSON_REJECT_DUPLICATES, &err);
+        cr_assert_not_null(outer, "text %zu: %s", t, err.text);
+        json_t *inner = json_loads(json_string_value(json_object_get(outer, "oslo.message")),
+                                   JSON_REJECT_DUPLICATES, &err);
+        cr_assert_not_null(inner, "text %zu: %s", t, err.text);
+        json_t *data = json_object_get(json_object_get(inner, "payload"), "nova_object.data");
+        cr_expect_str_eq(json_string_value(json_object_get(data, "hypervisor_hostname")), texts[t]);
+        json_decref(inner);
+        json_decref(outer);
+        free(body);
+    }
+}
+
+Test(oslo, a_text_that_is_not_utf8_gives_no_body)
+{
+    hvn_msg_t msg;
+    s_decoded_update(&msg);
+    cr_assert_eq(hvn_node_set_str(&msg.node, HVN_F_HYPERVISOR_HOSTNAME, "bad\xff\xfe"), 0);
+    cr_expect_null(hvn_oslo_body(&msg, NULL));
+    cr_expect_null(hvn_json_render(&msg));
+}
+
 Test(oslo, heartbeats_have_no_body)
 {
     hvn_msg_t msg;

@@ -1668,9 +1668,9 @@ static void s_backlog_apply(hvn_broker_t *self, int backlog)
     FILE *file = fopen("/proc/sys/net/core/somaxconn", "r");
     int cap = 0;
     if (file && fscanf(file, "%d", &cap) == 1 && cap > 0 && cap < backlog)
-        zsys_warning("listen backlog %d is capped at %d by the kernel (net.core.somaxconn): "
-                     "raise that to %d for the whole backlog",
-                     backlog, cap, backlog);
+        zsys_notice("listen backlog %d is capped at %d by the kernel (net.core.somaxconn): "
+                    "raise that to %d for the whole backlog (dist/sysctl/60-hvn-broker.conf)",
+                    backlog, cap, backlog);
     if (file)
         fclose(file);
 }

@@ -37,7 +37,7 @@ extern "C" {
 #define HVN_BROKER_SUBSCRIPTIONS_MAX 1000000               //  Largest --max-subscriptions
 #define HVN_BROKER_SNAPSHOT_RATE 10                        //  Default --max-snapshot-rate
 #define HVN_BROKER_SNAPSHOT_RATE_MAX 100000                //  Largest --max-snapshot-rate
-#define HVN_BROKER_LISTEN_BACKLOG 4096                     //  Default --listen-backlog
+#define HVN_BROKER_LISTEN_BACKLOG 32768                    //  Default --listen-backlog
 #define HVN_BROKER_LISTEN_BACKLOG_MAX 1000000              //  Largest --listen-backlog
 #define HVN_BROKER_RING_BYTES (64 * 1024 * 1024)           //  Default --ring-bytes
 #define HVN_BROKER_SUBSCRIBER_HWM_MAX 10000000          //  Largest --subscriber-hwm

@@ -79,7 +79,8 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config,
          .help = "connections each socket's listen queue holds before they\n"
          "are accepted: a fleet reconnects at once after a restart,\n"
          "and a SYN past the queue waits 1 s or more to be retried\n"
-         "(the kernel caps it at net.core.somaxconn)",
+         "(the kernel caps it at net.core.somaxconn: 60-hvn-broker.conf\n"
+         "in sysctl.d raises that to match)",
          .min = 1, .max = HVN_BROKER_LISTEN_BACKLOG_MAX},
         {.name = "metrics", .type = HVN_OPT_ADDRESS, .dest = metrics, .metavar = "ADDR:PORT",
          .help = "serve the STATS counters as Prometheus text on\n"

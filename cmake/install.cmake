@@ -8,6 +8,7 @@
 #   lib*/pkgconfig/hvnotify.pc   cc app.c $(pkg-config --cflags --libs hvnotify)
 #   lib*/cmake/hvnotify/         find_package(hvnotify) -> hvnotify::hvn, hvnotify::hvn_static
 #   lib/systemd/system/          hvn-broker.service, hvn-agent.service
+#   lib/sysctl.d/                60-hvn-broker.conf (listen queues for a large fleet)
 #
 # Every installed file finds the others relative to itself (pkg-config's
 # ${pcfiledir}, CMake's package helpers, an $ORIGIN rpath), so the tree works
@@ -18,6 +19,8 @@ include(CMakePackageConfigHelpers)
 option(HVN_STATIC "Also build and install libhvn as a static library" ON)
 set(HVN_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
     "Where the systemd units go: relative to the install prefix, or absolute")
+set(HVN_SYSCTLDIR "lib/sysctl.d" CACHE STRING
+    "Where the broker's sysctl settings go: relative to the install prefix, or absolute")
 
 set(hvn_pkg_libdir ${CMAKE_INSTALL_LIBDIR})
 set(hvn_pkg_includedir ${CMAKE_INSTALL_INCLUDEDIR}/hvnotify)
@@ -124,6 +127,7 @@ set(HVN_UNIT_BUILD_DIR \"${CMAKE_BINARY_DIR}/dist/systemd\")
 set(HVN_UNIT_DIR \"${HVN_SYSTEMD_UNITDIR}\")
 set(HVN_UNIT_BINDIR \"${CMAKE_INSTALL_BINDIR}\")")
 install(SCRIPT ${CMAKE_SOURCE_DIR}/cmake/install_units.cmake)
+install(FILES ${CMAKE_SOURCE_DIR}/dist/sysctl/60-hvn-broker.conf DESTINATION ${HVN_SYSCTLDIR})
 
 # --------------------------------------------------------------------------
 # The test: install into a temporary prefix, build examples/embed.c against

@@ -40,6 +40,8 @@ for unit in hvn-broker hvn-agent; do
   [ -f "$f" ] || fail "no $f"
   grep -q "^ExecStart=$prefix/bin/$unit " "$f" || fail "$f does not start $prefix/bin/$unit"
 done
+grep -q '^net.core.somaxconn = ' "$prefix/lib/sysctl.d/60-hvn-broker.conf" 2>/dev/null ||
+  fail "no lib/sysctl.d/60-hvn-broker.conf setting net.core.somaxconn"
 for h in hvn_proto.h hvn_schema.h hvn_codec.h hvn_publisher.h hvn_subscriber.h; do
   [ -f "$prefix/include/hvnotify/$h" ] || fail "no include/hvnotify/$h"
 done

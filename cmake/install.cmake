@@ -61,9 +61,18 @@ install(TARGETS ${hvn_install_targets} EXPORT hvnotifyTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-# The public headers: every proto header, the publisher's and the
+# The public headers: every proto header but those internal to proto/
+# (their names are hvni_: hvn_mpread.h, hvn_wire_int.h; each says
+# "Internal to proto/" in its first comment), the publisher's and the
 # subscriber's. What they declare is all that libhvn.so exports.
-file(GLOB hvn_public_headers ${CMAKE_SOURCE_DIR}/proto/*.h)
+file(GLOB hvn_proto_headers ${CMAKE_SOURCE_DIR}/proto/*.h)
+set(hvn_public_headers "")
+foreach(header ${hvn_proto_headers})
+  file(STRINGS ${header} hvn_internal_mark REGEX "Internal to proto/" LIMIT_COUNT 1)
+  if(NOT hvn_internal_mark)
+    list(APPEND hvn_public_headers ${header})
+  endif()
+endforeach()
 list(APPEND hvn_public_headers ${CMAKE_SOURCE_DIR}/publisher/hvn_publisher.h
                                ${CMAKE_SOURCE_DIR}/subscriber/hvn_subscriber.h
                                ${CMAKE_SOURCE_DIR}/subscriber/hvn_replica.h)

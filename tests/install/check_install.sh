@@ -45,6 +45,17 @@ grep -q '^net.core.somaxconn = ' "$prefix/lib/sysctl.d/60-hvn-broker.conf" 2>/de
 for h in hvn_proto.h hvn_schema.h hvn_codec.h hvn_publisher.h hvn_subscriber.h; do
   [ -f "$prefix/include/hvnotify/$h" ] || fail "no include/hvnotify/$h"
 done
+# proto/'s internal headers (hvni_, not exported) stay out of the tree; the
+# installed headers include only installed headers
+for h in hvn_mpread.h hvn_wire_int.h; do
+  [ ! -e "$prefix/include/hvnotify/$h" ] || fail "internal header include/hvnotify/$h installed"
+done
+for f in "$prefix"/include/hvnotify/*.h; do
+  if grep -q 'hvni_' "$f"; then fail "$(basename "$f") is installed but names hvni_ internals"; fi
+  for inc in $(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f"); do
+    [ -f "$prefix/include/hvnotify/$inc" ] || fail "$(basename "$f") includes $inc, which is not installed"
+  done
+done
 ls "$libdir"/libhvn.so.* >/dev/null 2>&1 || fail "no libhvn.so.* in $libdir"
 [ -f "$libdir/cmake/hvnotify/hvnotifyConfig.cmake" ] || fail "no CMake package config"
 

@@ -14,6 +14,13 @@
     One more difference: zcertstore's own directory loader asserts when two
     files hold the same public key (a copied certificate would abort the
     broker); this loader keeps the first and logs the rest.
+
+    Each directory is loaded into one store, shared by the handler's thread
+    (is this key let in?) and the broker's (which host is this key?): a
+    certificate is read once per change of its directory, by whichever
+    thread finds the change first, not once per thread. A load reads the
+    files into a new store without holding the lock lookups take, then
+    swaps it in, so neither thread waits on the other's disk reads.
 */
 #include "hvn_auth.h"
 #include "hvn_codec.h"
@@ -26,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,23 +45,29 @@
 #define S_FORCED_MS 100  //  Same, when the handler does not know a key
 #define S_DEPTH_MAX 8    //  Subdirectories looked into (zdir reads them too)
 
-//  One certificate directory, loaded into a store, reloaded on change.
+//  One certificate directory, loaded into a store, reloaded on change;
+//  shared by the handler's thread and the broker's.
 typedef struct {
-    char *path;           //  The directory
-    zcertstore_t *store;  //  Its certificates, by public key text
-    uint64_t fingerprint; //  What the directory looked like when loaded
-    int64_t checked_ms;   //  When the directory was last looked at
-    int64_t forced_ms;    //  When an unknown key last made the handler look
-    zhashx_t *misses;     //  Broker's copies: key -> when it was last not found (ms)
-    int missing;          //  The directory could not be read at the last look
-    int need_host;        //  Publishers: a certificate must name a valid host
-    const char *role;     //  "publisher" or "subscriber", for log lines
+    char *path;                 //  The directory
+    const char *role;           //  "publisher" or "subscriber", for log lines
+    int need_host;              //  Publishers: a certificate must name a valid host
+    int ready;                  //  The mutexes are initialised
+    pthread_mutex_t load;       //  One look (and load) at a time; guards the next three
+    uint64_t fingerprint;       //  What the directory looked like when loaded
+    int64_t checked_ms;         //  When the directory was last looked at
+    int missing;                //  The directory could not be read at the last look
+    pthread_mutex_t lock;       //  Guards store: a lookup moves the hash's cursor
+    zcertstore_t *store;        //  Its certificates, by public key text
+    atomic_uint_fast64_t loads; //  Times a load replaced the store
+    int64_t forced_ms;          //  Handler's: when an unknown key last made it look
+    zhashx_t *misses;           //  Broker's: key -> when it was last not found (ms)
+    uint64_t seen_loads;        //  Broker's: loads when its caches were last emptied
 } s_certdir_t;
 
 struct _hvn_auth_t {
     zactor_t *actor;               //  The ZAP handler
-    s_certdir_t publishers;        //  Broker thread's own copies, for host lookups
-    s_certdir_t subscribers;       //  and service requests
+    s_certdir_t publishers;        //  The publishers' directory (handler and broker)
+    s_certdir_t subscribers;       //  The subscribers' directory (handler and broker)
     zhashx_t *hosts;               //  Key text -> host (strdup'd), cache
     char last_key[S_KEY_TEXT + 1]; //  Key of the last lookup
     const char *last_host;         //  Its answer (owned by hosts), or NULL
@@ -69,13 +83,19 @@ struct _hvn_auth_t {
 // --------------------------------------------------------------------------
 //  Certificate directories
 
-//  Returns nothing; dir's store is empty (zcertstore_empty is draft API in
-//  czmq 4.2.1: a fresh store instead; NULL only when out of memory, and
-//  then lookups find nothing).
-static void s_certdir_empty(s_certdir_t *dir)
+//  Returns nothing; store (NULL: a new empty one, and when out of memory
+//  none, so that lookups find nothing) replaces dir's store, which is
+//  destroyed: the one moment a load holds the lock lookups take.
+static void s_certdir_swap(s_certdir_t *dir, zcertstore_t *store)
 {
-    zcertstore_destroy(&dir->store);
-    dir->store = zcertstore_new(NULL);
+    if (!store)
+        store = zcertstore_new(NULL); //  (zcertstore_empty is draft API in czmq 4.2.1)
+    pthread_mutex_lock(&dir->lock);
+    zcertstore_t *old = dir->store;
+    dir->store = store;
+    pthread_mutex_unlock(&dir->lock);
+    atomic_fetch_add(&dir->loads, 1);
+    zcertstore_destroy(&old);
 }
 
 //  Returns a 64-bit mix of x (splitmix64's finalizer).
@@ -142,45 +162,14 @@ static int s_fingerprint(const char *path, uint64_t *out)
     return 0;
 }
 
-//  Returns 1 when dir's store was loaded again (it holds the certificates
-//  now in its directory, or nothing when the directory cannot be read),
-//  0 when it was left as it was: the directory looked the same as at the
-//  last load, or was looked at less than a second ago (force 0). force 0:
-//  look unless the last look was less than a second ago; 1: look now; 2:
-//  reload, changed or not. The look itself (s_fingerprint) reads no
-//  certificate; only a change does.
-static int s_certdir_refresh(s_certdir_t *dir, int force)
+//  Returns a new store holding the certificates of the directory zdir
+//  (publishers' only with a valid host, a key repeated only once), with
+//  their number in *loaded; NULL when out of memory.
+static zcertstore_t *s_certdir_read(s_certdir_t *dir, zdir_t *zdir, size_t *loaded)
 {
-    //  A look lists the directory and stats each file: at most once a
-    //  second, so a crowd of handshakes (every host reconnecting after a
-    //  broker restart, or one client retrying with an unknown key) costs
-    //  one look a second, not one each
-    int64_t now = zclock_mono();
-    if (!force && now - dir->checked_ms < S_RESCAN_MS)
-        return 0;
-    dir->checked_ms = now;
-    //  Taken before the files are read: a change made while they are read
-    //  shows at the next look, and is loaded then
-    uint64_t fingerprint = 0;
-    int readable = s_fingerprint(dir->path, &fingerprint) == 0;
-    if (readable && force < 2 && !dir->missing && dir->fingerprint == fingerprint)
-        return 0; //  Unchanged: no certificate read
-    zdir_t *zdir = readable ? zdir_new(dir->path, NULL) : NULL;
-    if (!zdir) {
-        //  Gone or unreadable: nobody is let in until it is back
-        if (dir->missing && force < 2)
-            return 0; //  Said so already
-        s_certdir_empty(dir);
-        dir->missing = 1;
-        dir->fingerprint = 0;
-        zsys_warning("auth: %s certificate directory '%s' cannot be read: no %s is let in",
-                     dir->role, dir->path, dir->role);
-        return 1;
-    }
-    dir->missing = 0;
-    s_certdir_empty(dir);
-    zfile_t **files = zdir_flatten(zdir);
-    size_t loaded = 0;
+    zcertstore_t *store = zcertstore_new(NULL); //  In memory: this module reads the directory
+    zfile_t **files = store ? zdir_flatten(zdir) : NULL;
+    *loaded = 0;
     for (size_t i = 0; files && files[i]; i++) {
         const char *name = zfile_filename(files[i], NULL);
         size_t len = strlen(name);
@@ -197,69 +186,129 @@ static int s_certdir_refresh(s_certdir_t *dir, int force)
                          "(metadata host), ignored",
                          name);
             zcert_destroy(&cert);
-        } else if (!dir->store) {
-            zcert_destroy(&cert);
-        } else if (zcertstore_lookup(dir->store, zcert_public_txt(cert))) {
+        } else if (zcertstore_lookup(store, zcert_public_txt(cert))) {
             zsys_warning("auth: '%s' repeats a key already loaded from '%s', ignored", name,
                          dir->path);
             zcert_destroy(&cert);
         } else {
-            zcertstore_insert(dir->store, &cert);
-            loaded++;
+            zcertstore_insert(store, &cert);
+            (*loaded)++;
         }
     }
     zdir_flatten_free(&files);
-    dir->fingerprint = fingerprint;
-    zdir_destroy(&zdir);
-    zsys_info("auth: %zu %s certificate(s) loaded from '%s'", loaded, dir->role, dir->path);
-    return 1;
+    return store;
+}
+
+//  Returns 1 when dir's store was loaded again (it holds the certificates
+//  now in its directory, or nothing when the directory cannot be read),
+//  0 when it was left as it was: the directory looked the same as at the
+//  last load, or was looked at less than a second ago (force 0), or the
+//  other thread is looking at it right now (force 0: what it finds serves
+//  this one too). force 0: look unless the last look was less than a
+//  second ago; 1: look now (waiting for the other thread's look); 2:
+//  reload, changed or not. The look itself (s_fingerprint) reads no
+//  certificate; only a change does.
+static int s_certdir_refresh(s_certdir_t *dir, int force)
+{
+    if (force)
+        pthread_mutex_lock(&dir->load);
+    else if (pthread_mutex_trylock(&dir->load) != 0)
+        return 0;
+    //  A look lists the directory and stats each file: at most once a
+    //  second, so a crowd of handshakes (every host reconnecting after a
+    //  broker restart, or one client retrying with an unknown key) costs
+    //  one look a second, not one each
+    int64_t now = zclock_mono();
+    if (!force && now - dir->checked_ms < S_RESCAN_MS) {
+        pthread_mutex_unlock(&dir->load);
+        return 0;
+    }
+    dir->checked_ms = now;
+    //  Taken before the files are read: a change made while they are read
+    //  shows at the next look, and is loaded then
+    uint64_t fingerprint = 0;
+    int readable = s_fingerprint(dir->path, &fingerprint) == 0;
+    int loaded = 1;
+    zdir_t *zdir = NULL;
+    if (readable && force < 2 && !dir->missing && dir->fingerprint == fingerprint)
+        loaded = 0; //  Unchanged: no certificate read
+    else if (!readable || !(zdir = zdir_new(dir->path, NULL))) {
+        //  Gone or unreadable: nobody is let in until it is back
+        if (dir->missing && force < 2)
+            loaded = 0; //  Said so already
+        else {
+            s_certdir_swap(dir, NULL);
+            dir->missing = 1;
+            dir->fingerprint = 0;
+            zsys_warning("auth: %s certificate directory '%s' cannot be read: no %s is let in",
+                         dir->role, dir->path, dir->role);
+        }
+    } else {
+        dir->missing = 0;
+        size_t count = 0;
+        s_certdir_swap(dir, s_certdir_read(dir, zdir, &count));
+        dir->fingerprint = fingerprint;
+        zdir_destroy(&zdir);
+        zsys_info("auth: %zu %s certificate(s) loaded from '%s'", count, dir->role, dir->path);
+    }
+    pthread_mutex_unlock(&dir->load);
+    return loaded;
 }
 
 //  Returns 0 with dir set up and loaded, -1 when it cannot be.
 static int s_certdir_init(s_certdir_t *dir, const char *path, const char *role, int need_host)
 {
     memset(dir, 0, sizeof(*dir));
+    pthread_mutex_init(&dir->load, NULL);
+    pthread_mutex_init(&dir->lock, NULL);
+    dir->ready = 1;
     dir->path = strdup(path);
-    dir->store = zcertstore_new(NULL); //  In memory: this module reads the directory
     dir->role = role;
     dir->need_host = need_host;
-    if (!dir->path || !dir->store)
+    dir->misses = zhashx_new();
+    if (!dir->path || !dir->misses)
         return -1;
     s_certdir_refresh(dir, 2);
-    return 0;
+    dir->seen_loads = atomic_load(&dir->loads);
+    return dir->store ? 0 : -1;
 }
 
-//  Returns nothing; frees what s_certdir_init made.
+//  Returns nothing; frees what s_certdir_init made (both threads are done
+//  with dir).
 static void s_certdir_fini(s_certdir_t *dir)
 {
     zhashx_destroy(&dir->misses);
     zcertstore_destroy(&dir->store);
     zstr_free(&dir->path);
+    if (dir->ready) {
+        pthread_mutex_destroy(&dir->load);
+        pthread_mutex_destroy(&dir->lock);
+        dir->ready = 0;
+    }
 }
 
-//  Returns the certificate of key in dir (reloaded first when changed),
-//  or NULL.
-static zcert_t *s_certdir_lookup(s_certdir_t *dir, const char *key)
+//  Returns 1 when key is in dir's store, with the host its certificate
+//  names copied into host (when not NULL: "" when it names none), else 0.
+static int s_certdir_find(s_certdir_t *dir, const char *key, char host[HVN_HOST_MAX + 1])
 {
-    s_certdir_refresh(dir, 0);
-    return dir->store ? zcertstore_lookup(dir->store, key) : NULL;
+    pthread_mutex_lock(&dir->lock);
+    zcert_t *cert = dir->store ? zcertstore_lookup(dir->store, key) : NULL;
+    if (cert && host) {
+        const char *meta = zcert_meta(cert, "host");
+        snprintf(host, HVN_HOST_MAX + 1, "%s", meta && strlen(meta) <= HVN_HOST_MAX ? meta : "");
+    }
+    pthread_mutex_unlock(&dir->lock);
+    return cert != NULL;
 }
 
 // --------------------------------------------------------------------------
 //  The ZAP handler actor
 
-typedef struct {
-    hvn_auth_t *auth;           //  Counters and the bind result
-    const char *publishers_dir; //  Borrowed until the actor signals
-    const char *subscribers_dir;
-} s_actor_args_t;
-
 //  Returns nothing; one ZAP request on rep is answered: 200 with the key
 //  as User-Id when the key is in the directory of the request's domain,
 //  400 otherwise (400 as well for anything but a well-formed CURVE
 //  request: the broker's sockets speak nothing else).
-static void s_zap_answer(hvn_auth_t *auth, zsock_t *rep, s_certdir_t *publishers,
-                         s_certdir_t *subscribers)
+static void s_zap_answer(hvn_auth_t *auth, zsock_t *rep)
 {
     zmsg_t *request = zmsg_recv(rep);
     if (!request)
@@ -276,24 +325,25 @@ static void s_zap_answer(hvn_auth_t *auth, zsock_t *rep, s_certdir_t *publishers
     s_certdir_t *dir = NULL;
     int publisher = domain && streq(domain, HVN_AUTH_PUBLISHERS);
     if (publisher)
-        dir = publishers;
+        dir = &auth->publishers;
     else if (domain && (streq(domain, HVN_AUTH_SUBSCRIBERS) || streq(domain, HVN_AUTH_SERVICE)))
-        dir = subscribers;
+        dir = &auth->subscribers;
     if (version && streq(version, "1.0") && mechanism && streq(mechanism, "CURVE") && credential &&
         zframe_size(credential) == 32 && dir) {
         zmq_z85_encode(key, zframe_data(credential), 32);
-        zcert_t *cert = s_certdir_lookup(dir, key);
+        s_certdir_refresh(dir, 0); //  Reloaded first when changed
+        int known = s_certdir_find(dir, key, NULL);
         //  Not known: maybe added since the last look. libzmq does not
         //  retry a client refused here, so look now rather than refuse a
         //  new host for good; a flood of unknown keys gets such a look ten
         //  times a second at most
         int64_t now = zclock_mono();
-        if (!cert && now - dir->forced_ms >= S_FORCED_MS) {
+        if (!known && now - dir->forced_ms >= S_FORCED_MS) {
             dir->forced_ms = now;
             s_certdir_refresh(dir, 1);
-            cert = dir->store ? zcertstore_lookup(dir->store, key) : NULL;
+            known = s_certdir_find(dir, key, NULL);
         }
-        if (cert) {
+        if (known) {
             status = "200";
             text = "OK";
         }
@@ -338,15 +388,9 @@ static void s_zap_answer(hvn_auth_t *auth, zsock_t *rep, s_certdir_t *publishers
 //  Returns nothing; the actor: bind, signal, answer until $TERM.
 static void s_zap_actor(zsock_t *pipe, void *arg)
 {
-    s_actor_args_t *args = arg;
-    hvn_auth_t *auth = args->auth;
-    s_certdir_t publishers, subscribers;
-    int ok = s_certdir_init(&publishers, args->publishers_dir, "publisher", 1) == 0 &&
-             s_certdir_init(&subscribers, args->subscribers_dir, "subscriber", 0) == 0;
-    zsock_t *rep = ok ? zsock_new(ZMQ_REP) : NULL;
-    if (!ok)
-        snprintf(auth->error, sizeof(auth->error), "auth: out of memory");
-    else if (!rep || zsock_bind(rep, S_ZAP_ENDPOINT) != 0)
+    hvn_auth_t *auth = arg;
+    zsock_t *rep = zsock_new(ZMQ_REP);
+    if (!rep || zsock_bind(rep, S_ZAP_ENDPOINT) != 0)
         snprintf(auth->error, sizeof(auth->error),
                  "auth: cannot bind the ZAP handler (%s): another one runs in this process?",
                  zmq_strerror(zmq_errno()));
@@ -357,7 +401,7 @@ static void s_zap_actor(zsock_t *pipe, void *arg)
     while (poller) {
         void *which = zpoller_wait(poller, -1);
         if (which == rep)
-            s_zap_answer(auth, rep, &publishers, &subscribers);
+            s_zap_answer(auth, rep);
         else {
             //  $TERM from zactor_destroy, or the context ending
             zmsg_t *msg = which == pipe ? zmsg_recv(pipe) : NULL;
@@ -369,8 +413,6 @@ static void s_zap_actor(zsock_t *pipe, void *arg)
     if (rep && auth->bound)
         zsock_unbind(rep, S_ZAP_ENDPOINT);
     zsock_destroy(&rep);
-    s_certdir_fini(&publishers);
-    s_certdir_fini(&subscribers);
 }
 
 // --------------------------------------------------------------------------
@@ -410,16 +452,15 @@ hvn_auth_t *hvn_auth_new(const char *publishers_dir, const char *subscribers_dir
         return NULL;
     }
     self->hosts = zhashx_new();
+    //  Each directory is read here, once; the handler shares the stores
     if (!self->hosts || s_certdir_init(&self->publishers, publishers_dir, "publisher", 1) != 0 ||
-        s_certdir_init(&self->subscribers, subscribers_dir, "subscriber", 0) != 0 ||
-        !(self->publishers.misses = zhashx_new()) || !(self->subscribers.misses = zhashx_new())) {
+        s_certdir_init(&self->subscribers, subscribers_dir, "subscriber", 0) != 0) {
         hvn_error_set(error, error_size, "out of memory");
         hvn_auth_destroy(&self);
         return NULL;
     }
     zhashx_set_destructor(self->hosts, s_free_host);
-    s_actor_args_t args = {self, publishers_dir, subscribers_dir};
-    self->actor = zactor_new(s_zap_actor, &args); //  Returns after the actor signals
+    self->actor = zactor_new(s_zap_actor, self); //  Returns after the actor signals
     if (!self->actor || !self->bound) {
         hvn_error_set(error, error_size, "%s", self->error[0] ? self->error : "auth: cannot start");
         hvn_auth_destroy(&self);
@@ -443,16 +484,18 @@ void hvn_auth_destroy(hvn_auth_t **self_p)
     *self_p = NULL;
 }
 
-//  Returns 1 when the broker thread's copy dir was loaded again (see
-//  s_certdir_refresh for force), with what was cached from its old
-//  certificates forgotten: the keys not found, and for the publishers the
-//  key-to-host map. Else 0.
+//  Returns 1 when dir was loaded again since the broker's thread last
+//  asked, by either thread (see s_certdir_refresh for force), with what
+//  that thread cached from its old certificates forgotten: the keys not
+//  found, and for the publishers the key-to-host map. Else 0.
 static int s_refresh(hvn_auth_t *self, s_certdir_t *dir, int force)
 {
-    if (!s_certdir_refresh(dir, force))
+    s_certdir_refresh(dir, force);
+    uint64_t loads = atomic_load(&dir->loads);
+    if (loads == dir->seen_loads)
         return 0;
-    if (dir->misses)
-        zhashx_purge(dir->misses);
+    dir->seen_loads = loads;
+    zhashx_purge(dir->misses);
     if (dir == &self->publishers) {
         zhashx_purge(self->hosts);
         self->last_key[0] = '\0';
@@ -461,27 +504,30 @@ static int s_refresh(hvn_auth_t *self, s_certdir_t *dir, int force)
     return 1;
 }
 
-//  Returns the certificate of key in the broker thread's copy dir, or
-//  NULL. A key the handler let in but this copy does not know was added
-//  since this copy last looked: the directory is looked at now, whatever
-//  the time since (else a new client's first requests would be refused).
-//  A key still unknown after that (its certificate removed while its
-//  connection stays open) gets such a look once a second at most, so its
-//  messages cost hash lookups, not a directory listing each.
-static zcert_t *s_lookup(hvn_auth_t *self, s_certdir_t *dir, const char *key)
+//  Returns 1 when key is in dir, with the host its certificate names in
+//  host (when not NULL), else 0; the broker's thread. A key the handler
+//  let in is in the store the handler looked it up in, unless its
+//  certificate was removed since. A key not there is looked for again
+//  after a look at the directory now, whatever the time since the last
+//  (a certificate added while the handler was not asked: a connection
+//  that stayed open); a key still unknown after that (its certificate
+//  removed while its connection stays open) gets such a look once a
+//  second at most, so its messages cost hash lookups, not a directory
+//  listing each.
+static int s_lookup(hvn_auth_t *self, s_certdir_t *dir, const char *key,
+                    char host[HVN_HOST_MAX + 1])
 {
-    zcert_t *cert = dir->store ? zcertstore_lookup(dir->store, key) : NULL;
-    if (cert)
-        return cert;
+    if (s_certdir_find(dir, key, host))
+        return 1;
     int64_t now = zclock_mono();
-    int64_t missed = dir->misses ? (int64_t)(intptr_t)zhashx_lookup(dir->misses, key) : 0;
+    int64_t missed = (int64_t)(intptr_t)zhashx_lookup(dir->misses, key);
     if (missed && now - missed < S_RESCAN_MS)
-        return NULL;
+        return 0;
     s_refresh(self, dir, 1);
-    cert = dir->store ? zcertstore_lookup(dir->store, key) : NULL;
-    if (!cert && dir->misses)
-        zhashx_update(dir->misses, key, (void *)(intptr_t)(now ? now : 1));
-    return cert;
+    if (s_certdir_find(dir, key, host))
+        return 1;
+    zhashx_update(dir->misses, key, (void *)(intptr_t)(now ? now : 1));
+    return 0;
 }
 
 //  Returns the host bound to a publisher key, or NULL.
@@ -494,9 +540,8 @@ const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key)
         return self->last_host;
     const char *host = zhashx_lookup(self->hosts, key);
     if (!host) {
-        zcert_t *cert = s_lookup(self, &self->publishers, key);
-        const char *meta = cert ? zcert_meta(cert, "host") : NULL;
-        if (!meta || hvn_names_host_check(meta))
+        char meta[HVN_HOST_MAX + 1];
+        if (!s_lookup(self, &self->publishers, key, meta) || hvn_names_host_check(meta))
             return NULL;
         char *copy = strdup(meta);
         if (!copy)
@@ -513,7 +558,7 @@ const char *hvn_auth_publisher_host(hvn_auth_t *self, const char *key)
 int hvn_auth_subscriber_known(hvn_auth_t *self, const char *key)
 {
     assert(self);
-    return key && *key && s_lookup(self, &self->subscribers, key) != NULL;
+    return key && *key && s_lookup(self, &self->subscribers, key, NULL);
 }
 
 //  Returns 1 when either directory was loaded again, else 0.

@@ -19,10 +19,11 @@
     which libzmq attaches to every message of that connection; the broker
     maps it back to the host with hvn_auth_publisher_host, cached.
 
-    Certificates are read again at a handshake when their directory
-    changed (looked at once a second at most; at once for an unknown key,
-    ten times a second at most): a certificate added is honoured by the
-    connections that follow. The broker also calls hvn_auth_refresh once a
+    Each directory is read once into one store that the handler and the
+    broker's thread share, and read again, once, when it changes: at a
+    handshake (looked at once a second at most; at once for an unknown
+    key, ten times a second at most), so a certificate added is honoured
+    by the connections that follow. The broker also calls hvn_auth_refresh once a
     second, so that a certificate removed or changed takes effect on the
     connections already open: a removed publisher's messages find no host
     and are refused, a removed subscriber's service requests are refused
@@ -87,7 +88,8 @@ int hvn_auth_subscriber_known(hvn_auth_t *self, const char *key);
 //  hvn_auth_publisher_host and hvn_auth_subscriber_known answer follows
 //  from then on. A look lists the directory and stats each entry, and
 //  reads no certificate unless something changed. Returns 1 when a
-//  directory was loaded again, else 0. Not thread-safe: the broker's
+//  directory was loaded again since the last call (by this call, or by
+//  the handler at a handshake), else 0. Not thread-safe: the broker's
 //  thread only, about once a second.
 int hvn_auth_refresh(hvn_auth_t *self);
 

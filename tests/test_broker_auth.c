@@ -194,3 +194,47 @@ Test(auth, a_removed_or_changed_certificate_takes_effect_at_the_next_refresh)
     zcert_destroy(&reader);
     zcert_destroy(&other);
 }
+
+//  Returns how many lines of the text in log hold what.
+static int s_lines_with(FILE *log, const char *what)
+{
+    fflush(log);
+    rewind(log);
+    char line[1024];
+    int count = 0;
+    while (fgets(line, sizeof(line), log))
+        count += strstr(line, what) != NULL;
+    return count;
+}
+
+Test(auth, each_directory_is_read_once_for_the_handler_and_the_broker)
+{
+    zcert_t *a = s_cert(pubs, "cmp-1.cert", "cmp-1");
+    zcert_t *reader = s_cert(subs, "reader.cert", NULL);
+    FILE *log = tmpfile();
+    cr_assert_not_null(log);
+    zsys_set_logstream(log);
+    char error[256] = "";
+    hvn_auth_t *auth = hvn_auth_new(pubs, subs, error, sizeof(error));
+    cr_assert_not_null(auth, "%s", error);
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(a)), "cmp-1");
+    cr_expect_eq(hvn_auth_subscriber_known(auth, zcert_public_txt(reader)), 1);
+    int publishers = s_lines_with(log, "publisher certificate(s) loaded");
+    int subscribers = s_lines_with(log, "subscriber certificate(s) loaded");
+
+    //  A change: read again, once
+    zcert_t *b = s_cert(pubs, "cmp-2.cert", "cmp-2");
+    cr_expect_eq(hvn_auth_refresh(auth), 1);
+    cr_expect_str_eq(hvn_auth_publisher_host(auth, zcert_public_txt(b)), "cmp-2");
+    cr_expect_eq(hvn_auth_refresh(auth), 0);
+    int reloads = s_lines_with(log, "publisher certificate(s) loaded");
+    hvn_auth_destroy(&auth);
+    zsys_set_logstream(stderr);
+    fclose(log);
+    cr_expect_eq(publishers, 1, "the publishers' directory was read %d times", publishers);
+    cr_expect_eq(subscribers, 1, "the subscribers' directory was read %d times", subscribers);
+    cr_expect_eq(reloads, 2, "after one change, %d reads in all", reloads);
+    zcert_destroy(&a);
+    zcert_destroy(&b);
+    zcert_destroy(&reader);
+}

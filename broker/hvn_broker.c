@@ -148,6 +148,7 @@ struct _s_snapjob_t {
     size_t publisher_count;          //  Entries in publishers
     size_t publishers_cap;           //  Entries allocated
     int64_t blocked_ms;             //  Since when the client's queue is full; 0 = not
+    int64_t asked_us;               //  When it was asked for (zclock_usecs)
 };
 
 struct _hvn_broker_t {
@@ -231,6 +232,8 @@ static const struct {
     {"cache_errors", offsetof(hvn_broker_stats_t, cache_errors)},
     {"snapshots", offsetof(hvn_broker_stats_t, snapshots)},
     {"snapshots_failed", offsetof(hvn_broker_stats_t, snapshots_failed)},
+    {"snapshot_us", offsetof(hvn_broker_stats_t, snapshot_us)},
+    {"snapshot_last_us", offsetof(hvn_broker_stats_t, snapshot_last_us)},
     {"service_refused", offsetof(hvn_broker_stats_t, service_refused)},
     {"publishers_untracked", offsetof(hvn_broker_stats_t, publishers_untracked)},
     {"pruned", offsetof(hvn_broker_stats_t, pruned)},
@@ -244,6 +247,8 @@ static const struct {
     {"replays_short", offsetof(hvn_broker_stats_t, replays_short)},
     {"replays_failed", offsetof(hvn_broker_stats_t, replays_failed)},
     {"replays_refused", offsetof(hvn_broker_stats_t, replays_refused)},
+    {"replay_us", offsetof(hvn_broker_stats_t, replay_us)},
+    {"replay_last_us", offsetof(hvn_broker_stats_t, replay_last_us)},
     {"ring_errors", offsetof(hvn_broker_stats_t, ring_errors)},
     {"subscribers_cut", offsetof(hvn_broker_stats_t, subscribers_cut)},
 };
@@ -251,6 +256,15 @@ static const struct {
 
 // --------------------------------------------------------------------------
 //  Helpers
+
+//  Returns nothing; the time since since_us (zclock_usecs) is added to
+//  *total_us and kept in *last_us: how long one answer took.
+static void s_took(uint64_t *total_us, uint64_t *last_us, int64_t since_us)
+{
+    int64_t took = zclock_usecs() - since_us;
+    *last_us = took > 0 ? (uint64_t)took : 0;
+    *total_us += *last_us;
+}
 
 //  Returns 1 when the caller should log this event now (and how many were
 //  suppressed since the last line in *suppressed), 0 when it was counted as
@@ -1004,6 +1018,7 @@ static void s_serve_snapshot(hvn_broker_t *self, zmq_msg_t *id, zmq_msg_t *prefi
     if (self->snapshots_active < S_SNAPSHOTS_MAX)
         job = calloc(1, sizeof(*job));
     if (job) {
+        job->asked_us = zclock_usecs();
         s_frame_text(job->prefix, sizeof(job->prefix), prefix);
         job->id_size = zmq_msg_size(id);
         job->id = malloc(job->id_size ? job->id_size : 1);
@@ -1089,6 +1104,7 @@ static int s_snapjob_step(hvn_broker_t *self, s_snapjob_t *job)
     if (job->next_key < job->count)
         return 0;
     self->stats.snapshots++;
+    s_took(&self->stats.snapshot_us, &self->stats.snapshot_last_us, job->asked_us);
     uint64_t suppressed;
     if (s_ratelog_due(&self->log_snapshot, self->now_ms, &suppressed))
         zsys_info("service: snapshot of %ld nodes under prefix '%s' served (%" PRIu64
@@ -1214,6 +1230,7 @@ static int s_send_ring_item(const hvn_ring_item_t *item, void *arg)
 //  cut short, counted and logged.
 static void s_serve_replay(hvn_broker_t *self, zmq_msg_t *parts, int nparts)
 {
+    int64_t asked_us = zclock_usecs();
     hvn_replay_t request;
     const char *why = "REPLAY takes three frames: instance, first, last";
     if (nparts == 5)
@@ -1249,6 +1266,7 @@ static void s_serve_replay(hvn_broker_t *self, zmq_msg_t *parts, int nparts)
     }
     free(body);
     self->stats.replays++;
+    s_took(&self->stats.replay_us, &self->stats.replay_last_us, asked_us);
     self->stats.replay_items += end.count;
     if (end.count < request.last - request.first + 1)
         self->stats.replays_short++;

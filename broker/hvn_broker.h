@@ -85,6 +85,9 @@ typedef struct {
     uint64_t cache_errors;          //  Entries not stored for want of memory
     uint64_t snapshots;             //  Snapshots answered in full
     uint64_t snapshots_failed;      //  Snapshots cut short: client gone or its queue full
+    uint64_t snapshot_us;           //  Microseconds the snapshots answered in full took in
+                                    //  all, each from its request to its END
+    uint64_t snapshot_last_us;      //  The last one's
     uint64_t service_refused;       //  Malformed or unknown service requests
     uint64_t publishers_untracked;  //  Messages of instances the full seq map could not add
     uint64_t pruned;                //  Cached nodes removed: not in their publisher's heartbeat
@@ -98,6 +101,8 @@ typedef struct {
     uint64_t replays_short;     //  Answered with fewer ITEMs than the range (ring wrapped)
     uint64_t replays_failed;    //  Answers cut short: client gone or its queue full
     uint64_t replays_refused;   //  Malformed REPLAY requests answered ERROR
+    uint64_t replay_us;         //  Microseconds the REPLAYs answered in full took in all
+    uint64_t replay_last_us;    //  The last one's
     uint64_t ring_errors;       //  Notifications not kept in the ring for want of memory
     uint64_t subscribers_cut;   //  Backend connections cut: too many refused subscriptions
     int64_t subscriptions;      //  Active subscriptions on the backend

@@ -25,6 +25,25 @@ static const char *const s_gauges[] = {
     "ring_bytes",     "ring_max_bytes",  "ring_publishers", "curve",    NULL,
 };
 
+//  Durations: a row <stem>_us (microseconds in all) is the histogram
+//  hvnotify_broker_<stem>_seconds, its _sum in seconds and its _count the
+//  row named here (the answers timed); a row <stem>_last_us is the gauge
+//  hvnotify_broker_<stem>_last_seconds
+static const struct {
+    const char *row;   //  The total's row
+    const char *count; //  The row that counts what it timed
+    const char *help;  //  The family's HELP
+} s_durations[] = {
+    {"snapshot_us", "snapshots",
+     "Seconds from a SNAPSHOT request to its END, of the snapshots answered in full "
+     "(STATS snapshot_us, snapshots)"},
+    {"replay_us", "replays",
+     "Seconds from a REPLAY request to its END, of the replays answered in full "
+     "(STATS replay_us, replays)"},
+    {NULL, NULL, NULL},
+};
+#define S_LAST_US "_last_us"
+
 struct _hvn_broker_metrics_t {
     hvn_broker_t *broker;  //  Whose table is served (read in its thread only)
     hvn_stats_t *table;    //  Scratch table the broker fills
@@ -57,6 +76,34 @@ static void s_metric_name(char *out, size_t size, const char *name, const char *
     }
 }
 
+//  Returns true when row is a duration (see s_durations), written as
+//  such into m.
+static bool s_duration(hvn_metrics_t *m, const hvn_stats_t *table, const hvn_stat_t *row)
+{
+    char name[HVN_STAT_NAME_MAX + 64], help[HVN_STAT_NAME_MAX + 64];
+    size_t len = strlen(row->name);
+    size_t last = strlen(S_LAST_US);
+    if (row->type == HVN_STAT_UINT && len > last &&
+        strcmp(row->name + len - last, S_LAST_US) == 0) {
+        snprintf(name, sizeof(name), S_PREFIX "%.*s_last_seconds", (int)(len - last), row->name);
+        snprintf(help, sizeof(help), "Seconds the last one took (STATS %s)", row->name);
+        hvn_metrics_family(m, name, HVN_METRIC_GAUGE, help);
+        hvn_metrics_sample(m, name, NULL, (double)row->uint / 1e6);
+        return true;
+    }
+    for (size_t i = 0; s_durations[i].row; i++) {
+        if (row->type != HVN_STAT_UINT || strcmp(row->name, s_durations[i].row) != 0)
+            continue;
+        const hvn_stat_t *count = hvn_stats_find(table, s_durations[i].count);
+        snprintf(name, sizeof(name), S_PREFIX "%.*s_seconds", (int)(len - 3), row->name);
+        hvn_metrics_family(m, name, HVN_METRIC_HISTOGRAM, s_durations[i].help);
+        hvn_metrics_histogram(m, name, NULL, NULL, NULL, 0, (double)row->uint / 1e6,
+                              count && count->type == HVN_STAT_UINT ? count->uint : 0);
+        return true;
+    }
+    return false;
+}
+
 //  Returns the text of the table, or NULL when out of memory.
 char *hvn_broker_metrics_render(const hvn_stats_t *table, size_t *size)
 {
@@ -81,6 +128,8 @@ char *hvn_broker_metrics_render(const hvn_stats_t *table, size_t *size)
             hvn_metrics_sample(m, S_PREFIX "refused_total", labels, (double)row->uint);
         } else if (strcmp(row->name, "refused") == 0)
             continue; //  The sum of the family above
+        else if (s_duration(m, table, row))
+            continue;
         else if (strcmp(row->name, "uptime_ms") == 0) {
             hvn_metrics_family(m, S_PREFIX "uptime_seconds", HVN_METRIC_GAUGE,
                                "Seconds since the broker started (STATS uptime_ms)");

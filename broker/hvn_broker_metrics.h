@@ -6,8 +6,13 @@
     three at once: each unsigned row is a counter hvnotify_broker_<name>_total,
     except the figures that go down as well as up (cache, subscriptions,
     publishers, ring, curve, uptime), which are gauges; the refusals by
-    reason are one counter family with a `reason` label; the text rows
-    make one hvnotify_broker_info gauge with them as labels.
+    reason are one counter family with a `reason` label; the durations
+    (snapshot_us, replay_us: microseconds in all) are histograms
+    hvnotify_broker_snapshot_seconds and _replay_seconds, their _count the
+    snapshots and replays answered in full (only the +Inf bucket), and the
+    last one's (snapshot_last_us, replay_last_us) gauges
+    hvnotify_broker_snapshot_last_seconds and _replay_last_seconds; the
+    text rows make one hvnotify_broker_info gauge with them as labels.
 
     The broker is single-threaded and the HTTP endpoint has a thread of its
     own: the broker's loop renders the text (at most once a second, from

@@ -39,11 +39,10 @@
 #include <hvn_replica.h>
 #include "hvn_opt.h"
 #include <hvn_subscriber.h>
+#include "support_proc.h"
 
 #include <czmq.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -54,9 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define S_PROG "chaos"
@@ -65,6 +62,7 @@
 #define S_EP_MAX 300               //  Endpoint text, bytes
 #define S_SNAPSHOT_TIMEOUT_MS 2000 //  A replica's wait for each snapshot reply
 #define S_PUB_LINGER_MS 3000       //  Longest a publisher restart waits to flush
+#define S_BROKER_STOP_MS 30000     //  Longest wait for a broker to end when stopped
 
 //  Fault kinds, in the order they are printed
 typedef enum {
@@ -118,7 +116,7 @@ typedef struct {
     char backend[S_EP_MAX];
     char service[S_EP_MAX];
     char log_path[128]; //  Its stderr, appended across restarts
-    pid_t pid;          //  0 while down
+    it_proc_t *proc;    //  Its process; NULL while down
     bool stopped;       //  Stalled by SIGSTOP
     int64_t up_at;      //  While down: when to start it again
     int starts;         //  Times started
@@ -264,24 +262,6 @@ static void s_node_change(s_chaos_t *self, hvn_node_t *node)
 // --------------------------------------------------------------------------
 //  Brokers: real hvn-broker processes
 
-//  Returns true when the service endpoint answers STATS within timeout_ms.
-static bool s_service_answers(const char *service, int timeout_ms)
-{
-    zsock_t *dealer = zsock_new_dealer(service);
-    if (!dealer)
-        return false;
-    zsock_set_linger(dealer, 0);
-    zsock_set_rcvtimeo(dealer, timeout_ms);
-    bool answered = false;
-    if (zstr_send(dealer, "STATS") == 0) {
-        zmsg_t *reply = zmsg_recv(dealer);
-        answered = reply != NULL;
-        zmsg_destroy(&reply);
-    }
-    zsock_destroy(&dealer);
-    return answered;
-}
-
 //  Starts the broker's process (it binds the same endpoints as before).
 //  Returns 0, or -1 (logged) when it cannot be started.
 static int s_broker_start(s_chaos_t *self, s_broker_t *broker)
@@ -300,49 +280,21 @@ static int s_broker_start(s_chaos_t *self, s_broker_t *broker)
                           "--heartbeat-ms",
                           heartbeat,
                           NULL};
-    int log = open(broker->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) {
-        zsys_error(S_PROG ": cannot open %s: %s", broker->log_path, strerror(errno));
+    broker->proc = it_spawn_logged(argv, broker->log_path);
+    if (!broker->proc) {
+        zsys_error(S_PROG ": cannot start %s (log %s): %s", argv[0], broker->log_path,
+                   strerror(errno));
         return -1;
     }
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        //  The child dies with this process, and writes to the log
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, STDIN_FILENO);
-        dup2(null, STDOUT_FILENO);
-        dup2(log, STDERR_FILENO);
-        execv(argv[0], (char *const *)argv);
-        dprintf(log, S_PROG ": exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(log);
-    if (pid < 0) {
-        zsys_error(S_PROG ": fork: %s", strerror(errno));
-        return -1;
-    }
-    broker->pid = pid;
     broker->starts++;
     return 0;
 }
 
-//  Kills the broker with sig and reaps it. Returns nothing.
+//  Kills the broker with sig (continuing it when stalled, so that a
+//  SIGTERM is acted upon) and reaps it. Returns nothing.
 static void s_broker_kill(s_broker_t *broker, int sig)
 {
-    if (!broker->pid)
-        return;
-    kill(broker->pid, sig);
-    if (broker->stopped)
-        kill(broker->pid, SIGCONT); //  So that a SIGTERM is acted upon
-    int status;
-    while (waitpid(broker->pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    broker->pid = 0;
+    it_stop(&broker->proc, sig, S_BROKER_STOP_MS);
     broker->stopped = false;
 }
 
@@ -352,11 +304,11 @@ static void s_brokers_check(s_chaos_t *self)
 {
     for (int b = 0; b < self->config.brokers; b++) {
         s_broker_t *broker = &self->brokers[b];
-        int status;
-        if (broker->pid && waitpid(broker->pid, &status, WNOHANG) == broker->pid) {
-            zsys_error(S_PROG ": %s exited by itself (status 0x%x); see %s", broker->name, status,
+        int code = broker->proc ? it_wait(broker->proc, 0) : -1;
+        if (code >= 0) {
+            zsys_error(S_PROG ": %s exited by itself (exit code %d); see %s", broker->name, code,
                        broker->log_path);
-            broker->pid = 0;
+            it_stop(&broker->proc, SIGKILL, 0);
             broker->up_at = zclock_mono();
             self->crashes++;
         }
@@ -368,7 +320,7 @@ static int s_brokers_up(s_chaos_t *self)
 {
     int up = 0;
     for (int b = 0; b < self->config.brokers; b++)
-        up += self->brokers[b].pid != 0 && !self->brokers[b].stopped;
+        up += self->brokers[b].proc != NULL && !self->brokers[b].stopped;
     return up;
 }
 
@@ -722,7 +674,7 @@ static void s_fault_inject(s_chaos_t *self, int64_t now)
     int64_t up_at = now + s_range(self, 0, self->config.down_ms);
     if (kind == S_FAULT_BROKER) {
         s_broker_t *broker = &self->brokers[s_range(self, 0, self->config.brokers - 1)];
-        if (!broker->pid)
+        if (!broker->proc)
             return;
         s_broker_kill(broker, SIGKILL);
         broker->up_at = up_at;
@@ -730,9 +682,9 @@ static void s_fault_inject(s_chaos_t *self, int64_t now)
             zsys_info(S_PROG ": kill -9 %s, down %" PRId64 " ms", broker->name, up_at - now);
     } else if (kind == S_FAULT_STALL) {
         s_broker_t *broker = &self->brokers[s_range(self, 0, self->config.brokers - 1)];
-        if (!broker->pid || broker->stopped)
+        if (!broker->proc || broker->stopped)
             return;
-        kill(broker->pid, SIGSTOP);
+        kill(broker->proc->pid, SIGSTOP);
         broker->stopped = true;
         broker->up_at = up_at;
         if (self->config.verbose)
@@ -770,10 +722,10 @@ static int s_heal(s_chaos_t *self, int64_t now, bool force)
     for (int b = 0; b < self->config.brokers; b++) {
         s_broker_t *broker = &self->brokers[b];
         if (broker->stopped && (force || broker->up_at <= now)) {
-            kill(broker->pid, SIGCONT);
+            kill(broker->proc->pid, SIGCONT);
             broker->stopped = false;
         }
-        if (!broker->pid && (force || broker->up_at <= now) && s_broker_start(self, broker))
+        if (!broker->proc && (force || broker->up_at <= now) && s_broker_start(self, broker))
             return -1;
     }
     for (int p = 0; p < self->config.publishers; p++) {
@@ -792,22 +744,11 @@ static int s_heal(s_chaos_t *self, int64_t now, bool force)
 // --------------------------------------------------------------------------
 //  Set-up and tear-down
 
-//  nftw callback: removes one entry. Returns 0 to go on.
-static int s_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 //  Creates the temporary directory, the truth, the brokers' endpoints.
 //  Returns 0, or -1 (logged).
 static int s_setup(s_chaos_t *self)
 {
-    snprintf(self->dir, sizeof(self->dir), "/tmp/hvn-chaos-XXXXXX");
-    if (!mkdtemp(self->dir)) {
+    if (it_tempdir(self->dir, sizeof(self->dir), "hvn-chaos") != 0) {
         zsys_error(S_PROG ": mkdtemp: %s", strerror(errno));
         return -1;
     }
@@ -872,8 +813,8 @@ static void s_teardown(s_chaos_t *self)
     free(self->publishers);
     free(self->subscribers);
     zhashx_destroy(&self->truth);
-    if (self->dir[0] && !self->config.keep)
-        nftw(self->dir, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (!self->config.keep)
+        it_tempdir_remove(self->dir);
 }
 
 // --------------------------------------------------------------------------
@@ -965,7 +906,7 @@ static int s_run_chaos(s_chaos_t *self)
 static int s_wait_brokers(s_chaos_t *self, int64_t deadline)
 {
     for (int b = 0; b < self->config.brokers; b++)
-        while (!s_service_answers(self->brokers[b].service, 200)) {
+        while (it_broker_stat(self->brokers[b].service, "uptime_ms", 200) < 0) {
             s_brokers_check(self);
             if (zsys_interrupted || zclock_mono() >= deadline)
                 return -1;

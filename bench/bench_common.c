@@ -338,6 +338,26 @@ static uint64_t s_map_u64(const msgpack_object *map, const char *key)
     return 0;
 }
 
+//  Returns 0 with *out filled from a STATS body, -1 when it is no map.
+int bc_stats_decode(const void *body, size_t size, bc_stats_t *out)
+{
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    int rc = -1;
+    if (msgpack_unpack_next(&result, body, size, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        result.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *map = &result.data;
+        out->received = s_map_u64(map, "received");
+        out->forwarded = s_map_u64(map, "forwarded");
+        out->refused = s_map_u64(map, "refused");
+        out->cache_nodes = s_map_u64(map, "cache_nodes");
+        out->cache_bytes = s_map_u64(map, "cache_bytes");
+        rc = 0;
+    }
+    msgpack_unpacked_destroy(&result);
+    return rc;
+}
+
 //  Returns 0 with *out filled from one STATS reply, -1 otherwise.
 int bc_broker_stats(void *ctx, const char *service, int timeout_ms, bc_stats_t *out)
 {
@@ -353,24 +373,165 @@ int bc_broker_stats(void *ctx, const char *service, int timeout_ms, bc_stats_t *
     zmq_msg_init(&body);
     if (zmq_connect(dealer, service) == 0 && zmq_send(dealer, "STATS", 5, 0) == 5 &&
         zmq_msg_recv(&word, dealer, 0) >= 0 && zmq_msg_more(&word) &&
-        zmq_msg_recv(&body, dealer, 0) >= 0) {
-        msgpack_unpacked result;
-        msgpack_unpacked_init(&result);
-        if (msgpack_unpack_next(&result, zmq_msg_data(&body), zmq_msg_size(&body), NULL) ==
-                MSGPACK_UNPACK_SUCCESS &&
-            result.data.type == MSGPACK_OBJECT_MAP) {
-            const msgpack_object *map = &result.data;
-            out->received = s_map_u64(map, "received");
-            out->forwarded = s_map_u64(map, "forwarded");
-            out->refused = s_map_u64(map, "refused");
-            out->cache_nodes = s_map_u64(map, "cache_nodes");
-            out->cache_bytes = s_map_u64(map, "cache_bytes");
-            rc = 0;
-        }
-        msgpack_unpacked_destroy(&result);
-    }
+        zmq_msg_recv(&body, dealer, 0) >= 0)
+        rc = bc_stats_decode(zmq_msg_data(&body), zmq_msg_size(&body), out);
     zmq_msg_close(&word);
     zmq_msg_close(&body);
     zmq_close(dealer);
     return rc;
+}
+
+//  Returns 0 once `nodes` are cached, -1 otherwise.
+int bc_wait_cached(void *ctx, const char *service, int nodes, int timeout_ms)
+{
+    int64_t deadline = bc_now_ns() + (int64_t)timeout_ms * 1000000;
+    bc_stats_t stats;
+    while (bc_broker_stats(ctx, service, 10000, &stats) == 0 && stats.refused == 0 &&
+           bc_now_ns() < deadline) {
+        if (stats.cache_nodes >= (uint64_t)nodes)
+            return 0;
+        usleep(2000);
+    }
+    return -1;
+}
+
+//  Returns 0 after sending one create per node, -1 on failure.
+int bc_fill(void *ctx, const char *prog, const char *frontend, const char *service, int nodes,
+            int per_host, int step, int timeout_ms, uint8_t last_instance[16])
+{
+    void *sock = zmq_socket(ctx, ZMQ_XPUB);
+    int one = 1, linger = 10000, timeout = 10000;
+    zmq_setsockopt(sock, ZMQ_XPUB_NODROP, &one, sizeof(one));
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
+    char subscription[64];
+    if (zmq_connect(sock, frontend) != 0 ||
+        zmq_recv(sock, subscription, sizeof(subscription), 0) < 1) {
+        fprintf(stderr, "%s: the broker's subscription did not arrive\n", prog);
+        zmq_close(sock);
+        return -1;
+    }
+    hvn_encoder_t *encoder = hvn_encoder_new();
+    int rc = encoder ? 0 : -1;
+    uint8_t instance[16];
+    uint64_t seq = 0;
+    for (int i = 0; i < nodes && rc == 0; i++) {
+        if (i > 0 && i % step == 0 && bc_wait_cached(ctx, service, i - step, timeout_ms) != 0) {
+            fprintf(stderr, "%s: the broker's cache did not catch up with %d nodes\n", prog,
+                    i - step);
+            rc = -1;
+        }
+        char host[32];
+        snprintf(host, sizeof(host), "bench-h%03d", i / per_host);
+        if (i % per_host == 0) {
+            hvn_uuid4_raw(instance); //  One publisher instance per host
+            seq = 0;
+        }
+        hvn_node_t node;
+        bc_node(&node, i, host);
+        hvn_envelope_t env = {.host = host};
+        hvn_header_t header = {
+            .version = HVN_WIRE_VERSION, .kind = HVN_KIND_NOTIFICATION, .seq = ++seq};
+        memcpy(header.instance, instance, 16);
+        hvn_frames_t f;
+        if (hvn_encoder_notification(encoder, HVN_EVENT_CREATE, &env, &node, &header, &f) != 0 ||
+            zmq_send(sock, f.topic, f.topic_size, ZMQ_SNDMORE) < 0 ||
+            zmq_send(sock, f.header, HVN_HEADER_SIZE, ZMQ_SNDMORE) < 0 ||
+            zmq_send(sock, f.body, f.body_size, 0) < 0)
+            rc = -1;
+    }
+    if (last_instance && nodes > 0)
+        memcpy(last_instance, instance, 16);
+    hvn_encoder_destroy(&encoder);
+    zmq_close(sock);
+    return rc;
+}
+
+//  Returns nothing; one more message counted.
+void bc_count_item(const hvn_msg_t *msg, void *arg)
+{
+    (void)msg;
+    (*(long *)arg)++;
+}
+
+//  Returns 0 with the reply read up to its END, -1 when none came.
+int bc_ask(void *ctx, const char *service, const char *const *request, int timeout_ms,
+           bc_reply_t *out)
+{
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
+    zmq_setsockopt(dealer, ZMQ_RCVHWM, &zero, sizeof(zero));
+    *out = (bc_reply_t){0, 0, 0};
+    bool end = false;
+    if (zmq_connect(dealer, service) == 0) {
+        int64_t start = bc_now_ns();
+        for (size_t i = 0; request[i]; i++)
+            zmq_send(dealer, request[i], strlen(request[i]), request[i + 1] ? ZMQ_SNDMORE : 0);
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        bool first = true, last = false;
+        while (zmq_msg_recv(&part, dealer, 0) >= 0) {
+            out->bytes += (long)zmq_msg_size(&part);
+            if (first) {
+                const char *word = zmq_msg_data(&part);
+                size_t size = zmq_msg_size(&part);
+                out->items += hvn_service_is(word, size, HVN_SERVICE_ITEM);
+                end = hvn_service_is(word, size, HVN_SERVICE_END);
+                last = !hvn_service_is(word, size, HVN_SERVICE_ITEM);
+            }
+            first = !zmq_msg_more(&part);
+            if (last && first)
+                break;
+        }
+        zmq_msg_close(&part);
+        out->seconds = (double)(bc_now_ns() - start) / 1e9;
+    }
+    zmq_close(dealer);
+    return end ? 0 : -1;
+}
+
+//  Returns 0 with the broker answering STATS, -1 otherwise.
+int bc_broker_start(bc_broker_t *broker, const char *prog, const char *name, void *ctx,
+                    const char *const *extra)
+{
+    memset(broker, 0, sizeof(*broker));
+    broker->pid = -1;
+    snprintf(broker->dir, sizeof(broker->dir), "/tmp/hvn-bench-%s-XXXXXX", name);
+    if (!mkdtemp(broker->dir)) {
+        fprintf(stderr, "%s: mkdtemp: %s\n", prog, strerror(errno));
+        broker->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(broker->frontend, sizeof(broker->frontend), "ipc://%s/fe", broker->dir);
+    snprintf(broker->backend, sizeof(broker->backend), "ipc://%s/be", broker->dir);
+    snprintf(broker->service, sizeof(broker->service), "ipc://%s/svc", broker->dir);
+    const char *args[32] = {"--frontend", broker->frontend, "--backend", broker->backend,
+                            "--service",  broker->service,  "--name",    "bench"};
+    int argc = 8;
+    for (int i = 0; extra && extra[i] && argc < 31; i++)
+        args[argc++] = extra[i];
+    args[argc] = NULL;
+    broker->pid = bc_spawn("hvn-broker", args);
+    bc_stats_t stats;
+    if (broker->pid < 0 || bc_broker_stats(ctx, broker->service, 10000, &stats) != 0) {
+        fprintf(stderr, "%s: the broker did not answer STATS\n", prog);
+        return -1;
+    }
+    return 0;
+}
+
+//  Returns nothing; the broker is stopped and its directory gone.
+void bc_broker_stop(bc_broker_t *broker, const char *prog)
+{
+    bc_stop(broker->pid, SIGTERM, 10000, NULL);
+    broker->pid = -1;
+    if (!broker->dir[0])
+        return;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", broker->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "%s: could not remove %s\n", prog, broker->dir);
+    broker->dir[0] = '\0';
 }

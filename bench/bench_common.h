@@ -102,8 +102,67 @@ typedef struct {
     uint64_t cache_bytes; //  The cache's heap bytes
 } bc_stats_t;
 
+//  Decodes a STATS body into *out (a counter it lacks reads 0). Returns 0,
+//  or -1 when the body is not a msgpack map.
+int bc_stats_decode(const void *body, size_t size, bc_stats_t *out);
+
 //  Asks the broker's service endpoint for STATS with a DEALER of ctx.
 //  Returns 0 with *out filled, -1 on timeout or a malformed reply.
 int bc_broker_stats(void *ctx, const char *service, int timeout_ms, bc_stats_t *out);
+
+//  Returns 0 once the broker's STATS say at least `nodes` are cached, -1
+//  on a refusal, no answer or after timeout_ms.
+int bc_wait_cached(void *ctx, const char *service, int nodes, int timeout_ms);
+
+//  Sends one compute_node.create per node to the broker's frontend from an
+//  XPUB of ctx: hosts bench-h000, bench-h001 ... of per_host nodes each,
+//  one publisher instance per host, seqs from 1. It sends in steps of step
+//  creates and waits (at most timeout_ms each) for the broker's cache to
+//  catch up before the next, so that its frontend queue never holds more
+//  than a step (glibc keeps freed memory: a backlog of 100 000 messages
+//  would stay in the broker's RSS). The last step is not waited for.
+//  last_instance (when not NULL) receives the last host's instance.
+//  Returns 0, or -1 (said on stderr, after prog).
+int bc_fill(void *ctx, const char *prog, const char *frontend, const char *service, int nodes,
+            int per_host, int step, int timeout_ms, uint8_t last_instance[16]);
+
+//  Counts one message into the long at arg (an hvn_subscriber callback).
+void bc_count_item(const hvn_msg_t *msg, void *arg);
+
+//  What a bare DEALER read of a reply up to its END (bc_ask)
+typedef struct {
+    long items;     //  ITEM messages
+    long bytes;     //  Bytes of every frame of every message, END's too
+    double seconds; //  From the request to the END
+} bc_reply_t;
+
+//  Sends request (its frames, NULL-ended) to the service endpoint from a
+//  DEALER of ctx (no receive high water mark) and reads the reply up to
+//  and with its END, waiting at most timeout_ms for each frame. Returns 0
+//  with *out filled, -1 when no END came (an ERROR, or a timeout).
+int bc_ask(void *ctx, const char *service, const char *const *request, int timeout_ms,
+           bc_reply_t *out);
+
+//  An hvn-broker of the benchmark's own, on ipc endpoints in a temporary
+//  directory
+typedef struct {
+    char dir[64];       //  /tmp/hvn-bench-<name>-XXXXXX
+    char frontend[128]; //  Its endpoints, in dir
+    char backend[128];
+    char service[128];
+    pid_t pid;          //  The broker; -1 when not started
+} bc_broker_t;
+
+//  Makes the temporary directory of *broker, starts hvn-broker (from
+//  bc_bin_dir(), --name bench and extra, NULL-ended, may be NULL) on
+//  endpoints in it and waits until it answers STATS to a DEALER of ctx.
+//  Returns 0, or -1 (said on stderr, after prog); bc_broker_stop it either
+//  way.
+int bc_broker_start(bc_broker_t *broker, const char *prog, const char *name, void *ctx,
+                    const char *const *extra);
+
+//  Stops the broker (SIGTERM, then SIGKILL after 10 s) and removes its
+//  directory. Returns nothing.
+void bc_broker_stop(bc_broker_t *broker, const char *prog);
 
 #endif

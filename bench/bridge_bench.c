@@ -140,16 +140,23 @@ static uint64_t s_bare_acks(amqp_connection_state_t conn, uint64_t acked, int ti
     return acked;
 }
 
-//  Returns the bare loop's rate (messages per second) for the bodies.
-static double s_bare_run(const s_bench_t *bench, char **bodies)
+//  Returns the properties the bare loop publishes with: those of the
+//  bridge's messages (JSON, UTF-8, persistent).
+static amqp_basic_properties_t s_bare_props(void)
 {
-    amqp_connection_state_t conn = s_bare_connect(bench->url);
-    amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+    return (amqp_basic_properties_t){._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
                                                AMQP_BASIC_CONTENT_ENCODING_FLAG |
                                                AMQP_BASIC_DELIVERY_MODE_FLAG,
                                      .content_type = amqp_cstring_bytes("application/json"),
                                      .content_encoding = amqp_cstring_bytes("utf-8"),
                                      .delivery_mode = 2};
+}
+
+//  Returns the bare loop's rate (messages per second) for the bodies.
+static double s_bare_run(const s_bench_t *bench, char **bodies)
+{
+    amqp_connection_state_t conn = s_bare_connect(bench->url);
+    amqp_basic_properties_t props = s_bare_props();
     int64_t start = zclock_usecs();
     uint64_t sent = 0, acked = 0;
     while (acked < bench->count) {
@@ -228,12 +235,7 @@ static void s_bare_latency(const s_bench_t *bench, char **bodies, size_t count, 
                            int64_t *p99)
 {
     amqp_connection_state_t conn = s_bare_connect(bench->url);
-    amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
-                                               AMQP_BASIC_CONTENT_ENCODING_FLAG |
-                                               AMQP_BASIC_DELIVERY_MODE_FLAG,
-                                     .content_type = amqp_cstring_bytes("application/json"),
-                                     .content_encoding = amqp_cstring_bytes("utf-8"),
-                                     .delivery_mode = 2};
+    amqp_basic_properties_t props = s_bare_props();
     int64_t *sent_us = calloc(count, sizeof(int64_t));
     int64_t *latencies = calloc(count, sizeof(int64_t));
     size_t latency_count = 0;

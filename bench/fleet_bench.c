@@ -478,20 +478,6 @@ static void *s_stats_open(void *ctx, const s_fleet_t *fleet, const char *service
     return dealer;
 }
 
-//  Returns the unsigned value of key in a msgpack map, or 0.
-static uint64_t s_map_u64(const msgpack_object *map, const char *key)
-{
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        const msgpack_object *v = &map->via.map.ptr[i].val;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0 && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return v->via.u64;
-    }
-    return 0;
-}
-
 //  Returns 0 with the cached nodes, bytes and refusals of a STATS reply
 //  read from dealer within wait_ms, 1 when none came yet, -1 on a
 //  malformed one. A request is sent only when none is pending: under a
@@ -511,17 +497,7 @@ static int s_stats(void *dealer, bool *pending, int wait_ms, bc_stats_t *out)
     if (zmq_msg_recv(&word, dealer, 0) >= 0 && zmq_msg_more(&word) &&
         zmq_msg_recv(&body, dealer, 0) >= 0) {
         *pending = false;
-        msgpack_unpacked result;
-        msgpack_unpacked_init(&result);
-        if (msgpack_unpack_next(&result, zmq_msg_data(&body), zmq_msg_size(&body), NULL) ==
-                MSGPACK_UNPACK_SUCCESS &&
-            result.data.type == MSGPACK_OBJECT_MAP) {
-            out->cache_nodes = s_map_u64(&result.data, "cache_nodes");
-            out->cache_bytes = s_map_u64(&result.data, "cache_bytes");
-            out->refused = s_map_u64(&result.data, "refused");
-            rc = 0;
-        }
-        msgpack_unpacked_destroy(&result);
+        rc = bc_stats_decode(zmq_msg_data(&body), zmq_msg_size(&body), out);
     }
     zmq_msg_close(&word);
     zmq_msg_close(&body);

@@ -35,105 +35,12 @@
 #define S_FILL_STEP 2000 //  Creates sent before waiting for the broker
 #define S_PER_HOST 1000  //  Nodes (and seqs) per host
 
-//  Returns 0 once STATS say at least `nodes` are cached, -1 on a refusal,
-//  no answer or after S_FILL_MS.
-static int s_wait_cached(void *ctx, const char *service, int nodes)
-{
-    int64_t deadline = bc_now_ns() + (int64_t)S_FILL_MS * 1000000;
-    bc_stats_t stats;
-    while (bc_broker_stats(ctx, service, 10000, &stats) == 0 && stats.refused == 0 &&
-           bc_now_ns() < deadline) {
-        if (stats.cache_nodes >= (uint64_t)nodes)
-            return 0;
-        usleep(2000);
-    }
-    return -1;
-}
-
-//  Returns 0 after sending one create per node and seeing them cached, -1
-//  on failure; instance holds the last host's publisher instance.
-static int s_fill(void *ctx, const char *frontend, const char *service, int nodes,
-                  uint8_t instance[16])
-{
-    void *sock = zmq_socket(ctx, ZMQ_XPUB);
-    int one = 1, linger = 10000, timeout = 10000;
-    zmq_setsockopt(sock, ZMQ_XPUB_NODROP, &one, sizeof(one));
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
-    char subscription[64];
-    if (zmq_connect(sock, frontend) != 0 ||
-        zmq_recv(sock, subscription, sizeof(subscription), 0) < 1) {
-        fprintf(stderr, "bench_replay: the broker's subscription did not arrive\n");
-        zmq_close(sock);
-        return -1;
-    }
-    hvn_encoder_t *encoder = hvn_encoder_new();
-    int rc = 0;
-    uint64_t seq = 0;
-    for (int i = 0; i < nodes && rc == 0; i++) {
-        if (i > 0 && i % S_FILL_STEP == 0 && s_wait_cached(ctx, service, i - S_FILL_STEP) != 0)
-            rc = -1;
-        char host[32];
-        snprintf(host, sizeof(host), "bench-h%03d", i / S_PER_HOST);
-        if (i % S_PER_HOST == 0) {
-            hvn_uuid4_raw(instance);
-            seq = 0;
-        }
-        hvn_node_t node;
-        bc_node(&node, i, host);
-        hvn_envelope_t env = {.host = host};
-        hvn_header_t header = {
-            .version = HVN_WIRE_VERSION, .kind = HVN_KIND_NOTIFICATION, .seq = ++seq};
-        memcpy(header.instance, instance, 16);
-        hvn_frames_t f;
-        if (hvn_encoder_notification(encoder, HVN_EVENT_CREATE, &env, &node, &header, &f) != 0 ||
-            zmq_send(sock, f.topic, f.topic_size, ZMQ_SNDMORE) < 0 ||
-            zmq_send(sock, f.header, HVN_HEADER_SIZE, ZMQ_SNDMORE) < 0 ||
-            zmq_send(sock, f.body, f.body_size, 0) < 0)
-            rc = -1;
-    }
-    hvn_encoder_destroy(&encoder);
-    zmq_close(sock);
-    return rc == 0 ? s_wait_cached(ctx, service, nodes) : -1;
-}
-
-//  Counts items.
-static void s_count_item(const hvn_msg_t *msg, void *arg)
-{
-    (void)msg;
-    (*(long *)arg)++;
-}
-
 //  Returns the bytes of every frame of the reply to a request (frames
 //  given, NULL-ended), read by a bare DEALER up to and with the END, or -1.
 static long s_reply_bytes(void *ctx, const char *service, const char *const *request)
 {
-    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0, timeout = 30000;
-    zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof(zero));
-    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
-    zmq_setsockopt(dealer, ZMQ_RCVHWM, &zero, sizeof(zero));
-    long bytes = -1;
-    if (zmq_connect(dealer, service) == 0) {
-        for (size_t i = 0; request[i]; i++)
-            zmq_send(dealer, request[i], strlen(request[i]), request[i + 1] ? ZMQ_SNDMORE : 0);
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        long total = 0;
-        bool first = true, end = false;
-        while (zmq_msg_recv(&part, dealer, 0) >= 0) {
-            total += (long)zmq_msg_size(&part);
-            if (first && zmq_msg_size(&part) == 3 && memcmp(zmq_msg_data(&part), "END", 3) == 0)
-                end = true;
-            first = !zmq_msg_more(&part);
-            if (end && first)
-                break;
-        }
-        zmq_msg_close(&part);
-        bytes = end ? total : -1;
-    }
-    zmq_close(dealer);
-    return bytes;
+    bc_reply_t reply;
+    return bc_ask(ctx, service, request, 30000, &reply) == 0 ? reply.bytes : -1;
 }
 
 //  Returns the seconds hvn_subscriber_snapshot took for the whole fleet,
@@ -142,7 +49,7 @@ static double s_snapshot_time(hvn_subscriber_t *sub, int nodes)
 {
     long count = 0;
     int64_t start = bc_now_ns();
-    int items = hvn_subscriber_snapshot(sub, "", s_count_item, &count, 30000);
+    int items = hvn_subscriber_snapshot(sub, "", bc_count_item, &count, 30000);
     double seconds = (double)(bc_now_ns() - start) / 1e9;
     return items == nodes && count == nodes ? seconds : -1;
 }
@@ -155,7 +62,7 @@ static double s_replay_time(hvn_subscriber_t *sub, const uint8_t instance[16], i
     hvn_end_t end;
     int64_t start = bc_now_ns();
     int items = hvn_subscriber_replay(sub, instance, S_PER_HOST - gap + 1, S_PER_HOST,
-                                      s_count_item, &count, &end, 30000);
+                                      bc_count_item, &count, &end, 30000);
     double seconds = (double)(bc_now_ns() - start) / 1e9;
     return items == gap && end.count == (uint64_t)gap ? seconds : -1;
 }
@@ -181,34 +88,23 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    char dir[] = "/tmp/hvn-bench-replay-XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("bench_replay: mkdtemp");
-        return 1;
-    }
-    char frontend[128], backend[128], service[128];
-    snprintf(frontend, sizeof(frontend), "ipc://%s/fe", dir);
-    snprintf(backend, sizeof(backend), "ipc://%s/be", dir);
-    snprintf(service, sizeof(service), "ipc://%s/svc", dir);
-    const char *args[] = {"--frontend", frontend, "--backend", backend, "--service",
-                          service,      "--name", "bench",     NULL};
-    pid_t pid = bc_spawn("hvn-broker", args);
     void *ctx = zmq_ctx_new();
     hvn_subscriber_t *sub = NULL;
-    bc_stats_t stats = {0};
     uint8_t instance[16];
     int rc = 1;
-    if (pid < 0 || bc_broker_stats(ctx, service, 10000, &stats) != 0) {
-        fprintf(stderr, "bench_replay: the broker did not answer STATS\n");
+    bc_broker_t broker;
+    if (bc_broker_start(&broker, "bench_replay", "replay", ctx, NULL) != 0)
         goto done;
-    }
-    if (s_fill(ctx, frontend, service, nodes, instance) != 0) {
+    const char *service = broker.service;
+    if (bc_fill(ctx, "bench_replay", broker.frontend, service, nodes, S_PER_HOST, S_FILL_STEP,
+                S_FILL_MS, instance) != 0 ||
+        bc_wait_cached(ctx, service, nodes, S_FILL_MS) != 0) {
         fprintf(stderr, "bench_replay: the cache did not fill\n");
         goto done;
     }
-    hvn_subscriber_opts_t opts = {.endpoint = backend, .service = service};
+    hvn_subscriber_opts_t opts = {.endpoint = broker.backend, .service = service};
     sub = hvn_subscriber_new(&opts);
-    const char *snapshot_request[] = {"SNAPSHOT", "", NULL};
+    const char *snapshot_request[] = {HVN_SERVICE_SNAPSHOT, "", NULL};
     long snapshot_bytes = sub ? s_reply_bytes(ctx, service, snapshot_request) : -1;
     double snapshot_s[S_MAX_RUNS];
     int nsnap = 0;
@@ -231,7 +127,7 @@ int main(int argc, char **argv)
         hvn_replay_t request = {.first = S_PER_HOST - gaps[g] + 1, .last = S_PER_HOST};
         memcpy(request.instance, instance, 16);
         hvn_replay_text(&request, text, first, last);
-        const char *replay_request[] = {"REPLAY", text, first, last, NULL};
+        const char *replay_request[] = {HVN_SERVICE_REPLAY, text, first, last, NULL};
         long bytes = s_reply_bytes(ctx, service, replay_request);
         double replay_s[S_MAX_RUNS], ratio_s[S_MAX_RUNS];
         int n = 0;
@@ -261,11 +157,7 @@ int main(int argc, char **argv)
     rc = measured && (met || nodes < 100000) ? 0 : 1;
 done:
     hvn_subscriber_destroy(&sub);
-    bc_stop(pid, SIGTERM, 10000, NULL);
+    bc_broker_stop(&broker, "bench_replay");
     zmq_ctx_term(ctx);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench_replay: could not remove %s\n", dir);
     return rc;
 }

@@ -518,21 +518,6 @@ static int s_too_big(hvn_broker_t *self)
     return !heartbeat || size > self->max_heartbeat_size;
 }
 
-//  What s_newer compares with: when the heartbeat's instance appeared.
-typedef struct {
-    const hvn_seqmap_t *seqmap; //  Instances and when each appeared
-    uint64_t since;             //  The heartbeat's instance's appearance
-} s_newer_t;
-
-//  Returns 1 when `instance` appeared after the heartbeat's instance, 0
-//  when before or when it is not known (forgotten: long silent).
-static int s_newer(const uint8_t instance[16], void *arg)
-{
-    const s_newer_t *newer = arg;
-    uint64_t since;
-    return hvn_seqmap_since(newer->seqmap, instance, &since) && since > newer->since;
-}
-
 //  Returns nothing; the cached nodes of the heartbeat's host that it does
 //  not list are removed (PROTOCOL.md section 4), unless its publisher
 //  instance sent them after the heartbeat's seq. A delete lost while the
@@ -547,10 +532,11 @@ static void s_prune(hvn_broker_t *self)
         s_prune_owners(self);
     //  An instance not known yet (no notification since this broker
     //  started) is the newest there is.
-    s_newer_t newer = {self->seqmap, UINT64_MAX};
-    hvn_seqmap_since(self->seqmap, msg->header.instance, &newer.since);
-    size_t removed = hvn_cache_prune(self->cache, msg->host, msg->nodes, msg->node_count,
-                                     msg->header.instance, msg->header.seq, s_newer, &newer);
+    hvn_seqmap_newer_t newer;
+    hvn_seqmap_newer_init(&newer, self->seqmap, msg->header.instance);
+    size_t removed =
+        hvn_cache_prune(self->cache, msg->host, msg->nodes, msg->node_count, msg->header.instance,
+                        msg->header.seq, hvn_seqmap_newer, &newer);
     if (!removed)
         return;
     self->stats.pruned += removed;

@@ -168,6 +168,24 @@ int hvn_seqmap_since(const hvn_seqmap_t *self, const uint8_t instance[16], uint6
     return 1;
 }
 
+//  Returns nothing; *newer is set up.
+void hvn_seqmap_newer_init(hvn_seqmap_newer_t *newer, const hvn_seqmap_t *self,
+                           const uint8_t instance[16])
+{
+    assert(newer && self && instance);
+    newer->seqmap = self;
+    newer->since = UINT64_MAX;
+    hvn_seqmap_since(self, instance, &newer->since);
+}
+
+//  Returns 1 when instance appeared after the reference, else 0.
+int hvn_seqmap_newer(const uint8_t instance[16], void *arg)
+{
+    const hvn_seqmap_newer_t *newer = arg;
+    uint64_t since;
+    return hvn_seqmap_since(newer->seqmap, instance, &since) && since > newer->since;
+}
+
 //  Returns the number of instances forgotten.
 size_t hvn_seqmap_expire(hvn_seqmap_t *self, int64_t now_ms, int64_t min_interval_ms, int intervals)
 {

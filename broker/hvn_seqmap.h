@@ -61,6 +61,24 @@ const char *hvn_seqmap_host(const hvn_seqmap_t *self, const uint8_t instance[16]
 //  the instance, or 0 when the instance is not known.
 int hvn_seqmap_since(const hvn_seqmap_t *self, const uint8_t instance[16], uint64_t *since);
 
+//  What hvn_seqmap_newer compares with: when a reference instance (a
+//  heartbeat's) appeared
+typedef struct {
+    const hvn_seqmap_t *seqmap; //  Instances and when each appeared
+    uint64_t since;             //  The reference instance's appearance
+} hvn_seqmap_newer_t;
+
+//  Returns nothing; *newer compares with instance's appearance in self, or
+//  with the newest there is when instance is not known yet (no
+//  notification since it appeared).
+void hvn_seqmap_newer_init(hvn_seqmap_newer_t *newer, const hvn_seqmap_t *self,
+                           const uint8_t instance[16]);
+
+//  Returns 1 when instance appeared after the reference instance of arg
+//  (an hvn_seqmap_newer_t), 0 when before or when it is not known
+//  (forgotten: long silent). The test hvn_cache_prune takes.
+int hvn_seqmap_newer(const uint8_t instance[16], void *arg);
+
 //  Records that a known instance is alive at now_ms and heartbeats every
 //  interval_ms. Returns 1 if the instance is known, 0 if not (nothing is
 //  recorded: only notifications and syncs add instances).

@@ -118,27 +118,12 @@ static void s_check_render(const hvn_msg_t *msg)
     free(text);
 }
 
-//  What s_newer compares with, as the broker's prune does
-typedef struct {
-    const hvn_seqmap_t *seqmap; //  Instances and when each appeared
-    uint64_t since;             //  The heartbeat's instance's appearance
-} s_newer_t;
-
-//  Returns 1 when instance appeared after the heartbeat's instance, 0
-//  when before or when it is not known.
-static int s_newer(const uint8_t instance[16], void *arg)
-{
-    const s_newer_t *newer = arg;
-    uint64_t since;
-    return hvn_seqmap_since(newer->seqmap, instance, &since) && since > newer->since;
-}
-
 //  What a walk of the cache saw
 typedef struct {
     const char *host;           //  Host whose entries are counted
     const hvn_msg_t *heartbeat; //  When not NULL: count the entries its
                                 //  prune removes
-    s_newer_t *newer;           //  For that prune
+    hvn_seqmap_newer_t *newer;  //  For that prune
     size_t entries;             //  Entries walked
     size_t of_host;             //  Entries whose topic names host
     size_t doomed;              //  Of those, not listed and not newer
@@ -171,7 +156,7 @@ static int s_walk_entry(const hvn_cache_item_t *item, void *arg)
     S_CHECK(hvn_header_unpack(item->header, HVN_HEADER_SIZE, &cached) == HVN_OK);
     bool newer = memcmp(cached.instance, heartbeat->header.instance, 16) == 0
                      ? cached.seq > heartbeat->header.seq
-                     : s_newer(cached.instance, walk->newer);
+                     : hvn_seqmap_newer(cached.instance, walk->newer);
     if (!newer)
         walk->doomed++;
     return 0;
@@ -179,7 +164,8 @@ static int s_walk_entry(const hvn_cache_item_t *item, void *arg)
 
 //  Returns what a walk of the cache saw, after aborting unless the cache's
 //  counts (all entries, entries of the host) agree with it.
-static s_walk_t s_cache_walk(s_state_t *state, const hvn_msg_t *heartbeat, s_newer_t *newer)
+static s_walk_t s_cache_walk(s_state_t *state, const hvn_msg_t *heartbeat,
+                             hvn_seqmap_newer_t *newer)
 {
     const hvn_msg_t *msg = &state->msg;
     s_walk_t walk = {.host = msg->host, .heartbeat = heartbeat, .newer = newer};
@@ -196,11 +182,12 @@ static void s_broker_prune(s_state_t *state)
 {
     const hvn_msg_t *msg = &state->msg;
     //  An instance not known yet is the newest there is
-    s_newer_t newer = {state->seqmap, UINT64_MAX};
-    hvn_seqmap_since(state->seqmap, msg->header.instance, &newer.since);
+    hvn_seqmap_newer_t newer;
+    hvn_seqmap_newer_init(&newer, state->seqmap, msg->header.instance);
     s_walk_t before = s_cache_walk(state, msg, &newer);
-    size_t removed = hvn_cache_prune(state->cache, msg->host, msg->nodes, msg->node_count,
-                                     msg->header.instance, msg->header.seq, s_newer, &newer);
+    size_t removed =
+        hvn_cache_prune(state->cache, msg->host, msg->nodes, msg->node_count,
+                        msg->header.instance, msg->header.seq, hvn_seqmap_newer, &newer);
     S_CHECK(removed == before.doomed);
     s_walk_t after = s_cache_walk(state, msg, &newer);
     S_CHECK(after.doomed == 0 && after.entries + removed == before.entries);

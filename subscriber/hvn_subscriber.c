@@ -555,8 +555,9 @@ typedef struct {
 
 //  Returns nothing; decodes one ITEM reply (parts after the word) and
 //  passes it to the callback when valid and wanted.
-static void s_snapshot_item(s_snapshot_t *snap, zmq_msg_t *parts, int count)
+static void s_snapshot_item(zmq_msg_t *parts, int count, void *arg)
 {
+    s_snapshot_t *snap = arg;
     hvn_subscriber_t *self = snap->self;
     snap->items++;
     if (count != S_SNAPSHOT_FRAMES) {
@@ -584,8 +585,9 @@ static void s_snapshot_item(s_snapshot_t *snap, zmq_msg_t *parts, int count)
 
 //  Returns the number of items delivered after a good END, or -1 when the
 //  END is malformed or disagrees with the items received.
-static int s_snapshot_end(s_snapshot_t *snap, zmq_msg_t *parts, int count)
+static int s_snapshot_end(zmq_msg_t *parts, int count, void *arg)
 {
+    s_snapshot_t *snap = arg;
     hvn_subscriber_t *self = snap->self;
     hvn_end_t end;
     const char *detail = "frames";
@@ -708,6 +710,42 @@ static void s_service_error(hvn_subscriber_t *self, zmq_msg_t *parts, int count)
     zsys_warning("subscriber: service '%s' refused the request: %s", self->service, why);
 }
 
+//  Called for each ITEM of a reply with its frames (the word first).
+typedef void(s_item_fn)(zmq_msg_t *parts, int count, void *arg);
+
+//  Called for the END of a reply with its frames (the word first); returns
+//  the request's result.
+typedef int(s_end_fn)(zmq_msg_t *parts, int count, void *arg);
+
+//  Returns what end returned for the reply's END, or -1 when none came: no
+//  answer in time, an ERROR or a reply of another word (logged). Each ITEM
+//  before it goes to item.
+static int s_service_reply(hvn_subscriber_t *self, s_service_t *svc, s_item_fn *item,
+                           s_end_fn *end, void *arg, int timeout_ms)
+{
+    int rc = -1;
+    while (true) {
+        zmq_msg_t parts[S_SNAPSHOT_FRAMES];
+        int count = s_service_recv(self, svc, parts, S_SNAPSHOT_FRAMES, timeout_ms);
+        if (count <= 0)
+            break;
+        bool done = true;
+        if (s_frame_is(&parts[0], HVN_SERVICE_ITEM)) {
+            item(parts, count, arg);
+            done = false;
+        } else if (s_frame_is(&parts[0], HVN_SERVICE_END))
+            rc = end(parts, count, arg);
+        else if (s_frame_is(&parts[0], HVN_SERVICE_ERROR))
+            s_service_error(self, parts, count);
+        else
+            zsys_warning("subscriber: service '%s' sent an unknown reply", self->service);
+        s_close_parts(parts, count < S_SNAPSHOT_FRAMES ? count : S_SNAPSHOT_FRAMES);
+        if (done)
+            break;
+    }
+    return rc;
+}
+
 //  Returns the number of items passed to fn, or -1 (see the header).
 int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snapshot_fn *fn,
                             void *arg, int timeout_ms)
@@ -726,25 +764,7 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
     int rc = -1;
     if (snap && zsock_send(svc.dealer, "ss", HVN_SERVICE_SNAPSHOT, prefix) == 0) {
         *snap = (s_snapshot_t){.self = self, .fn = fn, .arg = arg};
-        while (true) {
-            zmq_msg_t parts[S_SNAPSHOT_FRAMES];
-            int count = s_service_recv(self, &svc, parts, S_SNAPSHOT_FRAMES, timeout_ms);
-            if (count <= 0)
-                break;
-            bool done = true;
-            if (s_frame_is(&parts[0], HVN_SERVICE_ITEM)) {
-                s_snapshot_item(snap, parts, count);
-                done = false;
-            } else if (s_frame_is(&parts[0], HVN_SERVICE_END))
-                rc = s_snapshot_end(snap, parts, count);
-            else if (s_frame_is(&parts[0], HVN_SERVICE_ERROR))
-                s_service_error(self, parts, count);
-            else
-                zsys_warning("subscriber: service '%s' sent an unknown reply", self->service);
-            s_close_parts(parts, count < S_SNAPSHOT_FRAMES ? count : S_SNAPSHOT_FRAMES);
-            if (done)
-                break;
-        }
+        rc = s_service_reply(self, &svc, s_snapshot_item, s_snapshot_end, snap, timeout_ms);
     }
     free(snap);
     s_service_close(&svc);
@@ -754,8 +774,45 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
 // --------------------------------------------------------------------------
 //  Replay
 
-//  Called for each ITEM of a REPLAY with its frames (the word first).
-typedef void(s_item_fn)(zmq_msg_t *parts, int count, void *arg);
+//  A REPLAY being read
+typedef struct {
+    hvn_subscriber_t *self; //  Whose
+    s_item_fn *fn;          //  Called for each ITEM
+    void *arg;              //  For fn
+    uint64_t items;         //  ITEMs received
+    hvn_end_t *end;         //  Its END, once decoded
+} s_replay_t;
+
+//  Returns nothing; one ITEM counted and passed on (an s_item_fn over an
+//  s_replay_t).
+static void s_replay_item(zmq_msg_t *parts, int count, void *arg)
+{
+    s_replay_t *replay = arg;
+    replay->fn(parts, count, replay->arg);
+    replay->items++;
+}
+
+//  Returns the number of ITEMs received when END is good and counts them
+//  (*replay->end filled), else -1 (logged): an s_end_fn over an
+//  s_replay_t.
+static int s_replay_end(zmq_msg_t *parts, int count, void *arg)
+{
+    s_replay_t *replay = arg;
+    const char *detail = "frames";
+    hvn_reason_t reason = count == 2 ? hvn_end_decode_replay(zmq_msg_data(&parts[1]),
+                                                             zmq_msg_size(&parts[1]),
+                                                             replay->end, &detail)
+                                     : HVN_R_FRAMES;
+    if (reason != HVN_OK)
+        zsys_warning("subscriber: replay: malformed END from '%s' (%s: %s)",
+                     replay->self->service, hvn_reason_str(reason), detail);
+    else if (replay->end->count != replay->items)
+        zsys_warning("subscriber: replay: END counts %" PRIu64 " items, %" PRIu64 " arrived",
+                     replay->end->count, replay->items);
+    else
+        return (int)replay->items;
+    return -1;
+}
 
 //  Returns the number of ITEMs received after a good END (*end filled),
 //  or -1 when there is no service, no answer, an ERROR, or a malformed
@@ -773,41 +830,9 @@ static int s_replay_request(hvn_subscriber_t *self, const uint8_t instance[16], 
     if (s_service_open(self, &svc) != 0)
         return -1;
     int rc = -1;
-    uint64_t items = 0;
+    s_replay_t replay = {.self = self, .fn = fn, .arg = arg, .end = end};
     if (zsock_send(svc.dealer, "ssss", HVN_SERVICE_REPLAY, text, first_text, last_text) == 0)
-        while (true) {
-            zmq_msg_t parts[S_SNAPSHOT_FRAMES];
-            int count = s_service_recv(self, &svc, parts, S_SNAPSHOT_FRAMES, timeout_ms);
-            if (count <= 0)
-                break;
-            bool done = true;
-            if (s_frame_is(&parts[0], HVN_SERVICE_ITEM)) {
-                fn(parts, count, arg);
-                items++;
-                done = false;
-            } else if (s_frame_is(&parts[0], HVN_SERVICE_END)) {
-                const char *detail = "frames";
-                hvn_reason_t reason = count == 2 ? hvn_end_decode_replay(zmq_msg_data(&parts[1]),
-                                                                         zmq_msg_size(&parts[1]),
-                                                                         end, &detail)
-                                                 : HVN_R_FRAMES;
-                if (reason != HVN_OK)
-                    zsys_warning("subscriber: replay: malformed END from '%s' (%s: %s)",
-                                 self->service, hvn_reason_str(reason), detail);
-                else if (end->count != items)
-                    zsys_warning("subscriber: replay: END counts %" PRIu64 " items, %" PRIu64
-                                 " arrived",
-                                 end->count, items);
-                else
-                    rc = (int)items;
-            } else if (s_frame_is(&parts[0], HVN_SERVICE_ERROR))
-                s_service_error(self, parts, count);
-            else
-                zsys_warning("subscriber: service '%s' sent an unknown reply", self->service);
-            s_close_parts(parts, count < S_SNAPSHOT_FRAMES ? count : S_SNAPSHOT_FRAMES);
-            if (done)
-                break;
-        }
+        rc = s_service_reply(self, &svc, s_replay_item, s_replay_end, &replay, timeout_ms);
     s_service_close(&svc);
     return rc;
 }
@@ -872,13 +897,6 @@ static int s_repair(hvn_subscriber_t *self, const uint8_t instance[16], uint64_t
     return got >= 0 ? 0 : -1;
 }
 
-//  Returns nothing; one ITEM decoded and passed to the caller's fn (an
-//  s_item_fn over an s_snapshot_t).
-static void s_item_deliver(zmq_msg_t *parts, int count, void *arg)
-{
-    s_snapshot_item(arg, parts, count);
-}
-
 //  Returns the number of items passed to fn, or -1.
 int hvn_subscriber_replay(hvn_subscriber_t *self, const uint8_t instance[16], uint64_t first,
                           uint64_t last, hvn_snapshot_fn *fn, void *arg, hvn_end_t *end,
@@ -890,7 +908,7 @@ int hvn_subscriber_replay(hvn_subscriber_t *self, const uint8_t instance[16], ui
         return -1;
     *snap = (s_snapshot_t){.self = self, .fn = fn, .arg = arg};
     hvn_end_t got = {.count = 0};
-    int rc = s_replay_request(self, instance, first, last, s_item_deliver, snap, &got, timeout_ms);
+    int rc = s_replay_request(self, instance, first, last, s_snapshot_item, snap, &got, timeout_ms);
     if (rc >= 0)
         rc = snap->delivered;
     if (end)

@@ -144,30 +144,28 @@ static int s_copy(char *dst, size_t size, const char *src)
     return 0;
 }
 
-//  Returns 0 with the interface of the lowest-metric IPv4 default route in
-//  ifname, or -1 when the file has none.
-int hvn_agent_default_route_if(const char *route_path, char *ifname, size_t size)
+//  Reads one line of a route table: returns true with the interface and
+//  metric of a usable default route in name and *metric, else false.
+//  index counts the file's lines from 0.
+typedef bool(s_route_fn)(const char *line, int index, char name[IF_NAMESIZE + 1],
+                         unsigned long *metric);
+
+//  Returns 0 with the interface of the lowest-metric default route of the
+//  route table at path (its lines read by parse) in ifname, or -1 when the
+//  file has none.
+static int s_best_route(const char *path, s_route_fn *parse, char *ifname, size_t size)
 {
-    assert(route_path && ifname);
-    FILE *file = fopen(route_path, "re");
+    FILE *file = fopen(path, "re");
     if (!file)
         return -1;
     char line[512];
     char best[IF_NAMESIZE] = "";
     unsigned long best_metric = ULONG_MAX;
     bool found = false;
-    bool header = true;
-    while (fgets(line, sizeof line, file)) {
-        if (header) { //  "Iface Destination Gateway Flags ..."
-            header = false;
-            continue;
-        }
-        char name[IF_NAMESIZE + 1];
-        unsigned long dest, gateway, flags, refcnt, use, metric, mask;
-        if (sscanf(line, "%16s %lx %lx %lx %lu %lu %lu %lx", name, &dest, &gateway, &flags, &refcnt,
-                   &use, &metric, &mask) != 8)
-            continue;
-        if (dest != 0 || mask != 0 || !(flags & RTF_UP) || strlen(name) >= IF_NAMESIZE)
+    char name[IF_NAMESIZE + 1];
+    unsigned long metric;
+    for (int index = 0; fgets(line, sizeof line, file); index++) {
+        if (!parse(line, index, name, &metric) || strlen(name) >= IF_NAMESIZE)
             continue;
         if (!found || metric < best_metric) {
             strcpy(best, name);
@@ -181,38 +179,51 @@ int hvn_agent_default_route_if(const char *route_path, char *ifname, size_t size
     return s_copy(ifname, size, best);
 }
 
+//  Returns true for a line of /proc/net/route that is an IPv4 default
+//  route that is up (an s_route_fn).
+static bool s_route4(const char *line, int index, char name[IF_NAMESIZE + 1],
+                     unsigned long *metric)
+{
+    if (index == 0) //  "Iface Destination Gateway Flags ..."
+        return false;
+    unsigned long dest, gateway, flags, refcnt, use, mask;
+    if (sscanf(line, "%16s %lx %lx %lx %lu %lu %lu %lx", name, &dest, &gateway, &flags, &refcnt,
+               &use, metric, &mask) != 8)
+        return false;
+    return dest == 0 && mask == 0 && (flags & RTF_UP);
+}
+
+//  Returns 0 with the interface of the lowest-metric IPv4 default route in
+//  ifname, or -1 when the file has none.
+int hvn_agent_default_route_if(const char *route_path, char *ifname, size_t size)
+{
+    assert(route_path && ifname);
+    return s_best_route(route_path, s_route4, ifname, size);
+}
+
+//  Returns true for a line of /proc/net/ipv6_route that is an IPv6
+//  default route that is up, not a reject route and not on lo (an
+//  s_route_fn).
+static bool s_route6(const char *line, int index, char name[IF_NAMESIZE + 1],
+                     unsigned long *metric)
+{
+    (void)index;
+    char dest[33], src[33], next_hop[33];
+    unsigned int dest_len, src_len;
+    unsigned long refcnt, use, flags;
+    if (sscanf(line, "%32s %x %32s %x %32s %lx %lx %lx %lx %16s", dest, &dest_len, src, &src_len,
+               next_hop, metric, &refcnt, &use, &flags, name) != 10)
+        return false;
+    return dest_len == 0 && strspn(dest, "0") == 32 && (flags & RTF_UP) &&
+           !(flags & RTF_REJECT) && !streq(name, "lo");
+}
+
 //  Returns 0 with the interface of the lowest-metric IPv6 default route in
 //  ifname, or -1 when the file has none.
 int hvn_agent_default_route6_if(const char *route6_path, char *ifname, size_t size)
 {
     assert(route6_path && ifname);
-    FILE *file = fopen(route6_path, "re");
-    if (!file)
-        return -1;
-    char line[512];
-    char best[IF_NAMESIZE] = "";
-    unsigned long best_metric = ULONG_MAX;
-    bool found = false;
-    while (fgets(line, sizeof line, file)) {
-        char dest[33], src[33], next_hop[33], name[IF_NAMESIZE + 1];
-        unsigned int dest_len, src_len;
-        unsigned long metric, refcnt, use, flags;
-        if (sscanf(line, "%32s %x %32s %x %32s %lx %lx %lx %lx %16s", dest, &dest_len, src,
-                   &src_len, next_hop, &metric, &refcnt, &use, &flags, name) != 10)
-            continue;
-        if (dest_len != 0 || strspn(dest, "0") != 32 || !(flags & RTF_UP) || (flags & RTF_REJECT) ||
-            streq(name, "lo") || strlen(name) >= IF_NAMESIZE)
-            continue;
-        if (!found || metric < best_metric) {
-            strcpy(best, name);
-            best_metric = metric;
-            found = true;
-        }
-    }
-    fclose(file);
-    if (!found)
-        return -1;
-    return s_copy(ifname, size, best);
+    return s_best_route(route6_path, s_route6, ifname, size);
 }
 
 //  Returns true when addr is an IPv6 link-local address (fe80::/10).

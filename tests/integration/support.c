@@ -57,6 +57,36 @@ int it_free_port(void)
     return port;
 }
 
+json_t *it_next_json(it_proc_t *proc, int timeout_ms)
+{
+    char line[8192];
+    cr_assert(it_read_line(proc, line, sizeof(line), timeout_ms) > 0, "no line from hvn-sub");
+    json_error_t error;
+    json_t *obj = json_loads(line, 0, &error);
+    cr_assert_not_null(obj, "hvn-sub printed non-JSON: %s", line);
+    return obj;
+}
+
+json_t *it_node_data(json_t *obj)
+{
+    json_t *data = json_object_get(json_object_get(obj, "payload"), "nova_object.data");
+    cr_assert_not_null(data);
+    return data;
+}
+
+void it_expect_event(json_t *obj, const char *event, const char *uuid, int64_t vcpus_used,
+                     zhashx_t *ids)
+{
+    json_t *data = it_node_data(obj);
+    cr_assert_str_eq(json_string_value(json_object_get(obj, "event_type")), event);
+    cr_assert_str_eq(json_string_value(json_object_get(data, "uuid")), uuid);
+    cr_assert_eq(json_integer_value(json_object_get(data, "vcpus_used")), vcpus_used,
+                 "%s: vcpus_used", uuid);
+    const char *id = json_string_value(json_object_get(obj, "message_id"));
+    cr_assert_not_null(id);
+    cr_assert_eq(zhashx_insert(ids, id, (void *)1), 0, "message %s printed twice", id);
+}
+
 char *it_node_json(char *buf, size_t size, int64_t id, const char *uuid, const char *host,
                    int64_t vcpus_used, int64_t memory_mb_used)
 {

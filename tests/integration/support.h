@@ -12,6 +12,8 @@
 
 #include "support_proc.h"
 
+#include <czmq.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,5 +43,19 @@ char *it_node_json(char *buf, size_t size, int64_t id, const char *uuid, const c
 
 //  Returns a free TCP port on 127.0.0.1 (it_port_free; asserts there is one).
 int it_free_port(void);
+
+//  Returns the next stdout line of proc (hvn-sub) parsed as JSON (the
+//  caller decrefs); fails the test when no line comes within timeout_ms or
+//  it is not JSON.
+json_t *it_next_json(it_proc_t *proc, int timeout_ms);
+
+//  Returns payload.nova_object.data of a notification printed by hvn-sub;
+//  fails the test when it has none.
+json_t *it_node_data(json_t *obj);
+
+//  Asserts that obj is notification `event` of node uuid with vcpus_used,
+//  and that its message_id was not seen before (ids collects them).
+void it_expect_event(json_t *obj, const char *event, const char *uuid, int64_t vcpus_used,
+                     zhashx_t *ids);
 
 #endif

@@ -52,30 +52,11 @@ static int s_publish_acceptance_input(void)
     return code;
 }
 
-//  Reads one JSON line from hvn-sub and returns it parsed (caller decrefs).
-static json_t *s_next_json(it_proc_t *sub)
-{
-    char line[8192];
-    cr_assert(it_read_line(sub, line, sizeof(line), 10000) > 0, "no line from hvn-sub");
-    json_error_t error;
-    json_t *obj = json_loads(line, 0, &error);
-    cr_assert_not_null(obj, "hvn-sub printed non-JSON: %s", line);
-    return obj;
-}
-
-//  Returns payload.nova_object.data of an envelope.
-static json_t *s_data(json_t *env_obj)
-{
-    json_t *data = json_object_get(json_object_get(env_obj, "payload"), "nova_object.data");
-    cr_assert_not_null(data);
-    return data;
-}
-
 //  Asserts the envelope's event type and node uuid.
 static void s_expect(json_t *obj, const char *event, const char *uuid)
 {
     cr_expect_str_eq(json_string_value(json_object_get(obj, "event_type")), event);
-    cr_expect_str_eq(json_string_value(json_object_get(s_data(obj), "uuid")), uuid);
+    cr_expect_str_eq(json_string_value(json_object_get(it_node_data(obj), "uuid")), uuid);
     cr_expect_str_eq(json_string_value(json_object_get(obj, "priority")), "INFO");
     cr_expect_str_eq(json_string_value(json_object_get(obj, "publisher_id")),
                      "nova-compute:cmp-017");
@@ -89,20 +70,20 @@ Test(flow, hvn_sub_receives_exactly_create_update_create_delete)
     cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0, "hvn-sub never subscribed");
     cr_assert_eq(s_publish_acceptance_input(), 0, "hvn-pub failed");
 
-    json_t *m1 = s_next_json(sub), *m2 = s_next_json(sub);
-    json_t *m3 = s_next_json(sub), *m4 = s_next_json(sub);
+    json_t *m1 = it_next_json(sub, 10000), *m2 = it_next_json(sub, 10000);
+    json_t *m3 = it_next_json(sub, 10000), *m4 = it_next_json(sub, 10000);
     s_expect(m1, "compute_node.create", UUID_A);
     s_expect(m2, "compute_node.update", UUID_A);
     s_expect(m3, "compute_node.create", UUID_B);
     s_expect(m4, "compute_node.delete", UUID_A);
 
     //  The update carries every field as it is now, memory_mb_used too
-    cr_expect_eq(json_integer_value(json_object_get(s_data(m2), "vcpus_used")), 6);
-    cr_expect_eq(json_integer_value(json_object_get(s_data(m2), "memory_mb_used")), 9000);
-    cr_expect_eq(json_object_size(s_data(m2)), 18);
-    cr_expect_eq(json_object_size(s_data(m1)), 18);
+    cr_expect_eq(json_integer_value(json_object_get(it_node_data(m2), "vcpus_used")), 6);
+    cr_expect_eq(json_integer_value(json_object_get(it_node_data(m2), "memory_mb_used")), 9000);
+    cr_expect_eq(json_object_size(it_node_data(m2)), 18);
+    cr_expect_eq(json_object_size(it_node_data(m1)), 18);
     //  A delete carries id and uuid only
-    cr_expect_eq(json_object_size(s_data(m4)), 2);
+    cr_expect_eq(json_object_size(it_node_data(m4)), 2);
     cr_expect_str_eq(json_string_value(json_object_get(json_object_get(m4, "payload"),
                                                        "nova_object.name")),
                      "ComputeNodeDeletePayload");
@@ -153,7 +134,7 @@ Test(flow, delete_subscriber_receives_deletes_only)
 
     //  The delete is the last message published and one pipe keeps order:
     //  had a create or update reached this subscriber, it would come first.
-    json_t *first = s_next_json(deletes);
+    json_t *first = it_next_json(deletes, 10000);
     s_expect(first, "compute_node.delete", UUID_A);
     json_decref(first);
     char line[8192];
@@ -189,7 +170,7 @@ Test(flow, bad_input_line_is_named_skipped_and_the_rest_goes_out)
     free(err);
     it_stop(&pub, SIGKILL, 1000);
 
-    json_t *m1 = s_next_json(sub), *m2 = s_next_json(sub);
+    json_t *m1 = it_next_json(sub, 10000), *m2 = it_next_json(sub, 10000);
     s_expect(m1, "compute_node.create", UUID_A);
     s_expect(m2, "compute_node.create", UUID_B);
     json_decref(m1);
@@ -213,7 +194,7 @@ Test(flow, works_over_tcp_loopback)
     cr_assert_eq(it_wait_subscriptions(env.service, 1, 10000), 0);
     cr_assert_eq(s_publish_acceptance_input(), 0);
     for (int i = 0; i < 4; i++)
-        json_decref(s_next_json(sub));
+        json_decref(it_next_json(sub, 10000));
     cr_expect_eq(it_wait(sub, 10000), 0);
     it_stop(&sub, SIGKILL, 1000);
 }

@@ -24,32 +24,6 @@
 
 TestSuite(once, .timeout = 100);
 
-//  Reads one JSON line from hvn-sub; returns it parsed (caller decrefs).
-static json_t *s_next_json(it_proc_t *sub)
-{
-    char line[8192];
-    cr_assert(it_read_line(sub, line, sizeof(line), S_LINE_MS) > 0, "no line from hvn-sub");
-    json_error_t error;
-    json_t *obj = json_loads(line, 0, &error);
-    cr_assert_not_null(obj, "hvn-sub printed non-JSON: %s", line);
-    return obj;
-}
-
-//  Asserts that obj is event for node uuid with vcpus_used, and that its
-//  message_id was not printed before (ids collects them).
-static void s_expect(json_t *obj, const char *event, const char *uuid, int64_t vcpus_used,
-                     zhashx_t *ids)
-{
-    json_t *data = json_object_get(json_object_get(obj, "payload"), "nova_object.data");
-    cr_assert_str_eq(json_string_value(json_object_get(obj, "event_type")), event);
-    cr_assert_str_eq(json_string_value(json_object_get(data, "uuid")), uuid);
-    cr_assert_eq(json_integer_value(json_object_get(data, "vcpus_used")), vcpus_used,
-                 "%s: vcpus_used", uuid);
-    const char *id = json_string_value(json_object_get(obj, "message_id"));
-    cr_assert_not_null(id);
-    cr_assert_eq(zhashx_insert(ids, id, (void *)1), 0, "message %s printed twice", id);
-}
-
 Test(once, plain_subscriber_on_two_brokers_prints_each_notification_once)
 {
     enum { NODES = 3, ROUNDS = 8, KILL_AT = 4 };
@@ -75,8 +49,8 @@ Test(once, plain_subscriber_on_two_brokers_prints_each_notification_once)
         for (int n = 0; n < NODES; n++) {
             snprintf(uuid, sizeof(uuid), "6f1c1e0a-4a7b-4b8e-9d7e-%012d", n);
             it_write(pub, it_node_json(line, sizeof(line), n + 1, uuid, S_HOST, r, 1024));
-            json_t *obj = s_next_json(sub);
-            s_expect(obj, r ? "compute_node.update" : "compute_node.create", uuid, r, ids);
+            json_t *obj = it_next_json(sub, S_LINE_MS);
+            it_expect_event(obj, r ? "compute_node.update" : "compute_node.create", uuid, r, ids);
             json_decref(obj);
         }
         if (r == 0) {

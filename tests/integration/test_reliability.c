@@ -246,25 +246,6 @@ static int64_t s_wait_stat(const char *service, const char *key, int64_t least)
     return value;
 }
 
-//  Returns the json of the next line of hvn-sub (caller decrefs).
-static json_t *s_sub_line(it_proc_t *sub)
-{
-    char line[8192];
-    cr_assert(it_read_line(sub, line, sizeof(line), 15000) > 0, "no line from hvn-sub");
-    json_error_t error;
-    json_t *obj = json_loads(line, 0, &error);
-    cr_assert_not_null(obj, "hvn-sub printed non-JSON: %s", line);
-    return obj;
-}
-
-//  Returns payload.nova_object.data of a notification printed by hvn-sub.
-static json_t *s_sub_data(json_t *obj)
-{
-    json_t *data = json_object_get(json_object_get(obj, "payload"), "nova_object.data");
-    cr_assert_not_null(data);
-    return data;
-}
-
 //  Returns nothing; hvn-sub --snapshot printed exactly the live nodes of
 //  truth with their values (count lines, one per node, then it exited 0).
 static void s_sub_snapshot_equals(it_env_t *env, int pubs, int64_t truth[][S_NODES])
@@ -282,8 +263,8 @@ static void s_sub_snapshot_equals(it_env_t *env, int pubs, int64_t truth[][S_NOD
     cr_assert_not_null(sub);
     int seen[S_PUBS][S_NODES] = {{0}};
     for (int i = 0; i < live; i++) {
-        json_t *obj = s_sub_line(sub);
-        json_t *data = s_sub_data(obj);
+        json_t *obj = it_next_json(sub, 15000);
+        json_t *data = it_node_data(obj);
         const char *uuid = json_string_value(json_object_get(data, "uuid"));
         cr_assert_not_null(uuid);
         int p = -1, n = -1;
@@ -377,16 +358,16 @@ Test(reliability, a_publisher_restarted_with_its_state_sends_no_second_create_an
     s_pub_finish(&pub);
 
     char uuid[HVN_UUID_STR_LEN + 1];
-    json_t *obj = s_sub_line(sub);
+    json_t *obj = it_next_json(sub, 15000);
     s_uuid(uuid, 0, 1);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "event_type")), "compute_node.update");
-    cr_assert_str_eq(json_string_value(json_object_get(s_sub_data(obj), "uuid")), uuid);
-    cr_assert_eq(json_integer_value(json_object_get(s_sub_data(obj), "vcpus_used")), 9);
+    cr_assert_str_eq(json_string_value(json_object_get(it_node_data(obj), "uuid")), uuid);
+    cr_assert_eq(json_integer_value(json_object_get(it_node_data(obj), "vcpus_used")), 9);
     json_decref(obj);
-    obj = s_sub_line(sub);
+    obj = it_next_json(sub, 15000);
     s_uuid(uuid, 0, 2);
     cr_assert_str_eq(json_string_value(json_object_get(obj, "event_type")), "compute_node.delete");
-    cr_assert_str_eq(json_string_value(json_object_get(s_sub_data(obj), "uuid")), uuid);
+    cr_assert_str_eq(json_string_value(json_object_get(it_node_data(obj), "uuid")), uuid);
     json_decref(obj);
     cr_assert_eq(it_wait(sub, 15000), 0);
     it_stop(&sub, SIGKILL, 1000);
@@ -444,7 +425,7 @@ Test(reliability, a_restarted_subscriber_gets_the_whole_fleet_from_its_snapshot)
     const char *argv[] = {"hvn-sub",   "--connect",  env.backend, "--service",
                           env.service, "--snapshot", NULL};
     it_proc_t *sub = it_spawn(argv, false, true, false);
-    json_decref(s_sub_line(sub));
+    json_decref(it_next_json(sub, 15000));
     cr_assert_eq(it_stop(&sub, SIGKILL, 5000), 128 + SIGKILL);
     s_report(pubs[0], 0, 3, truth[0][3] = 6);
     s_remove(pubs[1], 1, 0);

@@ -45,32 +45,6 @@ static int s_wait_cached(const char *service, int64_t nodes)
     return -1;
 }
 
-//  Reads one JSON line from hvn-sub; returns it parsed (caller decrefs).
-static json_t *s_next_json(it_proc_t *sub)
-{
-    char line[8192];
-    cr_assert(it_read_line(sub, line, sizeof(line), S_LINE_MS) > 0, "no line from hvn-sub");
-    json_error_t error;
-    json_t *obj = json_loads(line, 0, &error);
-    cr_assert_not_null(obj, "hvn-sub printed non-JSON: %s", line);
-    return obj;
-}
-
-//  Asserts that obj is event for node uuid with vcpus_used, and that its
-//  message_id was not seen before (ids collects them).
-static void s_expect(json_t *obj, const char *event, const char *uuid, int64_t vcpus_used,
-                     zhashx_t *ids)
-{
-    json_t *data = json_object_get(json_object_get(obj, "payload"), "nova_object.data");
-    cr_assert_str_eq(json_string_value(json_object_get(obj, "event_type")), event);
-    cr_assert_str_eq(json_string_value(json_object_get(data, "uuid")), uuid);
-    cr_assert_eq(json_integer_value(json_object_get(data, "vcpus_used")), vcpus_used,
-                 "%s: vcpus_used", uuid);
-    const char *id = json_string_value(json_object_get(obj, "message_id"));
-    cr_assert_not_null(id);
-    cr_assert_eq(zhashx_insert(ids, id, (void *)1), 0, "message %s printed twice", id);
-}
-
 //  Returns the number after `label` in the exit report on text, or -1.
 static long s_count_after(const char *text, const char *label)
 {
@@ -106,8 +80,8 @@ Test(replica, two_brokers_one_killed_every_notification_printed_once)
     for (int n = 0; n < NODES; n++) {
         it_write(pub, it_node_json(line, sizeof(line), n + 1, s_uuid(uuid, sizeof(uuid), n), S_HOST,
                                    0, 1024));
-        json_t *obj = s_next_json(sub);
-        s_expect(obj, "compute_node.create", uuid, 0, ids);
+        json_t *obj = it_next_json(sub, S_LINE_MS);
+        it_expect_event(obj, "compute_node.create", uuid, 0, ids);
         json_decref(obj);
     }
     //  Both brokers hold the fleet: the publisher reaches both
@@ -120,8 +94,8 @@ Test(replica, two_brokers_one_killed_every_notification_printed_once)
         for (int n = 0; n < NODES; n++) {
             it_write(pub, it_node_json(line, sizeof(line), n + 1, s_uuid(uuid, sizeof(uuid), n),
                                        S_HOST, r, 1024));
-            json_t *obj = s_next_json(sub);
-            s_expect(obj, "compute_node.update", uuid, r, ids);
+            json_t *obj = it_next_json(sub, S_LINE_MS);
+            it_expect_event(obj, "compute_node.update", uuid, r, ids);
             json_decref(obj);
         }
     }
@@ -174,13 +148,13 @@ Test(replica, late_joiner_prints_the_cached_fleet_and_the_table_shows_it)
     it_proc_t *sub = it_spawn(sub_argv, false, true, false);
     zhashx_t *ids = zhashx_new();
     for (int n = 0; n < NODES - 1; n++) {
-        json_t *obj = s_next_json(sub);
+        json_t *obj = it_next_json(sub, S_LINE_MS);
         json_t *data = json_object_get(json_object_get(obj, "payload"), "nova_object.data");
         const char *got = json_string_value(json_object_get(data, "uuid"));
         cr_assert_not_null(got);
         cr_assert_neq(strcmp(got, "6f1c1e0a-4a7b-4b8e-9d7e-000000000000"), 0, "deleted node");
         int index = atoi(got + strlen("6f1c1e0a-4a7b-4b8e-9d7e-"));
-        s_expect(obj, "compute_node.create", got, index + 1, ids);
+        it_expect_event(obj, "compute_node.create", got, index + 1, ids);
         json_decref(obj);
     }
     cr_expect_eq(it_wait(sub, S_WAIT_MS), 0, "hvn-sub did not exit after --count");

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "fixtures.h"
 #include "hvn_proto.h"
 
 #define S_UUID "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
@@ -38,20 +39,6 @@ static void s_teardown(void)
 }
 
 TestSuite(codec, .init = s_setup, .fini = s_teardown);
-
-//  A node with every field set (nothing nil).
-static void s_full_node(hvn_node_t *node)
-{
-    hvn_node_init(node);
-    for (int f = 0; f < HVN_F_COUNT; f++)
-        if (hvn_schema_fields[f].type == HVN_TYPE_INT)
-            hvn_node_set_int(node, f, 1000 + f);
-    hvn_node_set_str(node, HVN_F_UUID, S_UUID);
-    hvn_node_set_str(node, HVN_F_HOST, S_HOST);
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "cmp-017.example.org");
-    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
-}
 
 static const hvn_envelope_t s_env = {NULL, S_HOST, S_TS, S_MSGID};
 
@@ -99,7 +86,7 @@ static body_t *s_body_of(hvn_frames_t frames)
 static body_t *s_body(hvn_event_t event)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     return s_body_of(s_encode(event, &node, HVN_KIND_NOTIFICATION));
 }
 
@@ -255,7 +242,7 @@ static hvn_reason_t s_without(hvn_event_t event, const char *path)
 Test(codec, round_trips_every_field)
 {
     hvn_node_t node, back;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
     cr_assert_str_eq(fr.topic, "compute_node.update@cmp-017");
     cr_assert_eq(fr.topic_size, strlen(fr.topic));
@@ -281,7 +268,7 @@ Test(codec, round_trips_every_field)
 Test(codec, round_trips_nulls_of_every_nullable_field)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     for (int f = 0; f < HVN_F_COUNT; f++)
         if (hvn_schema_fields[f].nullable)
             hvn_node_set_null(&node, f);
@@ -297,7 +284,7 @@ Test(codec, round_trips_nulls_of_every_nullable_field)
 Test(codec, round_trips_max_length_strings_and_extreme_ints)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     char longest[HVN_STR_MAX + 1];
     memset(longest, 'x', HVN_STR_MAX);
     longest[HVN_STR_MAX] = '\0';
@@ -320,7 +307,7 @@ Test(codec, round_trips_max_length_strings_and_extreme_ints)
 Test(codec, delete_carries_id_and_uuid_only)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_frames_t fr = s_encode(HVN_EVENT_DELETE, &node, HVN_KIND_NOTIFICATION);
     body_t *body = s_body_of(fr);
     msgpack_object *data = s_map_at(body, "payload/nova_object.data");
@@ -386,7 +373,7 @@ static size_t s_unhex(const char *hex, uint8_t *out, size_t cap)
 Test(codec, encoder_writes_the_pinned_wire_bytes)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     node.vcpus = -5;
     node.memory_mb = 300;
     node.local_gb = 70000;
@@ -433,7 +420,7 @@ Test(codec, create_carries_all_eighteen_fields_and_the_envelope)
 Test(codec, fresh_timestamp_and_message_id_when_envelope_leaves_them_null)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_envelope_t env = {.service = "svc", .host = S_HOST};
     hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = 1};
     hvn_frames_t fr;
@@ -448,7 +435,7 @@ Test(codec, fresh_timestamp_and_message_id_when_envelope_leaves_them_null)
 Test(codec, node_uuid_holds_the_nodes_bytes_and_is_zero_after_a_heartbeat)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     uuid_t raw;
     cr_assert_eq(uuid_parse(S_UUID, raw), 0);
     hvn_msg_t msg;
@@ -526,7 +513,7 @@ Test(codec, round_trips_broker_heartbeat)
 Test(codec, encoder_refuses_invalid_input)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION};
     hvn_frames_t fr;
     hvn_envelope_t env = s_env;
@@ -589,7 +576,7 @@ Test(codec, header_of_wrong_size_version_or_kind_is_refused)
     cr_assert_eq(hvn_header_unpack(wire, 26, &h), HVN_R_HEADER_KIND);
 
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
     hvn_msg_t msg;
     cr_assert_eq(hvn_decoder_decode(decoder, fr.topic, fr.topic_size, fr.header, 25, fr.body,
@@ -609,7 +596,7 @@ Test(codec, header_of_wrong_size_version_or_kind_is_refused)
 Test(codec, kind_must_agree_with_the_event)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
     hvn_msg_t msg;
     fr.header[1] = HVN_KIND_HEARTBEAT;
@@ -676,7 +663,7 @@ Test(codec, unknown_event_is_refused)
 Test(codec, body_over_the_limit_is_too_big)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
     hvn_msg_t msg;
     hvn_decoder_set_max_size(decoder, fr.body_size);
@@ -688,7 +675,7 @@ Test(codec, body_over_the_limit_is_too_big)
 Test(codec, trailing_bytes_and_garbage_are_msgpack_errors)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
     uint8_t *longer = malloc(fr.body_size + 1);
     memcpy(longer, fr.body, fr.body_size);
@@ -903,7 +890,7 @@ Test(codec, unknown_keys_are_ignored_at_every_level)
     hvn_msg_t msg;
     cr_assert_eq(s_decode_body(body, &msg), HVN_OK, "%s", hvn_decoder_detail(decoder));
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     cr_assert(hvn_node_equal(&node, &msg.node));
     s_body_free(body);
     body = s_body(HVN_EVENT_DELETE);
@@ -974,7 +961,7 @@ Test(codec, malformed_heartbeats_are_refused)
 Test(codec, random_corruption_never_crashes_and_never_passes_garbage)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
     size_t size = fr.body_size;
     uint8_t *copy = malloc(size);
@@ -1136,7 +1123,7 @@ Test(codec, uuid_parse_accepts_and_refuses_what_libuuid_does)
 Test(codec, a_host_with_a_control_character_is_refused_both_ways)
 {
     hvn_node_t node;
-    s_full_node(&node);
+    fx_node_full(&node, S_UUID, S_HOST);
     hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, &node, HVN_KIND_NOTIFICATION);
     //  The same message with an escape sequence in the topic's host, as a
     //  hostile publisher would send it: it would reach hvn-sub's terminal

@@ -10,40 +10,20 @@
 #include <uuid/uuid.h>
 
 #include "hvn_mpread.h"
+#include "fixtures.h"
 #include "hvn_proto.h"
 
 #define S_INST1 "01010101-0101-0101-0101-010101010101"
 #define S_INST2 "02020202-0202-0202-0202-020202020202"
 
-static msgpack_sbuffer sbuf;
-static msgpack_packer pk;
-
-static void s_setup(void)
-{
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-}
-
-static void s_teardown(void)
-{
-    msgpack_sbuffer_destroy(&sbuf);
-}
-
-TestSuite(end, .init = s_setup, .fini = s_teardown, .timeout = 30);
-
-//  Packs a msgpack str.
-static void s_str(const char *s)
-{
-    msgpack_pack_str(&pk, strlen(s));
-    msgpack_pack_str_body(&pk, s, strlen(s));
-}
+TestSuite(end, .init = fx_pack_setup, .fini = fx_pack_teardown, .timeout = 30);
 
 //  Returns the reason hvn_end_decode gives for what was packed, with the
 //  detail in *detail when not NULL; *end is cleared afterwards.
 static hvn_reason_t s_decode(const char **detail)
 {
     hvn_end_t end;
-    hvn_reason_t reason = hvn_end_decode(sbuf.data, sbuf.size, &end, detail);
+    hvn_reason_t reason = hvn_end_decode(fx_sbuf.data, fx_sbuf.size, &end, detail);
     if (reason != HVN_OK) {
         cr_assert_eq(end.publisher_count, 0);
         cr_assert_null(end.publishers);
@@ -54,20 +34,20 @@ static hvn_reason_t s_decode(const char **detail)
 
 Test(end, decodes_broker_id_count_and_sorted_publishers)
 {
-    msgpack_pack_map(&pk, 3);
-    s_str("broker_id");
-    s_str("b1");
-    s_str("count");
-    msgpack_pack_int64(&pk, 7);
-    s_str("publishers");
-    msgpack_pack_map(&pk, 2);
-    s_str(S_INST2);
-    msgpack_pack_uint64(&pk, 9);
-    s_str(S_INST1);
-    msgpack_pack_uint64(&pk, UINT64_MAX);
+    msgpack_pack_map(&fx_pk, 3);
+    fx_str("broker_id");
+    fx_str("b1");
+    fx_str("count");
+    msgpack_pack_int64(&fx_pk, 7);
+    fx_str("publishers");
+    msgpack_pack_map(&fx_pk, 2);
+    fx_str(S_INST2);
+    msgpack_pack_uint64(&fx_pk, 9);
+    fx_str(S_INST1);
+    msgpack_pack_uint64(&fx_pk, UINT64_MAX);
     hvn_end_t end;
     const char *detail = "unset";
-    cr_assert_eq(hvn_end_decode(sbuf.data, sbuf.size, &end, &detail), HVN_OK);
+    cr_assert_eq(hvn_end_decode(fx_sbuf.data, fx_sbuf.size, &end, &detail), HVN_OK);
     cr_assert_str_eq(detail, "");
     cr_assert_str_eq(end.broker_id, "b1");
     cr_assert_eq(end.count, 7);
@@ -83,34 +63,34 @@ Test(end, decodes_broker_id_count_and_sorted_publishers)
 
 Test(end, unknown_keys_uppercase_uuids_and_no_publishers_are_accepted)
 {
-    msgpack_pack_map(&pk, 4);
-    s_str("future");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_nil(&pk);
-    s_str("publishers");
-    msgpack_pack_map(&pk, 1);
-    s_str("0D9A1B6C-3E2F-4A5B-8C7D-6E5F4A3B2C1D");
-    msgpack_pack_uint64(&pk, 0);
-    s_str("count");
-    msgpack_pack_uint64(&pk, 0);
-    s_str("broker_id");
-    s_str("b2");
+    msgpack_pack_map(&fx_pk, 4);
+    fx_str("future");
+    msgpack_pack_array(&fx_pk, 1);
+    msgpack_pack_nil(&fx_pk);
+    fx_str("publishers");
+    msgpack_pack_map(&fx_pk, 1);
+    fx_str("0D9A1B6C-3E2F-4A5B-8C7D-6E5F4A3B2C1D");
+    msgpack_pack_uint64(&fx_pk, 0);
+    fx_str("count");
+    msgpack_pack_uint64(&fx_pk, 0);
+    fx_str("broker_id");
+    fx_str("b2");
     hvn_end_t end;
-    cr_assert_eq(hvn_end_decode(sbuf.data, sbuf.size, &end, NULL), HVN_OK);
+    cr_assert_eq(hvn_end_decode(fx_sbuf.data, fx_sbuf.size, &end, NULL), HVN_OK);
     uuid_t raw;
     uuid_parse("0d9a1b6c-3e2f-4a5b-8c7d-6e5f4a3b2c1d", raw);
     cr_assert_eq(memcmp(end.publishers[0].instance, raw, 16), 0);
     hvn_end_clear(&end);
 
-    msgpack_sbuffer_clear(&sbuf);
-    msgpack_pack_map(&pk, 3);
-    s_str("broker_id");
-    s_str("b3");
-    s_str("count");
-    msgpack_pack_uint64(&pk, 0);
-    s_str("publishers");
-    msgpack_pack_map(&pk, 0);
-    cr_assert_eq(hvn_end_decode(sbuf.data, sbuf.size, &end, NULL), HVN_OK);
+    msgpack_sbuffer_clear(&fx_sbuf);
+    msgpack_pack_map(&fx_pk, 3);
+    fx_str("broker_id");
+    fx_str("b3");
+    fx_str("count");
+    msgpack_pack_uint64(&fx_pk, 0);
+    fx_str("publishers");
+    msgpack_pack_map(&fx_pk, 0);
+    cr_assert_eq(hvn_end_decode(fx_sbuf.data, fx_sbuf.size, &end, NULL), HVN_OK);
     cr_assert_eq(end.publisher_count, 0);
     hvn_end_clear(&end);
 }
@@ -118,71 +98,71 @@ Test(end, unknown_keys_uppercase_uuids_and_no_publishers_are_accepted)
 //  Packs the three keys; each kind picks a good (0) or a bad value.
 static void s_end_with(int id_kind, int count_kind, int pubs_kind)
 {
-    msgpack_pack_map(&pk, 3);
-    s_str("broker_id");
+    msgpack_pack_map(&fx_pk, 3);
+    fx_str("broker_id");
     if (id_kind == 0)
-        s_str("b1");
+        fx_str("b1");
     else if (id_kind == 1)
-        msgpack_pack_int(&pk, 5);
+        msgpack_pack_int(&fx_pk, 5);
     else if (id_kind == 2)
-        s_str("");
+        fx_str("");
     else if (id_kind == 3) {
-        msgpack_pack_str(&pk, 2);
-        msgpack_pack_str_body(&pk, "\xff\xfe", 2);
+        msgpack_pack_str(&fx_pk, 2);
+        msgpack_pack_str_body(&fx_pk, "\xff\xfe", 2);
     } else {
         char long_id[300];
         memset(long_id, 'b', sizeof(long_id) - 1);
         long_id[sizeof(long_id) - 1] = '\0';
-        s_str(long_id);
+        fx_str(long_id);
     }
-    s_str("count");
+    fx_str("count");
     if (count_kind == 0)
-        msgpack_pack_uint64(&pk, 0);
+        msgpack_pack_uint64(&fx_pk, 0);
     else if (count_kind == 1)
-        msgpack_pack_int(&pk, -1);
+        msgpack_pack_int(&fx_pk, -1);
     else
-        s_str("0");
-    s_str("publishers");
+        fx_str("0");
+    fx_str("publishers");
     switch (pubs_kind) {
     case 0:
-        msgpack_pack_map(&pk, 1);
-        s_str(S_INST1);
-        msgpack_pack_uint64(&pk, 3);
+        msgpack_pack_map(&fx_pk, 1);
+        fx_str(S_INST1);
+        msgpack_pack_uint64(&fx_pk, 3);
         break;
     case 1: //  Negative seq
-        msgpack_pack_map(&pk, 1);
-        s_str(S_INST1);
-        msgpack_pack_int(&pk, -3);
+        msgpack_pack_map(&fx_pk, 1);
+        fx_str(S_INST1);
+        msgpack_pack_int(&fx_pk, -3);
         break;
     case 2: //  Not a uuid, right length
-        msgpack_pack_map(&pk, 1);
-        s_str("not-a-uuid-not-a-uuid-not-a-uuid-xx");
-        msgpack_pack_uint64(&pk, 3);
+        msgpack_pack_map(&fx_pk, 1);
+        fx_str("not-a-uuid-not-a-uuid-not-a-uuid-xx");
+        msgpack_pack_uint64(&fx_pk, 3);
         break;
     case 3: //  An array
-        msgpack_pack_array(&pk, 0);
+        msgpack_pack_array(&fx_pk, 0);
         break;
     case 4: //  Seq as text
-        msgpack_pack_map(&pk, 1);
-        s_str(S_INST1);
-        s_str("3");
+        msgpack_pack_map(&fx_pk, 1);
+        fx_str(S_INST1);
+        fx_str("3");
         break;
     case 5: //  The same instance twice, in two spellings
-        msgpack_pack_map(&pk, 2);
-        s_str(S_INST1);
-        msgpack_pack_uint64(&pk, 3);
-        s_str("01010101-0101-0101-0101-010101010101");
-        msgpack_pack_uint64(&pk, 4);
+        msgpack_pack_map(&fx_pk, 2);
+        fx_str(S_INST1);
+        msgpack_pack_uint64(&fx_pk, 3);
+        fx_str("01010101-0101-0101-0101-010101010101");
+        msgpack_pack_uint64(&fx_pk, 4);
         break;
     case 6: //  Key not a string
-        msgpack_pack_map(&pk, 1);
-        msgpack_pack_int(&pk, 1);
-        msgpack_pack_uint64(&pk, 3);
+        msgpack_pack_map(&fx_pk, 1);
+        msgpack_pack_int(&fx_pk, 1);
+        msgpack_pack_uint64(&fx_pk, 3);
         break;
     default: //  Short uuid
-        msgpack_pack_map(&pk, 1);
-        s_str("01010101");
-        msgpack_pack_uint64(&pk, 3);
+        msgpack_pack_map(&fx_pk, 1);
+        fx_str("01010101");
+        msgpack_pack_uint64(&fx_pk, 3);
         break;
     }
 }
@@ -210,7 +190,7 @@ Test(end, malformed_bodies_are_refused_with_a_reason_and_the_part)
         {"short uuid", 0, 0, 7, HVN_R_BAD_VALUE, "publishers"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        msgpack_sbuffer_clear(&sbuf);
+        msgpack_sbuffer_clear(&fx_sbuf);
         s_end_with(cases[i].id, cases[i].count, cases[i].pubs);
         const char *detail = NULL;
         cr_assert_eq(s_decode(&detail), cases[i].reason, "%s", cases[i].name);
@@ -221,30 +201,30 @@ Test(end, malformed_bodies_are_refused_with_a_reason_and_the_part)
 Test(end, missing_duplicate_and_non_map_roots_are_refused)
 {
     const char *detail = NULL;
-    msgpack_pack_map(&pk, 2);
-    s_str("broker_id");
-    s_str("b1");
-    s_str("count");
-    msgpack_pack_uint64(&pk, 0);
+    msgpack_pack_map(&fx_pk, 2);
+    fx_str("broker_id");
+    fx_str("b1");
+    fx_str("count");
+    msgpack_pack_uint64(&fx_pk, 0);
     cr_assert_eq(s_decode(&detail), HVN_R_MISSING_KEY);
     cr_assert_str_eq(detail, "publishers");
 
-    msgpack_sbuffer_clear(&sbuf);
-    msgpack_pack_map(&pk, 4);
-    s_str("broker_id");
-    s_str("b1");
-    s_str("count");
-    msgpack_pack_uint64(&pk, 0);
-    s_str("count");
-    msgpack_pack_uint64(&pk, 1);
-    s_str("publishers");
-    msgpack_pack_map(&pk, 0);
+    msgpack_sbuffer_clear(&fx_sbuf);
+    msgpack_pack_map(&fx_pk, 4);
+    fx_str("broker_id");
+    fx_str("b1");
+    fx_str("count");
+    msgpack_pack_uint64(&fx_pk, 0);
+    fx_str("count");
+    msgpack_pack_uint64(&fx_pk, 1);
+    fx_str("publishers");
+    msgpack_pack_map(&fx_pk, 0);
     cr_assert_eq(s_decode(&detail), HVN_R_BAD_VALUE);
     cr_assert_str_eq(detail, "count");
 
-    msgpack_sbuffer_clear(&sbuf);
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_int(&pk, 1);
+    msgpack_sbuffer_clear(&fx_sbuf);
+    msgpack_pack_array(&fx_pk, 1);
+    msgpack_pack_int(&fx_pk, 1);
     cr_assert_eq(s_decode(&detail), HVN_R_NOT_MAP);
 }
 
@@ -258,28 +238,28 @@ Test(end, garbage_trailing_bytes_and_huge_claims_are_msgpack_errors)
     cr_assert_eq(hvn_end_decode("\xdf\xff\xff\xff\xff", 5, &end, &detail), HVN_R_MSGPACK);
     cr_assert_str_eq(detail, "body");
     s_end_with(0, 0, 0);
-    msgpack_pack_nil(&pk);
+    msgpack_pack_nil(&fx_pk);
     cr_assert_eq(s_decode(NULL), HVN_R_MSGPACK, "trailing nil");
-    cr_assert_eq(hvn_end_decode(sbuf.data, sbuf.size - 2, &end, NULL), HVN_R_MSGPACK, "truncated");
+    cr_assert_eq(hvn_end_decode(fx_sbuf.data, fx_sbuf.size - 2, &end, NULL), HVN_R_MSGPACK, "truncated");
 }
 
 Test(end, publishers_over_the_limit_and_bodies_over_the_size_are_too_big)
 {
-    msgpack_pack_map(&pk, 3);
-    s_str("broker_id");
-    s_str("b1");
-    s_str("count");
-    msgpack_pack_uint64(&pk, 0);
-    s_str("publishers");
+    msgpack_pack_map(&fx_pk, 3);
+    fx_str("broker_id");
+    fx_str("b1");
+    fx_str("count");
+    msgpack_pack_uint64(&fx_pk, 0);
+    fx_str("publishers");
     uint32_t n = HVN_END_PUBLISHERS_MAX + 1;
-    msgpack_pack_map(&pk, n);
+    msgpack_pack_map(&fx_pk, n);
     for (uint32_t i = 0; i < n; i++) {
         uuid_t raw = {0};
         memcpy(raw, &i, sizeof(i));
         char text[HVN_UUID_STR_LEN + 1];
         uuid_unparse_lower(raw, text);
-        s_str(text);
-        msgpack_pack_uint64(&pk, i);
+        fx_str(text);
+        msgpack_pack_uint64(&fx_pk, i);
     }
     const char *detail = NULL;
     cr_assert_eq(s_decode(&detail), HVN_R_TOO_BIG);

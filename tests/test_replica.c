@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "fixtures.h"
 #include "hvn_replica.h"
 
 #define S_UUID_A "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
@@ -29,13 +30,10 @@
 
 //  One fake broker
 typedef struct {
-    char backend[64];   //  XPUB endpoint
-    char service[64];   //  ROUTER endpoint
-    zsock_t *xpub;      //  Its backend
-    zactor_t *actor;    //  Its service
-    zlist_t *replies;   //  zmsg_t answered to every SNAPSHOT, in order
-    volatile int mute;  //  Nonzero: requests get no answer
-    volatile int asked; //  SNAPSHOT requests received
+    char backend[64];  //  XPUB endpoint
+    zsock_t *xpub;     //  Its backend
+    fx_service_t svc;  //  Its service: answers every SNAPSHOT with svc.replies
+    zactor_t *actor;   //  The service, running
 } s_broker_t;
 
 //  What the change callback saw
@@ -56,43 +54,6 @@ static int endpoint_seq;
 // --------------------------------------------------------------------------
 //  The fake brokers
 
-//  The service: answers every SNAPSHOT with the queued replies unless mute.
-static void s_service(zsock_t *pipe, void *arg)
-{
-    s_broker_t *broker = arg;
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    int rc = router ? zsock_bind(router, "%s", broker->service) : -1;
-    zsock_signal(pipe, rc == 0 ? 0 : 1);
-    if (rc != 0) {
-        zsock_destroy(&router);
-        return;
-    }
-    zpoller_t *poller = zpoller_new(pipe, router, NULL);
-    while (zpoller_wait(poller, -1) == router) {
-        zmsg_t *request = zmsg_recv(router);
-        zframe_t *id = zmsg_pop(request);
-        broker->asked++;
-        for (zmsg_t *reply = broker->mute ? NULL : zlist_first(broker->replies); reply;
-             reply = zlist_next(broker->replies)) {
-            zmsg_t *copy = zmsg_dup(reply);
-            zmsg_pushmem(copy, zframe_data(id), zframe_size(id));
-            zmsg_send(&copy, router);
-        }
-        zframe_destroy(&id);
-        zmsg_destroy(&request);
-    }
-    zpoller_destroy(&poller);
-    zsock_destroy(&router);
-}
-
-//  Returns nothing; empties a broker's queued replies.
-static void s_replies_clear(s_broker_t *broker)
-{
-    zmsg_t *msg;
-    while ((msg = zlist_pop(broker->replies)))
-        zmsg_destroy(&msg);
-}
-
 static void s_setup(void)
 {
     encoder = hvn_encoder_new();
@@ -103,15 +64,16 @@ static void s_setup(void)
         memset(b, 0, sizeof(*b));
         snprintf(b->backend, sizeof(b->backend), "inproc://replica-%d-%d-pub", (int)getpid(),
                  ++endpoint_seq);
-        snprintf(b->service, sizeof(b->service), "inproc://replica-%d-%d-svc", (int)getpid(),
+        char service[64];
+        snprintf(service, sizeof(service), "inproc://replica-%d-%d-svc", (int)getpid(),
                  endpoint_seq);
         b->xpub = zsock_new(ZMQ_XPUB);
         cr_assert(b->xpub);
         zsock_set_rcvtimeo(b->xpub, S_WAIT_MS);
         zsock_set_xpub_verbose(b->xpub, 1);
         cr_assert_eq(zsock_bind(b->xpub, "%s", b->backend), 0);
-        b->replies = zlist_new();
-        b->actor = zactor_new(s_service, b);
+        cr_assert_eq(fx_service_init(&b->svc, service), 0);
+        b->actor = fx_service_run(&b->svc);
         cr_assert(b->actor);
     }
 }
@@ -121,8 +83,7 @@ static void s_teardown(void)
     for (int i = 0; i < 2; i++) {
         zactor_destroy(&brokers[i].actor);
         zsock_destroy(&brokers[i].xpub);
-        s_replies_clear(&brokers[i]);
-        zlist_destroy(&brokers[i].replies);
+        fx_service_fini(&brokers[i].svc);
     }
     hvn_encoder_destroy(&encoder);
 }
@@ -135,16 +96,8 @@ TestSuite(replica, .init = s_setup, .fini = s_teardown, .timeout = 60);
 //  A node with every field set; vcpus_used varies per version.
 static void s_node(hvn_node_t *node, const char *uuid, const char *host, int64_t vcpus_used)
 {
-    hvn_node_init(node);
-    for (int f = 0; f < HVN_F_COUNT; f++)
-        if (hvn_schema_fields[f].type == HVN_TYPE_INT)
-            hvn_node_set_int(node, f, 1000 + f);
+    fx_node_full(node, uuid, host);
     hvn_node_set_int(node, HVN_F_VCPUS_USED, vcpus_used);
-    hvn_node_set_str(node, HVN_F_UUID, uuid);
-    hvn_node_set_str(node, HVN_F_HOST, host);
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "node.example.org");
-    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
 }
 
 //  Returns the encoded notification; instance is 16 bytes of one value.
@@ -153,11 +106,8 @@ static hvn_frames_t s_encode(hvn_event_t event, const char *uuid, const char *ho
 {
     hvn_node_t node;
     s_node(&node, uuid, host, vcpus_used);
-    hvn_envelope_t env = {.host = host};
-    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
-    memset(header.instance, instance, 16);
     hvn_frames_t frames;
-    cr_assert_eq(hvn_encoder_notification(encoder, event, &env, &node, &header, &frames), 0);
+    cr_assert_eq(fx_encode(encoder, event, &node, seq, instance, &frames), 0);
     return frames;
 }
 
@@ -208,45 +158,14 @@ static void s_item(s_broker_t *broker, hvn_event_t event, const char *uuid, cons
                    uint64_t seq, uint8_t instance, int64_t vcpus_used)
 {
     hvn_frames_t fr = s_encode(event, uuid, host, seq, instance, vcpus_used);
-    zmsg_t *msg = zmsg_new();
-    zmsg_addstr(msg, "ITEM");
-    zmsg_addmem(msg, fr.topic, fr.topic_size);
-    zmsg_addmem(msg, fr.header, HVN_HEADER_SIZE);
-    zmsg_addmem(msg, fr.body, fr.body_size);
-    zlist_append(broker->replies, msg);
-}
-
-//  Packs a msgpack str.
-static void s_pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
+    fx_service_item(&broker->svc, &fr);
 }
 
 //  Queues the END: broker_id, count, and n instance/seq pairs.
 static void s_end(s_broker_t *broker, const char *broker_id, uint64_t count, size_t n,
                   const char *const *instances, const uint64_t *seqs)
 {
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    s_pack_str(&pk, "broker_id");
-    s_pack_str(&pk, broker_id);
-    s_pack_str(&pk, "count");
-    msgpack_pack_uint64(&pk, count);
-    s_pack_str(&pk, "publishers");
-    msgpack_pack_map(&pk, n);
-    for (size_t i = 0; i < n; i++) {
-        s_pack_str(&pk, instances[i]);
-        msgpack_pack_uint64(&pk, seqs[i]);
-    }
-    zmsg_t *msg = zmsg_new();
-    zmsg_addstr(msg, "END");
-    zmsg_addmem(msg, sbuf.data, sbuf.size);
-    zlist_append(broker->replies, msg);
-    msgpack_sbuffer_destroy(&sbuf);
+    fx_service_end(&broker->svc, broker_id, count, n, instances, seqs);
 }
 
 // --------------------------------------------------------------------------
@@ -286,7 +205,7 @@ static void s_await_subscriptions(s_broker_t *broker, int count)
 static hvn_replica_t *s_replica(size_t links, int heartbeat_ms)
 {
     const char *backends[2] = {brokers[0].backend, brokers[1].backend};
-    const char *services[2] = {brokers[0].service, brokers[1].service};
+    const char *services[2] = {brokers[0].svc.endpoint, brokers[1].svc.endpoint};
     hvn_replica_opts_t opts = {.backends = backends,
                                .services = services,
                                .broker_count = links,
@@ -330,7 +249,7 @@ static int s_find_event(hvn_replica_change_t change, const char *uuid)
 //  Queues broker 0's snapshot: A (inst1 seq 3) and B (inst2 seq 7).
 static void s_fleet_ab(s_broker_t *broker)
 {
-    s_replies_clear(broker);
+    fx_service_clear(&broker->svc);
     s_item(broker, HVN_EVENT_CREATE, S_UUID_A, S_HOST1, 3, 0x01, 1);
     s_item(broker, HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 7, 0x02, 2);
     const char *instances[] = {S_INST1, S_INST2};
@@ -406,7 +325,7 @@ Test(replica, seq_gap_is_detected_and_a_snapshot_replaces_the_view)
     hvn_replica_t *replica = s_replica(1, 0);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     //  The broker's truth now: A at seq 6, B deleted, C created
-    s_replies_clear(&brokers[0]);
+    fx_service_clear(&brokers[0].svc);
     s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 6, 0x01, 6);
     s_item(&brokers[0], HVN_EVENT_CREATE, S_UUID_C, S_HOST2, 9, 0x02, 3);
     const char *instances[] = {S_INST1, S_INST2};
@@ -440,8 +359,8 @@ Test(replica, detections_while_a_repair_is_pending_join_it)
     s_fleet_ab(&brokers[0]);
     hvn_replica_t *replica = s_replica(1, 0);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
-    int asked = brokers[0].asked;
-    brokers[0].mute = 1; //  The repair cannot complete yet
+    int asked = brokers[0].svc.asked;
+    brokers[0].svc.mute = 1; //  The repair cannot complete yet
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 5, 0x01, 5);
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 9, 0x02, 5);
     S_POLL_UNTIL(replica, s_stats(replica).gaps == 2);
@@ -450,13 +369,13 @@ Test(replica, detections_while_a_repair_is_pending_join_it)
     S_POLL_UNTIL(replica, s_stats(replica).repairs_failed >= 2);
     cr_assert_eq(s_stats(replica).losses, 2);
 
-    s_replies_clear(&brokers[0]); //  Safe: the service answers nothing while mute
+    fx_service_clear(&brokers[0].svc); //  Safe: the service answers nothing while mute
     s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 5, 0x01, 5);
     s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 9, 0x02, 5);
     const char *instances[] = {S_INST1, S_INST2};
     uint64_t seqs[] = {5, 9};
     s_end(&brokers[0], "b1", 2, 2, instances, seqs);
-    brokers[0].mute = 0;
+    brokers[0].svc.mute = 0;
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     hvn_replica_stats_t stats = s_stats(replica);
     cr_assert_eq(stats.repairs, 1, "one repair for both gaps");
@@ -464,19 +383,19 @@ Test(replica, detections_while_a_repair_is_pending_join_it)
     cr_assert_eq(stats.losses, stats.repaired);
     cr_assert_geq(stats.repairs_failed, 2);
     //  Failed attempts back off: far fewer requests than polls
-    cr_assert_lt(brokers[0].asked - asked, 30);
+    cr_assert_lt(brokers[0].svc.asked - asked, 30);
     hvn_replica_destroy(&replica);
 }
 
 Test(replica, first_snapshot_failing_is_retried_until_a_broker_answers)
 {
-    brokers[0].mute = 1;
+    brokers[0].svc.mute = 1;
     s_fleet_ab(&brokers[0]);
     hvn_replica_t *replica = s_replica(1, 0);
     S_POLL_UNTIL(replica, s_stats(replica).repairs_failed >= 1);
     cr_assert_not(hvn_replica_synced(replica));
     cr_assert_eq(hvn_replica_size(replica), 0);
-    brokers[0].mute = 0;
+    brokers[0].svc.mute = 0;
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     cr_assert_eq(hvn_replica_size(replica), 2);
     cr_assert_eq(s_stats(replica).losses, 0);
@@ -598,13 +517,13 @@ Test(replica, notification_from_both_brokers_is_applied_once)
 
 Test(replica, snapshot_asks_the_services_in_turn)
 {
-    brokers[0].mute = 1;
+    brokers[0].svc.mute = 1;
     s_fleet_ab(&brokers[1]);
     hvn_replica_t *replica = s_replica(2, 0);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     cr_assert_eq(hvn_replica_size(replica), 2);
-    cr_assert_geq(brokers[0].asked + brokers[1].asked, 1);
-    cr_assert_eq(brokers[1].asked, 1);
+    cr_assert_geq(brokers[0].svc.asked + brokers[1].svc.asked, 1);
+    cr_assert_eq(brokers[1].svc.asked, 1);
     hvn_replica_destroy(&replica);
 }
 
@@ -626,7 +545,7 @@ Test(replica, foreach_visits_every_node_and_host_filter_keeps_one_host)
     hvn_replica_destroy(&replica);
 
     const char *backends[] = {brokers[0].backend};
-    const char *services[] = {brokers[0].service};
+    const char *services[] = {brokers[0].svc.endpoint};
     hvn_replica_opts_t opts = {.backends = backends,
                                .services = services,
                                .broker_count = 1,
@@ -668,13 +587,13 @@ Test(replica, snapshot_from_a_broker_behind_the_other_does_not_turn_the_view_bac
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
     s_publish(&brokers[0], HVN_EVENT_CREATE, S_UUID_C, S_HOST1, 5, 0x01, 5);
     S_POLL_UNTIL(replica, s_stats(replica).applied == 2);
-    s_replies_clear(&brokers[1]);
+    fx_service_clear(&brokers[1].svc);
     s_item(&brokers[1], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
     s_item(&brokers[1], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 7, 0x02, 2);
     const char *instances[] = {S_INST1, S_INST2};
     uint64_t seqs[] = {3, 7};
     s_end(&brokers[1], "b1-new", 2, 2, instances, seqs);
-    brokers[0].mute = 1;
+    brokers[0].svc.mute = 1;
     s_broker_heartbeat(&brokers[1], "b1-other", 10000);
     s_broker_heartbeat(&brokers[1], "b1-new", 10000);
     S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
@@ -709,12 +628,12 @@ Test(replica, sync_takes_a_snapshot_at_once_and_reports_failure)
     cr_assert_eq(hvn_replica_sync(replica), 0);
     cr_assert(hvn_replica_synced(replica));
     cr_assert_eq(hvn_replica_size(replica), 2);
-    brokers[0].mute = 1;
+    brokers[0].svc.mute = 1;
     cr_assert_eq(hvn_replica_sync(replica), -1);
     cr_assert_not(hvn_replica_synced(replica), "a failed sync leaves a repair pending");
     cr_assert_eq(s_stats(replica).repairs_failed, 1);
     cr_assert_eq(hvn_replica_size(replica), 2, "the view is kept");
-    brokers[0].mute = 0;
+    brokers[0].svc.mute = 0;
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     hvn_replica_destroy(&replica);
 }
@@ -724,7 +643,7 @@ Test(replica, snapshot_naming_no_publisher_removes_what_it_lacks)
     s_fleet_ab(&brokers[0]);
     hvn_replica_t *replica = s_replica(1, 0);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
-    s_replies_clear(&brokers[0]);
+    fx_service_clear(&brokers[0].svc);
     s_end(&brokers[0], "b2", 0, 0, NULL, NULL); //  A broker that knows nothing yet
     cr_assert_eq(hvn_replica_sync(replica), 0);
     cr_assert_eq(hvn_replica_size(replica), 0);

@@ -11,33 +11,13 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "fixtures.h"
 #include "hvn_proto.h"
 
 #define S_INST1 "01010101-0101-0101-0101-010101010101"
 #define S_INST2 "02020202-0202-0202-0202-020202020202"
 
-static msgpack_sbuffer sbuf;
-static msgpack_packer pk;
-
-static void s_setup(void)
-{
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-}
-
-static void s_teardown(void)
-{
-    msgpack_sbuffer_destroy(&sbuf);
-}
-
-TestSuite(service, .init = s_setup, .fini = s_teardown, .timeout = 30);
-
-//  Packs a msgpack str.
-static void s_str(const char *s)
-{
-    msgpack_pack_str(&pk, strlen(s));
-    msgpack_pack_str_body(&pk, s, strlen(s));
-}
+TestSuite(service, .init = fx_pack_setup, .fini = fx_pack_teardown, .timeout = 30);
 
 Test(service, words_are_the_protocol_words)
 {
@@ -62,24 +42,24 @@ Test(service, end_encodes_as_the_broker_always_packed_it)
     pubs[0].seq = 300;
     uuid_parse(S_INST1, pubs[1].instance);
     pubs[1].seq = UINT64_MAX;
-    msgpack_pack_map(&pk, 3);
-    s_str("broker_id");
-    s_str("b1");
-    s_str("count");
-    msgpack_pack_int64(&pk, 70000);
-    s_str("publishers");
-    msgpack_pack_map(&pk, 2);
-    s_str(S_INST2);
-    msgpack_pack_uint64(&pk, 300);
-    s_str(S_INST1);
-    msgpack_pack_uint64(&pk, UINT64_MAX);
+    msgpack_pack_map(&fx_pk, 3);
+    fx_str("broker_id");
+    fx_str("b1");
+    fx_str("count");
+    msgpack_pack_int64(&fx_pk, 70000);
+    fx_str("publishers");
+    msgpack_pack_map(&fx_pk, 2);
+    fx_str(S_INST2);
+    msgpack_pack_uint64(&fx_pk, 300);
+    fx_str(S_INST1);
+    msgpack_pack_uint64(&fx_pk, UINT64_MAX);
 
     hvn_end_t end = {.broker_id = "b1", .count = 70000, .publisher_count = 2, .publishers = pubs};
     size_t size = 0;
     uint8_t *body = hvn_end_encode(&end, &size);
     cr_assert(body);
-    cr_assert_eq(size, sbuf.size);
-    cr_assert_eq(memcmp(body, sbuf.data, size), 0);
+    cr_assert_eq(size, fx_sbuf.size);
+    cr_assert_eq(memcmp(body, fx_sbuf.data, size), 0);
 
     hvn_end_t back;
     const char *detail = NULL;
@@ -129,16 +109,16 @@ Test(service, replay_end_round_trips_and_is_not_a_snapshot_end)
     cr_assert_str_eq(detail, "publishers");
     free(body);
 
-    msgpack_pack_map(&pk, 4);
-    s_str("broker_id");
-    s_str("b2");
-    s_str("count");
-    msgpack_pack_uint64(&pk, 0);
-    s_str("first");
-    msgpack_pack_uint64(&pk, 0);
-    s_str("last");
-    msgpack_pack_uint64(&pk, 0);
-    cr_assert_eq(hvn_end_decode_replay(sbuf.data, sbuf.size, &back, NULL), HVN_OK,
+    msgpack_pack_map(&fx_pk, 4);
+    fx_str("broker_id");
+    fx_str("b2");
+    fx_str("count");
+    msgpack_pack_uint64(&fx_pk, 0);
+    fx_str("first");
+    msgpack_pack_uint64(&fx_pk, 0);
+    fx_str("last");
+    msgpack_pack_uint64(&fx_pk, 0);
+    cr_assert_eq(hvn_end_decode_replay(fx_sbuf.data, fx_sbuf.size, &back, NULL), HVN_OK,
                  "0, 0: the ring holds none of that instance");
     hvn_end_clear(&back);
 }
@@ -157,19 +137,19 @@ Test(service, replay_end_refusals_name_the_part)
         {"first", -1, "first negative", HVN_R_WRONG_TYPE, "first"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        msgpack_sbuffer_clear(&sbuf);
-        msgpack_pack_map(&pk, 4);
-        s_str("broker_id");
-        s_str("b2");
-        s_str("count");
-        msgpack_pack_uint64(&pk, 0);
-        s_str(cases[i].first_key);
-        msgpack_pack_int64(&pk, cases[i].first);
-        s_str("last");
-        msgpack_pack_uint64(&pk, 4);
+        msgpack_sbuffer_clear(&fx_sbuf);
+        msgpack_pack_map(&fx_pk, 4);
+        fx_str("broker_id");
+        fx_str("b2");
+        fx_str("count");
+        msgpack_pack_uint64(&fx_pk, 0);
+        fx_str(cases[i].first_key);
+        msgpack_pack_int64(&fx_pk, cases[i].first);
+        fx_str("last");
+        msgpack_pack_uint64(&fx_pk, 4);
         hvn_end_t back;
         const char *detail = NULL;
-        cr_expect_eq(hvn_end_decode_replay(sbuf.data, sbuf.size, &back, &detail), cases[i].reason,
+        cr_expect_eq(hvn_end_decode_replay(fx_sbuf.data, fx_sbuf.size, &back, &detail), cases[i].reason,
                      "%s", cases[i].why);
         cr_expect_str_eq(detail, cases[i].detail, "%s", cases[i].why);
         cr_expect_eq(back.first, 0, "%s: refused, empty", cases[i].why);
@@ -189,22 +169,22 @@ Test(service, stats_table_encodes_every_row_in_order_and_decodes_back)
     cr_assert_eq(hvn_stats_add_uint(table, "", 1), -1, "a row has a name");
 
     //  The body as the broker packed it by hand, map size counted
-    msgpack_pack_map(&pk, 5);
-    s_str("received");
-    msgpack_pack_uint64(&pk, 5);
-    s_str("refused.too_big");
-    msgpack_pack_uint64(&pk, UINT64_MAX);
-    s_str("subscriptions");
-    msgpack_pack_int64(&pk, -2);
-    s_str("uptime_ms");
-    msgpack_pack_int64(&pk, 1234);
-    s_str("broker_id");
-    s_str("b1");
+    msgpack_pack_map(&fx_pk, 5);
+    fx_str("received");
+    msgpack_pack_uint64(&fx_pk, 5);
+    fx_str("refused.too_big");
+    msgpack_pack_uint64(&fx_pk, UINT64_MAX);
+    fx_str("subscriptions");
+    msgpack_pack_int64(&fx_pk, -2);
+    fx_str("uptime_ms");
+    msgpack_pack_int64(&fx_pk, 1234);
+    fx_str("broker_id");
+    fx_str("b1");
     size_t size = 0;
     uint8_t *body = hvn_stats_encode(table, &size);
     cr_assert(body);
-    cr_assert_eq(size, sbuf.size);
-    cr_assert_eq(memcmp(body, sbuf.data, size), 0);
+    cr_assert_eq(size, fx_sbuf.size);
+    cr_assert_eq(memcmp(body, fx_sbuf.data, size), 0);
 
     hvn_stats_t *back = hvn_stats_new();
     const char *detail = NULL;
@@ -232,18 +212,18 @@ Test(service, stats_table_encodes_every_row_in_order_and_decodes_back)
 
 Test(service, stats_decode_leaves_out_values_it_does_not_know)
 {
-    msgpack_pack_map(&pk, 4);
-    s_str("ratio");
-    msgpack_pack_double(&pk, 0.5);
-    s_str("flags");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_true(&pk);
-    s_str("received");
-    msgpack_pack_uint64(&pk, 7);
-    s_str("none");
-    msgpack_pack_nil(&pk);
+    msgpack_pack_map(&fx_pk, 4);
+    fx_str("ratio");
+    msgpack_pack_double(&fx_pk, 0.5);
+    fx_str("flags");
+    msgpack_pack_array(&fx_pk, 1);
+    msgpack_pack_true(&fx_pk);
+    fx_str("received");
+    msgpack_pack_uint64(&fx_pk, 7);
+    fx_str("none");
+    msgpack_pack_nil(&fx_pk);
     hvn_stats_t *table = hvn_stats_new();
-    cr_assert_eq(hvn_stats_decode(table, sbuf.data, sbuf.size, NULL), HVN_OK);
+    cr_assert_eq(hvn_stats_decode(table, fx_sbuf.data, fx_sbuf.size, NULL), HVN_OK);
     cr_assert_eq(hvn_stats_size(table), 1);
     cr_assert_eq(hvn_stats_find(table, "received")->uint, 7);
     hvn_stats_destroy(&table);

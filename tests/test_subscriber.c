@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "fixtures.h"
 #include "hvn_subscriber.h"
 
 #define S_UUID "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
@@ -53,20 +54,6 @@ TestSuite(subscriber, .init = s_setup, .fini = s_teardown, .timeout = 30);
 // --------------------------------------------------------------------------
 //  Helpers
 
-//  A node with every field set (nothing nil).
-static void s_node(hvn_node_t *node, const char *uuid, const char *host)
-{
-    hvn_node_init(node);
-    for (int f = 0; f < HVN_F_COUNT; f++)
-        if (hvn_schema_fields[f].type == HVN_TYPE_INT)
-            hvn_node_set_int(node, f, 1000 + f);
-    hvn_node_set_str(node, HVN_F_UUID, uuid);
-    hvn_node_set_str(node, HVN_F_HOST, host);
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "cmp-017.example.org");
-    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
-}
-
 //  Waits for `count` subscription messages on sock: after that, the
 //  subscriber is sure to see what is sent.
 static void s_await_subscriptions(zsock_t *sock, int count)
@@ -104,12 +91,9 @@ static hvn_frames_t s_encode(hvn_event_t event, const char *uuid, const char *ho
                              uint8_t instance)
 {
     hvn_node_t node;
-    s_node(&node, uuid, host);
-    hvn_envelope_t env = {.host = host};
-    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
-    memset(header.instance, instance, 16);
+    fx_node_full(&node, uuid, host);
     hvn_frames_t frames;
-    cr_assert_eq(hvn_encoder_notification(encoder, event, &env, &node, &header, &frames), 0);
+    cr_assert_eq(fx_encode(encoder, event, &node, seq, instance, &frames), 0);
     return frames;
 }
 
@@ -163,7 +147,7 @@ Test(subscriber, valid_message_is_delivered_decoded)
     cr_assert_str_eq(msg.host, S_HOST);
     cr_assert_str_eq(msg.publisher_id, "nova-compute:" S_HOST);
     hvn_node_t expected;
-    s_node(&expected, S_UUID, S_HOST);
+    fx_node_full(&expected, S_UUID, S_HOST);
     cr_assert(hvn_node_equal(&msg.node, &expected));
 
     hvn_subscriber_stats_t stats;
@@ -406,64 +390,19 @@ Test(subscriber, narrow_subscription_tracks_no_gaps)
 #define S_INSTANCE1 "01010101-0101-0101-0101-010101010101"
 #define S_INSTANCE2 "02020202-0202-0202-0202-020202020202"
 
-typedef struct {
-    char endpoint[64]; //  Where the ROUTER binds
-    zlist_t *replies;  //  zmsg_t to send back, in order
-    char request[300]; //  What the client asked: frames joined with '|'
-} s_fake_t;
-
-//  The fake broker: binds, answers one request, waits for $TERM.
-static void s_fake_broker(zsock_t *pipe, void *arg)
-{
-    s_fake_t *fake = arg;
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    int rc = router ? zsock_bind(router, "%s", fake->endpoint) : -1;
-    zsock_signal(pipe, rc == 0 ? 0 : 1);
-    if (rc != 0) {
-        zsock_destroy(&router);
-        return;
-    }
-    zpoller_t *poller = zpoller_new(pipe, router, NULL);
-    while (true) {
-        void *which = zpoller_wait(poller, -1);
-        if (which != router)
-            break; //  $TERM or interrupted
-        zmsg_t *request = zmsg_recv(router);
-        zframe_t *id = zmsg_pop(request);
-        for (zframe_t *f = zmsg_first(request); f; f = zmsg_next(request)) {
-            size_t len = strlen(fake->request);
-            snprintf(fake->request + len, sizeof(fake->request) - len, "%s%.*s", len ? "|" : "",
-                     (int)zframe_size(f), (const char *)zframe_data(f));
-        }
-        for (zmsg_t *reply = zlist_first(fake->replies); reply; reply = zlist_next(fake->replies)) {
-            zmsg_t *copy = zmsg_dup(reply);
-            zmsg_pushmem(copy, zframe_data(id), zframe_size(id));
-            zmsg_send(&copy, router);
-        }
-        zframe_destroy(&id);
-        zmsg_destroy(&request);
-    }
-    zpoller_destroy(&poller);
-    zsock_destroy(&router);
-}
-
-static s_fake_t fake;
+static fx_service_t fake; //  The fake broker service
 
 //  Returns nothing; prepares an empty fake with a fresh endpoint.
 static void s_fake_init(void)
 {
-    memset(&fake, 0, sizeof(fake));
-    s_new_endpoint(fake.endpoint, sizeof(fake.endpoint));
-    fake.replies = zlist_new();
+    char service[64];
+    cr_assert_eq(fx_service_init(&fake, s_new_endpoint(service, sizeof(service))), 0);
 }
 
 //  Returns nothing; frees the canned replies.
 static void s_fake_free(void)
 {
-    zmsg_t *msg;
-    while ((msg = zlist_pop(fake.replies)))
-        zmsg_destroy(&msg);
-    zlist_destroy(&fake.replies);
+    fx_service_fini(&fake);
 }
 
 //  Queues ["ITEM", topic, header, body] of an encoded notification.
@@ -471,50 +410,7 @@ static void s_fake_item(hvn_event_t event, const char *uuid, const char *host, u
                         uint8_t instance)
 {
     hvn_frames_t fr = s_encode(event, uuid, host, seq, instance);
-    zmsg_t *msg = zmsg_new();
-    zmsg_addstr(msg, "ITEM");
-    zmsg_addmem(msg, fr.topic, fr.topic_size);
-    zmsg_addmem(msg, fr.header, HVN_HEADER_SIZE);
-    zmsg_addmem(msg, fr.body, fr.body_size);
-    zlist_append(fake.replies, msg);
-}
-
-//  Queues a reply of a word and one raw body frame.
-static void s_fake_reply(const char *word, const void *body, size_t size)
-{
-    zmsg_t *msg = zmsg_new();
-    zmsg_addstr(msg, word);
-    zmsg_addmem(msg, body, size);
-    zlist_append(fake.replies, msg);
-}
-
-//  Packs a msgpack str.
-static void s_pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-//  Queues a well-formed END: broker "b1", count, and n instance/seq pairs.
-static void s_fake_end(uint64_t count, size_t n, const char *const *instances, const uint64_t *seqs)
-{
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    s_pack_str(&pk, "broker_id");
-    s_pack_str(&pk, "b1");
-    s_pack_str(&pk, "count");
-    msgpack_pack_uint64(&pk, count);
-    s_pack_str(&pk, "publishers");
-    msgpack_pack_map(&pk, n);
-    for (size_t i = 0; i < n; i++) {
-        s_pack_str(&pk, instances[i]);
-        msgpack_pack_uint64(&pk, seqs[i]);
-    }
-    s_fake_reply("END", sbuf.data, sbuf.size);
-    msgpack_sbuffer_destroy(&sbuf);
+    fx_service_item(&fake, &fr);
 }
 
 //  Collects what the snapshot callback receives.
@@ -552,7 +448,7 @@ static hvn_subscriber_t *s_client(const char *const *topics, size_t topic_count,
 static int s_snapshot_via_fake(hvn_subscriber_t *sub, const char *prefix, s_items_t *items,
                                int timeout_ms)
 {
-    zactor_t *actor = zactor_new(s_fake_broker, &fake);
+    zactor_t *actor = fx_service_run(&fake);
     cr_assert(actor);
     int rc = hvn_subscriber_snapshot(sub, prefix, s_collect, items, timeout_ms);
     zactor_destroy(&actor);
@@ -569,7 +465,7 @@ Test(subscriber, snapshot_delivers_items_and_remembers_end_seqs)
     s_fake_item(HVN_EVENT_UPDATE, S_UUID2, "cmp-002", 7, 0x02);
     const char *instances[] = {S_INSTANCE1, S_INSTANCE2};
     uint64_t seqs[] = {3, 7};
-    s_fake_end(2, 2, instances, seqs);
+    fx_service_end(&fake, "b1", 2, 2, instances, seqs);
     hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
     cr_assert_str_eq(hvn_subscriber_broker_id(sub), "");
 
@@ -594,7 +490,7 @@ Test(subscriber, live_messages_covered_by_the_snapshot_are_skipped)
     s_fake_init();
     const char *instances[] = {S_INSTANCE1};
     uint64_t seqs[] = {3};
-    s_fake_end(0, 1, instances, seqs);
+    fx_service_end(&fake, "b1", 0, 1, instances, seqs);
     hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
     //  Queued in the SUB while the snapshot is taken: already in it
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 2, 0x01);
@@ -624,7 +520,7 @@ Test(subscriber, jump_past_the_snapshot_seq_counts_a_gap)
     s_fake_init();
     const char *instances[] = {S_INSTANCE1};
     uint64_t seqs[] = {3};
-    s_fake_end(0, 1, instances, seqs);
+    fx_service_end(&fake, "b1", 0, 1, instances, seqs);
     hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), 0);
@@ -656,7 +552,7 @@ Test(subscriber, bad_snapshot_items_are_counted_and_skipped)
     s_fake_item(HVN_EVENT_CREATE, S_UUID2, S_HOST, 2, 0x01);
     const char *instances[] = {S_INSTANCE1};
     uint64_t seqs[] = {2};
-    s_fake_end(3, 1, instances, seqs);
+    fx_service_end(&fake, "b1", 3, 1, instances, seqs);
     hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
 
     s_items_t items = {0};
@@ -676,7 +572,7 @@ Test(subscriber, snapshot_items_pass_the_topic_and_host_filters)
     s_fake_item(HVN_EVENT_CREATE, S_UUID, "cmp-001", 1, 0x01);
     s_fake_item(HVN_EVENT_UPDATE, S_UUID2, "cmp-001", 2, 0x01);
     s_fake_item(HVN_EVENT_UPDATE, S_UUID, "cmp-002", 1, 0x02);
-    s_fake_end(3, 0, NULL, NULL);
+    fx_service_end(&fake, "b1", 3, 0, NULL, NULL);
     const char *topics[] = {"compute_node.update"};
     hvn_subscriber_t *sub = s_client(topics, 1, "cmp-001");
     s_items_t items = {0};
@@ -689,23 +585,20 @@ Test(subscriber, snapshot_items_pass_the_topic_and_host_filters)
 Test(subscriber, end_with_unknown_keys_and_uppercase_uuid_is_accepted)
 {
     s_fake_init();
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    s_pack_str(&pk, "future");
-    msgpack_pack_array(&pk, 0);
-    s_pack_str(&pk, "publishers");
-    msgpack_pack_map(&pk, 1);
-    s_pack_str(&pk, "0D9A1B6C-3E2F-4A5B-8C7D-6E5F4A3B2C1D");
-    msgpack_pack_uint64(&pk, 9);
-    s_pack_str(&pk, "count");
-    msgpack_pack_int64(&pk, 0);
-    s_pack_str(&pk, "broker_id");
-    s_pack_str(&pk, "b2");
-    s_fake_reply("END", sbuf.data, sbuf.size);
-    msgpack_sbuffer_destroy(&sbuf);
+    fx_pack_setup();
+    msgpack_pack_map(&fx_pk, 4);
+    fx_pack_str(&fx_pk, "future");
+    msgpack_pack_array(&fx_pk, 0);
+    fx_pack_str(&fx_pk, "publishers");
+    msgpack_pack_map(&fx_pk, 1);
+    fx_pack_str(&fx_pk, "0D9A1B6C-3E2F-4A5B-8C7D-6E5F4A3B2C1D");
+    msgpack_pack_uint64(&fx_pk, 9);
+    fx_pack_str(&fx_pk, "count");
+    msgpack_pack_int64(&fx_pk, 0);
+    fx_pack_str(&fx_pk, "broker_id");
+    fx_pack_str(&fx_pk, "b2");
+    fx_service_reply(&fake, HVN_SERVICE_END, fx_sbuf.data, fx_sbuf.size);
+    fx_pack_teardown();
     hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), 0);
@@ -726,100 +619,57 @@ static void s_end_not_a_map(msgpack_packer *pk)
     msgpack_pack_int(pk, 1);
 }
 
-//  Packs the three keys, each value chosen by the case.
+//  Packs the three keys, each value chosen by the case (pubs_kind 7: no
+//  publishers at all).
 static void s_end_with(msgpack_packer *pk, int broker_id_kind, int count_kind, int pubs_kind)
 {
-    msgpack_pack_map(pk, 3);
-    s_pack_str(pk, "broker_id");
+    msgpack_pack_map(pk, pubs_kind == 7 ? 2 : 3);
+    fx_pack_str(pk, "broker_id");
     if (broker_id_kind == 0)
-        s_pack_str(pk, "b1");
+        fx_pack_str(pk, "b1");
     else
         msgpack_pack_int(pk, 5);
-    s_pack_str(pk, "count");
+    fx_pack_str(pk, "count");
     if (count_kind == 0)
         msgpack_pack_uint64(pk, 0);
     else if (count_kind == 1)
         msgpack_pack_int(pk, -1);
+    else if (count_kind == 2)
+        fx_pack_str(pk, "0");
     else
-        s_pack_str(pk, "0");
-    s_pack_str(pk, "publishers");
+        msgpack_pack_uint64(pk, 5); //  No item was sent
+    if (pubs_kind == 7)
+        return;
+    fx_pack_str(pk, "publishers");
     if (pubs_kind == 0) { //  uuid -> negative seq
         msgpack_pack_map(pk, 1);
-        s_pack_str(pk, S_INSTANCE1);
+        fx_pack_str(pk, S_INSTANCE1);
         msgpack_pack_int(pk, -3);
     } else if (pubs_kind == 1) { //  not a uuid
         msgpack_pack_map(pk, 1);
-        s_pack_str(pk, "not-a-uuid-not-a-uuid-not-a-uuid-xx");
+        fx_pack_str(pk, "not-a-uuid-not-a-uuid-not-a-uuid-xx");
         msgpack_pack_uint64(pk, 3);
     } else if (pubs_kind == 2) { //  an array
         msgpack_pack_array(pk, 0);
     } else if (pubs_kind == 3) { //  seq as text
         msgpack_pack_map(pk, 1);
-        s_pack_str(pk, S_INSTANCE1);
-        s_pack_str(pk, "3");
+        fx_pack_str(pk, S_INSTANCE1);
+        fx_pack_str(pk, "3");
     } else if (pubs_kind == 4) { //  the same publisher twice
         msgpack_pack_map(pk, 2);
-        s_pack_str(pk, S_INSTANCE1);
+        fx_pack_str(pk, S_INSTANCE1);
         msgpack_pack_uint64(pk, 3);
-        s_pack_str(pk, S_INSTANCE1);
+        fx_pack_str(pk, S_INSTANCE1);
         msgpack_pack_uint64(pk, 4);
+    } else if (pubs_kind == 6) { //  none
+        msgpack_pack_map(pk, 0);
     } else { //  a good one
         msgpack_pack_map(pk, 1);
-        s_pack_str(pk, S_INSTANCE1);
+        fx_pack_str(pk, S_INSTANCE1);
         msgpack_pack_uint64(pk, 3);
     }
 }
 
-static void s_end_negative_seq(msgpack_packer *pk)
-{
-    s_end_with(pk, 0, 0, 0);
-}
-static void s_end_key_not_uuid(msgpack_packer *pk)
-{
-    s_end_with(pk, 0, 0, 1);
-}
-static void s_end_publishers_array(msgpack_packer *pk)
-{
-    s_end_with(pk, 0, 0, 2);
-}
-static void s_end_seq_as_text(msgpack_packer *pk)
-{
-    s_end_with(pk, 0, 0, 3);
-}
-static void s_end_duplicate_publisher(msgpack_packer *pk)
-{
-    s_end_with(pk, 0, 0, 4);
-}
-static void s_end_broker_id_int(msgpack_packer *pk)
-{
-    s_end_with(pk, 1, 0, 5);
-}
-static void s_end_count_negative(msgpack_packer *pk)
-{
-    s_end_with(pk, 0, 1, 5);
-}
-static void s_end_count_text(msgpack_packer *pk)
-{
-    s_end_with(pk, 0, 2, 5);
-}
-static void s_end_count_wrong(msgpack_packer *pk)
-{
-    msgpack_pack_map(pk, 3);
-    s_pack_str(pk, "broker_id");
-    s_pack_str(pk, "b1");
-    s_pack_str(pk, "count");
-    msgpack_pack_uint64(pk, 5); //  No item was sent
-    s_pack_str(pk, "publishers");
-    msgpack_pack_map(pk, 0);
-}
-static void s_end_missing_publishers(msgpack_packer *pk)
-{
-    msgpack_pack_map(pk, 2);
-    s_pack_str(pk, "broker_id");
-    s_pack_str(pk, "b1");
-    s_pack_str(pk, "count");
-    msgpack_pack_uint64(pk, 0);
-}
 static void s_end_trailing_bytes(msgpack_packer *pk)
 {
     s_end_with(pk, 0, 0, 5);
@@ -833,34 +683,36 @@ static void s_end_huge_map_claim(msgpack_packer *pk)
 
 Test(subscriber, malformed_end_fails_the_snapshot)
 {
+    //  Each case built by its function, or by s_end_with and its kinds
     static const struct {
         const char *name;
         s_end_builder_fn *build;
+        int broker_id_kind, count_kind, pubs_kind;
     } cases[] = {
-        {"not a map", s_end_not_a_map},
-        {"negative seq", s_end_negative_seq},
-        {"key not a uuid", s_end_key_not_uuid},
-        {"publishers an array", s_end_publishers_array},
-        {"seq as text", s_end_seq_as_text},
-        {"publisher twice", s_end_duplicate_publisher},
-        {"broker_id an int", s_end_broker_id_int},
-        {"count negative", s_end_count_negative},
-        {"count as text", s_end_count_text},
-        {"count not the items sent", s_end_count_wrong},
-        {"publishers missing", s_end_missing_publishers},
-        {"trailing bytes", s_end_trailing_bytes},
-        {"huge map claim", s_end_huge_map_claim},
+        {"not a map", s_end_not_a_map, 0, 0, 0},
+        {"negative seq", NULL, 0, 0, 0},
+        {"key not a uuid", NULL, 0, 0, 1},
+        {"publishers an array", NULL, 0, 0, 2},
+        {"seq as text", NULL, 0, 0, 3},
+        {"publisher twice", NULL, 0, 0, 4},
+        {"broker_id an int", NULL, 1, 0, 5},
+        {"count negative", NULL, 0, 1, 5},
+        {"count as text", NULL, 0, 2, 5},
+        {"count not the items sent", NULL, 0, 3, 6},
+        {"publishers missing", NULL, 0, 0, 7},
+        {"trailing bytes", s_end_trailing_bytes, 0, 0, 0},
+        {"huge map claim", s_end_huge_map_claim, 0, 0, 0},
     };
     hvn_subscriber_t *sub = NULL;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         s_fake_init();
-        msgpack_sbuffer sbuf;
-        msgpack_sbuffer_init(&sbuf);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-        cases[i].build(&pk);
-        s_fake_reply("END", sbuf.data, sbuf.size);
-        msgpack_sbuffer_destroy(&sbuf);
+        fx_pack_setup();
+        if (cases[i].build)
+            cases[i].build(&fx_pk);
+        else
+            s_end_with(&fx_pk, cases[i].broker_id_kind, cases[i].count_kind, cases[i].pubs_kind);
+        fx_service_reply(&fake, HVN_SERVICE_END, fx_sbuf.data, fx_sbuf.size);
+        fx_pack_teardown();
         if (!sub)
             sub = s_client(NULL, 0, NULL);
         hvn_subscriber_opts_t opts = {.endpoint = endpoint, .service = fake.endpoint};
@@ -880,7 +732,7 @@ Test(subscriber, malformed_end_fails_the_snapshot)
 Test(subscriber, error_reply_fails_the_snapshot)
 {
     s_fake_init();
-    s_fake_reply("ERROR", "unknown request", 15);
+    fx_service_reply(&fake, "ERROR", "unknown request", 15);
     hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), -1);
@@ -907,19 +759,16 @@ Test(subscriber, snapshot_without_an_answer_times_out)
 Test(subscriber, stats_request_returns_the_counters_as_json)
 {
     s_fake_init();
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init(&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    s_pack_str(&pk, "received");
-    msgpack_pack_uint64(&pk, 5);
-    s_pack_str(&pk, "broker_id");
-    s_pack_str(&pk, "b1");
-    s_fake_reply("STATS", sbuf.data, sbuf.size);
-    msgpack_sbuffer_destroy(&sbuf);
+    fx_pack_setup();
+    msgpack_pack_map(&fx_pk, 2);
+    fx_pack_str(&fx_pk, "received");
+    msgpack_pack_uint64(&fx_pk, 5);
+    fx_pack_str(&fx_pk, "broker_id");
+    fx_pack_str(&fx_pk, "b1");
+    fx_service_reply(&fake, HVN_SERVICE_STATS, fx_sbuf.data, fx_sbuf.size);
+    fx_pack_teardown();
     hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
-    zactor_t *actor = zactor_new(s_fake_broker, &fake);
+    zactor_t *actor = fx_service_run(&fake);
     char *json = hvn_subscriber_stats_request(sub, S_WAIT_MS);
     zactor_destroy(&actor);
     cr_assert_str_eq(fake.request, "STATS");

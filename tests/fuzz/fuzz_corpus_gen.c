@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fixtures.h"
 #include "hvn_fuzz.h"
 #include "hvn_proto.h"
 
@@ -74,24 +75,10 @@ static void s_dict_str(FILE *out, const char *word)
 // --------------------------------------------------------------------------
 //  Nodes
 
-//  Returns nothing; node is a full compute node, every field set.
-static void s_node_full(hvn_node_t *node, const char *uuid)
-{
-    hvn_node_init(node);
-    for (int f = 0; f < HVN_F_COUNT; f++)
-        if (hvn_schema_fields[f].type == HVN_TYPE_INT)
-            hvn_node_set_int(node, f, 1000 + f);
-    hvn_node_set_str(node, HVN_F_UUID, uuid);
-    hvn_node_set_str(node, HVN_F_HOST, S_HOST);
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "cmp-017.example.org");
-    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
-}
-
 //  Returns nothing; node has every nullable field nil.
 static void s_node_nulls(hvn_node_t *node, const char *uuid)
 {
-    s_node_full(node, uuid);
+    fx_node_full(node, uuid, S_HOST);
     for (int f = 0; f < HVN_F_COUNT; f++)
         if (hvn_schema_fields[f].nullable)
             hvn_node_set_null(node, f);
@@ -104,7 +91,7 @@ static void s_node_extreme(hvn_node_t *node, const char *uuid)
     char longest[HVN_STR_MAX + 1];
     memset(longest, 'x', HVN_STR_MAX);
     longest[HVN_STR_MAX] = '\0';
-    s_node_full(node, uuid);
+    fx_node_full(node, uuid, S_HOST);
     for (int f = 0; f < HVN_F_COUNT; f++) {
         if (hvn_schema_fields[f].type == HVN_TYPE_STR)
             hvn_node_set_str(node, f, longest);
@@ -205,7 +192,7 @@ static void s_decoder_valid(void)
     s_msg_t msgs[4];
     const char *uuids[] = {S_UUID, S_UUID2, "00000000-0000-0000-0000-000000000000"};
 
-    s_node_full(&node, S_UUID);
+    fx_node_full(&node, S_UUID, S_HOST);
     s_notification(&msgs[0], HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, 1, &node);
     s_write_msg("create", 0, &msgs[0]);
     s_node_nulls(&node, S_UUID);
@@ -214,7 +201,7 @@ static void s_decoder_valid(void)
     s_node_extreme(&node, S_UUID2);
     s_notification(&msgs[0], HVN_EVENT_UPDATE, HVN_KIND_NOTIFICATION, UINT64_MAX, &node);
     s_write_msg("update-extreme", 0, &msgs[0]);
-    s_node_full(&node, S_UUID);
+    fx_node_full(&node, S_UUID, S_HOST);
     s_notification(&msgs[0], HVN_EVENT_DELETE, HVN_KIND_NOTIFICATION, 3, &node);
     s_write_msg("delete", 0, &msgs[0]);
     s_notification(&msgs[0], HVN_EVENT_CREATE, HVN_KIND_SYNC, 1, &node);
@@ -233,7 +220,7 @@ static void s_decoder_valid(void)
     s_write_msg("broker-heartbeat", 0, &msgs[0]);
 
     //  A node's life through one decoder and one cache
-    s_node_full(&node, S_UUID);
+    fx_node_full(&node, S_UUID, S_HOST);
     s_notification(&msgs[0], HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, 1, &node);
     hvn_node_set_int(&node, HVN_F_VCPUS_USED, 12);
     s_notification(&msgs[1], HVN_EVENT_UPDATE, HVN_KIND_NOTIFICATION, 2, &node);
@@ -243,9 +230,9 @@ static void s_decoder_valid(void)
 
     //  A heartbeat (seq 7) listing neither node: the one sent before it is
     //  pruned, the one sent after it (seq 9) stays
-    s_node_full(&node, S_UUID);
+    fx_node_full(&node, S_UUID, S_HOST);
     s_notification(&msgs[0], HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, 1, &node);
-    s_node_full(&node, S_UUID2);
+    fx_node_full(&node, S_UUID2, S_HOST);
     s_notification(&msgs[1], HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, 9, &node);
     s_heartbeat(&msgs[2], NULL, 0);
     s_write_msgs("prune", 0, msgs, 3);
@@ -255,7 +242,7 @@ static void s_decoder_valid(void)
     for (int i = 0; i < 6; i++) {
         char uuid[HVN_UUID_STR_LEN + 1];
         snprintf(uuid, sizeof(uuid), "00000000-0000-4000-8000-%012d", i + 1);
-        s_node_full(&node, uuid);
+        fx_node_full(&node, uuid, S_HOST);
         s_notification(&many[i], HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, (uint64_t)i + 1, &node);
     }
     s_write_msgs("many-nodes", 0, many, 6);
@@ -266,7 +253,7 @@ static void s_decoder_near(void)
 {
     hvn_node_t node;
     s_msg_t msg;
-    s_node_full(&node, S_UUID);
+    fx_node_full(&node, S_UUID, S_HOST);
 
     s_notification(&msg, HVN_EVENT_CREATE, HVN_KIND_NOTIFICATION, 1, &node);
     msg.body_size--;
@@ -413,7 +400,7 @@ static void s_write_line(const char *name, json_t *obj)
 static json_t *s_full_json(void)
 {
     hvn_node_t node;
-    s_node_full(&node, S_UUID);
+    fx_node_full(&node, S_UUID, S_HOST);
     return s_node_json(&node);
 }
 

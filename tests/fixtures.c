@@ -1,0 +1,158 @@
+/*  fixtures.c — the unit suites' inputs (see fixtures.h). */
+#include "fixtures.h"
+
+#include <string.h>
+
+void fx_node_full(hvn_node_t *node, const char *uuid, const char *host)
+{
+    hvn_node_init(node);
+    for (int f = 0; f < HVN_F_COUNT; f++)
+        if (hvn_schema_fields[f].type == HVN_TYPE_INT)
+            hvn_node_set_int(node, f, 1000 + f);
+    hvn_node_set_str(node, HVN_F_UUID, uuid);
+    hvn_node_set_str(node, HVN_F_HOST, host);
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
+    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "cmp-017.example.org");
+    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
+}
+
+int fx_encode(hvn_encoder_t *encoder, hvn_event_t event, const hvn_node_t *node, uint64_t seq,
+              uint8_t instance, hvn_frames_t *frames)
+{
+    hvn_envelope_t env = {.host = node->host};
+    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
+    memset(header.instance, instance, 16);
+    return hvn_encoder_notification(encoder, event, &env, node, &header, frames);
+}
+
+// --------------------------------------------------------------------------
+//  msgpack
+
+msgpack_sbuffer fx_sbuf;
+msgpack_packer fx_pk;
+
+void fx_pack_setup(void)
+{
+    msgpack_sbuffer_init(&fx_sbuf);
+    msgpack_packer_init(&fx_pk, &fx_sbuf, msgpack_sbuffer_write);
+}
+
+void fx_pack_teardown(void)
+{
+    msgpack_sbuffer_destroy(&fx_sbuf);
+}
+
+void fx_pack_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+void fx_str(const char *s)
+{
+    fx_pack_str(&fx_pk, s);
+}
+
+// --------------------------------------------------------------------------
+//  The fake service
+
+int fx_service_init(fx_service_t *svc, const char *endpoint)
+{
+    memset(svc, 0, sizeof(*svc));
+    snprintf(svc->endpoint, sizeof(svc->endpoint), "%s", endpoint);
+    svc->replies = zlist_new();
+    return svc->replies ? 0 : -1;
+}
+
+void fx_service_clear(fx_service_t *svc)
+{
+    zmsg_t *msg;
+    while ((msg = zlist_pop(svc->replies)))
+        zmsg_destroy(&msg);
+}
+
+void fx_service_fini(fx_service_t *svc)
+{
+    if (svc->replies)
+        fx_service_clear(svc);
+    zlist_destroy(&svc->replies);
+}
+
+//  Returns nothing; the actor: binds, signals, answers until $TERM.
+static void s_service_actor(zsock_t *pipe, void *arg)
+{
+    fx_service_t *svc = arg;
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    int rc = router ? zsock_bind(router, "%s", svc->endpoint) : -1;
+    zsock_signal(pipe, rc == 0 ? 0 : 1);
+    if (rc != 0) {
+        zsock_destroy(&router);
+        return;
+    }
+    zpoller_t *poller = zpoller_new(pipe, router, NULL);
+    while (zpoller_wait(poller, -1) == router) {
+        zmsg_t *request = zmsg_recv(router);
+        zframe_t *id = zmsg_pop(request);
+        svc->asked++;
+        for (zframe_t *f = zmsg_first(request); f; f = zmsg_next(request)) {
+            size_t len = strlen(svc->request);
+            snprintf(svc->request + len, sizeof(svc->request) - len, "%s%.*s", len ? "|" : "",
+                     (int)zframe_size(f), (const char *)zframe_data(f));
+        }
+        for (zmsg_t *reply = svc->mute ? NULL : zlist_first(svc->replies); reply;
+             reply = zlist_next(svc->replies)) {
+            zmsg_t *copy = zmsg_dup(reply);
+            zmsg_pushmem(copy, zframe_data(id), zframe_size(id));
+            zmsg_send(&copy, router);
+        }
+        zframe_destroy(&id);
+        zmsg_destroy(&request);
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&router);
+}
+
+zactor_t *fx_service_run(fx_service_t *svc)
+{
+    return zactor_new(s_service_actor, svc);
+}
+
+void fx_service_item(fx_service_t *svc, const hvn_frames_t *frames)
+{
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, HVN_SERVICE_ITEM);
+    zmsg_addmem(msg, frames->topic, frames->topic_size);
+    zmsg_addmem(msg, frames->header, HVN_HEADER_SIZE);
+    zmsg_addmem(msg, frames->body, frames->body_size);
+    zlist_append(svc->replies, msg);
+}
+
+void fx_service_reply(fx_service_t *svc, const char *word, const void *body, size_t size)
+{
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstr(msg, word);
+    zmsg_addmem(msg, body, size);
+    zlist_append(svc->replies, msg);
+}
+
+void fx_service_end(fx_service_t *svc, const char *broker_id, uint64_t count, size_t n,
+                    const char *const *instances, const uint64_t *seqs)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    fx_pack_str(&pk, "broker_id");
+    fx_pack_str(&pk, broker_id);
+    fx_pack_str(&pk, "count");
+    msgpack_pack_uint64(&pk, count);
+    fx_pack_str(&pk, "publishers");
+    msgpack_pack_map(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        fx_pack_str(&pk, instances[i]);
+        msgpack_pack_uint64(&pk, seqs[i]);
+    }
+    fx_service_reply(svc, HVN_SERVICE_END, sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy(&sbuf);
+}

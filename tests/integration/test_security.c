@@ -602,6 +602,28 @@ Test(security, a_subscriber_started_before_its_key_was_installed_gets_in_without
     }
 }
 
+//  Returns a subscriber of the broker's backend, a CURVE client with the
+//  secret certificate at secret.
+static hvn_subscriber_t *s_curve_subscriber(const char *secret)
+{
+    hvn_subscriber_opts_t opts = {
+        .endpoint = env.backend, .curve_secret = secret, .curve_server = broker_cert};
+    hvn_subscriber_t *sub = hvn_subscriber_new(&opts);
+    cr_assert_not_null(sub);
+    return sub;
+}
+
+//  Returns a publisher of host to the broker's frontend, a CURVE client
+//  with the secret certificate at secret.
+static hvn_publisher_t *s_curve_publisher(const char *host, const char *secret)
+{
+    hvn_publisher_opts_t opts = {
+        .endpoint = env.frontend, .host = host, .curve_secret = secret, .curve_server = broker_cert};
+    hvn_publisher_t *pub = hvn_publisher_new(&opts);
+    cr_assert_not_null(pub);
+    return pub;
+}
+
 Test(security, the_libraries_count_refusals_and_redials)
 {
     char pub_path[400], pub_key[420], sub_path[400], sub_key[420];
@@ -609,16 +631,8 @@ Test(security, the_libraries_count_refusals_and_redials)
                   sizeof(pub_key));
     s_late_keygen("late-sub.cert", "subscriber", NULL, sub_path, sizeof(sub_path), sub_key,
                   sizeof(sub_key));
-    hvn_subscriber_opts_t sub_opts = {
-        .endpoint = env.backend, .curve_secret = sub_key, .curve_server = broker_cert};
-    hvn_subscriber_t *sub = hvn_subscriber_new(&sub_opts);
-    cr_assert_not_null(sub);
-    hvn_publisher_opts_t pub_opts = {.endpoint = env.frontend,
-                                     .host = "cmp-022",
-                                     .curve_secret = pub_key,
-                                     .curve_server = broker_cert};
-    hvn_publisher_t *pub = hvn_publisher_new(&pub_opts);
-    cr_assert_not_null(pub);
+    hvn_subscriber_t *sub = s_curve_subscriber(sub_key);
+    hvn_publisher_t *pub = s_curve_publisher("cmp-022", pub_key);
 
     //  Both refused; the publisher's actor redials by itself, the
     //  subscriber while recv() waits
@@ -724,17 +738,9 @@ Test(security, a_removed_publisher_key_is_refused_on_its_open_connection)
     s_path(path, sizeof(path), "publishers/cmp-030.cert");
     s_keygen("publisher", "cmp-030", path);
     snprintf(secret, sizeof(secret), "%s_secret", path);
-    hvn_subscriber_opts_t sub_opts = {
-        .endpoint = env.backend, .curve_secret = sub_secret, .curve_server = broker_cert};
-    hvn_subscriber_t *sub = hvn_subscriber_new(&sub_opts);
-    cr_assert_not_null(sub);
+    hvn_subscriber_t *sub = s_curve_subscriber(sub_secret);
     cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
-    hvn_publisher_opts_t pub_opts = {.endpoint = env.frontend,
-                                     .host = "cmp-030",
-                                     .curve_secret = secret,
-                                     .curve_server = broker_cert};
-    hvn_publisher_t *pub = hvn_publisher_new(&pub_opts);
-    cr_assert_not_null(pub);
+    hvn_publisher_t *pub = s_curve_publisher("cmp-030", secret);
     hvn_msg_t *msg = calloc(1, sizeof(*msg));
     cr_assert_not_null(msg);
     bool other = false;

@@ -150,7 +150,7 @@ typedef struct {
     char frontend[128]; //  Its endpoints, in dir
     char backend[128];
     char service[128];
-    pid_t pid;          //  The broker; -1 when not started
+    pid_t pid; //  The broker; -1 when not started
 } bc_broker_t;
 
 //  Makes the temporary directory of *broker, starts hvn-broker (from

@@ -720,8 +720,8 @@ typedef int(s_end_fn)(zmq_msg_t *parts, int count, void *arg);
 //  Returns what end returned for the reply's END, or -1 when none came: no
 //  answer in time, an ERROR or a reply of another word (logged). Each ITEM
 //  before it goes to item.
-static int s_service_reply(hvn_subscriber_t *self, s_service_t *svc, s_item_fn *item,
-                           s_end_fn *end, void *arg, int timeout_ms)
+static int s_service_reply(hvn_subscriber_t *self, s_service_t *svc, s_item_fn *item, s_end_fn *end,
+                           void *arg, int timeout_ms)
 {
     int rc = -1;
     while (true) {
@@ -799,13 +799,13 @@ static int s_replay_end(zmq_msg_t *parts, int count, void *arg)
 {
     s_replay_t *replay = arg;
     const char *detail = "frames";
-    hvn_reason_t reason = count == 2 ? hvn_end_decode_replay(zmq_msg_data(&parts[1]),
-                                                             zmq_msg_size(&parts[1]),
-                                                             replay->end, &detail)
-                                     : HVN_R_FRAMES;
+    hvn_reason_t reason = count == 2
+                              ? hvn_end_decode_replay(zmq_msg_data(&parts[1]),
+                                                      zmq_msg_size(&parts[1]), replay->end, &detail)
+                              : HVN_R_FRAMES;
     if (reason != HVN_OK)
-        zsys_warning("subscriber: replay: malformed END from '%s' (%s: %s)",
-                     replay->self->service, hvn_reason_str(reason), detail);
+        zsys_warning("subscriber: replay: malformed END from '%s' (%s: %s)", replay->self->service,
+                     hvn_reason_str(reason), detail);
     else if (replay->end->count != replay->items)
         zsys_warning("subscriber: replay: END counts %" PRIu64 " items, %" PRIu64 " arrived",
                      replay->end->count, replay->items);

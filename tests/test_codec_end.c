@@ -9,8 +9,8 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#include "hvn_mpread.h"
 #include "fixtures.h"
+#include "hvn_mpread.h"
 #include "hvn_proto.h"
 
 #define S_INST1 "01010101-0101-0101-0101-010101010101"
@@ -240,7 +240,8 @@ Test(end, garbage_trailing_bytes_and_huge_claims_are_msgpack_errors)
     s_end_with(0, 0, 0);
     msgpack_pack_nil(&fx_pk);
     cr_assert_eq(s_decode(NULL), HVN_R_MSGPACK, "trailing nil");
-    cr_assert_eq(hvn_end_decode(fx_sbuf.data, fx_sbuf.size - 2, &end, NULL), HVN_R_MSGPACK, "truncated");
+    cr_assert_eq(hvn_end_decode(fx_sbuf.data, fx_sbuf.size - 2, &end, NULL), HVN_R_MSGPACK,
+                 "truncated");
 }
 
 Test(end, publishers_over_the_limit_and_bodies_over_the_size_are_too_big)

@@ -30,10 +30,10 @@
 
 //  One fake broker
 typedef struct {
-    char backend[64];  //  XPUB endpoint
-    zsock_t *xpub;     //  Its backend
-    fx_service_t svc;  //  Its service: answers every SNAPSHOT with svc.replies
-    zactor_t *actor;   //  The service, running
+    char backend[64]; //  XPUB endpoint
+    zsock_t *xpub;    //  Its backend
+    fx_service_t svc; //  Its service: answers every SNAPSHOT with svc.replies
+    zactor_t *actor;  //  The service, running
 } s_broker_t;
 
 //  What the change callback saw

@@ -149,8 +149,8 @@ Test(service, replay_end_refusals_name_the_part)
         msgpack_pack_uint64(&fx_pk, 4);
         hvn_end_t back;
         const char *detail = NULL;
-        cr_expect_eq(hvn_end_decode_replay(fx_sbuf.data, fx_sbuf.size, &back, &detail), cases[i].reason,
-                     "%s", cases[i].why);
+        cr_expect_eq(hvn_end_decode_replay(fx_sbuf.data, fx_sbuf.size, &back, &detail),
+                     cases[i].reason, "%s", cases[i].why);
         cr_expect_str_eq(detail, cases[i].detail, "%s", cases[i].why);
         cr_expect_eq(back.first, 0, "%s: refused, empty", cases[i].why);
         hvn_end_clear(&back);

@@ -181,8 +181,7 @@ static int s_best_route(const char *path, s_route_fn *parse, char *ifname, size_
 
 //  Returns true for a line of /proc/net/route that is an IPv4 default
 //  route that is up (an s_route_fn).
-static bool s_route4(const char *line, int index, char name[IF_NAMESIZE + 1],
-                     unsigned long *metric)
+static bool s_route4(const char *line, int index, char name[IF_NAMESIZE + 1], unsigned long *metric)
 {
     if (index == 0) //  "Iface Destination Gateway Flags ..."
         return false;
@@ -204,8 +203,7 @@ int hvn_agent_default_route_if(const char *route_path, char *ifname, size_t size
 //  Returns true for a line of /proc/net/ipv6_route that is an IPv6
 //  default route that is up, not a reject route and not on lo (an
 //  s_route_fn).
-static bool s_route6(const char *line, int index, char name[IF_NAMESIZE + 1],
-                     unsigned long *metric)
+static bool s_route6(const char *line, int index, char name[IF_NAMESIZE + 1], unsigned long *metric)
 {
     (void)index;
     char dest[33], src[33], next_hop[33];
@@ -214,8 +212,8 @@ static bool s_route6(const char *line, int index, char name[IF_NAMESIZE + 1],
     if (sscanf(line, "%32s %x %32s %x %32s %lx %lx %lx %lx %16s", dest, &dest_len, src, &src_len,
                next_hop, metric, &refcnt, &use, &flags, name) != 10)
         return false;
-    return dest_len == 0 && strspn(dest, "0") == 32 && (flags & RTF_UP) &&
-           !(flags & RTF_REJECT) && !streq(name, "lo");
+    return dest_len == 0 && strspn(dest, "0") == 32 && (flags & RTF_UP) && !(flags & RTF_REJECT) &&
+           !streq(name, "lo");
 }
 
 //  Returns 0 with the interface of the lowest-metric IPv6 default route in

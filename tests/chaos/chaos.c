@@ -35,11 +35,11 @@
     kinds and targets); their timing follows the clock, so two runs with
     one seed are alike, not identical.
 */
+#include "hvn_opt.h"
+#include "support_proc.h"
 #include <hvn_publisher.h>
 #include <hvn_replica.h>
-#include "hvn_opt.h"
 #include <hvn_subscriber.h>
-#include "support_proc.h"
 
 #include <czmq.h>
 #include <errno.h>

@@ -186,8 +186,8 @@ static void s_broker_prune(s_state_t *state)
     hvn_seqmap_newer_init(&newer, state->seqmap, msg->header.instance);
     s_walk_t before = s_cache_walk(state, msg, &newer);
     size_t removed =
-        hvn_cache_prune(state->cache, msg->host, msg->nodes, msg->node_count,
-                        msg->header.instance, msg->header.seq, hvn_seqmap_newer, &newer);
+        hvn_cache_prune(state->cache, msg->host, msg->nodes, msg->node_count, msg->header.instance,
+                        msg->header.seq, hvn_seqmap_newer, &newer);
     S_CHECK(removed == before.doomed);
     s_walk_t after = s_cache_walk(state, msg, &newer);
     S_CHECK(after.doomed == 0 && after.entries + removed == before.entries);

@@ -617,8 +617,10 @@ static hvn_subscriber_t *s_curve_subscriber(const char *secret)
 //  with the secret certificate at secret.
 static hvn_publisher_t *s_curve_publisher(const char *host, const char *secret)
 {
-    hvn_publisher_opts_t opts = {
-        .endpoint = env.frontend, .host = host, .curve_secret = secret, .curve_server = broker_cert};
+    hvn_publisher_opts_t opts = {.endpoint = env.frontend,
+                                 .host = host,
+                                 .curve_secret = secret,
+                                 .curve_server = broker_cert};
     hvn_publisher_t *pub = hvn_publisher_new(&opts);
     cr_assert_not_null(pub);
     return pub;

@@ -22,23 +22,6 @@
 #define S_RECV_MS 3000   //  Longest wait for a message that must come
 #define S_SILENCE_MS 200 //  How long "nothing more arrives" is watched
 
-static hvn_decoder_t *decoder;
-
-//  Returns nothing; makes the suite's decoder.
-static void s_setup(void)
-{
-    decoder = hvn_decoder_new();
-    cr_assert(decoder);
-}
-
-//  Returns nothing; frees the suite's decoder.
-static void s_teardown(void)
-{
-    hvn_decoder_destroy(&decoder);
-}
-
-TestSuite(publisher, .init = s_setup, .fini = s_teardown, .timeout = 30);
-
 // --------------------------------------------------------------------------
 //  Helpers
 
@@ -51,6 +34,32 @@ typedef struct {
     uint8_t *body;                   //  Frame 2 (heap)
     size_t body_size;                //  Its size
 } s_rx_t;
+
+//  What a test holds, freed by the suite's teardown (Criterion runs each
+//  test in a process of its own, these start empty)
+static zsock_t *sub;         //  The broker's seat
+static hvn_publisher_t *pub; //  The publisher under test
+static s_rx_t rx;            //  The last message received
+
+static hvn_decoder_t *decoder;
+
+//  Returns nothing; makes the suite's decoder.
+static void s_setup(void)
+{
+    decoder = hvn_decoder_new();
+    cr_assert(decoder);
+}
+
+//  Returns nothing; frees what the test held and the suite's decoder.
+static void s_teardown(void)
+{
+    free(rx.body);
+    hvn_publisher_destroy(&pub);
+    zsock_destroy(&sub);
+    hvn_decoder_destroy(&decoder);
+}
+
+TestSuite(publisher, .init = s_setup, .fini = s_teardown, .timeout = 30);
 
 //  Returns a fresh inproc endpoint, unique in this process.
 static const char *s_endpoint(void)
@@ -179,18 +188,17 @@ static void s_change(hvn_node_t *node, hvn_field_id_t f, int round)
     }
 }
 
-//  Binds a broker, starts a publisher connected to it and waits for the
-//  first heartbeat: the publisher has seen the subscription.
-static void s_start(zsock_t **sub, hvn_publisher_t **pub, int heartbeat_ms)
+//  Binds a broker (sub), starts a publisher (pub) connected to it and
+//  waits for the first heartbeat (in rx): the publisher has seen the
+//  subscription.
+static void s_start(int heartbeat_ms)
 {
     const char *endpoint = s_endpoint();
-    *sub = s_broker_new(endpoint);
-    *pub = s_publisher_new(endpoint, heartbeat_ms);
-    s_rx_t rx = {0};
-    s_expect_kind(*sub, HVN_KIND_HEARTBEAT, &rx);
+    sub = s_broker_new(endpoint);
+    pub = s_publisher_new(endpoint, heartbeat_ms);
+    s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
     cr_assert_eq(rx.msg.header.seq, 0);
     cr_assert_eq(rx.msg.node_count, 0);
-    free(rx.body);
 }
 
 //  Returns true when the heartbeat lists uuid.
@@ -209,15 +217,12 @@ static bool s_heartbeat_lists(const hvn_msg_t *msg, const char *uuid)
 
 Test(publisher, create_sent_once_when_a_node_is_first_reported)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 0);
+    s_start(0);
     hvn_node_t node;
     s_node(&node, 1);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(hvn_publisher_report(pub, &node), 0);
 
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
     cr_assert_str_eq(rx.topic, "compute_node.create@" S_HOST);
     cr_assert(hvn_node_equal(&rx.msg.node, &node));
@@ -230,44 +235,32 @@ Test(publisher, create_sent_once_when_a_node_is_first_reported)
     cr_assert_eq(stats.creates, 1);
     cr_assert_eq(stats.sent, 1);
     cr_assert_eq(stats.nodes, 1);
-    free(rx.body);
     hvn_publisher_destroy(&pub);
     cr_assert_null(pub);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, update_sent_when_vcpus_used_changes)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 0);
+    s_start(0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_publisher_report(pub, &node);
     node.vcpus_used = 3;
     hvn_publisher_report(pub, &node);
 
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
     s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
     cr_assert_str_eq(rx.topic, "compute_node.update@" S_HOST);
     cr_assert_eq(rx.msg.node.vcpus_used, 3);
     cr_assert(hvn_node_equal(&rx.msg.node, &node));
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, update_sent_when_any_trigger_field_alone_changes_and_carries_all_fields)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 0);
+    s_start(0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_publisher_report(pub, &node);
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
 
     uint64_t seq = 1;
@@ -291,20 +284,14 @@ Test(publisher, update_sent_when_any_trigger_field_alone_changes_and_carries_all
         }
     }
     cr_assert_eq(triggers, 9, "the seed names 9 update-triggering fields");
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, nothing_sent_when_a_non_trigger_field_alone_changes)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 0);
+    s_start(0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_publisher_report(pub, &node);
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
 
     uint64_t seq = 1;
@@ -326,16 +313,11 @@ Test(publisher, nothing_sent_when_a_non_trigger_field_alone_changes)
     hvn_publisher_stats_t stats;
     hvn_publisher_stats(pub, &stats);
     cr_assert_eq(stats.updates, seq - 1);
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, delete_sent_on_remove_and_the_node_is_forgotten)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 0);
+    s_start(0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_publisher_report(pub, &node);
@@ -343,7 +325,6 @@ Test(publisher, delete_sent_on_remove_and_the_node_is_forgotten)
     cr_assert_eq(hvn_publisher_remove(pub, node.uuid), -1, "removed twice");
     hvn_publisher_report(pub, &node);
 
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
     s_expect(sub, HVN_EVENT_DELETE, 2, &rx);
     cr_assert_str_eq(rx.topic, "compute_node.delete@" S_HOST);
@@ -351,22 +332,18 @@ Test(publisher, delete_sent_on_remove_and_the_node_is_forgotten)
     cr_assert_eq(rx.msg.node.id, node.id);
     s_expect(sub, HVN_EVENT_CREATE, 3, &rx);
     cr_assert(hvn_node_equal(&rx.msg.node, &node));
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, remove_of_an_unknown_uuid_is_refused)
 {
-    hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
+    pub = s_publisher_new(s_endpoint(), 0);
     cr_assert_eq(hvn_publisher_remove(pub, "5f0c3a52-8a4b-4c55-9d0e-000000000009"), -1);
     cr_assert_eq(hvn_publisher_remove(pub, "not a uuid"), -1);
-    hvn_publisher_destroy(&pub);
 }
 
 Test(publisher, invalid_node_is_refused_and_not_held)
 {
-    hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
+    pub = s_publisher_new(s_endpoint(), 0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_node_set_str(&node, HVN_F_UUID, "not-a-uuid");
@@ -383,7 +360,6 @@ Test(publisher, invalid_node_is_refused_and_not_held)
     cr_assert_eq(stats.nodes, 0);
     cr_assert_eq(stats.pending, 0);
     hvn_publisher_set_linger(pub, 0);
-    hvn_publisher_destroy(&pub);
 }
 
 // --------------------------------------------------------------------------
@@ -391,9 +367,7 @@ Test(publisher, invalid_node_is_refused_and_not_held)
 
 Test(publisher, seqs_count_from_one_in_call_order_across_nodes)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 0);
+    s_start(0);
     hvn_node_t a, b, c;
     s_node(&a, 1);
     s_node(&b, 2);
@@ -405,7 +379,6 @@ Test(publisher, seqs_count_from_one_in_call_order_across_nodes)
     hvn_publisher_report(pub, &c);
     hvn_publisher_remove(pub, b.uuid);
 
-    s_rx_t rx = {0};
     uint8_t instance[16];
     const struct {
         hvn_event_t event;
@@ -422,15 +395,12 @@ Test(publisher, seqs_count_from_one_in_call_order_across_nodes)
             memcpy(instance, rx.msg.header.instance, 16);
         cr_assert_arr_eq(rx.msg.header.instance, instance, 16, "one instance id");
     }
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, nothing_sent_before_the_subscription_and_everything_after_in_order)
 {
     const char *endpoint = s_endpoint();
-    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    pub = s_publisher_new(endpoint, 0);
     hvn_node_t a, b;
     s_node(&a, 1);
     s_node(&b, 2);
@@ -447,8 +417,7 @@ Test(publisher, nothing_sent_before_the_subscription_and_everything_after_in_ord
     cr_assert_eq(stats.pending, 4);
     cr_assert_eq(stats.broker, 0);
 
-    zsock_t *sub = s_broker_new(endpoint);
-    s_rx_t rx = {0};
+    sub = s_broker_new(endpoint);
     //  Resync (nothing sent yet, so nothing to resend), heartbeat, queue
     cr_assert(s_recv(sub, &rx));
     cr_assert_eq(rx.msg.header.kind, HVN_KIND_HEARTBEAT);
@@ -464,15 +433,12 @@ Test(publisher, nothing_sent_before_the_subscription_and_everything_after_in_ord
     hvn_publisher_stats(pub, &stats);
     cr_assert_eq(stats.pending, 0);
     cr_assert_eq(stats.broker, 1);
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, queued_updates_of_a_node_coalesce_into_the_latest_state)
 {
     const char *endpoint = s_endpoint();
-    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    pub = s_publisher_new(endpoint, 0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_publisher_report(pub, &node);
@@ -483,8 +449,7 @@ Test(publisher, queued_updates_of_a_node_coalesce_into_the_latest_state)
     node.free_ram_mb = 12345; //  Not a trigger: rides along
     hvn_publisher_report(pub, &node);
 
-    zsock_t *sub = s_broker_new(endpoint);
-    s_rx_t rx = {0};
+    sub = s_broker_new(endpoint);
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
     s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
     cr_assert(hvn_node_equal(&rx.msg.node, &node));
@@ -493,51 +458,39 @@ Test(publisher, queued_updates_of_a_node_coalesce_into_the_latest_state)
     hvn_publisher_stats(pub, &stats);
     cr_assert_eq(stats.coalesced, 2);
     cr_assert_eq(stats.updates, 1);
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, queued_create_carries_non_trigger_changes_made_before_it_was_sent)
 {
     const char *endpoint = s_endpoint();
-    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    pub = s_publisher_new(endpoint, 0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_publisher_report(pub, &node);
     node.memory_mb_used = 4242;
     hvn_publisher_report(pub, &node);
 
-    zsock_t *sub = s_broker_new(endpoint);
-    s_rx_t rx = {0};
+    sub = s_broker_new(endpoint);
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
     cr_assert_eq(rx.msg.node.memory_mb_used, 4242);
     s_expect_silence(sub);
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, destroy_sends_what_is_queued)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 0);
+    s_start(0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_publisher_report(pub, &node);
     hvn_publisher_destroy(&pub);
 
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
-    free(rx.body);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, destroy_without_a_broker_waits_no_longer_than_linger)
 {
     hvn_publisher_opts_t opts = {.endpoint = s_endpoint(), .host = S_HOST, .linger_ms = 200};
-    hvn_publisher_t *pub = hvn_publisher_new(&opts);
+    pub = hvn_publisher_new(&opts);
     cr_assert(pub);
     hvn_node_t node;
     s_node(&node, 1);
@@ -610,9 +563,7 @@ static void s_expect_resync(zsock_t *sub, s_rx_t sent[3])
 
 Test(publisher, resync_on_resubscribe_resends_last_states_as_kind_3_with_original_seqs)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 0);
+    s_start(0);
     hvn_node_t a, b;
     s_rx_t sent[3];
     memset(sent, 0, sizeof(sent));
@@ -626,7 +577,6 @@ Test(publisher, resync_on_resubscribe_resends_last_states_as_kind_3_with_origina
     //  Notifications continue with the next seq
     a.vcpus_used++;
     hvn_publisher_report(pub, &a);
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_UPDATE, 4, &rx);
     hvn_publisher_stats_t stats;
     hvn_publisher_stats(pub, &stats);
@@ -634,9 +584,6 @@ Test(publisher, resync_on_resubscribe_resends_last_states_as_kind_3_with_origina
     cr_assert_eq(stats.resyncs, 2);
     for (int i = 0; i < 3; i++)
         free(sent[i].body);
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, resync_after_a_broker_restart_on_the_same_endpoint)
@@ -645,8 +592,8 @@ Test(publisher, resync_after_a_broker_restart_on_the_same_endpoint)
     cr_assert(mkdtemp(dir));
     char endpoint[128];
     snprintf(endpoint, sizeof(endpoint), "ipc://%s/frontend", dir);
-    zsock_t *sub = s_broker_new(endpoint);
-    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    sub = s_broker_new(endpoint);
+    pub = s_publisher_new(endpoint, 0);
     hvn_node_t a, b;
     s_rx_t sent[3];
     memset(sent, 0, sizeof(sent));
@@ -672,12 +619,11 @@ Test(publisher, a_broker_gone_is_noticed_and_what_changes_meanwhile_waits_for_th
     cr_assert(mkdtemp(dir));
     char endpoint[128];
     snprintf(endpoint, sizeof(endpoint), "ipc://%s/frontend", dir);
-    zsock_t *sub = s_broker_new(endpoint);
-    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
+    sub = s_broker_new(endpoint);
+    pub = s_publisher_new(endpoint, 0);
     hvn_node_t node;
     s_node(&node, 1);
     hvn_publisher_report(pub, &node);
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
 
     //  The connection breaks: the broker's subscription goes with it
@@ -699,7 +645,6 @@ Test(publisher, a_broker_gone_is_noticed_and_what_changes_meanwhile_waits_for_th
     s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
     cr_assert_eq(rx.msg.node.vcpus_used, node.vcpus_used);
     cr_assert_eq(hvn_publisher_flush(pub, S_RECV_MS), 0);
-    free(rx.body);
     hvn_publisher_destroy(&pub);
     zsock_destroy(&sub);
     char path[160];
@@ -710,15 +655,12 @@ Test(publisher, a_broker_gone_is_noticed_and_what_changes_meanwhile_waits_for_th
 
 Test(publisher, heartbeat_lists_the_announced_nodes_and_the_last_seq)
 {
-    zsock_t *sub;
-    hvn_publisher_t *pub;
-    s_start(&sub, &pub, 50);
+    s_start(50);
     hvn_node_t a, b;
     s_node(&a, 1);
     s_node(&b, 2);
     hvn_publisher_report(pub, &a);
     hvn_publisher_report(pub, &b);
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
     s_expect(sub, HVN_EVENT_CREATE, 2, &rx);
     s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
@@ -734,9 +676,6 @@ Test(publisher, heartbeat_lists_the_announced_nodes_and_the_last_seq)
     cr_assert_eq(rx.msg.header.seq, 3);
     cr_assert_eq(rx.msg.node_count, 1);
     cr_assert(s_heartbeat_lists(&rx.msg, b.uuid));
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 // --------------------------------------------------------------------------
@@ -745,7 +684,7 @@ Test(publisher, heartbeat_lists_the_announced_nodes_and_the_last_seq)
 #if ALLOC_COUNTING && !defined(__SANITIZE_UNDEFINED__)
 Test(publisher, report_of_an_unchanged_node_does_not_allocate)
 {
-    hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
+    pub = s_publisher_new(s_endpoint(), 0);
     hvn_node_t nodes[64];
     for (int i = 0; i < 64; i++) {
         s_node(&nodes[i], i);
@@ -758,14 +697,13 @@ Test(publisher, report_of_an_unchanged_node_does_not_allocate)
     unsigned long allocations = alloc_count_stop();
     cr_assert_eq(allocations, 0, "%lu allocations", allocations);
     hvn_publisher_set_linger(pub, 0);
-    hvn_publisher_destroy(&pub);
 }
 #endif
 
 Test(publisher, report_of_an_unchanged_node_is_cheap)
 {
     enum { NODES = 1000, ROUNDS = 1000 };
-    hvn_publisher_t *pub = s_publisher_new(s_endpoint(), 0);
+    pub = s_publisher_new(s_endpoint(), 0);
     hvn_node_t *nodes = malloc(NODES * sizeof(hvn_node_t));
     for (int i = 0; i < NODES; i++) {
         s_node(&nodes[i], i);
@@ -784,7 +722,6 @@ Test(publisher, report_of_an_unchanged_node_is_cheap)
     cr_assert_lt(ns, 5000.0);
     free(nodes);
     hvn_publisher_set_linger(pub, 0);
-    hvn_publisher_destroy(&pub);
 }
 
 // --------------------------------------------------------------------------
@@ -901,8 +838,6 @@ Test(publisher, restart_with_state_sends_no_second_create_and_updates_only_on_tr
     s_node(&c, 3);
 
     //  First run: create a, create b, update b
-    zsock_t *sub;
-    hvn_publisher_t *pub;
     s_rx_t syncs[4], heartbeat = {0};
     memset(syncs, 0, sizeof(syncs));
     size_t count;
@@ -939,7 +874,6 @@ Test(publisher, restart_with_state_sends_no_second_create_and_updates_only_on_tr
     hvn_publisher_report(pub, &b);
     hvn_publisher_report(pub, &c); //  New: create
 
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_UPDATE, 1, &rx);
     cr_assert(hvn_node_equal(&rx.msg.node, &b));
     s_expect(sub, HVN_EVENT_CREATE, 2, &rx);
@@ -950,7 +884,6 @@ Test(publisher, restart_with_state_sends_no_second_create_and_updates_only_on_tr
     cr_assert_eq(stats.creates, 1);
     cr_assert_eq(stats.nodes, 3);
 
-    free(rx.body);
     free(heartbeat.body);
     s_rx_free(sent, 3);
     s_rx_free(syncs, count);
@@ -965,8 +898,6 @@ Test(publisher, forget_missing_deletes_nodes_not_reported_since_the_restart)
     char *dir = s_tmpdir();
     s_run_creates(dir, 3, NULL);
 
-    zsock_t *sub;
-    hvn_publisher_t *pub;
     s_rx_t syncs[4], heartbeat = {0};
     memset(syncs, 0, sizeof(syncs));
     size_t count;
@@ -981,7 +912,6 @@ Test(publisher, forget_missing_deletes_nodes_not_reported_since_the_restart)
     cr_assert_eq(hvn_publisher_forget_missing(pub), 1);
     cr_assert_eq(hvn_publisher_forget_missing(pub), 0, "already forgotten");
 
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_DELETE, 1, &rx);
     cr_assert_str_eq(rx.msg.node.uuid, b.uuid);
     s_expect_silence(sub);
@@ -999,7 +929,6 @@ Test(publisher, forget_missing_deletes_nodes_not_reported_since_the_restart)
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
     cr_assert_str_eq(rx.msg.node.uuid, b.uuid);
 
-    free(rx.body);
     free(heartbeat.body);
     s_rx_free(syncs, count);
     hvn_publisher_destroy(&pub);
@@ -1152,8 +1081,6 @@ Test(publisher, state_file_is_replaced_atomically_and_holds_the_last_state_of_li
 {
     char *dir = s_tmpdir();
     s_run_creates(dir, 3, NULL);
-    zsock_t *sub;
-    hvn_publisher_t *pub;
     s_rx_t syncs[4], heartbeat = {0};
     size_t count;
     s_start_state(dir, &sub, &pub, syncs, 4, &count, &heartbeat);
@@ -1164,7 +1091,6 @@ Test(publisher, state_file_is_replaced_atomically_and_holds_the_last_state_of_li
     node.vcpus = 1;
     hvn_publisher_report(pub, &node);
     hvn_publisher_forget_missing(pub); //  Node 1
-    s_rx_t rx = {0};
     s_expect(sub, HVN_EVENT_DELETE, 1, &rx);
     s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
     s_expect(sub, HVN_EVENT_DELETE, 3, &rx);
@@ -1178,7 +1104,6 @@ Test(publisher, state_file_is_replaced_atomically_and_holds_the_last_state_of_li
     cr_assert_eq(syncs[0].msg.event, HVN_EVENT_UPDATE);
     cr_assert(hvn_node_equal(&syncs[0].msg.node, &node));
     s_rx_free(syncs, count);
-    free(rx.body);
     free(heartbeat.body);
     free(tmp);
     hvn_publisher_destroy(&pub);
@@ -1194,13 +1119,12 @@ Test(publisher, nothing_is_lost_when_the_broker_reads_slower_than_the_publisher_
     enum { NODES = 25000 }; //  Over the publisher's send HWM plus the reader's
     //  The reader's HWM is set before it binds, as a broker does
     const char *endpoint = s_endpoint();
-    zsock_t *sub = zsock_new(ZMQ_SUB);
+    sub = zsock_new(ZMQ_SUB);
     zsock_set_rcvhwm(sub, 100);
     zsock_set_rcvtimeo(sub, S_RECV_MS);
     cr_assert_eq(zsock_bind(sub, "%s", endpoint), 0);
     zsock_set_subscribe(sub, "");
-    hvn_publisher_t *pub = s_publisher_new(endpoint, 0);
-    s_rx_t rx = {0};
+    pub = s_publisher_new(endpoint, 0);
     s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
     hvn_node_t node;
     for (int i = 0; i < NODES; i++) {
@@ -1218,23 +1142,19 @@ Test(publisher, nothing_is_lost_when_the_broker_reads_slower_than_the_publisher_
         cr_assert_str_eq(rx.msg.node.uuid, node.uuid);
     }
     cr_assert_eq(hvn_publisher_flush(pub, S_RECV_MS), 0);
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 Test(publisher, a_full_pipe_does_not_make_the_actor_spin)
 {
     enum { NODES = 15000 };
     const char *endpoint = s_endpoint();
-    zsock_t *sub = zsock_new(ZMQ_SUB);
+    sub = zsock_new(ZMQ_SUB);
     zsock_set_rcvhwm(sub, 100);
     zsock_set_rcvtimeo(sub, S_RECV_MS);
     cr_assert_eq(zsock_bind(sub, "%s", endpoint), 0);
     zsock_set_subscribe(sub, "");
     //  Heartbeats fall due all along, each listing over 10000 nodes
-    hvn_publisher_t *pub = s_publisher_new(endpoint, 20);
-    s_rx_t rx = {0};
+    pub = s_publisher_new(endpoint, 20);
     s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
     hvn_node_t node;
     for (int i = 0; i < NODES; i++) {
@@ -1253,9 +1173,6 @@ Test(publisher, a_full_pipe_does_not_make_the_actor_spin)
     cr_assert_lt(ms, 50.0, "the actor spins: %.1f ms of CPU in 500 ms", ms);
 
     hvn_publisher_set_linger(pub, 0);
-    free(rx.body);
-    hvn_publisher_destroy(&pub);
-    zsock_destroy(&sub);
 }
 
 //  Reads and drops everything at endpoint until told to stop.
@@ -1347,15 +1264,13 @@ Test(publisher, a_broker_that_stops_reading_does_not_hold_up_the_other)
 
     hvn_publisher_opts_t opts = {
         .endpoint = both, .host = S_HOST, .linger_ms = 1000, .stall_ms = 300};
-    hvn_publisher_t *pub = hvn_publisher_new(&opts);
+    pub = hvn_publisher_new(&opts);
     cr_assert(pub);
     //  Both brokers hear from it, so both are subscribed; then the stuck
     //  one stops reading
-    s_rx_t rx = {0};
     zsock_set_rcvtimeo(stuck, S_RECV_MS);
     cr_assert(s_recv(stuck, &rx), "the stuck broker never heard from the publisher");
     cr_assert(s_recv(live, &rx) || s_recv(live, &rx), "the live broker never heard from it");
-    free(rx.body);
     hvn_node_t node;
     for (int i = 0; i < NODES; i++) {
         s_node(&node, i);

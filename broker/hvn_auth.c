@@ -288,8 +288,9 @@ static void s_certdir_fini(s_certdir_t *dir)
 }
 
 //  Returns 1 when key is in dir's store, with the host its certificate
-//  names copied into host (when not NULL: "" when it names none), else 0.
-static int s_certdir_find(s_certdir_t *dir, const char *key, char host[HVN_HOST_MAX + 1])
+//  names copied into host (when not NULL: HVN_HOST_MAX + 1 bytes; "" when
+//  it names none), else 0.
+static int s_certdir_find(s_certdir_t *dir, const char *key, char *host)
 {
     pthread_mutex_lock(&dir->lock);
     zcert_t *cert = dir->store ? zcertstore_lookup(dir->store, key) : NULL;
@@ -515,7 +516,7 @@ static int s_refresh(hvn_auth_t *self, s_certdir_t *dir, int force)
 //  second at most, so its messages cost hash lookups, not a directory
 //  listing each.
 static int s_lookup(hvn_auth_t *self, s_certdir_t *dir, const char *key,
-                    char host[HVN_HOST_MAX + 1])
+                    char *host)
 {
     if (s_certdir_find(dir, key, host))
         return 1;

@@ -515,8 +515,7 @@ static int s_refresh(hvn_auth_t *self, s_certdir_t *dir, int force)
 //  removed while its connection stays open) gets such a look once a
 //  second at most, so its messages cost hash lookups, not a directory
 //  listing each.
-static int s_lookup(hvn_auth_t *self, s_certdir_t *dir, const char *key,
-                    char *host)
+static int s_lookup(hvn_auth_t *self, s_certdir_t *dir, const char *key, char *host)
 {
     if (s_certdir_find(dir, key, host))
         return 1;

@@ -394,22 +394,24 @@ Test(codec, encoder_writes_the_pinned_wire_bytes)
     }
 }
 
+//  Every key of a notification's envelope, as s_find and s_without name it
+static const char *const s_envelope_keys[] = {"priority",
+                                              "event_type",
+                                              "timestamp",
+                                              "publisher_id",
+                                              "message_id",
+                                              "payload",
+                                              "payload/nova_object.name",
+                                              "payload/nova_object.namespace",
+                                              "payload/nova_object.version",
+                                              "payload/nova_object.data"};
+
 Test(codec, create_carries_all_eighteen_fields_and_the_envelope)
 {
     body_t *body = s_body(HVN_EVENT_CREATE);
     cr_assert_eq(body->root.via.map.size, 6);
-    const char *keys[] = {"priority",
-                          "event_type",
-                          "timestamp",
-                          "publisher_id",
-                          "message_id",
-                          "payload",
-                          "payload/nova_object.name",
-                          "payload/nova_object.namespace",
-                          "payload/nova_object.version",
-                          "payload/nova_object.data"};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        cr_assert(s_find(body, keys[i]), "missing %s", keys[i]);
+    for (size_t i = 0; i < sizeof(s_envelope_keys) / sizeof(s_envelope_keys[0]); i++)
+        cr_assert(s_find(body, s_envelope_keys[i]), "missing %s", s_envelope_keys[i]);
     cr_assert_eq(s_map_at(body, "payload/nova_object.data")->via.map.size, HVN_F_COUNT);
     msgpack_object *version = s_map_at(body, "payload/nova_object.version");
     cr_assert_eq(version->via.str.size, 3);
@@ -723,18 +725,9 @@ Test(codec, body_or_nested_object_not_a_map_is_refused)
 
 Test(codec, every_missing_envelope_key_is_refused)
 {
-    const char *keys[] = {"priority",
-                          "event_type",
-                          "timestamp",
-                          "publisher_id",
-                          "message_id",
-                          "payload",
-                          "payload/nova_object.name",
-                          "payload/nova_object.namespace",
-                          "payload/nova_object.version",
-                          "payload/nova_object.data"};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        cr_assert_eq(s_without(HVN_EVENT_UPDATE, keys[i]), HVN_R_MISSING_KEY, "%s", keys[i]);
+    for (size_t i = 0; i < sizeof(s_envelope_keys) / sizeof(s_envelope_keys[0]); i++)
+        cr_assert_eq(s_without(HVN_EVENT_UPDATE, s_envelope_keys[i]), HVN_R_MISSING_KEY, "%s",
+                     s_envelope_keys[i]);
 }
 
 Test(codec, every_missing_data_field_is_refused_and_named)

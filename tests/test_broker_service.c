@@ -112,8 +112,11 @@ TestSuite(broker, .init = s_setup, .fini = s_teardown, .timeout = 30);
 //  Helpers: messages, subscribers, requests
 
 //  Returns the frames of a notification about node n (uuid ...00n, host
-//  cmp-00n) with the given kind and seq; valid until the next encode.
-static hvn_frames_t s_note(hvn_event_t event, int n, uint8_t kind, uint64_t seq, int vcpus)
+//  cmp-00n, vcpus `vcpus`) with the given kind, and a header carrying
+//  instance id (NULL: the test's instance for the host) and seq; valid
+//  until the next encode.
+static hvn_frames_t s_note_from(hvn_event_t event, int n, uint8_t kind, const uint8_t id[16],
+                                uint64_t seq, int vcpus)
 {
     hvn_node_t node;
     hvn_node_init(&node);
@@ -125,10 +128,20 @@ static hvn_frames_t s_note(hvn_event_t event, int n, uint8_t kind, uint64_t seq,
     snprintf(host, sizeof(host), "cmp-%03d", n);
     hvn_envelope_t envelope = {.host = host};
     hvn_header_t header = {.kind = kind, .seq = seq};
-    s_instance_for(host, header.instance);
+    if (id)
+        memcpy(header.instance, id, 16);
+    else
+        s_instance_for(host, header.instance);
     hvn_frames_t frames;
     cr_assert_eq(hvn_encoder_notification(encoder, event, &envelope, &node, &header, &frames), 0);
     return frames;
+}
+
+//  Returns the frames of a notification about node n (uuid ...00n, host
+//  cmp-00n) with the given kind and seq; valid until the next encode.
+static hvn_frames_t s_note(hvn_event_t event, int n, uint8_t kind, uint64_t seq, int vcpus)
+{
+    return s_note_from(event, n, kind, NULL, seq, vcpus);
 }
 
 //  Returns nothing; sends count frames as one message from the publisher.
@@ -477,22 +490,7 @@ Test(broker, an_older_sync_does_not_overwrite_a_newer_update)
 //  encode. For messages a hostile host makes up.
 static hvn_frames_t s_note_with(int n, const uint8_t id[16], uint64_t seq, int vcpus)
 {
-    hvn_node_t node;
-    hvn_node_init(&node);
-    node.id = n;
-    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
-    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
-    node.vcpus = vcpus;
-    char host[32];
-    snprintf(host, sizeof(host), "cmp-%03d", n);
-    hvn_envelope_t envelope = {.host = host};
-    hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
-    memcpy(header.instance, id, 16);
-    hvn_frames_t frames;
-    cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_UPDATE, &envelope, &node, &header,
-                                          &frames),
-                 0);
-    return frames;
+    return s_note_from(HVN_EVENT_UPDATE, n, HVN_KIND_NOTIFICATION, id, seq, vcpus);
 }
 
 //  Returns the seq in the header of a snapshot's only item of node n.

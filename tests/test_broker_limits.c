@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker_harness.h"
 #include "hvn_broker.h"
 #include "hvn_limits.h"
 #include "hvn_proto.h"
@@ -101,53 +102,16 @@ static hvn_encoder_t *encoder;
 static uint8_t instance[16];
 static char endpoints[3][64];
 
-//  Returns nothing; runs the broker's loop for about ms milliseconds.
-static void s_pump(int ms)
-{
-    int64_t until = zclock_mono() + ms;
-    while (zclock_mono() < until)
-        hvn_broker_poll(broker, 1);
-}
-
-//  Returns nothing; runs the broker's loop until sock is readable
-//  (asserted within S_WAIT_MS).
-static void s_pump_until_readable(zsock_t *sock)
-{
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (!(zsock_events(sock) & ZMQ_POLLIN)) {
-        cr_assert_lt(zclock_mono(), deadline, "nothing arrived");
-        hvn_broker_poll(broker, 2);
-    }
-}
-
 static void s_setup(void)
 {
-    static int run;
-    run++;
-    for (int i = 0; i < 3; i++)
-        snprintf(endpoints[i], sizeof(endpoints[i]), "inproc://limits-%d-%d-%d", i, getpid(), run);
     hvn_broker_config_t config;
-    hvn_broker_config_defaults(&config);
-    config.frontend = endpoints[0];
-    config.backend = endpoints[1];
-    config.service = endpoints[2];
-    config.name = "limits";
+    bh_config(&config, endpoints, "limits");
     config.max_topic_size = 40;
     config.max_publisher_nodes = 3;
     config.max_subscriptions = 2;
     config.max_snapshot_rate = 2;
-    char error[256] = "";
-    broker = hvn_broker_new(&config, error, sizeof(error));
-    cr_assert_not_null(broker, "%s", error);
-    pub = zsock_new(ZMQ_XPUB);
-    zsock_set_sndhwm(pub, 0);
-    cr_assert_eq(zsock_connect(pub, "%s", endpoints[0]), 0);
-    s_pump_until_readable(pub);
-    zframe_t *subscription = zframe_recv(pub);
-    zframe_destroy(&subscription);
-    dealer = zsock_new(ZMQ_DEALER);
+    bh_start(&config, &broker, &pub, &dealer);
     zsock_set_rcvtimeo(dealer, 0);
-    cr_assert_eq(zsock_connect(dealer, "%s", endpoints[2]), 0);
     encoder = hvn_encoder_new();
     hvn_uuid4_raw(instance);
 }
@@ -241,7 +205,7 @@ Test(limits, a_subscriber_past_max_subscriptions_gets_nothing_more)
     cr_expect_eq(st->limited_subscriptions, 1);
     s_send_node("cmp-3", 3); //  Not applied: never delivered
     s_send_node("cmp-1", 1);
-    s_pump_until_readable(sub);
+    bh_pump_until_readable(broker, sub);
     char *topic = zstr_recv(sub);
     cr_expect_str_eq(topic, "compute_node.update@cmp-1", "the refused prefix was applied");
     zstr_free(&topic);
@@ -257,7 +221,7 @@ Test(limits, a_subscriber_past_max_subscriptions_gets_nothing_more)
 //  remaining frames read and dropped.
 static char *s_reply_word(void)
 {
-    s_pump_until_readable(dealer);
+    bh_pump_until_readable(broker, dealer);
     zmsg_t *msg = zmsg_recv(dealer);
     cr_assert_not_null(msg);
     char *word = zmsg_popstr(msg);
@@ -284,7 +248,7 @@ Test(limits, snapshots_past_the_rate_are_answered_error)
     cr_expect_eq(hvn_broker_stats(broker)->limited_snapshots, 1);
     cr_expect_eq(hvn_broker_stats(broker)->snapshots, 2);
     //  After half a second the bucket has a token again
-    s_pump(600);
+    bh_pump(broker, 600);
     zstr_sendm(dealer, "SNAPSHOT");
     zstr_send(dealer, "");
     char *word = s_reply_word();

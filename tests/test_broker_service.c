@@ -12,6 +12,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "broker_harness.h"
 #include "hvn_broker.h"
 #include "hvn_proto.h"
 
@@ -42,55 +43,13 @@ static void s_instance_for(const char *host, uint8_t out[16])
 }
 static char endpoints[3][64];
 
-//  Returns nothing; runs the broker's loop until ready(sock) or the
-//  deadline (a failed assertion).
-static void s_pump_until_readable(zsock_t *sock)
-{
-    int64_t deadline = zclock_mono() + S_WAIT_MS;
-    while (!(zsock_events(sock) & ZMQ_POLLIN)) {
-        cr_assert_lt(zclock_mono(), deadline, "nothing arrived");
-        hvn_broker_poll(broker, 2);
-    }
-}
-
-//  Returns nothing; runs the broker's loop for about ms milliseconds.
-static void s_pump(int ms)
-{
-    int64_t until = zclock_mono() + ms;
-    while (zclock_mono() < until)
-        hvn_broker_poll(broker, 1);
-}
-
 //  Returns nothing; a broker on fresh inproc endpoints, a publisher whose
 //  subscription from the broker has arrived, and a service client.
 static void s_setup(void)
 {
-    static int run;
-    run++;
-    snprintf(endpoints[0], sizeof(endpoints[0]), "inproc://broker-fe-%d-%d", getpid(), run);
-    snprintf(endpoints[1], sizeof(endpoints[1]), "inproc://broker-be-%d-%d", getpid(), run);
-    snprintf(endpoints[2], sizeof(endpoints[2]), "inproc://broker-sv-%d-%d", getpid(), run);
     hvn_broker_config_t config;
-    hvn_broker_config_defaults(&config);
-    config.frontend = endpoints[0];
-    config.backend = endpoints[1];
-    config.service = endpoints[2];
-    config.name = "test-broker";
-    char error[256] = "";
-    broker = hvn_broker_new(&config, error, sizeof(error));
-    cr_assert_not_null(broker, "%s", error);
-
-    pub = zsock_new(ZMQ_XPUB);
-    zsock_set_sndhwm(pub, 0);
-    cr_assert_eq(zsock_connect(pub, "%s", endpoints[0]), 0);
-    s_pump_until_readable(pub);
-    zframe_t *subscription = zframe_recv(pub);
-    cr_assert_eq(zframe_size(subscription), 1);
-    cr_assert_eq(zframe_data(subscription)[0], 1, "the broker subscribes to everything");
-    zframe_destroy(&subscription);
-
-    dealer = zsock_new(ZMQ_DEALER);
-    cr_assert_eq(zsock_connect(dealer, "%s", endpoints[2]), 0);
+    bh_config(&config, endpoints, "test-broker");
+    bh_start(&config, &broker, &pub, &dealer);
     encoder = hvn_encoder_new();
     hvn_uuid4_raw(instance);
     nhosts = 0;
@@ -115,7 +74,7 @@ TestSuite(broker, .init = s_setup, .fini = s_teardown, .timeout = 30);
 //  cmp-00n, vcpus `vcpus`) with the given kind, and a header carrying
 //  instance id (NULL: the test's instance for the host) and seq; valid
 //  until the next encode.
-static hvn_frames_t s_note_from(hvn_event_t event, int n, uint8_t kind, const uint8_t id[16],
+static hvn_frames_t s_note_from(hvn_event_t event, int n, uint8_t kind, const uint8_t *id,
                                 uint64_t seq, int vcpus)
 {
     hvn_node_t node;
@@ -181,7 +140,7 @@ static zsock_t *s_subscriber(const char *prefix)
 //  arrives (the caller destroys it).
 static zmsg_t *s_recv(zsock_t *sock)
 {
-    s_pump_until_readable(sock);
+    bh_pump_until_readable(broker, sock);
     zmsg_t *msg = zmsg_recv(sock);
     cr_assert_not_null(msg);
     return msg;
@@ -357,7 +316,7 @@ Test(broker, a_publisher_posing_as_a_broker_is_refused)
     hvn_frames_t f;
     cr_assert_eq(hvn_encoder_broker_heartbeat(encoder, "evil", "x", 1000, &header, &f), 0);
     s_send(&f);
-    s_pump(20);
+    bh_pump(broker, 20);
     cr_assert_eq(s_stat("refused.not_authorized"), 1);
 }
 
@@ -409,7 +368,7 @@ Test(broker, snapshot_returns_the_cached_frames_exactly_and_end_counts_them)
     cr_assert_lt(f.body_size, sizeof(body));
     memcpy(body, f.body, f.body_size);
     size_t topic_size = f.topic_size, body_size = f.body_size;
-    s_pump(20);
+    bh_pump(broker, 20);
 
     s_snapshot_t snap;
     s_snapshot("", &snap);
@@ -438,7 +397,7 @@ Test(broker, a_delete_removes_the_node_from_the_cache)
     s_send(&f);
     f = s_note(HVN_EVENT_DELETE, 1, HVN_KIND_NOTIFICATION, 2, 8);
     s_send(&f);
-    s_pump(20);
+    bh_pump(broker, 20);
     s_snapshot_t snap;
     s_snapshot("", &snap);
     cr_assert_eq(snap.count, 0);
@@ -475,7 +434,7 @@ Test(broker, an_older_sync_does_not_overwrite_a_newer_update)
     memcpy(body, f.body, body_size);
     f = s_note(HVN_EVENT_UPDATE, 7, HVN_KIND_SYNC, 9, 8);
     s_send(&f);
-    s_pump(20);
+    bh_pump(broker, 20);
     s_snapshot_t snap;
     s_snapshot("", &snap);
     cr_assert_eq(snap.count, 1);
@@ -657,7 +616,7 @@ Test(broker, a_heartbeat_spares_what_its_publisher_sent_after_it)
     hvn_frames_t f = s_note_on("cmp-a", 1, 7);
     s_send(&f);
     s_heartbeat("cmp-a", 6, 1, 0); //  Made before seq 7 went out
-    s_pump(20);
+    bh_pump(broker, 20);
     cr_assert_eq(s_stat("heartbeats_in"), 1);
     cr_assert_eq(s_stat("pruned"), 0);
     cr_assert_eq(s_stat("cache_nodes"), 1);
@@ -675,11 +634,11 @@ Test(broker, a_late_heartbeat_of_a_gone_instance_keeps_its_successors_nodes)
     s_send(&f);
     memcpy(instance, old, 16);
     s_heartbeat("cmp-a", 1, 1, 1); //  The old instance's last word, late
-    s_pump(20);
+    bh_pump(broker, 20);
     cr_assert_eq(s_stat("pruned"), 0);
     memcpy(instance, young, 16);
     s_heartbeat("cmp-a", 1, 2, 1); //  The new one lists node 2 only
-    s_pump(20);
+    bh_pump(broker, 20);
     cr_assert_eq(s_stat("pruned"), 1);
     s_snapshot_t snap;
     s_snapshot("", &snap);
@@ -712,7 +671,7 @@ Test(broker, a_heartbeat_of_five_thousand_nodes_passes_and_a_notification_that_s
     s_send_raw(data, sizes, 3);
     //  And so is a heartbeat listing more nodes than the default limit
     s_heartbeat("cmp-big", 5000, 1, HVN_HEARTBEAT_NODES_MAX + 1);
-    s_pump(50);
+    bh_pump(broker, 50);
     cr_assert_eq(s_stat("refused.too_big"), 2);
     cr_assert_eq(s_stat("heartbeats_in"), 1);
     zsock_destroy(&sub);

@@ -418,24 +418,19 @@ Test(agent, collected_node_takes_guests_from_the_hypervisor_view)
     cr_expect_eq(node.free_ram_mb, 16384 - 6144);
 }
 
-Test(agent, collect_fails_when_memory_cannot_be_read)
+Test(agent, collect_fails_when_memory_cannot_be_read_or_the_disk_measured)
 {
-    hvn_agent_sources_t src;
-    hvn_agent_identity_t ident;
-    s_sources(&src, &ident);
-    src.meminfo_path = "/nonexistent/meminfo";
-    hvn_node_t node;
-    cr_expect_eq(hvn_agent_collect(&src, &ident, NULL, &node), -1);
-}
-
-Test(agent, collect_fails_when_the_disk_cannot_be_measured)
-{
-    hvn_agent_sources_t src;
-    hvn_agent_identity_t ident;
-    s_sources(&src, &ident);
-    src.instances_path = "/denied";
-    hvn_node_t node;
-    cr_expect_eq(hvn_agent_collect(&src, &ident, NULL, &node), -1);
+    for (int broken = 0; broken < 2; broken++) {
+        hvn_agent_sources_t src;
+        hvn_agent_identity_t ident;
+        s_sources(&src, &ident);
+        if (broken == 0)
+            src.meminfo_path = "/nonexistent/meminfo";
+        else
+            src.instances_path = "/denied";
+        hvn_node_t node;
+        cr_expect_eq(hvn_agent_collect(&src, &ident, NULL, &node), -1, "case %d", broken);
+    }
 }
 
 Test(agent, this_host_has_a_name_and_cpus)

@@ -2,6 +2,7 @@
 #include "bridge_support.h"
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,36 @@
 #include <unistd.h>
 
 #define S_LISTENER HVN_SOURCE_DIR "/tests/bridge/listener.py"
+
+static rmq_t s_node;       //  The suite's RabbitMQ, shared by its tests
+static it_env_t *s_env;    //  The environment of the running test
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    rmq_start_shared(&s_node);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    rmq_stop(&s_node);
+}
+
+void bt_setup(it_env_t *env, rmq_t *rmq)
+{
+    cr_assert(rmq_get(rmq), "the suite's RabbitMQ did not start");
+    it_env_init(env);
+    it_broker_start(env, NULL);
+    s_env = env;
+}
+
+void bt_teardown(void)
+{
+    if (s_env)
+        it_env_fini(s_env);
+    s_env = NULL;
+}
 
 //  Returns monotonic ms.
 static long long s_now_ms(void)

@@ -11,6 +11,17 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+//  Each suite runs one RabbitMQ, started before its first test and stopped
+//  after its last (Criterion's report hooks, in bridge_support.c).
+
+//  Returns nothing; *rmq is the suite's RabbitMQ (asserted running) and env
+//  a fresh test environment with a broker started: a suite's .init.
+void bt_setup(it_env_t *env, rmq_t *rmq);
+
+//  Returns nothing; the environment of the last bt_setup is stopped and
+//  removed: a suite's .fini.
+void bt_teardown(void);
+
 //  A process's stderr, as read so far
 typedef struct {
     char *text; //  Heap, NUL-terminated

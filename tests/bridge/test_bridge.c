@@ -5,41 +5,19 @@
 #include "bridge_support.h"
 
 #include <criterion/criterion.h>
-#include <criterion/hooks.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-
-static rmq_t s_node; //  The suite's RabbitMQ, shared by its tests
-
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-    (void)set;
-    rmq_start_shared(&s_node);
-}
-
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-    (void)stats;
-    rmq_stop(&s_node);
-}
 
 static it_env_t env;
 static rmq_t rmq;
 
 static void s_setup(void)
 {
-    cr_assert(rmq_get(&rmq), "the suite's RabbitMQ did not start");
-    it_env_init(&env);
-    it_broker_start(&env, NULL);
+    bt_setup(&env, &rmq);
 }
 
-static void s_teardown(void)
-{
-    it_env_fini(&env);
-}
-
-TestSuite(bridge, .init = s_setup, .fini = s_teardown, .timeout = 90);
+TestSuite(bridge, .init = s_setup, .fini = bt_teardown, .timeout = 90);
 
 //  Feeds host's hvn-pub a create, an update and a delete of node n and
 //  waits for it to exit 0.

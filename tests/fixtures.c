@@ -53,6 +53,84 @@ void fx_str(const char *s)
     fx_pack_str(&fx_pk, s);
 }
 
+void fx_pack_end(msgpack_packer *pk, int id_kind, int count_kind, int pubs_kind)
+{
+    msgpack_pack_map(pk, pubs_kind == 9 ? 2 : 3);
+    fx_pack_str(pk, "broker_id");
+    if (id_kind == 0)
+        fx_pack_str(pk, "b1");
+    else if (id_kind == 1)
+        msgpack_pack_int(pk, 5);
+    else if (id_kind == 2)
+        fx_pack_str(pk, "");
+    else if (id_kind == 3) {
+        msgpack_pack_str(pk, 2);
+        msgpack_pack_str_body(pk, "\xff\xfe", 2);
+    } else {
+        char long_id[300];
+        memset(long_id, 'b', sizeof(long_id) - 1);
+        long_id[sizeof(long_id) - 1] = '\0';
+        fx_pack_str(pk, long_id);
+    }
+    fx_pack_str(pk, "count");
+    if (count_kind == 0)
+        msgpack_pack_uint64(pk, 0);
+    else if (count_kind == 1)
+        msgpack_pack_int(pk, -1);
+    else if (count_kind == 2)
+        fx_pack_str(pk, "0");
+    else
+        msgpack_pack_uint64(pk, 5);
+    if (pubs_kind == 9)
+        return;
+    fx_pack_str(pk, "publishers");
+    switch (pubs_kind) {
+    case 0:
+        msgpack_pack_map(pk, 1);
+        fx_pack_str(pk, FX_INST1);
+        msgpack_pack_uint64(pk, 3);
+        break;
+    case 1: //  Negative seq
+        msgpack_pack_map(pk, 1);
+        fx_pack_str(pk, FX_INST1);
+        msgpack_pack_int(pk, -3);
+        break;
+    case 2: //  Not a uuid, right length
+        msgpack_pack_map(pk, 1);
+        fx_pack_str(pk, "not-a-uuid-not-a-uuid-not-a-uuid-xx");
+        msgpack_pack_uint64(pk, 3);
+        break;
+    case 3: //  An array
+        msgpack_pack_array(pk, 0);
+        break;
+    case 4: //  Seq as text
+        msgpack_pack_map(pk, 1);
+        fx_pack_str(pk, FX_INST1);
+        fx_pack_str(pk, "3");
+        break;
+    case 5: //  The same instance twice, in two spellings
+        msgpack_pack_map(pk, 2);
+        fx_pack_str(pk, FX_INST1);
+        msgpack_pack_uint64(pk, 3);
+        fx_pack_str(pk, "01010101-0101-0101-0101-010101010101");
+        msgpack_pack_uint64(pk, 4);
+        break;
+    case 6: //  Key not a string
+        msgpack_pack_map(pk, 1);
+        msgpack_pack_int(pk, 1);
+        msgpack_pack_uint64(pk, 3);
+        break;
+    case 7: //  Short uuid
+        msgpack_pack_map(pk, 1);
+        fx_pack_str(pk, "01010101");
+        msgpack_pack_uint64(pk, 3);
+        break;
+    default: //  None
+        msgpack_pack_map(pk, 0);
+        break;
+    }
+}
+
 // --------------------------------------------------------------------------
 //  The fake service
 

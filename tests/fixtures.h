@@ -41,6 +41,16 @@ void fx_pack_str(msgpack_packer *pk, const char *s);
 //  Returns nothing; packs s as a msgpack str with fx_pk.
 void fx_str(const char *s);
 
+#define FX_INST1 "01010101-0101-0101-0101-010101010101" //  A publisher instance
+
+//  Returns nothing; packs a snapshot's END with pk, each part good (kind 0)
+//  or bad: id_kind 1 an int, 2 empty, 3 not UTF-8, 4 too long; count_kind
+//  1 negative, 2 text, 3 five (not the items sent); pubs_kind (0: FX_INST1
+//  at seq 3) 1 a negative seq, 2 a key not a UUID, 3 an array, 4 a seq as
+//  text, 5 an instance twice, 6 a key not a string, 7 a short UUID, 8 an
+//  empty map, 9 no publishers at all.
+void fx_pack_end(msgpack_packer *pk, int id_kind, int count_kind, int pubs_kind);
+
 // --------------------------------------------------------------------------
 //  A fake broker service: a ROUTER in an actor that answers every request
 //  with the same canned replies, in order, and records what was asked

@@ -95,78 +95,6 @@ Test(end, unknown_keys_uppercase_uuids_and_no_publishers_are_accepted)
     hvn_end_clear(&end);
 }
 
-//  Packs the three keys; each kind picks a good (0) or a bad value.
-static void s_end_with(int id_kind, int count_kind, int pubs_kind)
-{
-    msgpack_pack_map(&fx_pk, 3);
-    fx_str("broker_id");
-    if (id_kind == 0)
-        fx_str("b1");
-    else if (id_kind == 1)
-        msgpack_pack_int(&fx_pk, 5);
-    else if (id_kind == 2)
-        fx_str("");
-    else if (id_kind == 3) {
-        msgpack_pack_str(&fx_pk, 2);
-        msgpack_pack_str_body(&fx_pk, "\xff\xfe", 2);
-    } else {
-        char long_id[300];
-        memset(long_id, 'b', sizeof(long_id) - 1);
-        long_id[sizeof(long_id) - 1] = '\0';
-        fx_str(long_id);
-    }
-    fx_str("count");
-    if (count_kind == 0)
-        msgpack_pack_uint64(&fx_pk, 0);
-    else if (count_kind == 1)
-        msgpack_pack_int(&fx_pk, -1);
-    else
-        fx_str("0");
-    fx_str("publishers");
-    switch (pubs_kind) {
-    case 0:
-        msgpack_pack_map(&fx_pk, 1);
-        fx_str(S_INST1);
-        msgpack_pack_uint64(&fx_pk, 3);
-        break;
-    case 1: //  Negative seq
-        msgpack_pack_map(&fx_pk, 1);
-        fx_str(S_INST1);
-        msgpack_pack_int(&fx_pk, -3);
-        break;
-    case 2: //  Not a uuid, right length
-        msgpack_pack_map(&fx_pk, 1);
-        fx_str("not-a-uuid-not-a-uuid-not-a-uuid-xx");
-        msgpack_pack_uint64(&fx_pk, 3);
-        break;
-    case 3: //  An array
-        msgpack_pack_array(&fx_pk, 0);
-        break;
-    case 4: //  Seq as text
-        msgpack_pack_map(&fx_pk, 1);
-        fx_str(S_INST1);
-        fx_str("3");
-        break;
-    case 5: //  The same instance twice, in two spellings
-        msgpack_pack_map(&fx_pk, 2);
-        fx_str(S_INST1);
-        msgpack_pack_uint64(&fx_pk, 3);
-        fx_str("01010101-0101-0101-0101-010101010101");
-        msgpack_pack_uint64(&fx_pk, 4);
-        break;
-    case 6: //  Key not a string
-        msgpack_pack_map(&fx_pk, 1);
-        msgpack_pack_int(&fx_pk, 1);
-        msgpack_pack_uint64(&fx_pk, 3);
-        break;
-    default: //  Short uuid
-        msgpack_pack_map(&fx_pk, 1);
-        fx_str("01010101");
-        msgpack_pack_uint64(&fx_pk, 3);
-        break;
-    }
-}
-
 Test(end, malformed_bodies_are_refused_with_a_reason_and_the_part)
 {
     static const struct {
@@ -191,7 +119,7 @@ Test(end, malformed_bodies_are_refused_with_a_reason_and_the_part)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         msgpack_sbuffer_clear(&fx_sbuf);
-        s_end_with(cases[i].id, cases[i].count, cases[i].pubs);
+        fx_pack_end(&fx_pk, cases[i].id, cases[i].count, cases[i].pubs);
         const char *detail = NULL;
         cr_assert_eq(s_decode(&detail), cases[i].reason, "%s", cases[i].name);
         cr_assert_str_eq(detail, cases[i].detail, "%s", cases[i].name);
@@ -237,7 +165,7 @@ Test(end, garbage_trailing_bytes_and_huge_claims_are_msgpack_errors)
     cr_assert_eq(hvn_end_decode("\xc1", 1, &end, &detail), HVN_R_MSGPACK);
     cr_assert_eq(hvn_end_decode("\xdf\xff\xff\xff\xff", 5, &end, &detail), HVN_R_MSGPACK);
     cr_assert_str_eq(detail, "body");
-    s_end_with(0, 0, 0);
+    fx_pack_end(&fx_pk, 0, 0, 0);
     msgpack_pack_nil(&fx_pk);
     cr_assert_eq(s_decode(NULL), HVN_R_MSGPACK, "trailing nil");
     cr_assert_eq(hvn_end_decode(fx_sbuf.data, fx_sbuf.size - 2, &end, NULL), HVN_R_MSGPACK,

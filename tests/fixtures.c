@@ -53,6 +53,15 @@ void fx_str(const char *s)
     fx_pack_str(&fx_pk, s);
 }
 
+void fx_pack_head(msgpack_packer *pk, uint32_t keys, const char *broker_id, uint64_t count)
+{
+    msgpack_pack_map(pk, keys);
+    fx_pack_str(pk, "broker_id");
+    fx_pack_str(pk, broker_id);
+    fx_pack_str(pk, "count");
+    msgpack_pack_uint64(pk, count);
+}
+
 void fx_pack_end(msgpack_packer *pk, int id_kind, int count_kind, int pubs_kind)
 {
     msgpack_pack_map(pk, pubs_kind == 9 ? 2 : 3);
@@ -220,11 +229,7 @@ void fx_service_end(fx_service_t *svc, const char *broker_id, uint64_t count, si
     msgpack_sbuffer_init(&sbuf);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    fx_pack_str(&pk, "broker_id");
-    fx_pack_str(&pk, broker_id);
-    fx_pack_str(&pk, "count");
-    msgpack_pack_uint64(&pk, count);
+    fx_pack_head(&pk, 3, broker_id, count);
     fx_pack_str(&pk, "publishers");
     msgpack_pack_map(&pk, n);
     for (size_t i = 0; i < n; i++) {

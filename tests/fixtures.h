@@ -41,6 +41,11 @@ void fx_pack_str(msgpack_packer *pk, const char *s);
 //  Returns nothing; packs s as a msgpack str with fx_pk.
 void fx_str(const char *s);
 
+//  Returns nothing; packs with pk the head of a map of `keys` entries
+//  whose first two are "broker_id" (a str) and "count" (an unsigned int):
+//  the first half of an END.
+void fx_pack_head(msgpack_packer *pk, uint32_t keys, const char *broker_id, uint64_t count);
+
 #define FX_INST1 "01010101-0101-0101-0101-010101010101" //  A publisher instance
 
 //  Returns nothing; packs a snapshot's END with pk, each part good (kind 0)

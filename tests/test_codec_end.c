@@ -83,11 +83,7 @@ Test(end, unknown_keys_uppercase_uuids_and_no_publishers_are_accepted)
     hvn_end_clear(&end);
 
     msgpack_sbuffer_clear(&fx_sbuf);
-    msgpack_pack_map(&fx_pk, 3);
-    fx_str("broker_id");
-    fx_str("b3");
-    fx_str("count");
-    msgpack_pack_uint64(&fx_pk, 0);
+    fx_pack_head(&fx_pk, 3, "b3", 0);
     fx_str("publishers");
     msgpack_pack_map(&fx_pk, 0);
     cr_assert_eq(hvn_end_decode(fx_sbuf.data, fx_sbuf.size, &end, NULL), HVN_OK);
@@ -129,20 +125,12 @@ Test(end, malformed_bodies_are_refused_with_a_reason_and_the_part)
 Test(end, missing_duplicate_and_non_map_roots_are_refused)
 {
     const char *detail = NULL;
-    msgpack_pack_map(&fx_pk, 2);
-    fx_str("broker_id");
-    fx_str("b1");
-    fx_str("count");
-    msgpack_pack_uint64(&fx_pk, 0);
+    fx_pack_head(&fx_pk, 2, "b1", 0);
     cr_assert_eq(s_decode(&detail), HVN_R_MISSING_KEY);
     cr_assert_str_eq(detail, "publishers");
 
     msgpack_sbuffer_clear(&fx_sbuf);
-    msgpack_pack_map(&fx_pk, 4);
-    fx_str("broker_id");
-    fx_str("b1");
-    fx_str("count");
-    msgpack_pack_uint64(&fx_pk, 0);
+    fx_pack_head(&fx_pk, 4, "b1", 0);
     fx_str("count");
     msgpack_pack_uint64(&fx_pk, 1);
     fx_str("publishers");
@@ -174,11 +162,7 @@ Test(end, garbage_trailing_bytes_and_huge_claims_are_msgpack_errors)
 
 Test(end, publishers_over_the_limit_and_bodies_over_the_size_are_too_big)
 {
-    msgpack_pack_map(&fx_pk, 3);
-    fx_str("broker_id");
-    fx_str("b1");
-    fx_str("count");
-    msgpack_pack_uint64(&fx_pk, 0);
+    fx_pack_head(&fx_pk, 3, "b1", 0);
     fx_str("publishers");
     uint32_t n = HVN_END_PUBLISHERS_MAX + 1;
     msgpack_pack_map(&fx_pk, n);

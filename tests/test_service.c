@@ -109,11 +109,7 @@ Test(service, replay_end_round_trips_and_is_not_a_snapshot_end)
     cr_assert_str_eq(detail, "publishers");
     free(body);
 
-    msgpack_pack_map(&fx_pk, 4);
-    fx_str("broker_id");
-    fx_str("b2");
-    fx_str("count");
-    msgpack_pack_uint64(&fx_pk, 0);
+    fx_pack_head(&fx_pk, 4, "b2", 0);
     fx_str("first");
     msgpack_pack_uint64(&fx_pk, 0);
     fx_str("last");
@@ -138,11 +134,7 @@ Test(service, replay_end_refusals_name_the_part)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         msgpack_sbuffer_clear(&fx_sbuf);
-        msgpack_pack_map(&fx_pk, 4);
-        fx_str("broker_id");
-        fx_str("b2");
-        fx_str("count");
-        msgpack_pack_uint64(&fx_pk, 0);
+        fx_pack_head(&fx_pk, 4, "b2", 0);
         fx_str(cases[i].first_key);
         msgpack_pack_int64(&fx_pk, cases[i].first);
         fx_str("last");

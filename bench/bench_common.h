@@ -147,9 +147,9 @@ int bc_ask(void *ctx, const char *service, const char *const *request, int timeo
 //  directory
 typedef struct {
     char dir[64];       //  /tmp/hvn-bench-<name>-XXXXXX
-    char frontend[128]; //  Its endpoints, in dir
-    char backend[128];
-    char service[128];
+    char frontend[128]; //  Its XSUB endpoint, in dir
+    char backend[128];  //  Its XPUB endpoint
+    char service[128];  //  Its ROUTER endpoint
     pid_t pid; //  The broker; -1 when not started
 } bc_broker_t;
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+//  Returns nothing; config and endpoints are set.
 void bh_config(hvn_broker_config_t *config, char endpoints[3][64], const char *name)
 {
     static int run;
@@ -18,6 +19,7 @@ void bh_config(hvn_broker_config_t *config, char endpoints[3][64], const char *n
     config->name = name;
 }
 
+//  Returns nothing; the broker and its two sockets are up.
 void bh_start(const hvn_broker_config_t *config, hvn_broker_t **broker, zsock_t **pub,
               zsock_t **dealer)
 {
@@ -38,6 +40,7 @@ void bh_start(const hvn_broker_config_t *config, hvn_broker_t **broker, zsock_t 
     cr_assert_eq(zsock_connect(*dealer, "%s", config->service), 0);
 }
 
+//  Returns nothing; the broker ran for ms.
 void bh_pump(hvn_broker_t *broker, int ms)
 {
     int64_t until = zclock_mono() + ms;
@@ -45,6 +48,7 @@ void bh_pump(hvn_broker_t *broker, int ms)
         hvn_broker_poll(broker, 1);
 }
 
+//  Returns nothing; sock is readable.
 void bh_pump_until_readable(hvn_broker_t *broker, zsock_t *sock)
 {
     int64_t deadline = zclock_mono() + BH_WAIT_MS;

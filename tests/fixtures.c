@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+//  Returns nothing; node is full (see fixtures.h).
 void fx_node_full(hvn_node_t *node, const char *uuid, const char *host)
 {
     hvn_node_init(node);
@@ -16,6 +17,7 @@ void fx_node_full(hvn_node_t *node, const char *uuid, const char *host)
     hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
 }
 
+//  Returns 0 with *frames the notification, or -1.
 int fx_encode(hvn_encoder_t *encoder, hvn_event_t event, const hvn_node_t *node, uint64_t seq,
               uint8_t instance, hvn_frames_t *frames)
 {
@@ -31,28 +33,33 @@ int fx_encode(hvn_encoder_t *encoder, hvn_event_t event, const hvn_node_t *node,
 msgpack_sbuffer fx_sbuf;
 msgpack_packer fx_pk;
 
+//  Returns nothing; fx_pk packs into an empty fx_sbuf.
 void fx_pack_setup(void)
 {
     msgpack_sbuffer_init(&fx_sbuf);
     msgpack_packer_init(&fx_pk, &fx_sbuf, msgpack_sbuffer_write);
 }
 
+//  Returns nothing; fx_sbuf is freed.
 void fx_pack_teardown(void)
 {
     msgpack_sbuffer_destroy(&fx_sbuf);
 }
 
+//  Returns nothing; s packed as a str.
 void fx_pack_str(msgpack_packer *pk, const char *s)
 {
     msgpack_pack_str(pk, strlen(s));
     msgpack_pack_str_body(pk, s, strlen(s));
 }
 
+//  Returns nothing; s packed as a str with fx_pk.
 void fx_str(const char *s)
 {
     fx_pack_str(&fx_pk, s);
 }
 
+//  Returns nothing; the head of an END packed.
 void fx_pack_head(msgpack_packer *pk, uint32_t keys, const char *broker_id, uint64_t count)
 {
     msgpack_pack_map(pk, keys);
@@ -62,6 +69,7 @@ void fx_pack_head(msgpack_packer *pk, uint32_t keys, const char *broker_id, uint
     msgpack_pack_uint64(pk, count);
 }
 
+//  Returns nothing; an END of the kinds given packed.
 void fx_pack_end(msgpack_packer *pk, int id_kind, int count_kind, int pubs_kind)
 {
     msgpack_pack_map(pk, pubs_kind == 9 ? 2 : 3);
@@ -143,6 +151,7 @@ void fx_pack_end(msgpack_packer *pk, int id_kind, int count_kind, int pubs_kind)
 // --------------------------------------------------------------------------
 //  The fake service
 
+//  Returns 0 with svc empty, or -1.
 int fx_service_init(fx_service_t *svc, const char *endpoint)
 {
     memset(svc, 0, sizeof(*svc));
@@ -151,6 +160,7 @@ int fx_service_init(fx_service_t *svc, const char *endpoint)
     return svc->replies ? 0 : -1;
 }
 
+//  Returns nothing; the canned replies are gone.
 void fx_service_clear(fx_service_t *svc)
 {
     zmsg_t *msg;
@@ -158,6 +168,7 @@ void fx_service_clear(fx_service_t *svc)
         zmsg_destroy(&msg);
 }
 
+//  Returns nothing; svc is freed.
 void fx_service_fini(fx_service_t *svc)
 {
     if (svc->replies)
@@ -199,11 +210,13 @@ static void s_service_actor(zsock_t *pipe, void *arg)
     zsock_destroy(&router);
 }
 
+//  Returns the running service, or NULL.
 zactor_t *fx_service_run(fx_service_t *svc)
 {
     return zactor_new(s_service_actor, svc);
 }
 
+//  Returns nothing; an ITEM is queued.
 void fx_service_item(fx_service_t *svc, const hvn_frames_t *frames)
 {
     zmsg_t *msg = zmsg_new();
@@ -214,6 +227,7 @@ void fx_service_item(fx_service_t *svc, const hvn_frames_t *frames)
     zlist_append(svc->replies, msg);
 }
 
+//  Returns nothing; a reply is queued.
 void fx_service_reply(fx_service_t *svc, const char *word, const void *body, size_t size)
 {
     zmsg_t *msg = zmsg_new();
@@ -222,6 +236,7 @@ void fx_service_reply(fx_service_t *svc, const char *word, const void *body, siz
     zlist_append(svc->replies, msg);
 }
 
+//  Returns nothing; an END is queued.
 void fx_service_end(fx_service_t *svc, const char *broker_id, uint64_t count, size_t n,
                     const char *const *instances, const uint64_t *seqs)
 {

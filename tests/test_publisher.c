@@ -167,6 +167,14 @@ static void s_node(hvn_node_t *node, int n)
     hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.17");
 }
 
+//  Returns nothing; node is s_node's number n, reported to the test's
+//  publisher.
+static void s_reported(hvn_node_t *node, int n)
+{
+    s_node(node, n);
+    hvn_publisher_report(pub, node);
+}
+
 //  Changes field f of node to a new valid value (round varies it).
 static void s_change(hvn_node_t *node, hvn_field_id_t f, int round)
 {
@@ -243,8 +251,7 @@ Test(publisher, update_sent_when_vcpus_used_changes)
 {
     s_start(0);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     node.vcpus_used = 3;
     hvn_publisher_report(pub, &node);
 
@@ -259,8 +266,7 @@ Test(publisher, update_sent_when_any_trigger_field_alone_changes_and_carries_all
 {
     s_start(0);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
 
     uint64_t seq = 1;
@@ -290,8 +296,7 @@ Test(publisher, nothing_sent_when_a_non_trigger_field_alone_changes)
 {
     s_start(0);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
 
     uint64_t seq = 1;
@@ -319,8 +324,7 @@ Test(publisher, delete_sent_on_remove_and_the_node_is_forgotten)
 {
     s_start(0);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     cr_assert_eq(hvn_publisher_remove(pub, node.uuid), 0);
     cr_assert_eq(hvn_publisher_remove(pub, node.uuid), -1, "removed twice");
     hvn_publisher_report(pub, &node);
@@ -440,8 +444,7 @@ Test(publisher, queued_updates_of_a_node_coalesce_into_the_latest_state)
     const char *endpoint = s_endpoint();
     pub = s_publisher_new(endpoint, 0);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     for (int i = 0; i < 3; i++) {
         node.vcpus_used++;
         hvn_publisher_report(pub, &node);
@@ -465,8 +468,7 @@ Test(publisher, queued_create_carries_non_trigger_changes_made_before_it_was_sen
     const char *endpoint = s_endpoint();
     pub = s_publisher_new(endpoint, 0);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     node.memory_mb_used = 4242;
     hvn_publisher_report(pub, &node);
 
@@ -480,8 +482,7 @@ Test(publisher, destroy_sends_what_is_queued)
 {
     s_start(0);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     hvn_publisher_destroy(&pub);
 
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
@@ -493,8 +494,7 @@ Test(publisher, destroy_without_a_broker_waits_no_longer_than_linger)
     pub = hvn_publisher_new(&opts);
     cr_assert(pub);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     int64_t start = zclock_mono();
     hvn_publisher_destroy(&pub);
     int64_t took = zclock_mono() - start;
@@ -622,8 +622,7 @@ Test(publisher, a_broker_gone_is_noticed_and_what_changes_meanwhile_waits_for_th
     sub = s_broker_new(endpoint);
     pub = s_publisher_new(endpoint, 0);
     hvn_node_t node;
-    s_node(&node, 1);
-    hvn_publisher_report(pub, &node);
+    s_reported(&node, 1);
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
 
     //  The connection breaks: the broker's subscription goes with it
@@ -687,8 +686,7 @@ Test(publisher, report_of_an_unchanged_node_does_not_allocate)
     pub = s_publisher_new(s_endpoint(), 0);
     hvn_node_t nodes[64];
     for (int i = 0; i < 64; i++) {
-        s_node(&nodes[i], i);
-        hvn_publisher_report(pub, &nodes[i]);
+        s_reported(&nodes[i], i);
     }
     alloc_count_start();
     for (int round = 0; round < 100; round++)
@@ -706,8 +704,7 @@ Test(publisher, report_of_an_unchanged_node_is_cheap)
     pub = s_publisher_new(s_endpoint(), 0);
     hvn_node_t *nodes = malloc(NODES * sizeof(hvn_node_t));
     for (int i = 0; i < NODES; i++) {
-        s_node(&nodes[i], i);
-        hvn_publisher_report(pub, &nodes[i]);
+        s_reported(&nodes[i], i);
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1158,8 +1155,7 @@ Test(publisher, a_full_pipe_does_not_make_the_actor_spin)
     s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
     hvn_node_t node;
     for (int i = 0; i < NODES; i++) {
-        s_node(&node, i);
-        hvn_publisher_report(pub, &node);
+        s_reported(&node, i);
     }
     cr_assert_eq(hvn_publisher_flush(pub, 100), -1, "the pipe should be full by now");
 

@@ -46,6 +46,7 @@ typedef struct {
 } s_event_t;
 
 static hvn_encoder_t *encoder;
+static hvn_replica_t *replica; //  The test's replica, destroyed by the teardown
 static s_broker_t brokers[2];
 static s_event_t events[S_EVENTS_MAX];
 static int event_count;
@@ -80,6 +81,7 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
+    hvn_replica_destroy(&replica);
     for (int i = 0; i < 2; i++) {
         zactor_destroy(&brokers[i].actor);
         zsock_destroy(&brokers[i].xpub);
@@ -260,10 +262,19 @@ static void s_fleet_ab(s_broker_t *broker)
 // --------------------------------------------------------------------------
 //  Cases
 
+//  Returns nothing; replica follows broker 0, whose snapshot is the fleet
+//  of A and B (s_fleet_ab), and is synced.
+static void s_synced_ab(void)
+{
+    s_fleet_ab(&brokers[0]);
+    replica = s_replica(1, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+}
+
 Test(replica, first_snapshot_fills_the_view_and_live_skips_what_it_held)
 {
     s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
+    replica = s_replica(1, 0);
     //  Queued while the snapshot is taken: the first already in it
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 3, 0x01, 1);
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 9);
@@ -297,14 +308,11 @@ Test(replica, first_snapshot_fills_the_view_and_live_skips_what_it_held)
     cr_assert_eq(events[3].seq, 4);
     hvn_replica_destroy(&replica);
     cr_assert_null(replica);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, live_delete_removes_the_node_and_create_adds_one)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     s_publish(&brokers[0], HVN_EVENT_DELETE, S_UUID_A, S_HOST1, 4, 0x01, 0);
     s_publish(&brokers[0], HVN_EVENT_CREATE, S_UUID_C, S_HOST2, 8, 0x02, 5);
     S_POLL_UNTIL(replica, s_stats(replica).applied == 2);
@@ -316,14 +324,11 @@ Test(replica, live_delete_removes_the_node_and_create_adds_one)
     cr_assert(events[deleted].has_msg && !events[deleted].from_snapshot);
     cr_assert_geq(s_find_event(HVN_REPLICA_CREATED, S_UUID_C), 0);
     cr_assert_eq(s_stats(replica).losses, 0);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, seq_gap_is_detected_and_a_snapshot_replaces_the_view)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     //  The broker's truth now: A at seq 6, B deleted, C created
     fx_service_clear(&brokers[0].svc);
     s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 6, 0x01, 6);
@@ -351,14 +356,11 @@ Test(replica, seq_gap_is_detected_and_a_snapshot_replaces_the_view)
     cr_assert_geq(s_find_event(HVN_REPLICA_REPLACED, NULL), 0);
     //  A was already at seq 6: the snapshot changed nothing there
     cr_assert_eq(s_find_event(HVN_REPLICA_UPDATED, S_UUID_A), 0, "the live update only");
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, detections_while_a_repair_is_pending_join_it)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     int asked = brokers[0].svc.asked;
     brokers[0].svc.mute = 1; //  The repair cannot complete yet
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 5, 0x01, 5);
@@ -384,14 +386,13 @@ Test(replica, detections_while_a_repair_is_pending_join_it)
     cr_assert_geq(stats.repairs_failed, 2);
     //  Failed attempts back off: far fewer requests than polls
     cr_assert_lt(brokers[0].svc.asked - asked, 30);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, first_snapshot_failing_is_retried_until_a_broker_answers)
 {
     brokers[0].svc.mute = 1;
     s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
+    replica = s_replica(1, 0);
     S_POLL_UNTIL(replica, s_stats(replica).repairs_failed >= 1);
     cr_assert_not(hvn_replica_synced(replica));
     cr_assert_eq(hvn_replica_size(replica), 0);
@@ -399,14 +400,11 @@ Test(replica, first_snapshot_failing_is_retried_until_a_broker_answers)
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     cr_assert_eq(hvn_replica_size(replica), 2);
     cr_assert_eq(s_stats(replica).losses, 0);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, heartbeat_naming_a_node_the_view_lacks_is_stale_and_repaired)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     //  Agrees: inst1 applied up to 3, host 1 holds A only
     const char *just_a[] = {S_UUID_A};
     s_heartbeat(&brokers[0], S_HOST1, 3, 0x01, just_a, 1, 10000);
@@ -418,24 +416,18 @@ Test(replica, heartbeat_naming_a_node_the_view_lacks_is_stale_and_repaired)
     cr_assert_eq(stats.repairs, 1);
     cr_assert_eq(stats.repaired, 1);
     cr_assert_eq(stats.gaps, 0);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, heartbeat_missing_a_held_node_is_stale)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     s_heartbeat(&brokers[0], S_HOST2, 7, 0x02, NULL, 0, 10000);
     S_POLL_UNTIL(replica, s_stats(replica).stale_heartbeats == 1);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, heartbeat_is_compared_only_once_its_seq_is_applied)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     //  Older than the view (a broker behind): not compared
     s_heartbeat(&brokers[0], S_HOST1, 2, 0x01, NULL, 0, 10000);
     //  Ahead of the view: a gap, not a stale list
@@ -444,13 +436,12 @@ Test(replica, heartbeat_is_compared_only_once_its_seq_is_applied)
     hvn_replica_stats_t stats = s_stats(replica);
     cr_assert_eq(stats.missed, 2);
     cr_assert_eq(stats.stale_heartbeats, 0);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, unrepairable_stale_heartbeat_repairs_at_most_once_per_interval)
 {
     s_fleet_ab(&brokers[0]); //  The broker never learns of C
-    hvn_replica_t *replica = s_replica(1, 0);
+    replica = s_replica(1, 0);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     const char *a_and_c[] = {S_UUID_A, S_UUID_C};
     s_heartbeat(&brokers[0], S_HOST1, 3, 0x01, a_and_c, 2, 600);
@@ -461,27 +452,23 @@ Test(replica, unrepairable_stale_heartbeat_repairs_at_most_once_per_interval)
     cr_assert_eq(s_stats(replica).repairs, 1, "not before the interval");
     S_POLL_UNTIL(replica, s_stats(replica).repairs == 2);
     cr_assert_geq(zclock_mono() - repaired_at, 550);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, new_broker_id_is_a_restart_and_repaired)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     s_broker_heartbeat(&brokers[0], "b1", 10000); //  The one the snapshot named
     s_broker_heartbeat(&brokers[0], "b1-restarted", 10000);
     S_POLL_UNTIL(replica, s_stats(replica).broker_restarts == 1);
     S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
     //  The snapshot still names b1, which the replica now takes as the link's
     cr_assert_eq(s_stats(replica).broker_restarts, 1);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, silent_broker_is_a_loss_once_per_silence)
 {
     s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 100);
+    replica = s_replica(1, 100);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     S_POLL_UNTIL(replica, s_stats(replica).silences == 1);
     S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
@@ -489,14 +476,13 @@ Test(replica, silent_broker_is_a_loss_once_per_silence)
     cr_assert_eq(s_stats(replica).silences, 1);
     s_broker_heartbeat(&brokers[0], "b1", 100); //  Heard again; silence can be seen anew
     S_POLL_UNTIL(replica, s_stats(replica).silences == 2);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, notification_from_both_brokers_is_applied_once)
 {
     s_fleet_ab(&brokers[0]);
     s_fleet_ab(&brokers[1]);
-    hvn_replica_t *replica = s_replica(2, 0);
+    replica = s_replica(2, 0);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
     s_publish(&brokers[1], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
@@ -512,19 +498,17 @@ Test(replica, notification_from_both_brokers_is_applied_once)
     cr_assert_eq(stats.duplicates, 2);
     cr_assert_eq(stats.losses, 0, "a copy one broker lost came through the other");
     cr_assert_eq(hvn_replica_get(replica, S_UUID_A)->seq, 6);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, snapshot_asks_the_services_in_turn)
 {
     brokers[0].svc.mute = 1;
     s_fleet_ab(&brokers[1]);
-    hvn_replica_t *replica = s_replica(2, 0);
+    replica = s_replica(2, 0);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     cr_assert_eq(hvn_replica_size(replica), 2);
     cr_assert_geq(brokers[0].svc.asked + brokers[1].svc.asked, 1);
     cr_assert_eq(brokers[1].svc.asked, 1);
-    hvn_replica_destroy(&replica);
 }
 
 //  Counts the nodes foreach visits.
@@ -536,9 +520,7 @@ static int s_count_node(const hvn_replica_node_t *node, void *arg)
 
 Test(replica, foreach_visits_every_node_and_host_filter_keeps_one_host)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     int count = 0;
     cr_assert_eq(hvn_replica_foreach(replica, s_count_node, &count), 2);
     cr_assert_eq(count, 2);
@@ -562,7 +544,6 @@ Test(replica, foreach_visits_every_node_and_host_filter_keeps_one_host)
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 8, 0x02, 8);
     S_POLL_UNTIL(replica, s_stats(replica).applied == 1);
     cr_assert_eq(s_stats(replica).losses, 0);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, invalid_options_are_refused)
@@ -581,7 +562,7 @@ Test(replica, snapshot_from_a_broker_behind_the_other_does_not_turn_the_view_bac
 {
     s_fleet_ab(&brokers[0]);
     s_fleet_ab(&brokers[1]);
-    hvn_replica_t *replica = s_replica(2, 0);
+    replica = s_replica(2, 0);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     //  Broker 0 delivers A at seq 4 and C at seq 5; broker 1 has seen only seq 4
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
@@ -603,14 +584,13 @@ Test(replica, snapshot_from_a_broker_behind_the_other_does_not_turn_the_view_bac
     s_publish(&brokers[1], HVN_EVENT_CREATE, S_UUID_C, S_HOST1, 5, 0x01, 5);
     S_POLL_UNTIL(replica, s_stats(replica).duplicates == 1);
     cr_assert_eq(s_stats(replica).applied, 2);
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, silent_broker_is_seen_while_the_other_keeps_talking)
 {
     s_fleet_ab(&brokers[0]);
     s_fleet_ab(&brokers[1]);
-    hvn_replica_t *replica = s_replica(2, 100);
+    replica = s_replica(2, 100);
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     int64_t until = zclock_mono() + S_WAIT_MS;
     while (s_stats(replica).silences == 0 && zclock_mono() < until) {
@@ -618,13 +598,12 @@ Test(replica, silent_broker_is_seen_while_the_other_keeps_talking)
         hvn_replica_poll(replica, 10);
     }
     cr_assert_eq(s_stats(replica).silences, 1, "broker 0's silence was not seen");
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, sync_takes_a_snapshot_at_once_and_reports_failure)
 {
     s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
+    replica = s_replica(1, 0);
     cr_assert_eq(hvn_replica_sync(replica), 0);
     cr_assert(hvn_replica_synced(replica));
     cr_assert_eq(hvn_replica_size(replica), 2);
@@ -635,17 +614,13 @@ Test(replica, sync_takes_a_snapshot_at_once_and_reports_failure)
     cr_assert_eq(hvn_replica_size(replica), 2, "the view is kept");
     brokers[0].svc.mute = 0;
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
-    hvn_replica_destroy(&replica);
 }
 
 Test(replica, snapshot_naming_no_publisher_removes_what_it_lacks)
 {
-    s_fleet_ab(&brokers[0]);
-    hvn_replica_t *replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab();
     fx_service_clear(&brokers[0].svc);
     s_end(&brokers[0], "b2", 0, 0, NULL, NULL); //  A broker that knows nothing yet
     cr_assert_eq(hvn_replica_sync(replica), 0);
     cr_assert_eq(hvn_replica_size(replica), 0);
-    hvn_replica_destroy(&replica);
 }

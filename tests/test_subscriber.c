@@ -22,6 +22,8 @@
 
 static hvn_encoder_t *encoder;
 static zsock_t *xpub;
+static hvn_subscriber_t *sub; //  The test's subscriber, destroyed by the teardown
+static fx_service_t fake;     //  The fake broker service, freed by the teardown
 static char endpoint[64];
 static int endpoint_seq;
 
@@ -45,6 +47,8 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
+    hvn_subscriber_destroy(&sub);
+    fx_service_fini(&fake);
     zsock_destroy(&xpub);
     hvn_encoder_destroy(&encoder);
 }
@@ -134,7 +138,7 @@ static hvn_subscriber_t *s_subscriber(const char *const *topics, size_t topic_co
 
 Test(subscriber, valid_message_is_delivered_decoded)
 {
-    hvn_subscriber_t *sub = s_subscriber(NULL, 0, NULL);
+    sub = s_subscriber(NULL, 0, NULL);
     s_publish(HVN_EVENT_CREATE, S_UUID, S_HOST, 1, 0xAB);
 
     hvn_msg_t msg;
@@ -156,12 +160,11 @@ Test(subscriber, valid_message_is_delivered_decoded)
     cr_assert_eq(stats.skipped_total, 0);
     hvn_subscriber_destroy(&sub);
     cr_assert_null(sub);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, heartbeat_is_delivered_with_its_kind)
 {
-    hvn_subscriber_t *sub = s_subscriber(NULL, 0, NULL);
+    sub = s_subscriber(NULL, 0, NULL);
     s_publish_heartbeat(S_HOST, 7, 0x01);
     hvn_msg_t msg;
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
@@ -170,12 +173,11 @@ Test(subscriber, heartbeat_is_delivered_with_its_kind)
     cr_assert_eq(msg.header.seq, 7);
     cr_assert_eq(msg.interval_ms, 10000);
     cr_assert_eq(msg.node_count, 1);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, malformed_messages_are_skipped_and_counted_by_reason)
 {
-    hvn_subscriber_t *sub = s_subscriber(NULL, 0, NULL);
+    sub = s_subscriber(NULL, 0, NULL);
     hvn_frames_t fr = s_encode(HVN_EVENT_UPDATE, S_UUID, S_HOST, 1, 0x01);
 
     //  Two frames, four frames
@@ -209,13 +211,12 @@ Test(subscriber, malformed_messages_are_skipped_and_counted_by_reason)
     cr_assert_eq(stats.skipped_total, 4);
     cr_assert_eq(stats.received, 1);
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, 50), 0, "a refused message was returned");
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, topic_prefix_selects_messages)
 {
     const char *topics[] = {"compute_node.delete"};
-    hvn_subscriber_t *sub = s_subscriber(topics, 1, NULL);
+    sub = s_subscriber(topics, 1, NULL);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 1, 0x01);
     s_publish(HVN_EVENT_DELETE, S_UUID2, S_HOST, 2, 0x01);
 
@@ -224,13 +225,12 @@ Test(subscriber, topic_prefix_selects_messages)
     cr_assert_eq(msg.event, HVN_EVENT_DELETE);
     cr_assert_str_eq(msg.node.uuid, S_UUID2);
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, 50), 0);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, several_prefixes_are_all_subscribed)
 {
     const char *topics[] = {"compute_node.create", "compute_node.delete"};
-    hvn_subscriber_t *sub = s_subscriber(topics, 2, NULL);
+    sub = s_subscriber(topics, 2, NULL);
     s_publish(HVN_EVENT_CREATE, S_UUID, S_HOST, 1, 0x01);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 2, 0x01);
     s_publish(HVN_EVENT_DELETE, S_UUID, S_HOST, 3, 0x01);
@@ -241,12 +241,11 @@ Test(subscriber, several_prefixes_are_all_subscribed)
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
     cr_assert_eq(msg.event, HVN_EVENT_DELETE);
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, 50), 0);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, host_filter_is_exact)
 {
-    hvn_subscriber_t *sub = s_subscriber(NULL, 0, "cmp-01");
+    sub = s_subscriber(NULL, 0, "cmp-01");
     s_publish(HVN_EVENT_UPDATE, S_UUID, "cmp-017", 1, 0x01); //  Shares the prefix
     s_publish(HVN_EVENT_UPDATE, S_UUID2, "cmp-01", 1, 0x02);
 
@@ -258,12 +257,11 @@ Test(subscriber, host_filter_is_exact)
     hvn_subscriber_stats(sub, &stats);
     cr_assert_eq(stats.filtered, 1);
     cr_assert_eq(stats.received, 1);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, recv_returns_zero_on_timeout)
 {
-    hvn_subscriber_t *sub = s_subscriber(NULL, 0, NULL);
+    sub = s_subscriber(NULL, 0, NULL);
     hvn_msg_t msg;
     int64_t start = zclock_mono();
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, 100), 0);
@@ -271,19 +269,17 @@ Test(subscriber, recv_returns_zero_on_timeout)
     cr_assert_geq(elapsed, 95);
     cr_assert_lt(elapsed, 1000);
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, 0), 0);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, recv_returns_minus_one_when_interrupted)
 {
-    hvn_subscriber_t *sub = s_subscriber(NULL, 0, NULL);
+    sub = s_subscriber(NULL, 0, NULL);
     s_publish(HVN_EVENT_CREATE, S_UUID, S_HOST, 1, 0x01);
     zsys_interrupted = 1;
     hvn_msg_t msg;
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, -1), -1);
     zsys_interrupted = 0;
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, several_endpoints_are_all_followed)
@@ -295,7 +291,7 @@ Test(subscriber, several_endpoints_are_all_followed)
     cr_assert_eq(zsock_bind(other, "%s", s_new_endpoint(second, sizeof(second))), 0);
     char *both = zsys_sprintf("%s,%s", endpoint, second);
     hvn_subscriber_opts_t opts = {.endpoint = both};
-    hvn_subscriber_t *sub = hvn_subscriber_new(&opts);
+    sub = hvn_subscriber_new(&opts);
     cr_assert(sub);
     s_await_subscriptions(xpub, 1);
     s_await_subscriptions(other, 1);
@@ -334,7 +330,7 @@ Test(subscriber, new_refuses_invalid_options)
 
 Test(subscriber, seq_jump_counts_a_gap)
 {
-    hvn_subscriber_t *sub = s_subscriber(NULL, 0, NULL);
+    sub = s_subscriber(NULL, 0, NULL);
     s_publish(HVN_EVENT_CREATE, S_UUID, S_HOST, 1, 0x01);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 2, 0x01);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 5, 0x01);
@@ -347,12 +343,11 @@ Test(subscriber, seq_jump_counts_a_gap)
     cr_assert_eq(stats.gaps, 1);
     cr_assert_eq(stats.missed, 2);
     cr_assert_eq(stats.publishers, 2);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, heartbeat_ahead_of_last_seq_counts_a_gap)
 {
-    hvn_subscriber_t *sub = s_subscriber(NULL, 0, NULL);
+    sub = s_subscriber(NULL, 0, NULL);
     s_publish(HVN_EVENT_CREATE, S_UUID, S_HOST, 1, 0x01);
     s_publish_heartbeat(S_HOST, 1, 0x01); //  Nothing lost
     s_publish_heartbeat(S_HOST, 3, 0x01); //  2 and 3 lost
@@ -365,13 +360,12 @@ Test(subscriber, heartbeat_ahead_of_last_seq_counts_a_gap)
     hvn_subscriber_stats(sub, &stats);
     cr_assert_eq(stats.gaps, 1);
     cr_assert_eq(stats.missed, 2);
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, narrow_subscription_tracks_no_gaps)
 {
     const char *topics[] = {"compute_node.update"};
-    hvn_subscriber_t *sub = s_subscriber(topics, 1, NULL);
+    sub = s_subscriber(topics, 1, NULL);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 1, 0x01);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 5, 0x01); //  2..4 were creates
     hvn_msg_t msg;
@@ -380,7 +374,6 @@ Test(subscriber, narrow_subscription_tracks_no_gaps)
     hvn_subscriber_stats_t stats;
     hvn_subscriber_stats(sub, &stats);
     cr_assert_eq(stats.gaps, 0);
-    hvn_subscriber_destroy(&sub);
 }
 
 // --------------------------------------------------------------------------
@@ -390,7 +383,6 @@ Test(subscriber, narrow_subscription_tracks_no_gaps)
 #define S_INSTANCE1 "01010101-0101-0101-0101-010101010101"
 #define S_INSTANCE2 "02020202-0202-0202-0202-020202020202"
 
-static fx_service_t fake; //  The fake broker service
 
 //  Returns nothing; prepares an empty fake with a fresh endpoint.
 static void s_fake_init(void)
@@ -411,6 +403,13 @@ static void s_fake_item(hvn_event_t event, const char *uuid, const char *host, u
 {
     hvn_frames_t fr = s_encode(event, uuid, host, seq, instance);
     fx_service_item(&fake, &fr);
+}
+
+//  Queues an END of count items that names S_INSTANCE1 at seq.
+static void s_fake_end1(uint64_t count, uint64_t seq)
+{
+    const char *instances[] = {S_INSTANCE1};
+    fx_service_end(&fake, "b1", count, 1, instances, &seq);
 }
 
 //  Collects what the snapshot callback receives.
@@ -466,7 +465,7 @@ Test(subscriber, snapshot_delivers_items_and_remembers_end_seqs)
     const char *instances[] = {S_INSTANCE1, S_INSTANCE2};
     uint64_t seqs[] = {3, 7};
     fx_service_end(&fake, "b1", 2, 2, instances, seqs);
-    hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
+    sub = s_client(NULL, 0, NULL);
     cr_assert_str_eq(hvn_subscriber_broker_id(sub), "");
 
     s_items_t items = {0};
@@ -481,17 +480,13 @@ Test(subscriber, snapshot_delivers_items_and_remembers_end_seqs)
     hvn_subscriber_stats_t stats;
     hvn_subscriber_stats(sub, &stats);
     cr_assert_eq(stats.snapshots, 1);
-    hvn_subscriber_destroy(&sub);
-    s_fake_free();
 }
 
 Test(subscriber, live_messages_covered_by_the_snapshot_are_skipped)
 {
     s_fake_init();
-    const char *instances[] = {S_INSTANCE1};
-    uint64_t seqs[] = {3};
-    fx_service_end(&fake, "b1", 0, 1, instances, seqs);
-    hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
+    s_fake_end1(0, 3);
+    sub = s_client(NULL, 0, NULL);
     //  Queued in the SUB while the snapshot is taken: already in it
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 2, 0x01);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 3, 0x01);
@@ -511,17 +506,13 @@ Test(subscriber, live_messages_covered_by_the_snapshot_are_skipped)
     cr_assert_eq(stats.stale, 2);
     cr_assert_eq(stats.received, 2);
     cr_assert_eq(stats.gaps, 0);
-    hvn_subscriber_destroy(&sub);
-    s_fake_free();
 }
 
 Test(subscriber, jump_past_the_snapshot_seq_counts_a_gap)
 {
     s_fake_init();
-    const char *instances[] = {S_INSTANCE1};
-    uint64_t seqs[] = {3};
-    fx_service_end(&fake, "b1", 0, 1, instances, seqs);
-    hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
+    s_fake_end1(0, 3);
+    sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), 0);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 6, 0x01);
@@ -531,8 +522,6 @@ Test(subscriber, jump_past_the_snapshot_seq_counts_a_gap)
     hvn_subscriber_stats(sub, &stats);
     cr_assert_eq(stats.gaps, 1);
     cr_assert_eq(stats.missed, 2);
-    hvn_subscriber_destroy(&sub);
-    s_fake_free();
 }
 
 Test(subscriber, bad_snapshot_items_are_counted_and_skipped)
@@ -550,10 +539,8 @@ Test(subscriber, bad_snapshot_items_are_counted_and_skipped)
     zmsg_addmem(short_item, fr.topic, fr.topic_size);
     zlist_append(fake.replies, short_item);
     s_fake_item(HVN_EVENT_CREATE, S_UUID2, S_HOST, 2, 0x01);
-    const char *instances[] = {S_INSTANCE1};
-    uint64_t seqs[] = {2};
-    fx_service_end(&fake, "b1", 3, 1, instances, seqs);
-    hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
+    s_fake_end1(3, 2);
+    sub = s_client(NULL, 0, NULL);
 
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), 1);
@@ -562,8 +549,6 @@ Test(subscriber, bad_snapshot_items_are_counted_and_skipped)
     hvn_subscriber_stats(sub, &stats);
     cr_assert_eq(stats.skipped[HVN_R_MSGPACK], 1);
     cr_assert_eq(stats.skipped[HVN_R_FRAMES], 1);
-    hvn_subscriber_destroy(&sub);
-    s_fake_free();
 }
 
 Test(subscriber, snapshot_items_pass_the_topic_and_host_filters)
@@ -574,12 +559,10 @@ Test(subscriber, snapshot_items_pass_the_topic_and_host_filters)
     s_fake_item(HVN_EVENT_UPDATE, S_UUID, "cmp-002", 1, 0x02);
     fx_service_end(&fake, "b1", 3, 0, NULL, NULL);
     const char *topics[] = {"compute_node.update"};
-    hvn_subscriber_t *sub = s_client(topics, 1, "cmp-001");
+    sub = s_client(topics, 1, "cmp-001");
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), 1);
     cr_assert_str_eq(items.uuids[0], S_UUID2);
-    hvn_subscriber_destroy(&sub);
-    s_fake_free();
 }
 
 Test(subscriber, end_with_unknown_keys_and_uppercase_uuid_is_accepted)
@@ -599,15 +582,13 @@ Test(subscriber, end_with_unknown_keys_and_uppercase_uuid_is_accepted)
     fx_pack_str(&fx_pk, "b2");
     fx_service_reply(&fake, HVN_SERVICE_END, fx_sbuf.data, fx_sbuf.size);
     fx_pack_teardown();
-    hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
+    sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), 0);
     uuid_t raw;
     cr_assert_eq(uuid_parse(S_UUID2, raw), 0);
     cr_assert_eq(hvn_subscriber_snapshot_seq(sub, raw), 9);
     cr_assert_str_eq(hvn_subscriber_broker_id(sub), "b2");
-    hvn_subscriber_destroy(&sub);
-    s_fake_free();
 }
 
 //  A malformed END body, built by one case of the table below.
@@ -652,7 +633,7 @@ Test(subscriber, malformed_end_fails_the_snapshot)
         {"trailing bytes", s_end_trailing_bytes, 0, 0, 0},
         {"huge map claim", s_end_huge_map_claim, 0, 0, 0},
     };
-    hvn_subscriber_t *sub = NULL;
+    sub = NULL;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         s_fake_init();
         fx_pack_setup();
@@ -675,24 +656,21 @@ Test(subscriber, malformed_end_fails_the_snapshot)
         hvn_subscriber_destroy(&client);
         s_fake_free();
     }
-    hvn_subscriber_destroy(&sub);
 }
 
 Test(subscriber, error_reply_fails_the_snapshot)
 {
     s_fake_init();
     fx_service_reply(&fake, "ERROR", "unknown request", 15);
-    hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
+    sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), -1);
-    hvn_subscriber_destroy(&sub);
-    s_fake_free();
 }
 
 Test(subscriber, snapshot_without_an_answer_times_out)
 {
     s_fake_init(); //  Nothing binds its endpoint
-    hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
+    sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
     int64_t start = zclock_mono();
     cr_assert_eq(hvn_subscriber_snapshot(sub, "", s_collect, &items, 100), -1);
@@ -716,7 +694,7 @@ Test(subscriber, stats_request_returns_the_counters_as_json)
     fx_pack_str(&fx_pk, "b1");
     fx_service_reply(&fake, HVN_SERVICE_STATS, fx_sbuf.data, fx_sbuf.size);
     fx_pack_teardown();
-    hvn_subscriber_t *sub = s_client(NULL, 0, NULL);
+    sub = s_client(NULL, 0, NULL);
     zactor_t *actor = fx_service_run(&fake);
     char *json = hvn_subscriber_stats_request(sub, S_WAIT_MS);
     zactor_destroy(&actor);
@@ -724,6 +702,4 @@ Test(subscriber, stats_request_returns_the_counters_as_json)
     cr_assert(json);
     cr_assert_str_eq(json, "{\"broker_id\":\"b1\",\"received\":5}");
     free(json);
-    hvn_subscriber_destroy(&sub);
-    s_fake_free();
 }

@@ -50,6 +50,14 @@ it_proc_t *it_broker_start(it_env_t *env, const char *const extra[])
     return broker;
 }
 
+void it_env_pair(it_env_t *a, it_env_t *b, const char *const extra[])
+{
+    it_env_init(a);
+    it_env_init(b);
+    it_broker_start(a, extra);
+    it_broker_start(b, extra);
+}
+
 int it_free_port(void)
 {
     int port = it_port_free();

@@ -36,6 +36,10 @@ void it_env_fini(it_env_t *env);
 //  may be NULL) and waits until its service socket answers STATS.
 it_proc_t *it_broker_start(it_env_t *env, const char *const extra[]);
 
+//  Makes two environments, a and b, and starts a broker in each with extra
+//  arguments (as it_broker_start): two brokers a subscriber may follow.
+void it_env_pair(it_env_t *a, it_env_t *b, const char *const extra[]);
+
 //  Writes one hvn-pub input line (with its newline) for a whole node with
 //  plausible values. Returns buf.
 char *it_node_json(char *buf, size_t size, int64_t id, const char *uuid, const char *host,

@@ -28,11 +28,8 @@ Test(once, plain_subscriber_on_two_brokers_prints_each_notification_once)
 {
     enum { NODES = 3, ROUNDS = 8, KILL_AT = 4 };
     it_env_t a, b;
-    it_env_init(&a);
-    it_env_init(&b);
     const char *fast[] = {"--heartbeat-ms", "300", NULL};
-    it_broker_start(&a, fast);
-    it_broker_start(&b, fast);
+    it_env_pair(&a, &b, fast);
     const char *sub_argv[] = {"hvn-sub",   "--connect", a.backend, "--connect", b.backend,
                               "--service", a.service,   "--timeout", "60",      NULL};
     it_proc_t *sub = it_spawn(sub_argv, false, true, true);

@@ -57,11 +57,8 @@ Test(replica, two_brokers_one_killed_every_notification_printed_once)
 {
     enum { NODES = 4, ROUNDS = 30, KILL_AT = 12 };
     it_env_t a, b;
-    it_env_init(&a);
-    it_env_init(&b);
     const char *fast[] = {"--heartbeat-ms", "300", NULL};
-    it_broker_start(&a, fast);
-    it_broker_start(&b, fast);
+    it_env_pair(&a, &b, fast);
 
     const char *sub_argv[] = {"hvn-sub",        "--snapshot", "--connect", a.backend,   "--service",
                               a.service,        "--connect",  b.backend,   "--service", b.service,

@@ -437,6 +437,21 @@ Test(security, an_unreadable_certificate_is_a_clear_failure)
     it_stop(&sub, SIGKILL, 1000);
 }
 
+//  Returns hvn-sub's exit status after its snapshot of the one node
+//  S_UUID_OK, which must be cmp-017's (expected).
+static int s_snapshot_owner(void)
+{
+    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "30", NULL};
+    it_proc_t *snap = s_subscribe(sub_secret, args);
+    char line[8192];
+    cr_assert_gt(it_read_line(snap, line, sizeof(line), S_WAIT_MS), 0, "no snapshot line");
+    cr_expect(strstr(line, S_UUID_OK) && strstr(line, "nova-compute:cmp-017"),
+              "the node changed hands: %s", line);
+    int code = it_wait(snap, 10000);
+    it_stop(&snap, SIGTERM, 5000);
+    return code;
+}
+
 Test(security, a_host_cannot_take_over_another_hosts_node)
 {
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
@@ -445,14 +460,7 @@ Test(security, a_host_cannot_take_over_another_hosts_node)
     //  refused (counted) before the snapshot below is asked for
     cr_expect_eq(s_publish("cmp-019", S_UUID_OK, other_pub_secret, "20"), 0);
     cr_assert_geq(s_stat_after("refused.not_authorized", 1), 1);
-    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "30", NULL};
-    it_proc_t *snap = s_subscribe(sub_secret, args);
-    char line[8192];
-    cr_assert_gt(it_read_line(snap, line, sizeof(line), S_WAIT_MS), 0, "no snapshot line");
-    cr_expect(strstr(line, S_UUID_OK) && strstr(line, "nova-compute:cmp-017"),
-              "the node changed hands: %s", line);
-    cr_expect_eq(it_wait(snap, 10000), 0);
-    it_stop(&snap, SIGTERM, 5000);
+    cr_expect_eq(s_snapshot_owner(), 0);
     //  A node of its own is fine
     cr_expect_eq(s_publish("cmp-019", S_UUID_OTHER, other_pub_secret, "20"), 0);
     cr_expect_eq(s_stat_after("cache_nodes", 2), 2);
@@ -930,11 +938,5 @@ Test(security, a_node_stays_its_hosts_across_a_broker_restart)
     //  cmp-017 comes back: the node is its own, and every snapshot says so
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
     cr_assert_eq(s_stat_after("cache_nodes", 1), 1);
-    const char *args[] = {"--snapshot", "--count", "1", "--timeout", "30", NULL};
-    it_proc_t *snap = s_subscribe(sub_secret, args);
-    char line[8192];
-    cr_assert_gt(it_read_line(snap, line, sizeof(line), S_WAIT_MS), 0, "no snapshot line");
-    cr_expect(strstr(line, S_UUID_OK) && strstr(line, "nova-compute:cmp-017"),
-              "the node changed hands: %s", line);
-    it_stop(&snap, SIGTERM, 5000);
+    s_snapshot_owner();
 }

@@ -201,16 +201,34 @@ char *hvn_metrics_labels(const char *const *labels)
     return scratch.text ? scratch.text : strdup("");
 }
 
+//  Returns the length of " <value>\n" written backwards from the end of
+//  buf (24 bytes): a sample's value, without printf's cost per call (a
+//  /metrics of 10 000 nodes writes 140 000 of them).
+static size_t s_int_text(char buf[24], int64_t value)
+{
+    char *at = buf + 24;
+    *--at = '\n';
+    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    do {
+        *--at = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (value < 0)
+        *--at = '-';
+    *--at = ' ';
+    return (size_t)(buf + 24 - at);
+}
+
 void hvn_metrics_sample_int(hvn_metrics_t *self, const char *name, const char *label_set,
                             int64_t value)
 {
     assert(self && name);
     char number[24];
-    int len = snprintf(number, sizeof(number), " %" PRId64 "\n", value);
+    size_t len = s_int_text(number, value);
     s_puts(self, name);
     if (label_set)
         s_puts(self, label_set);
-    s_put(self, number, (size_t)len);
+    s_put(self, number + sizeof(number) - len, len);
 }
 
 void hvn_metrics_histogram(hvn_metrics_t *self, const char *name, const char *const *labels,

@@ -741,6 +741,14 @@ size_t hvn_replica_foreach(hvn_replica_t *self, hvn_replica_node_fn *fn, void *a
     return visited;
 }
 
+//  Returns the seq the last snapshot's END named for the instance, or 0.
+uint64_t hvn_replica_snapshot_seq(hvn_replica_t *self, const uint8_t instance[16])
+{
+    assert(self && instance);
+    s_publisher_t *pub = hvn_instances_get(self->publishers, instance, false);
+    return pub ? pub->snapshot_seq : 0;
+}
+
 //  Returns the number of nodes in the view.
 size_t hvn_replica_size(hvn_replica_t *self)
 {

@@ -132,6 +132,12 @@ const hvn_replica_node_t *hvn_replica_get(hvn_replica_t *self, const char *uuid)
 typedef int(hvn_replica_node_fn)(const hvn_replica_node_t *node, void *arg);
 size_t hvn_replica_foreach(hvn_replica_t *self, hvn_replica_node_fn *fn, void *arg);
 
+//  Returns the seq that the last applied snapshot's END named for a
+//  publisher instance (16 raw bytes): what the view covers of it, so a
+//  consumer that recorded a lower seq before a restart knows which seqs
+//  it missed (and may REPLAY them). 0 when the snapshot did not name it.
+uint64_t hvn_replica_snapshot_seq(hvn_replica_t *self, const uint8_t instance[16]);
+
 //  Returns the number of nodes in the view.
 size_t hvn_replica_size(hvn_replica_t *self);
 

@@ -12,6 +12,7 @@
 
 #include <assert.h>
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +29,18 @@ static const hvn_field_id_t s_indexed[] = {HVN_F_HOST,         HVN_F_HYPERVISOR_
 
 struct _hvn_db_t {
     const hvn_db_backend_t *backend; //  SQLite or PostgreSQL
-    void *conn;                      //  The backend's connection
+    void *conn;                      //  The backend's connection, NULL while closed
+    char *target;                    //  What was opened (heap), for a reopen
     hvn_db_kind_t kind;              //  Which
     bool readonly;                   //  Opened for reading only
+    char closed[600];                //  Why it is closed, while conn is NULL
 };
+
+//  Returns the last error's text of a backend's connection.
+static const char *s_conn_error(const void *conn)
+{
+    return ((const hvn_db_conn_t *)conn)->error;
+}
 
 // --------------------------------------------------------------------------
 //  Generated SQL
@@ -89,6 +98,52 @@ char *hvn_db_sql_node_upsert(void)
     return sql;
 }
 
+char *hvn_db_sql_nodes_select(void)
+{
+    char *sql = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&sql, &size);
+    if (!out)
+        return NULL;
+    fprintf(out, "SELECT ");
+    for (int f = 0; f < HVN_F_COUNT; f++)
+        fprintf(out, "%s, ", hvn_schema_fields[f].name);
+    fprintf(out, S_EXTRA_COLUMNS " FROM compute_nodes");
+    fclose(out);
+    return sql;
+}
+
+//  Returns true when text is the decimal form of value.
+static bool s_int_equal(const char *text, int64_t value)
+{
+    char *end;
+    errno = 0;
+    long long parsed = strtoll(text, &end, 10);
+    return errno == 0 && *text && !*end && parsed == value;
+}
+
+bool hvn_db_row_equal(const char *const *values, size_t columns, const hvn_replica_node_t *node,
+                      const char *publisher_id)
+{
+    assert(values && node);
+    if (columns != HVN_F_COUNT + 3)
+        return false;
+    for (int f = 0; f < HVN_F_COUNT; f++) {
+        const hvn_field_t *field = &hvn_schema_fields[f];
+        const char *at = (const char *)&node->node + field->offset;
+        if (hvn_node_is_null(&node->node, (hvn_field_id_t)f) != (values[f] == NULL))
+            return false;
+        if (!values[f])
+            continue;
+        if (field->type == HVN_TYPE_INT ? !s_int_equal(values[f], *(const int64_t *)at)
+                                        : strcmp(values[f], at) != 0)
+            return false;
+    }
+    const char *updated_at = values[HVN_F_COUNT + 1], *pid = values[HVN_F_COUNT + 2];
+    return updated_at && strcmp(updated_at, node->timestamp) == 0 && !pid == !publisher_id &&
+           (!pid || strcmp(pid, publisher_id) == 0);
+}
+
 size_t hvn_db_node_values(const hvn_replica_node_t *node, const char *publisher_id,
                           hvn_db_value_t *values)
 {
@@ -143,6 +198,26 @@ static int s_version_row(size_t columns, const char *const *values, void *arg)
     return 0;
 }
 
+//  Returns 0 after creating (or dropping) the secondary indexes of table:
+//  those of the fields operators filter on for compute_nodes, timestamp
+//  and uuid for compute_node_events; -1.
+static int s_indexes(hvn_db_t *self, const char *table, bool create)
+{
+    bool nodes = strcmp(table, "compute_nodes") == 0;
+    static const char *event_columns[] = {"timestamp", "uuid"};
+    size_t count = nodes ? sizeof(s_indexed) / sizeof(s_indexed[0]) : 2;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const char *column = nodes ? hvn_schema_fields[s_indexed[i]].name : event_columns[i];
+        char *sql = create ? zsys_sprintf("CREATE INDEX IF NOT EXISTS %s_%s ON %s (%s)", table,
+                                          column, table, column)
+                           : zsys_sprintf("DROP INDEX IF EXISTS %s_%s", table, column);
+        rc = sql ? self->backend->exec(self->conn, sql) : -1;
+        zstr_free(&sql);
+    }
+    return rc;
+}
+
 //  Returns 0 after creating what is missing, -1 with the reason in err.
 static int s_create(hvn_db_t *self, char *err, size_t err_size)
 {
@@ -162,20 +237,14 @@ static int s_create(hvn_db_t *self, char *err, size_t err_size)
         nodes,
         events,
         publishers,
-        "CREATE INDEX IF NOT EXISTS compute_node_events_timestamp "
-        "ON compute_node_events (timestamp)",
-        "CREATE INDEX IF NOT EXISTS compute_node_events_uuid ON compute_node_events (uuid)",
     };
     for (size_t i = 0; rc == 0 && i < sizeof(ddl) / sizeof(ddl[0]); i++)
         rc = b->exec(self->conn, ddl[i]);
-    for (size_t i = 0; rc == 0 && i < sizeof(s_indexed) / sizeof(s_indexed[0]); i++) {
-        const char *name = hvn_schema_fields[s_indexed[i]].name;
-        char *sql = zsys_sprintf("CREATE INDEX IF NOT EXISTS compute_nodes_%s "
-                                 "ON compute_nodes (%s)",
-                                 name, name);
-        rc = sql ? b->exec(self->conn, sql) : -1;
-        zstr_free(&sql);
-    }
+    if (rc == 0)
+        rc = s_indexes(self, "compute_nodes", true) == 0 &&
+                     s_indexes(self, "compute_node_events", true) == 0
+                 ? 0
+                 : -1;
     zstr_free(&nodes);
     zstr_free(&events);
     zstr_free(&publishers);
@@ -191,7 +260,7 @@ static int s_create(hvn_db_t *self, char *err, size_t err_size)
                  : 0;
     }
     if (rc != 0)
-        snprintf(err, err_size, "cannot create the tables: %s", b->error(self->conn));
+        snprintf(err, err_size, "cannot create the tables: %s", s_conn_error(self->conn));
     return rc;
 }
 
@@ -203,8 +272,7 @@ static int s_check_version(hvn_db_t *self, char *err, size_t err_size)
     if (self->backend->run(self->conn, -1,
                            "SELECT value FROM hvn_meta WHERE key = 'schema_version'", NULL, 0,
                            s_version_row, version) < 0) {
-        snprintf(err, err_size, "cannot read the schema version: %s",
-                 self->backend->error(self->conn));
+        snprintf(err, err_size, "cannot read the schema version: %s", s_conn_error(self->conn));
         return -1;
     }
     long found = atol(version);
@@ -245,29 +313,43 @@ static int s_prepare(hvn_db_t *self)
     return rc;
 }
 
+//  Returns 0 after connecting to self->target and making the tables and
+//  statements ready, or -1 with the reason in err (self->conn then NULL).
+static int s_connect(hvn_db_t *self, char *err, size_t err_size)
+{
+    self->conn = self->backend->open(self->target, self->readonly, err, err_size);
+    if (!self->conn)
+        return -1;
+    int rc = 0;
+    if ((!self->readonly && s_create(self, err, err_size) != 0) ||
+        s_check_version(self, err, err_size) != 0)
+        rc = -1;
+    else if (!self->readonly && s_prepare(self) != 0) {
+        snprintf(err, err_size, "cannot prepare statements: %s", s_conn_error(self->conn));
+        rc = -1;
+    }
+    if (rc != 0) {
+        self->backend->close(self->conn);
+        self->conn = NULL;
+    }
+    return rc;
+}
+
 hvn_db_t *hvn_db_open(const char *target, bool readonly, char *err, size_t err_size)
 {
     assert(target && err);
     hvn_db_t *self = calloc(1, sizeof(*self));
-    if (!self) {
+    if (self)
+        self->target = strdup(target);
+    if (!self || !self->target) {
+        free(self);
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
     self->kind = hvn_db_kind_of(target);
     self->backend = self->kind == HVN_DB_POSTGRESQL ? &hvn_db_pg_backend : &hvn_db_sqlite_backend;
     self->readonly = readonly;
-    self->conn = self->backend->open(target, readonly, err, err_size);
-    if (!self->conn) {
-        free(self);
-        return NULL;
-    }
-    if ((!readonly && s_create(self, err, err_size) != 0) ||
-        s_check_version(self, err, err_size) != 0) {
-        hvn_db_destroy(&self);
-        return NULL;
-    }
-    if (!readonly && s_prepare(self) != 0) {
-        snprintf(err, err_size, "cannot prepare statements: %s", self->backend->error(self->conn));
+    if (s_connect(self, err, err_size) != 0) {
         hvn_db_destroy(&self);
         return NULL;
     }
@@ -280,9 +362,33 @@ void hvn_db_destroy(hvn_db_t **self_p)
     hvn_db_t *self = *self_p;
     if (!self)
         return;
-    self->backend->close(self->conn);
+    if (self->conn)
+        self->backend->close(self->conn);
+    free(self->target);
     free(self);
     *self_p = NULL;
+}
+
+bool hvn_db_stale(hvn_db_t *self)
+{
+    assert(self);
+    return !self->conn || (self->backend->stale && self->backend->stale(self->conn));
+}
+
+int hvn_db_reopen(hvn_db_t *self, char *err, size_t err_size)
+{
+    assert(self && err);
+    bool gone = hvn_db_stale(self);
+    if (self->conn)
+        self->backend->close(self->conn);
+    self->conn = NULL;
+    if (gone && !self->readonly && self->backend->discard)
+        self->backend->discard(self->target);
+    if (s_connect(self, err, err_size) != 0) {
+        snprintf(self->closed, sizeof(self->closed), "the database is closed: %s", err);
+        return -1;
+    }
+    return 0;
 }
 
 hvn_db_kind_t hvn_db_kind(hvn_db_t *self)
@@ -294,7 +400,20 @@ hvn_db_kind_t hvn_db_kind(hvn_db_t *self)
 const char *hvn_db_error(hvn_db_t *self)
 {
     assert(self);
-    return self->backend->error(self->conn);
+    return self->conn ? s_conn_error(self->conn) : self->closed;
+}
+
+//  Returns as the backend's exec does, or -1 while the database is closed.
+static int s_exec(hvn_db_t *self, const char *sql)
+{
+    return self->conn ? self->backend->exec(self->conn, sql) : -1;
+}
+
+//  Returns as the backend's run does, or -1 while the database is closed.
+static int s_run(hvn_db_t *self, int slot, const char *sql, const hvn_db_value_t *params,
+                 size_t count, hvn_db_row_fn *fn, void *arg)
+{
+    return self->conn ? self->backend->run(self->conn, slot, sql, params, count, fn, arg) : -1;
 }
 
 // --------------------------------------------------------------------------
@@ -303,19 +422,45 @@ const char *hvn_db_error(hvn_db_t *self)
 int hvn_db_begin(hvn_db_t *self)
 {
     assert(self && !self->readonly);
-    return self->backend->exec(self->conn, "BEGIN");
+    return s_exec(self, "BEGIN");
 }
 
 int hvn_db_commit(hvn_db_t *self)
 {
     assert(self);
-    return self->backend->exec(self->conn, "COMMIT");
+    return s_exec(self, "COMMIT");
 }
 
 int hvn_db_rollback(hvn_db_t *self)
 {
     assert(self);
-    return self->backend->exec(self->conn, "ROLLBACK");
+    return s_exec(self, "ROLLBACK");
+}
+
+int hvn_db_indexes(hvn_db_t *self, const char *table, bool create)
+{
+    assert(self && !self->readonly && table);
+    assert(strcmp(table, "compute_nodes") == 0 || strcmp(table, "compute_node_events") == 0);
+    return self->conn ? s_indexes(self, table, create) : -1;
+}
+
+//  Returns 1 (stopping) at the first row (the hvn_db_row_fn of a probe).
+static int s_any_row(size_t columns, const char *const *values, void *arg)
+{
+    (void)columns;
+    (void)values;
+    *(bool *)arg = true;
+    return 1;
+}
+
+int hvn_db_empty(hvn_db_t *self, const char *table)
+{
+    assert(self && table);
+    assert(strcmp(table, "compute_nodes") == 0 || strcmp(table, "compute_node_events") == 0);
+    char sql[80];
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM %s LIMIT 1", table);
+    bool any = false;
+    return s_run(self, -1, sql, NULL, 0, s_any_row, &any) < 0 ? -1 : !any;
 }
 
 int hvn_db_upsert_node(hvn_db_t *self, const hvn_replica_node_t *node, const char *publisher_id)
@@ -323,17 +468,14 @@ int hvn_db_upsert_node(hvn_db_t *self, const hvn_replica_node_t *node, const cha
     assert(self && node);
     hvn_db_value_t values[HVN_F_COUNT + 3];
     size_t n = hvn_db_node_values(node, publisher_id, values);
-    return self->backend->run(self->conn, HVN_DB_STMT_UPSERT_NODE, NULL, values, n, NULL, NULL) < 0
-               ? -1
-               : 0;
+    return s_run(self, HVN_DB_STMT_UPSERT_NODE, NULL, values, n, NULL, NULL) < 0 ? -1 : 0;
 }
 
 int hvn_db_delete_node(hvn_db_t *self, const char *uuid)
 {
     assert(self && uuid);
     hvn_db_value_t v[] = {{HVN_DB_TEXT, 0, uuid}};
-    return self->backend->run(self->conn, HVN_DB_STMT_DELETE_NODE, NULL, v, 1, NULL, NULL) < 0 ? -1
-                                                                                               : 0;
+    return s_run(self, HVN_DB_STMT_DELETE_NODE, NULL, v, 1, NULL, NULL) < 0 ? -1 : 0;
 }
 
 //  Returns s as a text value, or NULL when s is NULL.
@@ -356,27 +498,26 @@ int hvn_db_insert_event(hvn_db_t *self, const hvn_db_event_t *e)
         s_text(e->source),
         s_text(e->payload),
     };
-    return self->backend->run(self->conn, HVN_DB_STMT_INSERT_EVENT, NULL, v, 9, NULL, NULL);
+    return s_run(self, HVN_DB_STMT_INSERT_EVENT, NULL, v, 9, NULL, NULL);
 }
 
 int hvn_db_publisher_seq(hvn_db_t *self, const char *instance, uint64_t seq)
 {
     assert(self && instance);
     hvn_db_value_t v[] = {{HVN_DB_TEXT, 0, instance}, {HVN_DB_INT, (int64_t)seq, NULL}};
-    return self->backend->run(self->conn, HVN_DB_STMT_PUBLISHER, NULL, v, 2, NULL, NULL) < 0 ? -1
-                                                                                             : 0;
+    return s_run(self, HVN_DB_STMT_PUBLISHER, NULL, v, 2, NULL, NULL) < 0 ? -1 : 0;
 }
 
 int hvn_db_events_expire(hvn_db_t *self, const char *timestamp, int limit)
 {
     assert(self && timestamp);
     hvn_db_value_t v[] = {{HVN_DB_TEXT, 0, timestamp}, {HVN_DB_INT, limit, NULL}};
-    return self->backend->run(self->conn, HVN_DB_STMT_EXPIRE, NULL, v, 2, NULL, NULL);
+    return s_run(self, HVN_DB_STMT_EXPIRE, NULL, v, 2, NULL, NULL);
 }
 
 int hvn_db_query(hvn_db_t *self, const char *sql, const hvn_db_value_t *params, size_t count,
                  hvn_db_row_fn *fn, void *arg)
 {
     assert(self && sql && count <= HVN_DB_PARAMS_MAX);
-    return self->backend->run(self->conn, -1, sql, params, count, fn, arg);
+    return s_run(self, -1, sql, params, count, fn, arg);
 }

@@ -95,10 +95,36 @@ hvn_db_kind_t hvn_db_kind(hvn_db_t *self);
 //  Returns the last error's text (owned by the connection).
 const char *hvn_db_error(hvn_db_t *self);
 
+//  Returns true when the database is closed (a reopen failed) or is no
+//  longer at its target: a SQLite file removed or replaced under the
+//  program (the path's device and inode compared with those at open; a
+//  stat() per call). Always false for PostgreSQL, whose connection
+//  recovers by itself.
+bool hvn_db_stale(hvn_db_t *self);
+
+//  Closes the connection and opens the target again, as hvn_db_open does
+//  (creating the tables when missing). For a SQLite file no longer at its
+//  path, first removes the WAL and shared-memory files the old file left
+//  beside it. Returns 0, or -1 with a one-line reason in err: the
+//  database is then closed (every call fails, hvn_db_stale is true) until
+//  a reopen succeeds.
+int hvn_db_reopen(hvn_db_t *self, char *err, size_t err_size);
+
 //  Transactions. Each returns 0, or -1 on error (see hvn_db_error).
 int hvn_db_begin(hvn_db_t *self);
 int hvn_db_commit(hvn_db_t *self);
 int hvn_db_rollback(hvn_db_t *self);
+
+//  Drops (create false) or creates again (true) the secondary indexes of
+//  table, "compute_nodes" or "compute_node_events" (not the keys, nor the
+//  unique message_id): a bulk load into an empty table inserts without
+//  them and then builds each in one sort, in the same transaction.
+//  Returns 0 or -1.
+int hvn_db_indexes(hvn_db_t *self, const char *table, bool create);
+
+//  Returns 1 when table ("compute_nodes" or "compute_node_events") has no
+//  row, 0 when it has, -1 on error.
+int hvn_db_empty(hvn_db_t *self, const char *table);
 
 //  Makes the compute_nodes row of node->node.uuid hold node (insert, or
 //  update keeping created_at). updated_at is node->timestamp. Returns 0
@@ -129,6 +155,18 @@ int hvn_db_query(hvn_db_t *self, const char *sql, const hvn_db_value_t *params, 
 //  string the caller frees, or NULL when out of memory.
 char *hvn_db_sql_nodes_table(hvn_db_kind_t kind);
 char *hvn_db_sql_node_upsert(void);
+
+//  Returns "SELECT <the payload fields>, created_at, updated_at,
+//  publisher_id FROM compute_nodes" (the columns in the order of
+//  hvn_db_node_values), a heap string the caller frees, or NULL.
+char *hvn_db_sql_nodes_select(void);
+
+//  Returns true when a row of hvn_db_sql_nodes_select (columns values as
+//  text, NULL for SQL NULL) holds exactly node's payload, its timestamp as
+//  updated_at and publisher_id (NULL: none): writing it again would change
+//  nothing.
+bool hvn_db_row_equal(const char *const *values, size_t columns, const hvn_replica_node_t *node,
+                      const char *publisher_id);
 
 //  Fills values[0 .. HVN_F_COUNT + 3) with node's parameters in the order
 //  of hvn_db_sql_node_upsert's columns (the payload fields, then

@@ -19,11 +19,18 @@ typedef enum {
     HVN_DB_STMT_COUNT
 } hvn_db_stmt_t;
 
+//  What every backend's connection begins with, so that hvn_db reads the
+//  last error of either the same way
+typedef struct {
+    char error[512]; //  Last error's text, one line
+} hvn_db_conn_t;
+
 typedef struct {
     const char *name;      //  "sqlite", "postgresql"
     const char *int_type;  //  Column type of a 64-bit integer
     const char *serial_pk; //  Column definition of an auto-numbered key
-    //  Returns a connection, or NULL with the reason in err.
+    //  Returns a connection (starting with an hvn_db_conn_t), or NULL with
+    //  the reason in err.
     void *(*open)(const char *target, bool readonly, char *err, size_t err_size);
     //  Closes and frees a connection (NULL-safe).
     void (*close)(void *conn);
@@ -36,8 +43,12 @@ typedef struct {
     //  rows it changed; -1 on error.
     int (*run)(void *conn, int slot, const char *sql, const hvn_db_value_t *params, size_t count,
                hvn_db_row_fn *fn, void *arg);
-    //  Returns the last error's text.
-    const char *(*error)(void *conn);
+    //  Returns true when the database the connection opened is no longer
+    //  at its target (a file removed or replaced); NULL: never.
+    bool (*stale)(void *conn);
+    //  Removes what a database no longer at target left beside it, before
+    //  a new one is made there; NULL: nothing.
+    void (*discard)(const char *target);
 } hvn_db_backend_t;
 
 extern const hvn_db_backend_t hvn_db_sqlite_backend;

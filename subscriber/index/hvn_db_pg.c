@@ -14,17 +14,18 @@
 #include <string.h>
 
 typedef struct {
+    hvn_db_conn_t base;           //  The last error (first: hvn_db reads it)
     PGconn *pg;                   //  The connection
     char *sql[HVN_DB_STMT_COUNT]; //  Each prepared slot's SQL, to prepare again
-    char error[512];              //  Last error's text
 } s_conn_t;
 
 //  Returns -1 after recording the connection's error (first line) after what.
 static int s_fail(s_conn_t *conn, const char *what, const PGresult *res)
 {
     const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn->pg);
-    snprintf(conn->error, sizeof(conn->error), "%s: %s", what, msg && *msg ? msg : "failed");
-    char *eol = strchr(conn->error, '\n');
+    snprintf(conn->base.error, sizeof(conn->base.error), "%s: %s", what,
+             msg && *msg ? msg : "failed");
+    char *eol = strchr(conn->base.error, '\n');
     if (eol)
         *eol = '\0';
     return -1;
@@ -174,12 +175,6 @@ static int s_run(void *arg, int slot, const char *sql, const hvn_db_value_t *par
     return rc;
 }
 
-//  Returns the last error's text.
-static const char *s_error(void *arg)
-{
-    return ((s_conn_t *)arg)->error;
-}
-
 const hvn_db_backend_t hvn_db_pg_backend = {
     .name = "postgresql",
     .int_type = "BIGINT",
@@ -189,5 +184,4 @@ const hvn_db_backend_t hvn_db_pg_backend = {
     .exec = s_exec,
     .prepare = s_prepare,
     .run = s_run,
-    .error = s_error,
 };

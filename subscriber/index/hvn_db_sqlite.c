@@ -9,28 +9,57 @@
 
     Statements use $1.. parameters; SQLite numbers a $N parameter by its
     first appearance, so a prepared statement is checked once to number
-    them as N, and an ad hoc one is bound by name.
+    them as N, and an ad hoc one is bound by name. Ad hoc statements (the
+    HTTP API's queries) are kept prepared, the S_CACHE most recently used
+    by their SQL text, so a request of a shape seen before is not parsed
+    and planned again.
+
+    The file a connection opened is watched: stale() compares the device
+    and inode the path names now with those it named at open, so a
+    database file removed or replaced under a running program is noticed.
+    Every connection keeps the WAL and shared-memory files when it closes
+    (SQLITE_FCNTL_PERSIST_WAL; journal_size_limit truncates the WAL
+    instead): a connection to a file that was removed must never delete,
+    by name, the files of the database that replaced it.
 */
 #include "hvn_db_backend.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define S_BUSY_MS 5000 //  Longest wait for a lock held by another connection
+#define S_CACHE 16     //  Ad hoc statements kept prepared
+
+//  One ad hoc statement kept prepared
+typedef struct {
+    char *sql;          //  Its text (heap), NULL for a free entry
+    sqlite3_stmt *stmt; //  Prepared
+    uint64_t used;      //  When it was last used (the connection's clock)
+    bool busy;          //  Running now (a row callback may run another query)
+} s_cached_t;
 
 typedef struct {
+    hvn_db_conn_t base;                     //  The last error (first: hvn_db reads it)
     sqlite3 *db;                            //  The connection
     sqlite3_stmt *stmts[HVN_DB_STMT_COUNT]; //  Prepared statements, by slot
-    char error[512];                        //  Last error's text
+    s_cached_t cache[S_CACHE];              //  Ad hoc statements, least recently used out
+    uint64_t clock;                         //  Ad hoc statements run
+    char *path;                             //  The file's path (heap)
+    bool watched;                           //  dev and ino are those of the file opened
+    dev_t dev;                              //  Its device at open
+    ino_t ino;                              //  Its inode at open
 } s_conn_t;
 
 //  Returns -1 after recording the connection's error text prefixed by what.
 static int s_fail(s_conn_t *conn, const char *what)
 {
-    snprintf(conn->error, sizeof(conn->error), "%s: %s", what, sqlite3_errmsg(conn->db));
+    snprintf(conn->base.error, sizeof(conn->base.error), "%s: %s", what, sqlite3_errmsg(conn->db));
     return -1;
 }
 
@@ -42,7 +71,12 @@ static void s_close(void *arg)
         return;
     for (int i = 0; i < HVN_DB_STMT_COUNT; i++)
         sqlite3_finalize(conn->stmts[i]);
+    for (int i = 0; i < S_CACHE; i++) {
+        sqlite3_finalize(conn->cache[i].stmt);
+        free(conn->cache[i].sql);
+    }
     sqlite3_close(conn->db);
+    free(conn->path);
     free(conn);
 }
 
@@ -52,7 +86,8 @@ static int s_exec(void *arg, const char *sql)
     s_conn_t *conn = arg;
     char *msg = NULL;
     if (sqlite3_exec(conn->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(conn->error, sizeof(conn->error), "%s", msg ? msg : sqlite3_errmsg(conn->db));
+        snprintf(conn->base.error, sizeof(conn->base.error), "%s",
+                 msg ? msg : sqlite3_errmsg(conn->db));
         sqlite3_free(msg);
         return -1;
     }
@@ -76,15 +111,54 @@ static void *s_open(const char *target, bool readonly, char *err, size_t err_siz
     }
     sqlite3_busy_timeout(conn->db, S_BUSY_MS);
     sqlite3_extended_result_codes(conn->db, 1);
+    int persist = 1;
+    sqlite3_file_control(conn->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     const char *setup = readonly ? "PRAGMA query_only = ON"
                                  : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                                   "PRAGMA cache_size = -65536";
-    if (s_exec(conn, setup) != 0) {
-        snprintf(err, err_size, "cannot use %s: %s", target, conn->error);
+                                   "PRAGMA cache_size = -65536; "
+                                   "PRAGMA journal_size_limit = 67108864";
+    conn->path = strdup(target);
+    if (!conn->path || s_exec(conn, setup) != 0) {
+        snprintf(err, err_size, "cannot use %s: %s", target,
+                 conn->path ? conn->base.error : "out of memory");
         s_close(conn);
         return NULL;
     }
+    struct stat st;
+    if (stat(target, &st) == 0 && S_ISREG(st.st_mode)) {
+        conn->watched = true;
+        conn->dev = st.st_dev;
+        conn->ino = st.st_ino;
+    }
     return conn;
+}
+
+//  Returns true when the path no longer names the file the connection
+//  opened (removed, or replaced by another file).
+static bool s_stale(void *arg)
+{
+    s_conn_t *conn = arg;
+    if (!conn->watched)
+        return false;
+    struct stat st;
+    if (stat(conn->path, &st) != 0)
+        return errno == ENOENT || errno == ENOTDIR;
+    return st.st_dev != conn->dev || st.st_ino != conn->ino;
+}
+
+//  Returns nothing; removes the WAL and shared-memory files at target's
+//  path, which belong to a database file that is no longer there (a new
+//  file must not be read through them).
+static void s_discard(const char *target)
+{
+    char *wal = zsys_sprintf("%s-wal", target);
+    char *shm = zsys_sprintf("%s-shm", target);
+    if (wal)
+        unlink(wal);
+    if (shm)
+        unlink(shm);
+    zstr_free(&wal);
+    zstr_free(&shm);
 }
 
 //  Returns 0 or -1 after preparing sql into slot, its $N numbered as N.
@@ -100,7 +174,8 @@ static int s_prepare(void *arg, hvn_db_stmt_t slot, const char *sql)
         const char *found = sqlite3_bind_parameter_name(stmt, i);
         if (!found || strcmp(found, name) != 0) {
             sqlite3_finalize(stmt);
-            snprintf(conn->error, sizeof(conn->error), "prepare: parameters out of order");
+            snprintf(conn->base.error, sizeof(conn->base.error),
+                     "prepare: parameters out of order");
             return -1;
         }
     }
@@ -144,18 +219,55 @@ static int s_steps(s_conn_t *conn, sqlite3_stmt *stmt, hvn_db_row_fn *fn, void *
     return columns == 0 ? sqlite3_changes(conn->db) : rows;
 }
 
+//  Returns the cache entry of ad hoc sql, found or prepared now (evicting
+//  the least recently used entry not running), or NULL (error set).
+static s_cached_t *s_adhoc(s_conn_t *conn, const char *sql)
+{
+    s_cached_t *victim = NULL;
+    conn->clock++;
+    for (int i = 0; i < S_CACHE; i++) {
+        s_cached_t *c = &conn->cache[i];
+        if (c->busy)
+            continue;
+        if (c->sql && strcmp(c->sql, sql) == 0) {
+            c->used = conn->clock;
+            return c;
+        }
+        if (!victim || (victim->sql && (!c->sql || c->used < victim->used)))
+            victim = c;
+    }
+    if (!victim) {
+        snprintf(conn->base.error, sizeof(conn->base.error), "too many queries running at once");
+        return NULL;
+    }
+    sqlite3_stmt *stmt = NULL;
+    char *copy = strdup(sql);
+    if (!copy) {
+        snprintf(conn->base.error, sizeof(conn->base.error), "out of memory");
+        return NULL;
+    }
+    if (sqlite3_prepare_v3(conn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+        SQLITE_OK) {
+        free(copy);
+        s_fail(conn, "prepare");
+        return NULL;
+    }
+    sqlite3_finalize(victim->stmt);
+    free(victim->sql);
+    *victim = (s_cached_t){copy, stmt, conn->clock, false};
+    return victim;
+}
+
 //  Returns as hvn_db_backend_t.run says.
 static int s_run(void *arg, int slot, const char *sql, const hvn_db_value_t *params, size_t count,
                  hvn_db_row_fn *fn, void *fn_arg)
 {
     s_conn_t *conn = arg;
-    sqlite3_stmt *stmt = NULL;
     bool adhoc = slot < 0;
-    if (adhoc) {
-        if (sqlite3_prepare_v2(conn->db, sql, -1, &stmt, NULL) != SQLITE_OK)
-            return s_fail(conn, "prepare");
-    } else
-        stmt = conn->stmts[slot];
+    s_cached_t *cached = adhoc ? s_adhoc(conn, sql) : NULL;
+    sqlite3_stmt *stmt = adhoc ? (cached ? cached->stmt : NULL) : conn->stmts[slot];
+    if (!stmt)
+        return -1;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         int index = (int)i + 1;
@@ -166,23 +278,17 @@ static int s_run(void *arg, int slot, const char *sql, const hvn_db_value_t *par
         }
         rc = index > 0 ? s_bind(stmt, index, &params[i]) : -1;
     }
+    if (cached)
+        cached->busy = true;
     if (rc != 0)
         rc = s_fail(conn, "bind");
     else
         rc = s_steps(conn, stmt, fn, fn_arg);
-    if (adhoc)
-        sqlite3_finalize(stmt);
-    else {
-        sqlite3_reset(stmt);
-        sqlite3_clear_bindings(stmt);
-    }
+    if (cached)
+        cached->busy = false;
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
     return rc;
-}
-
-//  Returns the last error's text.
-static const char *s_error(void *arg)
-{
-    return ((s_conn_t *)arg)->error;
 }
 
 const hvn_db_backend_t hvn_db_sqlite_backend = {
@@ -194,5 +300,6 @@ const hvn_db_backend_t hvn_db_sqlite_backend = {
     .exec = s_exec,
     .prepare = s_prepare,
     .run = s_run,
-    .error = s_error,
+    .stale = s_stale,
+    .discard = s_discard,
 };

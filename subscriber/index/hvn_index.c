@@ -24,6 +24,8 @@
 #define S_EXPIRE_EVERY_MS 60000 //  Retention runs
 #define S_EXPIRE_CHUNK 10000    //  Rows one retention statement deletes
 #define S_TICK_MAX_MS 1000      //  Longest tick wait
+#define S_CHECK_MS 1000         //  The database's file is checked at least this often
+#define S_BULK_MIN 10000        //  Rows into an empty table from which its indexes are built after
 
 const double hvn_index_commit_bounds[HVN_INDEX_COMMIT_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, HUGE_VAL};
@@ -38,6 +40,7 @@ typedef struct {
     uint64_t seq;                          //  0 for none
     char instance[HVN_UUID_STR_LEN + 1];   //  "" for none
     bool repair;                           //  Made by a snapshot
+    bool replayed;                         //  Given back by a ring: written first
     char *payload;                         //  JSON (heap)
 } s_event_t;
 
@@ -45,10 +48,13 @@ struct _hvn_index_t {
     hvn_index_opts_t opts;   //  Copied options
     zhashx_t *touched;       //  uuid -> publisher_id (heap text, "" unknown)
     zhashx_t *publishers;    //  Instance text -> uint64_t * last seq
+    zhashx_t *replay_gone;   //  uuid -> "": deleted by a replayed notification
     s_event_t *events;       //  Event rows of the batch
     size_t event_count;      //  Rows held
     size_t event_alloc;      //  Rows allocated
     bool reconcile;          //  A snapshot was applied: delete rows it lacks
+    bool resnapshot;         //  The database was made again: the caller takes a snapshot
+    int64_t checked_at;      //  Monotonic ms of the last check of the database's file
     int64_t first_ms;        //  Monotonic ms of the batch's first change
     int64_t retry_at;        //  Monotonic ms of the next retry; 0 none
     int retry_ms;            //  Current backoff
@@ -110,7 +116,8 @@ hvn_index_t *hvn_index_new(const hvn_index_opts_t *opts)
         self->opts.events_max = S_EVENTS_MAX;
     self->touched = zhashx_new();
     self->publishers = zhashx_new();
-    if (!self->touched || !self->publishers) {
+    self->replay_gone = zhashx_new();
+    if (!self->touched || !self->publishers || !self->replay_gone) {
         hvn_index_destroy(&self);
         return NULL;
     }
@@ -141,6 +148,7 @@ void hvn_index_destroy(hvn_index_t **self_p)
     free(self->events);
     zhashx_destroy(&self->touched);
     zhashx_destroy(&self->publishers);
+    zhashx_destroy(&self->replay_gone);
     free(self);
     *self_p = NULL;
 }
@@ -296,6 +304,27 @@ void hvn_index_apply(hvn_index_t *self, const hvn_replica_event_t *event)
     }
 }
 
+void hvn_index_replayed(hvn_index_t *self, const hvn_msg_t *msg)
+{
+    assert(self && msg);
+    s_dirty(self);
+    size_t before = self->event_count;
+    s_event_of_msg(self, msg, false);
+    if (self->event_count == before)
+        return;
+    self->events[before].replayed = true;
+    if (msg->event == HVN_EVENT_DELETE)
+        zhashx_update(self->replay_gone, msg->node.uuid, "");
+    else
+        zhashx_delete(self->replay_gone, msg->node.uuid);
+}
+
+void hvn_index_missed(hvn_index_t *self, uint64_t count)
+{
+    assert(self);
+    self->stats.replay_missed += count;
+}
+
 // --------------------------------------------------------------------------
 //  Committing
 
@@ -310,51 +339,78 @@ typedef struct {
 typedef struct {
     hvn_index_t *self; //  The writer
     zlist_t *gone;     //  s_row_t * the view lacks
+    size_t columns;    //  Columns hvn_db_sql_nodes_select gives
+    size_t rows;       //  Rows read
 } s_scan_t;
 
-//  Returns 0 after noting a row the view lacks (the hvn_db_row_fn).
+//  Returns 0 after noting a row the view lacks, or leaving out of the
+//  batch a row that already holds what the view does (the hvn_db_row_fn).
 static int s_scan_row(size_t columns, const char *const *values, void *arg)
 {
     s_scan_t *scan = arg;
-    if (columns < 3 || !values[0] || scan->self->opts.get(values[0], scan->self->opts.arg))
+    hvn_index_t *self = scan->self;
+    const char *uuid = values[HVN_F_UUID];
+    scan->rows++;
+    if (columns != scan->columns || !uuid)
         return 0;
+    const hvn_replica_node_t *node = self->opts.get(uuid, self->opts.arg);
+    if (node) {
+        const char *pid = zhashx_lookup(self->touched, uuid);
+        if (pid && hvn_db_row_equal(values, columns, node, *pid ? pid : NULL))
+            zhashx_delete(self->touched, uuid); //  Nothing to write
+        return 0;
+    }
     s_row_t *row = calloc(1, sizeof(*row));
     if (!row)
         return 0;
-    snprintf(row->uuid, sizeof(row->uuid), "%s", values[0]);
-    row->id = values[1] ? strtoll(values[1], NULL, 10) : 0;
-    row->host = values[2] ? strdup(values[2]) : NULL;
+    snprintf(row->uuid, sizeof(row->uuid), "%s", uuid);
+    row->id = values[HVN_F_ID] ? strtoll(values[HVN_F_ID], NULL, 10) : 0;
+    row->host = values[HVN_F_HOST] ? strdup(values[HVN_F_HOST]) : NULL;
     zlist_append(scan->gone, row);
     return 0;
 }
 
-//  Returns 0 after deleting the rows of nodes the view lacks (each
-//  recorded as a repair), or -1.
-static int s_reconcile(hvn_index_t *self, hvn_index_stats_t *st)
+//  Returns the rows of compute_nodes after reading it whole: rows of nodes
+//  the view lacks are added to gone, rows equal to the view leave the
+//  batch (a snapshot after a restart writes only what changed); -1.
+static long s_reconcile_scan(hvn_index_t *self, zlist_t *gone)
 {
-    s_scan_t scan = {self, zlist_new()};
-    if (!scan.gone)
-        return -1;
-    int rc = hvn_db_query(self->opts.db, "SELECT uuid, id, host FROM compute_nodes", NULL, 0,
-                          s_scan_row, &scan) < 0
-                 ? -1
-                 : 0;
-    for (s_row_t *row = zlist_first(scan.gone); row; row = zlist_next(scan.gone)) {
-        if (rc == 0) {
-            rc = hvn_db_delete_node(self->opts.db, row->uuid);
-            st->rows_deleted++;
-            s_event_removed(self, row->uuid, row->id, row->host);
-        }
+    char *sql = hvn_db_sql_nodes_select();
+    s_scan_t scan = {self, gone, HVN_F_COUNT + 3, 0};
+    int rc = sql && hvn_db_query(self->opts.db, sql, NULL, 0, s_scan_row, &scan) >= 0 ? 0 : -1;
+    free(sql);
+    return rc == 0 ? (long)scan.rows : -1;
+}
+
+//  Returns nothing; frees a list of s_row_t. NULL-safe.
+static void s_gone_destroy(zlist_t **gone_p)
+{
+    if (!*gone_p)
+        return;
+    for (s_row_t *row = zlist_first(*gone_p); row; row = zlist_next(*gone_p)) {
         free(row->host);
         free(row);
     }
-    zlist_destroy(&scan.gone);
-    return rc;
+    zlist_destroy(gone_p);
 }
 
-//  Returns 0 after writing every held change into the open transaction,
-//  or -1.
-static int s_write(hvn_index_t *self, hvn_index_stats_t *st)
+//  Returns 0 after deleting the rows of nodes the view lacks (each
+//  recorded as a repair, unless a replayed delete records it), or -1.
+static int s_reconcile(hvn_index_t *self, zlist_t *gone, hvn_index_stats_t *st)
+{
+    for (s_row_t *row = zlist_first(gone); row; row = zlist_next(gone)) {
+        if (hvn_db_delete_node(self->opts.db, row->uuid) != 0)
+            return -1;
+        st->rows_deleted++;
+        if (!zhashx_lookup(self->replay_gone, row->uuid))
+            s_event_removed(self, row->uuid, row->id, row->host);
+    }
+    return 0;
+}
+
+//  Returns 0 after writing the row of every node of the batch as the view
+//  holds it (deleting it when the view lacks it), or -1.
+static int s_write_rows(hvn_index_t *self, hvn_index_stats_t *st)
 {
     hvn_db_t *db = self->opts.db;
     for (const char *pid = zhashx_first(self->touched); pid; pid = zhashx_next(self->touched)) {
@@ -367,10 +423,17 @@ static int s_write(hvn_index_t *self, hvn_index_stats_t *st)
         else
             st->rows_deleted++;
     }
-    if (self->reconcile && s_reconcile(self, st) != 0)
-        return -1;
-    for (size_t i = 0; i < self->event_count; i++) {
-        const s_event_t *e = &self->events[i];
+    return 0;
+}
+
+//  Returns 0 after adding the batch's event rows (replayed notifications
+//  first: they precede the snapshot's repairs), or -1.
+static int s_write_events(hvn_index_t *self, hvn_index_stats_t *st)
+{
+    for (size_t k = 0; k < 2 * self->event_count; k++) {
+        const s_event_t *e = &self->events[k % self->event_count];
+        if (e->replayed != (k < self->event_count))
+            continue;
         hvn_db_event_t row = {e->timestamp,
                               e->event_type,
                               e->uuid,
@@ -380,15 +443,58 @@ static int s_write(hvn_index_t *self, hvn_index_stats_t *st)
                               *e->instance ? e->instance : NULL,
                               e->repair ? "repair" : "notification",
                               e->payload ? e->payload : "{}"};
-        int added = hvn_db_insert_event(db, &row);
+        int added = hvn_db_insert_event(self->opts.db, &row);
         if (added < 0)
             return -1;
         if (added) {
             st->events_written++;
             st->repairs += e->repair;
+            st->replayed += e->replayed;
         } else
             st->events_duplicate++;
     }
+    return 0;
+}
+
+//  Returns fn's result: fn(self, st) run with table's secondary indexes
+//  dropped before and built after when bulk is set (a load of many rows
+//  into an empty table: one sort per index instead of an insert per row).
+static int s_bulk(hvn_index_t *self, hvn_index_stats_t *st, const char *table, bool bulk,
+                  int (*fn)(hvn_index_t *, hvn_index_stats_t *))
+{
+    if (bulk && hvn_db_indexes(self->opts.db, table, false) != 0)
+        return -1;
+    int rc = fn(self, st);
+    if (bulk && rc == 0)
+        rc = hvn_db_indexes(self->opts.db, table, true);
+    return rc;
+}
+
+//  Returns 0 after writing every held change into the open transaction,
+//  or -1.
+static int s_write(hvn_index_t *self, hvn_index_stats_t *st)
+{
+    hvn_db_t *db = self->opts.db;
+    zlist_t *gone = NULL;
+    long rows = -1; //  In compute_nodes before the batch, when a snapshot read them
+    if (self->reconcile) {
+        gone = zlist_new();
+        rows = gone ? s_reconcile_scan(self, gone) : -1;
+        if (rows < 0) {
+            s_gone_destroy(&gone);
+            return -1;
+        }
+    }
+    bool bulk = rows == 0 && zhashx_size(self->touched) >= S_BULK_MIN;
+    int rc = s_bulk(self, st, "compute_nodes", bulk, s_write_rows);
+    if (rc == 0 && gone)
+        rc = s_reconcile(self, gone, st);
+    s_gone_destroy(&gone);
+    bulk = self->event_count >= S_BULK_MIN && hvn_db_empty(db, "compute_node_events") == 1;
+    if (rc == 0)
+        rc = s_bulk(self, st, "compute_node_events", bulk, s_write_events);
+    if (rc != 0)
+        return -1;
     for (uint64_t *seq = zhashx_first(self->publishers); seq; seq = zhashx_next(self->publishers))
         if (hvn_db_publisher_seq(db, zhashx_cursor(self->publishers), *seq) != 0)
             return -1;
@@ -415,11 +521,45 @@ static void s_tell_committed(hvn_index_t *self)
             self->opts.committed(self->events[i].uuid, self->opts.committed_arg);
 }
 
+//  Returns 0 when the database is where it was opened, or was found gone
+//  and opened again (the batch's node changes then wait for the new
+//  snapshot); -1 when it is gone and cannot be opened again yet.
+static int s_check_database(hvn_index_t *self)
+{
+    self->checked_at = zclock_mono();
+    if (!hvn_db_stale(self->opts.db))
+        return 0;
+    char err[600];
+    if (hvn_db_reopen(self->opts.db, err, sizeof(err)) != 0) {
+        self->stats.db_errors++;
+        self->stats.db_ok = false;
+        s_log_error(self, "the database is gone and cannot be made again", err);
+        return -1;
+    }
+    self->stats.db_recreated++;
+    zsys_error("index: the database was removed or replaced under the index: made it again; "
+               "every row is written again from a new snapshot (%" PRIu64 " times so far)",
+               self->stats.db_recreated);
+    zhashx_purge(self->touched);
+    self->reconcile = false;
+    self->resnapshot = true;
+    return 0;
+}
+
+bool hvn_index_resnapshot(hvn_index_t *self)
+{
+    assert(self);
+    bool due = self->resnapshot;
+    self->resnapshot = false;
+    return due;
+}
+
 int hvn_index_flush(hvn_index_t *self)
 {
     assert(self);
     if (zhashx_size(self->touched) == 0 && self->event_count == 0 && !self->reconcile)
         return 0;
+    s_check_database(self);
     int64_t started = zclock_usecs();
     hvn_index_stats_t st = self->stats; //  Counted only if the commit succeeds
     size_t held = self->event_count;
@@ -459,6 +599,7 @@ int hvn_index_flush(hvn_index_t *self)
     self->retry_ms = S_RETRY_MIN_MS;
     zhashx_purge(self->touched);
     zhashx_purge(self->publishers);
+    zhashx_purge(self->replay_gone);
     s_events_clear(self);
     self->reconcile = false;
     return 0;
@@ -496,6 +637,8 @@ int hvn_index_tick(hvn_index_t *self)
         if (due)
             hvn_index_flush(self);
     }
+    if (now - self->checked_at >= S_CHECK_MS)
+        s_check_database(self);
     if (!self->retry_at && now >= self->expire_at) {
         hvn_index_expire(self);
         self->expire_at = now + S_EXPIRE_EVERY_MS;

@@ -26,6 +26,15 @@
     retried with backoff (100 ms doubling to 5 s) while changes keep
     arriving: node changes are held as uuids (bounded by the fleet), event
     rows up to events_max, past which they are counted as dropped.
+
+    A database that is no longer where it was opened (a SQLite file
+    removed or replaced under the program; hvn_db_stale, checked before
+    every commit and once a second) is an error: logged, counted
+    (db_recreated), opened again (a new file and tables where it was
+    removed), and the caller is told to take a new snapshot
+    (hvn_index_resnapshot), from which every row is written again. The
+    event rows held are written into the new file; what was committed to
+    the removed one is gone with it.
 */
 #ifndef HVN_INDEX_H_INCLUDED
 #define HVN_INDEX_H_INCLUDED
@@ -84,9 +93,29 @@ int hvn_index_flush(hvn_index_t *self);
 //  number deleted, or -1 when the database failed.
 int hvn_index_expire(hvn_index_t *self);
 
+//  Returns nothing; records a notification that a broker's ring gave back
+//  (REPLAY) for the time the index was not running: an event row, source
+//  'notification', with its message id. compute_nodes is not touched (the
+//  snapshot is newer). Such rows are written before the other rows of the
+//  batch, so a snapshot item of the same message id (a repair row) is then
+//  a duplicate, and a node a replayed delete removed gets no repair row.
+void hvn_index_replayed(hvn_index_t *self, const hvn_msg_t *msg);
+
+//  Returns nothing; counts notifications that were missed while the index
+//  was not running and that no ring holds any more (the snapshot's repair
+//  rows record what they changed).
+void hvn_index_missed(hvn_index_t *self, uint64_t count);
+
+//  Returns true once after the database was opened again (it was removed
+//  or replaced): the caller then makes the view new from a snapshot (a new
+//  replica), whose changes write every row again.
+bool hvn_index_resnapshot(hvn_index_t *self);
+
 typedef struct {
     uint64_t notifications;    //  Live notifications recorded
     uint64_t repairs;          //  Changes made by a snapshot, recorded as repairs
+    uint64_t replayed;         //  Notifications recorded from a ring after a restart
+    uint64_t replay_missed;    //  Notifications missed while down that no ring held
     uint64_t events_written;   //  Event rows added
     uint64_t events_duplicate; //  Event rows already present (same message_id)
     uint64_t events_dropped;   //  Event rows dropped past events_max
@@ -95,6 +124,7 @@ typedef struct {
     uint64_t rows_deleted;     //  compute_nodes rows deleted
     uint64_t commits;          //  Transactions committed
     uint64_t db_errors;        //  Failed transactions and retention runs
+    uint64_t db_recreated;     //  Times the database was found removed or replaced
     uint64_t commit_us_sum;    //  Time spent committing, microseconds
     uint64_t
         commit_buckets[HVN_INDEX_COMMIT_BUCKETS]; //  Commits by latency

@@ -27,6 +27,7 @@
 #define S_SORTS_MAX 8               //  Sort keys of one request
 #define S_FILTERS_MAX 32            //  Filters of one request
 #define S_JSON "application/json"
+#define S_GAUGES_CACHE_MAX (64 * 1024 * 1024) //  Largest per-node gauges text kept
 
 struct _hvn_index_api_t {
     hvn_http_t *http;              //  The endpoint
@@ -35,6 +36,9 @@ struct _hvn_index_api_t {
     hvn_index_api_status_t status; //  As last published
     bool published;                //  Status was published at least once
     hvn_index_page_t *page;        //  The live page, or NULL
+    char *gauges;                  //  The per-node gauges as last written (heap), or NULL
+    size_t gauges_size;            //  Their bytes
+    int64_t gauges_version;        //  The database's data_version they were read at
 };
 
 //  A query being assembled
@@ -86,16 +90,6 @@ static int s_column_find(const char *name, size_t len)
         if (strlen(s_column_name(c)) == len && memcmp(s_column_name(c), name, len) == 0)
             return c;
     return -1;
-}
-
-//  Returns the JSON value of column c's text (NULL: null).
-static json_t *s_column_json(int c, const char *text)
-{
-    if (!text)
-        return json_null();
-    if (s_column_int(c))
-        return json_integer(strtoll(text, NULL, 10));
-    return json_string(text);
 }
 
 // --------------------------------------------------------------------------
@@ -284,24 +278,53 @@ typedef struct {
     json_t *array; //  The rows as objects
 } s_rows_t;
 
-//  Returns 0 after adding one node row (the hvn_db_row_fn).
-static int s_node_row(size_t columns, const char *const *values, void *arg)
+//  Node rows being gathered: each row is one JSON object the database
+//  wrote (json_object / json_build_object), so the values keep the
+//  columns' types without a conversion here
+typedef struct {
+    FILE *out;    //  Writes into text
+    char *text;   //  The objects so far, comma-separated (open_memstream)
+    size_t size;  //  Its length
+    size_t count; //  Objects
+} s_objects_t;
+
+//  Returns 0 after adding one row's object (the hvn_db_row_fn).
+static int s_object_row(size_t columns, const char *const *values, void *arg)
 {
-    s_rows_t *rows = arg;
-    json_t *obj = json_object();
-    for (size_t c = 0; obj && c < columns && c < S_COLUMNS; c++)
-        json_object_set_new(obj, s_column_name((int)c), s_column_json((int)c, values[c]));
-    json_array_append_new(rows->array, obj);
+    s_objects_t *objects = arg;
+    if (columns == 1 && values[0]) {
+        if (objects->count++)
+            fputc(',', objects->out);
+        fputs(values[0], objects->out);
+    }
     return 0;
 }
 
-//  Returns nothing; writes "SELECT <every column> FROM compute_nodes WHERE 1 = 1".
-static void s_select_nodes(FILE *out)
+//  Returns nothing; answers 200 with before, the objects and after as the
+//  body, or 500 when memory ran out. Frees the objects' text.
+static void s_reply_objects(hvn_http_reply_t *reply, const char *before, s_objects_t *objects,
+                            const char *after)
 {
-    fprintf(out, "SELECT ");
+    bool failed = fclose(objects->out) != 0;
+    size_t len = strlen(before) + objects->size + strlen(after);
+    char *body = failed ? NULL : malloc(len + 1);
+    if (body)
+        snprintf(body, len + 1, "%s%s%s", before, objects->text ? objects->text : "", after);
+    free(objects->text);
+    if (!body)
+        s_reply_error(reply, 500, "out of memory");
+    else
+        hvn_http_reply_take(reply, 200, S_JSON, body, len);
+}
+
+//  Returns nothing; writes "SELECT <a JSON object of every column> FROM
+//  compute_nodes WHERE 1 = 1", the object made by the database.
+static void s_select_nodes(FILE *out, hvn_db_kind_t kind)
+{
+    fprintf(out, "SELECT %s(", kind == HVN_DB_POSTGRESQL ? "json_build_object" : "json_object");
     for (int c = 0; c < S_COLUMNS; c++)
-        fprintf(out, "%s%s", c ? ", " : "", s_column_name(c));
-    fprintf(out, " FROM compute_nodes WHERE 1 = 1");
+        fprintf(out, "%s'%s', %s", c ? ", " : "", s_column_name(c), s_column_name(c));
+    fprintf(out, ") FROM compute_nodes WHERE 1 = 1");
 }
 
 //  Returns 0 after reading sort, limit and marker, and adding every
@@ -360,7 +383,7 @@ static void s_get_nodes(hvn_index_api_t *self, const hvn_http_request_t *req,
         s_reply_error(reply, 500, "out of memory");
         return;
     }
-    s_select_nodes(q.out);
+    s_select_nodes(q.out, hvn_db_kind(self->db));
     s_sort_t keys[S_SORTS_MAX + 1];
     size_t key_count = 0;
     long limit = HVN_INDEX_API_LIMIT;
@@ -382,13 +405,17 @@ static void s_get_nodes(hvn_index_api_t *self, const hvn_http_request_t *req,
         s_query_free(&q);
         return;
     }
-    s_rows_t rows = {json_array()};
-    if (hvn_db_query(self->db, q.sql, q.params, q.count, s_node_row, &rows) < 0) {
+    s_objects_t objects = {0};
+    objects.out = open_memstream(&objects.text, &objects.size);
+    if (!objects.out)
+        s_reply_error(reply, 500, "out of memory");
+    else if (hvn_db_query(self->db, q.sql, q.params, q.count, s_object_row, &objects) < 0) {
         zsys_error("api: query failed: %s", hvn_db_error(self->db));
-        json_decref(rows.array);
+        fclose(objects.out);
+        free(objects.text);
         s_reply_error(reply, 503, "the database failed");
     } else
-        s_reply_json(reply, 200, json_pack("{s:o}", "compute_nodes", rows.array));
+        s_reply_objects(reply, "{\"compute_nodes\":[", &objects, "]}");
     s_query_free(&q);
 }
 
@@ -406,20 +433,24 @@ static void s_get_node(hvn_index_api_t *self, const char *uuid, hvn_http_reply_t
         s_reply_error(reply, 500, "out of memory");
         return;
     }
-    s_select_nodes(out);
+    s_select_nodes(out, hvn_db_kind(self->db));
     fprintf(out, " AND uuid = $1");
     fclose(out);
-    s_rows_t rows = {json_array()};
+    s_objects_t objects = {0};
+    objects.out = open_memstream(&objects.text, &objects.size);
     hvn_db_value_t v = {HVN_DB_TEXT, 0, uuid};
-    int rc = hvn_db_query(self->db, sql, &v, 1, s_node_row, &rows);
+    int rc = objects.out ? hvn_db_query(self->db, sql, &v, 1, s_object_row, &objects) : -1;
     free(sql);
-    if (rc < 0)
-        s_reply_error(reply, 503, "the database failed");
-    else if (json_array_size(rows.array) == 0)
-        s_reply_error(reply, 404, "no such compute node");
-    else
-        s_reply_json(reply, 200, json_pack("{s:O}", "compute_node", json_array_get(rows.array, 0)));
-    json_decref(rows.array);
+    if (rc < 0 || objects.count == 0) {
+        if (objects.out)
+            fclose(objects.out);
+        free(objects.text);
+        if (rc < 0)
+            s_reply_error(reply, 503, "the database failed");
+        else
+            s_reply_error(reply, 404, "no such compute node");
+    } else
+        s_reply_objects(reply, "{\"compute_node\":", &objects, "}");
 }
 
 // --------------------------------------------------------------------------
@@ -620,7 +651,7 @@ static int s_node_gauges(hvn_index_api_t *self, hvn_metrics_t *m)
             fprintf(out, ", %s", hvn_schema_fields[f].name);
             ints[count++] = f;
         }
-    fprintf(out, " FROM compute_nodes ORDER BY uuid");
+    fprintf(out, " FROM compute_nodes"); //  Table order: no index walk
     fclose(out);
     s_gauges_t g = {0};
     int rc = hvn_db_query(self->db, sql, NULL, 0, s_gauge_row, &g);
@@ -689,9 +720,19 @@ static void s_own_metrics(hvn_index_api_t *self, hvn_metrics_t *m, bool db_read)
               "Event rows dropped while the database failed too long", ix->events_dropped);
     s_counter(m, "hvnotify_index_events_expired_total", "Event rows deleted by retention",
               ix->events_expired);
+    s_counter(m, "hvnotify_index_replayed_total",
+              "Notifications missed while the index was not running, recorded from a broker's ring",
+              ix->replayed);
+    s_counter(m, "hvnotify_index_replay_missed_total",
+              "Notifications missed while the index was not running that no ring held any more "
+              "(recorded as repairs)",
+              ix->replay_missed);
     s_counter(m, "hvnotify_index_commits_total", "Transactions committed", ix->commits);
     s_counter(m, "hvnotify_index_database_errors_total", "Failed transactions and retention runs",
               ix->db_errors);
+    s_counter(m, "hvnotify_index_database_recreated_total",
+              "Times the database file was found removed or replaced and made again",
+              ix->db_recreated);
     hvn_metrics_family(m, "hvnotify_index_commit_duration_seconds", HVN_METRIC_HISTOGRAM,
                        "Time to write and commit one batch");
     hvn_metrics_histogram(m, "hvnotify_index_commit_duration_seconds", NULL,
@@ -709,23 +750,73 @@ static void s_own_metrics(hvn_index_api_t *self, hvn_metrics_t *m, bool db_read)
               "HTTP requests refused before handling (method, body, size, arguments)", hs.refused);
 }
 
-//  Returns nothing; answers GET /metrics.
+//  Returns 0 after storing SQLite's data_version in the int64_t at arg
+//  (the hvn_db_row_fn).
+static int s_version_row(size_t columns, const char *const *values, void *arg)
+{
+    if (columns == 1 && values[0])
+        *(int64_t *)arg = strtoll(values[0], NULL, 10);
+    return 1;
+}
+
+//  Returns the version of the database as this connection sees it, which
+//  changes whenever another connection commits (SQLite's data_version),
+//  or -1 when there is none (PostgreSQL) or it cannot be read.
+static int64_t s_data_version(hvn_index_api_t *self)
+{
+    int64_t version = -1;
+    if (hvn_db_kind(self->db) == HVN_DB_SQLITE &&
+        hvn_db_query(self->db, "PRAGMA data_version", NULL, 0, s_version_row, &version) < 0)
+        version = -1;
+    return version;
+}
+
+//  Returns 0 when self->gauges holds the per-node gauges of the database
+//  as it is now: kept from the last scrape when nothing was committed
+//  since (SQLite), else written again; -1 when the database failed.
+static int s_gauges(hvn_index_api_t *self)
+{
+    int64_t version = s_data_version(self);
+    if (self->gauges && version >= 0 && version == self->gauges_version)
+        return 0;
+    free(self->gauges);
+    self->gauges = NULL;
+    hvn_metrics_t *m = hvn_metrics_new();
+    int rc = m ? s_node_gauges(self, m) : -1;
+    if (rc == 0)
+        self->gauges = hvn_metrics_take(m, &self->gauges_size);
+    hvn_metrics_destroy(&m);
+    self->gauges_version = version;
+    return self->gauges ? 0 : -1;
+}
+
+//  Returns nothing; answers GET /metrics: the per-node gauges (see
+//  s_gauges), then the index's own series, written now.
 static void s_get_metrics(hvn_index_api_t *self, hvn_http_reply_t *reply)
 {
+    bool db_read = s_gauges(self) == 0;
     hvn_metrics_t *m = hvn_metrics_new();
-    if (!m) {
+    if (m)
+        s_own_metrics(self, m, db_read);
+    size_t own_size = 0;
+    char *own = m ? hvn_metrics_take(m, &own_size) : NULL;
+    hvn_metrics_destroy(&m);
+    size_t gauges_size = self->gauges ? self->gauges_size : 0;
+    char *text = own ? malloc(gauges_size + own_size + 1) : NULL;
+    if (!text) {
+        free(own);
         hvn_http_reply_text(reply, 500, "text/plain", "out of memory\n");
         return;
     }
-    bool db_read = s_node_gauges(self, m) == 0;
-    s_own_metrics(self, m, db_read);
-    size_t size;
-    char *text = hvn_metrics_take(m, &size);
-    hvn_metrics_destroy(&m);
-    if (!text)
-        hvn_http_reply_text(reply, 500, "text/plain", "out of memory\n");
-    else
-        hvn_http_reply_take(reply, 200, HVN_METRICS_CONTENT_TYPE, text, size);
+    if (gauges_size)
+        memcpy(text, self->gauges, gauges_size);
+    memcpy(text + gauges_size, own, own_size + 1);
+    free(own);
+    if (self->gauges_size > S_GAUGES_CACHE_MAX) { //  Not kept: memory over speed
+        free(self->gauges);
+        self->gauges = NULL;
+    }
+    hvn_http_reply_take(reply, 200, HVN_METRICS_CONTENT_TYPE, text, gauges_size + own_size);
 }
 
 //  Returns nothing; answers GET /healthz.
@@ -751,11 +842,25 @@ static void s_get_health(hvn_index_api_t *self, hvn_http_reply_t *reply)
 // --------------------------------------------------------------------------
 //  Dispatch
 
+//  Returns nothing; opens the database again when it is no longer where it
+//  was opened (the writer makes it again) or a reopen failed before.
+static void s_check_database(hvn_index_api_t *self)
+{
+    if (!hvn_db_stale(self->db))
+        return;
+    char err[600];
+    free(self->gauges); //  Of the file that went
+    self->gauges = NULL;
+    if (hvn_db_reopen(self->db, err, sizeof(err)) == 0)
+        zsys_info("api: the database was removed or replaced; reading the new one");
+}
+
 //  Returns nothing; answers one request (the hvn_http_fn).
 static void s_serve(const hvn_http_request_t *req, hvn_http_reply_t *reply, void *arg)
 {
     hvn_index_api_t *self = arg;
     const char *one = "/v1/compute_nodes/";
+    s_check_database(self);
     if (strcmp(req->path, "/v1/compute_nodes") == 0)
         s_get_nodes(self, req, reply);
     else if (strncmp(req->path, one, strlen(one)) == 0)
@@ -802,6 +907,7 @@ void hvn_index_api_destroy(hvn_index_api_t **self_p)
         return;
     hvn_http_destroy(&self->http);
     hvn_db_destroy(&self->db);
+    free(self->gauges);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;

@@ -3,7 +3,12 @@
     A replica of the fleet (hvn_replica.h: snapshot, live, each notification
     once through several brokers, losses repaired) feeds the writer
     (hvn_index.h), which keeps compute_nodes equal to the view and records
-    every notification in compute_node_events. The loop is: poll the
+    every notification in compute_node_events. After the first snapshot,
+    what was missed while the program was not running is asked of the
+    brokers' rings (hvn_index_replay.h) before that snapshot's batch is
+    committed. A database file removed or replaced under the program is
+    made again, and a new replica's snapshot writes every row into it.
+    The loop is: poll the
     replica until the writer's next commit is due, then tick the writer;
     while a batch waits, poll without waiting, and commit as soon as no
     input is left (a group commit: a lone change is written at once, a
@@ -18,6 +23,7 @@
 #include "hvn_index.h"
 #include "hvn_index_api.h"
 #include "hvn_index_page.h"
+#include "hvn_index_replay.h"
 #include "hvn_opt.h"
 #include "hvn_replica.h"
 
@@ -76,17 +82,22 @@ static const hvn_opt_program_t s_program = {
 
 //  What runs
 typedef struct {
-    hvn_replica_t *replica; //  The fleet
-    hvn_index_t *index;     //  Its writer
-    hvn_db_t *db;           //  The writer's connection
-    hvn_index_api_t *api;   //  The HTTP API, or NULL
-    hvn_index_page_t *page; //  The live page (with the API), or NULL
+    hvn_replica_opts_t ropts;            //  How the replica is made (again)
+    hvn_index_replay_opts_t replay_opts; //  How the rings are asked
+    hvn_replica_t *replica;              //  The fleet
+    hvn_index_t *index;                  //  Its writer
+    hvn_db_t *db;                        //  The writer's connection
+    hvn_index_replay_t *replay;          //  What the database had recorded, until replayed
+    bool replay_due;                     //  The replica's first snapshot was applied
+    hvn_replica_stats_t retired;         //  Counters of the replicas replaced so far
+    hvn_index_api_t *api;                //  The HTTP API, or NULL
+    hvn_index_page_t *page;              //  The live page (with the API), or NULL
 } s_run_t;
 
 //  Returns the view's node of uuid (the hvn_index_get_fn).
 static const hvn_replica_node_t *s_view_get(const char *uuid, void *arg)
 {
-    return hvn_replica_get((hvn_replica_t *)arg, uuid);
+    return hvn_replica_get(((s_run_t *)arg)->replica, uuid);
 }
 
 //  Returns nothing; hands a committed row to the live page (the
@@ -103,8 +114,20 @@ static void s_on_change(const hvn_replica_event_t *event, void *arg)
     s_run_t *run = arg;
     if (run->index)
         hvn_index_apply(run->index, event);
-    if (event->change == HVN_REPLICA_REPLACED)
+    if (event->change == HVN_REPLICA_REPLACED) {
         zsys_info("snapshot applied: %zu nodes", hvn_replica_size(run->replica));
+        run->replay_due = run->replay != NULL;
+    }
+}
+
+//  Returns 0 after making the replica, and reading what the database had
+//  recorded for the replay after its first snapshot; -1 (logged).
+static int s_replica_start(s_run_t *run)
+{
+    run->replay = hvn_index_replay_new(&run->replay_opts, run->db);
+    run->replay_due = false;
+    run->replica = hvn_replica_new(&run->ropts);
+    return run->replica ? 0 : -1;
 }
 
 //  Returns nothing; checks the options that span several.
@@ -137,22 +160,26 @@ static int s_start(s_run_t *run, size_t brokers, const char *target)
         zsys_error("%s", err);
         return -1;
     }
-    hvn_replica_opts_t ropts = {.backends = s_connect,
-                                .services = s_service,
-                                .broker_count = brokers,
-                                .curve_secret = s_curve_secret,
-                                .curve_server = s_server_key,
-                                .heartbeat_ms = (int)s_heartbeat_ms,
-                                .fn = s_on_change,
-                                .arg = run};
-    run->replica = hvn_replica_new(&ropts);
-    if (!run->replica)
+    run->ropts = (hvn_replica_opts_t){.backends = s_connect,
+                                      .services = s_service,
+                                      .broker_count = brokers,
+                                      .curve_secret = s_curve_secret,
+                                      .curve_server = s_server_key,
+                                      .heartbeat_ms = (int)s_heartbeat_ms,
+                                      .fn = s_on_change,
+                                      .arg = run};
+    run->replay_opts = (hvn_index_replay_opts_t){.backends = s_connect,
+                                                 .services = s_service,
+                                                 .broker_count = brokers,
+                                                 .curve_secret = s_curve_secret,
+                                                 .curve_server = s_server_key};
+    if (s_replica_start(run) != 0)
         return -1;
     if (!s_no_http && !(run->page = hvn_index_page_new(NULL)))
         return -1;
     hvn_index_opts_t iopts = {.db = run->db,
                               .get = s_view_get,
-                              .arg = run->replica,
+                              .arg = run,
                               .commit_ms = (int)s_commit_ms,
                               .retention_days = (int)s_retention_days,
                               .committed = run->page ? s_committed : NULL,
@@ -178,8 +205,23 @@ static void s_publish(s_run_t *run)
 {
     hvn_index_api_status_t status = {.synced = hvn_replica_synced(run->replica)};
     hvn_replica_stats(run->replica, &status.replica);
+    status.replica.losses += run->retired.losses; //  Counters never go back
+    status.replica.repaired += run->retired.repaired;
     hvn_index_stats(run->index, &status.index);
     hvn_index_api_publish(run->api, &status);
+}
+
+//  Returns 0 after replacing the replica by a new one, whose first
+//  snapshot writes every row again (the database was made again); -1.
+static int s_resnapshot(s_run_t *run)
+{
+    hvn_replica_stats_t st;
+    hvn_replica_stats(run->replica, &st);
+    run->retired.losses += st.losses;
+    run->retired.repaired += st.repaired;
+    hvn_replica_destroy(&run->replica);
+    hvn_index_replay_destroy(&run->replay);
+    return s_replica_start(run);
 }
 
 //  Returns nothing; follows the fleet until interrupted.
@@ -187,10 +229,12 @@ static void s_follow(s_run_t *run)
 {
     while (!zsys_interrupted) {
         int wait_ms = hvn_index_tick(run->index);
+        if (hvn_index_resnapshot(run->index) && s_resnapshot(run) != 0)
+            break;
         if (run->api)
             s_publish(run);
         if (run->page) {
-            int page_ms = hvn_index_page_tick(run->page, s_view_get, run->replica);
+            int page_ms = hvn_index_page_tick(run->page, s_view_get, run);
             wait_ms = page_ms < wait_ms ? page_ms : wait_ms;
         }
         //  A batch waiting: take what input waits, and commit when there is none
@@ -198,7 +242,12 @@ static void s_follow(s_run_t *run)
         int handled = hvn_replica_poll(run->replica, eager ? 0 : wait_ms);
         if (handled < 0)
             break;
-        if (handled == 0 && eager)
+        if (run->replay_due) { //  Before the first snapshot's batch is committed
+            hvn_index_replay_run(run->replay, run->replica, run->index);
+            hvn_index_replay_destroy(&run->replay);
+            run->replay_due = false;
+        }
+        if (handled == 0 && (eager || hvn_index_eager(run->index)))
             hvn_index_flush(run->index);
     }
     hvn_index_flush(run->index);
@@ -227,6 +276,7 @@ int main(int argc, char *argv[])
     hvn_index_api_destroy(&run.api);
     hvn_index_page_destroy(&run.page);
     hvn_index_destroy(&run.index);
+    hvn_index_replay_destroy(&run.replay);
     hvn_replica_destroy(&run.replica);
     hvn_db_destroy(&run.db);
     return code;

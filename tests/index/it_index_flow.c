@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define UUID_A "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a01"
 #define UUID_B "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a02"
@@ -107,6 +108,17 @@ static it_proc_t *s_index_start_http(int port)
 static it_proc_t *s_index_start(void)
 {
     return s_index_start_http(0);
+}
+
+//  Returns a running hvn-index without HTTP, its stderr captured.
+static it_proc_t *s_index_start_stderr(void)
+{
+    const char *argv[] = {"hvn-index", "--connect", env.backend, "--service",
+                          env.service, "--db",      db_target,   "--heartbeat-ms",
+                          "1000",      "--no-http", NULL};
+    it_proc_t *proc = it_spawn(argv, false, false, true);
+    cr_assert_not_null(proc);
+    return proc;
 }
 
 //  Returns a running hvn-pub for host cmp-1, reading its stdin, once
@@ -256,8 +268,55 @@ static void s_case_rows_equal_what_was_reported_after_create_update_delete(void)
     cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index stops cleanly on SIGTERM");
 }
 
-//  Returns nothing; checks that kill 9 and restart converge and missed changes are repairs.
-static void s_case_kill_9_and_restart_converge_and_missed_changes_are_repairs(void)
+//  Returns how many notification rows have a seq in 1..n (each counted
+//  once) and a message id; *others the notification rows outside that.
+static size_t s_notification_seqs(json_t *dump, size_t n, size_t *others)
+{
+    bool *seen = calloc(n + 1, sizeof(bool));
+    cr_assert_not_null(seen);
+    size_t found = 0, i;
+    *others = 0;
+    json_t *e;
+    json_array_foreach(json_object_get(dump, "events"), i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "source")), "notification") != 0)
+            continue;
+        json_int_t seq = json_integer_value(json_object_get(e, "seq"));
+        const char *mid = json_string_value(json_object_get(e, "message_id"));
+        if (seq >= 1 && (size_t)seq <= n && !seen[seq] && mid && strlen(mid) == 36) {
+            seen[seq] = true;
+            found++;
+        } else
+            (*others)++;
+    }
+    free(seen);
+    return found;
+}
+
+//  Returns the number of rows whose source is 'repair'.
+static size_t s_repairs(json_t *dump)
+{
+    size_t n = 0, i;
+    json_t *e;
+    json_array_foreach(json_object_get(dump, "events"), i, e)
+    {
+        n += strcmp(json_string_value(json_object_get(e, "source")), "repair") == 0;
+    }
+    return n;
+}
+
+//  Returns nothing; waits until the broker has forwarded n notifications.
+static void s_broker_forwarded(int64_t n)
+{
+    int64_t deadline = zclock_mono() + 10000;
+    while (it_broker_stat(env.service, "notifications", 2000) < n && zclock_mono() < deadline)
+        zclock_sleep(20);
+    cr_assert_eq(it_broker_stat(env.service, "notifications", 2000), n);
+}
+
+//  Returns nothing; checks that a kill -9 and a restart within the ring's
+//  window record every notification missed, from the ring, with no hole.
+static void s_case_kill_9_and_restart_within_the_ring_record_every_missed_notification(void)
 {
     it_proc_t *index = s_index_start();
     it_proc_t *pub = s_pub_start();
@@ -266,27 +325,78 @@ static void s_case_kill_9_and_restart_converge_and_missed_changes_are_repairs(vo
     s_report(pub, 3, UUID_C, 3);
     json_decref(s_converged());
     it_stop(&index, SIGKILL, 1000);
-    //  While it is down: an update, a delete, a create
-    s_report(pub, 1, UUID_A, 21);
+    //  While it is down: updates, a delete, a create (each forwarded before
+    //  the next, so that the publisher sends every one)
+    for (int i = 0; i < 5; i++) {
+        s_report(pub, 1, UUID_A, 21 + i);
+        s_broker_forwarded(4 + i);
+    }
     s_remove(pub, UUID_C);
+    s_broker_forwarded(9);
     s_report(pub, 4, UUID_D, 4);
-    //  The broker has them before the index comes back
-    int64_t deadline = zclock_mono() + 10000;
-    while (it_broker_stat(env.service, "notifications", 2000) < 6 && zclock_mono() < deadline)
-        zclock_sleep(20);
-    cr_assert_eq(it_broker_stat(env.service, "notifications", 2000), 6);
+    s_broker_forwarded(10);
     index = s_index_start();
     json_t *dump = s_converged();
-    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_C, "repair"), 1,
-                 "the missed delete is recorded as a repair");
-    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_C, "notification"), 0);
-    cr_expect_eq(s_events(dump, "compute_node.create", UUID_D, "repair"), 1);
+    size_t others;
+    cr_expect_eq(s_notification_seqs(dump, 10, &others), 10,
+                 "every notification is an event row with its message id, no hole");
+    cr_expect_eq(others, 0);
+    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_C, "notification"), 1,
+                 "the missed delete is recorded as the notification it was");
+    cr_expect_eq(s_repairs(dump), 0, "nothing is recorded as a repair: nothing was lost");
     cr_expect_eq(s_events(dump, "compute_node.create", UUID_A, "notification"), 1,
                  "what was recorded before the kill is kept, not recorded twice");
     json_decref(dump);
     //  Live again after the restart
     s_report(pub, 2, UUID_B, 12);
     json_decref(s_converged());
+    it_close_stdin(pub);
+    it_wait(pub, 10000);
+    it_stop(&pub, SIGKILL, 1000);
+    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0);
+}
+
+//  Returns nothing; checks that what a ring too small no longer holds is a
+//  hole recorded as repairs, counted and logged.
+static void s_case_a_ring_too_small_leaves_a_hole_recorded_as_repairs(void)
+{
+    it_stop(&env.broker, SIGTERM, 5000);
+    //  About 1 KiB a notification: 8 KiB holds the last few only
+    const char *extra[] = {"--ring-bytes", "8K", NULL};
+    it_broker_start(&env, extra);
+    const char *argv[] = {"hvn-index", "--connect", env.backend, "--service",
+                          env.service, "--db",      db_target,   "--heartbeat-ms",
+                          "1000",      "--no-http", NULL};
+    it_proc_t *index = it_spawn(argv, false, false, false);
+    it_proc_t *pub = s_pub_start();
+    s_report(pub, 1, UUID_A, 1);
+    s_report(pub, 2, UUID_B, 2);
+    s_report(pub, 3, UUID_C, 3);
+    json_decref(s_converged());
+    it_stop(&index, SIGKILL, 1000);
+    //  A delete and a create, then enough updates to push them out of the ring
+    s_remove(pub, UUID_C);
+    s_broker_forwarded(4);
+    s_report(pub, 4, UUID_D, 4);
+    s_broker_forwarded(5);
+    for (int i = 0; i < 30; i++) {
+        s_report(pub, 1, UUID_A, 100 + i);
+        s_broker_forwarded(6 + i);
+    }
+    index = it_spawn(argv, false, false, true);
+    json_t *dump = s_converged();
+    size_t others;
+    size_t found = s_notification_seqs(dump, 35, &others);
+    cr_expect(found > 3 && found < 35, "%zu notifications recorded: the ring's, not the hole's",
+              found);
+    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_C, "repair"), 1,
+                 "the delete the ring lost is recorded as a repair");
+    cr_expect_eq(s_events(dump, "compute_node.create", UUID_D, "repair"), 1);
+    cr_expect_eq(s_events(dump, "compute_node.delete", UUID_C, "notification"), 0);
+    json_decref(dump);
+    char *err = it_read_stderr(index, 1000);
+    cr_expect(strstr(err, "were missed while the index was not running"), "%s", err);
+    free(err);
     it_close_stdin(pub);
     it_wait(pub, 10000);
     it_stop(&pub, SIGKILL, 1000);
@@ -391,14 +501,50 @@ Test(index_pg, rows_equal_what_was_reported_after_create_update_delete)
     s_case_rows_equal_what_was_reported_after_create_update_delete();
 }
 
-Test(index_sqlite, kill_9_and_restart_converge_and_missed_changes_are_repairs)
+Test(index_sqlite, kill_9_and_restart_within_the_ring_record_every_missed_notification)
 {
-    s_case_kill_9_and_restart_converge_and_missed_changes_are_repairs();
+    s_case_kill_9_and_restart_within_the_ring_record_every_missed_notification();
 }
 
-Test(index_pg, kill_9_and_restart_converge_and_missed_changes_are_repairs)
+Test(index_pg, kill_9_and_restart_within_the_ring_record_every_missed_notification)
 {
-    s_case_kill_9_and_restart_converge_and_missed_changes_are_repairs();
+    s_case_kill_9_and_restart_within_the_ring_record_every_missed_notification();
+}
+
+Test(index_sqlite, a_ring_too_small_leaves_a_hole_recorded_as_repairs)
+{
+    s_case_a_ring_too_small_leaves_a_hole_recorded_as_repairs();
+}
+
+Test(index_pg, a_ring_too_small_leaves_a_hole_recorded_as_repairs)
+{
+    s_case_a_ring_too_small_leaves_a_hole_recorded_as_repairs();
+}
+
+Test(index_sqlite, a_removed_database_file_is_noticed_made_again_and_filled)
+{
+    it_proc_t *index = s_index_start_stderr();
+    it_proc_t *pub = s_pub_start();
+    s_report(pub, 1, UUID_A, 1);
+    s_report(pub, 2, UUID_B, 2);
+    json_decref(s_converged());
+    cr_assert_eq(unlink(db_target), 0);
+    //  The new file fills from a new snapshot: the table equals the truth again
+    json_t *dump = s_converged();
+    cr_expect_eq(s_events(dump, "compute_node.create", UUID_A, "repair"), 1,
+                 "the rows written again are recorded as a repair");
+    json_decref(dump);
+    s_report(pub, 3, UUID_C, 3); //  And it follows live changes into it
+    dump = s_converged();
+    cr_expect_eq(s_events(dump, "compute_node.create", UUID_C, "notification"), 1);
+    json_decref(dump);
+    char *err = it_read_stderr(index, 1000);
+    cr_expect(strstr(err, "removed or replaced"), "%s", err);
+    free(err);
+    it_close_stdin(pub);
+    it_wait(pub, 10000);
+    it_stop(&pub, SIGKILL, 1000);
+    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index is still running");
 }
 
 Test(index_sqlite, unwritable_database_is_a_clear_error_and_bad_usage_exits_2)

@@ -27,6 +27,7 @@ static sqlite3 *reader;
 static hvn_replica_node_t view[S_VIEW_MAX]; //  The test's view of the fleet
 static bool in_view[S_VIEW_MAX];
 static uint64_t next_seq = 1;
+static char last_mid[HVN_UUID_STR_LEN + 1]; //  The message id s_change used last
 
 static void s_setup(void)
 {
@@ -122,20 +123,28 @@ static hvn_index_t *s_index(int retention_days)
 //  Returns nothing; gives the writer a change of the view: node (slot) now
 //  is n (create/update) or leaves the view (delete), as a live
 //  notification or a snapshot's.
+//  Returns nothing; fills msg as the notification of what for node n, with
+//  the next seq and a new message id.
+static void s_fill(hvn_msg_t *msg, hvn_event_t what, const hvn_replica_node_t *n)
+{
+    memset(msg, 0, sizeof(*msg));
+    msg->header.kind = HVN_KIND_NOTIFICATION;
+    msg->header.seq = next_seq++;
+    memset(msg->header.instance, 0x11, 16);
+    msg->event = what;
+    msg->node = n->node;
+    snprintf(msg->host, sizeof(msg->host), "%s", n->host);
+    snprintf(msg->timestamp, sizeof(msg->timestamp), "%s", n->timestamp);
+    snprintf(msg->publisher_id, sizeof(msg->publisher_id), "nova-compute:%.64s", n->host);
+    hvn_uuid4_str(msg->message_id);
+}
+
 static void s_change(hvn_index_t *index, int slot, hvn_event_t what, const hvn_replica_node_t *n,
                      bool from_snapshot)
 {
     hvn_msg_t msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.header.kind = HVN_KIND_NOTIFICATION;
-    msg.header.seq = next_seq++;
-    memset(msg.header.instance, 0x11, 16);
-    msg.event = what;
-    msg.node = n->node;
-    snprintf(msg.host, sizeof(msg.host), "%s", n->host);
-    snprintf(msg.timestamp, sizeof(msg.timestamp), "%s", n->timestamp);
-    snprintf(msg.publisher_id, sizeof(msg.publisher_id), "nova-compute:%.64s", n->host);
-    hvn_uuid4_str(msg.message_id);
+    s_fill(&msg, what, n);
+    snprintf(last_mid, sizeof(last_mid), "%s", msg.message_id);
     hvn_replica_event_t event = {.msg = &msg, .from_snapshot = from_snapshot};
     if (what == HVN_EVENT_DELETE) {
         event.change = HVN_REPLICA_DELETED;
@@ -454,5 +463,110 @@ Test(index_db, eager_only_while_a_batch_waits_and_no_retry_is_pending)
         SQLITE_OK);
     cr_assert_eq(hvn_index_flush(index), 0);
     cr_expect_not(hvn_index_eager(index), "committed");
+    hvn_index_destroy(&index);
+}
+
+// --------------------------------------------------------------------------
+//  Restarts and a removed file
+
+Test(index_db, a_snapshot_after_a_restart_writes_only_the_rows_that_changed)
+{
+    hvn_replica_node_t a = s_node(S_UUID_A, 1, "cmp-1", 1), b = s_node(S_UUID_B, 2, "cmp-2", 2);
+    hvn_index_t *index = s_index(0);
+    s_change(index, 0, HVN_EVENT_CREATE, &a, false);
+    s_change(index, 1, HVN_EVENT_CREATE, &b, false);
+    cr_assert_eq(hvn_index_flush(index), 0);
+    hvn_index_destroy(&index);
+    //  Restarted: an empty view, then the snapshot; b changed meanwhile
+    memset(in_view, 0, sizeof(in_view));
+    index = s_index(0);
+    hvn_node_set_int(&b.node, HVN_F_VCPUS_USED, 7);
+    s_change(index, 0, HVN_EVENT_CREATE, &a, true);
+    s_change(index, 1, HVN_EVENT_CREATE, &b, true);
+    hvn_replica_event_t replaced = {.change = HVN_REPLICA_REPLACED, .from_snapshot = true};
+    hvn_index_apply(index, &replaced);
+    cr_assert_eq(hvn_index_flush(index), 0);
+    hvn_index_stats_t st;
+    hvn_index_stats(index, &st);
+    cr_expect_eq(st.rows_written, 1, "only the row that changed is written");
+    cr_expect_eq(st.rows_deleted, 0);
+    cr_expect_eq(s_int("SELECT vcpus_used FROM compute_nodes WHERE uuid = '" S_UUID_B "'"), 7);
+    cr_expect_eq(s_int("SELECT vcpus_used FROM compute_nodes WHERE uuid = '" S_UUID_A "'"), 1);
+    hvn_index_destroy(&index);
+}
+
+Test(index_db, replayed_notifications_are_recorded_before_the_snapshots_repairs)
+{
+    hvn_replica_node_t a = s_node(S_UUID_A, 1, "cmp-1", 1), c = s_node(S_UUID_C, 3, "cmp-3", 3);
+    cr_assert_eq(hvn_db_upsert_node(db, &c, NULL), 0); //  Written before the restart
+    hvn_index_t *index = s_index(0);
+    s_change(index, 0, HVN_EVENT_CREATE, &a, true); //  The snapshot: a, created while down
+    char a_mid[HVN_UUID_STR_LEN + 1];
+    snprintf(a_mid, sizeof(a_mid), "%s", last_mid);
+    hvn_replica_event_t replaced = {.change = HVN_REPLICA_REPLACED, .from_snapshot = true};
+    hvn_index_apply(index, &replaced);
+    //  The ring gives back what happened while down: c deleted, a created
+    hvn_msg_t msg;
+    s_fill(&msg, HVN_EVENT_DELETE, &c);
+    hvn_index_replayed(index, &msg);
+    s_fill(&msg, HVN_EVENT_CREATE, &a);
+    snprintf(msg.message_id, sizeof(msg.message_id), "%s", a_mid);
+    hvn_index_replayed(index, &msg);
+    cr_assert_eq(hvn_index_flush(index), 0);
+    cr_expect_eq(s_int("SELECT count(*) FROM compute_node_events WHERE source = 'repair'"), 0,
+                 "the notifications themselves explain every change");
+    cr_expect_eq(s_int("SELECT count(*) FROM compute_node_events WHERE source = 'notification' "
+                       "AND event_type = 'compute_node.delete' AND uuid = '" S_UUID_C "'"),
+                 1);
+    char buf[64];
+    cr_expect_str_eq(s_text("SELECT message_id FROM compute_node_events WHERE uuid = '" S_UUID_A
+                            "' AND source = 'notification'",
+                            buf, sizeof(buf)),
+                     a_mid);
+    cr_expect_eq(s_int("SELECT count(*) FROM compute_nodes"), 1);
+    cr_expect_eq(s_int("SELECT seq FROM publishers"), (long long)msg.header.seq);
+    hvn_index_stats_t st;
+    hvn_index_stats(index, &st);
+    cr_expect_eq(st.replayed, 2);
+    cr_expect_eq(st.repairs, 0);
+    hvn_index_destroy(&index);
+}
+
+Test(index_db, a_removed_file_is_stale_and_a_reopen_makes_it_again)
+{
+    cr_expect_not(hvn_db_stale(db));
+    cr_assert_eq(unlink(path), 0);
+    cr_expect(hvn_db_stale(db));
+    char err[512];
+    cr_assert_eq(hvn_db_reopen(db, err, sizeof(err)), 0, "%s", err);
+    cr_expect_not(hvn_db_stale(db));
+    hvn_replica_node_t a = s_node(S_UUID_A, 1, "cmp-1", 1);
+    cr_assert_eq(hvn_db_upsert_node(db, &a, NULL), 0);
+    sqlite3_close(reader); //  On the removed file: read the new one
+    cr_assert_eq(sqlite3_open(path, &reader), SQLITE_OK);
+    cr_expect_eq(s_int("SELECT count(*) FROM compute_nodes"), 1);
+}
+
+Test(index_db, the_writer_notices_a_removed_file_makes_it_again_and_asks_for_a_snapshot)
+{
+    hvn_index_t *index = s_index(0);
+    hvn_replica_node_t a = s_node(S_UUID_A, 1, "cmp-1", 1);
+    s_change(index, 0, HVN_EVENT_CREATE, &a, false);
+    cr_assert_eq(hvn_index_flush(index), 0);
+    cr_expect_not(hvn_index_resnapshot(index));
+    cr_assert_eq(unlink(path), 0);
+    hvn_node_set_int(&a.node, HVN_F_VCPUS_USED, 2);
+    s_change(index, 0, HVN_EVENT_UPDATE, &a, false);
+    cr_assert_eq(hvn_index_flush(index), 0);
+    hvn_index_stats_t st;
+    hvn_index_stats(index, &st);
+    cr_expect_eq(st.db_recreated, 1);
+    cr_expect(hvn_index_resnapshot(index), "the caller is told to take a new snapshot");
+    cr_expect_not(hvn_index_resnapshot(index), "once");
+    sqlite3_close(reader);
+    cr_assert_eq(sqlite3_open(path, &reader), SQLITE_OK);
+    cr_expect_eq(s_int("SELECT count(*) FROM compute_node_events"), 1,
+                 "the event row held goes into the new file");
+    cr_expect_eq(s_int("SELECT count(*) FROM compute_nodes"), 0, "rows wait for the snapshot");
     hvn_index_destroy(&index);
 }

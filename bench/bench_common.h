@@ -13,6 +13,7 @@
 #include <hvn_proto.h>
 
 #include "../tests/alloc_count.h"
+#include "../tests/integration/support_proc.h" //  it_port_free
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -90,8 +91,6 @@ int bc_stop(pid_t pid, int sig, int timeout_ms, double *cpu_s);
 //  Returns the resident set size of pid in KiB, or -1.
 long bc_rss_kib(pid_t pid);
 
-//  Returns a TCP port on 127.0.0.1 that was free a moment ago, or -1.
-int bc_free_port(void);
 
 //  The counters of a broker's STATS reply that the benchmarks read.
 typedef struct {

@@ -298,9 +298,9 @@ static pid_t s_middle_start(s_middle_t middle, const char *transport, int serial
                             char *service, size_t service_size)
 {
     if (s_streq(transport, "tcp")) {
-        snprintf(run->frontend, sizeof(run->frontend), "tcp://127.0.0.1:%d", bc_free_port());
-        snprintf(run->backend, sizeof(run->backend), "tcp://127.0.0.1:%d", bc_free_port());
-        snprintf(service, service_size, "tcp://127.0.0.1:%d", bc_free_port());
+        snprintf(run->frontend, sizeof(run->frontend), "tcp://127.0.0.1:%d", it_port_free());
+        snprintf(run->backend, sizeof(run->backend), "tcp://127.0.0.1:%d", it_port_free());
+        snprintf(service, service_size, "tcp://127.0.0.1:%d", it_port_free());
     } else {
         snprintf(run->frontend, sizeof(run->frontend), "ipc://%s/fe-%d", s_opt.tmpdir, serial);
         snprintf(run->backend, sizeof(run->backend), "ipc://%s/be-%d", s_opt.tmpdir, serial);

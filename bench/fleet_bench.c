@@ -585,7 +585,7 @@ static int s_case(const s_fleet_t *fleet, s_result_t *r)
     memset(r, 0, sizeof(*r));
     char endpoints[3][64];
     for (int i = 0; i < 3; i++)
-        snprintf(endpoints[i], sizeof(endpoints[i]), "tcp://127.0.0.1:%d", bc_free_port());
+        snprintf(endpoints[i], sizeof(endpoints[i]), "tcp://127.0.0.1:%d", it_port_free());
     void *ctx = zmq_ctx_new();
     int nworkers = (fleet->hosts + fleet->per_process - 1) / fleet->per_process;
     s_worker_t workers[S_WORKERS_MAX] = {{0}};

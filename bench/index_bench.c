@@ -718,7 +718,7 @@ int main(int argc, char *argv[])
     }
     hvn_db_destroy(&db);
 
-    int port = bc_free_port();
+    int port = it_port_free();
     char address[64];
     char err[512];
     snprintf(address, sizeof(address), "127.0.0.1:%d", port);

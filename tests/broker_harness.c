@@ -40,6 +40,15 @@ void bh_start(const hvn_broker_config_t *config, hvn_broker_t **broker, zsock_t 
     cr_assert_eq(zsock_connect(*dealer, "%s", config->service), 0);
 }
 
+//  Returns nothing; node n is set.
+void bh_node(hvn_node_t *node, int n)
+{
+    hvn_node_init(node);
+    node->id = n;
+    snprintf(node->uuid, sizeof(node->uuid), "00000000-0000-4000-8000-%012d", n);
+    snprintf(node->hypervisor_type, sizeof(node->hypervisor_type), "QEMU");
+}
+
 //  Returns nothing; the broker ran for ms.
 void bh_pump(hvn_broker_t *broker, int ms)
 {

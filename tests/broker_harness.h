@@ -23,6 +23,10 @@ void bh_config(hvn_broker_config_t *config, char endpoints[3][64], const char *n
 void bh_start(const hvn_broker_config_t *config, hvn_broker_t **broker, zsock_t **pub,
               zsock_t **dealer);
 
+//  Returns nothing; node is the smallest valid node numbered n: id n, uuid
+//  00000000-0000-4000-8000-<n in 12 digits>, hypervisor QEMU.
+void bh_node(hvn_node_t *node, int n);
+
 //  Returns nothing; runs the broker's loop for about ms milliseconds.
 void bh_pump(hvn_broker_t *broker, int ms);
 

@@ -59,6 +59,21 @@ void fx_str(const char *s)
     fx_pack_str(&fx_pk, s);
 }
 
+//  Returns the value of key in map, or NULL.
+msgpack_object *fx_map_get(const msgpack_object *map, const char *key)
+{
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t len = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == len &&
+            memcmp(kv->key.via.str.ptr, key, len) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
 //  Returns nothing; the head of an END packed.
 void fx_pack_head(msgpack_packer *pk, uint32_t keys, const char *broker_id, uint64_t count)
 {

@@ -41,6 +41,10 @@ void fx_pack_str(msgpack_packer *pk, const char *s);
 //  Returns nothing; packs s as a msgpack str with fx_pk.
 void fx_str(const char *s);
 
+//  Returns the value of key (a str) in the msgpack map object map, or NULL
+//  when map is no map or has no such key.
+msgpack_object *fx_map_get(const msgpack_object *map, const char *key);
+
 //  Returns nothing; packs with pk the head of a map of `keys` entries
 //  whose first two are "broker_id" (a str) and "count" (an unsigned int):
 //  the first half of an END.

@@ -131,10 +131,7 @@ TestSuite(limits, .init = s_setup, .fini = s_teardown, .timeout = 30);
 static void s_send_node(const char *host, int n)
 {
     hvn_node_t node;
-    hvn_node_init(&node);
-    node.id = n;
-    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
-    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    bh_node(&node, n);
     hvn_envelope_t envelope = {.host = host};
     //  One instance per host (the broker binds an instance id to one host),
     //  its seq growing with every message

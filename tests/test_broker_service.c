@@ -13,6 +13,7 @@
 #include <uuid/uuid.h>
 
 #include "broker_harness.h"
+#include "fixtures.h"
 #include "hvn_broker.h"
 #include "hvn_proto.h"
 
@@ -78,10 +79,7 @@ static hvn_frames_t s_note_from(hvn_event_t event, int n, uint8_t kind, const ui
                                 uint64_t seq, int vcpus)
 {
     hvn_node_t node;
-    hvn_node_init(&node);
-    node.id = n;
-    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
-    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    bh_node(&node, n);
     node.vcpus = vcpus;
     char host[32];
     snprintf(host, sizeof(host), "cmp-%03d", n);
@@ -152,17 +150,11 @@ static int s_frame_eq(zframe_t *frame, const void *data, size_t size)
     return frame && zframe_size(frame) == size && memcmp(zframe_data(frame), data, size) == 0;
 }
 
-//  Returns the value of key in a msgpack map, or NULL.
+//  Returns the value of key in a msgpack map (asserted a map), or NULL.
 static msgpack_object *s_get(msgpack_object *map, const char *key)
 {
     cr_assert_eq(map->type, MSGPACK_OBJECT_MAP);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        msgpack_object_kv *kv = &map->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
-            memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0)
-            return &kv->val;
-    }
-    return NULL;
+    return fx_map_get(map, key);
 }
 
 //  Returns the integer value of key in the broker's STATS reply.
@@ -556,10 +548,7 @@ Test(broker, a_replayed_older_notification_changes_neither_cache_nor_subscribers
 static hvn_frames_t s_note_on(const char *host, int n, uint64_t seq)
 {
     hvn_node_t node;
-    hvn_node_init(&node);
-    node.id = n;
-    snprintf(node.uuid, sizeof(node.uuid), "00000000-0000-4000-8000-%012d", n);
-    snprintf(node.hypervisor_type, sizeof(node.hypervisor_type), "QEMU");
+    bh_node(&node, n);
     hvn_envelope_t envelope = {.host = host};
     hvn_header_t header = {.kind = HVN_KIND_NOTIFICATION, .seq = seq};
     s_instance_for(host, header.instance);

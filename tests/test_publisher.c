@@ -175,6 +175,16 @@ static void s_reported(hvn_node_t *node, int n)
     hvn_publisher_report(pub, node);
 }
 
+//  Returns the endpoint of a publisher started with no broker there yet,
+//  node (s_node 1) reported to it.
+static const char *s_unheard(hvn_node_t *node)
+{
+    const char *endpoint = s_endpoint();
+    pub = s_publisher_new(endpoint, 0);
+    s_reported(node, 1);
+    return endpoint;
+}
+
 //  Changes field f of node to a new valid value (round varies it).
 static void s_change(hvn_node_t *node, hvn_field_id_t f, int round)
 {
@@ -441,10 +451,8 @@ Test(publisher, nothing_sent_before_the_subscription_and_everything_after_in_ord
 
 Test(publisher, queued_updates_of_a_node_coalesce_into_the_latest_state)
 {
-    const char *endpoint = s_endpoint();
-    pub = s_publisher_new(endpoint, 0);
     hvn_node_t node;
-    s_reported(&node, 1);
+    const char *endpoint = s_unheard(&node);
     for (int i = 0; i < 3; i++) {
         node.vcpus_used++;
         hvn_publisher_report(pub, &node);
@@ -465,10 +473,8 @@ Test(publisher, queued_updates_of_a_node_coalesce_into_the_latest_state)
 
 Test(publisher, queued_create_carries_non_trigger_changes_made_before_it_was_sent)
 {
-    const char *endpoint = s_endpoint();
-    pub = s_publisher_new(endpoint, 0);
     hvn_node_t node;
-    s_reported(&node, 1);
+    const char *endpoint = s_unheard(&node);
     node.memory_mb_used = 4242;
     hvn_publisher_report(pub, &node);
 

@@ -341,25 +341,17 @@ static void s_decoder_dict(void)
 // --------------------------------------------------------------------------
 //  JSON node seeds
 
-//  Returns node as the JSON object hvn-pub reads (new reference).
+//  Returns node as the JSON object hvn-pub reads (new reference): the
+//  schema table's rendering, hvn_json_node, parsed.
 static json_t *s_node_json(const hvn_node_t *node)
 {
-    json_t *obj = json_object();
+    char *text = hvn_json_node(node);
+    if (!text)
+        s_die("hvn_json_node");
+    json_t *obj = json_loads(text, 0, NULL);
+    free(text);
     if (!obj)
-        s_die("json_object");
-    for (int f = 0; f < HVN_F_COUNT; f++) {
-        const hvn_field_t *field = &hvn_schema_fields[f];
-        const char *value = (const char *)node + field->offset;
-        json_t *item;
-        if (hvn_node_is_null(node, f))
-            item = json_null();
-        else if (field->type == HVN_TYPE_INT)
-            item = json_integer(*(const int64_t *)value);
-        else
-            item = json_string(value);
-        if (json_object_set_new(obj, field->name, item) != 0)
-            s_die("json_object_set");
-    }
+        s_die("json_loads");
     return obj;
 }
 

@@ -50,6 +50,22 @@ it_proc_t *it_broker_start(it_env_t *env, const char *const extra[])
     return broker;
 }
 
+static it_env_t *s_suite_env; //  The environment it_env_teardown stops
+
+void it_env_setup(it_env_t *env)
+{
+    it_env_init(env);
+    it_broker_start(env, NULL);
+    s_suite_env = env;
+}
+
+void it_env_teardown(void)
+{
+    if (s_suite_env)
+        it_env_fini(s_suite_env);
+    s_suite_env = NULL;
+}
+
 void it_env_pair(it_env_t *a, it_env_t *b, const char *const extra[])
 {
     it_env_init(a);

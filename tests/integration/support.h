@@ -32,6 +32,15 @@ void it_env_init(it_env_t *env);
 //  Stops the broker if running and removes the temp dir.
 void it_env_fini(it_env_t *env);
 
+//  Returns nothing; env is initialised (it_env_init) with a broker started
+//  (it_broker_start, no extra arguments), and is the environment
+//  it_env_teardown stops: a suite's .init calls it.
+void it_env_setup(it_env_t *env);
+
+//  Returns nothing; stops and removes the environment of the last
+//  it_env_setup (it_env_fini): a suite's .fini.
+void it_env_teardown(void);
+
 //  Starts hvn-broker on env's endpoints with extra arguments (NULL-ended,
 //  may be NULL) and waits until its service socket answers STATS.
 it_proc_t *it_broker_start(it_env_t *env, const char *const extra[]);

@@ -278,6 +278,22 @@ int it_stop(it_proc_t **proc_p, int sig, int timeout_ms)
     return code;
 }
 
+int it_finish(it_proc_t **proc_p, int timeout_ms)
+{
+    it_close_stdin(*proc_p);
+    int code = it_wait(*proc_p, timeout_ms);
+    it_stop(proc_p, SIGKILL, 1000);
+    return code;
+}
+
+char *it_term_stderr(it_proc_t *proc, int timeout_ms, int *code)
+{
+    if (proc->pid)
+        kill(proc->pid, SIGTERM);
+    *code = it_wait(proc, timeout_ms);
+    return it_read_stderr(proc, 2000);
+}
+
 int it_tempdir(char *dir, size_t size, const char *prefix)
 {
     int n = snprintf(dir, size, "/tmp/%s-XXXXXX", prefix);

@@ -70,6 +70,16 @@ int it_wait(it_proc_t *proc, int timeout_ms);
 //  the SIGKILL), frees the process and sets *proc_p to NULL. NULL-safe.
 int it_stop(it_proc_t **proc_p, int sig, int timeout_ms);
 
+//  Closes the process's stdin (end of input), waits at most timeout_ms for
+//  it to exit and frees it (SIGKILL if it has not). Returns its exit status
+//  as it_wait does.
+int it_finish(it_proc_t **proc_p, int timeout_ms);
+
+//  Sends SIGTERM and waits at most timeout_ms for the process to exit, its
+//  exit status (as it_wait's) in *code. Returns all it wrote to stderr (a
+//  heap string the caller frees); the process is not freed.
+char *it_term_stderr(it_proc_t *proc, int timeout_ms, int *code);
+
 //  Makes a new directory /tmp/<prefix>-XXXXXX and writes its path into
 //  dir. Returns 0, or -1 with errno set.
 int it_tempdir(char *dir, size_t size, const char *prefix);

@@ -7,6 +7,7 @@
     with valid ones: exactly the valid ones arrive and the broker's memory
     stays flat. And SIGTERM stops the broker under full load.
 */
+#include "fixtures.h"
 #include "support.h"
 
 #include "hvn_proto.h"
@@ -25,16 +26,10 @@ static it_env_t env;
 
 static void s_setup(void)
 {
-    it_env_init(&env);
-    it_broker_start(&env, NULL);
+    it_env_setup(&env);
 }
 
-static void s_teardown(void)
-{
-    it_env_fini(&env);
-}
-
-TestSuite(hostile, .init = s_setup, .fini = s_teardown, .timeout = 60);
+TestSuite(hostile, .init = s_setup, .fini = it_env_teardown, .timeout = 60);
 
 //  A raw XPUB on the broker's frontend, returned once the broker's
 //  subscription has arrived (so nothing sent is lost to the slow joiner).
@@ -88,20 +83,6 @@ static void s_send3(zsock_t *pub, const void *topic, size_t tsize, const void *h
     s_send(pub, data, sizes, 3);
 }
 
-//  Finds the value of `key` in a msgpack map object, or NULL.
-static msgpack_object *s_get(msgpack_object *map, const char *key)
-{
-    if (map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        msgpack_object_kv *kv = &map->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
-            memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0)
-            return &kv->val;
-    }
-    return NULL;
-}
-
 typedef enum { MUT_DROP_PAYLOAD, MUT_VCPUS_STRING, MUT_MAJOR_2 } s_mutation_t;
 
 //  Re-packs a valid body with one defect into sbuf.
@@ -112,7 +93,7 @@ static void s_mutate(const hvn_frames_t *frames, s_mutation_t mutation, msgpack_
     cr_assert_eq(msgpack_unpack_next(&result, (const char *)frames->body, frames->body_size, NULL),
                  MSGPACK_UNPACK_SUCCESS);
     msgpack_object *root = &result.data;
-    msgpack_object *payload = s_get(root, "payload");
+    msgpack_object *payload = fx_map_get(root, "payload");
     cr_assert_not_null(payload);
     if (mutation == MUT_DROP_PAYLOAD) {
         for (uint32_t i = 0; i < root->via.map.size; i++)
@@ -122,13 +103,13 @@ static void s_mutate(const hvn_frames_t *frames, s_mutation_t mutation, msgpack_
                 break;
             }
     } else if (mutation == MUT_VCPUS_STRING) {
-        msgpack_object *vcpus = s_get(s_get(payload, "nova_object.data"), "vcpus");
+        msgpack_object *vcpus = fx_map_get(fx_map_get(payload, "nova_object.data"), "vcpus");
         cr_assert_not_null(vcpus);
         vcpus->type = MSGPACK_OBJECT_STR;
         vcpus->via.str.ptr = "many";
         vcpus->via.str.size = 4;
     } else {
-        msgpack_object *version = s_get(payload, "nova_object.version");
+        msgpack_object *version = fx_map_get(payload, "nova_object.version");
         cr_assert_not_null(version);
         version->via.str.ptr = "2.0";
         version->via.str.size = 3;

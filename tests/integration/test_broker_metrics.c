@@ -45,9 +45,7 @@ static int s_publish(int count)
         snprintf(uuid, sizeof(uuid), "7b1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b%04x", i);
         it_write(pub, it_node_json(line, sizeof(line), i + 1, uuid, "cmp-601", i, 1024));
     }
-    it_close_stdin(pub);
-    int code = it_wait(pub, 30000);
-    it_stop(&pub, SIGKILL, 1000);
+    int code = it_finish(&pub, 30000);
     return code;
 }
 

@@ -21,16 +21,10 @@ static it_env_t env;
 
 static void s_setup(void)
 {
-    it_env_init(&env);
-    it_broker_start(&env, NULL);
+    it_env_setup(&env);
 }
 
-static void s_teardown(void)
-{
-    it_env_fini(&env);
-}
-
-TestSuite(flow, .init = s_setup, .fini = s_teardown, .timeout = 60);
+TestSuite(flow, .init = s_setup, .fini = it_env_teardown, .timeout = 60);
 
 //  Feeds the acceptance input to a new hvn-pub for host cmp-017 and
 //  waits for it to exit. Returns its exit status.
@@ -46,9 +40,7 @@ static int s_publish_acceptance_input(void)
     it_write(pub, it_node_json(line, sizeof(line), 1, UUID_A, "cmp-017", 6, 9000));
     it_write(pub, it_node_json(line, sizeof(line), 2, UUID_B, "cmp-017", 0, 1024));
     it_write(pub, "{\"uuid\": \"" UUID_A "\", \"deleted\": true}\n");
-    it_close_stdin(pub);
-    int code = it_wait(pub, 30000);
-    it_stop(&pub, SIGKILL, 1000);
+    int code = it_finish(&pub, 30000);
     return code;
 }
 

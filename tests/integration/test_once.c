@@ -63,12 +63,10 @@ Test(once, plain_subscriber_on_two_brokers_prints_each_notification_once)
     char extra[8192];
     cr_expect_eq(it_read_line(sub, extra, sizeof(extra), 1000), -1, "printed more: %s", extra);
     cr_expect_eq(zhashx_size(ids), NODES * (ROUNDS + 1));
-    it_close_stdin(pub);
-    cr_expect_eq(it_wait(pub, S_WAIT_MS), 0);
-    it_stop(&pub, SIGKILL, 1000);
-    kill(sub->pid, SIGTERM);
-    cr_expect_eq(it_wait(sub, 10000), 0);
-    char *err = it_read_stderr(sub, 2000);
+    cr_expect_eq(it_finish(&pub, S_WAIT_MS), 0);
+    int code;
+    char *err = it_term_stderr(sub, 10000, &code);
+    cr_expect_eq(code, 0);
     //  The exit report: "... lost 0 in 0 seq gaps; ... N duplicates dropped"
     const char *dups = strstr(err, " duplicates dropped");
     const char *start = dups;

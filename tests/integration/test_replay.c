@@ -17,16 +17,10 @@ static it_env_t env;
 
 static void s_setup(void)
 {
-    it_env_init(&env);
-    it_broker_start(&env, NULL);
+    it_env_setup(&env);
 }
 
-static void s_teardown(void)
-{
-    it_env_fini(&env);
-}
-
-TestSuite(replay, .init = s_setup, .fini = s_teardown, .timeout = 60);
+TestSuite(replay, .init = s_setup, .fini = it_env_teardown, .timeout = 60);
 
 //  Publishes count notifications of host cmp-021 through a new hvn-pub (a
 //  create each of count nodes: reports of one node may be folded into one
@@ -42,9 +36,7 @@ static int s_publish(int count)
         snprintf(uuid, sizeof(uuid), "%s%04x", UUID_PREFIX, i);
         it_write(pub, it_node_json(line, sizeof(line), i + 1, uuid, "cmp-021", i, 4096));
     }
-    it_close_stdin(pub);
-    int code = it_wait(pub, 30000);
-    it_stop(&pub, SIGKILL, 1000);
+    int code = it_finish(&pub, 30000);
     return code;
 }
 

@@ -102,13 +102,11 @@ Test(replica, two_brokers_one_killed_every_notification_printed_once)
     cr_expect_eq(it_read_line(sub, extra, sizeof(extra), 2500), -1, "printed more: %s", extra);
     cr_assert_eq(zhashx_size(ids), NODES * (ROUNDS + 1));
 
-    it_close_stdin(pub);
-    cr_expect_eq(it_wait(pub, S_WAIT_MS), 0);
-    it_stop(&pub, SIGKILL, 1000);
+    cr_expect_eq(it_finish(&pub, S_WAIT_MS), 0);
     //  At exit, the counters: the dead broker's silence, detected and repaired
-    kill(sub->pid, SIGTERM);
-    cr_expect_eq(it_wait(sub, 10000), 0);
-    char *err = it_read_stderr(sub, 2000);
+    int code;
+    char *err = it_term_stderr(sub, 10000, &code);
+    cr_expect_eq(code, 0);
     long losses = s_count_after(err, "losses detected ");
     cr_expect_geq(losses, 1, "stderr: %s", err);
     cr_expect_eq(s_count_after(err, "repaired "), losses, "stderr: %s", err);
@@ -134,9 +132,7 @@ Test(replica, late_joiner_prints_the_cached_fleet_and_the_table_shows_it)
         it_write(pub, it_node_json(line, sizeof(line), n + 1, s_uuid(uuid, sizeof(uuid), n), S_HOST,
                                    n + 1, 1024));
     it_write(pub, "{\"uuid\": \"6f1c1e0a-4a7b-4b8e-9d7e-000000000000\", \"deleted\": true}\n");
-    it_close_stdin(pub);
-    cr_assert_eq(it_wait(pub, S_WAIT_MS), 0);
-    it_stop(&pub, SIGKILL, 1000);
+    cr_assert_eq(it_finish(&pub, S_WAIT_MS), 0);
     cr_assert_eq(s_wait_cached(env.service, NODES - 1), 0);
 
     const char *sub_argv[] = {"hvn-sub",   "--snapshot", "--connect", env.backend,
@@ -306,9 +302,7 @@ Test(replica, slow_subscriber_loses_sees_the_gap_and_repairs_while_others_keep_u
     cr_assert_eq(st.refused, 0);
     cr_assert_eq(nst.losses, 0, "the normal subscriber lost messages");
     cr_assert_eq(nst.refused, 0);
-    it_close_stdin(pub);
-    cr_expect_eq(it_wait(pub, S_WAIT_MS), 0, "hvn-pub failed");
-    it_stop(&pub, SIGKILL, 1000);
+    cr_expect_eq(it_finish(&pub, S_WAIT_MS), 0, "hvn-pub failed");
     hvn_replica_destroy(&slow);
     hvn_replica_destroy(&normal);
     it_env_fini(&env);

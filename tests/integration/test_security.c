@@ -108,9 +108,7 @@ static int s_publish(const char *host, const char *uuid, const char *secret, con
     char line[2048];
     it_node_json(line, sizeof(line), 1, uuid, host, 2, 4096);
     cr_assert_eq(it_write(pub, line), 0);
-    it_close_stdin(pub);
-    int status = it_wait(pub, 30000);
-    it_stop(&pub, SIGKILL, 1000);
+    int status = it_finish(&pub, 30000);
     return status;
 }
 

@@ -70,15 +70,25 @@ static const char *s_endpoint(void)
     return endpoint;
 }
 
-//  Returns a SUB bound at endpoint, subscribed to everything.
-static zsock_t *s_broker_new(const char *endpoint)
+//  Returns a SUB bound at endpoint, subscribed to everything; rcvhwm,
+//  when not 0, is its receive high water mark, set before it binds as a
+//  broker does.
+static zsock_t *s_broker_new_hwm(const char *endpoint, int rcvhwm)
 {
     zsock_t *sub = zsock_new(ZMQ_SUB);
     cr_assert(sub);
+    if (rcvhwm)
+        zsock_set_rcvhwm(sub, rcvhwm);
     zsock_set_rcvtimeo(sub, S_RECV_MS);
     cr_assert_eq(zsock_bind(sub, "%s", endpoint), 0, "bind %s", endpoint);
     zsock_set_subscribe(sub, "");
     return sub;
+}
+
+//  Returns a SUB bound at endpoint, subscribed to everything.
+static zsock_t *s_broker_new(const char *endpoint)
+{
+    return s_broker_new_hwm(endpoint, 0);
 }
 
 //  Returns a publisher connected to endpoint; heartbeat_ms 0 = default.
@@ -206,17 +216,23 @@ static void s_change(hvn_node_t *node, hvn_field_id_t f, int round)
     }
 }
 
-//  Binds a broker (sub), starts a publisher (pub) connected to it and
-//  waits for the first heartbeat (in rx): the publisher has seen the
-//  subscription.
-static void s_start(int heartbeat_ms)
+//  Binds a broker (sub; rcvhwm as in s_broker_new_hwm), starts a publisher
+//  (pub) connected to it and waits for the first heartbeat (in rx): the
+//  publisher has seen the subscription.
+static void s_start_hwm(int heartbeat_ms, int rcvhwm)
 {
     const char *endpoint = s_endpoint();
-    sub = s_broker_new(endpoint);
+    sub = s_broker_new_hwm(endpoint, rcvhwm);
     pub = s_publisher_new(endpoint, heartbeat_ms);
     s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
     cr_assert_eq(rx.msg.header.seq, 0);
     cr_assert_eq(rx.msg.node_count, 0);
+}
+
+//  Returns nothing; s_start_hwm with the default receive high water mark.
+static void s_start(int heartbeat_ms)
+{
+    s_start_hwm(heartbeat_ms, 0);
 }
 
 //  Returns true when the heartbeat lists uuid.
@@ -1121,14 +1137,7 @@ Test(publisher, nothing_is_lost_when_the_broker_reads_slower_than_the_publisher_
 {
     enum { NODES = 25000 }; //  Over the publisher's send HWM plus the reader's
     //  The reader's HWM is set before it binds, as a broker does
-    const char *endpoint = s_endpoint();
-    sub = zsock_new(ZMQ_SUB);
-    zsock_set_rcvhwm(sub, 100);
-    zsock_set_rcvtimeo(sub, S_RECV_MS);
-    cr_assert_eq(zsock_bind(sub, "%s", endpoint), 0);
-    zsock_set_subscribe(sub, "");
-    pub = s_publisher_new(endpoint, 0);
-    s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
+    s_start_hwm(0, 100);
     hvn_node_t node;
     for (int i = 0; i < NODES; i++) {
         s_node(&node, i);
@@ -1150,15 +1159,8 @@ Test(publisher, nothing_is_lost_when_the_broker_reads_slower_than_the_publisher_
 Test(publisher, a_full_pipe_does_not_make_the_actor_spin)
 {
     enum { NODES = 15000 };
-    const char *endpoint = s_endpoint();
-    sub = zsock_new(ZMQ_SUB);
-    zsock_set_rcvhwm(sub, 100);
-    zsock_set_rcvtimeo(sub, S_RECV_MS);
-    cr_assert_eq(zsock_bind(sub, "%s", endpoint), 0);
-    zsock_set_subscribe(sub, "");
     //  Heartbeats fall due all along, each listing over 10000 nodes
-    pub = s_publisher_new(endpoint, 20);
-    s_expect_kind(sub, HVN_KIND_HEARTBEAT, &rx);
+    s_start_hwm(20, 100);
     hvn_node_t node;
     for (int i = 0; i < NODES; i++) {
         s_reported(&node, i);

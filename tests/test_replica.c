@@ -262,13 +262,26 @@ static void s_fleet_ab(s_broker_t *broker)
 // --------------------------------------------------------------------------
 //  Cases
 
-//  Returns nothing; replica follows broker 0, whose snapshot is the fleet
-//  of A and B (s_fleet_ab), and is synced.
+//  Returns nothing; replica follows the first `links` brokers, each of
+//  whose snapshots is the fleet of A and B (s_fleet_ab), and is synced.
+static void s_synced_on(size_t links)
+{
+    for (size_t b = 0; b < links; b++)
+        s_fleet_ab(&brokers[b]);
+    replica = s_replica(links, 0);
+    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+}
+
+//  Returns nothing; s_synced_on broker 0.
 static void s_synced_ab(void)
 {
-    s_fleet_ab(&brokers[0]);
-    replica = s_replica(1, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_on(1);
+}
+
+//  Returns nothing; s_synced_on both brokers.
+static void s_synced_ab2(void)
+{
+    s_synced_on(2);
 }
 
 Test(replica, first_snapshot_fills_the_view_and_live_skips_what_it_held)
@@ -480,10 +493,7 @@ Test(replica, silent_broker_is_a_loss_once_per_silence)
 
 Test(replica, notification_from_both_brokers_is_applied_once)
 {
-    s_fleet_ab(&brokers[0]);
-    s_fleet_ab(&brokers[1]);
-    replica = s_replica(2, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab2();
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
     s_publish(&brokers[1], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
     S_POLL_UNTIL(replica, s_stats(replica).applied + s_stats(replica).duplicates == 2);
@@ -560,10 +570,7 @@ Test(replica, invalid_options_are_refused)
 
 Test(replica, snapshot_from_a_broker_behind_the_other_does_not_turn_the_view_back)
 {
-    s_fleet_ab(&brokers[0]);
-    s_fleet_ab(&brokers[1]);
-    replica = s_replica(2, 0);
-    S_POLL_UNTIL(replica, hvn_replica_synced(replica));
+    s_synced_ab2();
     //  Broker 0 delivers A at seq 4 and C at seq 5; broker 1 has seen only seq 4
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
     s_publish(&brokers[0], HVN_EVENT_CREATE, S_UUID_C, S_HOST1, 5, 0x01, 5);

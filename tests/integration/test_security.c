@@ -48,31 +48,41 @@ static void s_keygen(const char *role, const char *host, const char *out)
 
 //  Returns nothing; keys made, the broker started with CURVE on, and
 //  it_broker_stat talking CURVE with the listed subscriber's key.
+//  Returns nothing; a certificate pair for role (and host) made outside the
+//  broker's directories: public certificate at path (env.dir/name),
+//  secret at secret.
+static void s_late_keygen(const char *name, const char *role, const char *host, char *path,
+                          size_t path_size, char *secret, size_t secret_size)
+{
+    s_path(path, path_size, name);
+    s_keygen(role, host, path);
+    snprintf(secret, secret_size, "%s_secret", path);
+}
+
+//  Returns nothing; a certificate of role (and host) is made at name in
+//  the suite's directory, its secret's path written into secret.
+static void s_key(const char *name, const char *role, const char *host, char *secret,
+                  size_t size)
+{
+    char path[400];
+    s_late_keygen(name, role, host, path, sizeof(path), secret, size);
+}
+
 static void s_setup(void)
 {
     it_env_init(&env);
-    char pubs[300], subs[300], path[400];
+    char pubs[300], subs[300];
     s_path(pubs, sizeof(pubs), "publishers");
     s_path(subs, sizeof(subs), "subscribers");
     cr_assert_eq(mkdir(pubs, 0700), 0);
     cr_assert_eq(mkdir(subs, 0700), 0);
     s_path(broker_cert, sizeof(broker_cert), "broker.cert");
     s_keygen("broker", NULL, broker_cert);
-    s_path(path, sizeof(path), "publishers/cmp-017.cert");
-    s_keygen("publisher", "cmp-017", path);
-    snprintf(pub_secret, sizeof(pub_secret), "%s_secret", path);
-    s_path(path, sizeof(path), "publishers/cmp-019.cert");
-    s_keygen("publisher", "cmp-019", path);
-    snprintf(other_pub_secret, sizeof(other_pub_secret), "%s_secret", path);
-    s_path(path, sizeof(path), "subscribers/reader.cert");
-    s_keygen("subscriber", NULL, path);
-    snprintf(sub_secret, sizeof(sub_secret), "%s_secret", path);
-    s_path(path, sizeof(path), "rogue-pub.cert");
-    s_keygen("publisher", "cmp-017", path);
-    snprintf(rogue_pub_secret, sizeof(rogue_pub_secret), "%s_secret", path);
-    s_path(path, sizeof(path), "rogue-sub.cert");
-    s_keygen("subscriber", NULL, path);
-    snprintf(rogue_sub_secret, sizeof(rogue_sub_secret), "%s_secret", path);
+    s_key("publishers/cmp-017.cert", "publisher", "cmp-017", pub_secret, sizeof(pub_secret));
+    s_key("publishers/cmp-019.cert", "publisher", "cmp-019", other_pub_secret, sizeof(other_pub_secret));
+    s_key("subscribers/reader.cert", "subscriber", NULL, sub_secret, sizeof(sub_secret));
+    s_key("rogue-pub.cert", "publisher", "cmp-017", rogue_pub_secret, sizeof(rogue_pub_secret));
+    s_key("rogue-sub.cert", "subscriber", NULL, rogue_sub_secret, sizeof(rogue_sub_secret));
 
     char secret[420];
     snprintf(secret, sizeof(secret), "%s_secret", broker_cert);
@@ -467,10 +477,8 @@ Test(security, a_host_cannot_take_over_another_hosts_node)
 Test(security, a_publisher_added_while_the_broker_runs_gets_in_with_its_first_message)
 {
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
-    char path[400], secret[420];
-    s_path(path, sizeof(path), "publishers/cmp-020.cert");
-    s_keygen("publisher", "cmp-020", path);
-    snprintf(secret, sizeof(secret), "%s_secret", path);
+    char secret[420];
+    s_key("publishers/cmp-020.cert", "publisher", "cmp-020", secret, sizeof(secret));
     const char *args[] = {"--count", "1", "--timeout", "30", NULL};
     it_proc_t *sub = s_subscribe(sub_secret, args);
     cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
@@ -488,16 +496,6 @@ Test(security, a_publisher_added_while_the_broker_runs_gets_in_with_its_first_me
 
 #define S_LATE_MS 60000 //  Generous: a redial comes 1 s after a refusal, then 2, 4...
 
-//  Returns nothing; a certificate pair for role (and host) made outside the
-//  broker's directories: public certificate at path (env.dir/name),
-//  secret at secret.
-static void s_late_keygen(const char *name, const char *role, const char *host, char *path,
-                          size_t path_size, char *secret, size_t secret_size)
-{
-    s_path(path, path_size, name);
-    s_keygen(role, host, path);
-    snprintf(secret, secret_size, "%s_secret", path);
-}
 
 //  Returns nothing; the public certificate at path is moved into the
 //  broker's directory dir ("publishers" or "subscribers") with rename(), so
@@ -742,10 +740,8 @@ static int s_recv_create(hvn_subscriber_t *sub, hvn_msg_t *msg, const char *uuid
 
 Test(security, a_removed_publisher_key_is_refused_on_its_open_connection)
 {
-    char path[400], secret[420];
-    s_path(path, sizeof(path), "publishers/cmp-030.cert");
-    s_keygen("publisher", "cmp-030", path);
-    snprintf(secret, sizeof(secret), "%s_secret", path);
+    char secret[420];
+    s_key("publishers/cmp-030.cert", "publisher", "cmp-030", secret, sizeof(secret));
     hvn_subscriber_t *sub = s_curve_subscriber(sub_secret);
     cr_assert_eq(it_wait_subscriptions(env.service, 1, S_WAIT_MS), 0, "subscriber not connected");
     hvn_publisher_t *pub = s_curve_publisher("cmp-030", secret);
@@ -810,10 +806,8 @@ static char *s_ask(zsock_t *dealer, const char *request, const char *arg, char *
 Test(security,
      a_removed_subscriber_key_is_refused_service_and_subscriptions_on_its_open_connections)
 {
-    char path[400], secret[420];
-    s_path(path, sizeof(path), "subscribers/watcher.cert");
-    s_keygen("subscriber", NULL, path);
-    snprintf(secret, sizeof(secret), "%s_secret", path);
+    char secret[420];
+    s_key("subscribers/watcher.cert", "subscriber", NULL, secret, sizeof(secret));
     cr_assert_eq(s_publish("cmp-017", S_UUID_OK, pub_secret, "20"), 0);
 
     //  One connection, kept open, as a program polling STATS holds it

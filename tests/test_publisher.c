@@ -195,6 +195,14 @@ static const char *s_unheard(hvn_node_t *node)
     return endpoint;
 }
 
+//  Returns the counters of the test's publisher.
+static hvn_publisher_stats_t s_stats(void)
+{
+    hvn_publisher_stats_t stats;
+    hvn_publisher_stats(pub, &stats);
+    return stats;
+}
+
 //  Changes field f of node to a new valid value (round varies it).
 static void s_change(hvn_node_t *node, hvn_field_id_t f, int round)
 {
@@ -263,8 +271,7 @@ Test(publisher, create_sent_once_when_a_node_is_first_reported)
     cr_assert_str_eq(rx.msg.publisher_id, "nova-compute:" S_HOST);
     s_expect_silence(sub);
 
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_assert_eq(stats.reports, 3);
     cr_assert_eq(stats.creates, 1);
     cr_assert_eq(stats.sent, 1);
@@ -341,8 +348,7 @@ Test(publisher, nothing_sent_when_a_non_trigger_field_alone_changes)
     }
     //  The last update can arrive before the actor counts it: wait for idle
     cr_assert_eq(hvn_publisher_flush(pub, 10000), 0);
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_assert_eq(stats.updates, seq - 1);
 }
 
@@ -385,8 +391,7 @@ Test(publisher, invalid_node_is_refused_and_not_held)
     memset(node.uuid, 'a', sizeof(node.uuid)); //  Not terminated
     cr_assert_eq(hvn_publisher_report(pub, &node), -1);
 
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_assert_eq(stats.nodes, 0);
     cr_assert_eq(stats.pending, 0);
     hvn_publisher_set_linger(pub, 0);
@@ -441,8 +446,7 @@ Test(publisher, nothing_sent_before_the_subscription_and_everything_after_in_ord
     hvn_publisher_remove(pub, b.uuid);
 
     cr_assert_eq(hvn_publisher_flush(pub, 100), -1, "no broker, yet flushed");
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_assert_eq(stats.sent, 0);
     cr_assert_eq(stats.pending, 4);
     cr_assert_eq(stats.broker, 0);
@@ -460,7 +464,7 @@ Test(publisher, nothing_sent_before_the_subscription_and_everything_after_in_ord
     cr_assert(hvn_node_equal(&rx.msg.node, &a));
     s_expect(sub, HVN_EVENT_DELETE, 4, &rx);
     cr_assert_eq(hvn_publisher_flush(pub, S_RECV_MS), 0);
-    hvn_publisher_stats(pub, &stats);
+    stats = s_stats();
     cr_assert_eq(stats.pending, 0);
     cr_assert_eq(stats.broker, 1);
 }
@@ -481,8 +485,7 @@ Test(publisher, queued_updates_of_a_node_coalesce_into_the_latest_state)
     s_expect(sub, HVN_EVENT_UPDATE, 2, &rx);
     cr_assert(hvn_node_equal(&rx.msg.node, &node));
     s_expect_silence(sub);
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_assert_eq(stats.coalesced, 2);
     cr_assert_eq(stats.updates, 1);
 }
@@ -600,8 +603,7 @@ Test(publisher, resync_on_resubscribe_resends_last_states_as_kind_3_with_origina
     a.vcpus_used++;
     hvn_publisher_report(pub, &a);
     s_expect(sub, HVN_EVENT_UPDATE, 4, &rx);
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_assert_eq(stats.syncs, 2);
     cr_assert_eq(stats.resyncs, 2);
     for (int i = 0; i < 3; i++)
@@ -653,7 +655,7 @@ Test(publisher, a_broker_gone_is_noticed_and_what_changes_meanwhile_waits_for_th
     int64_t deadline = zclock_mono() + S_RECV_MS;
     do {
         zclock_sleep(5);
-        hvn_publisher_stats(pub, &stats);
+        stats = s_stats();
         cr_assert_lt(zclock_mono(), deadline, "the publisher still thinks a broker is there");
     } while (stats.broker);
     node.vcpus_used++;
@@ -898,8 +900,7 @@ Test(publisher, restart_with_state_sends_no_second_create_and_updates_only_on_tr
     s_expect(sub, HVN_EVENT_CREATE, 2, &rx);
     cr_assert_str_eq(rx.msg.node.uuid, c.uuid);
     s_expect_silence(sub);
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_assert_eq(stats.creates, 1);
     cr_assert_eq(stats.nodes, 3);
 
@@ -1144,8 +1145,7 @@ Test(publisher, nothing_is_lost_when_the_broker_reads_slower_than_the_publisher_
         cr_assert_eq(hvn_publisher_report(pub, &node), 0);
     }
     cr_assert_eq(hvn_publisher_flush(pub, 300), -1, "the pipe cannot hold everything");
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_assert_gt(stats.pending, 0);
 
     for (int i = 0; i < NODES; i++) {
@@ -1281,8 +1281,7 @@ Test(publisher, a_broker_that_stops_reading_does_not_hold_up_the_other)
         cr_assert_eq(hvn_publisher_report(pub, &node), 0);
     }
     uint64_t top = s_read_until_seq(live, NODES, zclock_mono() + 15000);
-    hvn_publisher_stats_t stats;
-    hvn_publisher_stats(pub, &stats);
+    hvn_publisher_stats_t stats = s_stats();
     cr_log_info("reconnects %llu, last seq at the live broker %llu",
                 (unsigned long long)stats.reconnects, (unsigned long long)top);
     cr_assert_eq(top, NODES, "the live broker got up to seq %llu of %d", (unsigned long long)top,

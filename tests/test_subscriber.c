@@ -27,6 +27,14 @@ static fx_service_t fake;     //  The fake broker service, freed by the teardown
 static char endpoint[64];
 static int endpoint_seq;
 
+//  Returns the counters of the test's subscriber.
+static hvn_subscriber_stats_t s_stats(void)
+{
+    hvn_subscriber_stats_t stats;
+    hvn_subscriber_stats(sub, &stats);
+    return stats;
+}
+
 //  Returns a fresh inproc endpoint name.
 static const char *s_new_endpoint(char *buf, size_t size)
 {
@@ -154,8 +162,7 @@ Test(subscriber, valid_message_is_delivered_decoded)
     fx_node_full(&expected, S_UUID, S_HOST);
     cr_assert(hvn_node_equal(&msg.node, &expected));
 
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.received, 1);
     cr_assert_eq(stats.skipped_total, 0);
     hvn_subscriber_destroy(&sub);
@@ -203,8 +210,7 @@ Test(subscriber, malformed_messages_are_skipped_and_counted_by_reason)
     cr_assert_eq(msg.event, HVN_EVENT_UPDATE);
     cr_assert_str_eq(msg.node.uuid, S_UUID);
 
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.skipped[HVN_R_FRAMES], 2);
     cr_assert_eq(stats.skipped[HVN_R_MSGPACK], 1);
     cr_assert_eq(stats.skipped[HVN_R_HEADER_VERSION], 1);
@@ -253,8 +259,7 @@ Test(subscriber, host_filter_is_exact)
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
     cr_assert_str_eq(msg.host, "cmp-01");
     cr_assert_str_eq(msg.node.uuid, S_UUID2);
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.filtered, 1);
     cr_assert_eq(stats.received, 1);
 }
@@ -338,8 +343,7 @@ Test(subscriber, seq_jump_counts_a_gap)
     hvn_msg_t msg;
     for (int i = 0; i < 4; i++)
         cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.gaps, 1);
     cr_assert_eq(stats.missed, 2);
     cr_assert_eq(stats.publishers, 2);
@@ -356,8 +360,7 @@ Test(subscriber, heartbeat_ahead_of_last_seq_counts_a_gap)
         cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 4, 0x01); //  Next after the heartbeat
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.gaps, 1);
     cr_assert_eq(stats.missed, 2);
 }
@@ -371,8 +374,7 @@ Test(subscriber, narrow_subscription_tracks_no_gaps)
     hvn_msg_t msg;
     for (int i = 0; i < 2; i++)
         cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.gaps, 0);
 }
 
@@ -477,8 +479,7 @@ Test(subscriber, snapshot_delivers_items_and_remembers_end_seqs)
     cr_assert_eq(hvn_subscriber_snapshot_seq(sub, s_inst1), 3);
     cr_assert_eq(hvn_subscriber_snapshot_seq(sub, s_inst2), 7);
     cr_assert_str_eq(hvn_subscriber_broker_id(sub), "b1");
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.snapshots, 1);
 }
 
@@ -501,8 +502,7 @@ Test(subscriber, live_messages_covered_by_the_snapshot_are_skipped)
     cr_assert_eq(msg.header.seq, 4);
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
     cr_assert_eq(msg.header.instance[0], 0x02);
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.stale, 2);
     cr_assert_eq(stats.received, 2);
     cr_assert_eq(stats.gaps, 0);
@@ -518,8 +518,7 @@ Test(subscriber, jump_past_the_snapshot_seq_counts_a_gap)
     s_publish(HVN_EVENT_UPDATE, S_UUID, S_HOST, 6, 0x01);
     hvn_msg_t msg;
     cr_assert_eq(hvn_subscriber_recv(sub, &msg, S_WAIT_MS), 1);
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.gaps, 1);
     cr_assert_eq(stats.missed, 2);
 }
@@ -545,8 +544,7 @@ Test(subscriber, bad_snapshot_items_are_counted_and_skipped)
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), 1);
     cr_assert_str_eq(items.uuids[0], S_UUID2);
-    hvn_subscriber_stats_t stats;
-    hvn_subscriber_stats(sub, &stats);
+    hvn_subscriber_stats_t stats = s_stats();
     cr_assert_eq(stats.skipped[HVN_R_MSGPACK], 1);
     cr_assert_eq(stats.skipped[HVN_R_FRAMES], 1);
 }

@@ -243,6 +243,20 @@ static void s_start(int heartbeat_ms)
     s_start_hwm(heartbeat_ms, 0);
 }
 
+//  Returns nothing; s_start(0), node (s_node 1) reported.
+static void s_started(hvn_node_t *node)
+{
+    s_start(0);
+    s_reported(node, 1);
+}
+
+//  Returns nothing; s_started, and node's create received (in rx).
+static void s_created(hvn_node_t *node)
+{
+    s_started(node);
+    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+}
+
 //  Returns true when the heartbeat lists uuid.
 static bool s_heartbeat_lists(const hvn_msg_t *msg, const char *uuid)
 {
@@ -282,9 +296,8 @@ Test(publisher, create_sent_once_when_a_node_is_first_reported)
 
 Test(publisher, update_sent_when_vcpus_used_changes)
 {
-    s_start(0);
     hvn_node_t node;
-    s_reported(&node, 1);
+    s_started(&node);
     node.vcpus_used = 3;
     hvn_publisher_report(pub, &node);
 
@@ -297,10 +310,8 @@ Test(publisher, update_sent_when_vcpus_used_changes)
 
 Test(publisher, update_sent_when_any_trigger_field_alone_changes_and_carries_all_fields)
 {
-    s_start(0);
     hvn_node_t node;
-    s_reported(&node, 1);
-    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    s_created(&node);
 
     uint64_t seq = 1;
     int triggers = 0;
@@ -327,10 +338,8 @@ Test(publisher, update_sent_when_any_trigger_field_alone_changes_and_carries_all
 
 Test(publisher, nothing_sent_when_a_non_trigger_field_alone_changes)
 {
-    s_start(0);
     hvn_node_t node;
-    s_reported(&node, 1);
-    s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
+    s_created(&node);
 
     uint64_t seq = 1;
     for (int f = 0; f < HVN_F_COUNT; f++) {
@@ -354,9 +363,8 @@ Test(publisher, nothing_sent_when_a_non_trigger_field_alone_changes)
 
 Test(publisher, delete_sent_on_remove_and_the_node_is_forgotten)
 {
-    s_start(0);
     hvn_node_t node;
-    s_reported(&node, 1);
+    s_started(&node);
     cr_assert_eq(hvn_publisher_remove(pub, node.uuid), 0);
     cr_assert_eq(hvn_publisher_remove(pub, node.uuid), -1, "removed twice");
     hvn_publisher_report(pub, &node);
@@ -505,9 +513,8 @@ Test(publisher, queued_create_carries_non_trigger_changes_made_before_it_was_sen
 
 Test(publisher, destroy_sends_what_is_queued)
 {
-    s_start(0);
     hvn_node_t node;
-    s_reported(&node, 1);
+    s_started(&node);
     hvn_publisher_destroy(&pub);
 
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);

@@ -44,6 +44,7 @@ void fx_pack_setup(void)
 void fx_pack_teardown(void)
 {
     msgpack_sbuffer_destroy(&fx_sbuf);
+    msgpack_sbuffer_init(&fx_sbuf); //  A second teardown frees nothing twice
 }
 
 //  Returns nothing; s packed as a str.

@@ -32,7 +32,7 @@ extern msgpack_packer fx_pk;    //  Packs into fx_sbuf
 //  .init).
 void fx_pack_setup(void);
 
-//  Returns nothing; frees fx_sbuf (a suite's .fini).
+//  Returns nothing; frees fx_sbuf (a suite's .fini); safe to call twice.
 void fx_pack_teardown(void);
 
 //  Returns nothing; packs s as a msgpack str with pk.

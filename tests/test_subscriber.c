@@ -57,6 +57,7 @@ static void s_teardown(void)
 {
     hvn_subscriber_destroy(&sub);
     fx_service_fini(&fake);
+    fx_pack_teardown();
     zsock_destroy(&xpub);
     hvn_encoder_destroy(&encoder);
 }
@@ -386,11 +387,13 @@ Test(subscriber, narrow_subscription_tracks_no_gaps)
 #define S_INSTANCE2 "02020202-0202-0202-0202-020202020202"
 
 
-//  Returns nothing; prepares an empty fake with a fresh endpoint.
+//  Returns nothing; prepares an empty fake with a fresh endpoint, and an
+//  empty fx_pk for the bodies it sends back.
 static void s_fake_init(void)
 {
     char service[64];
     cr_assert_eq(fx_service_init(&fake, s_new_endpoint(service, sizeof(service))), 0);
+    fx_pack_setup(); //  For a body the fake sends back
 }
 
 //  Returns nothing; frees the canned replies.
@@ -566,7 +569,6 @@ Test(subscriber, snapshot_items_pass_the_topic_and_host_filters)
 Test(subscriber, end_with_unknown_keys_and_uppercase_uuid_is_accepted)
 {
     s_fake_init();
-    fx_pack_setup();
     msgpack_pack_map(&fx_pk, 4);
     fx_pack_str(&fx_pk, "future");
     msgpack_pack_array(&fx_pk, 0);
@@ -579,7 +581,6 @@ Test(subscriber, end_with_unknown_keys_and_uppercase_uuid_is_accepted)
     fx_pack_str(&fx_pk, "broker_id");
     fx_pack_str(&fx_pk, "b2");
     fx_service_reply(&fake, HVN_SERVICE_END, fx_sbuf.data, fx_sbuf.size);
-    fx_pack_teardown();
     sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
     cr_assert_eq(s_snapshot_via_fake(sub, "", &items, S_WAIT_MS), 0);
@@ -634,7 +635,6 @@ Test(subscriber, malformed_end_fails_the_snapshot)
     sub = NULL;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         s_fake_init();
-        fx_pack_setup();
         if (cases[i].build)
             cases[i].build(&fx_pk);
         else
@@ -684,14 +684,12 @@ Test(subscriber, snapshot_without_an_answer_times_out)
 Test(subscriber, stats_request_returns_the_counters_as_json)
 {
     s_fake_init();
-    fx_pack_setup();
     msgpack_pack_map(&fx_pk, 2);
     fx_pack_str(&fx_pk, "received");
     msgpack_pack_uint64(&fx_pk, 5);
     fx_pack_str(&fx_pk, "broker_id");
     fx_pack_str(&fx_pk, "b1");
     fx_service_reply(&fake, HVN_SERVICE_STATS, fx_sbuf.data, fx_sbuf.size);
-    fx_pack_teardown();
     sub = s_client(NULL, 0, NULL);
     zactor_t *actor = fx_service_run(&fake);
     char *json = hvn_subscriber_stats_request(sub, S_WAIT_MS);

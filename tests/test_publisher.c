@@ -257,6 +257,26 @@ static void s_created(hvn_node_t *node)
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
 }
 
+//  Returns nothing; dir (a mkdtemp template) is made, endpoint is an ipc
+//  endpoint in it where sub is bound and pub connects (no heartbeat
+//  awaited).
+static void s_start_ipc(char *dir, char *endpoint, size_t size)
+{
+    cr_assert(mkdtemp(dir));
+    snprintf(endpoint, size, "ipc://%s/frontend", dir);
+    sub = s_broker_new(endpoint);
+    pub = s_publisher_new(endpoint, 0);
+}
+
+//  Returns nothing; the socket file of s_start_ipc and its dir are gone.
+static void s_ipc_remove(const char *dir)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/frontend", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 //  Returns true when the heartbeat lists uuid.
 static bool s_heartbeat_lists(const hvn_msg_t *msg, const char *uuid)
 {
@@ -619,12 +639,8 @@ Test(publisher, resync_on_resubscribe_resends_last_states_as_kind_3_with_origina
 
 Test(publisher, resync_after_a_broker_restart_on_the_same_endpoint)
 {
-    char dir[] = "/tmp/test_publisher.XXXXXX";
-    cr_assert(mkdtemp(dir));
-    char endpoint[128];
-    snprintf(endpoint, sizeof(endpoint), "ipc://%s/frontend", dir);
-    sub = s_broker_new(endpoint);
-    pub = s_publisher_new(endpoint, 0);
+    char dir[] = "/tmp/test_publisher.XXXXXX", endpoint[128];
+    s_start_ipc(dir, endpoint, sizeof(endpoint));
     hvn_node_t a, b;
     s_rx_t sent[3];
     memset(sent, 0, sizeof(sent));
@@ -638,20 +654,13 @@ Test(publisher, resync_after_a_broker_restart_on_the_same_endpoint)
         free(sent[i].body);
     hvn_publisher_destroy(&pub);
     zsock_destroy(&sub);
-    char path[160];
-    snprintf(path, sizeof(path), "%s/frontend", dir);
-    unlink(path);
-    rmdir(dir);
+    s_ipc_remove(dir);
 }
 
 Test(publisher, a_broker_gone_is_noticed_and_what_changes_meanwhile_waits_for_the_next)
 {
-    char dir[] = "/tmp/test_publisher.XXXXXX";
-    cr_assert(mkdtemp(dir));
-    char endpoint[128];
-    snprintf(endpoint, sizeof(endpoint), "ipc://%s/frontend", dir);
-    sub = s_broker_new(endpoint);
-    pub = s_publisher_new(endpoint, 0);
+    char dir[] = "/tmp/test_publisher.XXXXXX", endpoint[128];
+    s_start_ipc(dir, endpoint, sizeof(endpoint));
     hvn_node_t node;
     s_reported(&node, 1);
     s_expect(sub, HVN_EVENT_CREATE, 1, &rx);
@@ -677,10 +686,7 @@ Test(publisher, a_broker_gone_is_noticed_and_what_changes_meanwhile_waits_for_th
     cr_assert_eq(hvn_publisher_flush(pub, S_RECV_MS), 0);
     hvn_publisher_destroy(&pub);
     zsock_destroy(&sub);
-    char path[160];
-    snprintf(path, sizeof(path), "%s/frontend", dir);
-    unlink(path);
-    rmdir(dir);
+    s_ipc_remove(dir);
 }
 
 Test(publisher, heartbeat_lists_the_announced_nodes_and_the_last_seq)

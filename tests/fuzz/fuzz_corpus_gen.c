@@ -50,6 +50,15 @@ static void s_write(const char *sub, const char *name, const void *data, size_t 
         s_die(path);
 }
 
+//  Returns a stream writing into *text (its length in *size), or dies.
+static FILE *s_memstream(char **text, size_t *size)
+{
+    FILE *out = open_memstream(text, size);
+    if (!out)
+        s_die("open_memstream");
+    return out;
+}
+
 //  Returns nothing; writes word, packed as a msgpack str, as one
 //  dictionary entry.
 static void s_dict_str(FILE *out, const char *word)
@@ -321,9 +330,7 @@ static void s_decoder_dict(void)
     size_t nwords = sizeof(words) / sizeof(words[0]);
     char *text = NULL;
     size_t size = 0;
-    FILE *out = open_memstream(&text, &size);
-    if (!out)
-        s_die("open_memstream");
+    FILE *out = s_memstream(&text, &size);
     fprintf(out, "# HVN/1 bodies: keys and words as msgpack str, event names as in topics.\n"
                  "# Written by fuzz_corpus_gen.\n");
     for (size_t i = 0; i < nwords + HVN_F_COUNT; i++) {
@@ -361,9 +368,7 @@ static void s_write_lines(const char *name, json_t **objs, size_t count, const c
 {
     char *text = NULL;
     size_t size = 0;
-    FILE *out = open_memstream(&text, &size);
-    if (!out)
-        s_die("open_memstream");
+    FILE *out = s_memstream(&text, &size);
     for (size_t i = 0; i < count; i++) {
         if (!objs[i]) {
             fprintf(out, "  %s", eol);
@@ -474,9 +479,7 @@ static void s_json_dict(void)
 {
     char *text = NULL;
     size_t size = 0;
-    FILE *out = open_memstream(&text, &size);
-    if (!out)
-        s_die("open_memstream");
+    FILE *out = s_memstream(&text, &size);
     fprintf(out, "# hvn-pub input: the payload's keys and JSON words.\n"
                  "# Written by fuzz_corpus_gen.\n");
     for (int f = 0; f < HVN_F_COUNT; f++)
@@ -597,9 +600,7 @@ static void s_end_dict(void)
                                "# Written by fuzz_corpus_gen.\n";
     char *out_text = NULL;
     size_t size = 0;
-    FILE *out = open_memstream(&out_text, &size);
-    if (!out)
-        s_die("open_memstream");
+    FILE *out = s_memstream(&out_text, &size);
     fputs(text, out);
     static const char *const words[] = {"broker_id", "count", "publishers", S_UUID};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {

@@ -91,7 +91,6 @@ int bc_stop(pid_t pid, int sig, int timeout_ms, double *cpu_s);
 //  Returns the resident set size of pid in KiB, or -1.
 long bc_rss_kib(pid_t pid);
 
-
 //  The counters of a broker's STATS reply that the benchmarks read.
 typedef struct {
     uint64_t received;    //  Messages read on the frontend

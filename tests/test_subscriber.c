@@ -386,7 +386,6 @@ Test(subscriber, narrow_subscription_tracks_no_gaps)
 #define S_INSTANCE1 "01010101-0101-0101-0101-010101010101"
 #define S_INSTANCE2 "02020202-0202-0202-0202-020202020202"
 
-
 //  Returns nothing; prepares an empty fake with a fresh endpoint, and an
 //  empty fx_pk for the bodies it sends back.
 static void s_fake_init(void)

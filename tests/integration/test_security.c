@@ -61,8 +61,7 @@ static void s_late_keygen(const char *name, const char *role, const char *host, 
 
 //  Returns nothing; a certificate of role (and host) is made at name in
 //  the suite's directory, its secret's path written into secret.
-static void s_key(const char *name, const char *role, const char *host, char *secret,
-                  size_t size)
+static void s_key(const char *name, const char *role, const char *host, char *secret, size_t size)
 {
     char path[400];
     s_late_keygen(name, role, host, path, sizeof(path), secret, size);
@@ -79,7 +78,8 @@ static void s_setup(void)
     s_path(broker_cert, sizeof(broker_cert), "broker.cert");
     s_keygen("broker", NULL, broker_cert);
     s_key("publishers/cmp-017.cert", "publisher", "cmp-017", pub_secret, sizeof(pub_secret));
-    s_key("publishers/cmp-019.cert", "publisher", "cmp-019", other_pub_secret, sizeof(other_pub_secret));
+    s_key("publishers/cmp-019.cert", "publisher", "cmp-019", other_pub_secret,
+          sizeof(other_pub_secret));
     s_key("subscribers/reader.cert", "subscriber", NULL, sub_secret, sizeof(sub_secret));
     s_key("rogue-pub.cert", "publisher", "cmp-017", rogue_pub_secret, sizeof(rogue_pub_secret));
     s_key("rogue-sub.cert", "subscriber", NULL, rogue_sub_secret, sizeof(rogue_sub_secret));
@@ -495,7 +495,6 @@ Test(security, a_publisher_added_while_the_broker_runs_gets_in_with_its_first_me
 //  Keys installed after their client started
 
 #define S_LATE_MS 60000 //  Generous: a redial comes 1 s after a refusal, then 2, 4...
-
 
 //  Returns nothing; the public certificate at path is moved into the
 //  broker's directory dir ("publishers" or "subscribers") with rename(), so

@@ -8,6 +8,8 @@
 #include "hvn_opt.h"
 #include "hvn_cli.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -15,6 +17,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #ifndef HVN_VERSION
 #define HVN_VERSION "0"
@@ -65,12 +69,89 @@ static bool s_endpoint_valid(const char *text)
     return false;
 }
 
+//  Longest ipc:// path: a Unix socket address's room, less its NUL
+#define S_UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+//  Returns true when text (len bytes) is a TCP port libzmq takes: '*' or
+//  a number from 0 to 65535.
+static bool s_tcp_port_valid(const char *text, size_t len)
+{
+    char port[8];
+    long number;
+    if (len == 1 && text[0] == '*')
+        return true;
+    if (len == 0 || len >= sizeof(port))
+        return false;
+    memcpy(port, text, len);
+    port[len] = '\0';
+    return hvn_cli_parse_long(port, 0, 65535, &number) == 0;
+}
+
+//  Returns true when text (len bytes) is a TCP host libzmq can reach or
+//  bind: '*', a valid IPv4 address (anything of digits and dots must be
+//  one: libzmq takes tcp://256.1.1.1:1 and then retries it forever), an
+//  IPv6 address in brackets, or a host or interface name.
+static bool s_tcp_host_valid(const char *text, size_t len)
+{
+    char host[INET6_ADDRSTRLEN + 64];
+    if (len == 0 || len >= sizeof(host))
+        return false;
+    memcpy(host, text, len);
+    host[len] = '\0';
+    if (strcmp(host, "*") == 0)
+        return true;
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (host[0] == '[') {
+        if (len < 3 || host[len - 1] != ']')
+            return false;
+        host[len - 1] = '\0';
+        host[strcspn(host, "%")] = '\0'; //  A zone (fe80::1%eth0) is libzmq's to check
+        return inet_pton(AF_INET6, host + 1, addr) == 1;
+    }
+    if (strspn(host, "0123456789.") == len)
+        return inet_pton(AF_INET, host, addr) == 1;
+    if (strchr(host, ':'))
+        return inet_pton(AF_INET6, host, addr) == 1;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)host[i]) && !strchr("-._", host[i]))
+            return false;
+    return true;
+}
+
+//  Returns true when text is HOST:PORT as s_tcp_host_valid and
+//  s_tcp_port_valid take them.
+static bool s_tcp_address_valid(const char *text, size_t len)
+{
+    const char *colon = NULL;
+    for (const char *p = text; p < text + len; p++)
+        if (*p == ':')
+            colon = p;
+    return colon && s_tcp_host_valid(text, (size_t)(colon - text)) &&
+           s_tcp_port_valid(colon + 1, len - (size_t)(colon + 1 - text));
+}
+
 const char *hvn_opt_check_endpoint(const char *value)
 {
     //  The libraries join several endpoints with ','
-    return s_endpoint_valid(value) && !strchr(value, ',')
-               ? NULL
-               : "one endpoint such as tcp://127.0.0.1:5561";
+    if (!s_endpoint_valid(value) || strchr(value, ','))
+        return "one endpoint such as tcp://127.0.0.1:5561";
+    //  libzmq refuses a path longer than a socket address holds
+    if (strncmp(value, "ipc://", 6) == 0 && strlen(value + 6) > S_UNIX_PATH_MAX)
+        return "one endpoint such as ipc:///run/hvn/backend: a path of at most 107 bytes";
+    if (strncmp(value, "tcp://", 6) != 0)
+        return NULL;
+    //  tcp://[SOURCE[:PORT];]HOST:PORT, SOURCE being the address to
+    //  connect from
+    const char *address = value + 6;
+    const char *semicolon = strchr(address, ';');
+    size_t source_len = semicolon ? (size_t)(semicolon - address) : 0;
+    if ((semicolon && !s_tcp_address_valid(address, source_len) &&
+         !s_tcp_host_valid(address, source_len)) ||
+        !s_tcp_address_valid(semicolon ? semicolon + 1 : address,
+                             strlen(semicolon ? semicolon + 1 : address)))
+        return "one endpoint such as tcp://127.0.0.1:5561: a valid IPv4 address, [IPv6] "
+               "address or host name, then a port from 0 to 65535";
+    return NULL;
 }
 
 //  Returns true when text is ADDR:PORT with a port from 0 to 65535 and a

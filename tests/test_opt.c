@@ -124,6 +124,12 @@ Test(opt, every_bad_value_is_one_line_naming_the_option_and_exit_2)
         {{"prog", "--format", "xml", NULL}, "--format: expected one of json|table, got 'xml'"},
         {{"prog", "--connect", "localhost:1", NULL}, "--connect: expected one endpoint"},
         {{"prog", "--connect", "tcp://a:1,tcp://b:1", NULL}, "--connect: expected one endpoint"},
+        {{"prog", "--connect", "tcp://256.1.1.1:1", NULL}, "--connect: expected one endpoint"},
+        {{"prog", "--connect", "tcp://127.0.0.1:65536", NULL}, "--connect: expected one endpoint"},
+        {{"prog", "--connect", "tcp://127.0.0.1", NULL}, "--connect: expected one endpoint"},
+        {{"prog", "--connect", "tcp://[::1:5561", NULL}, "--connect: expected one endpoint"},
+        {{"prog", "--connect", "tcp://10.0.0.300;127.0.0.1:1", NULL}, "--connect: expected"},
+        {{"prog", "--connect", "tcp://host name:1", NULL}, "--connect: expected one endpoint"},
         {{"prog", "--service", "a:b", NULL}, "--service: expected a name without ':'"},
         {{"prog", "--bogus", NULL}, "unknown option '--bogus'"},
         {{"prog", "--count", NULL}, "--count: missing value"},
@@ -138,6 +144,23 @@ Test(opt, every_bad_value_is_one_line_naming_the_option_and_exit_2)
         cr_expect(strstr(err, "(try --help)\n") != NULL, "case %zu: %s", i, err);
         cr_expect_eq(strchr(err, '\n'), strrchr(err, '\n'), "case %zu: one line: %s", i, err);
     }
+}
+
+Test(opt, every_endpoint_libzmq_takes_passes_the_endpoint_check)
+{
+    const char *good[] = {"tcp://127.0.0.1:5561", "tcp://*:5561",         "tcp://127.0.0.1:*",
+                          "tcp://[::1]:5561",     "tcp://::1:5561",       "tcp://broker-1.example:5561",
+                          "tcp://eth0:5561",      "tcp://127.0.0.2:0;127.0.0.1:5561",
+                          "ipc:///tmp/hvn.sock",  "inproc://broker",      NULL};
+    for (size_t i = 0; good[i]; i++)
+        cr_expect_null(hvn_opt_check_endpoint(good[i]), "%s refused", good[i]);
+    const char *bad[] = {"tcp://256.1.1.1:1", "tcp://1.2.3:5561", "tcp://127.0.0.1:",
+                         "tcp://[fe80::zz]:1", "tcp://127.0.0.1:-1",
+                         "ipc:///tmp/a-path-longer-than-a-unix-socket-address-holds-which-is-"
+                         "one-hundred-and-seven-bytes-at-most-on-linux-and-some",
+                         NULL};
+    for (size_t i = 0; bad[i]; i++)
+        cr_expect_not_null(hvn_opt_check_endpoint(bad[i]), "%s taken", bad[i]);
 }
 
 Test(opt, a_list_takes_no_more_than_its_bound)

@@ -50,6 +50,12 @@ Test(cli, bad_usage_exits_2_naming_the_problem)
          "service"},
         {{"hvn-agent", "--connect", "tcp://127.0.0.1:1", "--interval", "0", NULL}, "interval"},
         {{"hvn-keygen", "admin", NULL}, "admin"},
+        //  libzmq takes these, then retries them forever without a word
+        {{"hvn-sub", "--connect", "tcp://256.1.1.1:1", NULL}, "--connect"},
+        {{"hvn-sub", "--service", "tcp://127.0.0.1:99999", NULL}, "--service"},
+        {{"hvn-pub", "--connect", "tcp://256.1.1.1:1", "--host", "h", NULL}, "--connect"},
+        {{"hvn-agent", "--connect", "tcp://256.1.1.1:1", NULL}, "--connect"},
+        {{"hvn-broker", "--frontend", "tcp://1.2.3.4.5:5561", NULL}, "--frontend"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         s_bad_case_t *bad = &cases[i];

@@ -35,11 +35,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 //  Messages handled per socket per wake-up: big enough that a busy frontend
 //  costs one poll per thousand messages, small enough that the service and
@@ -61,10 +66,19 @@
 //  XPUB drops that subscriber's excess. A drop shows up to it as a seq gap,
 //  and it re-snapshots. The default 1000 drops during ordinary bursts
 //  (9-15 % measured through a bare proxy at full speed); 100 000 rides
-//  out a burst of the whole fleet at once, at a cost bounded by ~70 MB per
-//  stuck subscriber. ZMQ_XPUB_NODROP is not used: with it one slow
-//  subscriber would stall every other one (libzmq #4469).
+//  out a burst of the whole fleet at once. ZMQ_XPUB_NODROP is not used:
+//  with it one slow subscriber would stall every other one (libzmq #4469).
+//  libzmq bounds a queue in messages only, so what one subscriber that
+//  never reads can pin is the queue times the largest message forwarded:
+//  --subscriber-bytes cuts the queue to fit (s_subscriber_queue).
 #define S_BACKEND_SNDHWM 100000
+//  What one queued message costs libzmq beyond its bytes: three 64-byte
+//  msg_t slots and the allocator's bookkeeping. A small message received
+//  without copy (ZMQ_ZERO_COPY_RECV, on by default) may keep its whole
+//  receive buffer alive: S_RECV_BUFFER (libzmq's 8 KiB batch) is the least
+//  a queued message is counted for.
+#define S_MSG_OVERHEAD 256
+#define S_RECV_BUFFER 8192
 
 //  Frontend XSUB: publishers' messages queue here while the loop is busy (a
 //  large snapshot, a burst), rather than being dropped at the publishers'
@@ -74,14 +88,21 @@
 //  Service ROUTER: a snapshot is served in slices from the loop, so that
 //  forwarding never waits for a big one; each slice stops at the client's
 //  high water mark (ZMQ_ROUTER_MANDATORY makes a full queue EAGAIN, never a
-//  silent drop) and resumes when the client has read some. So the HWM only
-//  bounds the memory a slow client can hold (10 000 items ≈ 7 MB), not the
-//  size of a snapshot.
+//  silent drop) and resumes when the client has read some. libzmq counts
+//  the queue in messages: what it holds for one client is at most
+//  S_SERVICE_SNDHWM times the largest item sent to it, and that is what a
+//  snapshot is counted for against --snapshot-bytes (s_snapjob_reserve).
+//  After END the snapshot still counts until the client's connection has
+//  nothing left to send (SIOCOUTQ 0), and a client that takes nothing for
+//  --snapshot-stall-ms is cut: libzmq frees what it queued for it.
 #define S_SERVICE_SNDHWM 10000
 #define S_SNAPSHOT_SLICE 2048     //  Items sent per snapshot per wake-up
 #define S_SNAPSHOTS_MAX 64        //  Snapshots in progress at once
-#define S_SNAPSHOT_STALL_MS 30000 //  A client that reads nothing this long is dropped
+#define S_SNAPSHOT_SHARE 4        //  One peer: at most 1/4 of the slots and the bytes
 #define S_SNAPSHOT_RETRY_MS 2     //  Poll wait while every snapshot waits for its client
+#define S_ITEM_OVERHEAD 320       //  Four msg_t slots and two heap blocks per ITEM
+#define S_TRIM_DELAY_MS 100       //  libzmq frees a cut connection's queue in its own thread
+#define S_TRIM_EVERY_MS 1000      //  Freed memory handed back at most this often
 
 //  Frames larger than this are not even received: libzmq drops the peer's
 //  connection. It is a guard against a peer making the broker allocate
@@ -149,6 +170,13 @@ struct _s_snapjob_t {
     size_t publishers_cap;           //  Entries allocated
     int64_t blocked_ms;             //  Since when the client's queue is full; 0 = not
     int64_t asked_us;               //  When it was asked for (zclock_usecs)
+    char *peer;                     //  Who asked (hvn_limits.h), for its share
+    int fd;                         //  The request's connection (ZMQ_SRCFD); -1 unknown
+    size_t item_max;                //  Largest ITEM cost seen for it, bytes
+    size_t end_size;                //  What its END will cost, about, bytes
+    size_t reserved;                //  Bytes it counts for against snapshot_bytes
+    int64_t ended_ms;               //  When END was queued; 0 = not yet
+    int outq;                       //  Bytes its connection's kernel queue held; -1 unread
 };
 
 struct _hvn_broker_t {
@@ -206,6 +234,12 @@ struct _hvn_broker_t {
     s_ratelog_t log_pruned;            //  Nodes pruned on a heartbeat
     s_snapjob_t *snapshots;            //  Snapshots in progress, oldest first
     size_t snapshots_active;           //  How many
+    size_t snapshot_bytes_max;         //  --snapshot-bytes
+    size_t snapshot_reserved;          //  What the snapshots in progress count for
+    int64_t snapshot_stall_ms;         //  --snapshot-stall-ms
+    int subscriber_queue;              //  Backend SNDHWM: messages per subscriber
+    int64_t trim_ms;                   //  When to hand freed memory back; 0 = not due
+    int64_t trimmed_ms;                //  When it was last handed back
     uint64_t instances_seen;           //  Clock of publisher appearances, for the seq map
     hvn_broker_tick_fn *tick;          //  Called after each wake-up of hvn_broker_run, or NULL
     void *tick_arg;                    //  For tick
@@ -232,6 +266,7 @@ static const struct {
     {"cache_errors", offsetof(hvn_broker_stats_t, cache_errors)},
     {"snapshots", offsetof(hvn_broker_stats_t, snapshots)},
     {"snapshots_failed", offsetof(hvn_broker_stats_t, snapshots_failed)},
+    {"snapshots_stalled", offsetof(hvn_broker_stats_t, snapshots_stalled)},
     {"snapshot_us", offsetof(hvn_broker_stats_t, snapshot_us)},
     {"snapshot_last_us", offsetof(hvn_broker_stats_t, snapshot_last_us)},
     {"service_refused", offsetof(hvn_broker_stats_t, service_refused)},
@@ -390,6 +425,32 @@ static void s_limit_log(hvn_broker_t *self, const char *what, const char *peer, 
         zsys_warning("limit: %s (peer '%s'; %" PRIu64 " so far, %" PRIu64
                      " limit lines suppressed since last line)",
                      what, peer, total, suppressed);
+}
+
+//  Returns nothing; the memory libzmq frees for a connection that closed
+//  or was cut (its queue) goes back to the system soon, at most once a
+//  second: glibc keeps freed memory in its arenas otherwise, and the
+//  broker's resident size would stay at its peak.
+static void s_trim_soon(hvn_broker_t *self)
+{
+    if (self->trim_ms)
+        return;
+    self->trim_ms = self->now_ms + S_TRIM_DELAY_MS;
+    if (self->trim_ms < self->trimmed_ms + S_TRIM_EVERY_MS)
+        self->trim_ms = self->trimmed_ms + S_TRIM_EVERY_MS;
+}
+
+//  Returns nothing; freed memory is handed back when it is due.
+static void s_trim(hvn_broker_t *self)
+{
+    if (!self->trim_ms || self->now_ms < self->trim_ms)
+        return;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    //  The next no sooner than a second from now
+    self->trim_ms = 0;
+    self->trimmed_ms = self->now_ms;
 }
 
 // --------------------------------------------------------------------------
@@ -772,18 +833,18 @@ static int s_handle_frontend(hvn_broker_t *self)
 // --------------------------------------------------------------------------
 //  Backend: count subscriptions
 
-//  Returns 1 when descriptor fd is a connection accepted on the backend's
-//  endpoint (same address family, same TCP port or ipc path), else 0. A
-//  guard before cutting it: the descriptor comes from a message's
-//  metadata, and must not name anything else of the process.
-static int s_backend_conn(const hvn_broker_t *self, int fd)
+//  Returns 1 when descriptor fd is a connection accepted on the endpoint
+//  of socket `which` (same address family, same TCP port or ipc path),
+//  else 0. A guard before cutting it: the descriptor comes from a
+//  message's metadata, and must not name anything else of the process.
+static int s_own_conn(const hvn_broker_t *self, int which, int fd)
 {
     struct sockaddr_storage local, remote;
     socklen_t local_len = sizeof(local), remote_len = sizeof(remote);
     if (getsockname(fd, (struct sockaddr *)&local, &local_len) != 0 ||
         getpeername(fd, (struct sockaddr *)&remote, &remote_len) != 0)
         return 0;
-    const char *endpoint = self->endpoint[S_BACKEND];
+    const char *endpoint = self->endpoint[which];
     if (local.ss_family == AF_UNIX && strncmp(endpoint, "ipc://", 6) == 0) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&local;
         return strncmp(un->sun_path, endpoint + 6, sizeof(un->sun_path)) == 0;
@@ -806,7 +867,7 @@ static int s_backend_conn(const hvn_broker_t *self, int fd)
 //  SIGPIPE is ignored (hvn_broker_new): a write to it fails with EPIPE.
 static void s_cut_subscriber(hvn_broker_t *self, int fd, const char *peer)
 {
-    if (!s_backend_conn(self, fd) || shutdown(fd, SHUT_RDWR) != 0)
+    if (!s_own_conn(self, S_BACKEND, fd) || shutdown(fd, SHUT_RDWR) != 0)
         return;
     self->stats.subscribers_cut++;
     s_limit_log(self, "subscriber connection cut: it kept sending subscriptions that are refused",
@@ -957,11 +1018,19 @@ static void s_snapjob_free(s_snapjob_t *job)
     free(job->id);
     free(job->keys);
     free(job->publishers);
+    free(job->peer);
     free(job);
 }
 
-//  Returns 0 after appending the item's key to the snapshot's keys, -1 when
-//  out of memory.
+//  Returns what one ITEM of a topic and a body of these sizes costs in the
+//  service socket's queue, bytes: its four frames and libzmq's bookkeeping.
+static size_t s_item_cost(size_t topic_size, size_t body_size)
+{
+    return strlen(HVN_SERVICE_ITEM) + topic_size + HVN_HEADER_SIZE + body_size + S_ITEM_OVERHEAD;
+}
+
+//  Returns 0 after appending the item's key to the snapshot's keys (and
+//  raising its largest item), -1 when out of memory.
 static int s_snapjob_add_key(const hvn_cache_item_t *item, void *arg)
 {
     s_snapjob_t *job = arg;
@@ -973,57 +1042,134 @@ static int s_snapjob_add_key(const hvn_cache_item_t *item, void *arg)
         job->keys = grown;
     }
     memcpy(job->keys[job->count++], item->key, 16);
+    size_t cost = s_item_cost(item->topic_size, item->body_size);
+    if (cost > job->item_max)
+        job->item_max = cost;
     return 0;
+}
+
+//  Returns the bytes a snapshot counts for: the most libzmq can hold for
+//  its client at once (the queue's S_SERVICE_SNDHWM messages, each as
+//  large as its largest item; fewer when it has fewer), and its END.
+static size_t s_snapjob_cost(const s_snapjob_t *job)
+{
+    size_t items = job->count < S_SERVICE_SNDHWM ? job->count : S_SERVICE_SNDHWM;
+    return items * job->item_max + job->end_size;
+}
+
+//  Returns nothing; the snapshot counts for what s_snapjob_cost says now
+//  (its largest item may have grown since the request).
+static void s_snapjob_reserve(hvn_broker_t *self, s_snapjob_t *job)
+{
+    size_t cost = s_snapjob_cost(job);
+    self->snapshot_reserved = self->snapshot_reserved - job->reserved + cost;
+    job->reserved = cost;
+}
+
+//  Returns nothing; the client's connection is cut (a job's fd, checked to
+//  be one of the service socket's connections), so that libzmq frees what
+//  it queued for it; the memory goes back to the system soon after.
+static void s_snapjob_cut(hvn_broker_t *self, s_snapjob_t *job)
+{
+    if (job->fd >= 0 && s_own_conn(self, S_SERVICE, job->fd) && shutdown(job->fd, SHUT_RDWR) == 0)
+        s_trim_soon(self);
 }
 
 //  Returns nothing; a snapshot that could not be finished is counted,
 //  logged (rate-limited) and freed. err: errno of the failed send, or 0
-//  for a client that read nothing for too long.
+//  for a client that took nothing for snapshot_stall_ms (then cut).
 static void s_snapjob_fail(hvn_broker_t *self, s_snapjob_t *job, int err)
 {
-    self->stats.snapshots_failed++;
+    char why[96];
+    if (err == 0) {
+        self->stats.snapshots_stalled++;
+        s_snapjob_cut(self, job);
+        snprintf(why, sizeof(why), "client took nothing for %" PRId64 " ms: cut",
+                 self->snapshot_stall_ms);
+    } else {
+        self->stats.snapshots_failed++;
+        snprintf(why, sizeof(why), "%s", err == EHOSTUNREACH ? "client gone" : zmq_strerror(err));
+    }
     uint64_t suppressed;
     if (s_ratelog_due(&self->log_snapshot, self->now_ms, &suppressed))
-        zsys_warning("service: snapshot under prefix '%s' cut short after %ld of %zu items: %s "
-                     "(%" PRIu64 " cut short, %" PRIu64 " unlogged since last line)",
-                     job->prefix, job->sent, job->count,
-                     err == 0              ? "client read nothing for 30 s"
-                     : err == EHOSTUNREACH ? "client gone"
-                                           : zmq_strerror(err),
+        zsys_warning("service: snapshot under prefix '%s' for '%s' cut short after %ld of %zu "
+                     "items%s: %s (%" PRIu64 " stalled, %" PRIu64 " failed, %" PRIu64
+                     " unlogged since last line)",
+                     job->prefix, job->peer, job->sent, job->count,
+                     job->ended_ms ? " and END" : "", why, self->stats.snapshots_stalled,
                      self->stats.snapshots_failed, suppressed);
+    self->snapshot_reserved -= job->reserved;
     s_snapjob_free(job);
+}
+
+//  Returns NULL when peer may have one more snapshot of cost bytes in
+//  progress, else why not. The slots and snapshot_bytes are shared, but no
+//  peer takes more than 1/S_SNAPSHOT_SHARE of either, so that one abuser
+//  leaves the rest to the others; a lone snapshot always goes, whatever
+//  its cost.
+static const char *s_snapshot_refused(const hvn_broker_t *self, const char *peer, size_t cost)
+{
+    size_t jobs = 0, bytes = 0;
+    for (const s_snapjob_t *job = self->snapshots; job; job = job->next)
+        if (streq(job->peer, peer)) {
+            jobs++;
+            bytes += job->reserved;
+        }
+    if (self->snapshots_active >= S_SNAPSHOTS_MAX)
+        return "too many snapshots in progress";
+    if (jobs >= S_SNAPSHOTS_MAX / S_SNAPSHOT_SHARE ||
+        (jobs > 0 && bytes + cost > self->snapshot_bytes_max / S_SNAPSHOT_SHARE))
+        return "too many snapshots in progress for this subscriber: try again later";
+    if (self->snapshots_active > 0 && self->snapshot_reserved + cost > self->snapshot_bytes_max)
+        return "snapshot memory (--snapshot-bytes) in use: try again later";
+    return NULL;
 }
 
 //  Returns nothing; the client's snapshot request is queued: the keys
 //  under prefix and the publishers' seqs are taken now, the items go out
-//  from the loop (s_handle_snapshots). Too many snapshots in progress, or
-//  no memory, is an ERROR reply.
-static void s_serve_snapshot(hvn_broker_t *self, zmq_msg_t *id, zmq_msg_t *prefix)
+//  from the loop (s_handle_snapshots). No slot or memory left for it
+//  (s_snapshot_refused) is an ERROR reply, counted and logged as a limit;
+//  so is no memory at all.
+static void s_serve_snapshot(hvn_broker_t *self, zmq_msg_t *id, zmq_msg_t *command,
+                             zmq_msg_t *prefix)
 {
-    s_snapjob_t *job = NULL;
-    if (self->snapshots_active < S_SNAPSHOTS_MAX)
-        job = calloc(1, sizeof(*job));
+    const char *peer = s_peer(command);
+    const char *why = "out of memory";
+    s_snapjob_t *job = calloc(1, sizeof(*job));
     if (job) {
         job->asked_us = zclock_usecs();
         s_frame_text(job->prefix, sizeof(job->prefix), prefix);
         job->id_size = zmq_msg_size(id);
         job->id = malloc(job->id_size ? job->id_size : 1);
-        if (job->id && hvn_seqmap_foreach(self->seqmap, s_snapjob_add_publisher, job) >= 0 &&
+        job->peer = strdup(peer);
+        //  Over inproc:// no descriptor (-1): the job ends with its END
+        job->fd = zmq_msg_get(command, ZMQ_SRCFD);
+        job->outq = -1;
+        if (job->id && job->peer &&
+            hvn_seqmap_foreach(self->seqmap, s_snapjob_add_publisher, job) >= 0 &&
             hvn_cache_foreach(self->cache, zmq_msg_data(prefix), zmq_msg_size(prefix),
                               s_snapjob_add_key, job) >= 0) {
             memcpy(job->id, zmq_msg_data(id), job->id_size);
-            s_snapjob_t **tail = &self->snapshots;
-            while (*tail)
-                tail = &(*tail)->next;
-            *tail = job;
-            self->snapshots_active++;
-            return;
+            job->end_size = 128 + job->publisher_count * 64;
+            why = s_snapshot_refused(self, peer, s_snapjob_cost(job));
+            if (!why) {
+                s_snapjob_reserve(self, job);
+                s_snapjob_t **tail = &self->snapshots;
+                while (*tail)
+                    tail = &(*tail)->next;
+                *tail = job;
+                self->snapshots_active++;
+                return;
+            }
         }
         s_snapjob_free(job);
     }
-    const char *why = self->snapshots_active < S_SNAPSHOTS_MAX ? "out of memory"
-                                                               : "too many snapshots in progress";
-    self->stats.snapshots_failed++;
+    if (streq(why, "out of memory"))
+        self->stats.snapshots_failed++;
+    else {
+        self->stats.limited_snapshots++;
+        s_limit_log(self, why, peer, self->stats.limited_snapshots);
+    }
     s_reply(self, id, HVN_SERVICE_ERROR, why, strlen(why));
 }
 
@@ -1052,11 +1198,56 @@ static int s_snapjob_end(hvn_broker_t *self, s_snapjob_t *job)
     return rc;
 }
 
-//  Returns 1 when the snapshot is finished (sent, or failed: counted),
+//  Returns nothing; a snapshot taken in full by its client is counted,
+//  logged (rate-limited) and freed.
+static void s_snapjob_served(hvn_broker_t *self, s_snapjob_t *job)
+{
+    self->stats.snapshots++;
+    s_took(&self->stats.snapshot_us, &self->stats.snapshot_last_us, job->asked_us);
+    uint64_t suppressed;
+    if (s_ratelog_due(&self->log_snapshot, self->now_ms, &suppressed))
+        zsys_info("service: snapshot of %ld nodes under prefix '%s' served (%" PRIu64
+                  " snapshots, %" PRIu64 " unlogged since last line)",
+                  job->sent, job->prefix, self->stats.snapshots, suppressed);
+    self->snapshot_reserved -= job->reserved;
+    s_snapjob_free(job);
+}
+
+//  Returns 1 when the snapshot, whose END is queued, is finished: its
+//  client took everything (its connection has no byte left to send; the
+//  look waits for a wake-up after END, when libzmq's thread has written
+//  what it could), its connection closed, or it took nothing more for
+//  snapshot_stall_ms (cut). Else 0: it still counts against
+//  snapshot_bytes.
+static int s_snapjob_drain(hvn_broker_t *self, s_snapjob_t *job)
+{
+    int queued = 0;
+    if (job->fd < 0 || ioctl(job->fd, SIOCOUTQ, &queued) != 0 ||
+        (queued == 0 && self->now_ms > job->ended_ms)) {
+        s_snapjob_served(self, job);
+        return 1;
+    }
+    //  A client that reads moves its queue (libzmq refills it from what
+    //  it holds); one that does not leaves it as it is
+    if (queued != job->outq) {
+        job->outq = queued;
+        job->blocked_ms = self->now_ms;
+        return 0;
+    }
+    if (self->now_ms - job->blocked_ms > self->snapshot_stall_ms) {
+        s_snapjob_fail(self, job, 0);
+        return 1;
+    }
+    return 0;
+}
+
+//  Returns 1 when the snapshot is finished (taken, or failed: counted),
 //  0 when it goes on at a later wake-up. At most a slice of items is sent;
 //  a full client queue stops the slice until the client reads.
 static int s_snapjob_step(hvn_broker_t *self, s_snapjob_t *job)
 {
+    if (job->ended_ms)
+        return s_snapjob_drain(self, job);
     s_snapshot_t snap = {self->items[S_SERVICE].socket, job->id, job->id_size, 0};
     long sent_before = job->sent;
     for (int n = 0; n < S_SNAPSHOT_SLICE && job->next_key < job->count; n++) {
@@ -1064,6 +1255,11 @@ static int s_snapjob_step(hvn_broker_t *self, s_snapjob_t *job)
         if (!hvn_cache_lookup(self->cache, job->keys[job->next_key], &item)) {
             job->next_key++; //  Deleted since the request; the delete goes out live
             continue;
+        }
+        size_t cost = s_item_cost(item.topic_size, item.body_size);
+        if (cost > job->item_max) { //  Updated since the request
+            job->item_max = cost;
+            s_snapjob_reserve(self, job);
         }
         if (s_send_item(&item, &snap) != 0)
             break;
@@ -1076,7 +1272,7 @@ static int s_snapjob_step(hvn_broker_t *self, s_snapjob_t *job)
         //  The stall is counted from the last item the client took room for
         if (!job->blocked_ms || job->sent != sent_before)
             job->blocked_ms = self->now_ms;
-        else if (self->now_ms - job->blocked_ms > S_SNAPSHOT_STALL_MS) {
+        else if (self->now_ms - job->blocked_ms > self->snapshot_stall_ms) {
             s_snapjob_fail(self, job, 0);
             return 1;
         }
@@ -1089,19 +1285,12 @@ static int s_snapjob_step(hvn_broker_t *self, s_snapjob_t *job)
     job->blocked_ms = 0;
     if (job->next_key < job->count)
         return 0;
-    self->stats.snapshots++;
-    s_took(&self->stats.snapshot_us, &self->stats.snapshot_last_us, job->asked_us);
-    uint64_t suppressed;
-    if (s_ratelog_due(&self->log_snapshot, self->now_ms, &suppressed))
-        zsys_info("service: snapshot of %ld nodes under prefix '%s' served (%" PRIu64
-                  " snapshots, %" PRIu64 " unlogged since last line)",
-                  job->sent, job->prefix, self->stats.snapshots, suppressed);
-    s_snapjob_free(job);
-    return 1;
+    job->ended_ms = self->now_ms;
+    return s_snapjob_drain(self, job);
 }
 
-//  Returns nothing; every snapshot in progress got one slice, and those
-//  finished are gone.
+//  Returns nothing; every snapshot in progress got one slice (or a look at
+//  its client's connection), and those finished are gone.
 static void s_handle_snapshots(hvn_broker_t *self)
 {
     s_snapjob_t **link = &self->snapshots;
@@ -1114,6 +1303,17 @@ static void s_handle_snapshots(hvn_broker_t *self)
         } else
             link = &job->next;
     }
+}
+
+//  Returns nothing; the service connection on descriptor fd closed: the
+//  snapshots it asked for have no client any more (one whose END is
+//  queued is finished at the next look, the others fail at their next
+//  send), and the descriptor is not theirs to cut.
+static void s_snapshots_closed(hvn_broker_t *self, int fd)
+{
+    for (s_snapjob_t *job = self->snapshots; job; job = job->next)
+        if (job->fd == fd)
+            job->fd = -1;
 }
 
 //  Returns 1 when a snapshot in progress can send now (its client's queue
@@ -1153,6 +1353,10 @@ int hvn_broker_stats_table(const hvn_broker_t *self, hvn_stats_t *table)
     rc |= hvn_stats_add_uint(table, "ring_max_bytes", hvn_ring_max_bytes(self->ring));
     rc |= hvn_stats_add_uint(table, "ring_publishers", hvn_ring_instances(self->ring));
     rc |= hvn_stats_add_uint(table, "ring_evicted", hvn_ring_evicted(self->ring));
+    rc |= hvn_stats_add_uint(table, "snapshots_active", self->snapshots_active);
+    rc |= hvn_stats_add_uint(table, "snapshot_bytes", self->snapshot_reserved);
+    rc |= hvn_stats_add_uint(table, "snapshot_max_bytes", self->snapshot_bytes_max);
+    rc |= hvn_stats_add_uint(table, "subscriber_queue", (uint64_t)self->subscriber_queue);
     rc |= hvn_stats_add_int(table, "uptime_ms", zclock_mono() - self->started_ms);
     rc |= hvn_stats_add_text(table, "broker_id", self->id);
     rc |= hvn_stats_add_text(table, "name", self->name);
@@ -1280,7 +1484,7 @@ static void s_serve(hvn_broker_t *self, int nparts)
             const char *why = "snapshot rate limit: try again later";
             s_reply(self, &parts[0], HVN_SERVICE_ERROR, why, strlen(why));
         } else if (nparts == 3 && zmq_msg_size(&parts[2]) <= HVN_TOPIC_MAX)
-            s_serve_snapshot(self, &parts[0], &parts[2]);
+            s_serve_snapshot(self, &parts[0], &parts[1], &parts[2]);
         else
             s_serve_error(self, &parts[0], &parts[1],
                           "SNAPSHOT takes one frame: a topic prefix of at most 255 bytes");
@@ -1387,9 +1591,17 @@ static void s_handle_monitor(hvn_broker_t *self, int which)
         if (nparts >= 2)
             s_frame_text(peer, sizeof(peer), &parts[1]);
         s_close_parts(parts, nparts);
-        if (event == ZMQ_EVENT_DISCONNECTED && which == S_BACKEND && self->track_conns) {
-            hvn_sublimit_closed(self->sublimit, (int)value);
-            self->stats.subscriptions = (int64_t)hvn_sublimit_total(self->sublimit);
+        if (event == ZMQ_EVENT_DISCONNECTED && which == S_BACKEND) {
+            //  What libzmq queued for the subscriber is freed now
+            s_trim_soon(self);
+            if (self->track_conns) {
+                hvn_sublimit_closed(self->sublimit, (int)value);
+                self->stats.subscriptions = (int64_t)hvn_sublimit_total(self->sublimit);
+            }
+            continue;
+        }
+        if (event == ZMQ_EVENT_DISCONNECTED && which == S_SERVICE) {
+            s_snapshots_closed(self, (int)value);
             continue;
         }
         if (event == ZMQ_EVENT_ACCEPT_FAILED) {
@@ -1474,6 +1686,7 @@ int hvn_broker_poll(hvn_broker_t *self, int max_wait_ms)
     if (self->now_ms >= self->next_heartbeat_ms)
         s_handle_timer(self);
     s_state_save(self, 0);
+    s_trim(self);
     if (self->auth && self->now_ms >= self->next_auth_ms) {
         //  A certificate removed or changed takes effect on open connections
         hvn_auth_refresh(self->auth);
@@ -1520,11 +1733,13 @@ int hvn_broker_run(hvn_broker_t *self)
     assert(self);
     zsys_info("broker %s started: name %s, frontend %s, backend %s, service %s, "
               "max-msg-size %zu, max-publisher-nodes %zu (heartbeats up to %zu bytes), "
-              "max-topic-size %zu, heartbeat-ms %" PRId64 ", ring-bytes %zu",
+              "max-topic-size %zu, heartbeat-ms %" PRId64 ", ring-bytes %zu, subscriber "
+              "queue %d messages, snapshot-bytes %zu, snapshot-stall-ms %" PRId64,
               self->id, self->name, self->endpoint[S_FRONTEND], self->endpoint[S_BACKEND],
               self->endpoint[S_SERVICE], self->max_msg_size, self->max_publisher_nodes,
               self->max_heartbeat_size, self->max_topic_size, self->heartbeat_ms,
-              hvn_ring_max_bytes(self->ring));
+              hvn_ring_max_bytes(self->ring), self->subscriber_queue, self->snapshot_bytes_max,
+              self->snapshot_stall_ms);
     while (hvn_broker_poll(self, S_POLL_MAX_MS) == 0)
         if (self->tick)
             self->tick(self, self->tick_arg);
@@ -1552,6 +1767,9 @@ void hvn_broker_config_defaults(hvn_broker_config_t *config)
     config->max_snapshot_rate = HVN_BROKER_SNAPSHOT_RATE;
     config->listen_backlog = HVN_BROKER_LISTEN_BACKLOG;
     config->ring_bytes = HVN_BROKER_RING_BYTES;
+    config->subscriber_bytes = HVN_BROKER_SUBSCRIBER_BYTES;
+    config->snapshot_bytes = HVN_BROKER_SNAPSHOT_BYTES;
+    config->snapshot_stall_ms = HVN_BROKER_SNAPSHOT_STALL_MS;
 }
 
 //  Returns 1 when our heartbeat could be encoded with this name, else 0.
@@ -1633,7 +1851,7 @@ static int s_monitors_open(hvn_broker_t *self, char *error, size_t error_size)
     zsock_t *socks[3] = {self->frontend, self->backend, self->service};
     for (int i = 0; i < 3; i++) {
         int events = ZMQ_EVENT_ACCEPT_FAILED;
-        if (i == S_BACKEND)
+        if (i == S_BACKEND || i == S_SERVICE)
             events |= ZMQ_EVENT_DISCONNECTED;
         if (self->auth)
             events |= ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
@@ -1679,6 +1897,32 @@ static void s_backlog_apply(hvn_broker_t *self, int backlog)
         fclose(file);
 }
 
+//  Returns the backend's high water mark: --subscriber-hwm messages, or
+//  fewer when that many of the largest message the broker forwards (a
+//  notification of max_msg_size, or a publisher heartbeat of
+//  max_heartbeat_size, with its topic and libzmq's bookkeeping) would
+//  pin more than --subscriber-bytes. libzmq has no bound in bytes; this
+//  is its only way to one. Logged when it cuts the queue.
+static int s_subscriber_queue(const hvn_broker_t *self, const hvn_broker_config_t *config)
+{
+    size_t hwm = config->subscriber_hwm > 0 ? (size_t)config->subscriber_hwm : S_BACKEND_SNDHWM;
+    size_t budget = config->subscriber_bytes ? config->subscriber_bytes
+                                             : (size_t)HVN_BROKER_SUBSCRIBER_BYTES;
+    size_t body = self->max_heartbeat_size > self->max_msg_size ? self->max_heartbeat_size
+                                                                : self->max_msg_size;
+    if (body < S_RECV_BUFFER)
+        body = S_RECV_BUFFER;
+    size_t largest = HVN_TOPIC_MAX + HVN_HEADER_SIZE + body + S_MSG_OVERHEAD;
+    size_t fits = budget / largest ? budget / largest : 1;
+    if (fits < hwm) {
+        zsys_info("backend: a subscriber's queue holds %zu messages, not %zu: %zu of the "
+                  "largest (%zu bytes) fit in --subscriber-bytes %zu",
+                  fits, hwm, fits, largest, budget);
+        hwm = fits;
+    }
+    return (int)hwm;
+}
+
 //  Returns 0 with the three sockets made and bound, -1 with the reason in
 //  error.
 static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config, char *error,
@@ -1694,8 +1938,8 @@ static int s_sockets_open(hvn_broker_t *self, const hvn_broker_config_t *config,
     size_t hard = self->max_heartbeat_size * 4;
     zsock_set_rcvhwm(self->frontend, S_FRONTEND_RCVHWM);
     zsock_set_maxmsgsize(self->frontend, (int)(hard > S_FRAME_HARD_MIN ? hard : S_FRAME_HARD_MIN));
-    zsock_set_sndhwm(self->backend,
-                     config->subscriber_hwm > 0 ? config->subscriber_hwm : S_BACKEND_SNDHWM);
+    self->subscriber_queue = s_subscriber_queue(self, config);
+    zsock_set_sndhwm(self->backend, self->subscriber_queue);
     zsock_set_xpub_verboser(self->backend, 1);
     //  Manual: the broker applies each subscription itself, within its
     //  per-subscriber limit (s_subscription)
@@ -1773,11 +2017,16 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         config->max_subscriptions < 1 || config->max_subscriptions > HVN_BROKER_SUBSCRIPTIONS_MAX ||
         config->max_snapshot_rate < 1 || config->max_snapshot_rate > HVN_BROKER_SNAPSHOT_RATE_MAX ||
         config->listen_backlog < 1 || config->listen_backlog > HVN_BROKER_LISTEN_BACKLOG_MAX ||
-        (unsigned long long)config->ring_bytes > (unsigned long long)HVN_BROKER_RING_BYTES_MAX) {
+        (unsigned long long)config->ring_bytes > (unsigned long long)HVN_BROKER_RING_BYTES_MAX ||
+        (unsigned long long)config->snapshot_bytes >
+            (unsigned long long)HVN_BROKER_SNAPSHOT_BYTES_MAX ||
+        (unsigned long long)config->subscriber_bytes >
+            (unsigned long long)HVN_BROKER_SUBSCRIBER_BYTES_MAX ||
+        config->snapshot_stall_ms < 0 || config->snapshot_stall_ms > HVN_BROKER_SNAPSHOT_STALL_MAX) {
         hvn_error_set(error, error_size,
                       "max-msg-size, heartbeat-ms, max-publisher-nodes, max-topic-size, "
-                      "max-subscriptions, max-snapshot-rate, listen-backlog or ring-bytes out of "
-                      "range");
+                      "max-subscriptions, max-snapshot-rate, listen-backlog, ring-bytes, "
+                      "snapshot-bytes, snapshot-stall-ms or subscriber-bytes out of range");
         return NULL;
     }
     //  A connection the broker shut down (s_cut_subscriber) or that broke
@@ -1796,6 +2045,10 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
         hvn_broker_heartbeat_size_max(config->max_publisher_nodes, config->max_msg_size);
     self->heartbeat_ms = config->heartbeat_ms;
     self->max_topic_size = config->max_topic_size;
+    self->snapshot_bytes_max =
+        config->snapshot_bytes ? config->snapshot_bytes : (size_t)HVN_BROKER_SNAPSHOT_BYTES;
+    self->snapshot_stall_ms =
+        config->snapshot_stall_ms ? config->snapshot_stall_ms : HVN_BROKER_SNAPSHOT_STALL_MS;
     hvn_rejects_init(&self->stats.rejects, "broker");
     hvn_uuid4_raw(self->instance);
     uuid_unparse_lower(self->instance, self->id);

@@ -42,6 +42,14 @@ extern "C" {
 #define HVN_BROKER_RING_BYTES (64 * 1024 * 1024)           //  Default --ring-bytes
 #define HVN_BROKER_SUBSCRIBER_HWM_MAX 10000000          //  Largest --subscriber-hwm
 #define HVN_BROKER_RING_BYTES_MAX (64LL * 1024 * 1024 * 1024) //  Largest --ring-bytes
+#define HVN_BROKER_SUBSCRIBER_BYTES (1024LL * 1024 * 1024)     //  Default --subscriber-bytes
+#define HVN_BROKER_SUBSCRIBER_BYTES_MIN (1024LL * 1024)        //  Smallest --subscriber-bytes
+#define HVN_BROKER_SUBSCRIBER_BYTES_MAX (1024LL * 1024 * 1024 * 1024) //  Largest
+#define HVN_BROKER_SNAPSHOT_BYTES (128LL * 1024 * 1024)        //  Default --snapshot-bytes
+#define HVN_BROKER_SNAPSHOT_BYTES_MIN (1024LL * 1024)          //  Smallest --snapshot-bytes
+#define HVN_BROKER_SNAPSHOT_BYTES_MAX (64LL * 1024 * 1024 * 1024) //  Largest --snapshot-bytes
+#define HVN_BROKER_SNAPSHOT_STALL_MS 30000                     //  Default --snapshot-stall-ms
+#define HVN_BROKER_SNAPSHOT_STALL_MAX 3600000                  //  Largest --snapshot-stall-ms
 
 //  What the broker is told at start. Strings are borrowed for the duration
 //  of hvn_broker_new only.
@@ -64,6 +72,15 @@ typedef struct {
     size_t ring_bytes;           //  Bytes of recent notifications kept for REPLAY; 0 = none
     int subscriber_hwm;          //  Messages queued per subscriber before the backend
                                  //  drops that subscriber's excess; 0 = 100 000
+    size_t subscriber_bytes;     //  Bytes one subscriber's queue may pin: the queue is
+                                 //  cut to subscriber_bytes / the largest message the
+                                 //  broker forwards, when that is fewer than
+                                 //  subscriber_hwm messages; 0 = the default
+    size_t snapshot_bytes;       //  Bytes that snapshots being served may hold in the
+                                 //  service socket's queues, all clients together (a
+                                 //  quarter of it per client); 0 = the default
+    int64_t snapshot_stall_ms;   //  A snapshot client that takes nothing this long is
+                                 //  cut, and what was queued for it freed; 0 = default
     const char *curve_secret;    //  CURVE: the broker's secret certificate; NULL = plain text
     const char *publishers_dir;  //  CURVE: publishers' public certificates (with host)
     const char *subscribers_dir; //  CURVE: subscribers' public certificates
@@ -84,16 +101,19 @@ typedef struct {
     uint64_t forward_errors;        //  Sends on the backend that failed
     uint64_t cache_errors;          //  Entries not stored for want of memory
     uint64_t snapshots;             //  Snapshots answered in full
-    uint64_t snapshots_failed;      //  Snapshots cut short: client gone or its queue full
+    uint64_t snapshots_failed;      //  Snapshots cut short: client gone, or no memory
+    uint64_t snapshots_stalled;     //  Snapshot clients cut: took nothing for snapshot_stall_ms
     uint64_t snapshot_us;           //  Microseconds the snapshots answered in full took in
-                                    //  all, each from its request to its END
+                                    //  all, each from its request until
+                                    //  its client took its END
     uint64_t snapshot_last_us;      //  The last one's
     uint64_t service_refused;       //  Malformed or unknown service requests
     uint64_t publishers_untracked;  //  Messages of instances the full seq map could not add
     uint64_t pruned;                //  Cached nodes removed: not in their publisher's heartbeat
     uint64_t limited_nodes;         //  New nodes refused: their host holds max_publisher_nodes
     uint64_t limited_subscriptions; //  Subscriptions not applied: peer at max_subscriptions
-    uint64_t limited_snapshots;     //  Snapshot requests answered ERROR: peer over its rate
+    uint64_t limited_snapshots;     //  Snapshot requests answered ERROR: peer over its rate,
+                                    //  or no slot or snapshot_bytes left for it
     uint64_t handshakes_failed; //  CURVE on: handshakes failed before ZAP (plain text, wrong key)
     uint64_t accept_failed;     //  Connections libzmq could not accept (out of descriptors)
     uint64_t replays;           //  REPLAY requests answered in full

@@ -22,7 +22,8 @@
 //  counter
 static const char *const s_gauges[] = {
     "cache_nodes",    "cache_bytes",     "subscriptions", "publishers", "ring_entries",
-    "ring_bytes",     "ring_max_bytes",  "ring_publishers", "curve",    NULL,
+    "ring_bytes",     "ring_max_bytes",  "ring_publishers", "curve",    "snapshots_active",
+    "snapshot_bytes", "snapshot_max_bytes", "subscriber_queue", NULL,
 };
 
 //  Durations: a row <stem>_us (microseconds in all) is the histogram

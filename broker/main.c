@@ -28,6 +28,9 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config,
     size_t max_msg_size = config->max_msg_size;
     size_t ring_bytes = config->ring_bytes;
     long subscriber_hwm = 100000;
+    size_t subscriber_bytes = config->subscriber_bytes;
+    size_t snapshot_bytes = config->snapshot_bytes;
+    long snapshot_stall_ms = (long)config->snapshot_stall_ms;
     long max_nodes = (long)config->max_publisher_nodes;
     long max_topic = (long)config->max_topic_size;
     long max_subs = (long)config->max_subscriptions;
@@ -70,8 +73,28 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config,
          .min = 0, .max = HVN_BROKER_RING_BYTES_MAX},
         {.name = "subscriber-hwm", .type = HVN_OPT_INT, .dest = &subscriber_hwm, .metavar = "N",
          .help = "messages queued for one subscriber before the backend\n"
-         "drops its excess (it sees a seq gap and repairs)",
+         "drops its excess (it sees a seq gap and repairs); fewer\n"
+         "when --subscriber-bytes says so",
          .min = 1, .max = HVN_BROKER_SUBSCRIBER_HWM_MAX},
+        {.name = "subscriber-bytes", .type = HVN_OPT_SIZE, .dest = &subscriber_bytes,
+         .metavar = "BYTES",
+         .help = "most memory one subscriber that does not read can pin:\n"
+         "its queue holds at most BYTES / the largest message\n"
+         "forwarded (the larger of the body and heartbeat limits,\n"
+         "at least 8 KiB, + 537): 2 653 messages with the defaults",
+         .min = HVN_BROKER_SUBSCRIBER_BYTES_MIN, .max = HVN_BROKER_SUBSCRIBER_BYTES_MAX},
+        {.name = "snapshot-bytes", .type = HVN_OPT_SIZE, .dest = &snapshot_bytes,
+         .metavar = "BYTES",
+         .help = "most memory the snapshots being served may hold queued\n"
+         "for their clients, all together; one subscriber gets at\n"
+         "most a quarter of it and 16 of the 64 slots; a request\n"
+         "past it is answered ERROR (limited_snapshots)",
+         .min = HVN_BROKER_SNAPSHOT_BYTES_MIN, .max = HVN_BROKER_SNAPSHOT_BYTES_MAX},
+        {.name = "snapshot-stall-ms", .type = HVN_OPT_INT, .dest = &snapshot_stall_ms,
+         .metavar = "MS",
+         .help = "a snapshot client that takes nothing for this long is\n"
+         "cut and what was queued for it freed (snapshots_stalled)",
+         .min = 1, .max = HVN_BROKER_SNAPSHOT_STALL_MAX},
         {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
          .help = "interval of the broker's heartbeat",
          .min = 1, .max = HVN_BROKER_HEARTBEAT_MAX},
@@ -117,6 +140,9 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config,
     config->max_msg_size = max_msg_size;
     config->ring_bytes = ring_bytes;
     config->subscriber_hwm = (int)subscriber_hwm;
+    config->subscriber_bytes = subscriber_bytes;
+    config->snapshot_bytes = snapshot_bytes;
+    config->snapshot_stall_ms = snapshot_stall_ms;
     config->max_publisher_nodes = (size_t)max_nodes;
     config->max_topic_size = (size_t)max_topic;
     config->max_subscriptions = (size_t)max_subs;

@@ -754,6 +754,49 @@ Test(broker, a_client_gone_mid_snapshot_is_counted_and_the_broker_goes_on)
     s_snapshot_free(&snap);
 }
 
+Test(broker, one_subscriber_gets_at_most_a_quarter_of_the_snapshot_slots_and_memory)
+{
+    //  More than a client's queue holds (10 001 over inproc, with the
+    //  client's own queue of 1): none can end
+    s_fill_two_hosts(20000);
+    enum { S_CLIENTS = 20 };
+    zsock_t *clients[S_CLIENTS];
+    for (int i = 0; i < S_CLIENTS; i++) {
+        clients[i] = zsock_new(ZMQ_DEALER);
+        zsock_set_rcvhwm(clients[i], 1);
+        cr_assert_eq(zsock_connect(clients[i], "%s", endpoints[2]), 0);
+        zstr_sendm(clients[i], "SNAPSHOT");
+        zstr_send(clients[i], "");
+        //  Within --max-snapshot-rate (10 a second, bursts of 10)
+        bh_pump(broker, i < 9 ? 5 : 110);
+    }
+    bh_pump(broker, 50);
+    int refused = 0;
+    for (int i = 0; i < S_CLIENTS; i++) {
+        if (!(zsock_events(clients[i]) & ZMQ_POLLIN))
+            continue;
+        zmsg_t *reply = zmsg_recv(clients[i]);
+        char *word = zmsg_popstr(reply);
+        if (streq(word, "ERROR")) {
+            char *why = zmsg_popstr(reply);
+            cr_expect(strstr(why, "too many snapshots in progress for this subscriber"), "%s",
+                      why);
+            refused++;
+            zstr_free(&why);
+        }
+        zstr_free(&word);
+        zmsg_destroy(&reply);
+    }
+    //  Over inproc every client is one peer (no address)
+    cr_expect_geq(refused, S_CLIENTS - 16);
+    cr_expect_eq(s_stat("snapshots_active"), S_CLIENTS - refused);
+    cr_expect_eq(s_stat("limited_snapshots"), refused);
+    cr_expect_leq(s_stat("snapshot_bytes"), s_stat("snapshot_max_bytes") / 4);
+    cr_expect_gt(s_stat("snapshot_bytes"), 0);
+    for (int i = 0; i < S_CLIENTS; i++)
+        zsock_destroy(&clients[i]);
+}
+
 // --------------------------------------------------------------------------
 //  Service requests, heartbeat, start-up
 

@@ -24,7 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 frontend, service, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 context = zmq.Context.instance()
 GAUGES = {"cache_nodes", "cache_bytes", "subscriptions", "publishers", "ring_entries",
-          "ring_bytes", "ring_max_bytes", "ring_publishers", "curve"}
+          "ring_bytes", "ring_max_bytes", "ring_publishers", "curve", "snapshots_active",
+          "snapshot_bytes", "snapshot_max_bytes", "subscriber_queue"}
 DURATIONS = {"snapshot_us": "snapshots", "replay_us": "replays"}  # total: what it timed
 
 

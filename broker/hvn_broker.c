@@ -26,17 +26,17 @@
 #include "hvn_state.h"
 #include "hvn_service.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <linux/sockios.h>
-#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -1095,9 +1095,8 @@ static void s_snapjob_fail(hvn_broker_t *self, s_snapjob_t *job, int err)
         zsys_warning("service: snapshot under prefix '%s' for '%s' cut short after %ld of %zu "
                      "items%s: %s (%" PRIu64 " stalled, %" PRIu64 " failed, %" PRIu64
                      " unlogged since last line)",
-                     job->prefix, job->peer, job->sent, job->count,
-                     job->ended_ms ? " and END" : "", why, self->stats.snapshots_stalled,
-                     self->stats.snapshots_failed, suppressed);
+                     job->prefix, job->peer, job->sent, job->count, job->ended_ms ? " and END" : "",
+                     why, self->stats.snapshots_stalled, self->stats.snapshots_failed, suppressed);
     self->snapshot_reserved -= job->reserved;
     s_snapjob_free(job);
 }
@@ -1906,8 +1905,8 @@ static void s_backlog_apply(hvn_broker_t *self, int backlog)
 static int s_subscriber_queue(const hvn_broker_t *self, const hvn_broker_config_t *config)
 {
     size_t hwm = config->subscriber_hwm > 0 ? (size_t)config->subscriber_hwm : S_BACKEND_SNDHWM;
-    size_t budget = config->subscriber_bytes ? config->subscriber_bytes
-                                             : (size_t)HVN_BROKER_SUBSCRIBER_BYTES;
+    size_t budget =
+        config->subscriber_bytes ? config->subscriber_bytes : (size_t)HVN_BROKER_SUBSCRIBER_BYTES;
     size_t body = self->max_heartbeat_size > self->max_msg_size ? self->max_heartbeat_size
                                                                 : self->max_msg_size;
     if (body < S_RECV_BUFFER)
@@ -2022,7 +2021,8 @@ hvn_broker_t *hvn_broker_new(const hvn_broker_config_t *config, char *error, siz
             (unsigned long long)HVN_BROKER_SNAPSHOT_BYTES_MAX ||
         (unsigned long long)config->subscriber_bytes >
             (unsigned long long)HVN_BROKER_SUBSCRIBER_BYTES_MAX ||
-        config->snapshot_stall_ms < 0 || config->snapshot_stall_ms > HVN_BROKER_SNAPSHOT_STALL_MAX) {
+        config->snapshot_stall_ms < 0 ||
+        config->snapshot_stall_ms > HVN_BROKER_SNAPSHOT_STALL_MAX) {
         hvn_error_set(error, error_size,
                       "max-msg-size, heartbeat-ms, max-publisher-nodes, max-topic-size, "
                       "max-subscriptions, max-snapshot-rate, listen-backlog, ring-bytes, "

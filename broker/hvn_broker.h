@@ -42,14 +42,14 @@ extern "C" {
 #define HVN_BROKER_RING_BYTES (64 * 1024 * 1024)           //  Default --ring-bytes
 #define HVN_BROKER_SUBSCRIBER_HWM_MAX 10000000          //  Largest --subscriber-hwm
 #define HVN_BROKER_RING_BYTES_MAX (64LL * 1024 * 1024 * 1024) //  Largest --ring-bytes
-#define HVN_BROKER_SUBSCRIBER_BYTES (1024LL * 1024 * 1024)     //  Default --subscriber-bytes
-#define HVN_BROKER_SUBSCRIBER_BYTES_MIN (1024LL * 1024)        //  Smallest --subscriber-bytes
+#define HVN_BROKER_SUBSCRIBER_BYTES (1024LL * 1024 * 1024)    //  Default --subscriber-bytes
+#define HVN_BROKER_SUBSCRIBER_BYTES_MIN (1024LL * 1024)       //  Smallest --subscriber-bytes
 #define HVN_BROKER_SUBSCRIBER_BYTES_MAX (1024LL * 1024 * 1024 * 1024) //  Largest
-#define HVN_BROKER_SNAPSHOT_BYTES (128LL * 1024 * 1024)        //  Default --snapshot-bytes
-#define HVN_BROKER_SNAPSHOT_BYTES_MIN (1024LL * 1024)          //  Smallest --snapshot-bytes
-#define HVN_BROKER_SNAPSHOT_BYTES_MAX (64LL * 1024 * 1024 * 1024) //  Largest --snapshot-bytes
-#define HVN_BROKER_SNAPSHOT_STALL_MS 30000                     //  Default --snapshot-stall-ms
-#define HVN_BROKER_SNAPSHOT_STALL_MAX 3600000                  //  Largest --snapshot-stall-ms
+#define HVN_BROKER_SNAPSHOT_BYTES (128LL * 1024 * 1024)               //  Default --snapshot-bytes
+#define HVN_BROKER_SNAPSHOT_BYTES_MIN (1024LL * 1024)                 //  Smallest --snapshot-bytes
+#define HVN_BROKER_SNAPSHOT_BYTES_MAX (64LL * 1024 * 1024 * 1024)     //  Largest --snapshot-bytes
+#define HVN_BROKER_SNAPSHOT_STALL_MS 30000    //  Default --snapshot-stall-ms
+#define HVN_BROKER_SNAPSHOT_STALL_MAX 3600000 //  Largest --snapshot-stall-ms
 
 //  What the broker is told at start. Strings are borrowed for the duration
 //  of hvn_broker_new only.

@@ -21,8 +21,8 @@
 //  Rows that are gauges (they go down too); every other unsigned row is a
 //  counter
 static const char *const s_gauges[] = {
-    "cache_nodes",    "cache_bytes",     "subscriptions", "publishers", "ring_entries",
-    "ring_bytes",     "ring_max_bytes",  "ring_publishers", "curve",    "snapshots_active",
+    "cache_nodes",    "cache_bytes",        "subscriptions",    "publishers", "ring_entries",
+    "ring_bytes",     "ring_max_bytes",     "ring_publishers",  "curve",      "snapshots_active",
     "snapshot_bytes", "snapshot_max_bytes", "subscriber_queue", NULL,
 };
 

@@ -779,8 +779,7 @@ Test(broker, one_subscriber_gets_at_most_a_quarter_of_the_snapshot_slots_and_mem
         char *word = zmsg_popstr(reply);
         if (streq(word, "ERROR")) {
             char *why = zmsg_popstr(reply);
-            cr_expect(strstr(why, "too many snapshots in progress for this subscriber"), "%s",
-                      why);
+            cr_expect(strstr(why, "too many snapshots in progress for this subscriber"), "%s", why);
             refused++;
             zstr_free(&why);
         }

@@ -148,14 +148,24 @@ Test(opt, every_bad_value_is_one_line_naming_the_option_and_exit_2)
 
 Test(opt, every_endpoint_libzmq_takes_passes_the_endpoint_check)
 {
-    const char *good[] = {"tcp://127.0.0.1:5561", "tcp://*:5561",         "tcp://127.0.0.1:*",
-                          "tcp://[::1]:5561",     "tcp://::1:5561",       "tcp://broker-1.example:5561",
-                          "tcp://eth0:5561",      "tcp://127.0.0.2:0;127.0.0.1:5561",
-                          "ipc:///tmp/hvn.sock",  "inproc://broker",      NULL};
+    const char *good[] = {"tcp://127.0.0.1:5561",
+                          "tcp://*:5561",
+                          "tcp://127.0.0.1:*",
+                          "tcp://[::1]:5561",
+                          "tcp://::1:5561",
+                          "tcp://broker-1.example:5561",
+                          "tcp://eth0:5561",
+                          "tcp://127.0.0.2:0;127.0.0.1:5561",
+                          "ipc:///tmp/hvn.sock",
+                          "inproc://broker",
+                          NULL};
     for (size_t i = 0; good[i]; i++)
         cr_expect_null(hvn_opt_check_endpoint(good[i]), "%s refused", good[i]);
-    const char *bad[] = {"tcp://256.1.1.1:1", "tcp://1.2.3:5561", "tcp://127.0.0.1:",
-                         "tcp://[fe80::zz]:1", "tcp://127.0.0.1:-1",
+    const char *bad[] = {"tcp://256.1.1.1:1",
+                         "tcp://1.2.3:5561",
+                         "tcp://127.0.0.1:",
+                         "tcp://[fe80::zz]:1",
+                         "tcp://127.0.0.1:-1",
                          "ipc:///tmp/a-path-longer-than-a-unix-socket-address-holds-which-is-"
                          "one-hundred-and-seven-bytes-at-most-on-linux-and-some",
                          NULL};

@@ -44,8 +44,7 @@ static const char *s_server_key;
 
 static const hvn_opt_t s_options[] = {
     {"connect", HVN_OPT_LIST, s_connect, .metavar = "EP", .max = HVN_REPLICA_BROKERS_MAX,
-     .check = hvn_opt_check_endpoint,
-     .help = "a broker's backend (XPUB); repeat for each broker",
+     .check = hvn_opt_check_endpoint, .help = "a broker's backend (XPUB); repeat for each broker",
      .default_text = "tcp://127.0.0.1:5562"},
     {"service", HVN_OPT_LIST, s_service, .metavar = "EP", .max = HVN_REPLICA_BROKERS_MAX,
      .check = hvn_opt_check_endpoint,

@@ -45,12 +45,10 @@ static const char *s_server_key = NULL;
 
 static const hvn_opt_t s_options[] = {
     {"connect", HVN_OPT_LIST, s_connect, .metavar = "EP", .max = HVN_REPLICA_BROKERS_MAX,
-     .check = hvn_opt_check_endpoint,
-     .default_text = "tcp://127.0.0.1:5562",
+     .check = hvn_opt_check_endpoint, .default_text = "tcp://127.0.0.1:5562",
      .help = "broker backend endpoint; repeat for several brokers"},
     {"service", HVN_OPT_LIST, s_service, .metavar = "EP", .max = HVN_REPLICA_BROKERS_MAX,
-     .check = hvn_opt_check_endpoint,
-     .default_text = "tcp://127.0.0.1:5563",
+     .check = hvn_opt_check_endpoint, .default_text = "tcp://127.0.0.1:5563",
      .help = "broker service endpoint, one per --connect, paired by order"},
     {"db", HVN_OPT_STRING, &s_db, .metavar = "TARGET",
      .default_text = S_DEFAULT_DB " (or fleet.db under --state-dir)",

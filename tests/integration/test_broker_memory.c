@@ -71,8 +71,8 @@ static zsock_t *s_raw_publisher(void)
 //  Returns nothing; sends a valid notification of node n (create or
 //  update) with seq, its body padded with an unknown top-level key of
 //  `padding` bytes (a reader ignores unknown keys, PROTOCOL.md section 3).
-static void s_send_padded(zsock_t *pub, hvn_encoder_t *enc, hvn_event_t event, int n,
-                          uint64_t seq, size_t padding)
+static void s_send_padded(zsock_t *pub, hvn_encoder_t *enc, hvn_event_t event, int n, uint64_t seq,
+                          size_t padding)
 {
     hvn_node_t node;
     hvn_node_init(&node);
@@ -135,8 +135,8 @@ Test(memory, snapshot_clients_that_never_read_hold_bounded_memory_and_leave_room
     //  127.0.0.1, two peers as the broker counts them
     int port = it_free_port();
     snprintf(env.service, sizeof(env.service), "tcp://127.0.0.1:%d", port);
-    const char *extra[] = {"--max-snapshot-rate", "1000", "--snapshot-stall-ms", "3000",
-                           "--ring-bytes",        "0",    NULL};
+    const char *extra[] = {
+        "--max-snapshot-rate", "1000", "--snapshot-stall-ms", "3000", "--ring-bytes", "0", NULL};
     it_broker_start(&env, extra);
     hvn_encoder_t *enc = hvn_encoder_new();
     zsock_t *pub = s_raw_publisher();
@@ -170,9 +170,9 @@ Test(memory, snapshot_clients_that_never_read_hold_bounded_memory_and_leave_room
     int64_t budget = it_broker_stat(env.service, "snapshot_max_bytes", 2000);
 
     //  An honest client from another address is served in full meanwhile
-    const char *sub_argv[] = {"hvn-sub",    "--connect", env.backend, "--service", env.service,
-                              "--snapshot", "--count",   "2000",      "--timeout", "20",
-                              NULL};
+    const char *sub_argv[] = {"hvn-sub",   "--connect",  env.backend, "--service",
+                              env.service, "--snapshot", "--count",   "2000",
+                              "--timeout", "20",         NULL};
     it_proc_t *sub = it_spawn(sub_argv, false, true, true);
     cr_assert_not_null(sub);
     char *out = it_read_stdout(sub, 30000);
@@ -225,8 +225,8 @@ Test(memory, a_subscriber_that_never_reads_pins_at_most_subscriber_bytes)
 {
     //  Small heartbeats (100 nodes), so notifications are the largest
     //  message: a queue of 16 MiB / 66 073 bytes = 253 messages
-    const char *extra[] = {"--subscriber-bytes", "16M", "--max-publisher-nodes", "100",
-                           "--ring-bytes",       "0",   NULL};
+    const char *extra[] = {
+        "--subscriber-bytes", "16M", "--max-publisher-nodes", "100", "--ring-bytes", "0", NULL};
     it_broker_start(&env, extra);
     cr_expect_eq(it_broker_stat(env.service, "subscriber_queue", 2000), 253);
     zsock_t *stuck = zsock_new(ZMQ_SUB);

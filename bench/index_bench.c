@@ -282,6 +282,8 @@ static void s_apply(hvn_index_t *index, int k, bool from_snapshot, bool update)
     msg.header.kind = HVN_KIND_NOTIFICATION;
     msg.header.seq = (uint64_t)k + 1;
     memset(msg.header.instance, 1, 16);
+    n->seq = msg.header.seq; //  As the replica keeps them
+    memset(n->instance, 1, 16);
     msg.event = k < nodes ? HVN_EVENT_CREATE : HVN_EVENT_UPDATE;
     msg.node = n->node;
     snprintf(msg.host, sizeof(msg.host), "%s", n->host);

@@ -144,20 +144,27 @@ bool hvn_db_row_equal(const char *const *values, size_t columns, const hvn_repli
            (!pid || strcmp(pid, publisher_id) == 0);
 }
 
+//  Returns HVN_F_COUNT after filling values with node's fields, in schema
+//  order (texts point into node).
+static size_t s_field_values(const hvn_node_t *node, hvn_db_value_t *values)
+{
+    for (int f = 0; f < HVN_F_COUNT; f++) {
+        const hvn_field_t *field = &hvn_schema_fields[f];
+        const char *at = (const char *)node + field->offset;
+        if (hvn_node_is_null(node, (hvn_field_id_t)f))
+            values[f] = (hvn_db_value_t){HVN_DB_NULL, 0, NULL};
+        else if (field->type == HVN_TYPE_INT)
+            values[f] = (hvn_db_value_t){HVN_DB_INT, *(const int64_t *)at, NULL};
+        else
+            values[f] = (hvn_db_value_t){HVN_DB_TEXT, 0, at};
+    }
+    return HVN_F_COUNT;
+}
+
 size_t hvn_db_node_values(const hvn_replica_node_t *node, const char *publisher_id,
                           hvn_db_value_t *values)
 {
-    size_t n = 0;
-    for (int f = 0; f < HVN_F_COUNT; f++, n++) {
-        const hvn_field_t *field = &hvn_schema_fields[f];
-        const char *at = (const char *)&node->node + field->offset;
-        if (hvn_node_is_null(&node->node, (hvn_field_id_t)f))
-            values[n] = (hvn_db_value_t){HVN_DB_NULL, 0, NULL};
-        else if (field->type == HVN_TYPE_INT)
-            values[n] = (hvn_db_value_t){HVN_DB_INT, *(const int64_t *)at, NULL};
-        else
-            values[n] = (hvn_db_value_t){HVN_DB_TEXT, 0, at};
-    }
+    size_t n = s_field_values(&node->node, values);
     values[n++] = (hvn_db_value_t){HVN_DB_TEXT, 0, node->timestamp}; //  created_at (insert)
     values[n++] = (hvn_db_value_t){HVN_DB_TEXT, 0, node->timestamp}; //  updated_at
     values[n++] = publisher_id ? (hvn_db_value_t){HVN_DB_TEXT, 0, publisher_id}
@@ -289,10 +296,33 @@ static int s_check_version(hvn_db_t *self, char *err, size_t err_size)
     return 0;
 }
 
+//  Returns the event insert whose payload the database makes from the
+//  node's fields, bound as $10.. in schema order (heap), or NULL.
+static char *s_event_node_insert(const hvn_db_backend_t *b)
+{
+    char *sql = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&sql, &size);
+    if (!out)
+        return NULL;
+    fprintf(out,
+            "INSERT INTO compute_node_events (timestamp, event_type, uuid, host, message_id, "
+            "seq, instance, source, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+            "CAST(%s(",
+            b->json_object);
+    for (int f = 0; f < HVN_F_COUNT; f++)
+        fprintf(out, "%s'%s', CAST($%d AS %s)", f ? ", " : "", hvn_schema_fields[f].name, 9 + f,
+                s_column_type(b, f));
+    fprintf(out, ") AS TEXT)) ON CONFLICT (message_id) DO NOTHING");
+    fclose(out);
+    return sql;
+}
+
 //  Returns 0 after preparing the statements the writer uses, or -1.
 static int s_prepare(hvn_db_t *self)
 {
     char *upsert = hvn_db_sql_node_upsert();
+    char *event_node = s_event_node_insert(self->backend);
     const char *sql[HVN_DB_STMT_COUNT] = {
         [HVN_DB_STMT_UPSERT_NODE] = upsert,
         [HVN_DB_STMT_DELETE_NODE] = "DELETE FROM compute_nodes WHERE uuid = $1",
@@ -300,16 +330,19 @@ static int s_prepare(hvn_db_t *self)
             "INSERT INTO compute_node_events (timestamp, event_type, uuid, host, message_id, "
             "seq, instance, source, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
             "ON CONFLICT (message_id) DO NOTHING",
+        [HVN_DB_STMT_INSERT_EVENT_NODE] = event_node,
+        [HVN_DB_STMT_EVENT_KNOWN] = "SELECT 1 FROM compute_node_events WHERE message_id = $1",
         [HVN_DB_STMT_PUBLISHER] =
             "INSERT INTO publishers (instance, seq) VALUES ($1, $2) ON CONFLICT (instance) "
             "DO UPDATE SET seq = excluded.seq WHERE publishers.seq < excluded.seq",
         [HVN_DB_STMT_EXPIRE] = "DELETE FROM compute_node_events WHERE id IN (SELECT id FROM "
                                "compute_node_events WHERE timestamp < $1 LIMIT $2)",
     };
-    int rc = upsert ? 0 : -1;
+    int rc = upsert && event_node ? 0 : -1;
     for (int i = 0; rc == 0 && i < HVN_DB_STMT_COUNT; i++)
         rc = self->backend->prepare(self->conn, (hvn_db_stmt_t)i, sql[i]);
     zstr_free(&upsert);
+    zstr_free(&event_node);
     return rc;
 }
 
@@ -499,6 +532,30 @@ int hvn_db_insert_event(hvn_db_t *self, const hvn_db_event_t *e)
         s_text(e->payload),
     };
     return s_run(self, HVN_DB_STMT_INSERT_EVENT, NULL, v, 9, NULL, NULL);
+}
+
+int hvn_db_insert_event_node(hvn_db_t *self, const hvn_db_event_t *e, const hvn_node_t *node)
+{
+    assert(self && e && node);
+    hvn_db_value_t v[8 + HVN_F_COUNT] = {
+        s_text(e->timestamp),
+        s_text(e->event_type),
+        s_text(e->uuid),
+        s_text(e->host),
+        s_text(e->message_id),
+        e->seq ? (hvn_db_value_t){HVN_DB_INT, e->seq, NULL} : (hvn_db_value_t){HVN_DB_NULL},
+        s_text(e->instance),
+        s_text(e->source),
+    };
+    s_field_values(node, v + 8);
+    return s_run(self, HVN_DB_STMT_INSERT_EVENT_NODE, NULL, v, 8 + HVN_F_COUNT, NULL, NULL);
+}
+
+int hvn_db_event_known(hvn_db_t *self, const char *message_id)
+{
+    assert(self && message_id);
+    hvn_db_value_t v[] = {{HVN_DB_TEXT, 0, message_id}};
+    return s_run(self, HVN_DB_STMT_EVENT_KNOWN, NULL, v, 1, NULL, NULL);
 }
 
 int hvn_db_publisher_seq(hvn_db_t *self, const char *instance, uint64_t seq)

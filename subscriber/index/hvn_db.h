@@ -138,6 +138,16 @@ int hvn_db_delete_node(hvn_db_t *self, const char *uuid);
 //  out. Returns 1 when a row was added, 0 when it was a duplicate, -1.
 int hvn_db_insert_event(hvn_db_t *self, const hvn_db_event_t *event);
 
+//  Adds an event row as hvn_db_insert_event does, its payload (event's is
+//  not used) the JSON object of every field of node, written by the
+//  database (json_object, json_build_object): the same object
+//  hvn_index_payload_json writes, without rendering it here. Returns 1, 0
+//  or -1 as hvn_db_insert_event.
+int hvn_db_insert_event_node(hvn_db_t *self, const hvn_db_event_t *event, const hvn_node_t *node);
+
+//  Returns 1 when an event row of message_id is recorded, 0 when not, -1.
+int hvn_db_event_known(hvn_db_t *self, const char *message_id);
+
 //  Records seq as instance's last seen seq unless a larger one is.
 //  Returns 0 or -1.
 int hvn_db_publisher_seq(hvn_db_t *self, const char *instance, uint64_t seq);

@@ -14,6 +14,8 @@ typedef enum {
     HVN_DB_STMT_UPSERT_NODE = 0,
     HVN_DB_STMT_DELETE_NODE,
     HVN_DB_STMT_INSERT_EVENT,
+    HVN_DB_STMT_INSERT_EVENT_NODE,
+    HVN_DB_STMT_EVENT_KNOWN,
     HVN_DB_STMT_PUBLISHER,
     HVN_DB_STMT_EXPIRE,
     HVN_DB_STMT_COUNT
@@ -26,9 +28,10 @@ typedef struct {
 } hvn_db_conn_t;
 
 typedef struct {
-    const char *name;      //  "sqlite", "postgresql"
-    const char *int_type;  //  Column type of a 64-bit integer
-    const char *serial_pk; //  Column definition of an auto-numbered key
+    const char *name;        //  "sqlite", "postgresql"
+    const char *int_type;    //  Column type of a 64-bit integer
+    const char *serial_pk;   //  Column definition of an auto-numbered key
+    const char *json_object; //  The function that makes a JSON object of name/value pairs
     //  Returns a connection (starting with an hvn_db_conn_t), or NULL with
     //  the reason in err.
     void *(*open)(const char *target, bool readonly, char *err, size_t err_size);

@@ -179,6 +179,7 @@ const hvn_db_backend_t hvn_db_pg_backend = {
     .name = "postgresql",
     .int_type = "BIGINT",
     .serial_pk = "BIGSERIAL PRIMARY KEY",
+    .json_object = "json_build_object",
     .open = s_open,
     .close = s_close,
     .exec = s_exec,

@@ -26,6 +26,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,9 +95,19 @@ static int s_exec(void *arg, const char *sql)
     return 0;
 }
 
+//  Returns nothing; before SQLite's first use in the process, turns its
+//  memory statistics off: they take a mutex on every allocation, and
+//  nothing here reads them.
+static void s_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); //  Refused (harmlessly) once SQLite is in use
+}
+
 //  Returns a connection to the file at target, or NULL with the reason.
 static void *s_open(const char *target, bool readonly, char *err, size_t err_size)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, s_setup);
     s_conn_t *conn = calloc(1, sizeof(*conn));
     if (!conn) {
         snprintf(err, err_size, "out of memory");
@@ -295,6 +306,7 @@ const hvn_db_backend_t hvn_db_sqlite_backend = {
     .name = "sqlite",
     .int_type = "INTEGER",
     .serial_pk = "INTEGER PRIMARY KEY",
+    .json_object = "json_object",
     .open = s_open,
     .close = s_close,
     .exec = s_exec,

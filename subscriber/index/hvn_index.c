@@ -41,7 +41,8 @@ typedef struct {
     char instance[HVN_UUID_STR_LEN + 1];   //  "" for none
     bool repair;                           //  Made by a snapshot
     bool replayed;                         //  Given back by a ring: written first
-    char *payload;                         //  JSON (heap)
+    bool lazy;                             //  A snapshot item's: payload from the view
+    char *payload;                         //  JSON (heap); NULL while lazy
 } s_event_t;
 
 struct _hvn_index_t {
@@ -55,6 +56,7 @@ struct _hvn_index_t {
     bool reconcile;          //  A snapshot was applied: delete rows it lacks
     bool resnapshot;         //  The database was made again: the caller takes a snapshot
     int64_t checked_at;      //  Monotonic ms of the last check of the database's file
+    bool events_held;        //  compute_node_events had rows when this commit began
     int64_t first_ms;        //  Monotonic ms of the batch's first change
     int64_t retry_at;        //  Monotonic ms of the next retry; 0 none
     int retry_ms;            //  Current backoff
@@ -235,8 +237,10 @@ static const char *s_event_name(hvn_event_t event)
 }
 
 //  Returns nothing; records the event row of msg (a notification or a
-//  snapshot item).
-static void s_event_of_msg(hvn_index_t *self, const hvn_msg_t *msg, bool repair)
+//  snapshot item). A lazy one (a snapshot item's create or update, which
+//  the view holds exactly until the commit that follows the snapshot) gets
+//  its payload at commit, written by the database from the view's node.
+static void s_event_of_msg(hvn_index_t *self, const hvn_msg_t *msg, bool repair, bool lazy)
 {
     s_event_t *e = s_event_add(self);
     if (!e)
@@ -249,7 +253,9 @@ static void s_event_of_msg(hvn_index_t *self, const hvn_msg_t *msg, bool repair)
     e->seq = msg->header.seq;
     uuid_unparse_lower(msg->header.instance, e->instance);
     e->repair = repair;
-    e->payload = hvn_index_payload_json(&msg->node, msg->event == HVN_EVENT_DELETE);
+    e->lazy = lazy && msg->event != HVN_EVENT_DELETE;
+    if (!e->lazy)
+        e->payload = hvn_index_payload_json(&msg->node, msg->event == HVN_EVENT_DELETE);
     s_publisher(self, e->instance, e->seq);
 }
 
@@ -282,14 +288,14 @@ void hvn_index_apply(hvn_index_t *self, const hvn_replica_event_t *event)
     case HVN_REPLICA_UPDATED:
         s_touch(self, event->node->node.uuid, event->msg ? event->msg->publisher_id : NULL);
         if (event->msg)
-            s_event_of_msg(self, event->msg, event->from_snapshot);
+            s_event_of_msg(self, event->msg, event->from_snapshot, event->from_snapshot);
         if (!event->from_snapshot)
             self->stats.notifications++;
         break;
     case HVN_REPLICA_DELETED:
         if (event->msg) {
             s_touch(self, event->msg->node.uuid, NULL);
-            s_event_of_msg(self, event->msg, event->from_snapshot);
+            s_event_of_msg(self, event->msg, event->from_snapshot, false);
             self->stats.notifications++;
         } else if (event->node) {
             s_touch(self, event->node->node.uuid, NULL);
@@ -309,7 +315,7 @@ void hvn_index_replayed(hvn_index_t *self, const hvn_msg_t *msg)
     assert(self && msg);
     s_dirty(self);
     size_t before = self->event_count;
-    s_event_of_msg(self, msg, false);
+    s_event_of_msg(self, msg, false, false);
     if (self->event_count == before)
         return;
     self->events[before].replayed = true;
@@ -426,6 +432,33 @@ static int s_write_rows(hvn_index_t *self, hvn_index_stats_t *st)
     return 0;
 }
 
+//  Returns the view's node that a lazy event records (the same instance
+//  and seq), or NULL.
+static const hvn_replica_node_t *s_lazy_node(hvn_index_t *self, const s_event_t *e)
+{
+    const hvn_replica_node_t *node = self->opts.get(e->uuid, self->opts.arg);
+    char instance[HVN_UUID_STR_LEN + 1];
+    if (!node || node->seq != e->seq)
+        return NULL;
+    uuid_unparse_lower(node->instance, instance);
+    return strcmp(instance, e->instance) == 0 ? node : NULL;
+}
+
+//  Returns nothing; gives every lazy event of the batch its payload now,
+//  from the view (after a failed commit: the view may change before the
+//  retry).
+static void s_events_render(hvn_index_t *self)
+{
+    for (size_t i = 0; i < self->event_count; i++) {
+        s_event_t *e = &self->events[i];
+        if (!e->lazy || e->payload)
+            continue;
+        const hvn_replica_node_t *node = s_lazy_node(self, e);
+        e->payload = node ? hvn_index_payload_json(&node->node, false) : NULL;
+        e->lazy = false;
+    }
+}
+
 //  Returns 0 after adding the batch's event rows (replayed notifications
 //  first: they precede the snapshot's repairs), or -1.
 static int s_write_events(hvn_index_t *self, hvn_index_stats_t *st)
@@ -443,7 +476,16 @@ static int s_write_events(hvn_index_t *self, hvn_index_stats_t *st)
                               *e->instance ? e->instance : NULL,
                               e->repair ? "repair" : "notification",
                               e->payload ? e->payload : "{}"};
-        int added = hvn_db_insert_event(self->opts.db, &row);
+        const hvn_replica_node_t *node = e->lazy ? s_lazy_node(self, e) : NULL;
+        //  A snapshot item already recorded (after a restart, most are) is
+        //  looked up rather than its payload written to be refused
+        int known = node && self->events_held && *e->message_id
+                        ? hvn_db_event_known(self->opts.db, e->message_id)
+                        : 0;
+        int added = known < 0 ? -1
+                    : known   ? 0
+                    : node    ? hvn_db_insert_event_node(self->opts.db, &row, &node->node)
+                              : hvn_db_insert_event(self->opts.db, &row);
         if (added < 0)
             return -1;
         if (added) {
@@ -490,7 +532,9 @@ static int s_write(hvn_index_t *self, hvn_index_stats_t *st)
     if (rc == 0 && gone)
         rc = s_reconcile(self, gone, st);
     s_gone_destroy(&gone);
-    bulk = self->event_count >= S_BULK_MIN && hvn_db_empty(db, "compute_node_events") == 1;
+    int empty = rc == 0 ? hvn_db_empty(db, "compute_node_events") : -1;
+    self->events_held = empty == 0;
+    bulk = self->event_count >= S_BULK_MIN && empty == 1;
     if (rc == 0)
         rc = s_bulk(self, st, "compute_node_events", bulk, s_write_events);
     if (rc != 0)
@@ -579,6 +623,7 @@ int hvn_index_flush(hvn_index_t *self)
             free(self->events[i].payload);
         }
         self->event_count = held;
+        s_events_render(self);
         self->stats.db_errors++;
         self->stats.db_ok = false;
         self->retry_at = zclock_mono() + self->retry_ms;

@@ -7,6 +7,7 @@
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -568,5 +569,30 @@ Test(index_db, the_writer_notices_a_removed_file_makes_it_again_and_asks_for_a_s
     cr_expect_eq(s_int("SELECT count(*) FROM compute_node_events"), 1,
                  "the event row held goes into the new file");
     cr_expect_eq(s_int("SELECT count(*) FROM compute_nodes"), 0, "rows wait for the snapshot");
+    hvn_index_destroy(&index);
+}
+
+Test(index_db, a_snapshot_items_payload_is_written_by_the_database_as_the_writer_would)
+{
+    hvn_replica_node_t a = s_node(S_UUID_A, 1, "cmp-1", 1);
+    hvn_node_set_str(&a.node, HVN_F_HYPERVISOR_HOSTNAME, "q\"uote\\d\n\u00e9");
+    hvn_index_t *index = s_index(0);
+    s_change(index, 0, HVN_EVENT_CREATE, &a, true);
+    view[0].seq = next_seq - 1; //  As the replica keeps them
+    memset(view[0].instance, 0x11, 16);
+    hvn_replica_event_t replaced = {.change = HVN_REPLICA_REPLACED, .from_snapshot = true};
+    hvn_index_apply(index, &replaced);
+    cr_assert_eq(hvn_index_flush(index), 0);
+    char buf[2048];
+    s_text("SELECT payload FROM compute_node_events", buf, sizeof(buf));
+    char *want = hvn_index_payload_json(&a.node, false);
+    json_error_t error;
+    json_t *got_json = json_loads(buf, 0, &error), *want_json = json_loads(want, 0, &error);
+    cr_assert_not_null(got_json, "%s", buf);
+    cr_expect(json_equal(got_json, want_json), "%s != %s", buf, want);
+    cr_expect(json_is_null(json_object_get(got_json, "free_disk_gb")));
+    json_decref(got_json);
+    json_decref(want_json);
+    free(want);
     hvn_index_destroy(&index);
 }

@@ -51,14 +51,29 @@ static const char *s_column_type(const hvn_db_backend_t *backend, int f)
     return hvn_schema_fields[f].type == HVN_TYPE_INT ? backend->int_type : "TEXT";
 }
 
-//  Returns the CREATE TABLE of compute_nodes for a backend (heap), or NULL.
-static char *s_nodes_table(const hvn_db_backend_t *backend)
+//  Writes one generated statement into out for backend b
+typedef void(s_sql_fn)(FILE *out, const hvn_db_backend_t *b);
+
+//  Returns the text fn writes for backend b (heap), or NULL when out of
+//  memory.
+static char *s_sql(s_sql_fn *fn, const hvn_db_backend_t *b)
 {
     char *sql = NULL;
     size_t size = 0;
     FILE *out = open_memstream(&sql, &size);
     if (!out)
         return NULL;
+    fn(out, b);
+    if (fclose(out) != 0) {
+        free(sql);
+        return NULL;
+    }
+    return sql;
+}
+
+//  Returns nothing; writes the CREATE TABLE of compute_nodes for backend.
+static void s_nodes_table_sql(FILE *out, const hvn_db_backend_t *backend)
+{
     fprintf(out, "CREATE TABLE IF NOT EXISTS compute_nodes (");
     for (int f = 0; f < HVN_F_COUNT; f++)
         fprintf(out, "%s %s%s, ", hvn_schema_fields[f].name, s_column_type(backend, f),
@@ -66,8 +81,12 @@ static char *s_nodes_table(const hvn_db_backend_t *backend)
                 : !hvn_schema_fields[f].nullable ? " NOT NULL"
                                                  : "");
     fprintf(out, "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, publisher_id TEXT)");
-    fclose(out);
-    return sql;
+}
+
+//  Returns the CREATE TABLE of compute_nodes for a backend (heap), or NULL.
+static char *s_nodes_table(const hvn_db_backend_t *backend)
+{
+    return s_sql(s_nodes_table_sql, backend);
 }
 
 char *hvn_db_sql_nodes_table(hvn_db_kind_t kind)
@@ -75,17 +94,23 @@ char *hvn_db_sql_nodes_table(hvn_db_kind_t kind)
     return s_nodes_table(kind == HVN_DB_POSTGRESQL ? &hvn_db_pg_backend : &hvn_db_sqlite_backend);
 }
 
-char *hvn_db_sql_node_upsert(void)
+//  Returns nothing; writes "<every payload field>, created_at, updated_at,
+//  publisher_id": the columns of compute_nodes in table order.
+static void s_node_columns(FILE *out)
 {
-    char *sql = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream(&sql, &size);
-    if (!out)
-        return NULL;
-    fprintf(out, "INSERT INTO compute_nodes (");
     for (int f = 0; f < HVN_F_COUNT; f++)
         fprintf(out, "%s, ", hvn_schema_fields[f].name);
-    fprintf(out, S_EXTRA_COLUMNS ") VALUES (");
+    fprintf(out, S_EXTRA_COLUMNS);
+}
+
+//  Returns nothing; writes the upsert of a compute_nodes row (the same for
+//  every backend).
+static void s_node_upsert_sql(FILE *out, const hvn_db_backend_t *b)
+{
+    (void)b;
+    fprintf(out, "INSERT INTO compute_nodes (");
+    s_node_columns(out);
+    fprintf(out, ") VALUES (");
     for (int i = 1; i <= HVN_F_COUNT + 3; i++)
         fprintf(out, "%s$%d", i > 1 ? ", " : "", i);
     fprintf(out, ") ON CONFLICT (uuid) DO UPDATE SET ");
@@ -94,23 +119,25 @@ char *hvn_db_sql_node_upsert(void)
             fprintf(out, "%s = excluded.%s, ", hvn_schema_fields[f].name,
                     hvn_schema_fields[f].name);
     fprintf(out, "updated_at = excluded.updated_at, publisher_id = excluded.publisher_id");
-    fclose(out);
-    return sql;
+}
+
+char *hvn_db_sql_node_upsert(void)
+{
+    return s_sql(s_node_upsert_sql, &hvn_db_sqlite_backend);
+}
+
+//  Returns nothing; writes the SELECT of every compute_nodes column.
+static void s_nodes_select_sql(FILE *out, const hvn_db_backend_t *b)
+{
+    (void)b;
+    fprintf(out, "SELECT ");
+    s_node_columns(out);
+    fprintf(out, " FROM compute_nodes");
 }
 
 char *hvn_db_sql_nodes_select(void)
 {
-    char *sql = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream(&sql, &size);
-    if (!out)
-        return NULL;
-    fprintf(out, "SELECT ");
-    for (int f = 0; f < HVN_F_COUNT; f++)
-        fprintf(out, "%s, ", hvn_schema_fields[f].name);
-    fprintf(out, S_EXTRA_COLUMNS " FROM compute_nodes");
-    fclose(out);
-    return sql;
+    return s_sql(s_nodes_select_sql, &hvn_db_sqlite_backend);
 }
 
 //  Returns true when text is the decimal form of value.
@@ -296,15 +323,10 @@ static int s_check_version(hvn_db_t *self, char *err, size_t err_size)
     return 0;
 }
 
-//  Returns the event insert whose payload the database makes from the
-//  node's fields, bound as $10.. in schema order (heap), or NULL.
-static char *s_event_node_insert(const hvn_db_backend_t *b)
+//  Returns nothing; writes the event insert whose payload the database
+//  makes from the node's fields, bound as $9.. in schema order.
+static void s_event_node_insert_sql(FILE *out, const hvn_db_backend_t *b)
 {
-    char *sql = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream(&sql, &size);
-    if (!out)
-        return NULL;
     fprintf(out,
             "INSERT INTO compute_node_events (timestamp, event_type, uuid, host, message_id, "
             "seq, instance, source, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
@@ -314,15 +336,13 @@ static char *s_event_node_insert(const hvn_db_backend_t *b)
         fprintf(out, "%s'%s', CAST($%d AS %s)", f ? ", " : "", hvn_schema_fields[f].name, 9 + f,
                 s_column_type(b, f));
     fprintf(out, ") AS TEXT)) ON CONFLICT (message_id) DO NOTHING");
-    fclose(out);
-    return sql;
 }
 
 //  Returns 0 after preparing the statements the writer uses, or -1.
 static int s_prepare(hvn_db_t *self)
 {
     char *upsert = hvn_db_sql_node_upsert();
-    char *event_node = s_event_node_insert(self->backend);
+    char *event_node = s_sql(s_event_node_insert_sql, self->backend);
     const char *sql[HVN_DB_STMT_COUNT] = {
         [HVN_DB_STMT_UPSERT_NODE] = upsert,
         [HVN_DB_STMT_DELETE_NODE] = "DELETE FROM compute_nodes WHERE uuid = $1",
@@ -517,38 +537,37 @@ static hvn_db_value_t s_text(const char *s)
     return s ? (hvn_db_value_t){HVN_DB_TEXT, 0, s} : (hvn_db_value_t){HVN_DB_NULL, 0, NULL};
 }
 
+#define S_EVENT_HEAD 8 //  Parameters of an event row before its payload
+
+//  Returns S_EVENT_HEAD after filling v with an event row's values before
+//  its payload ($1..$8 of both event inserts).
+static size_t s_event_values(const hvn_db_event_t *e, hvn_db_value_t *v)
+{
+    const char *texts[] = {e->timestamp, e->event_type, e->uuid, e->host, e->message_id};
+    for (size_t i = 0; i < 5; i++)
+        v[i] = s_text(texts[i]);
+    v[5] = e->seq ? (hvn_db_value_t){HVN_DB_INT, e->seq, NULL} : (hvn_db_value_t){HVN_DB_NULL};
+    v[6] = s_text(e->instance);
+    v[7] = s_text(e->source);
+    return S_EVENT_HEAD;
+}
+
 int hvn_db_insert_event(hvn_db_t *self, const hvn_db_event_t *e)
 {
     assert(self && e);
-    hvn_db_value_t v[] = {
-        s_text(e->timestamp),
-        s_text(e->event_type),
-        s_text(e->uuid),
-        s_text(e->host),
-        s_text(e->message_id),
-        e->seq ? (hvn_db_value_t){HVN_DB_INT, e->seq, NULL} : (hvn_db_value_t){HVN_DB_NULL},
-        s_text(e->instance),
-        s_text(e->source),
-        s_text(e->payload),
-    };
-    return s_run(self, HVN_DB_STMT_INSERT_EVENT, NULL, v, 9, NULL, NULL);
+    hvn_db_value_t v[S_EVENT_HEAD + 1];
+    size_t n = s_event_values(e, v);
+    v[n++] = s_text(e->payload);
+    return s_run(self, HVN_DB_STMT_INSERT_EVENT, NULL, v, n, NULL, NULL);
 }
 
 int hvn_db_insert_event_node(hvn_db_t *self, const hvn_db_event_t *e, const hvn_node_t *node)
 {
     assert(self && e && node);
-    hvn_db_value_t v[8 + HVN_F_COUNT] = {
-        s_text(e->timestamp),
-        s_text(e->event_type),
-        s_text(e->uuid),
-        s_text(e->host),
-        s_text(e->message_id),
-        e->seq ? (hvn_db_value_t){HVN_DB_INT, e->seq, NULL} : (hvn_db_value_t){HVN_DB_NULL},
-        s_text(e->instance),
-        s_text(e->source),
-    };
-    s_field_values(node, v + 8);
-    return s_run(self, HVN_DB_STMT_INSERT_EVENT_NODE, NULL, v, 8 + HVN_F_COUNT, NULL, NULL);
+    hvn_db_value_t v[S_EVENT_HEAD + HVN_F_COUNT];
+    size_t n = s_event_values(e, v);
+    n += s_field_values(node, v + n);
+    return s_run(self, HVN_DB_STMT_INSERT_EVENT_NODE, NULL, v, n, NULL, NULL);
 }
 
 int hvn_db_event_known(hvn_db_t *self, const char *message_id)

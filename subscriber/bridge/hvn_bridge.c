@@ -27,12 +27,14 @@
 
 //  One body waiting for its confirm
 typedef struct {
-    char *body;       //  The message body (owned)
-    size_t size;      //  Its length
-    uint64_t tag;     //  Delivery tag on this connection; 0 = not published on it
-    int64_t since_us; //  Monotonic µs when pushed
-    bool resend;      //  Published before on an earlier connection, or nacked
-    bool done;        //  Confirmed out of order; popped when it reaches the head
+    char *body;           //  The message body (owned)
+    size_t size;          //  Its length
+    uint64_t tag;         //  Delivery tag on this connection; 0 = not published on it
+    int64_t since_us;     //  Monotonic µs when pushed
+    bool resend;          //  Published before on an earlier connection, or nacked
+    bool done;            //  Confirmed out of order; popped when it reaches the head
+    uint8_t instance[16]; //  Publisher instance of the notification (or zeros)
+    uint64_t seq;         //  Its seq (0 = not given)
 } s_entry_t;
 
 struct _hvn_bridge_t {
@@ -109,9 +111,10 @@ static size_t s_pop_done(hvn_bridge_t *self)
     return popped;
 }
 
-//  Returns nothing; appends an entry at the tail, dropping the head first
-//  when the ring is full (counted, logged at most once a second).
-static void s_append(hvn_bridge_t *self, char *body, size_t size, int64_t since_us, bool resend)
+//  Returns nothing; appends an entry (body, size, since_us, resend and
+//  origin taken from it) at the tail, dropping the head first when the
+//  ring is full (counted, logged at most once a second).
+static void s_append(hvn_bridge_t *self, const s_entry_t *from)
 {
     if (self->count == self->capacity) {
         s_pop(self);
@@ -127,7 +130,12 @@ static void s_append(hvn_bridge_t *self, char *body, size_t size, int64_t since_
         }
     }
     s_entry_t *entry = s_at(self, self->count++);
-    *entry = (s_entry_t){.body = body, .size = size, .since_us = since_us, .resend = resend};
+    *entry = (s_entry_t){.body = from->body,
+                         .size = from->size,
+                         .since_us = from->since_us,
+                         .resend = from->resend,
+                         .seq = from->seq};
+    memcpy(entry->instance, from->instance, 16);
 }
 
 // --------------------------------------------------------------------------
@@ -198,8 +206,10 @@ static void s_handle_nack(hvn_bridge_t *self, uint64_t tag, bool multiple)
     s_pop_done(self);
     //  Appended after the loop: appending may drop the head, which moves
     //  the entries the loop walks
-    for (size_t i = 0; i < nacked; i++)
-        s_append(self, again[i].body, again[i].size, again[i].since_us, true);
+    for (size_t i = 0; i < nacked; i++) {
+        again[i].resend = true;
+        s_append(self, &again[i]);
+    }
     free(again);
     zsys_warning("bridge: RabbitMQ refused %zu notifications (basic.nack); publishing them again "
                  "in %d ms",
@@ -592,12 +602,35 @@ void hvn_bridge_destroy(hvn_bridge_t **self_p)
 
 int hvn_bridge_push(hvn_bridge_t *self, char **body_p, size_t size)
 {
-    assert(self && body_p && *body_p);
+    static const uint8_t none[16] = {0};
+    return hvn_bridge_push_from(self, body_p, size, none, 0);
+}
+
+int hvn_bridge_push_from(hvn_bridge_t *self, char **body_p, size_t size, const uint8_t instance[16],
+                         uint64_t seq)
+{
+    assert(self && body_p && *body_p && instance);
     uint64_t dropped = self->stats.dropped;
-    s_append(self, *body_p, size, zclock_usecs(), false);
+    s_entry_t entry = {.body = *body_p, .size = size, .since_us = zclock_usecs(), .seq = seq};
+    memcpy(entry.instance, instance, 16);
+    s_append(self, &entry);
     *body_p = NULL;
     self->stats.received++;
     return self->stats.dropped > dropped ? 1 : 0;
+}
+
+size_t hvn_bridge_unconfirmed(hvn_bridge_t *self, hvn_bridge_origin_fn *fn, void *arg)
+{
+    assert(self && fn);
+    size_t calls = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        const s_entry_t *entry = s_at(self, i);
+        if (!entry->done) {
+            fn(entry->instance, entry->seq, arg);
+            calls++;
+        }
+    }
+    return calls;
 }
 
 size_t hvn_bridge_pump(hvn_bridge_t *self, int timeout_ms)
@@ -643,6 +676,8 @@ void hvn_bridge_stats(hvn_bridge_t *self, hvn_bridge_stats_t *out)
     assert(self && out);
     *out = self->stats;
     out->pending = self->count;
+    out->connected = self->connected ? 1 : 0;
+    out->blocked_now = self->connected && self->blocked ? 1 : 0;
     size_t n = self->latency_count < S_LATENCIES ? (size_t)self->latency_count : S_LATENCIES;
     uint32_t *sorted = n ? malloc(n * sizeof(*sorted)) : NULL;
     if (sorted) {

@@ -70,6 +70,21 @@ void hvn_bridge_destroy(hvn_bridge_t **self_p);
 //  Returns 0, or 1 when one was dropped to make room.
 int hvn_bridge_push(hvn_bridge_t *self, char **body_p, size_t size);
 
+//  As hvn_bridge_push, with the notification the body stands for: its
+//  publisher instance (16 raw bytes) and seq, which
+//  hvn_bridge_unconfirmed() hands back while the body waits. Returns as
+//  hvn_bridge_push.
+int hvn_bridge_push_from(hvn_bridge_t *self, char **body_p, size_t size, const uint8_t instance[16],
+                         uint64_t seq);
+
+//  Called for each body not yet confirmed, with what it was pushed from
+//  (seq 0 and a zero instance for a plain hvn_bridge_push).
+typedef void(hvn_bridge_origin_fn)(const uint8_t instance[16], uint64_t seq, void *arg);
+
+//  Calls fn for every body queued and not yet confirmed by RabbitMQ, in
+//  no particular order. Returns the number of calls.
+size_t hvn_bridge_unconfirmed(hvn_bridge_t *self, hvn_bridge_origin_fn *fn, void *arg);
+
 //  Connects when not connected and a retry is due, publishes what the
 //  window allows, and reads RabbitMQ's confirms and other frames, waiting
 //  up to timeout_ms for the first one (0: only what has arrived). Returns
@@ -104,6 +119,8 @@ typedef struct {
     uint64_t latency_p50_us; //  push → confirm, over the last confirms
     uint64_t latency_p99_us; //  (up to 65536 of them); 0 before any
     uint64_t latency_max_us;
+    uint64_t connected;   //  1 while connected and declared, else 0
+    uint64_t blocked_now; //  1 while RabbitMQ blocks publishing, else 0
 } hvn_bridge_stats_t;
 
 //  Returns nothing; copies the counters into *out (the latencies are

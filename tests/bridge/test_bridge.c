@@ -279,3 +279,91 @@ Test(bridge, past_max_pending_the_oldest_are_dropped_counted_and_logged)
     cr_expect(strstr(log.text, "stopping with 5 notifications not confirmed"), "%s", log.text);
     bt_log_free(&log);
 }
+
+Test(bridge, metrics_are_prometheus_text_read_by_a_real_parser)
+{
+    int port = it_free_port();
+    char address[64], url[96];
+    snprintf(address, sizeof(address), "127.0.0.1:%d", port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    const char *extra[] = {"--topic", "hvn_metrics", "--metrics", address, NULL};
+    bt_log_t log = {0};
+    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
+    cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0);
+    s_publish_create_update_delete("cmp-030", 3);
+    cr_assert(bt_wait_confirmed(bridge, &log, 3, 20000), "not confirmed: %s", log.text);
+
+    //  Parsed with prometheus_client; the text is rendered every second, so
+    //  the check reads it until the counters have caught up
+    const char *check =
+        "import sys, time, urllib.request\n"
+        "from prometheus_client.parser import text_string_to_metric_families as parse\n"
+        "for attempt in range(100):\n"
+        "    text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()\n"
+        "    families = list(parse(text))\n"
+        "    samples = {s.name + str(sorted(s.labels.items())): (f.type, s.value)\n"
+        "               for f in families for s in f.samples}\n"
+        "    if samples.get('hvnotify_bridge_confirmed_total[]', (0, 0))[1] >= 3:\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "def value(name, kind):\n"
+        "    got = samples[name + '[]']\n"
+        "    assert got[0] == kind, (name, got)\n"
+        "    return got[1]\n"
+        "assert value('hvnotify_bridge_received_total', 'counter') == 3, samples\n"
+        "assert value('hvnotify_bridge_published_total', 'counter') == 3, samples\n"
+        "assert value('hvnotify_bridge_confirmed_total', 'counter') == 3, samples\n"
+        "assert value('hvnotify_bridge_dropped_total', 'counter') == 0, samples\n"
+        "assert value('hvnotify_bridge_resent_total', 'counter') == 0, samples\n"
+        "assert value('hvnotify_bridge_reconnects_total', 'counter') == 0, samples\n"
+        "assert value('hvnotify_bridge_pending', 'gauge') == 0, samples\n"
+        "assert value('hvnotify_bridge_connected', 'gauge') == 1, samples\n"
+        "assert value('hvnotify_bridge_blocked', 'gauge') == 0, samples\n"
+        "p99 = samples[\"hvnotify_bridge_confirm_latency_seconds[('quantile', '0.99')]\"]\n"
+        "assert p99[0] == 'gauge' and 0 < p99[1] < 60, p99\n"
+        "for f in families:\n"
+        "    assert f.documentation, f.name\n"
+        "    assert f.type in ('counter', 'gauge'), (f.name, f.type)\n"
+        "print('bridge metrics', len(families))\n";
+    const char *py[] = {"/usr/bin/python3", "-c", check, url, NULL};
+    it_proc_t *proc = it_spawn(py, false, true, true);
+    char *out = it_read_stdout(proc, 30000);
+    int code = it_wait(proc, 5000);
+    char *err = it_read_stderr(proc, 1000);
+    cr_expect_eq(code, 0, "%s%s", out, err);
+    cr_expect(strstr(out, "bridge metrics"), "%s", out);
+    free(out);
+    free(err);
+    it_stop(&proc, SIGKILL, 1000);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0, "bridge exit status; log: %s", log.text);
+    bt_log_free(&log);
+}
+
+Test(bridge, a_bad_or_busy_metrics_address_is_refused_at_start)
+{
+    const char *bad[] = {"hvn-bridge", "--transport-url", rmq.url, "--metrics", "nowhere", NULL};
+    it_proc_t *proc = it_spawn(bad, false, false, true);
+    cr_expect_eq(it_wait(proc, 10000), 2);
+    char *err = it_read_stderr(proc, 1000);
+    cr_expect(strstr(err, "--metrics"), "%s", err);
+    free(err);
+    it_stop(&proc, SIGKILL, 1000);
+
+    //  A port another bridge serves: exit 1, naming --metrics
+    int port = it_free_port();
+    char address[64];
+    snprintf(address, sizeof(address), "127.0.0.1:%d", port);
+    const char *extra[] = {"--topic", "hvn_busy", "--metrics", address, NULL};
+    bt_log_t log = {0};
+    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
+    const char *busy[] = {"hvn-bridge",      "--connect", env.backend, "--service", env.service,
+                          "--transport-url", rmq.url,     "--metrics", address,     NULL};
+    proc = it_spawn(busy, false, false, true);
+    cr_expect_eq(it_wait(proc, 10000), 1);
+    err = it_read_stderr(proc, 1000);
+    cr_expect(strstr(err, "--metrics"), "%s", err);
+    free(err);
+    it_stop(&proc, SIGKILL, 1000);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0, "bridge exit status; log: %s", log.text);
+    bt_log_free(&log);
+}

@@ -176,3 +176,107 @@ Test(resilience, blocked_publishing_waits_for_unblocked_and_loses_nothing)
     it_stop(&listener, SIGKILL, 1000);
     bt_log_free(&log);
 }
+
+//  Returns nothing; stops the bridge with SIGKILL (no flush, no last
+//  save), its log read to the end.
+static void s_bridge_kill(it_proc_t **bridge_p, bt_log_t *log)
+{
+    kill((*bridge_p)->pid, SIGKILL);
+    it_wait(*bridge_p, 10000);
+    bt_log_read(*bridge_p, log, 100);
+    it_stop(bridge_p, SIGKILL, 1000);
+}
+
+Test(resilience, a_restarted_bridge_replays_from_the_ring_what_went_by_while_it_was_down)
+{
+    it_proc_t *listener = bt_listener_start(&rmq, "nova", "hvn_resume", 1000000, 170, false);
+    char state[300];
+    snprintf(state, sizeof(state), "%s/bridge.state", env.dir);
+    const char *extra[] = {"--topic", "hvn_resume", "--state-file", state, NULL};
+    bt_log_t first = {0}, second = {0}, third = {0};
+    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &first);
+    cr_assert(strstr(first.text, "starting from the present"), "%s", first.text);
+    cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0);
+    it_proc_t *pub = bt_pub_start(&env, "cmp-resume");
+    int n = 0;
+    bt_pub_nodes(pub, "cmp-resume", n, n + 200, S_PACE_US);
+    n += 200;
+
+    //  SIGTERM while the publisher goes on; down for a while; started again
+    kill(bridge->pid, SIGTERM);
+    bt_pub_nodes(pub, "cmp-resume", n, n + 100, S_PACE_US);
+    n += 100;
+    cr_expect_eq(it_wait(bridge, 20000), 0, "exit status after SIGTERM");
+    bt_log_read(bridge, &first, 100);
+    it_stop(&bridge, SIGKILL, 1000);
+    bt_pub_nodes(pub, "cmp-resume", n, n + 200, S_PACE_US);
+    n += 200;
+    bridge = bt_bridge_start(&env, &rmq, extra, &second);
+    cr_expect(strstr(second.text, "state file"), "%s", second.text);
+    cr_expect(strstr(second.text, "resumed 1 publisher instances"), "%s", second.text);
+    cr_expect(strstr(second.text, " 0 missed that the rings no longer held"), "%s", second.text);
+    bt_pub_nodes(pub, "cmp-resume", n, n + 200, S_PACE_US);
+    n += 200;
+
+    //  kill -9 while the publisher goes on: no flush, no last save
+    s_bridge_kill(&bridge, &second);
+    bt_pub_nodes(pub, "cmp-resume", n, n + 300, S_PACE_US);
+    n += 300;
+    bridge = bt_bridge_start(&env, &rmq, extra, &third);
+    cr_expect(strstr(third.text, "resumed 1 publisher instances"), "%s", third.text);
+    bt_pub_nodes(pub, "cmp-resume", n, n + 200, S_PACE_US);
+    n += 200;
+    bt_pub_end(&pub);
+
+    //  Every notification heard: duplicates (after the kill -9) allowed
+    size_t distinct = 0, strangers = 0;
+    size_t lines = bt_collect(listener, (size_t)n, 60000, &distinct, NULL, &strangers);
+    cr_expect_eq(s_bridge_stop(&bridge, &third), 0);
+    cr_expect_eq(distinct, (size_t)n,
+                 "heard %zu of %d (%zu lines); first: %s\nsecond: %s\nthird: %s", distinct, n,
+                 lines, first.text, second.text, third.text);
+    cr_expect_geq(s_counter(&third, "resumed"), 300, "%s", third.text);
+    cr_expect_eq(s_counter(&third, "resume missed"), 0, "%s", third.text);
+    cr_expect_eq(s_counter(&third, "dropped"), 0, "%s", third.text);
+    cr_expect_eq(s_counter(&third, "pending"), 0, "%s", third.text);
+    it_stop(&listener, SIGKILL, 1000);
+    bt_log_free(&first);
+    bt_log_free(&second);
+    bt_log_free(&third);
+}
+
+Test(resilience, past_the_rings_window_a_restart_publishes_each_nodes_newest_from_the_snapshot)
+{
+    //  A ring of a few notifications only
+    it_stop(&env.broker, SIGTERM, 5000);
+    const char *ring[] = {"--ring-bytes", "16K", NULL};
+    it_broker_start(&env, ring);
+    it_proc_t *listener = bt_listener_start(&rmq, "nova", "hvn_window", 1000000, 120, false);
+    char state[300];
+    snprintf(state, sizeof(state), "%s/bridge.state", env.dir);
+    const char *extra[] = {"--topic", "hvn_window", "--state-file", state, NULL};
+    bt_log_t log = {0};
+    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
+    cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0);
+    it_proc_t *pub = bt_pub_start(&env, "cmp-window");
+    bt_pub_nodes(pub, "cmp-window", 0, 50, S_PACE_US);
+    cr_assert(bt_wait_confirmed(bridge, &log, 50, 20000), "not confirmed: %s", log.text);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0);
+
+    //  200 creates while down: far more than the ring holds
+    bt_pub_nodes(pub, "cmp-window", 50, 250, S_PACE_US);
+    bt_log_free(&log);
+    bridge = bt_bridge_start(&env, &rmq, extra, &log);
+    bt_pub_end(&pub);
+    cr_expect(strstr(log.text, "are no longer in the brokers' rings"), "%s", log.text);
+
+    //  Each node's newest notification is its create: all are heard
+    size_t distinct = 0, strangers = 0;
+    bt_collect(listener, 250, 60000, &distinct, NULL, &strangers);
+    cr_expect_eq(s_bridge_stop(&bridge, &log), 0);
+    cr_expect_eq(distinct, 250, "heard %zu of 250: %s", distinct, log.text);
+    cr_expect_gt(s_counter(&log, "resume missed"), 0, "%s", log.text);
+    cr_expect_gt(s_counter(&log, "resume from snapshot"), 0, "%s", log.text);
+    it_stop(&listener, SIGKILL, 1000);
+    bt_log_free(&log);
+}

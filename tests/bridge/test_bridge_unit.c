@@ -1,12 +1,18 @@
 /*  test_bridge_unit.c — hvn-bridge's parts that need no server: the
-    --transport-url parser and the messagingv2 body.
+    --transport-url parser, the messagingv2 body, the state file and the
+    metrics text.
 */
 #include "hvn_amqp_url.h"
+#include "hvn_bridge_metrics.h"
+#include "hvn_bridge_state.h"
 #include "hvn_oslo.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 //  Returns the parsed url; asserts it parses.
 static hvn_amqp_url_t *s_parse(const char *text)
@@ -225,4 +231,200 @@ Test(oslo, heartbeats_have_no_body)
     memset(&msg, 0, sizeof(msg));
     msg.header.kind = HVN_KIND_HEARTBEAT;
     cr_expect_null(hvn_oslo_body(&msg, NULL));
+}
+
+// --------------------------------------------------------------------------
+//  The state file
+
+static const uint8_t s_a[16] = {0x1a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f, 0x40, 0x81,
+                                0x92, 0xa3, 0xb4, 0xc5, 0xd6, 0xe7, 0xf8, 0x09};
+static const uint8_t s_b[16] = {0xb0, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f, 0x40, 0x81,
+                                0x92, 0xa3, 0xb4, 0xc5, 0xd6, 0xe7, 0xf8, 0x0b};
+
+//  Returns the done of instance in state; asserts it is known.
+static uint64_t s_done(hvn_bridge_state_t *state, const uint8_t instance[16])
+{
+    uint64_t done = 0;
+    cr_assert(hvn_bridge_state_done(state, instance, &done));
+    return done;
+}
+
+//  Returns a fresh temporary directory's path in dir.
+static void s_tempdir(char *dir, size_t size)
+{
+    snprintf(dir, size, "/tmp/hvn-bridge-state-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+//  Writes text into dir/name and returns the path in path.
+static void s_write(const char *dir, const char *name, const char *text, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s", dir, name);
+    FILE *file = fopen(path, "w");
+    cr_assert_not_null(file);
+    fputs(text, file);
+    fclose(file);
+}
+
+Test(state, done_stops_below_the_lowest_unconfirmed_seq_and_never_goes_down)
+{
+    hvn_bridge_state_t *state = hvn_bridge_state_new();
+    cr_assert_not_null(state);
+    for (uint64_t seq = 1; seq <= 10; seq++)
+        hvn_bridge_state_mark(state, s_a, seq);
+    cr_expect(hvn_bridge_state_covers(state, s_a, 10));
+    cr_expect_not(hvn_bridge_state_covers(state, s_a, 11));
+    cr_expect_not(hvn_bridge_state_covers(state, s_b, 1));
+
+    hvn_bridge_state_begin(state);
+    hvn_bridge_state_hold(state, s_a, 9); //  Still unconfirmed: 7 and 9
+    hvn_bridge_state_hold(state, s_a, 7);
+    cr_expect_eq(hvn_bridge_state_commit(state), 1);
+    cr_expect_eq(s_done(state, s_a), 6);
+
+    hvn_bridge_state_begin(state); //  All confirmed now
+    cr_expect_eq(hvn_bridge_state_commit(state), 1);
+    cr_expect_eq(s_done(state, s_a), 10);
+
+    hvn_bridge_state_begin(state); //  An old seq sent again does not take done back
+    hvn_bridge_state_hold(state, s_a, 3);
+    cr_expect_eq(hvn_bridge_state_commit(state), 0);
+    cr_expect_eq(s_done(state, s_a), 10);
+
+    hvn_bridge_state_touch(state, s_b); //  Known, nothing of it dealt with
+    cr_expect_eq(s_done(state, s_b), 0);
+    cr_expect_eq(hvn_bridge_state_size(state), 2);
+    hvn_bridge_state_destroy(&state);
+    cr_expect_null(state);
+    hvn_bridge_state_destroy(&state);
+}
+
+Test(state, saved_atomically_and_read_back_whole)
+{
+    char dir[64], path[128], tmp[140];
+    s_tempdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/bridge.state", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    hvn_bridge_state_t *state = hvn_bridge_state_new();
+    char err[256] = "";
+    cr_expect_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), 0, "no file yet: %s", err);
+    hvn_bridge_state_mark(state, s_a, 41);
+    hvn_bridge_state_mark(state, s_b, 7);
+    hvn_bridge_state_begin(state);
+    hvn_bridge_state_hold(state, s_b, 5);
+    hvn_bridge_state_commit(state);
+    cr_assert_eq(hvn_bridge_state_save(state, path), 0);
+    cr_expect_neq(access(tmp, F_OK), 0, "the temporary file is left behind");
+    hvn_bridge_state_destroy(&state);
+
+    state = hvn_bridge_state_new();
+    cr_assert_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), 1, "%s", err);
+    cr_expect_eq(hvn_bridge_state_size(state), 2);
+    cr_expect_eq(s_done(state, s_a), 41);
+    cr_expect_eq(s_done(state, s_b), 4);
+    cr_expect(hvn_bridge_state_covers(state, s_b, 4));
+    cr_expect_not(hvn_bridge_state_covers(state, s_b, 5));
+    hvn_bridge_state_destroy(&state);
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(state, a_file_that_is_not_a_state_file_is_refused_whole)
+{
+    char dir[64], path[128];
+    s_tempdir(dir, sizeof(dir));
+    const struct {
+        const char *text;
+        const char *says;
+    } cases[] = {
+        {"not json", "line 1"},
+        {"{\"format\": \"other\", \"version\": 1, \"instances\": {}}", "not an hvn-bridge-state"},
+        {"{\"format\": \"hvn-bridge-state\", \"version\": 9, \"instances\": {}}", "version 9"},
+        {"{\"format\": \"hvn-bridge-state\", \"version\": 1, \"instances\": []}", "instances"},
+        {"{\"format\": \"hvn-bridge-state\", \"version\": 1, \"instances\": "
+         "{\"1a2b3c4d-5e6f-4081-92a3-b4c5d6e7f809\": {\"done\": 3, \"heard\": 1},"
+         " \"nope\": {\"done\": 1, \"heard\": 1}}}",
+         "'nope' is not a publisher instance id"},
+        {"{\"format\": \"hvn-bridge-state\", \"version\": 1, \"instances\": "
+         "{\"1a2b3c4d-5e6f-4081-92a3-b4c5d6e7f809\": {\"done\": -3, \"heard\": 1}}}",
+         "expected {\"done\": seq"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        s_write(dir, "bad.state", cases[i].text, path, sizeof(path));
+        hvn_bridge_state_t *state = hvn_bridge_state_new();
+        char err[256] = "";
+        cr_expect_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), -1, "%s accepted",
+                     cases[i].text);
+        cr_expect(strstr(err, cases[i].says), "%s: got '%s'", cases[i].text, err);
+        cr_expect(strstr(err, path), "%s: the path is not named in '%s'", cases[i].text, err);
+        cr_expect_eq(hvn_bridge_state_size(state), 0, "%s: partly taken", cases[i].text);
+        hvn_bridge_state_destroy(&state);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(state, an_instance_silent_for_a_day_is_forgotten_at_the_next_save)
+{
+    char dir[64], path[128];
+    s_tempdir(dir, sizeof(dir));
+    s_write(dir, "old.state",
+            "{\"format\": \"hvn-bridge-state\", \"version\": 1, \"instances\": {"
+            "\"1a2b3c4d-5e6f-4081-92a3-b4c5d6e7f809\": {\"done\": 3, \"heard\": 1000}}}",
+            path, sizeof(path));
+    hvn_bridge_state_t *state = hvn_bridge_state_new();
+    char err[256] = "";
+    cr_assert_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), 1, "%s", err);
+    cr_expect_eq(s_done(state, s_a), 3);
+    hvn_bridge_state_mark(state, s_b, 2); //  Heard now
+    cr_assert_eq(hvn_bridge_state_save(state, path), 0);
+    cr_expect_eq(hvn_bridge_state_size(state), 1);
+    hvn_bridge_state_destroy(&state);
+    state = hvn_bridge_state_new();
+    cr_assert_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), 1, "%s", err);
+    uint64_t done = 0;
+    cr_expect_not(hvn_bridge_state_done(state, s_a, &done));
+    cr_expect(hvn_bridge_state_done(state, s_b, &done));
+    hvn_bridge_state_destroy(&state);
+    unlink(path);
+    rmdir(dir);
+}
+
+// --------------------------------------------------------------------------
+//  The metrics text
+
+Test(metrics, counters_end_in_total_and_every_family_is_typed)
+{
+    hvn_bridge_figures_t figures;
+    memset(&figures, 0, sizeof(figures));
+    figures.bridge.received = 12;
+    figures.bridge.confirmed = 11;
+    figures.bridge.pending = 1;
+    figures.bridge.blocked_now = 1;
+    figures.bridge.latency_p99_us = 2000000;
+    figures.resumed = 5;
+    size_t size = 0;
+    char *text = hvn_bridge_metrics_render(&figures, &size);
+    cr_assert_not_null(text);
+    cr_expect_eq(size, strlen(text));
+    const char *expect[] = {
+        "# TYPE hvnotify_bridge_received_total counter\nhvnotify_bridge_received_total 12\n",
+        "# TYPE hvnotify_bridge_confirmed_total counter\nhvnotify_bridge_confirmed_total 11\n",
+        "# TYPE hvnotify_bridge_pending gauge\nhvnotify_bridge_pending 1\n",
+        "# TYPE hvnotify_bridge_blocked gauge\nhvnotify_bridge_blocked 1\n",
+        "hvnotify_bridge_resumed_total 5\n",
+        "hvnotify_bridge_confirm_latency_seconds{quantile=\"0.99\"} 2\n",
+    };
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
+        cr_expect(strstr(text, expect[i]), "'%s' not in:\n%s", expect[i], text);
+    //  Every sample's family has a TYPE line
+    for (const char *line = text; *line; line = strchr(line, '\n') + 1) {
+        if (*line != '#') {
+            char family[128], needle[160];
+            sscanf(line, "%127[a-z_]", family);
+            snprintf(needle, sizeof(needle), "# TYPE %s ", family);
+            cr_expect(strstr(text, needle), "%s has no TYPE", family);
+        }
+    }
+    free(text);
 }

@@ -6,6 +6,7 @@
     one; read whole at start, checked entirely before anything is added.
 */
 #include "hvn_state.h"
+#include "hvn_write_int.h"
 #include "hvn_error.h"
 #include "hvn_schema.h"
 
@@ -115,14 +116,7 @@ static int s_write_file(const char *path, const char *data, size_t size)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    int rc = 0;
-    for (size_t done = 0; rc == 0 && done < size;) {
-        ssize_t n = write(fd, data + done, size - done);
-        if (n < 0 && errno != EINTR)
-            rc = -1;
-        else if (n > 0)
-            done += (size_t)n;
-    }
+    int rc = hvni_write_all(fd, data, size);
     if (rc == 0)
         rc = fsync(fd);
     int err = errno;

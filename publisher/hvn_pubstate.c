@@ -8,6 +8,7 @@
 */
 #include "hvn_pubstate.h"
 #include "hvn_mpread.h"
+#include "hvn_write_int.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -73,14 +74,7 @@ static int s_replace(const char *path, const char *dir, const char *data, size_t
         return -1;
     snprintf(tmp, tmp_size, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = fd < 0 ? -1 : 0;
-    for (size_t done = 0; rc == 0 && done < size;) {
-        ssize_t n = write(fd, data + done, size - done);
-        if (n < 0 && errno != EINTR)
-            rc = -1;
-        else if (n > 0)
-            done += (size_t)n;
-    }
+    int rc = fd < 0 ? -1 : hvni_write_all(fd, data, size);
     if (rc == 0 && fsync(fd) != 0)
         rc = -1;
     int saved = errno;

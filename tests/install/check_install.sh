@@ -47,7 +47,7 @@ for h in hvn_proto.h hvn_schema.h hvn_codec.h hvn_publisher.h hvn_subscriber.h; 
 done
 # proto/'s internal headers (hvni_, not exported) stay out of the tree; the
 # installed headers include only installed headers
-for h in hvn_mpread.h hvn_wire_int.h; do
+for h in hvn_mpread.h hvn_wire_int.h hvn_write_int.h; do
   [ ! -e "$prefix/include/hvnotify/$h" ] || fail "internal header include/hvnotify/$h installed"
 done
 for f in "$prefix"/include/hvnotify/*.h; do

@@ -80,6 +80,12 @@ static bool s_column_int(int c)
     return c < HVN_F_COUNT && hvn_schema_fields[c].type == HVN_TYPE_INT;
 }
 
+//  Returns true when column c may hold SQL NULL.
+static bool s_column_nullable(int c)
+{
+    return c < HVN_F_COUNT && c != HVN_F_UUID && hvn_schema_fields[c].nullable;
+}
+
 //  Returns the column named name (len bytes), or -1.
 static int s_column_find(const char *name, size_t len)
 {
@@ -394,9 +400,15 @@ static void s_get_nodes(hvn_index_api_t *self, const hvn_http_request_t *req,
     size_t n = rc == 0 ? s_param(&q, (hvn_db_value_t){HVN_DB_INT, limit, NULL}) : 0;
     if (rc == 0 && n) {
         fprintf(q.out, " ORDER BY ");
+        //  Where nulls go is said only for a column that may hold them: a
+        //  key or an index of a NOT NULL column then serves the order as is
+        //  (PostgreSQL keeps nulls last in its B-trees, SQLite first)
         for (size_t i = 0; i < key_count; i++)
-            fprintf(q.out, "%s%s %s", i ? ", " : "", s_column_name(keys[i].column),
-                    keys[i].desc ? "DESC NULLS LAST" : "ASC NULLS FIRST");
+            fprintf(q.out, "%s%s %s%s", i ? ", " : "", s_column_name(keys[i].column),
+                    keys[i].desc ? "DESC" : "ASC",
+                    !s_column_nullable(keys[i].column) ? ""
+                    : keys[i].desc                     ? " NULLS LAST"
+                                                       : " NULLS FIRST");
         fprintf(q.out, " LIMIT $%zu", n);
     }
     fclose(q.out);

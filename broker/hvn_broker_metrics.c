@@ -1,16 +1,15 @@
 /*  hvn_broker_metrics.c — hvn-broker's /metrics.
 
     One table walk per render: the row's name says its family, the list of
-    gauges below its type. Rendering happens in the broker's thread; the
-    HTTP thread only copies the last text out under the mutex.
+    gauges below its type. Rendering happens in the broker's thread;
+    hvn_metrics_page hands each scrape the last text.
 */
 #include "hvn_broker_metrics.h"
-#include "hvn_http.h"
 #include "hvn_metrics.h"
+#include "hvn_metrics_page.h"
 
 #include <assert.h>
 #include <czmq.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,13 +45,10 @@ static const struct {
 #define S_LAST_US "_last_us"
 
 struct _hvn_broker_metrics_t {
-    hvn_broker_t *broker;  //  Whose table is served (read in its thread only)
-    hvn_stats_t *table;    //  Scratch table the broker fills
-    hvn_http_t *http;      //  The endpoint
-    pthread_mutex_t lock;  //  Guards text and size
-    char *text;            //  Last rendered exposition, or NULL
-    size_t size;           //  Its bytes
-    int64_t next_ms;       //  When the next render is due
+    hvn_broker_t *broker;     //  Whose table is served (read in its thread only)
+    hvn_stats_t *table;       //  Scratch table the broker fills
+    hvn_metrics_page_t *page; //  The endpoint, serving the last text
+    int64_t next_ms;          //  When the next render is due
 };
 
 //  Returns true when the row called name is a gauge.
@@ -166,34 +162,7 @@ static void s_tick(hvn_broker_t *broker, void *arg)
     char *text = hvn_broker_stats_table(broker, self->table) == 0
                      ? hvn_broker_metrics_render(self->table, &size)
                      : NULL;
-    if (!text)
-        return; //  Out of memory: the last text stays
-    pthread_mutex_lock(&self->lock);
-    free(self->text);
-    self->text = text;
-    self->size = size;
-    pthread_mutex_unlock(&self->lock);
-}
-
-//  Returns nothing; answers one request (the HTTP thread): /metrics with
-//  a copy of the last text, 503 before the first render, else 404.
-static void s_serve(const hvn_http_request_t *request, hvn_http_reply_t *reply, void *arg)
-{
-    hvn_broker_metrics_t *self = arg;
-    if (strcmp(request->path, "/metrics") != 0)
-        return;
-    pthread_mutex_lock(&self->lock);
-    char *copy = self->text ? malloc(self->size + 1) : NULL;
-    size_t size = self->size;
-    if (copy)
-        memcpy(copy, self->text, size + 1);
-    bool rendered = self->text != NULL;
-    pthread_mutex_unlock(&self->lock);
-    if (copy)
-        hvn_http_reply_take(reply, 200, HVN_METRICS_CONTENT_TYPE, copy, size);
-    else
-        hvn_http_reply_text(reply, rendered ? 500 : 503, "text/plain",
-                            rendered ? "out of memory\n" : "not rendered yet\n");
+    hvn_metrics_page_set(self->page, text, size); //  NULL (out of memory): the last stays
 }
 
 //  Returns the endpoint, or NULL with the reason in err.
@@ -207,15 +176,13 @@ hvn_broker_metrics_t *hvn_broker_metrics_new(hvn_broker_t *broker, const char *a
         free(self);
         return NULL;
     }
-    pthread_mutex_init(&self->lock, NULL);
     self->broker = broker;
-    s_tick(broker, self); //  A first text before the first scrape
-    hvn_http_opts_t opts = {.address = address, .fn = s_serve, .arg = self};
-    self->http = hvn_http_new(&opts, err, err_size);
-    if (!self->http) {
+    self->page = hvn_metrics_page_new(address, err, err_size);
+    if (!self->page) {
         hvn_broker_metrics_destroy(&self);
         return NULL;
     }
+    s_tick(broker, self); //  A first text before the first scrape
     hvn_broker_set_tick(broker, s_tick, self);
     return self;
 }
@@ -227,11 +194,9 @@ void hvn_broker_metrics_destroy(hvn_broker_metrics_t **self_p)
     hvn_broker_metrics_t *self = *self_p;
     if (!self)
         return;
-    hvn_http_destroy(&self->http);
+    hvn_metrics_page_destroy(&self->page);
     hvn_broker_set_tick(self->broker, NULL, NULL);
     hvn_stats_destroy(&self->table);
-    free(self->text);
-    pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }

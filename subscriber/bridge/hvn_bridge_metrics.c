@@ -3,11 +3,10 @@
     One table of figures: adding a counter to the exposition is one line.
 */
 #include "hvn_bridge_metrics.h"
-#include "hvn_http.h"
 #include "hvn_metrics.h"
+#include "hvn_metrics_page.h"
 
 #include <assert.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,10 +74,7 @@ static const s_figure_t s_figures[] = {
 #undef S_GAUGE
 
 struct _hvn_bridge_metrics_t {
-    hvn_http_t *http;     //  The endpoint
-    pthread_mutex_t lock; //  Guards text and size
-    char *text;           //  Last rendered exposition, or NULL
-    size_t size;          //  Its bytes
+    hvn_metrics_page_t *page; //  The endpoint, serving the last text
 };
 
 char *hvn_bridge_metrics_render(const hvn_bridge_figures_t *figures, size_t *size)
@@ -111,27 +107,6 @@ char *hvn_bridge_metrics_render(const hvn_bridge_figures_t *figures, size_t *siz
     return text;
 }
 
-//  Returns nothing; answers one request (the HTTP thread): /metrics with
-//  a copy of the last text, 503 before the first one, else 404.
-static void s_serve(const hvn_http_request_t *request, hvn_http_reply_t *reply, void *arg)
-{
-    hvn_bridge_metrics_t *self = arg;
-    if (strcmp(request->path, "/metrics") != 0)
-        return;
-    pthread_mutex_lock(&self->lock);
-    char *copy = self->text ? malloc(self->size + 1) : NULL;
-    size_t size = self->size;
-    if (copy)
-        memcpy(copy, self->text, size + 1);
-    bool rendered = self->text != NULL;
-    pthread_mutex_unlock(&self->lock);
-    if (copy)
-        hvn_http_reply_take(reply, 200, HVN_METRICS_CONTENT_TYPE, copy, size);
-    else
-        hvn_http_reply_text(reply, rendered ? 500 : 503, "text/plain",
-                            rendered ? "out of memory\n" : "not rendered yet\n");
-}
-
 hvn_bridge_metrics_t *hvn_bridge_metrics_new(const char *address, char *err, size_t err_size)
 {
     assert(address && err);
@@ -140,10 +115,8 @@ hvn_bridge_metrics_t *hvn_bridge_metrics_new(const char *address, char *err, siz
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&self->lock, NULL);
-    hvn_http_opts_t opts = {.address = address, .fn = s_serve, .arg = self};
-    self->http = hvn_http_new(&opts, err, err_size);
-    if (!self->http) {
+    self->page = hvn_metrics_page_new(address, err, err_size);
+    if (!self->page) {
         hvn_bridge_metrics_destroy(&self);
         return NULL;
     }
@@ -155,13 +128,7 @@ void hvn_bridge_metrics_update(hvn_bridge_metrics_t *self, const hvn_bridge_figu
     assert(self && figures);
     size_t size = 0;
     char *text = hvn_bridge_metrics_render(figures, &size);
-    if (!text)
-        return;
-    pthread_mutex_lock(&self->lock);
-    free(self->text);
-    self->text = text;
-    self->size = size;
-    pthread_mutex_unlock(&self->lock);
+    hvn_metrics_page_set(self->page, text, size); //  NULL: the last stays
 }
 
 void hvn_bridge_metrics_destroy(hvn_bridge_metrics_t **self_p)
@@ -170,9 +137,7 @@ void hvn_bridge_metrics_destroy(hvn_bridge_metrics_t **self_p)
     hvn_bridge_metrics_t *self = *self_p;
     if (!self)
         return;
-    hvn_http_destroy(&self->http); //  No scrape runs past this
-    free(self->text);
-    pthread_mutex_destroy(&self->lock);
+    hvn_metrics_page_destroy(&self->page); //  No scrape runs past this
     free(self);
     *self_p = NULL;
 }

@@ -6,9 +6,9 @@
     one; read whole at start, checked entirely before anything is added.
 */
 #include "hvn_state.h"
-#include "hvn_write_int.h"
 #include "hvn_error.h"
 #include "hvn_schema.h"
+#include "hvn_write_int.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -109,22 +109,6 @@ static size_t s_owners(msgpack_packer *pk, const hvn_idmap_t *owners, const hvn_
     return count;
 }
 
-//  Returns 0 when size bytes are in a new file at path (synced), -1 with
-//  errno set.
-static int s_write_file(const char *path, const char *data, size_t size)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    int rc = hvni_write_all(fd, data, size);
-    if (rc == 0)
-        rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    errno = err;
-    return rc;
-}
-
 //  Returns 0 with the file replaced, -1 with the reason in error.
 int hvn_state_save(const char *path, const hvn_cache_t *cache, const hvn_idmap_t *owners,
                    const hvn_seqmap_t *seqmap, char *error, size_t error_size)
@@ -158,20 +142,13 @@ int hvn_state_save(const char *path, const hvn_cache_t *cache, const hvn_idmap_t
     walk.count = 0;
     hvn_seqmap_foreach(seqmap, s_instance, &walk);
 
-    char *tmp = malloc(strlen(path) + 5);
     int rc = -1;
-    if (!sbuf.data || !tmp)
+    if (!sbuf.data)
         hvn_error_set(error, error_size, "state file '%s': out of memory", path);
-    else {
-        sprintf(tmp, "%s.tmp", path);
-        if (s_write_file(tmp, sbuf.data, sbuf.size) != 0 || rename(tmp, path) != 0) {
-            hvn_error_set(error, error_size, "cannot write state file '%s': %s", path,
-                          strerror(errno));
-            unlink(tmp);
-        } else
-            rc = 0;
-    }
-    free(tmp);
+    else if (hvni_replace_file(path, sbuf.data, sbuf.size, 0600) != 0)
+        hvn_error_set(error, error_size, "cannot write state file '%s': %s", path, strerror(errno));
+    else
+        rc = 0;
     msgpack_sbuffer_destroy(&sbuf);
     return rc;
 }
@@ -286,8 +263,7 @@ long hvn_state_load(const char *path, hvn_idmap_t *owners, hvn_seqmap_t *seqmap,
     if (!data) {
         if (errno == ENOENT)
             return 0;
-        hvn_error_set(error, error_size, "cannot read state file '%s': %s", path,
-                      strerror(errno));
+        hvn_error_set(error, error_size, "cannot read state file '%s': %s", path, strerror(errno));
         return -1;
     }
     msgpack_unpacked result;

@@ -765,8 +765,7 @@ static void s_state_write(hvn_publisher_t *self)
                                          .body = order[i]->body,
                                          .body_size = order[i]->body_size};
     self->own.state_written = zclock_mono();
-    if (hvn_pubstate_write(self->cfg.state_path, self->cfg.state_dir, self->cfg.host, nodes, n) ==
-        0)
+    if (hvn_pubstate_write(self->cfg.state_path, self->cfg.host, nodes, n) == 0)
         self->own.state_dirty = false;
     else {
         int64_t now = zclock_mono();
@@ -863,7 +862,8 @@ static int s_opts_check(const hvn_publisher_opts_t *opts)
         return -1;
     }
     expected = opts->service ? hvn_names_service_check(opts->service) : NULL;
-    if (expected || (opts->service && strlen(opts->service) + 1 + strlen(opts->host) > HVN_STR_MAX)) {
+    if (expected ||
+        (opts->service && strlen(opts->service) + 1 + strlen(opts->host) > HVN_STR_MAX)) {
         zsys_error("publisher: service must be %s, and service:host at most %d bytes",
                    expected ? expected : "shorter", HVN_STR_MAX);
         return -1;

@@ -64,55 +64,18 @@ static int s_pack(msgpack_sbuffer *sbuf, const char *host, const hvn_pubstate_no
     return rc == 0 ? 0 : -1;
 }
 
-//  Returns 0 after writing size bytes to a temporary file, syncing it and
-//  renaming it over path (then syncing dir), or -1 with errno set.
-static int s_replace(const char *path, const char *dir, const char *data, size_t size)
-{
-    size_t tmp_size = strlen(path) + 5;
-    char *tmp = malloc(tmp_size);
-    if (!tmp)
-        return -1;
-    snprintf(tmp, tmp_size, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = fd < 0 ? -1 : hvni_write_all(fd, data, size);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -1;
-    int saved = errno;
-    if (fd >= 0 && close(fd) != 0 && rc == 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc != 0)
-        unlink(tmp);
-    else {
-        //  Make the rename itself durable
-        int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd >= 0) {
-            fsync(dirfd);
-            close(dirfd);
-        }
-    }
-    free(tmp);
-    errno = saved;
-    return rc;
-}
-
 //  Returns 0 after replacing the state file, -1 with errno set.
-int hvn_pubstate_write(const char *path, const char *dir, const char *host,
-                       const hvn_pubstate_node_t *nodes, size_t count)
+int hvn_pubstate_write(const char *path, const char *host, const hvn_pubstate_node_t *nodes,
+                       size_t count)
 {
-    assert(path && dir && host && (nodes || count == 0));
+    assert(path && host && (nodes || count == 0));
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init(&sbuf);
     int rc = s_pack(&sbuf, host, nodes, count);
     if (rc != 0)
         errno = ENOMEM;
     else
-        rc = s_replace(path, dir, sbuf.data ? sbuf.data : "", sbuf.size);
+        rc = hvni_replace_file(path, sbuf.data ? sbuf.data : "", sbuf.size, 0644);
     int saved = errno;
     msgpack_sbuffer_destroy(&sbuf);
     errno = saved;

@@ -52,11 +52,11 @@ typedef enum {
 typedef void(hvn_pubstate_fn)(const hvn_pubstate_node_t *node, const hvn_msg_t *msg, void *arg);
 
 //  Writes the count nodes, in order, as the state file of host at path:
-//  the bytes go to "<path>.tmp", are synced, renamed over path, and the
-//  directory dir (path's) is synced so the rename lasts. Returns 0, or -1
-//  with errno set (the old file, if any, then left as it was).
-int hvn_pubstate_write(const char *path, const char *dir, const char *host,
-                       const hvn_pubstate_node_t *nodes, size_t count);
+//  the bytes go to "<path>.tmp", are synced, renamed over path, and
+//  path's directory is synced so the rename lasts. Returns 0, or -1 with
+//  errno set (the old file, if any, then left as it was).
+int hvn_pubstate_write(const char *path, const char *host, const hvn_pubstate_node_t *nodes,
+                       size_t count);
 
 //  Reads the state file of host at path. Returns HVN_PUBSTATE_OK after
 //  passing every node to fn; any other result calls fn for none of them,

@@ -83,7 +83,7 @@ static int s_write(const char *host, const int *order, size_t count)
     hvn_pubstate_node_t nodes[8] = {{0}};
     for (size_t i = 0; i < count; i++)
         nodes[i] = s_node_of(&frames[order ? order[i] : (int)i]);
-    return hvn_pubstate_write(path, dir, host, nodes, count);
+    return hvn_pubstate_write(path, host, nodes, count);
 }
 
 //  What a read passed on
@@ -310,7 +310,7 @@ Test(pubstate, a_node_of_another_host_is_refused)
     cr_assert_eq(hvn_encoder_notification(encoder, HVN_EVENT_CREATE, &env, &node, &header, &other),
                  0);
     hvn_pubstate_node_t nodes[2] = {s_node_of(&frames[0]), s_node_of(&other)};
-    cr_assert_eq(hvn_pubstate_write(path, dir, S_HOST, nodes, 2), 0);
+    cr_assert_eq(hvn_pubstate_write(path, S_HOST, nodes, 2), 0);
     s_seen_t seen = {0};
     const char *why = NULL;
     cr_assert_eq(hvn_pubstate_read(path, S_HOST, s_collect, &seen, &why), HVN_PUBSTATE_CORRUPT);

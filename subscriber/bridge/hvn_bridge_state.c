@@ -7,6 +7,7 @@
     notification that RabbitMQ has not taken.
 */
 #include "hvn_bridge_state.h"
+#include "hvn_write_int.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -348,55 +349,6 @@ static char *s_dump(hvn_bridge_state_t *self)
     return text;
 }
 
-//  Returns 0 after writing size bytes to path.tmp, syncing it, renaming it
-//  over path and syncing the directory; -1 with errno set.
-static int s_replace(const char *path, const char *data, size_t size)
-{
-    char *tmp = zsys_sprintf("%s.tmp", path);
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? zsys_sprintf("%.*s", (int)(slash - path + (slash == path)), path)
-                      : zsys_sprintf(".");
-    if (!tmp || !dir) {
-        zstr_free(&tmp);
-        zstr_free(&dir);
-        errno = ENOMEM;
-        return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = fd < 0 ? -1 : 0;
-    for (size_t done = 0; rc == 0 && done < size;) {
-        ssize_t n = write(fd, data + done, size - done);
-        if (n < 0 && errno != EINTR)
-            rc = -1;
-        else if (n > 0)
-            done += (size_t)n;
-    }
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -1;
-    int saved = errno;
-    if (fd >= 0 && close(fd) != 0 && rc == 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc != 0)
-        unlink(tmp);
-    else {
-        int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd >= 0) {
-            fsync(dirfd); //  The rename itself outlives a crash
-            close(dirfd);
-        }
-    }
-    zstr_free(&tmp);
-    zstr_free(&dir);
-    errno = saved;
-    return rc;
-}
-
 int hvn_bridge_state_probe(const char *path)
 {
     assert(path);
@@ -424,7 +376,7 @@ int hvn_bridge_state_save(hvn_bridge_state_t *self, const char *path)
         errno = ENOMEM;
         return -1;
     }
-    int rc = s_replace(path, text, strlen(text));
+    int rc = hvni_replace_file(path, text, strlen(text), 0644);
     int saved = errno;
     free(text);
     errno = saved;

@@ -32,9 +32,9 @@ void it_env_fini(it_env_t *env)
 
 it_proc_t *it_broker_start(it_env_t *env, const char *const extra[])
 {
-    const char *argv[IT_MAX_ARGS + 1] = {"hvn-broker",     "--frontend", env->frontend,
-                                         "--backend",      env->backend, "--service",
-                                         env->service,     "--name",     "it-broker"};
+    const char *argv[IT_MAX_ARGS + 1] = {"hvn-broker", "--frontend", env->frontend,
+                                         "--backend",  env->backend, "--service",
+                                         env->service, "--name",     "it-broker"};
     size_t n = 9;
     for (size_t i = 0; extra && extra[i] && n < IT_MAX_ARGS; i++)
         argv[n++] = extra[i];
@@ -149,4 +149,20 @@ char *it_node_json(char *buf, size_t size, int64_t id, const char *uuid, const c
     snprintf(buf, size, "%s\n", json);
     free(json);
     return buf;
+}
+
+//  Returns the resident set of process pid in KiB (VmRSS), asserted found.
+long it_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *file = fopen(path, "r");
+    cr_assert_not_null(file, "no %s", path);
+    long kib = -1;
+    while (fgets(line, sizeof(line), file))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = strtol(line + 6, NULL, 10);
+    fclose(file);
+    cr_assert_gt(kib, 0, "no VmRSS in %s", path);
+    return kib;
 }

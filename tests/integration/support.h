@@ -23,7 +23,7 @@ typedef struct {
     char frontend[300]; //  Broker endpoints
     char backend[300];
     char service[300];
-    it_proc_t *broker;  //  Running broker, or NULL
+    it_proc_t *broker; //  Running broker, or NULL
 } it_env_t;
 
 //  Makes a temp dir and ipc endpoints in it. Asserts on failure.
@@ -70,5 +70,8 @@ json_t *it_node_data(json_t *obj);
 //  and that its message_id was not seen before (ids collects them).
 void it_expect_event(json_t *obj, const char *event, const char *uuid, int64_t vcpus_used,
                      zhashx_t *ids);
+
+//  Returns the resident set of process pid in KiB (VmRSS), asserted found.
+long it_rss_kib(pid_t pid);
 
 #endif

@@ -310,22 +310,6 @@ Test(hostile, sigterm_stops_the_broker_under_full_load)
     it_stop(&sub, SIGTERM, 5000);
 }
 
-//  Returns the resident set of process pid in KiB (VmRSS), asserted found.
-static long s_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *file = fopen(path, "r");
-    cr_assert_not_null(file, "no %s", path);
-    long kib = -1;
-    while (fgets(line, sizeof(line), file))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
-    fclose(file);
-    cr_assert_gt(kib, 0, "no VmRSS in %s", path);
-    return kib;
-}
-
 #define S_NODE_SET 100 //  Valid messages cycle over this many nodes: the cache stays small
 
 //  A valid create or update of node seq % S_NODE_SET with the given seq.
@@ -497,10 +481,10 @@ Test(hostile, thousands_of_malformed_messages_leave_exactly_the_valid_ones_and_f
     const size_t warmup = 1000, rounds = 2000;
 #endif
     s_hostile_rounds(pub, sub, enc, &seq, warmup);
-    long before = s_rss_kib(env.broker->pid);
+    long before = it_rss_kib(env.broker->pid);
     s_hostile_rounds(pub, sub, enc, &seq, rounds);
     s_hostile_rounds(pub, sub, enc, &seq, rounds);
-    long after = s_rss_kib(env.broker->pid);
+    long after = it_rss_kib(env.broker->pid);
     fprintf(stderr, "hostile: broker VmRSS %ld KiB after %zu rounds, %ld KiB after %zu more\n",
             before, warmup, after, 2 * rounds);
 #ifndef __SANITIZE_ADDRESS__
@@ -539,14 +523,14 @@ static void s_hostile_peer(char *line, size_t size, const char *const args[])
 
 Test(hostile, refused_subscriptions_cost_the_broker_bounded_memory)
 {
-    long before = s_rss_kib(env.broker->pid);
+    long before = it_rss_kib(env.broker->pid);
     char line[256];
     //  Longer than any topic: never received (libzmq drops the connection
     //  at the first one); it cost 60 MB for 30 before
     const char *big[] = {"subscribe", env.backend, "30", "60000", NULL};
     s_hostile_peer(line, sizeof(line), big);
     cr_expect_str_eq(line, "disconnected", "a 60 kB subscription was taken");
-    long after_big = s_rss_kib(env.broker->pid);
+    long after_big = it_rss_kib(env.broker->pid);
     //  20 000 distinct prefixes of 240 bytes: the first 1 000 applied, the
     //  connection cut soon after the 64th refused one (160 MB before)
     const char *many[] = {"subscribe", env.backend, "20000", "240", NULL};
@@ -556,7 +540,7 @@ Test(hostile, refused_subscriptions_cost_the_broker_bounded_memory)
     for (int64_t deadline = zclock_mono() + 20000; zclock_mono() < deadline && cut < 1;)
         cut = it_broker_stat(env.service, "subscribers_cut", 2000);
     cr_expect_geq(cut, 1);
-    long after_many = s_rss_kib(env.broker->pid);
+    long after_many = it_rss_kib(env.broker->pid);
     //  Twice more: what each attempt held is freed at its cut and reused,
     //  so the broker does not grow with the attacks (how much one attempt
     //  gets in before the cut depends on how fast the broker reads)
@@ -572,11 +556,11 @@ Test(hostile, refused_subscriptions_cost_the_broker_bounded_memory)
     //  libzmq frees a cut connection's state in its own thread, and the
     //  broker hands freed memory back within a second of a disconnect:
     //  wait (bounded) for the figure to come down rather than read it once
-    long after_again = s_rss_kib(env.broker->pid);
+    long after_again = it_rss_kib(env.broker->pid);
     for (int64_t deadline = zclock_mono() + 5000;
          after_again - after_many >= 32 * 1024 && zclock_mono() < deadline;) {
         zclock_sleep(50);
-        after_again = s_rss_kib(env.broker->pid);
+        after_again = it_rss_kib(env.broker->pid);
     }
     fprintf(stderr,
             "hostile: broker VmRSS %ld KiB, %ld after 30 x 60 kB, %ld after 20 000 x 240 B, "

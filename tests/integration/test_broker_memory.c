@@ -36,22 +36,6 @@ static void s_teardown(void)
 
 TestSuite(memory, .init = s_setup, .fini = s_teardown, .timeout = 90);
 
-//  Returns the resident set of process pid in KiB (VmRSS), asserted found.
-static long s_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *file = fopen(path, "r");
-    cr_assert_not_null(file, "no %s", path);
-    long kib = -1;
-    while (fgets(line, sizeof(line), file))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
-    fclose(file);
-    cr_assert_gt(kib, 0, "no VmRSS in %s", path);
-    return kib;
-}
-
 //  Returns a raw XPUB on the broker's frontend, once the broker's
 //  subscription has arrived (nothing sent is lost to the slow joiner).
 static zsock_t *s_raw_publisher(void)
@@ -143,7 +127,7 @@ Test(memory, snapshot_clients_that_never_read_hold_bounded_memory_and_leave_room
     for (int n = 1; n <= S_NODES; n++)
         s_send_padded(pub, enc, HVN_EVENT_CREATE, n, (uint64_t)n, S_NODE_PADDING);
     s_wait_stat("cache_nodes", S_NODES, 20000);
-    long before = s_rss_kib(env.broker->pid);
+    long before = it_rss_kib(env.broker->pid);
 
     zsock_t *abusers[S_ABUSERS];
     for (int i = 0; i < S_ABUSERS; i++) {
@@ -165,7 +149,7 @@ Test(memory, snapshot_clients_that_never_read_hold_bounded_memory_and_leave_room
         zclock_sleep(50);
     }
     zclock_sleep(500); //  What the admitted ones can take is queued by now
-    long held = s_rss_kib(env.broker->pid);
+    long held = it_rss_kib(env.broker->pid);
     int64_t reserved = it_broker_stat(env.service, "snapshot_bytes", 2000);
     int64_t budget = it_broker_stat(env.service, "snapshot_max_bytes", 2000);
 
@@ -206,7 +190,7 @@ Test(memory, snapshot_clients_that_never_read_hold_bounded_memory_and_leave_room
     cr_expect_geq(it_broker_stat(env.service, "snapshots", 2000), 1);
     cr_expect_eq(it_broker_stat(env.service, "snapshots_active", 2000), 0);
     zclock_sleep(1500); //  libzmq frees in its own thread; the broker trims after
-    long after = s_rss_kib(env.broker->pid);
+    long after = it_rss_kib(env.broker->pid);
     fprintf(stderr, "memory: %lld stalled snapshots cut; broker VmRSS %ld KiB after\n",
             (long long)stalled, after);
 #ifndef __SANITIZE_ADDRESS__
@@ -240,7 +224,7 @@ Test(memory, a_subscriber_that_never_reads_pins_at_most_subscriber_bytes)
     zsock_t *pub = s_raw_publisher();
     s_send_padded(pub, enc, HVN_EVENT_CREATE, 1, 1, 0);
     s_wait_stat("forwarded", 1, 10000);
-    long before = s_rss_kib(env.broker->pid);
+    long before = it_rss_kib(env.broker->pid);
     //  In batches the broker forwards before the next: what the broker
     //  holds is then what the stuck queue pins, not a backlog of its input
     for (int i = 2; i <= S_UPDATES + 1; i++) {
@@ -248,7 +232,7 @@ Test(memory, a_subscriber_that_never_reads_pins_at_most_subscriber_bytes)
         if (i % 100 == 0 || i == S_UPDATES + 1)
             s_wait_stat("forwarded", i, 30000);
     }
-    long held = s_rss_kib(env.broker->pid);
+    long held = it_rss_kib(env.broker->pid);
     zsock_destroy(&stuck);
     //  The close is seen, libzmq frees the queue, the broker trims
     for (int64_t deadline = zclock_mono() + 10000; zclock_mono() < deadline;) {
@@ -257,7 +241,7 @@ Test(memory, a_subscriber_that_never_reads_pins_at_most_subscriber_bytes)
         zclock_sleep(20);
     }
     zclock_sleep(1500);
-    long after = s_rss_kib(env.broker->pid);
+    long after = it_rss_kib(env.broker->pid);
     fprintf(stderr,
             "memory: broker VmRSS %ld KiB, %ld after %d updates of %d bytes to a subscriber "
             "that never reads, %ld after it closed\n",

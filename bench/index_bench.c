@@ -417,23 +417,55 @@ static double s_wait_visible(sqlite3 **db, sqlite3_stmt **stmt, const char *path
     return -1;
 }
 
+//  A broker and hvn-index as processes, on ipc endpoints in a temp dir
+typedef struct {
+    char tmp[64];   //  The temp dir
+    char fe[128];   //  The broker's frontend
+    char be[128];   //  Its backend
+    char svc[128];  //  Its service socket
+    char path[128]; //  hvn-index's database
+    pid_t broker;   //  The broker's pid
+    pid_t index;    //  hvn-index's pid
+} s_pair_t;
+
+//  Returns nothing; starts the pair in a new temp dir named after what
+//  (asserted started).
+static void s_pair_start(s_pair_t *pair, const char *what)
+{
+    snprintf(pair->tmp, sizeof(pair->tmp), "/tmp/bench-%s-XXXXXX", what);
+    s_must(mkdtemp(pair->tmp) != NULL, "mkdtemp");
+    snprintf(pair->fe, sizeof(pair->fe), "ipc://%s/fe", pair->tmp);
+    snprintf(pair->be, sizeof(pair->be), "ipc://%s/be", pair->tmp);
+    snprintf(pair->svc, sizeof(pair->svc), "ipc://%s/svc", pair->tmp);
+    snprintf(pair->path, sizeof(pair->path), "%s/fleet.db", pair->tmp);
+    const char *bargs[] = {"--frontend", pair->fe,  "--backend", pair->be,
+                           "--service",  pair->svc, NULL};
+    pair->broker = bc_spawn("hvn-broker", bargs);
+    const char *iargs[] = {"--connect", pair->be,   "--service", pair->svc,
+                           "--db",      pair->path, "--no-http", NULL};
+    pair->index = bc_spawn("hvn-index", iargs);
+    s_must(pair->broker > 0 && pair->index > 0, "starting the broker and hvn-index");
+}
+
+//  Returns nothing; stops the pair and removes its temp dir.
+static void s_pair_stop(s_pair_t *pair)
+{
+    bc_stop(pair->index, SIGTERM, 5000, NULL);
+    bc_stop(pair->broker, SIGTERM, 5000, NULL);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pair->tmp);
+    s_must(system(cmd) == 0, "removing the temp dir");
+}
+
 //  Returns nothing; prints the p50 and p99 of count changes' freshness.
 static void s_freshness(int count)
 {
-    char tmp[] = "/tmp/bench-fresh-XXXXXX";
-    s_must(mkdtemp(tmp) != NULL, "mkdtemp");
-    char fe[128], be[128], svc[128], path[128];
-    snprintf(fe, sizeof(fe), "ipc://%s/fe", tmp);
-    snprintf(be, sizeof(be), "ipc://%s/be", tmp);
-    snprintf(svc, sizeof(svc), "ipc://%s/svc", tmp);
-    snprintf(path, sizeof(path), "%s/fleet.db", tmp);
-    const char *bargs[] = {"--frontend", fe, "--backend", be, "--service", svc, NULL};
-    pid_t broker = bc_spawn("hvn-broker", bargs);
-    const char *iargs[] = {"--connect", be, "--service", svc, "--db", path, "--no-http", NULL};
-    pid_t index = bc_spawn("hvn-index", iargs);
-    hvn_publisher_opts_t popts = {.endpoint = fe, .host = "bench-fresh"};
+    s_pair_t pair;
+    s_pair_start(&pair, "fresh");
+    const char *path = pair.path;
+    hvn_publisher_opts_t popts = {.endpoint = pair.fe, .host = "bench-fresh"};
     hvn_publisher_t *pub = hvn_publisher_new(&popts);
-    s_must(broker > 0 && index > 0 && pub, "starting the broker, hvn-index and a publisher");
+    s_must(pub != NULL, "starting a publisher");
     hvn_node_t node;
     bc_node(&node, 0, "bench-fresh");
     sqlite3 *db = NULL;
@@ -461,11 +493,7 @@ static void s_freshness(int count)
     sqlite3_finalize(stmt);
     sqlite3_close(db);
     hvn_publisher_destroy(&pub);
-    bc_stop(index, SIGTERM, 5000, NULL);
-    bc_stop(broker, SIGTERM, 5000, NULL);
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-    s_must(system(cmd) == 0, "removing the temp dir");
+    s_pair_stop(&pair);
 }
 
 // --------------------------------------------------------------------------
@@ -502,18 +530,9 @@ static uint64_t s_sent(hvn_publisher_t **pubs)
 //  Returns nothing; prints how hvn-index keeps up with rate notifications/s.
 static void s_sustained(void)
 {
-    char tmp[] = "/tmp/bench-sustained-XXXXXX";
-    s_must(mkdtemp(tmp) != NULL, "mkdtemp");
-    char fe[128], be[128], svc[128], path[128];
-    snprintf(fe, sizeof(fe), "ipc://%s/fe", tmp);
-    snprintf(be, sizeof(be), "ipc://%s/be", tmp);
-    snprintf(svc, sizeof(svc), "ipc://%s/svc", tmp);
-    snprintf(path, sizeof(path), "%s/fleet.db", tmp);
-    const char *bargs[] = {"--frontend", fe, "--backend", be, "--service", svc, NULL};
-    pid_t broker = bc_spawn("hvn-broker", bargs);
-    const char *iargs[] = {"--connect", be, "--service", svc, "--db", path, "--no-http", NULL};
-    pid_t index = bc_spawn("hvn-index", iargs);
-    s_must(broker > 0 && index > 0, "starting the broker and hvn-index");
+    s_pair_t pair;
+    s_pair_start(&pair, "sustained");
+    const char *path = pair.path, *fe = pair.fe;
     hvn_publisher_t *pubs[S_PUBS];
     static hvn_node_t fleet[S_PUBS * S_PUB_NODES];
     for (int p = 0; p < S_PUBS; p++) {
@@ -573,11 +592,7 @@ static void s_sustained(void)
     sqlite3_close(db);
     for (int p = 0; p < S_PUBS; p++)
         hvn_publisher_destroy(&pubs[p]);
-    bc_stop(index, SIGTERM, 5000, NULL);
-    bc_stop(broker, SIGTERM, 5000, NULL);
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-    s_must(system(cmd) == 0, "removing the temp dir");
+    s_pair_stop(&pair);
 }
 
 //  Returns true when part is to run (--only names it, or no --only).

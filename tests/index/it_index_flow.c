@@ -121,6 +121,16 @@ static it_proc_t *s_index_start_stderr(void)
     return proc;
 }
 
+//  Returns nothing; ends hvn-pub (its stdin closed, then killed if it
+//  lingers) and stops hvn-index, which must exit 0 on SIGTERM.
+static void s_finish(it_proc_t **pub, it_proc_t **index)
+{
+    it_close_stdin(*pub);
+    it_wait(*pub, 10000);
+    it_stop(pub, SIGKILL, 1000);
+    cr_expect_eq(it_stop(index, SIGTERM, 5000), 0, "hvn-index did not stop cleanly");
+}
+
 //  Returns a running hvn-pub for host cmp-1, reading its stdin, once
 //  hvn-index's subscription has reached the broker (so that what follows
 //  reaches it live).
@@ -350,10 +360,7 @@ static void s_case_kill_9_and_restart_within_the_ring_record_every_missed_notifi
     //  Live again after the restart
     s_report(pub, 2, UUID_B, 12);
     json_decref(s_converged());
-    it_close_stdin(pub);
-    it_wait(pub, 10000);
-    it_stop(&pub, SIGKILL, 1000);
-    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0);
+    s_finish(&pub, &index);
 }
 
 //  Returns nothing; checks that what a ring too small no longer holds is a
@@ -397,10 +404,7 @@ static void s_case_a_ring_too_small_leaves_a_hole_recorded_as_repairs(void)
     char *err = it_read_stderr(index, 1000);
     cr_expect(strstr(err, "were missed while the index was not running"), "%s", err);
     free(err);
-    it_close_stdin(pub);
-    it_wait(pub, 10000);
-    it_stop(&pub, SIGKILL, 1000);
-    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0);
+    s_finish(&pub, &index);
 }
 
 //  Returns nothing; checks that unwritable database is a clear error and bad usage exits 2.
@@ -457,10 +461,7 @@ static void s_case_http_api_metrics_and_hostile_requests_seen_by_python_clients(
     free(out);
     free(err);
     it_stop(&py, SIGKILL, 1000);
-    it_close_stdin(pub);
-    it_wait(pub, 10000);
-    it_stop(&pub, SIGKILL, 1000);
-    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index survived the hostile requests");
+    s_finish(&pub, &index);
 }
 
 Test(index_pg, database_restarted_under_the_index_is_retried_and_nothing_is_lost)
@@ -482,10 +483,7 @@ Test(index_pg, database_restarted_under_the_index_is_retried_and_nothing_is_lost
     cr_expect_eq(s_events(dump, "compute_node.delete", UUID_A, "notification"), 1);
     cr_expect_eq(s_events(dump, "compute_node.create", UUID_B, "notification"), 1);
     json_decref(dump);
-    it_close_stdin(pub);
-    it_wait(pub, 10000);
-    it_stop(&pub, SIGKILL, 1000);
-    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index is still running");
+    s_finish(&pub, &index);
 }
 
 // --------------------------------------------------------------------------
@@ -541,10 +539,7 @@ Test(index_sqlite, a_removed_database_file_is_noticed_made_again_and_filled)
     char *err = it_read_stderr(index, 1000);
     cr_expect(strstr(err, "removed or replaced"), "%s", err);
     free(err);
-    it_close_stdin(pub);
-    it_wait(pub, 10000);
-    it_stop(&pub, SIGKILL, 1000);
-    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index is still running");
+    s_finish(&pub, &index);
 }
 
 Test(index_sqlite, unwritable_database_is_a_clear_error_and_bad_usage_exits_2)

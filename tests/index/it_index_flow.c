@@ -247,15 +247,22 @@ static size_t s_events(json_t *dump, const char *event_type, const char *uuid, c
     return n;
 }
 
+//  Returns nothing; reports nodes A, B and C (ids 1, 2, 3, vcpus_used 1,
+//  2, 3) and waits until the index has them.
+static void s_report_three(it_proc_t *pub)
+{
+    s_report(pub, 1, UUID_A, 1);
+    s_report(pub, 2, UUID_B, 2);
+    s_report(pub, 3, UUID_C, 3);
+    json_decref(s_converged());
+}
+
 //  Returns nothing; checks that rows equal what was reported after create update delete.
 static void s_case_rows_equal_what_was_reported_after_create_update_delete(void)
 {
     it_proc_t *index = s_index_start();
     it_proc_t *pub = s_pub_start();
-    s_report(pub, 1, UUID_A, 1);
-    s_report(pub, 2, UUID_B, 2);
-    s_report(pub, 3, UUID_C, 3);
-    json_decref(s_converged());
+    s_report_three(pub);
     s_report(pub, 1, UUID_A, 11); //  vcpus_used: an update
     s_remove(pub, UUID_B);
     json_t *dump = s_converged();
@@ -330,10 +337,7 @@ static void s_case_kill_9_and_restart_within_the_ring_record_every_missed_notifi
 {
     it_proc_t *index = s_index_start();
     it_proc_t *pub = s_pub_start();
-    s_report(pub, 1, UUID_A, 1);
-    s_report(pub, 2, UUID_B, 2);
-    s_report(pub, 3, UUID_C, 3);
-    json_decref(s_converged());
+    s_report_three(pub);
     it_stop(&index, SIGKILL, 1000);
     //  While it is down: updates, a delete, a create (each forwarded before
     //  the next, so that the publisher sends every one)
@@ -376,10 +380,7 @@ static void s_case_a_ring_too_small_leaves_a_hole_recorded_as_repairs(void)
                           "1000",      "--no-http", NULL};
     it_proc_t *index = it_spawn(argv, false, false, false);
     it_proc_t *pub = s_pub_start();
-    s_report(pub, 1, UUID_A, 1);
-    s_report(pub, 2, UUID_B, 2);
-    s_report(pub, 3, UUID_C, 3);
-    json_decref(s_converged());
+    s_report_three(pub);
     it_stop(&index, SIGKILL, 1000);
     //  A delete and a create, then enough updates to push them out of the ring
     s_remove(pub, UUID_C);

@@ -379,16 +379,23 @@ static int s_nodes_args(const hvn_http_request_t *req, s_query_t *q, s_sort_t *k
     return 0;
 }
 
+//  Returns true with q's SQL text opened for writing; false after
+//  answering 500 when memory ran out.
+static bool s_query_open(s_query_t *q, hvn_http_reply_t *reply)
+{
+    q->out = open_memstream(&q->sql, &q->size);
+    if (!q->out)
+        s_reply_error(reply, 500, "out of memory");
+    return q->out != NULL;
+}
+
 //  Returns nothing; answers GET /v1/compute_nodes.
 static void s_get_nodes(hvn_index_api_t *self, const hvn_http_request_t *req,
                         hvn_http_reply_t *reply)
 {
     s_query_t q = {0};
-    q.out = open_memstream(&q.sql, &q.size);
-    if (!q.out) {
-        s_reply_error(reply, 500, "out of memory");
+    if (!s_query_open(&q, reply))
         return;
-    }
     s_select_nodes(q.out, hvn_db_kind(self->db));
     s_sort_t keys[S_SORTS_MAX + 1];
     size_t key_count = 0;
@@ -555,11 +562,8 @@ static void s_get_events(hvn_index_api_t *self, const hvn_http_request_t *req,
                          hvn_http_reply_t *reply)
 {
     s_query_t q = {0};
-    q.out = open_memstream(&q.sql, &q.size);
-    if (!q.out) {
-        s_reply_error(reply, 500, "out of memory");
+    if (!s_query_open(&q, reply))
         return;
-    }
     fprintf(q.out, "SELECT ");
     for (int c = 0; c < S_EVENT_COLUMNS; c++)
         fprintf(q.out, "%s%s", c ? ", " : "", s_event_names[c]);

@@ -3,6 +3,8 @@
 #   rabbit.sh start DIR NODE_PORT DIST_PORT EPMD_PORT   start, wait until it serves
 #   rabbit.sh ctl DIR ARGS...                           rabbitmqctl on that node
 #   rabbit.sh stop DIR                                  stop it and its epmd
+# With HVN_TEST_OWNER=PID in the environment, start also leaves a watcher that
+# stops the node if process PID ends without stopping it.
 # Everything (node name, data, logs, config, Erlang cookie, epmd port) lives in
 # DIR, so the run needs no RabbitMQ set up on the machine, and leaves none running.
 # Runs as root: the server scripts are called directly, not through the
@@ -44,6 +46,14 @@ END
         echo "rabbit.sh: RabbitMQ did not start; its output:" >&2
         tail -n 30 "$dir/log/server.out" "$dir/log/wait.out" >&2
         exit 1
+    fi
+    # HVN_TEST_OWNER: the pid of the run that owns this node. Should it die
+    # without stopping the node (killed at a timeout), a watcher stops it;
+    # the watcher ends by itself once the node is stopped (no pid file).
+    if [ -n "${HVN_TEST_OWNER:-}" ]; then
+        setsid sh -c 'while kill -0 "$1" 2>/dev/null && [ -f "$2/pid" ]; do sleep 1; done
+                      if [ -f "$2/pid" ]; then "$3" stop "$2"; fi' \
+            watcher "$HVN_TEST_OWNER" "$dir" "$(cd "$(dirname "$0")" && pwd)/rabbit.sh" < /dev/null > /dev/null 2>&1 &
     fi
     ;;
 ctl)

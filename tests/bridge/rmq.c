@@ -67,6 +67,11 @@ int rmq_start(rmq_t *rmq)
     while (!dist || !epmd || !rmq->port || dist == rmq->port || epmd == rmq->port || epmd == dist)
         epmd = s_free_port(), dist = s_free_port(), rmq->port = s_free_port();
     snprintf(rmq->url, sizeof(rmq->url), "rabbit://guest:guest@127.0.0.1:%d/", rmq->port);
+    //  The node is stopped by a watcher should this process end without
+    //  stopping it (rabbit.sh)
+    char owner[32];
+    snprintf(owner, sizeof(owner), "%d", (int)getpid());
+    setenv("HVN_TEST_OWNER", owner, 1);
     char command[512];
     snprintf(command, sizeof(command), "%s start %s %d %d %d", S_SCRIPT, rmq->dir, rmq->port, dist,
              epmd);

@@ -62,6 +62,11 @@ static void s_setup_pg(void)
     it_env_init(&env);
     it_broker_start(&env, NULL);
     snprintf(pg_port, sizeof(pg_port), "%d", it_free_port());
+    //  pg.sh leaves a watcher that stops the cluster should this test's
+    //  process end without stopping it
+    char owner[32];
+    snprintf(owner, sizeof(owner), "%d", (int)getpid());
+    setenv("HVN_TEST_OWNER", owner, 1);
     char line[512];
     int code = s_pg("start", line, sizeof(line));
     cr_assert(code == 0 && line[0], "PostgreSQL did not start (pg.sh exit %d)", code);

@@ -7,6 +7,8 @@
 #   pg.sh down DIR         stops it (immediate), keeping its data
 #   pg.sh up DIR PORT      starts it again
 # As root, the cluster runs as the user hvn-test-pg, made when missing.
+# With HVN_TEST_OWNER=PID in the environment, start and up also leave a
+# watcher that stops the cluster if process PID ends without stopping it.
 set -eu
 bin=/usr/lib/postgresql/15/bin
 user=hvn-test-pg
@@ -41,6 +43,14 @@ up)
   as_owner "$bin/pg_ctl" -D "$data" -l "$dir/pg/server.log" -w -t 30 \
     -o "-p $port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" \
     start >/dev/null || { cat "$dir/pg/server.log" >&2; exit 1; }
+  # HVN_TEST_OWNER: the pid of the test that owns this cluster. Should it
+  # die without stopping the cluster (killed at a timeout), a watcher stops
+  # it; the watcher ends by itself once the cluster is down.
+  if [ -n "${HVN_TEST_OWNER:-}" ]; then
+    setsid sh -c 'while kill -0 "$1" 2>/dev/null && [ -f "$2/postmaster.pid" ]; do sleep 1; done
+                  if [ -f "$2/postmaster.pid" ]; then "$3" stop "$4"; fi' \
+      watcher "$HVN_TEST_OWNER" "$data" "$(cd "$(dirname "$0")" && pwd)/pg.sh" "$dir" </dev/null >/dev/null 2>&1 &
+  fi
   ;;
 down)
   as_owner "$bin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null

@@ -187,11 +187,23 @@ Test(memory, snapshot_clients_that_never_read_hold_bounded_memory_and_leave_room
     free(err);
     it_stop(&sub, SIGKILL, 1000);
 
-    //  The stall: each admitted one is cut, counted apart, its queue freed
-    stalled = s_wait_stat("snapshots_stalled", admitted, 20000);
-    cr_expect_eq(stalled, admitted, "a client that never read counted otherwise");
+    //  The stall: the admitted ones end, those that took nothing cut and
+    //  counted apart, their queues freed. (How many count as stalled rather
+    //  than served depends on how much of a snapshot the kernel's and
+    //  libzmq's buffers on both sides took in before the client stopped
+    //  reading: at least one, here.)
+    int64_t in_progress = -1;
+    for (int64_t deadline = zclock_mono() + 20000; zclock_mono() < deadline;) {
+        in_progress = it_broker_stat(env.service, "snapshots_active", 2000);
+        if (in_progress == 0)
+            break;
+        zclock_sleep(50);
+    }
+    cr_expect_eq(in_progress, 0, "snapshots of clients that never read still in progress");
+    stalled = it_broker_stat(env.service, "snapshots_stalled", 2000);
+    cr_expect_geq(stalled, 1, "no client that never read was cut");
+    cr_expect_leq(stalled, admitted);
     cr_expect_geq(it_broker_stat(env.service, "snapshots", 2000), 1);
-    cr_expect_eq(it_broker_stat(env.service, "snapshots_active", 2000), 0);
     zclock_sleep(1500); //  libzmq frees in its own thread; the broker trims after
     long after = it_rss_kib(env.broker->pid);
     fprintf(stderr, "memory: %lld stalled snapshots cut; broker VmRSS %ld KiB after\n",

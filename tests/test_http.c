@@ -115,6 +115,17 @@ static bool s_read_until(int fd, char *buf, size_t size, const char *text, int t
     return true;
 }
 
+//  Returns a socket that sent GET path, once what it read back into buf
+//  (size bytes, starting empty) holds text: asserted within 5 s.
+static int s_get_until(const char *path, char *buf, size_t size, const char *text)
+{
+    int fd = s_get(path);
+    buf[0] = 0;
+    cr_assert(s_read_until(fd, buf, size, text, 5000), "GET %s, waiting for %s, got: %s", path,
+              text, buf);
+    return fd;
+}
+
 //  Returns nothing; queues text for the stream and wakes it.
 static void s_push(const char *text, bool end)
 {
@@ -135,9 +146,8 @@ static uint64_t s_streams(void)
 
 Test(http, plain_replies_are_served_with_extra_headers)
 {
-    int fd = s_get("/");
-    char buf[4096] = "";
-    cr_assert(s_read_until(fd, buf, sizeof(buf), "hello\n", 5000), "got: %s", buf);
+    char buf[4096];
+    int fd = s_get_until("/", buf, sizeof(buf), "hello\n");
     cr_expect(strstr(buf, "HTTP/1.1 200"));
     cr_expect(strstr(buf, "X-Test: yes"));
     close(fd);
@@ -145,9 +155,8 @@ Test(http, plain_replies_are_served_with_extra_headers)
 
 Test(http, bytes_pushed_after_the_stream_waits_reach_the_client)
 {
-    int fd = s_get("/stream");
-    char buf[8192] = "";
-    cr_assert(s_read_until(fd, buf, sizeof(buf), "\r\n\r\n", 5000), "no headers: %s", buf);
+    char buf[8192];
+    int fd = s_get_until("/stream", buf, sizeof(buf), "\r\n\r\n");
     cr_expect(strstr(buf, "text/event-stream"));
     cr_expect(strstr(buf, "Cache-Control: no-cache"));
     cr_expect_eq(s_streams(), 1);
@@ -180,9 +189,8 @@ Test(http, a_stream_ends_when_its_function_says_so)
 
 Test(http, a_client_that_goes_frees_its_stream)
 {
-    int fd = s_get("/stream");
-    char buf[4096] = "";
-    cr_assert(s_read_until(fd, buf, sizeof(buf), "\r\n\r\n", 5000));
+    char buf[4096];
+    int fd = s_get_until("/stream", buf, sizeof(buf), "\r\n\r\n");
     close(fd);
     //  A waiting connection notices its peer is gone when it writes again
     int64_t deadline = zclock_mono() + 5000;
@@ -198,9 +206,8 @@ Test(http, the_endpoint_stops_with_streams_waiting)
 {
     int fds[3];
     for (int i = 0; i < 3; i++) {
-        char buf[4096] = "";
-        fds[i] = s_get("/stream");
-        cr_assert(s_read_until(fds[i], buf, sizeof(buf), "\r\n\r\n", 5000));
+        char buf[4096];
+        fds[i] = s_get_until("/stream", buf, sizeof(buf), "\r\n\r\n");
     }
     int64_t started = zclock_mono();
     hvn_http_destroy(&http);

@@ -91,35 +91,59 @@ Test(end, unknown_keys_uppercase_uuids_and_no_publishers_are_accepted)
     hvn_end_clear(&end);
 }
 
-Test(end, malformed_bodies_are_refused_with_a_reason_and_the_part)
+//  One malformation of a part of an END body, as fx_pack_end builds it.
+typedef struct {
+    int kind;            //  fx_pack_end's kind for the part
+    const char *name;    //  What is wrong with the part
+    hvn_reason_t reason; //  What hvn_end_decode refuses it for
+} s_bad_t;
+
+//  Returns nothing; asserts that each of the count malformations of part
+//  (0 broker_id, 1 count, 2 publishers), the other parts good, is refused
+//  for its reason with the part's name as the detail.
+static void s_assert_refused(int part, const s_bad_t *bad, size_t count)
 {
-    static const struct {
-        const char *name;
-        int id, count, pubs;
-        hvn_reason_t reason;
-        const char *detail;
-    } cases[] = {
-        {"broker_id an int", 1, 0, 0, HVN_R_WRONG_TYPE, "broker_id"},
-        {"broker_id empty", 2, 0, 0, HVN_R_BAD_VALUE, "broker_id"},
-        {"broker_id not UTF-8", 3, 0, 0, HVN_R_BAD_VALUE, "broker_id"},
-        {"broker_id too long", 4, 0, 0, HVN_R_BAD_VALUE, "broker_id"},
-        {"count negative", 0, 1, 0, HVN_R_WRONG_TYPE, "count"},
-        {"count as text", 0, 2, 0, HVN_R_WRONG_TYPE, "count"},
-        {"negative seq", 0, 0, 1, HVN_R_WRONG_TYPE, "publishers"},
-        {"key not a uuid", 0, 0, 2, HVN_R_BAD_VALUE, "publishers"},
-        {"publishers an array", 0, 0, 3, HVN_R_WRONG_TYPE, "publishers"},
-        {"seq as text", 0, 0, 4, HVN_R_WRONG_TYPE, "publishers"},
-        {"instance twice", 0, 0, 5, HVN_R_BAD_VALUE, "publishers"},
-        {"key not a string", 0, 0, 6, HVN_R_WRONG_TYPE, "publishers"},
-        {"short uuid", 0, 0, 7, HVN_R_BAD_VALUE, "publishers"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    static const char *parts[] = {"broker_id", "count", "publishers"};
+    for (size_t i = 0; i < count; i++) {
+        int kinds[3] = {0, 0, 0};
+        kinds[part] = bad[i].kind;
         msgpack_sbuffer_clear(&fx_sbuf);
-        fx_pack_end(&fx_pk, cases[i].id, cases[i].count, cases[i].pubs);
+        fx_pack_end(&fx_pk, kinds[0], kinds[1], kinds[2]);
         const char *detail = NULL;
-        cr_assert_eq(s_decode(&detail), cases[i].reason, "%s", cases[i].name);
-        cr_assert_str_eq(detail, cases[i].detail, "%s", cases[i].name);
+        cr_assert_eq(s_decode(&detail), bad[i].reason, "%s", bad[i].name);
+        cr_assert_str_eq(detail, parts[part], "%s", bad[i].name);
     }
+}
+
+Test(end, a_bad_broker_id_is_refused_naming_it)
+{
+    static const s_bad_t bad[] = {
+        {1, "broker_id an int", HVN_R_WRONG_TYPE},
+        {2, "broker_id empty", HVN_R_BAD_VALUE},
+        {3, "broker_id not UTF-8", HVN_R_BAD_VALUE},
+        {4, "broker_id too long", HVN_R_BAD_VALUE},
+    };
+    s_assert_refused(0, bad, sizeof(bad) / sizeof(bad[0]));
+}
+
+Test(end, a_bad_count_is_refused_naming_it)
+{
+    static const s_bad_t bad[] = {
+        {1, "count negative", HVN_R_WRONG_TYPE},
+        {2, "count as text", HVN_R_WRONG_TYPE},
+    };
+    s_assert_refused(1, bad, sizeof(bad) / sizeof(bad[0]));
+}
+
+Test(end, bad_publishers_are_refused_naming_them)
+{
+    static const s_bad_t bad[] = {
+        {1, "negative seq", HVN_R_WRONG_TYPE},        {2, "key not a uuid", HVN_R_BAD_VALUE},
+        {3, "publishers an array", HVN_R_WRONG_TYPE}, {4, "seq as text", HVN_R_WRONG_TYPE},
+        {5, "instance twice", HVN_R_BAD_VALUE},       {6, "key not a string", HVN_R_WRONG_TYPE},
+        {7, "short uuid", HVN_R_BAD_VALUE},
+    };
+    s_assert_refused(2, bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 Test(end, missing_duplicate_and_non_map_roots_are_refused)

@@ -401,6 +401,22 @@ static void s_fake_free(void)
     fx_service_fini(&fake);
 }
 
+//  Returns nothing; packs with fx_pk one pair of a map: the str key and
+//  the unsigned value.
+static void s_pack_key_u64(const char *key, uint64_t value)
+{
+    fx_str(key);
+    msgpack_pack_uint64(&fx_pk, value);
+}
+
+//  Returns nothing; packs with fx_pk one pair of a map: the str key and
+//  the str value.
+static void s_pack_key_str(const char *key, const char *value)
+{
+    fx_str(key);
+    fx_str(value);
+}
+
 //  Queues ["ITEM", topic, header, body] of an encoded notification.
 static void s_fake_item(hvn_event_t event, const char *uuid, const char *host, uint64_t seq,
                         uint8_t instance)
@@ -573,12 +589,9 @@ Test(subscriber, end_with_unknown_keys_and_uppercase_uuid_is_accepted)
     msgpack_pack_array(&fx_pk, 0);
     fx_pack_str(&fx_pk, "publishers");
     msgpack_pack_map(&fx_pk, 1);
-    fx_pack_str(&fx_pk, "0D9A1B6C-3E2F-4A5B-8C7D-6E5F4A3B2C1D");
-    msgpack_pack_uint64(&fx_pk, 9);
-    fx_pack_str(&fx_pk, "count");
-    msgpack_pack_int64(&fx_pk, 0);
-    fx_pack_str(&fx_pk, "broker_id");
-    fx_pack_str(&fx_pk, "b2");
+    s_pack_key_u64("0D9A1B6C-3E2F-4A5B-8C7D-6E5F4A3B2C1D", 9);
+    s_pack_key_u64("count", 0);
+    s_pack_key_str("broker_id", "b2");
     fx_service_reply(&fake, HVN_SERVICE_END, fx_sbuf.data, fx_sbuf.size);
     sub = s_client(NULL, 0, NULL);
     s_items_t items = {0};
@@ -589,69 +602,93 @@ Test(subscriber, end_with_unknown_keys_and_uppercase_uuid_is_accepted)
     cr_assert_str_eq(hvn_subscriber_broker_id(sub), "b2");
 }
 
-//  A malformed END body, built by one case of the table below.
+//  A malformed END body, built by one case of unreadable_end_fails_the_snapshot.
 typedef void(s_end_builder_fn)(msgpack_packer *pk);
 
+//  Returns nothing; packs an array where the map should be.
 static void s_end_not_a_map(msgpack_packer *pk)
 {
     msgpack_pack_array(pk, 1);
     msgpack_pack_int(pk, 1);
 }
 
+//  Returns nothing; packs a good END with a nil after it.
 static void s_end_trailing_bytes(msgpack_packer *pk)
 {
     fx_pack_end(pk, 0, 0, 0);
     msgpack_pack_nil(pk);
 }
+
+//  Returns nothing; packs the head of a map that claims far more pairs
+//  than follow.
 static void s_end_huge_map_claim(msgpack_packer *pk)
 {
     //  A map32 header claiming 2^32-1 pairs, and nothing after it
     msgpack_pack_map(pk, 0xFFFFFFFFu);
 }
 
+//  Returns nothing; asserts that a snapshot whose END is the body packed
+//  since s_fake_init fails, and applies neither seqs nor a broker id (name
+//  says what is wrong with the body); frees the fake.
+static void s_assert_end_fails(const char *name)
+{
+    fx_service_reply(&fake, HVN_SERVICE_END, fx_sbuf.data, fx_sbuf.size);
+    fx_pack_teardown();
+    if (!sub)
+        sub = s_client(NULL, 0, NULL);
+    hvn_subscriber_opts_t opts = {.endpoint = endpoint, .service = fake.endpoint};
+    hvn_subscriber_t *client = hvn_subscriber_new(&opts);
+    cr_assert(client);
+    s_items_t items = {0};
+    cr_assert_eq(s_snapshot_via_fake(client, "", &items, S_WAIT_MS), -1, "accepted: %s", name);
+    cr_assert_eq(hvn_subscriber_snapshot_seq(client, s_inst1), 0, "applied: %s", name);
+    cr_assert_str_eq(hvn_subscriber_broker_id(client), "", "applied: %s", name);
+    hvn_subscriber_destroy(&client);
+    s_fake_free();
+}
+
 Test(subscriber, malformed_end_fails_the_snapshot)
 {
-    //  Each case built by its function, or by fx_pack_end and its kinds
+    //  Each case built by fx_pack_end and its kinds
     static const struct {
         const char *name;
-        s_end_builder_fn *build;
         int broker_id_kind, count_kind, pubs_kind;
     } cases[] = {
-        {"not a map", s_end_not_a_map, 0, 0, 0},
-        {"negative seq", NULL, 0, 0, 1},
-        {"key not a uuid", NULL, 0, 0, 2},
-        {"publishers an array", NULL, 0, 0, 3},
-        {"seq as text", NULL, 0, 0, 4},
-        {"publisher twice", NULL, 0, 0, 5},
-        {"broker_id an int", NULL, 1, 0, 0},
-        {"count negative", NULL, 0, 1, 0},
-        {"count as text", NULL, 0, 2, 0},
-        {"count not the items sent", NULL, 0, 3, 8},
-        {"publishers missing", NULL, 0, 0, 9},
-        {"trailing bytes", s_end_trailing_bytes, 0, 0, 0},
-        {"huge map claim", s_end_huge_map_claim, 0, 0, 0},
+        {"negative seq", 0, 0, 1},
+        {"key not a uuid", 0, 0, 2},
+        {"publishers an array", 0, 0, 3},
+        {"seq as text", 0, 0, 4},
+        {"publisher twice", 0, 0, 5},
+        {"broker_id an int", 1, 0, 0},
+        {"count negative", 0, 1, 0},
+        {"count as text", 0, 2, 0},
+        {"count not the items sent", 0, 3, 8},
+        {"publishers missing", 0, 0, 9},
     };
     sub = NULL;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         s_fake_init();
-        if (cases[i].build)
-            cases[i].build(&fx_pk);
-        else
-            fx_pack_end(&fx_pk, cases[i].broker_id_kind, cases[i].count_kind, cases[i].pubs_kind);
-        fx_service_reply(&fake, HVN_SERVICE_END, fx_sbuf.data, fx_sbuf.size);
-        fx_pack_teardown();
-        if (!sub)
-            sub = s_client(NULL, 0, NULL);
-        hvn_subscriber_opts_t opts = {.endpoint = endpoint, .service = fake.endpoint};
-        hvn_subscriber_t *client = hvn_subscriber_new(&opts);
-        cr_assert(client);
-        s_items_t items = {0};
-        cr_assert_eq(s_snapshot_via_fake(client, "", &items, S_WAIT_MS), -1, "accepted: %s",
-                     cases[i].name);
-        cr_assert_eq(hvn_subscriber_snapshot_seq(client, s_inst1), 0, "applied: %s", cases[i].name);
-        cr_assert_str_eq(hvn_subscriber_broker_id(client), "", "applied: %s", cases[i].name);
-        hvn_subscriber_destroy(&client);
-        s_fake_free();
+        fx_pack_end(&fx_pk, cases[i].broker_id_kind, cases[i].count_kind, cases[i].pubs_kind);
+        s_assert_end_fails(cases[i].name);
+    }
+}
+
+Test(subscriber, unreadable_end_fails_the_snapshot)
+{
+    //  Each case built by its function
+    static const struct {
+        const char *name;
+        s_end_builder_fn *build;
+    } cases[] = {
+        {"not a map", s_end_not_a_map},
+        {"trailing bytes", s_end_trailing_bytes},
+        {"huge map claim", s_end_huge_map_claim},
+    };
+    sub = NULL;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        s_fake_init();
+        cases[i].build(&fx_pk);
+        s_assert_end_fails(cases[i].name);
     }
 }
 
@@ -684,10 +721,8 @@ Test(subscriber, stats_request_returns_the_counters_as_json)
 {
     s_fake_init();
     msgpack_pack_map(&fx_pk, 2);
-    fx_pack_str(&fx_pk, "received");
-    msgpack_pack_uint64(&fx_pk, 5);
-    fx_pack_str(&fx_pk, "broker_id");
-    fx_pack_str(&fx_pk, "b1");
+    s_pack_key_u64("received", 5);
+    s_pack_key_str("broker_id", "b1");
     fx_service_reply(&fake, HVN_SERVICE_STATS, fx_sbuf.data, fx_sbuf.size);
     sub = s_client(NULL, 0, NULL);
     zactor_t *actor = fx_service_run(&fake);

@@ -56,32 +56,46 @@ TestSuite(agent, .init = s_setup, .fini = s_teardown);
 // --------------------------------------------------------------------------
 //  Memory
 
-Test(agent, meminfo_total_and_used_from_memavailable)
+Test(agent, meminfo_total_used_and_whether_estimated_are_read)
 {
-    const char *path = s_fixture("meminfo", "MemTotal:       16318480 kB\n"
-                                            "MemFree:         1000000 kB\n"
-                                            "MemAvailable:   10000000 kB\n"
-                                            "Buffers:          200000 kB\n"
-                                            "Cached:          3000000 kB\n"
-                                            "HugePages_Total:       0\n");
-    hvn_meminfo_t mem;
-    cr_assert_eq(hvn_agent_meminfo_read(path, &mem), 0);
-    cr_expect_eq(mem.total_mb, 16318480 / 1024);
-    cr_expect_eq(mem.used_mb, (16318480 - 10000000) / 1024);
-    cr_expect_not(mem.estimated);
-}
-
-Test(agent, meminfo_without_memavailable_estimates_from_free_buffers_cached)
-{
-    const char *path = s_fixture("meminfo", "MemTotal:        8192000 kB\n"
-                                            "MemFree:         1024000 kB\n"
-                                            "Buffers:          102400 kB\n"
-                                            "Cached:          2048000 kB\n");
-    hvn_meminfo_t mem;
-    cr_assert_eq(hvn_agent_meminfo_read(path, &mem), 0);
-    cr_expect_eq(mem.total_mb, 8000);
-    cr_expect_eq(mem.used_mb, (8192000 - 1024000 - 102400 - 2048000) / 1024);
-    cr_expect(mem.estimated);
+    static const struct {
+        const char *name; //  What the case is about
+        const char *text; //  The meminfo file
+        int64_t total_mb; //  The total_mb it must give
+        int64_t used_mb;  //  The used_mb it must give
+        bool estimated;   //  Whether used_mb must be an estimate
+    } cases[] = {
+        {"used from MemAvailable",
+         "MemTotal:       16318480 kB\n"
+         "MemFree:         1000000 kB\n"
+         "MemAvailable:   10000000 kB\n"
+         "Buffers:          200000 kB\n"
+         "Cached:          3000000 kB\n"
+         "HugePages_Total:       0\n",
+         16318480 / 1024, (16318480 - 10000000) / 1024, false},
+        {"no MemAvailable: estimated from free, buffers and cached",
+         "MemTotal:        8192000 kB\n"
+         "MemFree:         1024000 kB\n"
+         "Buffers:          102400 kB\n"
+         "Cached:          2048000 kB\n",
+         8000, (8192000 - 1024000 - 102400 - 2048000) / 1024, true},
+        {"a garbage line among good ones is skipped",
+         "MemTotal: 2048 kB\n"
+         "Broken line without colon\n"
+         "MemAvailable: junk kB\n"
+         "MemAvailable: 1024 kB\n",
+         2, 1, false},
+        {"available above total gives zero used", "MemTotal: 2048 kB\nMemAvailable: 4096 kB\n", 2,
+         0, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        hvn_meminfo_t mem;
+        const char *path = s_fixture("meminfo", cases[i].text);
+        cr_assert_eq(hvn_agent_meminfo_read(path, &mem), 0, "%s", cases[i].name);
+        cr_expect_eq(mem.total_mb, cases[i].total_mb, "%s", cases[i].name);
+        cr_expect_eq(mem.used_mb, cases[i].used_mb, "%s", cases[i].name);
+        cr_expect_eq(mem.estimated, cases[i].estimated, "%s", cases[i].name);
+    }
 }
 
 Test(agent, meminfo_garbage_is_refused)
@@ -96,26 +110,6 @@ Test(agent, meminfo_garbage_is_refused)
     path = s_fixture("huge", "MemTotal: 99999999999999999999999 kB\n");
     cr_expect_eq(hvn_agent_meminfo_read(path, &mem), -1);
     cr_expect_eq(hvn_agent_meminfo_read("/nonexistent/meminfo", &mem), -1);
-}
-
-Test(agent, meminfo_skips_a_garbage_line_among_good_ones)
-{
-    const char *path = s_fixture("meminfo", "MemTotal: 2048 kB\n"
-                                            "Broken line without colon\n"
-                                            "MemAvailable: junk kB\n"
-                                            "MemAvailable: 1024 kB\n");
-    hvn_meminfo_t mem;
-    cr_assert_eq(hvn_agent_meminfo_read(path, &mem), 0);
-    cr_expect_eq(mem.total_mb, 2);
-    cr_expect_eq(mem.used_mb, 1);
-}
-
-Test(agent, meminfo_available_above_total_gives_zero_used)
-{
-    const char *path = s_fixture("meminfo", "MemTotal: 2048 kB\nMemAvailable: 4096 kB\n");
-    hvn_meminfo_t mem;
-    cr_assert_eq(hvn_agent_meminfo_read(path, &mem), 0);
-    cr_expect_eq(mem.used_mb, 0);
 }
 
 Test(agent, real_meminfo_parses)

@@ -310,8 +310,14 @@ Test(publisher, create_sent_once_when_a_node_is_first_reported)
     cr_assert_eq(stats.creates, 1);
     cr_assert_eq(stats.sent, 1);
     cr_assert_eq(stats.nodes, 1);
+}
+
+Test(publisher, destroy_nulls_the_pointer_and_a_second_destroy_does_nothing)
+{
+    s_start(0);
     hvn_publisher_destroy(&pub);
     cr_assert_null(pub);
+    hvn_publisher_destroy(&pub);
 }
 
 Test(publisher, update_sent_when_vcpus_used_changes)

@@ -80,29 +80,6 @@ static int64_t s_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-//  Fills node number i: a plausible compute node with its own uuid.
-static void s_node(hvn_node_t *node, int i)
-{
-    hvn_node_init(node);
-    node->id = i + 1;
-    snprintf(node->uuid, sizeof node->uuid, "5f3bb5bc-7f77-4fd2-9f4c-%012x", i);
-    hvn_node_set_str(node, HVN_F_HOST, "bench");
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_HOSTNAME, "bench.example.org");
-    hvn_node_set_str(node, HVN_F_HYPERVISOR_TYPE, "QEMU");
-    node->hypervisor_version = 7002000;
-    node->vcpus = 64;
-    node->memory_mb = 262144;
-    node->local_gb = 1800;
-    node->vcpus_used = 12;
-    node->memory_mb_used = 24576;
-    node->local_gb_used = 120;
-    hvn_node_set_int(node, HVN_F_RUNNING_VMS, 3);
-    hvn_node_set_int(node, HVN_F_FREE_RAM_MB, 262144 - 24576);
-    hvn_node_set_int(node, HVN_F_FREE_DISK_GB, 1800 - 120);
-    hvn_node_set_int(node, HVN_F_DISK_AVAILABLE_LEAST, 1600);
-    hvn_node_set_str(node, HVN_F_HOST_IP, "192.0.2.10");
-}
-
 //  One case's result
 typedef struct {
     double ns_per_call;     //  Wall time per report()
@@ -153,7 +130,7 @@ static int s_run_case(const char *name, long iterations, bool probe, bool quiet,
     hvn_node_t *nodes = calloc(count, sizeof *nodes);
     assert(nodes);
     for (int i = 0; i < count; i++) {
-        s_node(&nodes[i], i);
+        bc_node(&nodes[i], i, "bench");
         hvn_publisher_report(pub, &nodes[i]); //  The create, not measured
     }
     if (broker)

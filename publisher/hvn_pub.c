@@ -19,8 +19,7 @@
 #include <string.h>
 
 #include "hvn_cli.h"
-#include "hvn_opt.h"
-#include "hvn_publisher.h"
+#include "hvn_pub_opt.h"
 
 #define S_PROG "hvn-pub"
 #define S_DEFAULT_FLUSH_S 30.0
@@ -46,24 +45,20 @@ typedef struct {
 // --------------------------------------------------------------------------
 //  Command line
 
-#define S_CONNECT_MAX 16 //  Most --connect
-
 //  Returns nothing; args hold the command line, or the process has exited
 //  (0 after --help, 2 on bad usage).
 static void s_parse_args(int argc, char **argv, s_args_t *args)
 {
-    const char *connect[S_CONNECT_MAX + 1] = {NULL};
+    const char *connect[HVN_PUB_CONNECT_MAX + 1] = {NULL};
     long heartbeat_ms = 10000;
     double flush_s = S_DEFAULT_FLUSH_S;
     memset(args, 0, sizeof(*args));
     const hvn_opt_t options[] = {
-        {.name = "connect", .type = HVN_OPT_LIST, .dest = connect, .metavar = "EP",
-         .help = "broker frontend to connect to (e.g. tcp://127.0.0.1:5561);\n"
-                 "repeat for several brokers; required",
-         .max = S_CONNECT_MAX, .check = hvn_opt_check_endpoint},
-        {.name = "host", .type = HVN_OPT_STRING, .dest = &args->host, .metavar = "HOST",
-         .help = "this host's name, as in topics and publisher_id; required",
-         .check = hvn_names_host_check},
+        hvn_pub_opt_connect(connect,
+                            "broker frontend to connect to (e.g. tcp://127.0.0.1:5561);\n"
+                            "repeat for several brokers; required"),
+        hvn_pub_opt_host(&args->host, "this host's name, as in topics and publisher_id; required",
+                         NULL),
         {.name = "service", .type = HVN_OPT_STRING, .dest = &args->service, .metavar = "NAME",
          .help = "publisher_id prefix", .check = hvn_names_service_check,
          .default_text = HVN_DEFAULT_SERVICE},
@@ -83,12 +78,8 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
         {.name = "flush-timeout", .type = HVN_OPT_DOUBLE, .dest = &flush_s, .metavar = "S",
          .help = "at end of input, wait at most S seconds for a broker\nto take everything",
          .dmin = 0, .dmax = INT_MAX / 1000},
-        {.name = "curve-secret", .type = HVN_OPT_PATH, .dest = &args->curve_secret,
-         .metavar = "CERT",
-         .help = "this host's secret certificate (hvn-keygen publisher\n"
-                 "--host HOST): connect with CURVE; needs --server-key"},
-        {.name = "server-key", .type = HVN_OPT_PATH, .dest = &args->server_key,
-         .metavar = "CERT", .help = "the broker's public certificate"},
+        hvn_pub_opt_curve_secret(&args->curve_secret),
+        hvn_pub_opt_server_key(&args->server_key),
         {.name = NULL},
     };
     const hvn_opt_program_t program = {

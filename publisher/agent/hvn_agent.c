@@ -13,8 +13,7 @@
 #include "hvn_agent_collect.h"
 #include "hvn_http.h"
 #include "hvn_metrics.h"
-#include "hvn_opt.h"
-#include "hvn_publisher.h"
+#include "hvn_pub_opt.h"
 #ifdef HVN_HAVE_LIBVIRT
 #include "hvn_agent_libvirt.h"
 #endif
@@ -68,24 +67,18 @@ typedef struct {
 // --------------------------------------------------------------------------
 //  Command line
 
-#define S_CONNECT_MAX 16 //  Most --connect
-
 //  Returns nothing; args hold the command line, or the process has exited
 //  (0 after --help, 2 on bad usage).
 static void s_parse_args(int argc, char **argv, s_args_t *args)
 {
-    const char *connect[S_CONNECT_MAX + 1] = {NULL};
+    const char *connect[HVN_PUB_CONNECT_MAX + 1] = {NULL};
     long interval_s = S_DEFAULT_INTERVAL, heartbeat_ms = 10000;
     *args = (s_args_t){.state_dir = HVN_AGENT_STATE_DIR,
                        .instances_path = HVN_AGENT_INSTANCES_PATH};
     const hvn_opt_t options[] = {
-        {.name = "connect", .type = HVN_OPT_LIST, .dest = connect, .metavar = "EP",
-         .help = "broker frontend, e.g. tcp://broker:5561 (required);\n"
-                 "repeat to publish to several brokers at once",
-         .max = S_CONNECT_MAX, .check = hvn_opt_check_endpoint},
-        {.name = "host", .type = HVN_OPT_STRING, .dest = &args->host, .metavar = "HOST",
-         .help = "host name in topics and payload", .check = hvn_names_host_check,
-         .default_text = "the short host name"},
+        hvn_pub_opt_connect(connect, "broker frontend, e.g. tcp://broker:5561 (required);\n"
+                                     "repeat to publish to several brokers at once"),
+        hvn_pub_opt_host(&args->host, "host name in topics and payload", "the short host name"),
         {.name = "interval", .type = HVN_OPT_INT, .dest = &interval_s, .metavar = "SECONDS",
          .help = "seconds between reports", .min = 1, .max = 86400},
         {.name = "once", .type = HVN_OPT_FLAG, .dest = &args->once,
@@ -103,12 +96,8 @@ static void s_parse_args(int argc, char **argv, s_args_t *args)
          .help = "send the delete of this host's node, forget it, exit"},
         {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
          .help = "publisher heartbeat interval", .min = 1, .max = 3600000},
-        {.name = "curve-secret", .type = HVN_OPT_PATH, .dest = &args->curve_secret,
-         .metavar = "CERT",
-         .help = "this host's secret certificate (hvn-keygen publisher\n"
-                 "--host HOST): connect with CURVE; needs --server-key"},
-        {.name = "server-key", .type = HVN_OPT_PATH, .dest = &args->server_key,
-         .metavar = "CERT", .help = "the broker's public certificate"},
+        hvn_pub_opt_curve_secret(&args->curve_secret),
+        hvn_pub_opt_server_key(&args->server_key),
         {.name = "metrics", .type = HVN_OPT_ADDRESS, .dest = &args->metrics,
          .metavar = "ADDR:PORT",
          .help = "serve the publisher's counters as Prometheus text on\n"

@@ -20,6 +20,31 @@ static const char *s_check_name(const char *name)
     return hvn_broker_name_valid(name) ? NULL : "1 to 244 bytes of UTF-8 without '@'";
 }
 
+//  Returns the option table's row of a whole number from 1 to max, into
+//  *dest (a long; its value now is the default).
+static hvn_opt_t s_count(const char *name, long *dest, const char *metavar, long max,
+                         const char *help)
+{
+    return (hvn_opt_t){.name = name, .type = HVN_OPT_INT, .dest = dest, .metavar = metavar,
+                       .help = help, .min = 1, .max = max};
+}
+
+//  Returns the option table's row of a byte count from min to max (K, M
+//  or G suffix allowed), into *dest (its value now is the default).
+static hvn_opt_t s_bytes(const char *name, size_t *dest, long min, long max, const char *help)
+{
+    return (hvn_opt_t){.name = name, .type = HVN_OPT_SIZE, .dest = dest, .metavar = "BYTES",
+                       .help = help, .min = min, .max = max};
+}
+
+//  Returns the option table's row of a path, into *dest (NULL: not given).
+static hvn_opt_t s_path(const char *name, const char **dest, const char *metavar,
+                        const char *help)
+{
+    return (hvn_opt_t){.name = name, .type = HVN_OPT_PATH, .dest = dest, .metavar = metavar,
+                       .help = help};
+}
+
 //  Returns nothing; config holds the command line's settings, or the
 //  process has exited (0 after --help, 2 on bad usage).
 static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config,
@@ -47,79 +72,66 @@ static void s_parse_args(int argc, char **argv, hvn_broker_config_t *config,
         {.name = "name", .type = HVN_OPT_STRING, .dest = &config->name, .metavar = "NAME",
          .help = "broker name in its heartbeat topic hvn.broker@NAME", .check = s_check_name,
          .default_text = "the short host name"},
-        {.name = "max-msg-size", .type = HVN_OPT_SIZE, .dest = &max_msg_size, .metavar = "BYTES",
-         .help = "largest notification body accepted; larger ones are\nrefused and counted",
-         .min = 1, .max = HVN_BROKER_MSG_SIZE_MAX},
-        {.name = "max-publisher-nodes", .type = HVN_OPT_INT, .dest = &max_nodes, .metavar = "N",
-         .help = "most nodes one publisher may list in its heartbeat;\n"
-         "heartbeat bodies are accepted up to 4096 + 40 * N bytes;\n"
-         "also the most nodes cached per host: a create past it\n"
-         "is refused (limited_nodes)",
-         .min = 1, .max = HVN_BROKER_PUBLISHER_NODES_MAX},
-        {.name = "max-topic-size", .type = HVN_OPT_INT, .dest = &max_topic, .metavar = "BYTES",
-         .help = "longest topic accepted", .min = 1,
-         .max = 255},
-        {.name = "max-subscriptions", .type = HVN_OPT_INT, .dest = &max_subs, .metavar = "N",
-         .help = "distinct topic prefixes one subscriber (CURVE key, else\n"
-         "IP address) may hold; one more is not applied\n(limited_subscriptions)",
-         .min = 1, .max = HVN_BROKER_SUBSCRIPTIONS_MAX},
-        {.name = "max-snapshot-rate", .type = HVN_OPT_INT, .dest = &snapshot_rate, .metavar = "N",
-         .help = "snapshot requests a second per subscriber; more are\nanswered ERROR "
-         "(limited_snapshots)",
-         .min = 1, .max = HVN_BROKER_SNAPSHOT_RATE_MAX},
-        {.name = "ring-bytes", .type = HVN_OPT_SIZE, .dest = &ring_bytes, .metavar = "BYTES",
-         .help = "memory for the notifications forwarded last, which\n"
-         "REPLAY answers from (the oldest go first); 0 keeps none",
-         .min = 0, .max = HVN_BROKER_RING_BYTES_MAX},
-        {.name = "subscriber-hwm", .type = HVN_OPT_INT, .dest = &subscriber_hwm, .metavar = "N",
-         .help = "messages queued for one subscriber before the backend\n"
-         "drops its excess (it sees a seq gap and repairs); fewer\n"
-         "when --subscriber-bytes says so",
-         .min = 1, .max = HVN_BROKER_SUBSCRIBER_HWM_MAX},
-        {.name = "subscriber-bytes", .type = HVN_OPT_SIZE, .dest = &subscriber_bytes,
-         .metavar = "BYTES",
-         .help = "most memory one subscriber that does not read can pin:\n"
-         "its queue holds at most BYTES / the largest message\n"
-         "forwarded (the larger of the body and heartbeat limits,\n"
-         "at least 8 KiB, + 537): 2 653 messages with the defaults",
-         .min = HVN_BROKER_SUBSCRIBER_BYTES_MIN, .max = HVN_BROKER_SUBSCRIBER_BYTES_MAX},
-        {.name = "snapshot-bytes", .type = HVN_OPT_SIZE, .dest = &snapshot_bytes,
-         .metavar = "BYTES",
-         .help = "most memory the snapshots being served may hold queued\n"
-         "for their clients, all together; one subscriber gets at\n"
-         "most a quarter of it and 16 of the 64 slots; a request\n"
-         "past it is answered ERROR (limited_snapshots)",
-         .min = HVN_BROKER_SNAPSHOT_BYTES_MIN, .max = HVN_BROKER_SNAPSHOT_BYTES_MAX},
-        {.name = "snapshot-stall-ms", .type = HVN_OPT_INT, .dest = &snapshot_stall_ms,
-         .metavar = "MS",
-         .help = "a snapshot client that takes nothing for this long is\n"
-         "cut and what was queued for it freed (snapshots_stalled)",
-         .min = 1, .max = HVN_BROKER_SNAPSHOT_STALL_MAX},
-        {.name = "heartbeat-ms", .type = HVN_OPT_INT, .dest = &heartbeat_ms, .metavar = "MS",
-         .help = "interval of the broker's heartbeat",
-         .min = 1, .max = HVN_BROKER_HEARTBEAT_MAX},
-        {.name = "listen-backlog", .type = HVN_OPT_INT, .dest = &backlog, .metavar = "N",
-         .help = "connections each socket's listen queue holds before they\n"
-         "are accepted: a fleet reconnects at once after a restart,\n"
-         "and a SYN past the queue waits 1 s or more to be retried\n"
-         "(the kernel caps it at net.core.somaxconn: 60-hvn-broker.conf\n"
-         "in sysctl.d raises that to match)",
-         .min = 1, .max = HVN_BROKER_LISTEN_BACKLOG_MAX},
+        s_bytes("max-msg-size", &max_msg_size, 1, HVN_BROKER_MSG_SIZE_MAX,
+                "largest notification body accepted; larger ones are\nrefused and counted"),
+        s_count("max-publisher-nodes", &max_nodes, "N", HVN_BROKER_PUBLISHER_NODES_MAX,
+                "most nodes one publisher may list in its heartbeat;\n"
+                "heartbeat bodies are accepted up to 4096 + 40 * N bytes;\n"
+                "also the most nodes cached per host: a create past it\n"
+                "is refused (limited_nodes)"),
+        s_count("max-topic-size", &max_topic, "BYTES", 255, "longest topic accepted"),
+        s_count("max-subscriptions", &max_subs, "N", HVN_BROKER_SUBSCRIPTIONS_MAX,
+                "distinct topic prefixes one subscriber (CURVE key, else\n"
+                "IP address) may hold; one more is not applied\n(limited_subscriptions)"),
+        s_count("max-snapshot-rate", &snapshot_rate, "N", HVN_BROKER_SNAPSHOT_RATE_MAX,
+                "snapshot requests a second per subscriber; more are\nanswered ERROR "
+                "(limited_snapshots)"),
+        s_bytes("ring-bytes", &ring_bytes, 0, HVN_BROKER_RING_BYTES_MAX,
+                "memory for the notifications forwarded last, which\n"
+                "REPLAY answers from (the oldest go first); 0 keeps none"),
+        s_count("subscriber-hwm", &subscriber_hwm, "N", HVN_BROKER_SUBSCRIBER_HWM_MAX,
+                "messages queued for one subscriber before the backend\n"
+                "drops its excess (it sees a seq gap and repairs); fewer\n"
+                "when --subscriber-bytes says so"),
+        s_bytes("subscriber-bytes", &subscriber_bytes, HVN_BROKER_SUBSCRIBER_BYTES_MIN,
+                HVN_BROKER_SUBSCRIBER_BYTES_MAX,
+                "most memory one subscriber that does not read can pin:\n"
+                "its queue holds at most BYTES / the largest message\n"
+                "forwarded (the larger of the body and heartbeat limits,\n"
+                "at least 8 KiB, + 537): 2 653 messages with the defaults"),
+        s_bytes("snapshot-bytes", &snapshot_bytes, HVN_BROKER_SNAPSHOT_BYTES_MIN,
+                HVN_BROKER_SNAPSHOT_BYTES_MAX,
+                "most memory the snapshots being served may hold queued\n"
+                "for their clients, all together; one subscriber gets at\n"
+                "most a quarter of it and 16 of the 64 slots; a request\n"
+                "past it is answered ERROR (limited_snapshots)"),
+        s_count("snapshot-stall-ms", &snapshot_stall_ms, "MS", HVN_BROKER_SNAPSHOT_STALL_MAX,
+                "a snapshot client that takes nothing for this long is\n"
+                "cut and what was queued for it freed (snapshots_stalled)"),
+        s_count("heartbeat-ms", &heartbeat_ms, "MS", HVN_BROKER_HEARTBEAT_MAX,
+                "interval of the broker's heartbeat"),
+        s_count("listen-backlog", &backlog, "N", HVN_BROKER_LISTEN_BACKLOG_MAX,
+                "connections each socket's listen queue holds before they\n"
+                "are accepted: a fleet reconnects at once after a restart,\n"
+                "and a SYN past the queue waits 1 s or more to be retried\n"
+                "(the kernel caps it at net.core.somaxconn: 60-hvn-broker.conf\n"
+                "in sysctl.d raises that to match)"),
         {.name = "metrics", .type = HVN_OPT_ADDRESS, .dest = metrics, .metavar = "ADDR:PORT",
          .help = "serve the STATS counters as Prometheus text on\n"
          "http://ADDR:PORT/metrics (refreshed every second)",
          .default_text = "off"},
-        {.name = "curve-secret", .type = HVN_OPT_PATH, .dest = &config->curve_secret, .metavar = "CERT",
-         .help = "turn CURVE on: the broker's secret certificate\n"
-         "(hvn-keygen broker); needs the two directories below"},
-        {.name = "publishers-dir", .type = HVN_OPT_PATH, .dest = &config->publishers_dir, .metavar = "DIR",
-         .help = "publishers' public certificates; each names in its\n"
-         "metadata the one host its key may publish as"},
-        {.name = "subscribers-dir", .type = HVN_OPT_PATH, .dest = &config->subscribers_dir, .metavar = "DIR",
-         .help = "subscribers' public certificates (backend and service\nsockets)"},
-        {.name = "state-file", .type = HVN_OPT_PATH, .dest = &config->state_file, .metavar = "PATH",
-         .help = "keep which host each node and publisher instance\n"
-         "belongs to in this file, so a restart does not forget\nit (written within a second of a change)"},
+        s_path("curve-secret", &config->curve_secret, "CERT",
+               "turn CURVE on: the broker's secret certificate\n"
+               "(hvn-keygen broker); needs the two directories below"),
+        s_path("publishers-dir", &config->publishers_dir, "DIR",
+               "publishers' public certificates; each names in its\n"
+               "metadata the one host its key may publish as"),
+        s_path("subscribers-dir", &config->subscribers_dir, "DIR",
+               "subscribers' public certificates (backend and service\nsockets)"),
+        s_path("state-file", &config->state_file, "PATH",
+               "keep which host each node and publisher instance\n"
+               "belongs to in this file, so a restart does not forget\n"
+               "it (written within a second of a change)"),
         {.name = NULL},
     };
     const hvn_opt_program_t program = {

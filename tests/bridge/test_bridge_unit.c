@@ -8,6 +8,7 @@
 #include "hvn_oslo.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,28 +24,35 @@ static hvn_amqp_url_t *s_parse(const char *text)
     return url;
 }
 
+//  Returns nothing; expects url's host i to be host:port, logged in as
+//  user with password.
+static void s_expect_host(const hvn_amqp_url_t *url, size_t i, const char *host, int port,
+                          const char *user, const char *password)
+{
+    cr_assert_lt(i, url->host_count);
+    cr_expect_str_eq(url->hosts[i].host, host, "host %zu", i);
+    cr_expect_eq(url->hosts[i].port, port, "host %zu", i);
+    cr_expect_str_eq(url->hosts[i].user, user, "host %zu", i);
+    cr_expect_str_eq(url->hosts[i].password, password, "host %zu", i);
+}
+
 Test(amqp_url, nova_conf_form_with_defaults)
 {
     hvn_amqp_url_t *url = s_parse("rabbit://nova:s3cret@rabbit1.example.org:5673/openstack");
     cr_assert_eq(url->host_count, 1);
-    cr_expect_str_eq(url->hosts[0].host, "rabbit1.example.org");
-    cr_expect_eq(url->hosts[0].port, 5673);
-    cr_expect_str_eq(url->hosts[0].user, "nova");
-    cr_expect_str_eq(url->hosts[0].password, "s3cret");
+    s_expect_host(url, 0, "rabbit1.example.org", 5673, "nova", "s3cret");
     cr_expect_str_eq(url->vhost, "openstack");
     hvn_amqp_url_destroy(&url);
     cr_expect_null(url);
     hvn_amqp_url_destroy(&url);
 
     url = s_parse("rabbit://localhost");
-    cr_expect_str_eq(url->hosts[0].user, "guest");
-    cr_expect_str_eq(url->hosts[0].password, "guest");
-    cr_expect_eq(url->hosts[0].port, 5672);
+    s_expect_host(url, 0, "localhost", 5672, "guest", "guest");
     cr_expect_str_eq(url->vhost, "/");
     hvn_amqp_url_destroy(&url);
 
     url = s_parse("rabbit://u@h/");
-    cr_expect_str_eq(url->hosts[0].password, "");
+    s_expect_host(url, 0, "h", 5672, "u", "");
     cr_expect_str_eq(url->vhost, "/");
     hvn_amqp_url_destroy(&url);
 }
@@ -53,26 +61,20 @@ Test(amqp_url, several_hosts_each_with_credentials_or_the_previous_ones)
 {
     hvn_amqp_url_t *url = s_parse("rabbit://a:pa@h1:5672,b:pb@h2:5673,h3/v");
     cr_assert_eq(url->host_count, 3);
-    cr_expect_str_eq(url->hosts[1].host, "h2");
-    cr_expect_eq(url->hosts[1].port, 5673);
-    cr_expect_str_eq(url->hosts[1].user, "b");
-    cr_expect_str_eq(url->hosts[2].user, "b");
-    cr_expect_str_eq(url->hosts[2].password, "pb");
-    cr_expect_eq(url->hosts[2].port, 5672);
+    s_expect_host(url, 0, "h1", 5672, "a", "pa");
+    s_expect_host(url, 1, "h2", 5673, "b", "pb");
+    s_expect_host(url, 2, "h3", 5672, "b", "pb");
     hvn_amqp_url_destroy(&url);
 }
 
 Test(amqp_url, percent_escapes_ipv6_and_a_raw_at_in_the_password)
 {
     hvn_amqp_url_t *url = s_parse("rabbit://us%3Aer:p%40ss%2Fw@[::1]:5672/%2F");
-    cr_expect_str_eq(url->hosts[0].user, "us:er");
-    cr_expect_str_eq(url->hosts[0].password, "p@ss/w");
-    cr_expect_str_eq(url->hosts[0].host, "::1");
+    s_expect_host(url, 0, "::1", 5672, "us:er", "p@ss/w");
     cr_expect_str_eq(url->vhost, "/");
     hvn_amqp_url_destroy(&url);
     url = s_parse("rabbit://u:p@ss@h");
-    cr_expect_str_eq(url->hosts[0].password, "p@ss");
-    cr_expect_str_eq(url->hosts[0].host, "h");
+    s_expect_host(url, 0, "h", 5672, "u", "p@ss");
     hvn_amqp_url_destroy(&url);
 }
 
@@ -249,21 +251,52 @@ static uint64_t s_done(hvn_bridge_state_t *state, const uint8_t instance[16])
     return done;
 }
 
-//  Returns a fresh temporary directory's path in dir.
-static void s_tempdir(char *dir, size_t size)
+static char s_dir[64]; //  The file cases' temporary directory
+
+//  Returns nothing; s_dir is a fresh temporary directory.
+static void s_dir_setup(void)
 {
-    snprintf(dir, size, "/tmp/hvn-bridge-state-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    snprintf(s_dir, sizeof(s_dir), "/tmp/hvn-bridge-state-XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
 }
 
-//  Writes text into dir/name and returns the path in path.
-static void s_write(const char *dir, const char *name, const char *text, char *path, size_t size)
+//  Returns nothing; s_dir and every file in it are removed.
+static void s_dir_teardown(void)
 {
-    snprintf(path, size, "%s/%s", dir, name);
+    DIR *dir = opendir(s_dir);
+    struct dirent *entry;
+    while (dir && (entry = readdir(dir)) != NULL) {
+        char path[sizeof(s_dir) + 256 + 2];
+        if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0) {
+            snprintf(path, sizeof(path), "%s/%s", s_dir, entry->d_name);
+            unlink(path);
+        }
+    }
+    if (dir)
+        closedir(dir);
+    rmdir(s_dir);
+}
+
+//  Writes text into s_dir/name and returns the path in path.
+static void s_write(const char *name, const char *text, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s", s_dir, name);
     FILE *file = fopen(path, "w");
     cr_assert_not_null(file);
     fputs(text, file);
     fclose(file);
+}
+
+//  Returns a new state that loaded path; asserts the load returned
+//  expected (1: read, 0: no file).
+static hvn_bridge_state_t *s_loaded(const char *path, int expected)
+{
+    hvn_bridge_state_t *state = hvn_bridge_state_new();
+    cr_assert_not_null(state);
+    char err[256] = "";
+    cr_assert_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), expected, "%s: %s", path,
+                 err);
+    return state;
 }
 
 Test(state, done_stops_below_the_lowest_unconfirmed_seq_and_never_goes_down)
@@ -299,15 +332,12 @@ Test(state, done_stops_below_the_lowest_unconfirmed_seq_and_never_goes_down)
     hvn_bridge_state_destroy(&state);
 }
 
-Test(state, saved_atomically_and_read_back_whole)
+Test(state, saved_atomically_and_read_back_whole, .init = s_dir_setup, .fini = s_dir_teardown)
 {
-    char dir[64], path[128], tmp[140];
-    s_tempdir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/bridge.state", dir);
+    char path[128], tmp[140];
+    snprintf(path, sizeof(path), "%s/bridge.state", s_dir);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    hvn_bridge_state_t *state = hvn_bridge_state_new();
-    char err[256] = "";
-    cr_expect_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), 0, "no file yet: %s", err);
+    hvn_bridge_state_t *state = s_loaded(path, 0); //  No file yet
     hvn_bridge_state_mark(state, s_a, 41);
     hvn_bridge_state_mark(state, s_b, 7);
     hvn_bridge_state_begin(state);
@@ -317,22 +347,18 @@ Test(state, saved_atomically_and_read_back_whole)
     cr_expect_neq(access(tmp, F_OK), 0, "the temporary file is left behind");
     hvn_bridge_state_destroy(&state);
 
-    state = hvn_bridge_state_new();
-    cr_assert_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), 1, "%s", err);
+    state = s_loaded(path, 1);
     cr_expect_eq(hvn_bridge_state_size(state), 2);
     cr_expect_eq(s_done(state, s_a), 41);
     cr_expect_eq(s_done(state, s_b), 4);
     cr_expect(hvn_bridge_state_covers(state, s_b, 4));
     cr_expect_not(hvn_bridge_state_covers(state, s_b, 5));
     hvn_bridge_state_destroy(&state);
-    unlink(path);
-    rmdir(dir);
 }
 
-Test(state, a_file_that_is_not_a_state_file_is_refused_whole)
+Test(state, a_file_that_is_not_a_state_file_is_refused_whole, .init = s_dir_setup,
+     .fini = s_dir_teardown)
 {
-    char dir[64], path[128];
-    s_tempdir(dir, sizeof(dir));
     const struct {
         const char *text;
         const char *says;
@@ -350,7 +376,8 @@ Test(state, a_file_that_is_not_a_state_file_is_refused_whole)
          "expected {\"done\": seq"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        s_write(dir, "bad.state", cases[i].text, path, sizeof(path));
+        char path[128];
+        s_write("bad.state", cases[i].text, path, sizeof(path));
         hvn_bridge_state_t *state = hvn_bridge_state_new();
         char err[256] = "";
         cr_expect_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), -1, "%s accepted",
@@ -360,34 +387,27 @@ Test(state, a_file_that_is_not_a_state_file_is_refused_whole)
         cr_expect_eq(hvn_bridge_state_size(state), 0, "%s: partly taken", cases[i].text);
         hvn_bridge_state_destroy(&state);
     }
-    unlink(path);
-    rmdir(dir);
 }
 
-Test(state, an_instance_silent_for_a_day_is_forgotten_at_the_next_save)
+Test(state, an_instance_silent_for_a_day_is_forgotten_at_the_next_save, .init = s_dir_setup,
+     .fini = s_dir_teardown)
 {
-    char dir[64], path[128];
-    s_tempdir(dir, sizeof(dir));
-    s_write(dir, "old.state",
+    char path[128];
+    s_write("old.state",
             "{\"format\": \"hvn-bridge-state\", \"version\": 1, \"instances\": {"
             "\"1a2b3c4d-5e6f-4081-92a3-b4c5d6e7f809\": {\"done\": 3, \"heard\": 1000}}}",
             path, sizeof(path));
-    hvn_bridge_state_t *state = hvn_bridge_state_new();
-    char err[256] = "";
-    cr_assert_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), 1, "%s", err);
+    hvn_bridge_state_t *state = s_loaded(path, 1);
     cr_expect_eq(s_done(state, s_a), 3);
     hvn_bridge_state_mark(state, s_b, 2); //  Heard now
     cr_assert_eq(hvn_bridge_state_save(state, path), 0);
     cr_expect_eq(hvn_bridge_state_size(state), 1);
     hvn_bridge_state_destroy(&state);
-    state = hvn_bridge_state_new();
-    cr_assert_eq(hvn_bridge_state_load(state, path, err, sizeof(err)), 1, "%s", err);
+    state = s_loaded(path, 1);
     uint64_t done = 0;
     cr_expect_not(hvn_bridge_state_done(state, s_a, &done));
     cr_expect(hvn_bridge_state_done(state, s_b, &done));
     hvn_bridge_state_destroy(&state);
-    unlink(path);
-    rmdir(dir);
 }
 
 // --------------------------------------------------------------------------

@@ -11,7 +11,7 @@
     kill -9 of hvn-index while the fleet changes, then a restart, converges
     to the truth, and the changes it missed are recorded as repairs.
 */
-#include "support.h"
+#include "index_support.h"
 
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -86,9 +86,9 @@ static void s_teardown(void)
 TestSuite(index_sqlite, .init = s_setup_sqlite, .fini = s_teardown, .timeout = 90);
 TestSuite(index_pg, .init = s_setup_pg, .fini = s_teardown, .timeout = 120);
 
-//  Returns a running hvn-index on the test's broker and database, serving
-//  HTTP on port when it is not 0.
-static it_proc_t *s_index_start_http(int port)
+//  Returns a running hvn-index on the test's broker and database db,
+//  serving HTTP on port when it is not 0, its stderr captured when err.
+static it_proc_t *s_index_spawn(const char *db, int port, bool err)
 {
     char http[64];
     snprintf(http, sizeof(http), "127.0.0.1:%d", port);
@@ -98,13 +98,13 @@ static it_proc_t *s_index_start_http(int port)
                           "--service",
                           env.service,
                           "--db",
-                          db_target,
+                          db,
                           "--heartbeat-ms",
                           "1000",
                           port ? "--http" : "--no-http",
                           port ? http : NULL,
                           NULL};
-    it_proc_t *proc = it_spawn(argv, false, false, false);
+    it_proc_t *proc = it_spawn(argv, false, false, err);
     cr_assert_not_null(proc);
     return proc;
 }
@@ -112,18 +112,7 @@ static it_proc_t *s_index_start_http(int port)
 //  Returns a running hvn-index without HTTP.
 static it_proc_t *s_index_start(void)
 {
-    return s_index_start_http(0);
-}
-
-//  Returns a running hvn-index without HTTP, its stderr captured.
-static it_proc_t *s_index_start_stderr(void)
-{
-    const char *argv[] = {"hvn-index", "--connect", env.backend, "--service",
-                          env.service, "--db",      db_target,   "--heartbeat-ms",
-                          "1000",      "--no-http", NULL};
-    it_proc_t *proc = it_spawn(argv, false, false, true);
-    cr_assert_not_null(proc);
-    return proc;
+    return s_index_spawn(db_target, 0, false);
 }
 
 //  Returns nothing; ends hvn-pub (its stdin closed, then killed if it
@@ -180,15 +169,7 @@ static json_t *s_dump(void)
 {
     const char *argv[] = {HVN_PYTHON, HVN_SOURCE_DIR "/tests/index/dump_db.py", db_kind, db_target,
                           NULL};
-    it_proc_t *py = it_spawn(argv, false, true, true);
-    cr_assert_not_null(py);
-    char *out = it_read_stdout(py, 10000);
-    it_wait(py, 5000);
-    it_stop(&py, SIGKILL, 1000);
-    json_error_t error;
-    json_t *dump = out ? json_loads(out, 0, &error) : NULL;
-    free(out);
-    return dump;
+    return ix_stdout_json(argv, 10000);
 }
 
 //  Returns true when the rows equal the truth: the same uuids, and every
@@ -380,10 +361,7 @@ static void s_case_a_ring_too_small_leaves_a_hole_recorded_as_repairs(void)
     //  About 1 KiB a notification: 8 KiB holds the last few only
     const char *extra[] = {"--ring-bytes", "8K", NULL};
     it_broker_start(&env, extra);
-    const char *argv[] = {"hvn-index", "--connect", env.backend, "--service",
-                          env.service, "--db",      db_target,   "--heartbeat-ms",
-                          "1000",      "--no-http", NULL};
-    it_proc_t *index = it_spawn(argv, false, false, false);
+    it_proc_t *index = s_index_start();
     it_proc_t *pub = s_pub_start();
     s_report_three(pub);
     it_stop(&index, SIGKILL, 1000);
@@ -396,7 +374,7 @@ static void s_case_a_ring_too_small_leaves_a_hole_recorded_as_repairs(void)
         s_report(pub, 1, UUID_A, 100 + i);
         s_broker_forwarded(6 + i);
     }
-    index = it_spawn(argv, false, false, true);
+    index = s_index_spawn(db_target, 0, true);
     json_t *dump = s_converged();
     size_t others;
     size_t found = s_notification_seqs(dump, 35, &others);
@@ -416,16 +394,7 @@ static void s_case_a_ring_too_small_leaves_a_hole_recorded_as_repairs(void)
 //  Returns nothing; checks that unwritable database is a clear error and bad usage exits 2.
 static void s_case_unwritable_database_is_a_clear_error_and_bad_usage_exits_2(void)
 {
-    const char *argv[] = {"hvn-index",
-                          "--connect",
-                          env.backend,
-                          "--service",
-                          env.service,
-                          "--db",
-                          "/nonexistent-dir/fleet.db",
-                          "--no-http",
-                          NULL};
-    it_proc_t *proc = it_spawn(argv, false, false, true);
+    it_proc_t *proc = s_index_spawn("/nonexistent-dir/fleet.db", 0, true);
     cr_assert_eq(it_wait(proc, 10000), 1);
     char *err = it_read_stderr(proc, 1000);
     cr_expect(strstr(err, "/nonexistent-dir/fleet.db"), "%s", err);
@@ -445,7 +414,7 @@ static void s_case_unwritable_database_is_a_clear_error_and_bad_usage_exits_2(vo
 static void s_case_http_api_metrics_and_hostile_requests_seen_by_python_clients(void)
 {
     int port = it_free_port();
-    it_proc_t *index = s_index_start_http(port);
+    it_proc_t *index = s_index_spawn(db_target, port, false);
     it_proc_t *pub = s_pub_start();
     s_report(pub, 1, UUID_A, 1);
     s_report(pub, 2, UUID_B, 5);
@@ -527,7 +496,7 @@ Test(index_pg, a_ring_too_small_leaves_a_hole_recorded_as_repairs)
 
 Test(index_sqlite, a_removed_database_file_is_noticed_made_again_and_filled)
 {
-    it_proc_t *index = s_index_start_stderr();
+    it_proc_t *index = s_index_spawn(db_target, 0, true);
     it_proc_t *pub = s_pub_start();
     s_report(pub, 1, UUID_A, 1);
     s_report(pub, 2, UUID_B, 2);

@@ -8,7 +8,7 @@
     check_page.py asks for each change on its stdout ("send <json>"); this
     test writes it to hvn-pub and answers "sent".
 */
-#include "support.h"
+#include "index_support.h"
 
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -42,14 +42,7 @@ static int s_rows(int port)
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/compute_nodes?limit=10000", port);
     const char *argv[] = {"/usr/bin/curl", "-sf", url, NULL};
-    it_proc_t *curl = it_spawn(argv, false, true, true);
-    cr_assert_not_null(curl);
-    char *out = it_read_stdout(curl, 10000);
-    it_wait(curl, 5000);
-    it_stop(&curl, SIGKILL, 1000);
-    json_error_t error;
-    json_t *answer = out ? json_loads(out, 0, &error) : NULL;
-    free(out);
+    json_t *answer = ix_stdout_json(argv, 10000);
     int rows = answer ? (int)json_array_size(json_object_get(answer, "compute_nodes")) : -1;
     json_decref(answer);
     return rows;

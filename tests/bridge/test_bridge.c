@@ -56,6 +56,14 @@ static char *s_ctl(const char *args)
     return out;
 }
 
+//  Returns nothing; expects the rabbitmqctl listing (args) to hold line.
+static void s_ctl_expect(const char *args, const char *line)
+{
+    char *out = s_ctl(args);
+    cr_expect(strstr(out, line), "rabbitmqctl %s: no '%s' in: %s", args, line, out);
+    free(out);
+}
+
 Test(bridge, oslo_listener_hears_create_update_delete_as_on_the_hvnotify_wire)
 {
     it_proc_t *listener = bt_listener_start(&rmq, "nova", "versioned_notifications", 3, 60, false);
@@ -119,12 +127,9 @@ Test(bridge, body_and_properties_are_oslo_messagingv2_and_wait_in_the_default_qu
     cr_expect_eq(s_bridge_stop(&bridge, &log), 0);
     cr_assert(strstr(log.text, "confirmed 3,"), "counters: %s", log.text);
 
-    char *exchanges = s_ctl("list_exchanges name type durable auto_delete");
-    cr_expect(strstr(exchanges, "nova\ttopic\tfalse\tfalse"), "exchanges: %s", exchanges);
-    char *bindings = s_ctl("list_bindings source_name destination_name routing_key");
-    cr_expect(strstr(bindings, "nova\thvn_form.info\thvn_form.info"), "bindings: %s", bindings);
-    free(exchanges);
-    free(bindings);
+    s_ctl_expect("list_exchanges name type durable auto_delete", "nova\ttopic\tfalse\tfalse");
+    s_ctl_expect("list_bindings source_name destination_name routing_key",
+                 "nova\thvn_form.info\thvn_form.info");
 
     const char *argv[] = {"/usr/bin/python3",
                           HVN_SOURCE_DIR "/tests/bridge/listener.py",
@@ -186,12 +191,9 @@ Test(bridge, durable_declares_a_durable_exchange_and_queue)
     bt_log_t log = {0};
     it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
     cr_expect_eq(s_bridge_stop(&bridge, &log), 0);
-    char *exchanges = s_ctl("list_exchanges name type durable auto_delete");
-    cr_expect(strstr(exchanges, "nova_durable\ttopic\ttrue\tfalse"), "exchanges: %s", exchanges);
-    char *queues = s_ctl("list_queues name durable auto_delete");
-    cr_expect(strstr(queues, "hvn_durable.info\ttrue\tfalse"), "queues: %s", queues);
-    free(exchanges);
-    free(queues);
+    s_ctl_expect("list_exchanges name type durable auto_delete",
+                 "nova_durable\ttopic\ttrue\tfalse");
+    s_ctl_expect("list_queues name durable auto_delete", "hvn_durable.info\ttrue\tfalse");
     bt_log_free(&log);
 }
 

@@ -84,13 +84,24 @@ static void s_ctl(const char *args)
     free(out);
 }
 
+//  Returns the bridge publishing with --topic topic, once it follows the
+//  broker, its log in log; *listener an oslo listener on topic that ends
+//  after count notifications or seconds.
+static it_proc_t *s_start_on_topic(const char *topic, int count, int seconds, bt_log_t *log,
+                                   it_proc_t **listener)
+{
+    *listener = bt_listener_start(&rmq, "nova", topic, count, seconds, false);
+    const char *extra[] = {"--topic", topic, NULL};
+    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, log);
+    cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0);
+    return bridge;
+}
+
 Test(resilience, burst_with_every_connection_closed_in_the_middle_arrives_whole)
 {
-    it_proc_t *listener = bt_listener_start(&rmq, "nova", "hvn_burst", 1000000, 120, false);
-    const char *extra[] = {"--topic", "hvn_burst", NULL};
+    it_proc_t *listener = NULL;
     bt_log_t log = {0};
-    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
-    cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0);
+    it_proc_t *bridge = s_start_on_topic("hvn_burst", 1000000, 120, &log, &listener);
 
     //  The burst goes on while rabbitmqctl closes every connection, the
     //  bridge's and the listener's, and for a while after
@@ -155,11 +166,9 @@ Test(resilience, rabbitmq_stopped_ten_seconds_and_started_again_loses_nothing)
 
 Test(resilience, blocked_publishing_waits_for_unblocked_and_loses_nothing)
 {
-    it_proc_t *listener = bt_listener_start(&rmq, "nova", "hvn_blocked", 100, 90, false);
-    const char *extra[] = {"--topic", "hvn_blocked", NULL};
+    it_proc_t *listener = NULL;
     bt_log_t log = {0};
-    it_proc_t *bridge = bt_bridge_start(&env, &rmq, extra, &log);
-    cr_assert_eq(it_wait_subscriptions(env.service, 2, 10000), 0);
+    it_proc_t *bridge = s_start_on_topic("hvn_blocked", 100, 90, &log, &listener);
 
     //  A memory alarm: RabbitMQ blocks every publishing connection
     s_ctl("set_vm_memory_high_watermark 0.000001");

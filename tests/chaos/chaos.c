@@ -94,17 +94,11 @@ typedef struct {
     bool verbose;               //  Log every fault
 } s_config_t;
 
-//  One node of the truth
-typedef struct {
-    hvn_node_t node; //  As last reported
-    bool live;       //  Reported and not removed since
-} s_node_t;
-
 //  One publisher and the nodes it owns
 typedef struct {
     char host[32];        //  Topic host
     hvn_publisher_t *pub; //  NULL while restarting
-    s_node_t *nodes;      //  config.nodes of them
+    hvn_node_t *nodes;    //  config.nodes of them, as last reported
     int64_t up_at;        //  While down: when to create it again
     uint64_t sent_before; //  Notifications sent by destroyed instances
 } s_publisher_t;
@@ -150,7 +144,7 @@ typedef struct {
     s_broker_t brokers[S_MAX_BROKERS];
     s_publisher_t *publishers;
     s_subscriber_t *subscribers;
-    zhashx_t *truth;                //  uuid -> s_node_t (not owned)
+    zhashx_t *truth;                //  uuid -> hvn_node_t: the live nodes (not owned)
     uint64_t faults[S_FAULT_COUNT]; //  Injected, by kind
     uint64_t deferred;              //  Publisher restarts deferred (no broker)
     uint64_t changes;               //  Reports made (creates, updates)
@@ -343,7 +337,8 @@ static int s_publisher_start(s_chaos_t *self, s_publisher_t *pub)
         return -1;
     }
     for (int n = 0; n < self->config.nodes; n++)
-        if (pub->nodes[n].live && hvn_publisher_report(pub->pub, &pub->nodes[n].node) != 0) {
+        if (zhashx_lookup(self->truth, pub->nodes[n].uuid) &&
+            hvn_publisher_report(pub->pub, &pub->nodes[n]) != 0) {
             zsys_error(S_PROG ": %s refused a node after its restart", pub->host);
             return -1;
         }
@@ -403,22 +398,24 @@ static void s_churn_one(s_chaos_t *self)
     s_publisher_t *pub = &self->publishers[s_range(self, 0, self->config.publishers - 1)];
     if (!pub->pub)
         return;
-    s_node_t *node = &pub->nodes[s_range(self, 0, self->config.nodes - 1)];
-    if (node->live && s_chance(self, 5)) {
-        if (hvn_publisher_remove(pub->pub, node->node.uuid) == 0) {
-            node->live = false;
+    hvn_node_t *node = &pub->nodes[s_range(self, 0, self->config.nodes - 1)];
+    bool live = zhashx_lookup(self->truth, node->uuid) != NULL;
+    if (live && s_chance(self, 5)) {
+        if (hvn_publisher_remove(pub->pub, node->uuid) == 0) {
+            zhashx_delete(self->truth, node->uuid);
             self->removes++;
         } else
             self->refused++;
         return;
     }
-    if (!node->live && !s_chance(self, 30))
+    if (!live && !s_chance(self, 30))
         return;
-    hvn_node_t next = node->node;
+    hvn_node_t next = *node;
     s_node_change(self, &next);
     if (hvn_publisher_report(pub->pub, &next) == 0) {
-        node->node = next;
-        node->live = true;
+        *node = next;
+        if (!live)
+            zhashx_insert(self->truth, node->uuid, node);
         self->changes++;
     } else
         self->refused++;
@@ -555,6 +552,16 @@ static zhashx_t *s_view_of_broker(s_broker_t *broker)
     return view;
 }
 
+//  Returns true when uuid is one of the publishers' nodes, live or deleted.
+static bool s_published(s_chaos_t *self, const char *uuid)
+{
+    for (int p = 0; p < self->config.publishers; p++)
+        for (int n = 0; n < self->config.nodes; n++)
+            if (streq(self->publishers[p].nodes[n].uuid, uuid))
+                return true;
+    return false;
+}
+
 //  Compares a view (uuid -> hvn_node_t) with the truth. Prints up to
 //  S_MAX_REPORT differences under `name` when report is true. Returns the
 //  number of differences: nodes missing, extra, or unequal.
@@ -562,20 +569,20 @@ static int s_view_compare(s_chaos_t *self, zhashx_t *view, const char *name, boo
 {
     int diffs = 0;
     for (hvn_node_t *node = zhashx_first(view); node; node = zhashx_next(view)) {
-        s_node_t *truth = zhashx_lookup(self->truth, node->uuid);
-        if (!truth || !truth->live) {
+        hvn_node_t *truth = zhashx_lookup(self->truth, node->uuid);
+        if (!truth) {
             if (report && diffs < S_MAX_REPORT)
                 printf("  %s: extra node %s (%s)\n", name, node->uuid,
-                       truth ? "deleted" : "never published");
+                       s_published(self, node->uuid) ? "deleted" : "never published");
             diffs++;
             continue;
         }
-        if (hvn_node_equal(node, &truth->node))
+        if (hvn_node_equal(node, truth))
             continue;
         if (report && diffs < S_MAX_REPORT) {
             printf("  %s: node %s differs in", name, node->uuid);
             for (int f = 0; f < HVN_F_COUNT; f++)
-                if (!hvn_node_field_equal(node, &truth->node, (hvn_field_id_t)f))
+                if (!hvn_node_field_equal(node, truth, (hvn_field_id_t)f))
                     printf(" %s", hvn_schema_fields[f].name);
             printf("\n");
         }
@@ -583,10 +590,10 @@ static int s_view_compare(s_chaos_t *self, zhashx_t *view, const char *name, boo
     }
     for (int p = 0; p < self->config.publishers; p++)
         for (int n = 0; n < self->config.nodes; n++) {
-            s_node_t *truth = &self->publishers[p].nodes[n];
-            if (truth->live && !zhashx_lookup(view, truth->node.uuid)) {
+            const hvn_node_t *truth = &self->publishers[p].nodes[n];
+            if (zhashx_lookup(self->truth, truth->uuid) && !zhashx_lookup(view, truth->uuid)) {
                 if (report && diffs < S_MAX_REPORT)
-                    printf("  %s: missing node %s\n", name, truth->node.uuid);
+                    printf("  %s: missing node %s\n", name, truth->uuid);
                 diffs++;
             }
         }
@@ -780,13 +787,12 @@ static int s_setup(s_chaos_t *self)
     for (int p = 0; p < self->config.publishers; p++) {
         s_publisher_t *pub = &self->publishers[p];
         snprintf(pub->host, sizeof(pub->host), "chaos-p%02d", p);
-        pub->nodes = calloc((size_t)self->config.nodes, sizeof(s_node_t));
+        pub->nodes = calloc((size_t)self->config.nodes, sizeof(hvn_node_t));
         assert(pub->nodes);
         for (int n = 0; n < self->config.nodes; n++) {
-            s_node_t *node = &pub->nodes[n];
-            s_node_new(self, &node->node, (int64_t)p * self->config.nodes + n + 1, pub->host);
-            node->live = true;
-            zhashx_insert(self->truth, node->node.uuid, node);
+            hvn_node_t *node = &pub->nodes[n];
+            s_node_new(self, node, (int64_t)p * self->config.nodes + n + 1, pub->host);
+            zhashx_insert(self->truth, node->uuid, node);
         }
     }
     return 0;
@@ -1097,11 +1103,7 @@ static bool s_summary(s_chaos_t *self, int views_bad, int64_t converge_ms, int64
 {
     const s_config_t *config = &self->config;
     uint64_t sent = s_sent_total(self, NULL);
-    int live = 0;
-    for (int p = 0; p < config->publishers; p++) {
-        for (int n = 0; n < config->nodes; n++)
-            live += self->publishers[p].nodes[n].live;
-    }
+    int live = (int)zhashx_size(self->truth);
     printf("chaos: seed %" PRIu64 "\n", config->seed);
     printf("publishers %d, nodes %d each (%d live at the end), brokers %d, subscribers %d\n",
            config->publishers, config->nodes, live, config->brokers, config->subscribers);

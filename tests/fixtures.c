@@ -75,6 +75,13 @@ msgpack_object *fx_map_get(const msgpack_object *map, const char *key)
     return NULL;
 }
 
+//  Returns msgpack_unpack_next's answer for frame's bytes.
+msgpack_unpack_return fx_unpack_frame(zframe_t *frame, msgpack_unpacked *result, size_t *off)
+{
+    msgpack_unpacked_init(result);
+    return msgpack_unpack_next(result, (const char *)zframe_data(frame), zframe_size(frame), off);
+}
+
 //  Returns nothing; the head of an END packed.
 void fx_pack_head(msgpack_packer *pk, uint32_t keys, const char *broker_id, uint64_t count)
 {

@@ -45,6 +45,11 @@ void fx_str(const char *s);
 //  when map is no map or has no such key.
 msgpack_object *fx_map_get(const msgpack_object *map, const char *key);
 
+//  Returns what msgpack_unpack_next returns for the bytes of frame (off as
+//  there: where the object ended, or NULL), result initialised here and
+//  holding the object; its strs point into frame, which must outlive it.
+msgpack_unpack_return fx_unpack_frame(zframe_t *frame, msgpack_unpacked *result, size_t *off);
+
 //  Returns nothing; packs with pk the head of a map of `keys` entries
 //  whose first two are "broker_id" (a str) and "count" (an unsigned int):
 //  the first half of an END.

@@ -168,11 +168,8 @@ static int64_t s_stat(const char *key)
     zstr_free(&word);
     zframe_t *body = zmsg_pop(reply);
     msgpack_unpacked result;
-    msgpack_unpacked_init(&result);
     size_t off = 0;
-    cr_assert_eq(
-        msgpack_unpack_next(&result, (const char *)zframe_data(body), zframe_size(body), &off),
-        MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(fx_unpack_frame(body, &result, &off), MSGPACK_UNPACK_SUCCESS);
     cr_assert_eq(off, zframe_size(body));
     msgpack_object *value = s_get(&result.data, key);
     cr_assert_not_null(value, "STATS has no '%s'", key);
@@ -215,10 +212,7 @@ static void s_snapshot(const char *prefix, s_snapshot_t *snap)
         zstr_free(&word);
         zframe_t *body = zmsg_pop(msg);
         msgpack_unpacked result;
-        msgpack_unpacked_init(&result);
-        cr_assert_eq(
-            msgpack_unpack_next(&result, (const char *)zframe_data(body), zframe_size(body), NULL),
-            MSGPACK_UNPACK_SUCCESS);
+        cr_assert_eq(fx_unpack_frame(body, &result, NULL), MSGPACK_UNPACK_SUCCESS);
         snap->end_count = s_get(&result.data, "count")->via.i64;
         msgpack_object *id = s_get(&result.data, "broker_id");
         snprintf(snap->broker_id, sizeof(snap->broker_id), "%.*s", (int)id->via.str.size,
@@ -241,6 +235,14 @@ static void s_snapshot_free(s_snapshot_t *snap)
 {
     for (int i = 0; i < snap->count; i++)
         zmsg_destroy(&snap->items[i]);
+}
+
+//  Returns nothing; runs the broker's loop a little, so that what was sent
+//  is taken, then takes a snapshot of everything into *snap.
+static void s_snapshot_settled(s_snapshot_t *snap)
+{
+    bh_pump(broker, 20);
+    s_snapshot("", snap);
 }
 
 // --------------------------------------------------------------------------
@@ -360,10 +362,9 @@ Test(broker, snapshot_returns_the_cached_frames_exactly_and_end_counts_them)
     cr_assert_lt(f.body_size, sizeof(body));
     memcpy(body, f.body, f.body_size);
     size_t topic_size = f.topic_size, body_size = f.body_size;
-    bh_pump(broker, 20);
 
     s_snapshot_t snap;
-    s_snapshot("", &snap);
+    s_snapshot_settled(&snap);
     cr_assert_eq(snap.count, 2);
     cr_assert_eq(snap.end_count, 2);
     cr_assert_str_eq(snap.broker_id, hvn_broker_id(broker));
@@ -389,9 +390,8 @@ Test(broker, a_delete_removes_the_node_from_the_cache)
     s_send(&f);
     f = s_note(HVN_EVENT_DELETE, 1, HVN_KIND_NOTIFICATION, 2, 8);
     s_send(&f);
-    bh_pump(broker, 20);
     s_snapshot_t snap;
-    s_snapshot("", &snap);
+    s_snapshot_settled(&snap);
     cr_assert_eq(snap.count, 0);
     cr_assert_eq(snap.publisher_seq, 2);
     s_snapshot_free(&snap);
@@ -426,9 +426,8 @@ Test(broker, an_older_sync_does_not_overwrite_a_newer_update)
     memcpy(body, f.body, body_size);
     f = s_note(HVN_EVENT_UPDATE, 7, HVN_KIND_SYNC, 9, 8);
     s_send(&f);
-    bh_pump(broker, 20);
     s_snapshot_t snap;
-    s_snapshot("", &snap);
+    s_snapshot_settled(&snap);
     cr_assert_eq(snap.count, 1);
     cr_assert(s_frame_eq(zmsg_last(snap.items[0]), body, body_size));
     cr_assert_eq(snap.publisher_seq, 10);
@@ -706,10 +705,7 @@ Test(broker, a_big_snapshot_arrives_whole_while_forwarding_goes_on)
             cr_assert_str_eq(word, "END");
             zframe_t *body = zmsg_pop(msg);
             msgpack_unpacked result;
-            msgpack_unpacked_init(&result);
-            cr_assert_eq(msgpack_unpack_next(&result, (const char *)zframe_data(body),
-                                             zframe_size(body), NULL),
-                         MSGPACK_UNPACK_SUCCESS);
+            cr_assert_eq(fx_unpack_frame(body, &result, NULL), MSGPACK_UNPACK_SUCCESS);
             end_count = s_get(&result.data, "count")->via.i64;
             char text[HVN_UUID_STR_LEN + 1];
             uuid_unparse_lower(instance, text);
@@ -843,15 +839,12 @@ Test(broker, heartbeats_on_the_backend_with_its_id)
 {
     //  The suite's broker heartbeats every 10 s; this one every 20 ms
     hvn_broker_config_t config;
-    hvn_broker_config_defaults(&config);
-    config.frontend = "inproc://broker-hb-fe";
-    config.backend = "inproc://broker-hb-be";
-    config.service = "inproc://broker-hb-sv";
-    config.name = "hb-test";
+    char fast_endpoints[3][64];
+    bh_config(&config, fast_endpoints, "hb-test");
     config.heartbeat_ms = 20;
     hvn_broker_t *fast = hvn_broker_new(&config, NULL, 0);
     cr_assert_not_null(fast);
-    zsock_t *sub = zsock_new_sub("inproc://broker-hb-be", "hvn.broker@");
+    zsock_t *sub = zsock_new_sub(fast_endpoints[1], "hvn.broker@");
     int64_t deadline = zclock_mono() + S_WAIT_MS;
     while (!(zsock_events(sub) & ZMQ_POLLIN)) {
         cr_assert_lt(zclock_mono(), deadline, "no heartbeat");
@@ -883,11 +876,9 @@ Test(broker, heartbeats_on_the_backend_with_its_id)
 Test(broker, each_start_has_a_fresh_id_and_a_taken_endpoint_is_named)
 {
     hvn_broker_config_t config;
-    hvn_broker_config_defaults(&config);
-    config.frontend = "inproc://broker-other-fe";
+    char other_endpoints[3][64];
+    bh_config(&config, other_endpoints, "other");
     config.backend = endpoints[1]; //  Taken by the suite's broker
-    config.service = "inproc://broker-other-sv";
-    config.name = "other";
     char error[256] = "";
     hvn_broker_t *other = hvn_broker_new(&config, error, sizeof(error));
     cr_assert_null(other);
@@ -895,9 +886,7 @@ Test(broker, each_start_has_a_fresh_id_and_a_taken_endpoint_is_named)
     cr_assert(strstr(error, "backend"), "error does not name the socket: %s", error);
 
     //  A closed socket's inproc name is released asynchronously: new names
-    config.frontend = "inproc://broker-other-fe2";
-    config.backend = "inproc://broker-other-be2";
-    config.service = "inproc://broker-other-sv2";
+    bh_config(&config, other_endpoints, "other");
     other = hvn_broker_new(&config, error, sizeof(error));
     cr_assert_not_null(other, "%s", error);
     cr_assert_str_neq(hvn_broker_id(other), hvn_broker_id(broker));

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "hvn_proto.h"
 
 #define S_HB_MS 1000    //  Heartbeat interval of brokers and publishers here
@@ -167,10 +168,7 @@ static int s_snapshot(const char *service, s_snap_t *snap, int timeout_ms)
             cr_assert_str_eq(word, "END");
             zframe_t *body = zmsg_pop(reply);
             msgpack_unpacked result;
-            msgpack_unpacked_init(&result);
-            cr_assert_eq(msgpack_unpack_next(&result, (const char *)zframe_data(body),
-                                             zframe_size(body), NULL),
-                         MSGPACK_UNPACK_SUCCESS);
+            cr_assert_eq(fx_unpack_frame(body, &result, NULL), MSGPACK_UNPACK_SUCCESS);
             msgpack_object *map = &result.data;
             for (uint32_t i = 0; i < map->via.map.size; i++)
                 if (map->via.map.ptr[i].key.via.str.size == 5 &&

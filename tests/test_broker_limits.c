@@ -282,6 +282,16 @@ static hvn_broker_t *s_tcp_broker(size_t max_subscriptions, const char **backend
     return self;
 }
 
+//  Returns a SUB connected to endpoint and subscribed to prefix.
+static zsock_t *s_sub(const char *endpoint, const char *prefix)
+{
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    cr_assert_not_null(sub);
+    cr_assert_eq(zsock_connect(sub, "%s", endpoint), 0, "%s", endpoint);
+    zsock_set_subscribe(sub, prefix);
+    return sub;
+}
+
 //  Returns nothing; runs the broker until it counts `subscriptions` (and
 //  `limited` subscriptions not applied), asserted within S_WAIT_MS.
 static void s_wait_subscriptions(hvn_broker_t *self, int64_t subscriptions, uint64_t limited)
@@ -301,18 +311,14 @@ Test(tcp_limits, a_prefix_subscribed_twice_costs_one_slot_and_is_freed_at_the_cl
 {
     const char *backend;
     hvn_broker_t *self = s_tcp_broker(1, &backend);
-    zsock_t *twice = zsock_new(ZMQ_SUB);
-    cr_assert_eq(zsock_connect(twice, "%s", backend), 0);
-    zsock_set_subscribe(twice, "compute_node.");
+    zsock_t *twice = s_sub(backend, "compute_node.");
     zsock_set_subscribe(twice, "compute_node.");
     s_wait_subscriptions(self, 1, 0);
     s_pump_broker(self, 100); //  Both subscribe messages read
     zsock_destroy(&twice);
     s_wait_subscriptions(self, 0, 0);
     //  The next honest subscriber from the same address gets its prefix
-    zsock_t *honest = zsock_new(ZMQ_SUB);
-    cr_assert_eq(zsock_connect(honest, "%s", backend), 0);
-    zsock_set_subscribe(honest, "hvn.");
+    zsock_t *honest = s_sub(backend, "hvn.");
     s_wait_subscriptions(self, 1, 0);
     zsock_destroy(&honest);
     s_wait_subscriptions(self, 0, 0);
@@ -323,16 +329,14 @@ Test(tcp_limits, an_unsubscribe_of_a_refused_prefix_takes_nothing_from_its_holde
 {
     const char *backend;
     hvn_broker_t *self = s_tcp_broker(1, &backend);
-    zsock_t *first = zsock_new(ZMQ_SUB);
-    cr_assert_eq(zsock_connect(first, "%s", backend), 0);
-    zsock_set_subscribe(first, "a");
+    zsock_t *first = s_sub(backend, "a");
     s_wait_subscriptions(self, 1, 0);
     //  Another address, one slot: "x" is applied, "a" refused, then the
     //  refused "a" unsubscribed
     const char *port = strrchr(backend, ':');
-    zsock_t *other = zsock_new(ZMQ_SUB);
-    cr_assert_eq(zsock_connect(other, "tcp://127.0.0.2:0;127.0.0.1%s", port), 0);
-    zsock_set_subscribe(other, "x");
+    char from_other[128];
+    snprintf(from_other, sizeof(from_other), "tcp://127.0.0.2:0;127.0.0.1%s", port);
+    zsock_t *other = s_sub(from_other, "x");
     s_wait_subscriptions(self, 2, 0);
     zsock_set_subscribe(other, "a");
     s_wait_subscriptions(self, 2, 1);

@@ -170,6 +170,15 @@ static void s_end(s_broker_t *broker, const char *broker_id, uint64_t count, siz
     fx_service_end(&broker->svc, broker_id, count, n, instances, seqs);
 }
 
+//  Queues the END of a snapshot of two items from broker_id: S_INST1 at
+//  seq1, S_INST2 at seq2.
+static void s_end_two(s_broker_t *broker, const char *broker_id, uint64_t seq1, uint64_t seq2)
+{
+    const char *instances[] = {S_INST1, S_INST2};
+    uint64_t seqs[] = {seq1, seq2};
+    s_end(broker, broker_id, 2, 2, instances, seqs);
+}
+
 // --------------------------------------------------------------------------
 //  The replica under test
 
@@ -254,9 +263,7 @@ static void s_fleet_ab(s_broker_t *broker)
     fx_service_clear(&broker->svc);
     s_item(broker, HVN_EVENT_CREATE, S_UUID_A, S_HOST1, 3, 0x01, 1);
     s_item(broker, HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 7, 0x02, 2);
-    const char *instances[] = {S_INST1, S_INST2};
-    uint64_t seqs[] = {3, 7};
-    s_end(broker, "b1", 2, 2, instances, seqs);
+    s_end_two(broker, "b1", 3, 7);
 }
 
 // --------------------------------------------------------------------------
@@ -346,9 +353,7 @@ Test(replica, seq_gap_is_detected_and_a_snapshot_replaces_the_view)
     fx_service_clear(&brokers[0].svc);
     s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 6, 0x01, 6);
     s_item(&brokers[0], HVN_EVENT_CREATE, S_UUID_C, S_HOST2, 9, 0x02, 3);
-    const char *instances[] = {S_INST1, S_INST2};
-    uint64_t seqs[] = {6, 9};
-    s_end(&brokers[0], "b1", 2, 2, instances, seqs);
+    s_end_two(&brokers[0], "b1", 6, 9);
     event_count = 0;
     s_publish(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 6, 0x01, 6); //  4, 5 lost
     S_POLL_UNTIL(replica, s_stats(replica).repairs == 1);
@@ -387,9 +392,7 @@ Test(replica, detections_while_a_repair_is_pending_join_it)
     fx_service_clear(&brokers[0].svc); //  Safe: the service answers nothing while mute
     s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 5, 0x01, 5);
     s_item(&brokers[0], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 9, 0x02, 5);
-    const char *instances[] = {S_INST1, S_INST2};
-    uint64_t seqs[] = {5, 9};
-    s_end(&brokers[0], "b1", 2, 2, instances, seqs);
+    s_end_two(&brokers[0], "b1", 5, 9);
     brokers[0].svc.mute = 0;
     S_POLL_UNTIL(replica, hvn_replica_synced(replica));
     hvn_replica_stats_t stats = s_stats(replica);
@@ -578,9 +581,7 @@ Test(replica, snapshot_from_a_broker_behind_the_other_does_not_turn_the_view_bac
     fx_service_clear(&brokers[1].svc);
     s_item(&brokers[1], HVN_EVENT_UPDATE, S_UUID_A, S_HOST1, 4, 0x01, 4);
     s_item(&brokers[1], HVN_EVENT_UPDATE, S_UUID_B, S_HOST2, 7, 0x02, 2);
-    const char *instances[] = {S_INST1, S_INST2};
-    uint64_t seqs[] = {3, 7};
-    s_end(&brokers[1], "b1-new", 2, 2, instances, seqs);
+    s_end_two(&brokers[1], "b1-new", 3, 7);
     brokers[0].svc.mute = 1;
     s_broker_heartbeat(&brokers[1], "b1-other", 10000);
     s_broker_heartbeat(&brokers[1], "b1-new", 10000);

@@ -10,8 +10,10 @@
 
     Changes are batched in memory: the uuids of the nodes that changed, and
     one event row per notification. A batch is written as one transaction
-    as soon as no more input waits (hvn_index_eager), at the latest
-    commit_ms after its first change, and at once after a snapshot
+    as soon as no more input waits (hvn_index_eager) and 10 ms have passed
+    since the last commit (a lone change is written at once, a stream in
+    batches), at the latest commit_ms after its first change, and at once
+    after a snapshot
     (which is applied by one replica poll, so one snapshot is always in one
     transaction: readers see the fleet before it or after it, never half).
     A changed node's row is written as the view holds it at commit time, so
@@ -79,7 +81,8 @@ void hvn_index_apply(hvn_index_t *self, const hvn_replica_event_t *event);
 //  most 1000).
 int hvn_index_tick(hvn_index_t *self);
 
-//  Returns true when a batch waits and no retry is pending: a caller that
+//  Returns true when a batch waits, no retry is pending and the last commit
+//  was at least 10 ms ago (or a snapshot's batch waits): a caller that
 //  finds no more input waiting calls hvn_index_flush() at once, so that a
 //  lone change is not held for commit_ms (under a steady stream, batches
 //  still fill for up to commit_ms).

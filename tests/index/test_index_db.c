@@ -15,6 +15,7 @@
 
 #include "hvn_db.h"
 #include "hvn_index.h"
+#include "hvn_json.h"
 
 #define S_UUID_A "5f0c3a52-8a4b-4c55-9d0e-2f1b6e7a9c01"
 #define S_UUID_B "0d9a1b6c-3e2f-4a5b-8c7d-6e5f4a3b2c1d"
@@ -447,6 +448,61 @@ Test(index_db, payload_json_walks_the_schema)
     free(del);
 }
 
+//  Returns nothing; fills the string field f of node with up to its size
+//  - 1 bytes of random valid UTF-8: every control character, quotes,
+//  backslashes, slashes and two-, three- and four-byte sequences.
+static void s_random_text(hvn_node_t *node, int f, unsigned *seed)
+{
+    static const char *pieces[] = {"\"", "\\", "/", "a", "Z", "\x7f", "\xc3\xa9",
+                                   "\xe2\x80\xa8", "\xf0\x9f\x98\x80", "{}", ":,"};
+    char text[HVN_STR_MAX + 1] = "";
+    size_t len = 0, room = hvn_schema_fields[f].size - 1;
+    int count = rand_r(seed) % 40;
+    for (int i = 0; i < count; i++) {
+        char one[2] = {(char)(1 + rand_r(seed) % 0x1f), 0};
+        const char *piece = rand_r(seed) % 3 ? pieces[rand_r(seed) % 11] : one;
+        if (len + strlen(piece) > room)
+            break;
+        memcpy(text + len, piece, strlen(piece) + 1);
+        len += strlen(piece);
+    }
+    cr_assert_eq(hvn_node_set_str(node, (hvn_field_id_t)f, text), 0);
+}
+
+Test(index_db, payload_json_is_what_jansson_writes)
+{
+    static const int64_t ints[] = {0, 1, -1, 9, 10, -10, 4096, INT64_MAX, INT64_MIN, 7002000};
+    unsigned seed = 7;
+    for (int round = 0; round < 2000; round++) {
+        hvn_node_t node;
+        hvn_node_init(&node);
+        for (int f = 0; f < HVN_F_COUNT; f++) {
+            const hvn_field_t *field = &hvn_schema_fields[f];
+            if (field->nullable && rand_r(&seed) % 4 == 0)
+                continue; //  Left nil
+            if (field->type == HVN_TYPE_INT)
+                hvn_node_set_int(&node, (hvn_field_id_t)f,
+                                 rand_r(&seed) % 2 ? ints[rand_r(&seed) % 10]
+                                                   : (int64_t)rand_r(&seed) * rand_r(&seed));
+            else
+                s_random_text(&node, f, &seed);
+        }
+        char *fast = hvn_index_payload_json(&node, false);
+        char *oracle = hvn_json_node(&node);
+        cr_assert(fast && oracle);
+        cr_assert_str_eq(fast, oracle, "round %d", round);
+        free(fast);
+        free(oracle);
+    }
+}
+
+Test(index_db, payload_json_refuses_a_text_that_is_not_utf8)
+{
+    hvn_replica_node_t a = s_node(S_UUID_A, 1, "cmp-1", 1);
+    snprintf(a.node.hypervisor_type, sizeof(a.node.hypervisor_type), "QEMU\xff");
+    cr_expect_null(hvn_index_payload_json(&a.node, false));
+}
+
 Test(index_db, eager_only_while_a_batch_waits_and_no_retry_is_pending)
 {
     hvn_index_t *index = s_index(0);
@@ -464,6 +520,28 @@ Test(index_db, eager_only_while_a_batch_waits_and_no_retry_is_pending)
         SQLITE_OK);
     cr_assert_eq(hvn_index_flush(index), 0);
     cr_expect_not(hvn_index_eager(index), "committed");
+    hvn_index_destroy(&index);
+}
+
+Test(index_db, a_stream_is_committed_in_batches_a_lone_change_at_once)
+{
+    hvn_index_t *index = s_index(0);
+    hvn_replica_node_t a = s_node(S_UUID_A, 1, "cmp-1", 1);
+    s_change(index, 0, HVN_EVENT_CREATE, &a, false);
+    cr_expect(hvn_index_eager(index), "a lone change is committed at once");
+    cr_assert_eq(hvn_index_flush(index), 0);
+    int64_t committed = zclock_mono();
+    hvn_replica_node_t b = s_node(S_UUID_B, 2, "cmp-2", 1);
+    s_change(index, 1, HVN_EVENT_CREATE, &b, false);
+    bool eager = hvn_index_eager(index);
+    int wait_ms = hvn_index_tick(index);
+    if (zclock_mono() - committed < 10)
+        cr_expect_not(eager, "a change right after a commit waits to be batched");
+    cr_expect_leq(wait_ms, 10, "and for no longer than the batching interval");
+    while (!hvn_index_eager(index) && zclock_mono() - committed < 5000)
+        usleep(1000);
+    cr_expect_geq(zclock_mono() - committed, 10);
+    cr_expect(hvn_index_eager(index), "then it is committed as soon as no input waits");
     hvn_index_destroy(&index);
 }
 

@@ -126,7 +126,7 @@ static void *s_open(const char *target, bool readonly, char *err, size_t err_siz
     sqlite3_file_control(conn->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     const char *setup = readonly ? "PRAGMA query_only = ON"
                                  : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                                   "PRAGMA cache_size = -65536; "
+                                   "PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 16384; "
                                    "PRAGMA journal_size_limit = 67108864";
     conn->path = strdup(target);
     if (!conn->path || s_exec(conn, setup) != 0) {

@@ -15,6 +15,7 @@
     stream in batches of up to --commit-ms).
 */
 #include <czmq.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +252,14 @@ static void s_follow(s_run_t *run)
             hvn_index_flush(run->index);
     }
     hvn_index_flush(run->index);
+    hvn_index_stats_t st;
+    hvn_index_stats(run->index, &st);
+    zsys_info("index: %" PRIu64 " notifications, %" PRIu64 " event rows and %" PRIu64
+              " node rows written in %" PRIu64 " commits (%.1f ms committing on average), "
+              "%" PRIu64 " repairs, %" PRIu64 " event rows dropped, %" PRIu64 " database errors",
+              st.notifications, st.events_written, st.rows_written, st.commits,
+              st.commits ? (double)st.commit_us_sum / 1000.0 / (double)st.commits : 0.0,
+              st.repairs, st.events_dropped, st.db_errors);
 }
 
 int main(int argc, char *argv[])

@@ -201,24 +201,13 @@ static s_rate_t s_bare(void)
         const hvn_node_t *d = &n->node;
         if (k >= nodes)
             n->node.vcpus_used++;
-        sqlite3_bind_int64(up, 1, d->id);
-        sqlite3_bind_text(up, 2, d->uuid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 3, d->host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(up, 4, d->vcpus);
-        sqlite3_bind_int64(up, 5, d->memory_mb);
-        sqlite3_bind_int64(up, 6, d->local_gb);
-        sqlite3_bind_int64(up, 7, d->vcpus_used);
-        sqlite3_bind_int64(up, 8, d->memory_mb_used);
-        sqlite3_bind_int64(up, 9, d->local_gb_used);
-        sqlite3_bind_text(up, 10, d->hypervisor_type, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(up, 11, d->hypervisor_version);
-        sqlite3_bind_text(up, 12, d->hypervisor_hostname, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(up, 13, d->free_ram_mb);
-        sqlite3_bind_int64(up, 14, d->free_disk_gb);
-        sqlite3_bind_int64(up, 15, d->current_workload);
-        sqlite3_bind_int64(up, 16, d->running_vms);
-        sqlite3_bind_int64(up, 17, d->disk_available_least);
-        sqlite3_bind_text(up, 18, d->host_ip, -1, SQLITE_STATIC);
+        for (int f = 0; f < HVN_F_COUNT; f++) { //  The columns in payload order
+            const char *at = (const char *)d + hvn_schema_fields[f].offset;
+            if (hvn_schema_fields[f].type == HVN_TYPE_INT)
+                sqlite3_bind_int64(up, f + 1, *(const int64_t *)at);
+            else
+                sqlite3_bind_text(up, f + 1, at, -1, SQLITE_STATIC);
+        }
         sqlite3_bind_text(up, 19, n->timestamp, -1, SQLITE_STATIC);
         sqlite3_bind_text(up, 20, "nova-compute:bench", -1, SQLITE_STATIC);
         s_must(sqlite3_step(up) == SQLITE_DONE, "sqlite3_step(up) == SQLITE_DONE");

@@ -54,6 +54,11 @@ typedef struct {
     void (*discard)(const char *target);
 } hvn_db_backend_t;
 
+//  The function slots every backend fills from its file's s_open, s_close,
+//  s_exec, s_prepare and s_run (stale and discard are optional)
+#define HVN_DB_BACKEND_FUNCTIONS                                                                   \
+    .open = s_open, .close = s_close, .exec = s_exec, .prepare = s_prepare, .run = s_run
+
 extern const hvn_db_backend_t hvn_db_sqlite_backend;
 extern const hvn_db_backend_t hvn_db_pg_backend;
 

@@ -180,9 +180,5 @@ const hvn_db_backend_t hvn_db_pg_backend = {
     .int_type = "BIGINT",
     .serial_pk = "BIGSERIAL PRIMARY KEY",
     .json_object = "json_build_object",
-    .open = s_open,
-    .close = s_close,
-    .exec = s_exec,
-    .prepare = s_prepare,
-    .run = s_run,
+    HVN_DB_BACKEND_FUNCTIONS,
 };

@@ -307,11 +307,7 @@ const hvn_db_backend_t hvn_db_sqlite_backend = {
     .int_type = "INTEGER",
     .serial_pk = "INTEGER PRIMARY KEY",
     .json_object = "json_object",
-    .open = s_open,
-    .close = s_close,
-    .exec = s_exec,
-    .prepare = s_prepare,
-    .run = s_run,
+    HVN_DB_BACKEND_FUNCTIONS,
     .stale = s_stale,
     .discard = s_discard,
 };

@@ -213,21 +213,38 @@ static int s_marker_row(size_t columns, const char *const *values, void *arg)
     return 1;
 }
 
-//  Returns 0 after adding the condition "after the marker row in this
-//  order" (keys ends with uuid), or -1.
-static int s_marker(hvn_db_t *db, s_query_t *q, const char *marker, const s_sort_t *keys,
-                    size_t count)
+//  Returns "SELECT <first>, <columns> FROM compute_nodes<tail>" (heap;
+//  first may be NULL), or NULL when out of memory.
+static char *s_select_sql(const char *first, const char *const *columns, size_t count,
+                          const char *tail)
 {
     char *sql = NULL;
     size_t size = 0;
     FILE *out = open_memstream(&sql, &size);
     if (!out)
-        return -1;
-    fprintf(out, "SELECT ");
+        return NULL;
+    fprintf(out, "SELECT %s", first ? first : "");
     for (size_t i = 0; i < count; i++)
-        fprintf(out, "%s%s", i ? ", " : "", s_column_name(keys[i].column));
-    fprintf(out, " FROM compute_nodes WHERE uuid = $1");
-    fclose(out);
+        fprintf(out, "%s%s", first || i ? ", " : "", columns[i]);
+    fprintf(out, " FROM compute_nodes%s", tail);
+    if (fclose(out) != 0) {
+        free(sql);
+        return NULL;
+    }
+    return sql;
+}
+
+//  Returns 0 after adding the condition "after the marker row in this
+//  order" (keys ends with uuid), or -1.
+static int s_marker(hvn_db_t *db, s_query_t *q, const char *marker, const s_sort_t *keys,
+                    size_t count)
+{
+    const char *names[S_SORTS_MAX + 1];
+    for (size_t i = 0; i < count; i++)
+        names[i] = s_column_name(keys[i].column);
+    char *sql = s_select_sql(NULL, names, count, " WHERE uuid = $1");
+    if (!sql)
+        return -1;
     s_marker_t m = {0};
     hvn_db_value_t v = {HVN_DB_TEXT, 0, marker};
     int rc = hvn_db_query(db, sql, &v, 1, s_marker_row, &m);
@@ -656,19 +673,16 @@ static int s_gauge_row(size_t columns, const char *const *values, void *arg)
 static int s_node_gauges(hvn_index_api_t *self, hvn_metrics_t *m)
 {
     int ints[HVN_F_COUNT], count = 0;
-    char *sql = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream(&sql, &size);
-    if (!out)
-        return -1;
-    fprintf(out, "SELECT uuid, host, hypervisor_hostname");
+    const char *names[HVN_F_COUNT];
     for (int f = 0; f < HVN_F_COUNT; f++)
         if (hvn_schema_fields[f].type == HVN_TYPE_INT) {
-            fprintf(out, ", %s", hvn_schema_fields[f].name);
+            names[count] = hvn_schema_fields[f].name;
             ints[count++] = f;
         }
-    fprintf(out, " FROM compute_nodes"); //  Table order: no index walk
-    fclose(out);
+    //  Table order: no index walk
+    char *sql = s_select_sql("uuid, host, hypervisor_hostname", names, (size_t)count, "");
+    if (!sql)
+        return -1;
     s_gauges_t g = {0};
     int rc = hvn_db_query(self->db, sql, NULL, 0, s_gauge_row, &g);
     free(sql);

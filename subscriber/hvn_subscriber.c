@@ -41,6 +41,12 @@ typedef struct {
     bool delivered_seen;   //  delivered is known
 } s_publisher_t;
 
+//  A connection to the service: a DEALER, and a watch on its handshake
+typedef struct {
+    zsock_t *dealer;       //  Connected to the service
+    hvn_redial_t *refusal; //  Counts a refused handshake (no redial)
+} s_service_t;
+
 struct _hvn_subscriber_t {
     zsock_t *sub;                    //  SUB on the broker backend(s)
     hvn_redial_t *redial;            //  Dials a backend that refused the handshake again
@@ -61,7 +67,10 @@ struct _hvn_subscriber_t {
     int replay_timeout_ms;           //  Wait for a REPLAY in recv(); -1 = no REPLAY
     int64_t replay_after_ms;         //  No REPLAY from recv() before this (after a failure)
     zlist_t *pending;                //  zmsg_t (topic, header, body) recv() delivers first
+    s_service_t kept;                //  Left open by the last whole reply; dealer NULL: none
 };
+
+static void s_service_close(s_service_t *svc);
 
 // --------------------------------------------------------------------------
 //  Small helpers
@@ -295,6 +304,7 @@ void hvn_subscriber_destroy(hvn_subscriber_t **self_p)
         return;
     hvn_redial_destroy(&self->redial);
     zsock_destroy(&self->sub);
+    s_service_close(&self->kept);
     while (self->pending && zlist_size(self->pending)) {
         zmsg_t *queued = zlist_pop(self->pending);
         zmsg_destroy(&queued);
@@ -614,12 +624,6 @@ static int s_snapshot_end(zmq_msg_t *parts, int count, void *arg)
     return rc;
 }
 
-//  One request to the service: a DEALER, and a watch on its handshake
-typedef struct {
-    zsock_t *dealer;       //  Connected to the service
-    hvn_redial_t *refusal; //  Counts a refused handshake (no redial)
-} s_service_t;
-
 //  Returns nothing; closes what s_service_open opened.
 static void s_service_close(s_service_t *svc)
 {
@@ -628,10 +632,15 @@ static void s_service_close(s_service_t *svc)
 }
 
 //  Returns 0 with svc holding a DEALER connected to the service, or -1
-//  (logged).
+//  (logged). The connection the last whole reply left open is taken again:
+//  a repair then costs its round trip, not a connection and a handshake
+//  (with CURVE, the most of a small REPLAY's time).
 static int s_service_open(hvn_subscriber_t *self, s_service_t *svc)
 {
-    *svc = (s_service_t){0};
+    *svc = self->kept;
+    self->kept = (s_service_t){0};
+    if (svc->dealer)
+        return 0;
     if (!self->service) {
         zsys_error("subscriber: no service endpoint configured");
         return -1;
@@ -649,6 +658,17 @@ static int s_service_open(hvn_subscriber_t *self, s_service_t *svc)
         return -1;
     }
     return 0;
+}
+
+//  Returns nothing; keeps the connection for the next request when its
+//  reply came whole (nothing of it can arrive later), else closes it.
+static void s_service_done(hvn_subscriber_t *self, s_service_t *svc, bool whole)
+{
+    if (whole && !self->kept.dealer) {
+        self->kept = *svc;
+        *svc = (s_service_t){0};
+    }
+    s_service_close(svc);
 }
 
 //  Returns the number of reply frames received into parts (at most max),
@@ -767,7 +787,7 @@ int hvn_subscriber_snapshot(hvn_subscriber_t *self, const char *prefix, hvn_snap
         rc = s_service_reply(self, &svc, s_snapshot_item, s_snapshot_end, snap, timeout_ms);
     }
     free(snap);
-    s_service_close(&svc);
+    s_service_done(self, &svc, rc >= 0);
     return rc;
 }
 
@@ -833,7 +853,7 @@ static int s_replay_request(hvn_subscriber_t *self, const uint8_t instance[16], 
     s_replay_t replay = {.self = self, .fn = fn, .arg = arg, .end = end};
     if (zsock_send(svc.dealer, "ssss", HVN_SERVICE_REPLAY, text, first_text, last_text) == 0)
         rc = s_service_reply(self, &svc, s_replay_item, s_replay_end, &replay, timeout_ms);
-    s_service_close(&svc);
+    s_service_done(self, &svc, rc >= 0);
     return rc;
 }
 
@@ -994,6 +1014,6 @@ char *hvn_subscriber_stats_request(hvn_subscriber_t *self, int timeout_ms)
             s_close_parts(parts, count < 2 ? count : 2);
         }
     }
-    s_service_close(&svc);
+    s_service_done(self, &svc, text != NULL);
     return text;
 }

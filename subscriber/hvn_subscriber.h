@@ -101,8 +101,9 @@ int hvn_subscriber_redial(hvn_subscriber_t *self);
 //  the duration of the call).
 typedef void(hvn_snapshot_fn)(const hvn_msg_t *msg, void *arg);
 
-//  Asks the broker's service socket (opts.service, a DEALER per call) for
-//  its cached nodes whose topic starts with prefix ("" or NULL = all; at
+//  Asks the broker's service socket (opts.service: one DEALER connection,
+//  kept open between requests while each reply comes whole, made again
+//  after one that did not) for its cached nodes whose topic starts with prefix ("" or NULL = all; at
 //  most HVN_TOPIC_MAX bytes), calls
 //  fn for each valid item that also passes this subscriber's topics and host
 //  filter (bad items are counted in stats.skipped and left out), and

@@ -211,10 +211,16 @@ static void s_service_actor(zsock_t *pipe, void *arg)
         return;
     }
     zpoller_t *poller = zpoller_new(pipe, router, NULL);
+    zframe_t *peer = NULL; //  The last request's connection
     while (zpoller_wait(poller, -1) == router) {
         zmsg_t *request = zmsg_recv(router);
         zframe_t *id = zmsg_pop(request);
         svc->asked++;
+        if (!peer || !zframe_eq(peer, id)) {
+            svc->peers++;
+            zframe_destroy(&peer);
+            peer = zframe_dup(id);
+        }
         for (zframe_t *f = zmsg_first(request); f; f = zmsg_next(request)) {
             size_t len = strlen(svc->request);
             snprintf(svc->request + len, sizeof(svc->request) - len, "%s%.*s", len ? "|" : "",
@@ -229,6 +235,7 @@ static void s_service_actor(zsock_t *pipe, void *arg)
         zframe_destroy(&id);
         zmsg_destroy(&request);
     }
+    zframe_destroy(&peer);
     zpoller_destroy(&poller);
     zsock_destroy(&router);
 }

@@ -74,6 +74,7 @@ typedef struct {
     zlist_t *replies;   //  zmsg_t sent back to each request, in order
     volatile int mute;  //  Nonzero: requests get no answer
     volatile int asked; //  Requests received
+    volatile int peers; //  Connections they came on (a new one each time the peer changes)
     char request[300];  //  The requests' frames, joined with '|'
 } fx_service_t;
 

@@ -717,6 +717,29 @@ Test(subscriber, snapshot_without_an_answer_times_out)
     hvn_subscriber_destroy(&no_service);
 }
 
+Test(subscriber, requests_share_one_connection_until_a_reply_does_not_come)
+{
+    s_fake_init();
+    s_fake_item(HVN_EVENT_CREATE, S_UUID, "cmp-001", 3, 0x01);
+    s_fake_end1(1, 3);
+    sub = s_client(NULL, 0, NULL);
+    zactor_t *actor = fx_service_run(&fake);
+    cr_assert(actor);
+    s_items_t items = {0};
+    cr_assert_eq(hvn_subscriber_snapshot(sub, "", s_collect, &items, S_WAIT_MS), 1);
+    cr_assert_geq(hvn_subscriber_snapshot(sub, "", s_collect, &items, S_WAIT_MS), 0);
+    cr_expect_eq(fake.asked, 2);
+    cr_expect_eq(fake.peers, 1, "the second request went on the first one's connection");
+    fake.mute = 1;
+    cr_assert_eq(hvn_subscriber_snapshot(sub, "", s_collect, &items, 100), -1);
+    fake.mute = 0;
+    cr_assert_geq(hvn_subscriber_snapshot(sub, "", s_collect, &items, S_WAIT_MS), 0);
+    cr_expect_eq(fake.asked, 4);
+    cr_expect_eq(fake.peers, 2, "after a reply that did not come, a new connection: a late "
+                                "reply is never read as the next request's");
+    zactor_destroy(&actor);
+}
+
 Test(subscriber, stats_request_returns_the_counters_as_json)
 {
     s_fake_init();

@@ -174,7 +174,7 @@ static int s_table(long iterations, int runs)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         double ns[S_MAX_RUNS], allocs[S_MAX_RUNS];
         for (int r = 0; r < runs; r++) {
-            s_result_t res;
+            s_result_t res = {0};
             s_run_case(cases[c].name, iterations, false, true, &res);
             ns[r] = res.ns_per_call;
             allocs[r] = res.allocs_per_call;

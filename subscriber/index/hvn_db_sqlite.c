@@ -4,8 +4,11 @@
     connection) never block the writer nor it them; synchronous=NORMAL,
     which in WAL mode loses nothing committed when the process dies (only
     an operating-system crash may lose the last commits). A busy reader is
-    waited for up to five seconds. The writer keeps up to 64 MiB of pages
-    in its cache: the indexes of a large fleet are read at every batch.
+    waited for up to five seconds. The writer keeps up to 256 MiB of pages
+    in its cache (every event row lands at a random place in the message_id
+    and uuid indexes, read at every batch) and checkpoints the WAL every
+    64 MiB, so that pages a stream rewrites are copied once per checkpoint
+    rather than once per few commits.
 
     Statements use $1.. parameters; SQLite numbers a $N parameter by its
     first appearance, so a prepared statement is checked once to number

@@ -26,6 +26,8 @@
 #define UUID_C "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a03"
 #define UUID_D "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a04"
 #define S_CONVERGE_MS 15000 //  Longest the table may take to equal the truth
+#define S_STOP_MS 30000     //  Longest hvn-index may take to exit on SIGTERM (a sanitizer
+                            //  build's leak check at exit is slow on a loaded machine)
 
 static it_env_t env;
 static char db_target[512]; //  The database: a file path or a postgresql:// URI
@@ -122,7 +124,7 @@ static void s_finish(it_proc_t **pub, it_proc_t **index)
     it_close_stdin(*pub);
     it_wait(*pub, 10000);
     it_stop(pub, SIGKILL, 1000);
-    cr_expect_eq(it_stop(index, SIGTERM, 5000), 0, "hvn-index did not stop cleanly");
+    cr_expect_eq(it_stop(index, SIGTERM, S_STOP_MS), 0, "hvn-index did not stop cleanly");
 }
 
 //  Returns a running hvn-pub for host cmp-1, reading its stdin, once
@@ -268,7 +270,7 @@ static void s_case_rows_equal_what_was_reported_after_create_update_delete(void)
     it_close_stdin(pub);
     cr_expect_eq(it_wait(pub, 10000), 0);
     it_stop(&pub, SIGKILL, 1000);
-    cr_expect_eq(it_stop(&index, SIGTERM, 5000), 0, "hvn-index stops cleanly on SIGTERM");
+    cr_expect_eq(it_stop(&index, SIGTERM, S_STOP_MS), 0, "hvn-index stops cleanly on SIGTERM");
 }
 
 //  Returns how many notification rows have a seq in 1..n (each counted

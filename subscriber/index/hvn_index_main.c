@@ -11,8 +11,9 @@
     The loop is: poll the
     replica until the writer's next commit is due, then tick the writer;
     while a batch waits, poll without waiting, and commit as soon as no
-    input is left (a group commit: a lone change is written at once, a
-    stream in batches of up to --commit-ms).
+    input is left and 10 ms have passed since the last commit (a group
+    commit: a lone change is written at once, a stream in batches of 10 ms
+    up to --commit-ms).
 */
 #include <czmq.h>
 #include <inttypes.h>

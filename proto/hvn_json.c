@@ -6,6 +6,7 @@
     in a script should be an error, not a silently missing field.
 */
 #include "hvn_json.h"
+#include "hvn_json_int.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -271,4 +272,40 @@ int hvn_json_parse_node(const char *text, size_t size, hvn_node_t *node, bool *d
             *deleted = is_deleted;
     }
     return rc;
+}
+
+// --------------------------------------------------------------------------
+//  A JSON string, written without jansson
+
+//  Returns what hvn_json_int.h says.
+char *hvni_json_string(char *at, const char *text, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    *at++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *at++ = (char)c;
+            continue;
+        }
+        *at++ = '\\';
+        const char *named = c == '"'    ? "\""
+                            : c == '\\' ? "\\"
+                            : c == '\b' ? "b"
+                            : c == '\f' ? "f"
+                            : c == '\n' ? "n"
+                            : c == '\r' ? "r"
+                            : c == '\t' ? "t"
+                                        : NULL;
+        if (named) {
+            *at++ = *named;
+            continue;
+        }
+        memcpy(at, "u00", 3);
+        at[3] = hex[c >> 4];
+        at[4] = hex[c & 15];
+        at += 5;
+    }
+    *at++ = '"';
+    return at;
 }

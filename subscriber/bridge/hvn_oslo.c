@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvn_json_int.h"
+
 void hvn_oslo_unique_id(const char *message_id, char out[33])
 {
     size_t o = 0;
@@ -46,12 +48,10 @@ static char *s_inner(const hvn_msg_t *msg)
 }
 
 //  The outer object is written around the inner message, quoted as one
-//  JSON string. The inner text is jansson's compact rendering: valid UTF-8
-//  whose control characters jansson has already written as escapes, so
-//  quoting it takes a backslash before each '"' and '\' and nothing else
-//  (jansson's own dump of it as a string checked every character's UTF-8
-//  again and cost more than rendering the message; the suite compares
-//  the body jansson reads back with the inner text).
+//  JSON string (hvni_json_string: jansson's own dump of it as a string
+//  checked every character's UTF-8 again and cost more than rendering the
+//  message; the inner text is jansson's rendering, valid UTF-8; the suite
+//  compares the body jansson reads back with the inner text).
 char *hvn_oslo_body(const hvn_msg_t *msg, size_t *size)
 {
     if (msg->header.kind == HVN_KIND_HEARTBEAT || !msg->message_id[0])
@@ -59,25 +59,16 @@ char *hvn_oslo_body(const hvn_msg_t *msg, size_t *size)
     char *inner = s_inner(msg);
     if (!inner)
         return NULL;
-    static const char head[] = "{\"oslo.version\":\"2.0\",\"oslo.message\":\"";
-    size_t quotes = 0;
-    for (const char *c = inner; *c; c++)
-        quotes += *c == '"' || *c == '\\';
+    static const char head[] = "{\"oslo.version\":\"2.0\",\"oslo.message\":";
     size_t inner_len = strlen(inner);
-    size_t len = sizeof(head) - 1 + inner_len + quotes + 2;
-    char *body = malloc(len + 1);
+    char *body = malloc(sizeof(head) - 1 + HVNI_JSON_STRING_MAX(inner_len) + 2);
     if (body) {
         char *out = body;
         memcpy(out, head, sizeof(head) - 1);
-        out += sizeof(head) - 1;
-        for (const char *c = inner; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                *out++ = '\\';
-            *out++ = *c;
-        }
-        memcpy(out, "\"}", 3);
+        out = hvni_json_string(out + sizeof(head) - 1, inner, inner_len);
+        memcpy(out, "}", 2);
         if (size)
-            *size = len;
+            *size = (size_t)(out + 1 - body);
     }
     free(inner);
     return body;

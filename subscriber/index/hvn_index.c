@@ -6,6 +6,7 @@
     whatever the batch folded together or a failed commit kept for later.
 */
 #include "hvn_index.h"
+#include "hvn_json_int.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -86,7 +87,7 @@ static size_t s_payload_cap(void)
         const hvn_field_t *field = &hvn_schema_fields[f];
         //  "name":value, with a value of an int64, null, or a string whose
         //  every byte may become \u00XX
-        size_t value = field->type == HVN_TYPE_INT ? 20 : 6 * field->size + 2;
+        size_t value = field->type == HVN_TYPE_INT ? 20 : HVNI_JSON_STRING_MAX(field->size);
         cap += strlen(field->name) + 4 + (value < 4 ? 4 : value);
     }
     return cap;
@@ -109,35 +110,6 @@ static char *s_put_int(char *at, int64_t v)
     return at;
 }
 
-//  Returns at after writing text (len bytes of valid UTF-8) as a JSON
-//  string there.
-static char *s_put_string(char *at, const char *text, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    *at++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *at++ = (char)c;
-            continue;
-        }
-        *at++ = '\\';
-        const char *named = c == '"' ? "\"" : c == '\\' ? "\\" : c == '\b' ? "b"
-                            : c == '\f' ? "f" : c == '\n' ? "n" : c == '\r' ? "r"
-                            : c == '\t' ? "t" : NULL;
-        if (named) {
-            *at++ = *named;
-            continue;
-        }
-        memcpy(at, "u00", 3);
-        at[3] = hex[c >> 4];
-        at[4] = hex[c & 15];
-        at += 5;
-    }
-    *at++ = '"';
-    return at;
-}
-
 char *hvn_index_payload_json(const hvn_node_t *node, bool delete_payload)
 {
     assert(node);
@@ -155,7 +127,7 @@ char *hvn_index_payload_json(const hvn_node_t *node, bool delete_payload)
             continue;
         if (at[-1] != '{')
             *at++ = ',';
-        at = s_put_string(at, field->name, strlen(field->name));
+        at = hvni_json_string(at, field->name, strlen(field->name));
         *at++ = ':';
         const char *value = (const char *)node + field->offset;
         if (hvn_node_is_null(node, (hvn_field_id_t)f)) {
@@ -169,7 +141,7 @@ char *hvn_index_payload_json(const hvn_node_t *node, bool delete_payload)
                 free(text);
                 return NULL;
             }
-            at = s_put_string(at, value, len);
+            at = hvni_json_string(at, value, len);
         }
     }
     *at++ = '}';
@@ -796,7 +768,8 @@ int hvn_index_tick(hvn_index_t *self)
 bool hvn_index_eager(hvn_index_t *self)
 {
     assert(self);
-    return !self->retry_at && (zhashx_size(self->touched) || self->event_count || self->reconcile) &&
+    return !self->retry_at &&
+           (zhashx_size(self->touched) || self->event_count || self->reconcile) &&
            zclock_mono() >= s_group_at(self);
 }
 

@@ -62,7 +62,7 @@ install(TARGETS ${hvn_install_targets} EXPORT hvnotifyTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # The public headers: every proto header but those internal to proto/
-# (their names are hvni_: hvn_mpread.h, hvn_wire_int.h, hvn_write_int.h; each says
+# (their names are hvni_: hvn_mpread.h, hvn_wire_int.h, hvn_write_int.h, hvn_json_int.h; each says
 # "Internal to proto/" in its first comment), the publisher's and the
 # subscriber's. What they declare is all that libhvn.so exports.
 file(GLOB hvn_proto_headers ${CMAKE_SOURCE_DIR}/proto/*.h)

@@ -1,8 +1,8 @@
 /*  hvn_json_int.h — a text written as a JSON string, as jansson writes
     one: what the index's payloads and the bridge's message bodies are
     written with where building a jansson tree per notification would cost
-    more than the rest of their work. Internal (hvni_: not libhvn's API,
-    not exported).
+    more than the rest of their work. Internal to proto/ (hvni_: not
+    libhvn's API, not exported).
 */
 #ifndef HVN_JSON_INT_H_INCLUDED
 #define HVN_JSON_INT_H_INCLUDED

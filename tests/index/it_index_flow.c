@@ -27,7 +27,7 @@
 #define UUID_D "6f1c1e0a-4a7b-4b8e-9d7e-0a6f7c2b1a04"
 #define S_CONVERGE_MS 15000 //  Longest the table may take to equal the truth
 #define S_STOP_MS 30000     //  Longest hvn-index may take to exit on SIGTERM (a sanitizer
-                            //  build's leak check at exit is slow on a loaded machine)
+                            //  build's leak check at exit can take seconds when loaded)
 
 static it_env_t env;
 static char db_target[512]; //  The database: a file path or a postgresql:// URI
@@ -106,7 +106,23 @@ static it_proc_t *s_index_spawn(const char *db, int port, bool err)
                           port ? "--http" : "--no-http",
                           port ? http : NULL,
                           NULL};
+    //  A sanitizer build's leak check at exit stops every thread with
+    //  ptrace; in hvn-index linked with libpq it now and then never
+    //  finishes (the process stays in ptrace_stop; seen in CI, and on older
+    //  code too), so the PostgreSQL runs leave it out. The SQLite runs
+    //  check the same program for leaks.
+    char *saved = getenv("ASAN_OPTIONS") ? strdup(getenv("ASAN_OPTIONS")) : NULL;
+    if (strcmp(db_kind, "postgresql") == 0) {
+        char *options = zsys_sprintf("%s:detect_leaks=0", saved ? saved : "");
+        setenv("ASAN_OPTIONS", options, 1);
+        zstr_free(&options);
+    }
     it_proc_t *proc = it_spawn(argv, false, false, err);
+    if (saved)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
     cr_assert_not_null(proc);
     return proc;
 }
